@@ -1,0 +1,511 @@
+package activations
+
+import (
+	"archive/zip"
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Kind names the layout a dump was read from.
+type Kind string
+
+// The layouts Open reads.
+const (
+	KindDir Kind = "rise-activations/1"
+	KindNpy Kind = "npy"
+	KindNpz Kind = "npz"
+)
+
+// Dump is an opened activation dump. Opening reads every header and checks
+// the layout (row counts, widths, types, file sizes); row values are read
+// only on demand, so opening a dump of any size is quick.
+type Dump struct {
+	Path       string    // what was opened
+	Kind       Kind      // the layout
+	Manifest   *Manifest // the manifest; made up from the file for .npy and .npz
+	Layers     []*Layer  // sorted by layer number
+	Rows       int       // rows per layer
+	DModel     int       // width of every row
+	StepsPath  string    // steps.jsonl, or "" when the dump has none
+	TracesPath string    // traces.jsonl, or "" when the dump has none
+
+	closers []io.Closer
+}
+
+// Open opens a dump: a rise-activations/1 directory, a .npy file, or an .npz
+// archive with one array per layer.
+func Open(path string) (*Dump, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fileErr(path, err)
+	}
+	d := &Dump{Path: path}
+	switch {
+	case st.IsDir():
+		err = d.openDir(path)
+	case strings.HasSuffix(strings.ToLower(path), ".npz"):
+		err = d.openNpz(path)
+	case strings.HasSuffix(strings.ToLower(path), ".npy"):
+		err = d.openNpy(path)
+	default:
+		return nil, fmt.Errorf("%s: expected a dump directory (with manifest.json), a .npy file or an .npz archive", path)
+	}
+	if err == nil {
+		err = d.check()
+	}
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Layer returns the layer with the given number, or nil.
+func (d *Dump) Layer(n int) *Layer {
+	for _, l := range d.Layers {
+		if l.Number == n {
+			return l
+		}
+	}
+	return nil
+}
+
+// LayerNumbers returns the dump's layer numbers in order.
+func (d *Dump) LayerNumbers() []int {
+	out := make([]int, len(d.Layers))
+	for i, l := range d.Layers {
+		out[i] = l.Number
+	}
+	return out
+}
+
+// Close releases the dump's files and removes any temporary file made while
+// reading a compressed .npz archive.
+func (d *Dump) Close() error {
+	var first error
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		if err := d.closers[i].Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	d.closers = nil
+	return first
+}
+
+func (d *Dump) openDir(dir string) error {
+	m, err := readManifest(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: not a dump: manifest.json is missing (expected a rise-activations/1 directory)", dir)
+	}
+	if err != nil {
+		return err
+	}
+	d.Kind, d.Manifest, d.DModel = KindDir, m, m.DModel
+	nums, _ := m.LayerNumbers()
+	for _, n := range nums {
+		key := strconv.Itoa(n)
+		shards := m.Layers[key]
+		if shards == nil { // the key was written as, say, "07"
+			for k, v := range m.Layers {
+				if kn, _ := strconv.Atoi(k); kn == n {
+					key, shards = k, v
+				}
+			}
+		}
+		l := &Layer{Number: n, Name: key, DModel: m.DModel}
+		for _, name := range shards {
+			s, err := d.openShardFile(filepath.Join(dir, name))
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%s: layer %s: shard %s is missing", filepath.Join(dir, "manifest.json"), key, name)
+			}
+			if err != nil {
+				return err
+			}
+			if err := l.add(s); err != nil {
+				return err
+			}
+		}
+		d.Layers = append(d.Layers, l)
+	}
+	if m.Steps != "" {
+		d.StepsPath = filepath.Join(dir, m.Steps)
+		if _, err := os.Stat(d.StepsPath); err != nil {
+			return fmt.Errorf("%s: field \"steps\": %s is missing", filepath.Join(dir, "manifest.json"), m.Steps)
+		}
+	} else if p := filepath.Join(dir, "steps.jsonl"); exists(p) {
+		d.StepsPath = p
+	}
+	if m.Traces != "" {
+		d.TracesPath = filepath.Join(dir, m.Traces)
+		if _, err := os.Stat(d.TracesPath); err != nil {
+			return fmt.Errorf("%s: field \"traces\": %s is missing", filepath.Join(dir, "manifest.json"), m.Traces)
+		}
+	} else if p := filepath.Join(dir, "traces.jsonl"); exists(p) {
+		d.TracesPath = p
+	}
+	return nil
+}
+
+func (d *Dump) openNpy(path string) error {
+	s, err := d.openShardFile(path)
+	if err != nil {
+		return err
+	}
+	n := layerNumberFromName(filepath.Base(path), 0)
+	l := &Layer{Number: n, Name: filepath.Base(path), DModel: s.arr.Cols}
+	if err := l.add(s); err != nil {
+		return err
+	}
+	d.Kind, d.DModel, d.Layers = KindNpy, s.arr.Cols, []*Layer{l}
+	d.besideFiles(path)
+	d.Manifest = d.madeUpManifest()
+	return nil
+}
+
+func (d *Dump) openNpz(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fileErr(path, err)
+	}
+	d.closers = append(d.closers, f)
+	st, err := f.Stat()
+	if err != nil {
+		return fileErr(path, err)
+	}
+	zr, err := zip.NewReader(f, st.Size())
+	if err != nil {
+		return fmt.Errorf("%s: not a readable .npz archive: %v", path, err)
+	}
+	// npyio's npz.Reader lists members and opens them as streams; random
+	// access to stored members needs their offsets, so zip is read here
+	// directly and each member's header is parsed as for a .npy file.
+	var members []*zip.File
+	for _, zf := range zr.File {
+		if strings.HasSuffix(zf.Name, "/") {
+			continue
+		}
+		members = append(members, zf)
+	}
+	if len(members) == 0 {
+		return fmt.Errorf("%s: the archive holds no arrays", path)
+	}
+	numbers := npzLayerNumbers(members)
+	for i, zf := range members {
+		name := path + ":" + zf.Name
+		s, err := d.openNpzMember(name, f, zf)
+		if err != nil {
+			return err
+		}
+		l := &Layer{Number: numbers[i], Name: strings.TrimSuffix(zf.Name, ".npy"), DModel: s.arr.Cols}
+		if err := l.add(s); err != nil {
+			return err
+		}
+		d.Layers = append(d.Layers, l)
+	}
+	sort.Slice(d.Layers, func(i, j int) bool { return d.Layers[i].Number < d.Layers[j].Number })
+	d.Kind, d.DModel = KindNpz, d.Layers[0].DModel
+	d.besideFiles(path)
+	d.Manifest = d.madeUpManifest()
+	return nil
+}
+
+// npzLayerNumbers numbers an archive's members by the last integer in each
+// name ("layer14", "blocks.14.hook_resid_post"); when that does not give
+// distinct numbers, members are numbered by their order in the archive.
+func npzLayerNumbers(members []*zip.File) []int {
+	out := make([]int, len(members))
+	seen := map[int]bool{}
+	for i, zf := range members {
+		n := layerNumberFromName(zf.Name, -1)
+		if n < 0 || seen[n] {
+			for j := range out {
+				out[j] = j
+			}
+			return out
+		}
+		seen[n] = true
+		out[i] = n
+	}
+	return out
+}
+
+var lastInt = regexp.MustCompile(`(\d+)\D*$`)
+
+func layerNumberFromName(name string, def int) int {
+	m := lastInt.FindStringSubmatch(strings.TrimSuffix(name, ".npy"))
+	if m == nil {
+		return def
+	}
+	n, err := strconv.Atoi(m[1])
+	if err != nil {
+		return def
+	}
+	return n
+}
+
+// besideFiles picks up steps.jsonl and traces.jsonl next to a .npy or .npz.
+func (d *Dump) besideFiles(path string) {
+	dir := filepath.Dir(path)
+	if p := filepath.Join(dir, "steps.jsonl"); exists(p) {
+		d.StepsPath = p
+	}
+	if p := filepath.Join(dir, "traces.jsonl"); exists(p) {
+		d.TracesPath = p
+	}
+}
+
+func (d *Dump) madeUpManifest() *Manifest {
+	m := &Manifest{Format: Format, DModel: d.DModel, Layers: map[string][]string{}}
+	for _, l := range d.Layers {
+		m.Layers[strconv.Itoa(l.Number)] = l.Shards()
+	}
+	if d.StepsPath != "" {
+		m.Steps = filepath.Base(d.StepsPath)
+	}
+	if d.TracesPath != "" {
+		m.Traces = filepath.Base(d.TracesPath)
+	}
+	return m
+}
+
+// openShardFile opens a .npy file, reads its header and checks its size.
+func (d *Dump) openShardFile(path string) (*shard, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fileErr(path, err)
+	}
+	d.closers = append(d.closers, f)
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fileErr(path, err)
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("%s: expected a .npy file, found a directory", path)
+	}
+	arr, err := readNpyHeader(bufio.NewReaderSize(f, 4096))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if err := checkSize(path, arr, st.Size()); err != nil {
+		return nil, err
+	}
+	return &shard{name: path, arr: arr, ra: f}, nil
+}
+
+func (d *Dump) openNpzMember(name string, f *os.File, zf *zip.File) (*shard, error) {
+	rc, err := zf.Open()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", name, err)
+	}
+	arr, err := readNpyHeader(bufio.NewReaderSize(rc, 4096))
+	rc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", name, err)
+	}
+	if err := checkSize(name, arr, int64(zf.UncompressedSize64)); err != nil {
+		return nil, err
+	}
+	s := &shard{name: name, arr: arr}
+	switch zf.Method {
+	case zip.Store:
+		off, err := zf.DataOffset()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", name, err)
+		}
+		s.ra = io.NewSectionReader(f, off, int64(zf.UncompressedSize64))
+	default:
+		// A compressed member cannot be read at an offset without
+		// decompressing everything before it. It is decompressed once, on
+		// first read, into a temporary file that Close removes, so that
+		// shuffled reading stays linear in the archive's size and memory
+		// stays bounded.
+		x := &extracted{zf: zf, name: name}
+		s.ra = x
+		d.closers = append(d.closers, x)
+	}
+	return s, nil
+}
+
+// checkSize compares the data size that the header implies with the size
+// of the file. A short file is truncated; a longer one is corrupt (it holds
+// more than the header says, so the header may be wrong).
+func checkSize(name string, a *npyArray, size int64) error {
+	want := a.Offset + a.dataBytes()
+	switch {
+	case size < want:
+		have := max(0, size-a.Offset)
+		rows := have / a.rowBytes()
+		return fmt.Errorf("%s: truncated: the header says %d rows of %d %s values (%d bytes of data), the file holds %d bytes (%d whole rows); rows from %d on are missing",
+			name, a.Rows, a.Cols, a.DType, a.dataBytes(), have, rows, rows)
+	case size > want:
+		return fmt.Errorf("%s: corrupt: the header says %d rows of %d %s values (%d bytes of data), but %d more bytes follow them",
+			name, a.Rows, a.Cols, a.DType, a.dataBytes(), size-want)
+	}
+	return nil
+}
+
+// add appends a shard to the layer after checking its width.
+func (l *Layer) add(s *shard) error {
+	if s.arr.Cols != l.DModel {
+		return fmt.Errorf("%s: d_model mismatch: expected %d columns, found shape (%d, %d)", s.name, l.DModel, s.arr.Rows, s.arr.Cols)
+	}
+	s.start = l.Rows
+	l.Rows += s.arr.Rows
+	l.shards = append(l.shards, s)
+	return nil
+}
+
+// check compares row counts across layers and with steps.jsonl.
+func (d *Dump) check() error {
+	if len(d.Layers) == 0 {
+		return fmt.Errorf("%s: the dump holds no layers", d.Path)
+	}
+	first := d.Layers[0]
+	for _, l := range d.Layers[1:] {
+		if l.DModel != first.DModel {
+			return fmt.Errorf("%s: d_model mismatch: layer %s has %d columns, layer %s has %d", d.Path, first.Name, first.DModel, l.Name, l.DModel)
+		}
+		if l.Rows != first.Rows {
+			return fmt.Errorf("%s: row count mismatch: layer %s has %d rows, layer %s has %d; every layer must hold one row per step",
+				d.Path, first.Name, first.Rows, l.Name, l.Rows)
+		}
+	}
+	d.Rows, d.DModel = first.Rows, first.DModel
+	if d.StepsPath != "" {
+		n, err := countLines(d.StepsPath)
+		if err != nil {
+			return err
+		}
+		if n != d.Rows {
+			return fmt.Errorf("%s: row count mismatch: %d steps, but layer %s has %d rows (%s); expected one line per row",
+				d.StepsPath, n, first.Name, first.Rows, strings.Join(first.Shards(), ", "))
+		}
+	}
+	return nil
+}
+
+// countLines counts the non-blank lines of a JSON-lines file. A blank line
+// followed by more text is an error, since it would shift every later step
+// by one row; blank lines at the end are ignored.
+func countLines(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fileErr(path, err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<16)
+	line, lines, firstBlank := 1, 0, 0
+	text := false // the current line has a non-space byte
+	endLine := func() error {
+		switch {
+		case !text && firstBlank == 0:
+			firstBlank = line
+		case text && firstBlank != 0:
+			return fmt.Errorf("%s:%d: empty line: expected one JSON object per line", path, firstBlank)
+		case text:
+			lines++
+		}
+		line++
+		text = false
+		return nil
+	}
+	for {
+		n, rerr := f.Read(buf)
+		for _, c := range buf[:n] {
+			switch c {
+			case '\n':
+				if err := endLine(); err != nil {
+					return 0, err
+				}
+			case ' ', '\t', '\r':
+			default:
+				text = true
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return 0, fileErr(path, rerr)
+		}
+	}
+	if text {
+		if err := endLine(); err != nil {
+			return 0, err
+		}
+	}
+	return lines, nil
+}
+
+// extracted decompresses an .npz member into a temporary file on first read.
+type extracted struct {
+	zf   *zip.File
+	name string
+	once sync.Once
+	f    *os.File
+	err  error
+}
+
+func (x *extracted) ReadAt(p []byte, off int64) (int, error) {
+	x.once.Do(x.extract)
+	if x.err != nil {
+		return 0, x.err
+	}
+	return x.f.ReadAt(p, off)
+}
+
+func (x *extracted) extract() {
+	rc, err := x.zf.Open()
+	if err != nil {
+		x.err = fmt.Errorf("%s: %v", x.name, err)
+		return
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp("", "rise-npz-*.npy")
+	if err != nil {
+		x.err = fmt.Errorf("%s: decompressing to a temporary file: %v", x.name, err)
+		return
+	}
+	os.Remove(f.Name()) // the open file stays readable; nothing is left behind
+	if _, err := io.Copy(f, rc); err != nil {
+		f.Close()
+		x.err = fmt.Errorf("%s: decompressing: %v", x.name, err)
+		return
+	}
+	x.f = f
+}
+
+func (x *extracted) Close() error {
+	if x.f != nil {
+		return x.f.Close()
+	}
+	return nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// fileErr formats an error from the os package as "path: reason" without
+// repeating the path.
+func fileErr(path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %v", path, pe.Err)
+	}
+	return fmt.Errorf("%s: %v", path, err)
+}

@@ -1,0 +1,285 @@
+package activations
+
+import (
+	"archive/zip"
+	"context"
+	"encoding/binary"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// npyFile builds a .npy file from a raw header dictionary and data bytes.
+func npyFile(dict string, data []byte) []byte {
+	h := []byte(dict)
+	for (10+len(h)+1)%64 != 0 {
+		h = append(h, ' ')
+	}
+	h = append(h, '\n')
+	b := append([]byte{0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0}, 0, 0)
+	binary.LittleEndian.PutUint16(b[8:], uint16(len(h)))
+	b = append(b, h...)
+	return append(b, data...)
+}
+
+func f32bytes(x ...float32) []byte {
+	b := make([]byte, 4*len(x))
+	for i, v := range x {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	return b
+}
+
+func shard0(dir string) string { return filepath.Join(dir, "layer3-00000.npy") }
+
+func rewrite(t *testing.T, path string, f func([]byte) []byte) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, f(b), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBrokenDumps damages a good dump in one way per case and checks that
+// inspecting it fails with a short error naming the damaged file and saying
+// what is wrong, and never panics.
+func TestBrokenDumps(t *testing.T) {
+	cases := []struct {
+		name   string
+		damage func(t *testing.T, dir string) string // returns the file the error must name
+		want   string
+	}{
+		{"steps line missing", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "steps.jsonl")
+			rewrite(t, p, func(b []byte) []byte { return b[:strings.LastIndexByte(string(b[:len(b)-1]), '\n')+1] })
+			return p
+		}, "row count mismatch: 39 steps, but layer 3 has 40 rows"},
+		{"layer rows differ", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "layer5-00000.npy")
+			os.WriteFile(p, npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 4), }", f32bytes(1, 2, 3, 4)), 0o644)
+			return dir
+		}, "row count mismatch: layer 3 has 40 rows, layer 5 has"},
+		{"d_model mismatch", func(t *testing.T, dir string) string {
+			os.WriteFile(shard0(dir), npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (16, 5), }", make([]byte, 16*5*4)), 0o644)
+			return shard0(dir)
+		}, "d_model mismatch: expected 4 columns, found shape (16, 5)"},
+		{"float64", func(t *testing.T, dir string) string {
+			os.WriteFile(shard0(dir), npyFile("{'descr': '<f8', 'fortran_order': False, 'shape': (16, 4), }", make([]byte, 16*4*8)), 0o644)
+			return shard0(dir)
+		}, "unsupported dtype <f8 (float64)"},
+		{"int32", func(t *testing.T, dir string) string {
+			os.WriteFile(shard0(dir), npyFile("{'descr': '<i4', 'fortran_order': False, 'shape': (16, 4), }", make([]byte, 16*4*4)), 0o644)
+			return shard0(dir)
+		}, "unsupported dtype <i4 (int32)"},
+		{"fortran order", func(t *testing.T, dir string) string {
+			os.WriteFile(shard0(dir), npyFile("{'descr': '<f4', 'fortran_order': True, 'shape': (16, 4), }", make([]byte, 16*4*4)), 0o644)
+			return shard0(dir)
+		}, "Fortran (column-major) order"},
+		{"three dimensions", func(t *testing.T, dir string) string {
+			os.WriteFile(shard0(dir), npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (16, 2, 2), }", make([]byte, 16*4*4)), 0o644)
+			return shard0(dir)
+		}, "expected two dimensions"},
+		{"truncated data", func(t *testing.T, dir string) string {
+			rewrite(t, shard0(dir), func(b []byte) []byte { return b[:len(b)-10] })
+			return shard0(dir)
+		}, "truncated: the header says 16 rows"},
+		{"trailing bytes", func(t *testing.T, dir string) string {
+			rewrite(t, shard0(dir), func(b []byte) []byte { return append(b, 1, 2, 3) })
+			return shard0(dir)
+		}, "corrupt: the header says 16 rows of 4 float32 values (256 bytes of data), but 3 more bytes follow"},
+		{"truncated header", func(t *testing.T, dir string) string {
+			rewrite(t, shard0(dir), func(b []byte) []byte { return b[:40] })
+			return shard0(dir)
+		}, "truncated .npy header"},
+		{"empty file", func(t *testing.T, dir string) string {
+			os.WriteFile(shard0(dir), nil, 0o644)
+			return shard0(dir)
+		}, "not a .npy file"},
+		{"bad magic", func(t *testing.T, dir string) string {
+			rewrite(t, shard0(dir), func(b []byte) []byte { b[1] = 'X'; return b })
+			return shard0(dir)
+		}, "not a .npy file: expected the magic bytes"},
+		{"absurd header length v2", func(t *testing.T, dir string) string {
+			b := []byte{0x93, 'N', 'U', 'M', 'P', 'Y', 2, 0, 0xff, 0xff, 0xff, 0x7f}
+			os.WriteFile(shard0(dir), b, 0o644)
+			return shard0(dir)
+		}, "absurd .npy header: length 2147483647 bytes"},
+		{"absurd shape", func(t *testing.T, dir string) string {
+			os.WriteFile(shard0(dir), npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (999999999999999, 4), }", nil), 0o644)
+			return shard0(dir)
+		}, "absurd .npy header: shape (999999999999999, 4) is over a petabyte"},
+		{"negative shape", func(t *testing.T, dir string) string {
+			os.WriteFile(shard0(dir), npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (-3, 4), }", nil), 0o644)
+			return shard0(dir)
+		}, "absurd .npy header: shape (-3, 4)"},
+		{"header not a dict", func(t *testing.T, dir string) string {
+			os.WriteFile(shard0(dir), npyFile("hello world", nil), 0o644)
+			return shard0(dir)
+		}, "corrupt .npy header: expected a Python dict literal"},
+		{"header key missing", func(t *testing.T, dir string) string {
+			os.WriteFile(shard0(dir), npyFile("{'descr': '<f4', 'shape': (16, 4), }", make([]byte, 256)), 0o644)
+			return shard0(dir)
+		}, "key 'fortran_order' is missing"},
+		{"header shape garbage", func(t *testing.T, dir string) string {
+			os.WriteFile(shard0(dir), npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (16, x), }", make([]byte, 256)), 0o644)
+			return shard0(dir)
+		}, "corrupt .npy header"},
+		{"missing shard", func(t *testing.T, dir string) string {
+			os.Remove(shard0(dir))
+			return filepath.Join(dir, "manifest.json")
+		}, "layer 3: shard layer3-00000.npy is missing"},
+		{"missing manifest", func(t *testing.T, dir string) string {
+			os.Remove(filepath.Join(dir, "manifest.json"))
+			return dir
+		}, "manifest.json is missing"},
+		{"malformed manifest", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "manifest.json")
+			rewrite(t, p, func(b []byte) []byte { return b[:len(b)/2] })
+			return p
+		}, "malformed JSON"},
+		{"manifest d_model wrong", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "manifest.json")
+			rewrite(t, p, func(b []byte) []byte { return []byte(strings.Replace(string(b), `"d_model": 4`, `"d_model": 8`, 1)) })
+			return shard0(dir)
+		}, "d_model mismatch: expected 8 columns"},
+		{"shard outside dump", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "manifest.json")
+			rewrite(t, p, func(b []byte) []byte { return []byte(strings.Replace(string(b), `"layer3-00000.npy"`, `"../../etc/passwd"`, 1)) })
+			return p
+		}, "must be a file name inside the dump directory"},
+		{"malformed steps line", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "steps.jsonl")
+			rewrite(t, p, func(b []byte) []byte {
+				lines := strings.SplitAfter(string(b), "\n")
+				lines[6] = "{\"trace\": \"x\", oops}\n"
+				return []byte(strings.Join(lines, ""))
+			})
+			return p + ":7"
+		}, "malformed JSON"},
+		{"steps field wrong type", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "steps.jsonl")
+			rewrite(t, p, func(b []byte) []byte {
+				lines := strings.SplitAfter(string(b), "\n")
+				lines[2] = "{\"trace\": \"x\", \"step\": \"two\"}\n"
+				return []byte(strings.Join(lines, ""))
+			})
+			return p + ":3"
+		}, `field "step": expected an integer, found "two"`},
+		{"steps blank line", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "steps.jsonl")
+			rewrite(t, p, func(b []byte) []byte {
+				lines := strings.SplitAfter(string(b), "\n")
+				lines[3] = "\n"
+				return []byte(strings.Join(lines, ""))
+			})
+			return p + ":4"
+		}, "empty line"},
+		{"NaN value", func(t *testing.T, dir string) string {
+			rewrite(t, shard0(dir), func(b []byte) []byte {
+				binary.LittleEndian.PutUint32(b[npyHeaderSize+4*(5*4+2):], math.Float32bits(float32(math.NaN())))
+				return b
+			})
+			return shard0(dir)
+		}, "row 5 (layer row 5), column 2: value NaN is not finite"},
+		{"Inf value in second shard", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "layer3-00001.npy")
+			rewrite(t, p, func(b []byte) []byte {
+				binary.LittleEndian.PutUint32(b[npyHeaderSize+4*(3*4+0):], math.Float32bits(float32(math.Inf(-1))))
+				return b
+			})
+			return p
+		}, "row 3 (layer row 19), column 0: value -Inf is not finite"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir, _ := testDump(t, 40, 4, []int{3, 5}, 16, Float32)
+			file := c.damage(t, dir)
+			_, err := Inspect(context.Background(), dir, InspectOptions{Stats: true})
+			if err == nil {
+				t.Fatalf("no error for a dump with %s", c.name)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, file) || !strings.Contains(msg, c.want) {
+				t.Errorf("error\n  %s\nwant one naming %s and saying %q", msg, file, c.want)
+			}
+			if strings.Contains(msg, "\n") || len(msg) > 400 {
+				t.Errorf("error is not one short line: %q", msg)
+			}
+		})
+	}
+}
+
+func TestOpenBareNpyAndNpz(t *testing.T) {
+	dir := t.TempDir()
+	rows := []float32{1, 2, 3, 4, 5, 6}
+	// A header the way other writers lay it out: no spaces, no trailing comma.
+	p := filepath.Join(dir, "layer14.npy")
+	os.WriteFile(p, npyFile("{'descr':'<f4','fortran_order':False,'shape':(3,2)}", f32bytes(rows...)), 0o644)
+	os.WriteFile(filepath.Join(dir, "steps.jsonl"), []byte("{\"trace\":\"a\",\"step\":0}\n{\"trace\":\"a\",\"step\":1}\n{\"trace\":\"a\",\"step\":2}\n"), 0o644)
+	d, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Kind != KindNpy || d.Rows != 3 || d.DModel != 2 || d.Layers[0].Number != 14 || d.StepsPath == "" {
+		t.Fatalf("bare npy opened as kind %s, %d rows, d_model %d, layer %d, steps %q", d.Kind, d.Rows, d.DModel, d.Layers[0].Number, d.StepsPath)
+	}
+	got := make([]float32, 6)
+	if err := d.Layers[0].ReadRows(0, got); err != nil || got[5] != 6 {
+		t.Fatalf("ReadRows: %v %v", got, err)
+	}
+	d.Close()
+
+	for _, method := range []uint16{zip.Store, zip.Deflate} {
+		z := filepath.Join(dir, "acts.npz")
+		f, _ := os.Create(z)
+		zw := zip.NewWriter(f)
+		for _, m := range []struct {
+			name string
+			off  float32
+		}{{"blocks.20.hook_resid_post.npy", 100}, {"blocks.4.hook_resid_post.npy", 0}} {
+			w, _ := zw.CreateHeader(&zip.FileHeader{Name: m.name, Method: method})
+			x := make([]float32, 6)
+			for i := range x {
+				x[i] = rows[i] + m.off
+			}
+			w.Write(npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", f32bytes(x...)))
+		}
+		zw.Close()
+		f.Close()
+		d, err := Open(z)
+		if err != nil {
+			t.Fatalf("method %d: %v", method, err)
+		}
+		if d.Kind != KindNpz || len(d.Layers) != 2 || d.Layers[0].Number != 4 || d.Layers[1].Number != 20 {
+			t.Fatalf("npz opened as %s with layers %v", d.Kind, d.LayerNumbers())
+		}
+		it := d.Layer(20).Batches(BatchOptions{Size: 2, Shuffle: true, Seed: 3, ChunkRows: 1})
+		sum := float32(0)
+		for it.Next(context.Background()) {
+			for _, v := range it.X() {
+				sum += v
+			}
+		}
+		if it.Err() != nil || sum != 621 {
+			t.Errorf("method %d: shuffled sum %v (err %v), want 621", method, sum, it.Err())
+		}
+		d.Close()
+	}
+}
+
+func FuzzNpyHeader(f *testing.F) {
+	f.Add(npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", nil))
+	f.Add(npyFile("{'descr':'<f2','fortran_order':False,'shape':(3,2)}", nil))
+	f.Add([]byte{0x93, 'N', 'U', 'M', 'P', 'Y', 2, 0, 10, 0, 0, 0, '{', '}', '\n'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := readNpyHeader(strings.NewReader(string(b)))
+		if err == nil && (a.Rows < 0 || a.Cols <= 0) {
+			t.Fatalf("accepted shape (%d, %d)", a.Rows, a.Cols)
+		}
+	})
+}

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+)
+
+// version is set at link time by the Makefile (-X main.version=...); a
+// go-installed binary reports its module version instead.
+var version = ""
+
+func versionString() string {
+	v := version
+	if v == "" {
+		v = "devel"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+	}
+	return fmt.Sprintf("rise %s %s %s/%s", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func init() {
+	register(&command{
+		name:    "version",
+		summary: "print the version of rise and of Go it was built with",
+		help:    "Example:\n\n\trise version",
+		run: func(_ context.Context, e *env, fs *flag.FlagSet) error {
+			if fs.NArg() > 0 {
+				return usagef("expected no arguments, found %q", fs.Arg(0))
+			}
+			fmt.Fprintln(e.stdout, versionString())
+			return nil
+		},
+	})
+}
