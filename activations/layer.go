@@ -1,8 +1,10 @@
 package activations
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 
 	"sort"
 )
@@ -126,4 +128,28 @@ func firstNonFinite(x []float32, d int) (row, col int, ok bool) {
 		}
 	}
 	return 0, 0, true
+}
+
+// ReadNpy reads a whole two-dimensional float32 or float16 .npy file, such as
+// a matrix of directions, with the same checks as a dump's shards. It is for
+// arrays that fit in memory; dumps are read with Open and Batches.
+func ReadNpy(path string) (x []float32, rows, cols int, err error) {
+	d := &Dump{}
+	defer d.Close()
+	s, err := d.openShardFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, 0, fileErr(path, err)
+	}
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	l := &Layer{Name: path, DModel: s.arr.Cols}
+	if err := l.add(s); err != nil {
+		return nil, 0, 0, err
+	}
+	x = make([]float32, l.Rows*l.DModel)
+	if err := l.ReadRows(0, x); err != nil {
+		return nil, 0, 0, err
+	}
+	return x, l.Rows, l.DModel, nil
 }

@@ -149,7 +149,9 @@ func TestBrokenDumps(t *testing.T) {
 		}, "d_model mismatch: expected 8 columns"},
 		{"shard outside dump", func(t *testing.T, dir string) string {
 			p := filepath.Join(dir, "manifest.json")
-			rewrite(t, p, func(b []byte) []byte { return []byte(strings.Replace(string(b), `"layer3-00000.npy"`, `"../../etc/passwd"`, 1)) })
+			rewrite(t, p, func(b []byte) []byte {
+				return []byte(strings.Replace(string(b), `"layer3-00000.npy"`, `"../../etc/passwd"`, 1))
+			})
 			return p
 		}, "must be a file name inside the dump directory"},
 		{"malformed steps line", func(t *testing.T, dir string) string {
