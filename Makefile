@@ -6,7 +6,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X main.version=$(VERSION)
 DEMO    ?= .rise/demo
 
-.PHONY: all build run test vet bench fuzz clean
+.PHONY: all build run test vet bench fuzz testdata clean
 
 all: build
 
@@ -34,6 +34,11 @@ bench:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzNpyHeader -fuzztime $(FUZZTIME) ./activations
+
+# testdata remakes the committed fixture and the golden files that show it.
+testdata: build
+	$(BIN) synth --out testdata/tiny --rows 400 --d-model 16 --features 32 --seed 7 --force
+	$(GO) test ./cmd/rise -run InspectGolden -update
 
 clean:
 	rm -rf bin .rise

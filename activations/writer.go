@@ -102,6 +102,12 @@ func Create(dir string, opt WriterOptions) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create dump %s: %w", dir, err)
 	}
+	// MkdirTemp makes the directory private; a finished dump is as readable
+	// as any directory the user makes.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("create dump %s: %w", dir, err)
+	}
 	w := &Writer{dir: dir, tmp: tmp, opt: opt, layers: map[int]*layerWriter{}}
 	w.manifest = Manifest{
 		Format: Format, Model: opt.Model, DModel: opt.DModel, Position: opt.Position,

@@ -98,3 +98,22 @@ func TestHelpAndVersion(t *testing.T) {
 		t.Errorf("unknown command: exit %d %q", code, errOut)
 	}
 }
+
+func TestDemoCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	code, out, errOut := runRise(t, "demo", "--dir", dir)
+	if code != 0 {
+		t.Fatalf("demo: exit %d: %s", code, errOut)
+	}
+	squashed := strings.Join(strings.Fields(out), " ")
+	for _, want := range []string{"wrote " + filepath.Join(dir, "dump"), "rows 20000 d_model 256", "reflection", "inspect " + filepath.Join(dir, "dump")} {
+		if !strings.Contains(squashed, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	// A second run reuses the dump.
+	code, out, _ = runRise(t, "demo", "--dir", dir)
+	if code != 0 || strings.Contains(out, "wrote ") {
+		t.Errorf("second demo run: exit %d, rewrote the dump:\n%s", code, out)
+	}
+}
