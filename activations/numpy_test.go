@@ -43,6 +43,8 @@ np.save(os.path.join(d, "f2.npy"), h)
 np.save(os.path.join(d, "be.npy"), x.astype(">f4"))
 with open(os.path.join(d, "v2.npy"), "wb") as f:
     np.lib.format.write_array(f, x.astype(np.float32), version=(2, 0))
+with open(os.path.join(d, "v3.npy"), "wb") as f:
+    np.lib.format.write_array(f, x.astype(np.float32), version=(3, 0))
 np.savez(os.path.join(d, "s.npz"), layer3=x.astype(np.float32), layer9=x.astype(np.float16))
 np.savez_compressed(os.path.join(d, "c.npz"), layer3=x.astype(np.float32))
 np.savetxt(os.path.join(d, "f2.txt"), h.astype(np.float32).reshape(-1), fmt="%.9g")
@@ -75,7 +77,7 @@ np.savetxt(os.path.join(d, "x.txt"), x.astype(np.float32).reshape(-1), fmt="%.9g
 		layer int
 		want  []float32
 	}{
-		{"f4.npy", -1, want}, {"be.npy", -1, want}, {"v2.npy", -1, want}, {"f2.npy", -1, wantF2},
+		{"f4.npy", -1, want}, {"be.npy", -1, want}, {"v2.npy", -1, want}, {"v3.npy", -1, want}, {"f2.npy", -1, wantF2},
 		{"s.npz", 3, want}, {"c.npz", 3, want},
 	} {
 		got := read(filepath.Join(dir, c.path), c.layer)
