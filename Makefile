@@ -25,10 +25,10 @@ vet:
 test: vet
 	$(GO) test -count=1 ./...
 
-# bench runs every benchmark once per size; BENCH=Name narrows it down.
+# bench runs every benchmark; BENCH=Name narrows it down.
 BENCH ?= .
 bench:
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime 1x -benchmem ./...
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem ./...
 
 # fuzz runs each fuzz target for FUZZTIME.
 FUZZTIME ?= 30s

@@ -117,3 +117,41 @@ func TestDemoCommand(t *testing.T) {
 		t.Errorf("second demo run: exit %d, rewrote the dump:\n%s", code, out)
 	}
 }
+
+// TestInspectBrokenDumpsExitOne damages the small dump in the main ways a
+// dump breaks and checks the command's contract: exit status 1, nothing on
+// stdout, one line on stderr naming the damaged file. (The activations
+// package tests every kind of damage and the exact messages.)
+func TestInspectBrokenDumpsExitOne(t *testing.T) {
+	shard := "layer6-00000.npy"
+	cases := []struct {
+		name   string
+		file   string
+		damage func(b []byte) []byte
+	}{
+		{"truncated shard", shard, func(b []byte) []byte { return b[:len(b)-5] }},
+		{"float64 shard", shard, func(b []byte) []byte { return bytes.Replace(b, []byte("'<f4'"), []byte("'<f8'"), 1) }},
+		{"NaN value", shard, func(b []byte) []byte { copy(b[len(b)-4:], []byte{0, 0, 0xc0, 0x7f}); return b }},
+		{"absurd header", shard, func(b []byte) []byte { b[8], b[9] = 0xff, 0xff; return b }},
+		{"steps line missing", "steps.jsonl", func(b []byte) []byte { return b[:bytes.IndexByte(b, '\n')+1] }},
+		{"malformed steps line", "steps.jsonl", func(b []byte) []byte { return append(b[:bytes.IndexByte(b, '\n')+1], "{oops\n"...) }},
+		{"manifest not JSON", "manifest.json", func(b []byte) []byte { return b[:10] }},
+		{"missing shard", shard, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := writeSmallDump(t)
+			p := filepath.Join(dir, c.file)
+			if c.damage == nil {
+				os.Remove(p)
+			} else {
+				b, _ := os.ReadFile(p)
+				os.WriteFile(p, c.damage(b), 0o644)
+			}
+			code, out, errOut := runRise(t, "inspect", dir)
+			if code != 1 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, c.file) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and one line naming %s", code, out, errOut, c.file)
+			}
+		})
+	}
+}
