@@ -92,43 +92,27 @@ func describeJSONErr(err error, line []byte) string {
 }
 
 // ReadSteps reads a whole steps.jsonl file into memory.
-func ReadSteps(path string) ([]Step, error) {
-	r, err := OpenLines(path)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	var out []Step
-	for {
-		var s Step
-		err := r.Next(&s)
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-}
+func ReadSteps(path string) ([]Step, error) { return readAllLines[Step](path) }
 
 // ReadTraces reads a whole traces.jsonl file into memory.
-func ReadTraces(path string) ([]Trace, error) {
+func ReadTraces(path string) ([]Trace, error) { return readAllLines[Trace](path) }
+
+func readAllLines[T any](path string) ([]T, error) {
 	r, err := OpenLines(path)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	var out []Trace
+	var out []T
 	for {
-		var t Trace
-		err := r.Next(&t)
+		var v T
+		err := r.Next(&v)
 		if err == io.EOF {
 			return out, nil
 		}
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, t)
+		out = append(out, v)
 	}
 }
