@@ -62,6 +62,10 @@ type Batches struct {
 	order   []int // shuffled order of the pool's rows
 	pos     int   // next index into order
 	rng     *rand.Rand
+
+	skipping   bool  // Skip: keep the order, leave the rows unread
+	poolRead   bool  // the pool's rows have been read
+	poolChunks []int // first row of each chunk in the pool
 }
 
 // Batches starts a walk over the layer's rows.
@@ -157,9 +161,14 @@ func (b *Batches) fillShuffled() {
 		if b.pos == len(b.order) && !b.refill() {
 			return
 		}
+		if !b.skipping && !b.poolRead && !b.readPool() {
+			return
+		}
 		take := min(b.opt.Size-b.n, len(b.order)-b.pos)
 		for _, r := range b.order[b.pos : b.pos+take] {
-			copy(b.x[b.n*d:(b.n+1)*d], b.pool[r*d:(r+1)*d])
+			if !b.skipping {
+				copy(b.x[b.n*d:(b.n+1)*d], b.pool[r*d:(r+1)*d])
+			}
 			b.ids[b.n] = b.poolIDs[r]
 			b.n++
 		}
@@ -167,29 +176,27 @@ func (b *Batches) fillShuffled() {
 	}
 }
 
-// refill loads the next chunks of the permutation into the pool and
-// shuffles it. It returns false when every chunk has been used.
+// refill takes the next chunks of the permutation into the pool, reads
+// them (unless skipping) and shuffles the pool's order. It returns false
+// when every chunk has been used.
 func (b *Batches) refill() bool {
 	if b.chunk == len(b.perm) {
 		return false
 	}
-	o, d := &b.opt, b.d
-	b.pool = b.pool[:0]
+	o := &b.opt
+	b.poolChunks = b.poolChunks[:0]
 	b.poolIDs = b.poolIDs[:0]
 	for b.chunk < len(b.perm) && len(b.poolIDs) < o.PoolRows {
-		c := b.perm[b.chunk]
+		start := o.Start + b.perm[b.chunk]*o.ChunkRows
 		b.chunk++
-		start := o.Start + c*o.ChunkRows
-		n := min(o.ChunkRows, o.End-start)
-		at := len(b.pool)
-		b.pool = b.pool[:at+n*d]
-		if err := b.l.readRows(start, b.pool[at:], &b.scratch); err != nil {
-			b.err = err
-			return false
-		}
-		for i := range n {
+		b.poolChunks = append(b.poolChunks, start)
+		for i := range min(o.ChunkRows, o.End-start) {
 			b.poolIDs = append(b.poolIDs, start+i)
 		}
+	}
+	b.poolRead = false
+	if !b.skipping && !b.readPool() {
+		return false
 	}
 	b.order = b.order[:0]
 	for i := range b.poolIDs {
@@ -197,6 +204,51 @@ func (b *Batches) refill() bool {
 	}
 	b.rng.Shuffle(len(b.order), func(i, j int) { b.order[i], b.order[j] = b.order[j], b.order[i] })
 	b.pos = 0
+	return true
+}
+
+// readPool reads the rows of the pool's chunks.
+func (b *Batches) readPool() bool {
+	o, d := &b.opt, b.d
+	b.pool = b.pool[:0]
+	for _, start := range b.poolChunks {
+		n := min(o.ChunkRows, o.End-start)
+		at := len(b.pool)
+		b.pool = b.pool[:at+n*d]
+		if err := b.l.readRows(start, b.pool[at:], &b.scratch); err != nil {
+			b.err = err
+			return false
+		}
+	}
+	b.poolRead = true
+	return true
+}
+
+// Skip advances the walk past n batches without reading or decoding their
+// rows, leaving it exactly where n calls to Next would (a resumed training
+// run uses it to continue its data order). It returns false if the walk
+// ends first.
+func (b *Batches) Skip(n int) bool {
+	for range n {
+		if b.err != nil || b.done {
+			return false
+		}
+		if b.opt.Shuffle {
+			b.skipping = true
+			b.fillShuffled()
+			b.skipping = false
+		} else {
+			b.n = min(b.opt.Size, b.opt.End-b.next)
+			b.next += max(0, b.n)
+		}
+		if b.err != nil {
+			return false
+		}
+		if b.n == 0 || (b.opt.DropLast && b.n < b.opt.Size) {
+			b.done = true
+			return false
+		}
+	}
 	return true
 }
 

@@ -143,3 +143,33 @@ func TestStatsMatchDirectComputation(t *testing.T) {
 		t.Errorf("after %s normalization the mean norm is %v, want sqrt(5)", NormMeanNorm, got)
 	}
 }
+
+func TestSkipKeepsTheOrder(t *testing.T) {
+	dir, _ := testDump(t, 500, 2, []int{0}, 120, Float32)
+	d, _ := Open(dir)
+	defer d.Close()
+	for _, shuffle := range []bool{false, true} {
+		opt := BatchOptions{Size: 32, Shuffle: shuffle, Seed: 4, ChunkRows: 8, PoolRows: 64, DropLast: true}
+		full := d.Layers[0].Batches(opt)
+		var want [][]int
+		var wantX [][]float32
+		for full.Next(context.Background()) {
+			want = append(want, slices.Clone(full.Rows()))
+			wantX = append(wantX, slices.Clone(full.X()))
+		}
+		it := d.Layers[0].Batches(opt)
+		if !it.Skip(5) {
+			t.Fatal("Skip(5) ended the walk")
+		}
+		i := 5
+		for it.Next(context.Background()) {
+			if !slices.Equal(it.Rows(), want[i]) || !slices.Equal(it.X(), wantX[i]) {
+				t.Fatalf("shuffle=%v: batch %d after Skip(5) differs", shuffle, i)
+			}
+			i++
+		}
+		if i != len(want) {
+			t.Errorf("shuffle=%v: %d batches after skipping, want %d", shuffle, i, len(want))
+		}
+	}
+}
