@@ -36,7 +36,10 @@ func newProgress(w io.Writer, label string) *progressBar {
 
 // update redraws the bar at most ten times a second; it is safe for
 // concurrent use and has the signature packages take for progress.
-func (p *progressBar) update(done, total int64) {
+func (p *progressBar) update(done, total int64) { p.updateInfo(done, total, "") }
+
+// updateInfo is update with a status text (loss figures, say) after the bar.
+func (p *progressBar) updateInfo(done, total int64, info string) {
 	if p == nil {
 		return
 	}
@@ -57,7 +60,10 @@ func (p *progressBar) update(done, total int64) {
 	if el := now.Sub(p.start); frac > 0.01 && frac < 1 {
 		eta = " eta " + (time.Duration(float64(el)/frac) - el).Round(time.Second).String()
 	}
-	fmt.Fprintf(p.w, "\r%s [%s%s] %3.0f%% %d/%d%s\x1b[K", p.label, strings.Repeat("=", fill), strings.Repeat(" ", width-fill), 100*frac, done, total, eta)
+	if info != "" {
+		info = " " + info
+	}
+	fmt.Fprintf(p.w, "\r%s [%s%s] %3.0f%% %d/%d%s%s\x1b[K", p.label, strings.Repeat("=", fill), strings.Repeat(" ", width-fill), 100*frac, done, total, info, eta)
 	p.drawn = true
 }
 

@@ -1,0 +1,716 @@
+package sae
+
+import (
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// vec does the level-1 work (dots and axpys of one row): gonum's own kernels
+// in assembly. Through cgo, OpenBLAS would pay a call's overhead per row,
+// which costs more than the row.
+var vec gonum.Implementation
+
+// NewFusedEngine returns the hand-written engine: forward and backward
+// passes derived by hand (see LossConfig for the objective) over float32
+// BLAS, using all cores, with buffers kept between steps so that a step
+// allocates nothing once the first has run. TopK and BatchTopK use a sparse
+// decoder: only the active latents enter the decoder product and its
+// gradients, so a step costs about 2·B·d_in·d_sae for the encoder plus
+// O(B·k·d_in), against five dense products for ReLU and JumpReLU.
+func NewFusedEngine() Engine { return &fusedEngine{} }
+
+type fusedEngine struct {
+	b, d, m int // the shapes the buffers are sized for
+
+	xs, xc, xhat, dxh []float32 // [B, D]
+	pre, df           []float32 // [B, M]; df is used by the dense path
+	colNorm           []float32 // [M]
+	colAcc            [][]float64
+
+	// sparse path
+	main, aux   []entry   // active (row, latent) pairs of the selection and of AuxK
+	rowStart    []int32   // main entries of row b are main[rowStart[b]:rowStart[b+1]]
+	auxStart    []int32   // same for aux
+	rowCount    []int32   // scratch: entries per row
+	byLatent    []int32   // indices into main++aux grouped by latent
+	latStart    []int32   // [M+1]
+	dWencT      []float32 // [M, D]
+	ehat, dehat []float32 // [B, D] AuxK reconstruction and its gradient
+	deadIdx     []int
+	cursor      []int32
+	scratchIdx  [][]int
+	scratchVal  [][]float32
+	hist        [][]int64
+}
+
+// entry is one active latent of one row: its activation and the gradient
+// of the loss with respect to its pre-activation.
+type entry struct {
+	row, lat int32
+	v, d     float32
+}
+
+func (e *fusedEngine) Name() string { return "fused" }
+
+func (e *fusedEngine) ensure(s *SAE, b int) {
+	d, m := s.DIn, s.DSae
+	if e.b == b && e.d == d && e.m == m {
+		return
+	}
+	e.b, e.d, e.m = b, d, m
+	e.xs, e.xc, e.xhat, e.dxh = make([]float32, b*d), make([]float32, b*d), make([]float32, b*d), make([]float32, b*d)
+	e.pre = make([]float32, b*m)
+	e.colNorm = make([]float32, m)
+	nw := workers()
+	e.colAcc = make([][]float64, nw)
+	e.scratchIdx = make([][]int, nw)
+	e.scratchVal = make([][]float32, nw)
+	e.hist = make([][]int64, nw)
+	switch s.Arch {
+	case TopK, BatchTopK:
+		e.df = nil
+		e.rowStart, e.auxStart, e.rowCount = make([]int32, b+1), make([]int32, b+1), make([]int32, b)
+		e.latStart = make([]int32, m+1)
+		e.dWencT = make([]float32, m*d)
+		e.ehat, e.dehat = make([]float32, b*d), make([]float32, b*d)
+	default:
+		e.df = make([]float32, b*m)
+	}
+}
+
+func (e *fusedEngine) Step(s *SAE, x []float32, cfg LossConfig, dead []bool, g *Gradients, fired []int64) (Loss, error) {
+	d, m := s.DIn, s.DSae
+	if len(x) == 0 || len(x)%d != 0 {
+		return Loss{}, fmt.Errorf("sae: batch of %d values is not whole rows of d_in %d", len(x), d)
+	}
+	if err := checkGrads(s, g, dead, fired); err != nil {
+		return Loss{}, err
+	}
+	b := len(x) / d
+	e.ensure(s, b)
+
+	// x_s = c·x and the encoder input x_c = x_s - b_dec.
+	c := s.InputScale
+	if c == 0 {
+		c = 1
+	}
+	parallelFor(b, 64, func(_, lo, hi int) {
+		for i := lo * d; i < hi*d; i++ {
+			v := x[i] * c
+			e.xs[i] = v
+			if s.ApplyBDecToInput {
+				v -= s.BDec[i%d]
+			}
+			e.xc[i] = v
+		}
+		for r := lo; r < hi; r++ {
+			copy(e.pre[r*m:(r+1)*m], s.BEnc)
+		}
+	})
+	gemm(blas.NoTrans, blas.NoTrans, b, m, d, 1, e.xc, d, s.WEnc, m, 1, e.pre, m)
+
+	var loss Loss
+	switch s.Arch {
+	case Standard, JumpReLU:
+		e.dense(s, cfg, g, fired, &loss)
+	case TopK, BatchTopK:
+		e.sparse(s, cfg, dead, g, fired, &loss)
+	default:
+		return Loss{}, fmt.Errorf("sae: the fused engine has no architecture %q", s.Arch)
+	}
+	// Through the encoder input: ∂/∂b_dec -= W_enc · Σ_b ∂pre_b.
+	if s.ApplyBDecToInput {
+		blas32.Implementation().Sgemv(blas.NoTrans, d, m, -1, s.WEnc, m, g.BEnc, 1, 1, g.BDec, 1)
+	}
+	loss.Total = loss.MSE + loss.Sparsity + loss.AuxK
+	return loss, nil
+}
+
+// checkGrads reports a gradient set or a mask that does not fit s.
+func checkGrads(s *SAE, g *Gradients, dead []bool, fired []int64) error {
+	if len(g.WEnc) != len(s.WEnc) || len(g.WDec) != len(s.WDec) || len(g.BEnc) != s.DSae || len(g.BDec) != s.DIn {
+		return fmt.Errorf("sae: gradients are not shaped like the SAE (d_in %d, d_sae %d)", s.DIn, s.DSae)
+	}
+	if s.Arch == JumpReLU && (len(g.LogThreshold) != s.DSae || len(s.Threshold) != s.DSae) {
+		return fmt.Errorf("sae: jumprelu needs a threshold and its gradient of d_sae %d values", s.DSae)
+	}
+	if dead != nil && len(dead) != s.DSae {
+		return fmt.Errorf("sae: dead mask has %d entries, expected d_sae %d", len(dead), s.DSae)
+	}
+	if fired != nil && len(fired) != s.DSae {
+		return fmt.Errorf("sae: fired counts have %d entries, expected d_sae %d", len(fired), s.DSae)
+	}
+	return nil
+}
+
+// reconstructionGrad computes e = x_hat - x_s, the MSE and ∂MSE/∂x_hat into
+// dxh, and ∂/∂b_dec from the output.
+func (e *fusedEngine) reconstructionGrad(g *Gradients, loss *Loss) {
+	b, d := e.b, e.d
+	scale := float32(2) / float32(b)
+	parts := make([]float64, workers()) // one small allocation; negligible beside the products
+	parallelFor(b, 64, func(w, lo, hi int) {
+		var sum float64
+		for i := lo * d; i < hi*d; i++ {
+			r := e.xhat[i] - e.xs[i]
+			sum += float64(r) * float64(r)
+			e.dxh[i] = scale * r
+		}
+		parts[w] = sum
+	})
+	var mse float64
+	for _, p := range parts {
+		mse += p
+	}
+	loss.MSE = mse / float64(b)
+	colSum(e.dxh, b, d, g.BDec, e.colAcc)
+}
+
+// dense runs ReLU and JumpReLU: five dense products.
+func (e *fusedEngine) dense(s *SAE, cfg LossConfig, g *Gradients, fired []int64, loss *Loss) {
+	b, d, m := e.b, e.d, e.m
+	f := e.pre // activations overwrite pre-activations only after use; keep pre in df first
+	copy(e.df, e.pre)
+	pre := e.df // pre-activations, kept until the masks are built
+	jump := s.Arch == JumpReLU
+	var active int64
+	actParts := make([]int64, workers())
+	parallelFor(b, 16, func(w, lo, hi int) {
+		var n int64
+		for i := lo * m; i < hi*m; i++ {
+			v := pre[i]
+			on := v > 0
+			if jump {
+				on = v > s.Threshold[i%m]
+			}
+			if on {
+				n++
+			} else {
+				f[i] = 0
+			}
+		}
+		actParts[w] = n
+	})
+	for _, n := range actParts {
+		active += n
+	}
+	loss.L0 = float64(active) / float64(b)
+	if fired != nil {
+		countFired(f, b, m, fired)
+	}
+	// x_hat = f W_dec + b_dec.
+	parallelFor(b, 64, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			copy(e.xhat[r*d:(r+1)*d], s.BDec)
+		}
+	})
+	gemm(blas.NoTrans, blas.NoTrans, b, d, m, 1, f, m, s.WDec, d, 1, e.xhat, d)
+	e.reconstructionGrad(g, loss)
+	// ∂W_dec = fᵀ ∂x_hat; ∂f = ∂x_hat W_decᵀ (into a buffer that no longer
+	// needs pre: the masks below read f, which is nonzero exactly where the
+	// unit is on, and the JumpReLU kernel needs pre, so it is rebuilt from
+	// f's zero pattern only for ReLU).
+	gemm(blas.Trans, blas.NoTrans, m, d, b, 1, f, m, e.dxh, d, 0, g.WDec, d)
+	lam := cfg.Sparsity
+	switch s.Arch {
+	case Standard:
+		gemm(blas.NoTrans, blas.Trans, b, m, d, 1, e.dxh, d, s.WDec, d, 0, pre, m)
+		df := pre
+		e.rowNorms(s.WDec, m, d)
+		// L1 weighted by decoder-row norms: λ/B Σ f_bj n_j.
+		lb := lam / float32(b)
+		sumF := make([]float64, m)
+		colSum64(f, b, m, sumF, e.colAcc)
+		var sp float64
+		for j := range m {
+			sp += sumF[j] * float64(e.colNorm[j])
+		}
+		loss.Sparsity = float64(lb) * sp
+		parallelFor(b, 16, func(_, lo, hi int) {
+			for i := lo * m; i < hi*m; i++ {
+				if f[i] > 0 {
+					df[i] += lb * e.colNorm[i%m]
+				} else {
+					df[i] = 0
+				}
+			}
+		})
+		// ∂n_j/∂W_dec[j] = W_dec[j] / n_j.
+		parallelFor(m, 64, func(_, lo, hi int) {
+			for j := lo; j < hi; j++ {
+				if n := e.colNorm[j]; n > 0 {
+					vec.Saxpy(d, lb*float32(sumF[j])/n, s.WDec[j*d:(j+1)*d], 1, g.WDec[j*d:(j+1)*d], 1)
+				}
+			}
+		})
+		e.encoderGrads(s, df, g)
+	case JumpReLU:
+		// pre is still intact here; ∂f goes to a fresh product into f's
+		// buffer after the threshold gradient has read f.
+		eps := cfg.bandwidth()
+		lb := lam / float32(b)
+		thrGrad := make([]float64, m) // ∂/∂θ
+		var l0 int64
+		// ∂f = ∂x_hat W_decᵀ overwrites f, so first record the mask H
+		// (f ≠ 0 ⇔ pre > θ > 0) inside pre's sign: nothing else reads f.
+		gemm(blas.NoTrans, blas.Trans, b, m, d, 1, e.dxh, d, s.WDec, d, 0, f, m)
+		df := f
+		parts := make([][]float64, workers())
+		cnt := make([]int64, workers())
+		parallelFor(b, 16, func(w, lo, hi int) {
+			acc := make([]float64, m)
+			var n int64
+			for r := lo; r < hi; r++ {
+				for j := range m {
+					i := r*m + j
+					th := s.Threshold[j]
+					p := pre[i]
+					if z := (p - th) / eps; z > -0.5 && z < 0.5 {
+						acc[j] += float64(df[i]) * float64(-th/eps)
+						acc[j] += float64(lb) * float64(-1/eps)
+					}
+					if p > th {
+						n++
+					} else {
+						df[i] = 0
+					}
+				}
+			}
+			parts[w], cnt[w] = acc, n
+		})
+		for w := range parts {
+			for j, v := range parts[w] {
+				thrGrad[j] += v
+			}
+			l0 += cnt[w]
+		}
+		loss.Sparsity = float64(lb) * float64(l0)
+		for j := range m {
+			g.LogThreshold[j] = float32(thrGrad[j]) * s.Threshold[j]
+		}
+		e.encoderGrads(s, df, g)
+	}
+}
+
+// encoderGrads computes ∂W_enc = x_cᵀ ∂pre and ∂b_enc = Σ_b ∂pre.
+func (e *fusedEngine) encoderGrads(s *SAE, dpre []float32, g *Gradients) {
+	gemm(blas.Trans, blas.NoTrans, e.d, e.m, e.b, 1, e.xc, e.d, dpre, e.m, 0, g.WEnc, e.m)
+	colSum(dpre, e.b, e.m, g.BEnc, e.colAcc)
+}
+
+func (e *fusedEngine) rowNorms(w []float32, rows, cols int) {
+	parallelFor(rows, 64, func(_, lo, hi int) {
+		for j := lo; j < hi; j++ {
+			e.colNorm[j] = vec.Snrm2(cols, w[j*cols:(j+1)*cols], 1)
+		}
+	})
+}
+
+// countFired adds, per latent, the rows where f is nonzero.
+func countFired(f []float32, b, m int, fired []int64) {
+	parallelFor(m, 256, func(_, lo, hi int) {
+		for r := range b {
+			row := f[r*m : (r+1)*m]
+			for j := lo; j < hi; j++ {
+				if row[j] != 0 {
+					fired[j]++
+				}
+			}
+		}
+	})
+}
+
+// colSum writes the column sums of the [rows, cols] matrix a into out,
+// accumulating in float64.
+func colSum(a []float32, rows, cols int, out []float32, acc [][]float64) {
+	tmp := make([]float64, cols)
+	colSum64(a, rows, cols, tmp, acc)
+	for j, v := range tmp {
+		out[j] = float32(v)
+	}
+}
+
+func colSum64(a []float32, rows, cols int, out []float64, _ [][]float64) {
+	parallelFor(cols, 64, func(_, lo, hi int) {
+		for j := lo; j < hi; j++ {
+			out[j] = 0
+		}
+		for r := range rows {
+			row := a[r*cols : (r+1)*cols]
+			for j := lo; j < hi; j++ {
+				out[j] += float64(row[j])
+			}
+		}
+	})
+}
+
+// sparse runs TopK and BatchTopK with a sparse decoder.
+func (e *fusedEngine) sparse(s *SAE, cfg LossConfig, dead []bool, g *Gradients, fired []int64, loss *Loss) {
+	b, d, m := e.b, e.d, e.m
+	if s.Arch == TopK {
+		e.selectTopK(s.K)
+	} else {
+		loss.BatchThreshold = e.selectBatchTopK(s.K * b)
+	}
+	loss.L0 = float64(len(e.main)) / float64(b)
+
+	// x_hat_b = b_dec + Σ_j f_bj W_dec[j].
+	impl := vec
+	parallelFor(b, 16, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			out := e.xhat[r*d : (r+1)*d]
+			copy(out, s.BDec)
+			for _, en := range e.main[e.rowStart[r]:e.rowStart[r+1]] {
+				impl.Saxpy(d, en.v, s.WDec[int(en.lat)*d:int(en.lat+1)*d], 1, out, 1)
+			}
+		}
+	})
+	e.reconstructionGrad(g, loss)
+	// ∂pre_bj = ∂x_hat_b · W_dec[j] for active (b, j) (ReLU'd values > 0).
+	parallelFor(b, 16, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			dx := e.dxh[r*d : (r+1)*d]
+			for i := e.rowStart[r]; i < e.rowStart[r+1]; i++ {
+				en := &e.main[i]
+				en.d = impl.Sdot(d, dx, 1, s.WDec[int(en.lat)*d:int(en.lat+1)*d], 1)
+			}
+		}
+	})
+	e.aux = e.aux[:0]
+	if cfg.AuxKCoeff > 0 && dead != nil {
+		loss.AuxK = e.auxK(s, cfg, dead)
+	}
+	e.groupByLatent()
+	// Per latent: ∂W_dec[j], ∂W_encᵀ[j] and ∂b_enc[j] from its entries.
+	nMain := int32(len(e.main))
+	parallelFor(m, 64, func(_, lo, hi int) {
+		for j := lo; j < hi; j++ {
+			gd := g.WDec[j*d : (j+1)*d]
+			ge := e.dWencT[j*d : (j+1)*d]
+			clear(gd)
+			clear(ge)
+			var gb float32
+			for _, k := range e.byLatent[e.latStart[j]:e.latStart[j+1]] {
+				var en *entry
+				var dout []float32
+				if k < nMain {
+					en = &e.main[k]
+					dout = e.dxh[int(en.row)*d : int(en.row+1)*d]
+					if fired != nil {
+						fired[j]++
+					}
+				} else {
+					en = &e.aux[k-nMain]
+					dout = e.dehat[int(en.row)*d : int(en.row+1)*d]
+				}
+				impl.Saxpy(d, en.v, dout, 1, gd, 1)
+				impl.Saxpy(d, en.d, e.xc[int(en.row)*d:int(en.row+1)*d], 1, ge, 1)
+				gb += en.d
+			}
+			g.BEnc[j] = gb
+		}
+	})
+	transpose(e.dWencT, m, d, g.WEnc)
+}
+
+// selectTopK keeps, per row, the K largest pre-activations that are
+// positive after ReLU.
+func (e *fusedEngine) selectTopK(k int) {
+	b, m := e.b, e.m
+	if cap(e.main) < b*k {
+		e.main = make([]entry, b*k)
+	}
+	e.main = e.main[:b*k]
+	parallelFor(b, 8, func(w, lo, hi int) {
+		idx := e.scratch(w, k)
+		for r := lo; r < hi; r++ {
+			row := e.pre[r*m : (r+1)*m]
+			sel := topKIndices(row, k, idx)
+			n := int32(0)
+			for _, j := range sel {
+				if v := row[j]; v > 0 {
+					e.main[r*k+int(n)] = entry{row: int32(r), lat: int32(j), v: v}
+					n++
+				}
+			}
+			e.rowCount[r] = n
+		}
+	})
+	// Compact the rows' slots in place (entries only move left).
+	at := int32(0)
+	for r := range b {
+		e.rowStart[r] = at
+		copy(e.main[at:], e.main[r*k:r*k+int(e.rowCount[r])])
+		at += e.rowCount[r]
+	}
+	e.rowStart[b] = at
+	e.main = e.main[:at]
+}
+
+func (e *fusedEngine) scratch(w, n int) []int {
+	if cap(e.scratchIdx[w]) < n {
+		e.scratchIdx[w] = make([]int, 0, n)
+	}
+	return e.scratchIdx[w][:0]
+}
+
+// selectBatchTopK keeps the n largest positive pre-activations of the whole
+// batch (ties by row-major position) and returns the smallest kept value.
+// The n-th largest value is found by a two-pass radix selection on the bit
+// patterns, which order like the values for positive floats.
+func (e *fusedEngine) selectBatchTopK(n int) float32 {
+	b, m := e.b, e.m
+	pre := e.pre
+	// Pass 1: histogram of the upper 16 bits of positive values.
+	hi16 := e.histogram(func(v uint32) (int, bool) { return int(v >> 16), true })
+	top, need := pickBin(hi16, n)
+	var thr float32
+	kept := 0
+	if top < 0 { // fewer positive values than n: keep them all
+		thr = float32(math.Inf(1))
+	} else {
+		lo16 := e.histogram(func(v uint32) (int, bool) { return int(v & 0xffff), int(v>>16) == top })
+		low, needAt := pickBin(lo16, need)
+		thr = math.Float32frombits(uint32(top)<<16 | uint32(low))
+		kept = needAt // how many values equal to thr to keep
+	}
+	// Count per row, then fill.
+	parallelFor(b, 8, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			c := int32(0)
+			for _, v := range pre[r*m : (r+1)*m] {
+				if v > 0 && v > thr {
+					c++
+				}
+			}
+			e.rowCount[r] = c
+		}
+	})
+	// Ties at thr: the first `kept` of them in row-major order.
+	ties := make([]int32, b)
+	for r := 0; r < b && kept > 0; r++ {
+		for _, v := range pre[r*m : (r+1)*m] {
+			if v == thr && kept > 0 {
+				ties[r]++
+				kept--
+			}
+		}
+	}
+	at := int32(0)
+	for r := range b {
+		e.rowStart[r] = at
+		at += e.rowCount[r] + ties[r]
+	}
+	e.rowStart[b] = at
+	if cap(e.main) < int(at) {
+		e.main = make([]entry, at)
+	}
+	e.main = e.main[:at]
+	minKept := float32(math.Inf(1))
+	for r := range b {
+		i := e.rowStart[r]
+		t := ties[r]
+		for j, v := range pre[r*m : (r+1)*m] {
+			if v > 0 && (v > thr || (v == thr && t > 0)) {
+				if v == thr {
+					t--
+				}
+				e.main[i] = entry{row: int32(r), lat: int32(j), v: v}
+				minKept = min(minKept, v)
+				i++
+			}
+		}
+	}
+	if at == 0 {
+		return 0
+	}
+	return minKept
+}
+
+// histogram counts the positive pre-activations by bin(bits).
+func (e *fusedEngine) histogram(bin func(uint32) (int, bool)) []int64 {
+	nw := workers()
+	for w := range nw {
+		if len(e.hist[w]) != 1<<16 {
+			e.hist[w] = make([]int64, 1<<16)
+		}
+		clear(e.hist[w])
+	}
+	m := e.m
+	parallelFor(e.b, 8, func(w, lo, hi int) {
+		h := e.hist[w]
+		for _, v := range e.pre[lo*m : hi*m] {
+			if v > 0 {
+				if k, ok := bin(math.Float32bits(v)); ok {
+					h[k]++
+				}
+			}
+		}
+	})
+	out := e.hist[0]
+	for w := 1; w < nw; w++ {
+		for k, c := range e.hist[w] {
+			out[k] += c
+		}
+	}
+	return out
+}
+
+// pickBin walks the histogram from the top and returns the bin holding the
+// n-th largest value and how many values of that bin are needed; bin -1
+// when the histogram holds fewer than n values.
+func pickBin(h []int64, n int) (int, int) {
+	left := int64(n)
+	for k := len(h) - 1; k >= 0; k-- {
+		if h[k] >= left {
+			return k, int(left)
+		}
+		left -= h[k]
+	}
+	return -1, 0
+}
+
+// auxK adds the AuxK term: per row, the k_aux largest pre-activations among
+// dead latents reconstruct the residual x - x_hat (held constant).
+func (e *fusedEngine) auxK(s *SAE, cfg LossConfig, dead []bool) float64 {
+	b, d := e.b, e.d
+	e.deadIdx = e.deadIdx[:0]
+	for j, dd := range dead {
+		if dd {
+			e.deadIdx = append(e.deadIdx, j)
+		}
+	}
+	nDead := len(e.deadIdx)
+	if nDead == 0 {
+		return 0
+	}
+	kCfg := cfg.auxKLatents(s)
+	kAux := min(kCfg, nDead)
+	scale := min(float32(nDead)/float32(kCfg), 1)
+	if cap(e.aux) < b*kAux {
+		e.aux = make([]entry, b*kAux)
+	}
+	e.aux = e.aux[:b*kAux]
+	impl := vec
+	m := e.m
+	parallelFor(b, 8, func(w, lo, hi int) {
+		idx := e.scratch(w, kAux)
+		if cap(e.scratchVal[w]) < nDead {
+			e.scratchVal[w] = make([]float32, nDead)
+		}
+		vals := e.scratchVal[w][:nDead]
+		for r := lo; r < hi; r++ {
+			row := e.pre[r*m : (r+1)*m]
+			for i, j := range e.deadIdx {
+				vals[i] = row[j]
+			}
+			sel := topKIndices(vals, kAux, idx)
+			n := 0
+			for _, i := range sel {
+				if v := vals[i]; v > 0 {
+					e.aux[r*kAux+n] = entry{row: int32(r), lat: int32(e.deadIdx[i]), v: v}
+					n++
+				}
+			}
+			e.rowCount[r] = int32(n)
+		}
+	})
+	at := int32(0)
+	for r := range b {
+		e.auxStart[r] = at
+		copy(e.aux[at:], e.aux[r*kAux:r*kAux+int(e.rowCount[r])])
+		at += e.rowCount[r]
+	}
+	e.auxStart[b] = at
+	e.aux = e.aux[:at]
+	// e_hat_b = Σ a_bj W_dec[j]; the residual is x_s - x_hat = -(dxh·B/2).
+	coef := 2 * cfg.AuxKCoeff * scale / float32(b)
+	parts := make([]float64, workers())
+	parallelFor(b, 16, func(w, lo, hi int) {
+		var sum float64
+		for r := lo; r < hi; r++ {
+			eh := e.ehat[r*d : (r+1)*d]
+			clear(eh)
+			for _, en := range e.aux[e.auxStart[r]:e.auxStart[r+1]] {
+				impl.Saxpy(d, en.v, s.WDec[int(en.lat)*d:int(en.lat+1)*d], 1, eh, 1)
+			}
+			de := e.dehat[r*d : (r+1)*d]
+			for i := range eh {
+				res := e.xs[r*d+i] - e.xhat[r*d+i]
+				diff := eh[i] - res
+				sum += float64(diff) * float64(diff)
+				de[i] = coef * diff
+			}
+			for i := e.auxStart[r]; i < e.auxStart[r+1]; i++ {
+				en := &e.aux[i]
+				en.d = impl.Sdot(d, de, 1, s.WDec[int(en.lat)*d:int(en.lat+1)*d], 1)
+			}
+		}
+		parts[w] = sum
+	})
+	var sum float64
+	for _, p := range parts {
+		sum += p
+	}
+	return float64(cfg.AuxKCoeff) * float64(scale) * sum / float64(b)
+}
+
+// groupByLatent lists the indices of main and aux entries by latent
+// (counting sort), aux indices offset by len(main).
+func (e *fusedEngine) groupByLatent() {
+	m := e.m
+	clear(e.latStart)
+	for _, en := range e.main {
+		e.latStart[en.lat+1]++
+	}
+	for _, en := range e.aux {
+		e.latStart[en.lat+1]++
+	}
+	for j := range m {
+		e.latStart[j+1] += e.latStart[j]
+	}
+	total := len(e.main) + len(e.aux)
+	if cap(e.byLatent) < total {
+		e.byLatent = make([]int32, total)
+	}
+	e.byLatent = e.byLatent[:total]
+	if len(e.cursor) != m {
+		e.cursor = make([]int32, m)
+	}
+	cursor := e.cursor
+	copy(cursor, e.latStart[:m])
+	for i, en := range e.main {
+		e.byLatent[cursor[en.lat]] = int32(i)
+		cursor[en.lat]++
+	}
+	for i, en := range e.aux {
+		e.byLatent[cursor[en.lat]] = int32(len(e.main) + i)
+		cursor[en.lat]++
+	}
+}
+
+// transpose writes the [rows, cols] matrix a as [cols, rows] into out,
+// in cache-sized blocks.
+func transpose(a []float32, rows, cols int, out []float32) {
+	const blk = 64
+	nb := (rows + blk - 1) / blk
+	parallelFor(nb, 1, func(_, lo, hi int) {
+		for bi := lo; bi < hi; bi++ {
+			r0 := bi * blk
+			r1 := min(rows, r0+blk)
+			for c0 := 0; c0 < cols; c0 += blk {
+				c1 := min(cols, c0+blk)
+				for r := r0; r < r1; r++ {
+					src := a[r*cols : (r+1)*cols]
+					for c := c0; c < c1; c++ {
+						out[c*rows+r] = src[c]
+					}
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,572 @@
+package sae
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/rise-interp/rise/activations"
+)
+
+// TrainConfig sets up a training run. Zero values take the defaults that
+// Defaults fills in.
+type TrainConfig struct {
+	Arch  Arch
+	Width int // d_sae
+	K     int // TopK, BatchTopK
+
+	Sparsity       float32 // λ: L1 (standard) or L0 (jumprelu) coefficient
+	SparsityWarmup float64 // fraction of the steps over which λ rises linearly from 0
+	AuxKCoeff      float32 // AuxK coefficient (TopK family); default 1/32 (Gao et al. 2024)
+	AuxKLatents    int     // k_aux; default d_in/2
+	Bandwidth      float32 // JumpReLU kernel width; default 0.001
+	InitThreshold  float32 // JumpReLU initial threshold; default 0.001
+
+	Batch      int
+	LR         float64
+	Warmup     float64 // fraction of the steps with a linear learning-rate warm-up
+	Decay      string  // "cosine" (to zero) or "constant"
+	ClipNorm   float64 // clip the global gradient norm to this; 0 turns clipping off
+	Beta1      float64 // Adam; default 0.9
+	Beta2      float64 // Adam; default 0.999
+	Steps      int     // number of optimiser steps; 0 derives it from Epochs
+	Epochs     int     // passes over the data when Steps is 0; default 1
+	Seed       uint64
+	EngineName string // "fused" (default) or "graph"
+
+	Normalization activations.Normalization // default expected_average_only_in
+	BDecInit      string                    // "mean" (default), "median" (geometric) or "zero"
+	DecInitNorm   float32                   // decoder row norm at init; default 0.1 (standard), 1 otherwise
+	SkipBDecInput bool                      // do not subtract b_dec from the input (SAELens apply_b_dec_to_input = false)
+	DecoderNorm   string                    // "unit" keeps decoder rows at unit norm, "free" does not; default free for standard, unit otherwise
+
+	DeadWindow int // a latent is dead after this many samples without firing; default min(1e6, 2 epochs)
+
+	CheckpointEvery int    // steps between checkpoints; 0: only at the end
+	Checkpoint      string // checkpoint file; "" disables checkpoints
+	Resume          bool   // continue from Checkpoint when it exists
+}
+
+// RISEPreset returns the training recipe of RISE (arXiv 2512.23988, §4):
+// a ReLU SAE of width 2048, λ = 2e-3, batch 1024, Adam with lr 1e-4, linear
+// warm-up over the first 10% of steps, then cosine decay.
+func RISEPreset() TrainConfig {
+	return TrainConfig{Arch: Standard, Width: 2048, Sparsity: 2e-3, Batch: 1024, LR: 1e-4, Warmup: 0.1, Decay: "cosine"}
+}
+
+// Defaults fills in the zero fields of c for a layer of rows of width dIn.
+func (c TrainConfig) Defaults(dIn, rows int) TrainConfig {
+	if c.Arch == "" {
+		c.Arch = Standard
+	}
+	if c.Width == 0 {
+		c.Width = 2048
+	}
+	if c.Batch == 0 {
+		c.Batch = 1024
+	}
+	if c.LR == 0 {
+		c.LR = 1e-4
+		if c.Arch != Standard {
+			c.LR = 4e-4
+		}
+	}
+	if c.Decay == "" {
+		c.Decay = "cosine"
+	}
+	if c.Beta1 == 0 {
+		c.Beta1 = 0.9
+	}
+	if c.Beta2 == 0 {
+		c.Beta2 = 0.999
+	}
+	if c.Epochs == 0 && c.Steps == 0 {
+		c.Epochs = 1
+	}
+	if c.Steps == 0 {
+		c.Steps = max(1, c.Epochs*(rows/max(1, min(c.Batch, rows))))
+	}
+	if c.AuxKCoeff == 0 && (c.Arch == TopK || c.Arch == BatchTopK) {
+		c.AuxKCoeff = 1.0 / 32
+	}
+	if c.Bandwidth == 0 {
+		c.Bandwidth = 0.001
+	}
+	if c.InitThreshold == 0 {
+		c.InitThreshold = 0.001
+	}
+	if c.Sparsity == 0 && c.Arch == Standard {
+		c.Sparsity = 2e-3
+	}
+	if c.EngineName == "" {
+		c.EngineName = "fused"
+	}
+	if c.Normalization == "" {
+		c.Normalization = activations.NormMeanNorm
+	}
+	if c.BDecInit == "" {
+		c.BDecInit = "mean"
+	}
+	if c.DecInitNorm == 0 {
+		c.DecInitNorm = 0.1
+		if c.Arch != Standard {
+			c.DecInitNorm = 1
+		}
+	}
+	if c.DecoderNorm == "" {
+		c.DecoderNorm = "unit"
+		if c.Arch == Standard {
+			c.DecoderNorm = "free"
+		}
+	}
+	if c.DeadWindow == 0 {
+		c.DeadWindow = min(1_000_000, 2*rows)
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	return c
+}
+
+// Validate checks a filled-in configuration.
+func (c TrainConfig) Validate(dIn, rows int) error {
+	switch {
+	case rows < 1:
+		return errors.New("the layer has no rows to train on")
+	case c.Width < 1:
+		return fmt.Errorf("width must be at least 1, got %d", c.Width)
+	case (c.Arch == TopK || c.Arch == BatchTopK) && (c.K < 1 || c.K > c.Width):
+		return fmt.Errorf("%s needs k between 1 and the width %d, got %d", c.Arch, c.Width, c.K)
+	case c.Batch < 1:
+		return fmt.Errorf("batch must be at least 1, got %d", c.Batch)
+	case c.Batch > rows:
+		return fmt.Errorf("batch %d is larger than the %d rows of the data", c.Batch, rows)
+	case !(c.LR > 0):
+		return fmt.Errorf("learning rate must be positive, got %v", c.LR)
+	case c.Warmup < 0 || c.Warmup >= 1:
+		return fmt.Errorf("warm-up must be a fraction in [0, 1), got %v", c.Warmup)
+	case c.SparsityWarmup < 0 || c.SparsityWarmup > 1:
+		return fmt.Errorf("sparsity warm-up must be a fraction in [0, 1], got %v", c.SparsityWarmup)
+	case c.Decay != "cosine" && c.Decay != "constant":
+		return fmt.Errorf("decay must be cosine or constant, got %q", c.Decay)
+	case c.Sparsity < 0 || c.ClipNorm < 0:
+		return errors.New("sparsity and clip norm must not be negative")
+	case c.EngineName != "fused" && c.EngineName != "graph":
+		return fmt.Errorf("engine must be fused or graph, got %q", c.EngineName)
+	case c.DecoderNorm != "unit" && c.DecoderNorm != "free":
+		return fmt.Errorf("decoder norm must be unit or free, got %q", c.DecoderNorm)
+	case c.BDecInit != "mean" && c.BDecInit != "median" && c.BDecInit != "zero":
+		return fmt.Errorf("b_dec init must be mean, median or zero, got %q", c.BDecInit)
+	case int64(dIn)*int64(c.Width) > 1<<31:
+		return fmt.Errorf("d_in %d × width %d is too large", dIn, c.Width)
+	}
+	return nil
+}
+
+// TrainEvent reports a training run's progress. The terminal progress bar
+// and the web UI both subscribe to these.
+type TrainEvent struct {
+	Step, Steps   int
+	Epoch         int
+	Loss          Loss
+	LR            float64
+	Sparsity      float32 // λ at this step
+	DeadFraction  float64 // latents without a firing in the last DeadWindow samples
+	SamplesPerSec float64
+	Elapsed       time.Duration
+	Checkpointed  bool // a checkpoint was written after this step
+}
+
+// TrainResult summarises a finished run.
+type TrainResult struct {
+	Config       TrainConfig
+	Steps        int
+	ResumedFrom  int // the step a resumed run started at (0 when fresh)
+	Final        Loss
+	DeadFraction float64
+	Elapsed      time.Duration
+	Samples      int64
+}
+
+// Train trains an SAE on a layer. Rows are shuffled with the seed, one
+// permutation per epoch; the same seed and data give the same SAE. With a
+// checkpoint file configured, the run is saved every CheckpointEvery steps
+// and at the end, atomically; a resumed run continues to the same result as
+// an unbroken one. Cancelling ctx stops it after the current step (with a
+// checkpoint, so nothing is lost). onEvent, when not nil, is called after
+// every step.
+func Train(ctx context.Context, layer *activations.Layer, cfg TrainConfig, onEvent func(TrainEvent)) (*SAE, *TrainResult, error) {
+	cfg = cfg.Defaults(layer.DModel, layer.Rows)
+	if err := cfg.Validate(layer.DModel, layer.Rows); err != nil {
+		return nil, nil, err
+	}
+	t, err := newTrainer(ctx, layer, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t.run(ctx, onEvent)
+}
+
+type trainer struct {
+	layer  *activations.Layer
+	cfg    TrainConfig
+	s      *SAE
+	eng    Engine
+	g      *Gradients
+	opt    *adam
+	logThr []float32 // JumpReLU parameter: log θ
+
+	step         int
+	sinceFired   []int64 // samples since each latent last fired
+	fired        []int64
+	dead         []bool
+	thrEMA       float64 // BatchTopK running threshold
+	thrSeen      bool
+	samples      int64
+	resumedFrom  int
+	stepsPerEpoc int
+}
+
+func newTrainer(ctx context.Context, layer *activations.Layer, cfg TrainConfig) (*trainer, error) {
+	t := &trainer{layer: layer, cfg: cfg, stepsPerEpoc: layer.Rows / cfg.Batch}
+	switch cfg.EngineName {
+	case "graph":
+		t.eng = NewGraphEngine()
+	default:
+		t.eng = NewFusedEngine()
+	}
+	if cfg.Resume && cfg.Checkpoint != "" {
+		ok, err := t.loadCheckpoint()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return t, nil
+		}
+	}
+	s, err := New(cfg.Arch, layer.DModel, cfg.Width, cfg.K)
+	if err != nil {
+		return nil, err
+	}
+	s.ApplyBDecToInput = !cfg.SkipBDecInput
+	stats, err := layer.Stats(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	norm, err := activations.NewNormalizer(cfg.Normalization, stats)
+	if err != nil {
+		return nil, err
+	}
+	s.InputScale, s.Normalization = norm.Scale, norm.Mode
+	var bDec []float32
+	switch cfg.BDecInit {
+	case "mean":
+		bDec = make([]float32, layer.DModel)
+		for i, m := range stats.Mean {
+			bDec[i] = float32(m) * s.InputScale
+		}
+	case "median":
+		med, err := GeometricMedian(ctx, layer, 10000, cfg.Seed)
+		if err != nil {
+			return nil, err
+		}
+		bDec = make([]float32, layer.DModel)
+		for i, m := range med {
+			bDec[i] = float32(m) * s.InputScale
+		}
+	}
+	s.Init(cfg.Seed, cfg.DecInitNorm, bDec, cfg.InitThreshold)
+	if cfg.unitNorm() {
+		normaliseRows(s.WDec, s.DSae, s.DIn)
+	}
+	t.s = s
+	t.init()
+	return t, nil
+}
+
+// init sets up the optimiser and the dead-latent counters for t.s.
+func (t *trainer) init() {
+	s := t.s
+	t.g = NewGradients(s)
+	params := [][]float32{s.WEnc, s.WDec, s.BEnc, s.BDec}
+	if s.Arch == JumpReLU {
+		if t.logThr == nil {
+			t.logThr = make([]float32, s.DSae)
+			for j, v := range s.Threshold {
+				t.logThr[j] = float32(math.Log(float64(v)))
+			}
+		}
+		params = append(params, t.logThr)
+	}
+	if t.opt == nil {
+		t.opt = newAdam(params, t.cfg.Beta1, t.cfg.Beta2)
+	}
+	if t.sinceFired == nil {
+		t.sinceFired = make([]int64, s.DSae)
+	}
+	t.fired = make([]int64, s.DSae)
+	t.dead = make([]bool, s.DSae)
+}
+
+func (c TrainConfig) unitNorm() bool { return c.DecoderNorm == "unit" }
+
+func (t *trainer) grads() [][]float32 {
+	g := [][]float32{t.g.WEnc, t.g.WDec, t.g.BEnc, t.g.BDec}
+	if t.s.Arch == JumpReLU {
+		g = append(g, t.g.LogThreshold)
+	}
+	return g
+}
+
+// lr returns the learning rate at step (0-based): linear warm-up, then
+// cosine decay to zero or constant.
+func (t *trainer) lr(step int) float64 {
+	c := t.cfg
+	warm := int(c.Warmup * float64(c.Steps))
+	if step < warm {
+		return c.LR * float64(step+1) / float64(warm)
+	}
+	if c.Decay == "constant" {
+		return c.LR
+	}
+	rest := max(1, c.Steps-warm)
+	p := float64(step-warm) / float64(rest)
+	return c.LR * 0.5 * (1 + math.Cos(math.Pi*p))
+}
+
+// sparsity returns λ at step with its linear warm-up.
+func (t *trainer) sparsity(step int) float32 {
+	c := t.cfg
+	w := int(c.SparsityWarmup * float64(c.Steps))
+	if step < w {
+		return c.Sparsity * float32(step+1) / float32(w)
+	}
+	return c.Sparsity
+}
+
+func (t *trainer) run(ctx context.Context, onEvent func(TrainEvent)) (*SAE, *TrainResult, error) {
+	cfg := t.cfg
+	start := time.Now()
+	startStep := t.step
+	var last Loss
+	for t.step < cfg.Steps {
+		epoch := t.step / t.stepsPerEpoc
+		it := t.layer.Batches(activations.BatchOptions{Size: cfg.Batch, Shuffle: true, Seed: cfg.Seed + uint64(epoch)*0x9e37, DropLast: true})
+		if skip := t.step - epoch*t.stepsPerEpoc; skip > 0 && !it.Skip(skip) {
+			return nil, nil, fmt.Errorf("resuming at step %d: the data has fewer batches than the checkpoint expects", t.step)
+		}
+		for t.step < cfg.Steps && it.Next(ctx) {
+			loss, err := t.update(it.X())
+			if err != nil {
+				return nil, nil, err
+			}
+			last = loss
+			t.step++
+			ckpt := false
+			if cfg.Checkpoint != "" && cfg.CheckpointEvery > 0 && t.step%cfg.CheckpointEvery == 0 && t.step < cfg.Steps {
+				if err := t.saveCheckpoint(); err != nil {
+					return nil, nil, err
+				}
+				ckpt = true
+			}
+			if onEvent != nil {
+				el := time.Since(start)
+				onEvent(TrainEvent{
+					Step: t.step, Steps: cfg.Steps, Epoch: epoch, Loss: loss, LR: t.lr(t.step - 1),
+					Sparsity: t.sparsity(t.step - 1), DeadFraction: t.deadFraction(),
+					SamplesPerSec: float64((t.step-startStep)*cfg.Batch) / el.Seconds(), Elapsed: el, Checkpointed: ckpt,
+				})
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		if err := it.Err(); err != nil && !errors.Is(err, ctx.Err()) {
+			return nil, nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			if cfg.Checkpoint != "" {
+				if cerr := t.saveCheckpoint(); cerr != nil {
+					return nil, nil, errors.Join(err, cerr)
+				}
+			}
+			return nil, nil, err
+		}
+	}
+	if cfg.Checkpoint != "" {
+		if err := t.saveCheckpoint(); err != nil {
+			return nil, nil, err
+		}
+	}
+	out := t.s.Clone()
+	if out.Arch == BatchTopK {
+		for j := range out.Threshold {
+			out.Threshold[j] = float32(t.thrEMA)
+		}
+	}
+	res := &TrainResult{Config: cfg, Steps: t.step, ResumedFrom: t.resumedFrom, Final: last,
+		DeadFraction: t.deadFraction(), Elapsed: time.Since(start), Samples: t.samples}
+	return out, res, nil
+}
+
+// update runs one optimiser step on batch x.
+func (t *trainer) update(x []float32) (Loss, error) {
+	s, cfg := t.s, t.cfg
+	if s.Arch == JumpReLU {
+		for j, v := range t.logThr {
+			s.Threshold[j] = float32(math.Exp(float64(v)))
+		}
+	}
+	for j := range t.dead {
+		t.dead[j] = t.sinceFired[j] > int64(cfg.DeadWindow)
+	}
+	clear(t.fired)
+	lc := LossConfig{Sparsity: t.sparsity(t.step), AuxKCoeff: cfg.AuxKCoeff, AuxKLatents: cfg.AuxKLatents, Bandwidth: cfg.Bandwidth}
+	loss, err := t.eng.Step(s, x, lc, t.dead, t.g, t.fired)
+	if err != nil {
+		return loss, err
+	}
+	if math.IsNaN(loss.Total) || math.IsInf(loss.Total, 0) {
+		return loss, fmt.Errorf("training diverged at step %d: the loss is %v (lower the learning rate?)", t.step+1, loss.Total)
+	}
+	rows := int64(len(x) / s.DIn)
+	t.samples += rows
+	for j, n := range t.fired {
+		if n > 0 {
+			t.sinceFired[j] = 0
+		} else {
+			t.sinceFired[j] += rows
+		}
+	}
+	if s.Arch == BatchTopK && loss.L0 > 0 {
+		if !t.thrSeen {
+			t.thrEMA, t.thrSeen = float64(loss.BatchThreshold), true
+		} else {
+			t.thrEMA = 0.99*t.thrEMA + 0.01*float64(loss.BatchThreshold)
+		}
+	}
+	if cfg.unitNorm() {
+		// Remove the gradient's component along each decoder row, so that
+		// the step moves rows on the unit sphere (Gao et al. 2024, §A.4).
+		removeParallel(t.g.WDec, s.WDec, s.DSae, s.DIn)
+	}
+	if cfg.ClipNorm > 0 {
+		clipGlobalNorm(t.grads(), cfg.ClipNorm)
+	}
+	t.opt.step(t.grads(), t.lr(t.step))
+	if cfg.unitNorm() {
+		normaliseRows(s.WDec, s.DSae, s.DIn)
+	}
+	return loss, nil
+}
+
+func (t *trainer) deadFraction() float64 {
+	n := 0
+	for _, c := range t.sinceFired {
+		if c > int64(t.cfg.DeadWindow) {
+			n++
+		}
+	}
+	return float64(n) / float64(len(t.sinceFired))
+}
+
+// adam is the Adam optimiser (Kingma and Ba 2015) with bias correction.
+type adam struct {
+	params       [][]float32
+	m, v         [][]float32
+	beta1, beta2 float64
+	eps          float64
+	t            int
+}
+
+func newAdam(params [][]float32, b1, b2 float64) *adam {
+	a := &adam{params: params, beta1: b1, beta2: b2, eps: 1e-8}
+	for _, p := range params {
+		a.m = append(a.m, make([]float32, len(p)))
+		a.v = append(a.v, make([]float32, len(p)))
+	}
+	return a
+}
+
+func (a *adam) step(grads [][]float32, lr float64) {
+	a.t++
+	c1 := 1 - math.Pow(a.beta1, float64(a.t))
+	c2 := 1 - math.Pow(a.beta2, float64(a.t))
+	b1, b2 := float32(a.beta1), float32(a.beta2)
+	stepSize := float32(lr / c1)
+	sc2 := float32(1 / math.Sqrt(c2))
+	eps := float32(a.eps)
+	for k, p := range a.params {
+		g, m, v := grads[k], a.m[k], a.v[k]
+		parallelFor(len(p), 1<<14, func(_, lo, hi int) {
+			for i := lo; i < hi; i++ {
+				gi := g[i]
+				m[i] = b1*m[i] + (1-b1)*gi
+				v[i] = b2*v[i] + (1-b2)*gi*gi
+				p[i] -= stepSize * m[i] / (sqrt32(v[i])*sc2 + eps)
+			}
+		})
+	}
+}
+
+func sqrt32(x float32) float32 { return float32(math.Sqrt(float64(x))) }
+
+// clipGlobalNorm scales all gradients so that their joint norm is at most c.
+func clipGlobalNorm(grads [][]float32, c float64) {
+	var sq float64
+	for _, g := range grads {
+		for _, v := range g {
+			sq += float64(v) * float64(v)
+		}
+	}
+	if n := math.Sqrt(sq); n > c {
+		f := float32(c / n)
+		for _, g := range grads {
+			for i := range g {
+				g[i] *= f
+			}
+		}
+	}
+}
+
+// normaliseRows scales each row of the [rows, cols] matrix w to unit norm.
+func normaliseRows(w []float32, rows, cols int) {
+	parallelFor(rows, 64, func(_, lo, hi int) {
+		for j := lo; j < hi; j++ {
+			row := w[j*cols : (j+1)*cols]
+			var sq float64
+			for _, v := range row {
+				sq += float64(v) * float64(v)
+			}
+			if sq > 0 {
+				f := float32(1 / math.Sqrt(sq))
+				for i := range row {
+					row[i] *= f
+				}
+			}
+		}
+	})
+}
+
+// removeParallel removes from each gradient row its component along the
+// matching (unit) row of w.
+func removeParallel(g, w []float32, rows, cols int) {
+	parallelFor(rows, 64, func(_, lo, hi int) {
+		for j := lo; j < hi; j++ {
+			gr, wr := g[j*cols:(j+1)*cols], w[j*cols:(j+1)*cols]
+			var dot, nn float64
+			for i := range gr {
+				dot += float64(gr[i]) * float64(wr[i])
+				nn += float64(wr[i]) * float64(wr[i])
+			}
+			if nn > 0 {
+				f := float32(dot / nn)
+				for i := range gr {
+					gr[i] -= f * wr[i]
+				}
+			}
+		}
+	})
+}
