@@ -1,11 +1,13 @@
 package activations
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	"codeberg.org/sbinet/npyio/npy"
@@ -36,11 +38,19 @@ func (a *npyArray) rowBytes() int64 { return int64(a.Cols) * int64(a.DType.Size(
 // dataBytes returns the size of the whole stored array.
 func (a *npyArray) dataBytes() int64 { return int64(a.Rows) * a.rowBytes() }
 
-// readNpyHeader reads a .npy header from r and checks that it describes a
-// C-order, two-dimensional float32 or float16 array. The fixed preamble is
-// checked here first, so that the header dictionary handed to npyio is known
-// to be of sane length and shape; npyio then parses the dictionary.
-func readNpyHeader(r io.Reader) (*npyArray, error) {
+// npyHeader is a parsed .npy header of any shape and dtype.
+type npyHeader struct {
+	descr   string // e.g. "<f4"
+	fortran bool
+	shape   []int
+	offset  int64 // bytes before the data
+	version string
+}
+
+// parseNpyHeader reads a .npy header from r. The fixed preamble is checked
+// here first, so that the header dictionary handed to npyio is known to be
+// of sane length and layout; npyio then parses the dictionary.
+func parseNpyHeader(r io.Reader) (*npyHeader, error) {
 	var pre [10]byte
 	if _, err := io.ReadFull(r, pre[:8]); err != nil {
 		return nil, fmt.Errorf("not a .npy file: %s", shortRead(err, 8))
@@ -49,15 +59,13 @@ func readNpyHeader(r io.Reader) (*npyArray, error) {
 		return nil, fmt.Errorf("not a .npy file: expected the magic bytes \\x93NUMPY, found %q", pre[:6])
 	}
 	major, minor := pre[6], pre[7]
-	var hlen int
-	var lenBytes []byte
+	var hlen, lenSize int
 	switch major {
 	case 1:
 		if _, err := io.ReadFull(r, pre[8:10]); err != nil {
 			return nil, fmt.Errorf("truncated .npy header: %s", shortRead(err, 2))
 		}
-		hlen = int(binary.LittleEndian.Uint16(pre[8:10]))
-		lenBytes = pre[8:10]
+		hlen, lenSize = int(binary.LittleEndian.Uint16(pre[8:10])), 2
 	case 2, 3:
 		var b [4]byte
 		if _, err := io.ReadFull(r, b[:]); err != nil {
@@ -67,8 +75,7 @@ func readNpyHeader(r io.Reader) (*npyArray, error) {
 		if v > maxHeaderLen {
 			return nil, fmt.Errorf("absurd .npy header: length %d bytes, expected at most %d", v, maxHeaderLen)
 		}
-		hlen = int(v)
-		lenBytes = b[:]
+		hlen, lenSize = int(v), 4
 	default:
 		return nil, fmt.Errorf("unsupported .npy format version %d.%d: expected 1.0, 2.0 or 3.0", major, minor)
 	}
@@ -95,35 +102,126 @@ func readNpyHeader(r io.Reader) (*npyArray, error) {
 		return nil, err
 	}
 	d := nr.Header.Descr
-	d.Type = strings.Trim(d.Type, `'"`)
-	a := &npyArray{Offset: int64(8 + len(lenBytes) + hlen), Version: fmt.Sprintf("%d.%d", major, minor)}
-	switch d.Type {
-	case "<f4", "|f4", "=f4":
-		a.DType, a.Order = Float32, binary.LittleEndian
-	case ">f4":
-		a.DType, a.Order = Float32, binary.BigEndian
-	case "<f2", "|f2", "=f2":
-		a.DType, a.Order = Float16, binary.LittleEndian
-	case ">f2":
-		a.DType, a.Order = Float16, binary.BigEndian
-	default:
-		return nil, fmt.Errorf("unsupported dtype %s (%s): expected float32 (<f4) or float16 (<f2); convert with x.astype(numpy.float32)", d.Type, dtypeName(d.Type))
+	h := &npyHeader{descr: strings.Trim(d.Type, `'"`), fortran: d.Fortran, shape: d.Shape,
+		offset: int64(8 + lenSize + hlen), version: fmt.Sprintf("%d.%d", major, minor)}
+	const maxBytes = 1 << 50 // 1 PiB: far past any real array, short of int64 overflow
+	n := int64(8)
+	for _, v := range h.shape {
+		if v < 0 {
+			return nil, fmt.Errorf("absurd .npy header: shape %v", shapeString(h.shape))
+		}
+		if v > 0 && n > maxBytes/int64(v) {
+			return nil, fmt.Errorf("absurd .npy header: shape %v is over a petabyte", shapeString(h.shape))
+		}
+		n *= int64(max(v, 1))
 	}
-	if d.Fortran {
+	return h, nil
+}
+
+// floatType returns the element type and byte order of a float descr:
+// size 2, 4 or 8, or 0 when it is not a float type.
+func (h *npyHeader) floatType() (size int, order binary.ByteOrder) {
+	order = binary.LittleEndian
+	if strings.HasPrefix(h.descr, ">") {
+		order = binary.BigEndian
+	}
+	switch strings.TrimLeft(h.descr, "<>|=") {
+	case "f2":
+		return 2, order
+	case "f4":
+		return 4, order
+	case "f8":
+		return 8, order
+	}
+	return 0, order
+}
+
+// readNpyHeader reads a .npy header and checks that it describes a shard of
+// a dump: a C-order, two-dimensional float32 or float16 array.
+func readNpyHeader(r io.Reader) (*npyArray, error) {
+	h, err := parseNpyHeader(r)
+	if err != nil {
+		return nil, err
+	}
+	a := &npyArray{Offset: h.offset, Version: h.version}
+	size, order := h.floatType()
+	switch size {
+	case 4:
+		a.DType, a.Order = Float32, order
+	case 2:
+		a.DType, a.Order = Float16, order
+	default:
+		return nil, fmt.Errorf("unsupported dtype %s (%s): expected float32 (<f4) or float16 (<f2); convert with x.astype(numpy.float32)", h.descr, dtypeName(h.descr))
+	}
+	if h.fortran {
 		return nil, fmt.Errorf("array is in Fortran (column-major) order: expected C order; save numpy.ascontiguousarray(x)")
 	}
-	if len(d.Shape) != 2 {
-		return nil, fmt.Errorf("array has shape %v: expected two dimensions [rows, d_model]", shapeString(d.Shape))
+	if len(h.shape) != 2 {
+		return nil, fmt.Errorf("array has shape %v: expected two dimensions [rows, d_model]", shapeString(h.shape))
 	}
-	a.Rows, a.Cols = d.Shape[0], d.Shape[1]
-	if a.Rows < 0 || a.Cols <= 0 {
-		return nil, fmt.Errorf("absurd .npy header: shape %v", shapeString(d.Shape))
-	}
-	const maxBytes = 1 << 50 // 1 PiB: far past any real dump, short of int64 overflow
-	if int64(a.Cols) > maxBytes/4 || int64(a.Rows) > maxBytes/(int64(a.Cols)*4) {
-		return nil, fmt.Errorf("absurd .npy header: shape %v is over a petabyte", shapeString(d.Shape))
+	a.Rows, a.Cols = h.shape[0], h.shape[1]
+	if a.Cols <= 0 {
+		return nil, fmt.Errorf("absurd .npy header: shape %v", shapeString(h.shape))
 	}
 	return a, nil
+}
+
+// ReadNpyArray reads a whole float16, float32 or float64 array of one or two
+// dimensions (either byte order; Fortran order is returned in C order) from
+// a .npy stream of size bytes, such as one tensor of an .npz archive. The
+// header is checked against size before anything is allocated, so a corrupt
+// header cannot ask for more memory than the file holds.
+func ReadNpyArray(r io.Reader, size int64) (data []float32, shape []int, err error) {
+	br := bufio.NewReaderSize(r, 1<<16)
+	h, err := parseNpyHeader(br)
+	if err != nil {
+		return nil, nil, err
+	}
+	esize, order := h.floatType()
+	if esize == 0 {
+		return nil, nil, fmt.Errorf("unsupported dtype %s (%s): expected float32, float16 or float64", h.descr, dtypeName(h.descr))
+	}
+	if len(h.shape) < 1 || len(h.shape) > 2 {
+		return nil, nil, fmt.Errorf("array has shape %s: expected one or two dimensions", shapeString(h.shape))
+	}
+	n := int64(1)
+	for _, v := range h.shape {
+		n *= int64(v)
+	}
+	if want := h.offset + n*int64(esize); want != size {
+		return nil, nil, fmt.Errorf("array of shape %s and dtype %s needs %d bytes, the file holds %d (truncated or corrupt)", shapeString(h.shape), h.descr, want, size)
+	}
+	out := make([]float32, n)
+	buf := make([]byte, (1<<16)/esize*esize)
+	for done := int64(0); done < n; {
+		m := min(int64(len(buf)/esize), n-done)
+		if _, err := io.ReadFull(br, buf[:m*int64(esize)]); err != nil {
+			return nil, nil, fmt.Errorf("reading element %d of %d: %s", done, n, shortRead(err, int(m)*esize))
+		}
+		dst := out[done : done+m]
+		switch esize {
+		case 2:
+			decodeRow(dst, buf, Float16, order)
+		case 4:
+			decodeRow(dst, buf, Float32, order)
+		case 8:
+			for i := range dst {
+				dst[i] = float32(math.Float64frombits(order.Uint64(buf[8*i:])))
+			}
+		}
+		done += m
+	}
+	if h.fortran && len(h.shape) == 2 {
+		rows, cols := h.shape[0], h.shape[1]
+		c := make([]float32, len(out))
+		for j := range cols {
+			for i := range rows {
+				c[i*cols+j] = out[j*rows+i]
+			}
+		}
+		out = c
+	}
+	return out, h.shape, nil
 }
 
 // checkHeaderDict rejects header dictionaries that npyio would misread.

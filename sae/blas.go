@@ -8,3 +8,7 @@ package sae
 
 // BLASName names the BLAS in use, for benchmarks and logs.
 var BLASName = "gonum"
+
+// splitGemm makes gemm split large products across cores itself, for a BLAS
+// that runs single-threaded.
+var splitGemm = false

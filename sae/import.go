@@ -2,13 +2,8 @@ package sae
 
 import (
 	"archive/zip"
-	"bufio"
-	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/x448/float16"
 
 	"github.com/rise-interp/rise/activations"
 )
@@ -30,9 +24,6 @@ const (
 	SparsifyWeightsFile = "sae.safetensors"
 )
 
-// maxNpyHeader bounds the header dictionary of a .npy member; numpy itself
-// refuses longer ones by default.
-const maxNpyHeader = 10000
 
 // layerPattern finds a layer number in a Gemma Scope path
 // (".../layer_20/width_16k/...") or a sparsify hookpoint ("layers.6",
@@ -135,313 +126,29 @@ type npyData struct {
 }
 
 // readNpzMember reads one .npy member of an .npz archive: a float16,
-// float32 or float64 array of one or two dimensions, in either byte order
-// and either memory order (returned in C order). The header is checked
-// against the member's size, and that against the archive's size
-// (archiveSize), before the data is allocated.
+// float32 or float64 array of one or two dimensions. The member's declared
+// size is bounded by what an archive of archiveSize bytes can hold before it
+// is trusted, and the array's header is checked against it before the data
+// is allocated.
 func readNpzMember(f *zip.File, archiveSize int64) (npyData, error) {
 	limit := archiveSize
 	if f.Method != zip.Store {
 		limit = archiveSize * 1100 // deflate expands at most about 1032 times
+	}
+	size := int64(f.UncompressedSize64)
+	if size < 0 || size > limit {
+		return npyData{}, fmt.Errorf("member claims %d bytes, more than an archive of this size can hold (corrupt archive)", f.UncompressedSize64)
 	}
 	rc, err := f.Open()
 	if err != nil {
 		return npyData{}, err
 	}
 	defer rc.Close()
-	r := bufio.NewReaderSize(rc, 1<<16)
-	var pre [8]byte
-	if _, err := io.ReadFull(r, pre[:]); err != nil {
-		return npyData{}, fmt.Errorf("not a .npy array: %s", npyShort(err, 8))
-	}
-	if string(pre[:6]) != "\x93NUMPY" {
-		return npyData{}, fmt.Errorf("not a .npy array: expected the magic bytes \\x93NUMPY, found %q", pre[:6])
-	}
-	var hlen, lenSize int
-	switch pre[6] {
-	case 1:
-		var b [2]byte
-		if _, err := io.ReadFull(r, b[:]); err != nil {
-			return npyData{}, fmt.Errorf("truncated .npy header: %s", npyShort(err, 2))
-		}
-		hlen, lenSize = int(binary.LittleEndian.Uint16(b[:])), 2
-	case 2, 3:
-		var b [4]byte
-		if _, err := io.ReadFull(r, b[:]); err != nil {
-			return npyData{}, fmt.Errorf("truncated .npy header: %s", npyShort(err, 4))
-		}
-		v := binary.LittleEndian.Uint32(b[:])
-		if v > maxNpyHeader {
-			return npyData{}, fmt.Errorf("absurd .npy header length %d bytes, expected at most %d", v, maxNpyHeader)
-		}
-		hlen, lenSize = int(v), 4
-	default:
-		return npyData{}, fmt.Errorf("unsupported .npy format version %d.%d: expected 1.0, 2.0 or 3.0", pre[6], pre[7])
-	}
-	if hlen > maxNpyHeader {
-		return npyData{}, fmt.Errorf("absurd .npy header length %d bytes, expected at most %d", hlen, maxNpyHeader)
-	}
-	hdr := make([]byte, hlen)
-	if _, err := io.ReadFull(r, hdr); err != nil {
-		return npyData{}, fmt.Errorf("truncated .npy header: %s", npyShort(err, hlen))
-	}
-	descr, fortran, shape, err := parseNpyHeader(string(hdr))
+	data, shape, err := activations.ReadNpyArray(rc, size)
 	if err != nil {
 		return npyData{}, err
 	}
-	var order binary.ByteOrder = binary.LittleEndian
-	if strings.HasPrefix(descr, ">") {
-		order = binary.BigEndian
-	}
-	var esize int
-	switch strings.TrimLeft(descr, "<>=|") {
-	case "f2":
-		esize = 2
-	case "f4":
-		esize = 4
-	case "f8":
-		esize = 8
-	default:
-		return npyData{}, fmt.Errorf("unsupported dtype %s (%s): expected float32 (<f4), float16 or float64", descr, npyTypeName(descr))
-	}
-	if len(shape) < 1 || len(shape) > 2 {
-		return npyData{}, fmt.Errorf("array has shape %s: expected one or two dimensions", shapeList(shape))
-	}
-	// The member's size comes from the archive's directory; it is only
-	// verified once the member has been read, so bound it by what the file
-	// can hold before trusting it for an allocation.
-	size := int64(f.UncompressedSize64)
-	if size < 0 || size > limit {
-		return npyData{}, fmt.Errorf("member claims %d bytes, more than an archive of this size can hold (corrupt archive)", f.UncompressedSize64)
-	}
-	dataBytes := size - int64(8+lenSize+hlen)
-	maxElems := max(dataBytes, 0) / int64(esize)
-	n := int64(1)
-	if !slices.Contains(shape, 0) {
-		for _, d := range shape {
-			if n > maxElems/int64(d) {
-				return npyData{}, fmt.Errorf("array of shape %s and dtype %s needs more than the %d data bytes the member holds (truncated archive?)", shapeList(shape), descr, dataBytes)
-			}
-			n *= int64(d)
-		}
-	} else {
-		n = 0
-	}
-	if n*int64(esize) != dataBytes {
-		return npyData{}, fmt.Errorf("array of shape %s and dtype %s needs %d data bytes, the member holds %d", shapeList(shape), descr, n*int64(esize), dataBytes)
-	}
-	out := make([]float32, n)
-	buf := make([]byte, 1<<16)
-	buf = buf[:len(buf)/esize*esize]
-	for done := int64(0); done < n; {
-		m := min(int64(len(buf)/esize), n-done)
-		if _, err := io.ReadFull(r, buf[:m*int64(esize)]); err != nil {
-			return npyData{}, fmt.Errorf("reading element %d of %d: %s", done, n, npyShort(err, int(m)*esize))
-		}
-		for i := range m {
-			b := buf[i*int64(esize):]
-			var v float32
-			switch esize {
-			case 2:
-				v = float16.Frombits(order.Uint16(b)).Float32()
-			case 4:
-				v = math.Float32frombits(order.Uint32(b))
-			case 8:
-				v = float32(math.Float64frombits(order.Uint64(b)))
-			}
-			out[done+i] = v
-		}
-		done += m
-	}
-	if fortran && len(shape) == 2 {
-		rows, cols := shape[0], shape[1]
-		c := make([]float32, len(out))
-		for j := range cols {
-			for i := range rows {
-				c[i*cols+j] = out[j*rows+i]
-			}
-		}
-		out = c
-	}
-	return npyData{shape: shape, data: out}, nil
-}
-
-// parseNpyHeader reads the dictionary of a .npy header, such as
-// {'descr': '<f4', 'fortran_order': False, 'shape': (2304, 16384), }.
-func parseNpyHeader(hdr string) (descr string, fortran bool, shape []int, err error) {
-	p := &pyLiteral{s: hdr}
-	v, err := p.value(0)
-	if err != nil {
-		return "", false, nil, fmt.Errorf("corrupt .npy header %q: %v", clipBytes([]byte(hdr), 80), err)
-	}
-	p.space()
-	if p.i != len(p.s) {
-		return "", false, nil, fmt.Errorf("corrupt .npy header %q: unexpected text after the dictionary", clipBytes([]byte(hdr), 80))
-	}
-	d, ok := v.(map[string]any)
-	if !ok {
-		return "", false, nil, fmt.Errorf("corrupt .npy header %q: expected a dictionary", clipBytes([]byte(hdr), 80))
-	}
-	if descr, ok = d["descr"].(string); !ok {
-		return "", false, nil, fmt.Errorf("corrupt .npy header %q: expected 'descr' to be a type string such as '<f4'", clipBytes([]byte(hdr), 80))
-	}
-	if fortran, ok = d["fortran_order"].(bool); !ok {
-		return "", false, nil, fmt.Errorf("corrupt .npy header %q: expected 'fortran_order' to be True or False", clipBytes([]byte(hdr), 80))
-	}
-	tup, ok := d["shape"].([]any)
-	if !ok {
-		return "", false, nil, fmt.Errorf("corrupt .npy header %q: expected 'shape' to be a tuple of integers", clipBytes([]byte(hdr), 80))
-	}
-	for _, x := range tup {
-		n, ok := x.(int64)
-		if !ok || n < 0 || n > math.MaxInt32 {
-			return "", false, nil, fmt.Errorf("corrupt .npy header %q: expected 'shape' to be a tuple of non-negative integers", clipBytes([]byte(hdr), 80))
-		}
-		shape = append(shape, int(n))
-	}
-	return descr, fortran, shape, nil
-}
-
-// pyLiteral parses the small subset of Python literals .npy headers use:
-// dictionaries, tuples, lists, strings, integers, True, False and None.
-type pyLiteral struct {
-	s string
-	i int
-}
-
-func (p *pyLiteral) space() {
-	for p.i < len(p.s) && strings.IndexByte(" \t\r\n", p.s[p.i]) >= 0 {
-		p.i++
-	}
-}
-
-func (p *pyLiteral) value(depth int) (any, error) {
-	if depth > 8 {
-		return nil, errors.New("nested too deeply")
-	}
-	p.space()
-	if p.i >= len(p.s) {
-		return nil, errors.New("unexpected end")
-	}
-	switch c := p.s[p.i]; {
-	case c == '{':
-		p.i++
-		m := map[string]any{}
-		for {
-			p.space()
-			if p.i < len(p.s) && p.s[p.i] == '}' {
-				p.i++
-				return m, nil
-			}
-			k, err := p.value(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			ks, ok := k.(string)
-			if !ok {
-				return nil, fmt.Errorf("expected a string key at offset %d", p.i)
-			}
-			p.space()
-			if p.i >= len(p.s) || p.s[p.i] != ':' {
-				return nil, fmt.Errorf("expected ':' at offset %d", p.i)
-			}
-			p.i++
-			v, err := p.value(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			if _, dup := m[ks]; dup {
-				return nil, fmt.Errorf("key %q appears twice", ks)
-			}
-			m[ks] = v
-			if err := p.sep('}'); err != nil {
-				return nil, err
-			}
-		}
-	case c == '(' || c == '[':
-		end := byte(')')
-		if c == '[' {
-			end = ']'
-		}
-		p.i++
-		var xs []any
-		for {
-			p.space()
-			if p.i < len(p.s) && p.s[p.i] == end {
-				p.i++
-				if xs == nil {
-					xs = []any{}
-				}
-				return xs, nil
-			}
-			v, err := p.value(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			xs = append(xs, v)
-			if err := p.sep(end); err != nil {
-				return nil, err
-			}
-		}
-	case c == '\'' || c == '"':
-		j := strings.IndexByte(p.s[p.i+1:], c)
-		if j < 0 {
-			return nil, errors.New("unterminated string")
-		}
-		v := p.s[p.i+1 : p.i+1+j]
-		p.i += j + 2
-		return v, nil
-	case c == '-' || (c >= '0' && c <= '9'):
-		j := p.i + 1
-		for j < len(p.s) && p.s[j] >= '0' && p.s[j] <= '9' {
-			j++
-		}
-		n, err := strconv.ParseInt(p.s[p.i:j], 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("bad integer %q", p.s[p.i:j])
-		}
-		p.i = j
-		if p.i < len(p.s) && p.s[p.i] == 'L' { // Python 2 long
-			p.i++
-		}
-		return n, nil
-	}
-	for word, v := range map[string]any{"True": true, "False": false, "None": nil} {
-		if strings.HasPrefix(p.s[p.i:], word) {
-			p.i += len(word)
-			return v, nil
-		}
-	}
-	return nil, fmt.Errorf("unexpected %q at offset %d", p.s[p.i], p.i)
-}
-
-// sep consumes a ',' or stops before the closing end.
-func (p *pyLiteral) sep(end byte) error {
-	p.space()
-	if p.i < len(p.s) && p.s[p.i] == ',' {
-		p.i++
-		return nil
-	}
-	if p.i < len(p.s) && p.s[p.i] == end {
-		return nil
-	}
-	return fmt.Errorf("expected ',' or %q at offset %d", end, p.i)
-}
-
-func npyShort(err error, want int) string {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Sprintf("the member ends before %d more bytes (truncated)", want)
-	}
-	return err.Error()
-}
-
-func npyTypeName(descr string) string {
-	names := map[string]string{"f8": "float64", "f4": "float32", "f2": "float16", "i8": "int64", "i4": "int32",
-		"i2": "int16", "i1": "int8", "u1": "uint8", "b1": "bool", "O": "object"}
-	if n, ok := names[strings.TrimLeft(descr, "<>|=")]; ok {
-		return n
-	}
-	return "unknown type"
+	return npyData{shape: shape, data: data}, nil
 }
 
 // sparsifyConfig is what ImportSparsify reads of a sparsify cfg.json.

@@ -310,7 +310,19 @@ func (s *SAE) Decode(f, xhat []float32) {
 }
 
 // gemm computes C = alpha·op(A)·op(B) + beta·C on row-major float32
-// matrices through the BLAS in use (see blas.go).
+// matrices through the BLAS in use (see blas.go). When that BLAS is
+// single-threaded, a large product is split by rows of C across cores.
 func gemm(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	blas32.Implementation().Sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	impl := blas32.Implementation()
+	if !splitGemm || m < 2*workers() || int64(m)*int64(n)*int64(k) < 1<<21 {
+		impl.Sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	parallelFor(m, 1, func(_, lo, hi int) {
+		aOff := lo * lda // rows lo..hi of op(A) = rows of A
+		if ta == blas.Trans {
+			aOff = lo // = columns of A
+		}
+		impl.Sgemm(ta, tb, hi-lo, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+	})
 }
