@@ -17,7 +17,11 @@ type TrainConfig struct {
 	Width int // d_sae
 	K     int // TopK, BatchTopK
 
-	Sparsity       float32 // λ: L1 (standard) or L0 (jumprelu) coefficient
+	Sparsity float32 // λ: L1 (standard) or L0 (jumprelu) coefficient
+	// SparsityPerDim reads λ against an MSE averaged over the d_in
+	// dimensions, as RISE states it, rather than summed as rise's objective
+	// (and SAELens's) does: λ is multiplied by d_in.
+	SparsityPerDim bool
 	SparsityWarmup float64 // fraction of the steps over which λ rises linearly from 0
 	AuxKCoeff      float32 // AuxK coefficient (TopK family); default 1/32 (Gao et al. 2024)
 	AuxKLatents    int     // k_aux; default d_in/2
@@ -51,10 +55,18 @@ type TrainConfig struct {
 
 // RISEPreset returns the training recipe of RISE (arXiv 2512.23988, §4):
 // a ReLU SAE of width 2048, λ = 2e-3, batch 1024, Adam with lr 1e-4, linear
-// warm-up over the first 10% of steps, then cosine decay.
+// warm-up over the first 10% of steps, then cosine decay. RISE's λ weighs an
+// L1 term against a reconstruction error averaged over dimensions; rise sums
+// the error over dimensions, so the preset reads λ per dimension
+// (SparsityPerDim): on d_in 1536 it is 2e-3·1536 ≈ 3.1.
 func RISEPreset() TrainConfig {
-	return TrainConfig{Arch: Standard, Width: 2048, Sparsity: 2e-3, Batch: 1024, LR: 1e-4, Warmup: 0.1, Decay: "cosine"}
+	return TrainConfig{Arch: Standard, Width: 2048, Sparsity: 2e-3, SparsityPerDim: true, Batch: 1024, LR: 1e-4, Warmup: 0.1, Decay: "cosine"}
 }
+
+// DefaultSamples is how many rows a run sees when neither Steps nor Epochs
+// is given (at least one epoch): a few million, which SAEs of a few thousand
+// latents need to settle, whatever the size of the dump.
+const DefaultSamples = 4_000_000
 
 // Defaults fills in the zero fields of c for a layer of rows of width dIn.
 func (c TrainConfig) Defaults(dIn, rows int) TrainConfig {
@@ -70,8 +82,14 @@ func (c TrainConfig) Defaults(dIn, rows int) TrainConfig {
 	if c.LR == 0 {
 		c.LR = 1e-4
 		if c.Arch != Standard {
-			c.LR = 4e-4
+			// 2e-3 at 1024 latents, scaled by 1/√width as Gao et al. (2024)
+			// scale it.
+			c.LR = min(4e-3, max(2e-4, 2e-3*math.Sqrt(1024/float64(c.Width))))
 		}
+	}
+	if c.SparsityPerDim {
+		c.Sparsity *= float32(dIn)
+		c.SparsityPerDim = false
 	}
 	if c.Decay == "" {
 		c.Decay = "cosine"
@@ -82,11 +100,13 @@ func (c TrainConfig) Defaults(dIn, rows int) TrainConfig {
 	if c.Beta2 == 0 {
 		c.Beta2 = 0.999
 	}
-	if c.Epochs == 0 && c.Steps == 0 {
-		c.Epochs = 1
-	}
+	perEpoch := max(1, rows/max(1, min(c.Batch, rows)))
 	if c.Steps == 0 {
-		c.Steps = max(1, c.Epochs*(rows/max(1, min(c.Batch, rows))))
+		if c.Epochs > 0 {
+			c.Steps = c.Epochs * perEpoch
+		} else {
+			c.Steps = max(perEpoch, (DefaultSamples+c.Batch-1)/c.Batch)
+		}
 	}
 	if c.AuxKCoeff == 0 && (c.Arch == TopK || c.Arch == BatchTopK) {
 		c.AuxKCoeff = 1.0 / 32

@@ -35,7 +35,7 @@ func init() {
 		layer, width, k, batch, epochs, steps, ckEvery, deadWindow    int
 		l1, lr, warmup, l1Warmup, clip, auxk                          float64
 		seed                                                          uint64
-		resume, jsonOut                                               bool
+		resume, jsonOut, l1PerDim                                     bool
 	)
 	register(&command{
 		name:    "train",
@@ -72,14 +72,15 @@ Examples:
 			fs.IntVar(&width, "width", 0, "number of latents, d_sae (default 2048)")
 			fs.IntVar(&k, "k", 0, "active latents per row for topk and batchtopk")
 			fs.Float64Var(&l1, "l1", 0, "sparsity coefficient λ: L1 for standard (default 2e-3), L0 for jumprelu")
+			fs.BoolVar(&l1PerDim, "l1-per-dim", false, "read --l1 against an MSE averaged over dimensions, as RISE does (λ·d_in); --preset rise sets it")
 			fs.Float64Var(&l1Warmup, "l1-warmup", 0, "fraction of the steps over which λ rises from 0")
 			fs.Float64Var(&auxk, "auxk", 0, "AuxK coefficient for topk and batchtopk (default 1/32)")
 			fs.IntVar(&batch, "batch", 0, "rows per step (default 1024)")
-			fs.Float64Var(&lr, "lr", 0, "Adam learning rate (default 1e-4 for standard, 4e-4 otherwise)")
+			fs.Float64Var(&lr, "lr", 0, "Adam learning rate (default 1e-4 for standard; 2e-3·√(1024/width) otherwise)")
 			fs.Float64Var(&warmup, "warmup", 0, "fraction of the steps with a linear learning-rate warm-up")
 			fs.StringVar(&decay, "decay", "", "learning-rate decay after the warm-up: cosine (default) or constant")
 			fs.Float64Var(&clip, "clip", 0, "clip the global gradient norm to this (0: off)")
-			fs.IntVar(&epochs, "epochs", 0, "passes over the data (default 1)")
+			fs.IntVar(&epochs, "epochs", 0, "passes over the data (default: enough for 4 million rows, at least 1)")
 			fs.IntVar(&steps, "steps", 0, "optimiser steps (instead of --epochs)")
 			fs.StringVar(&engine, "engine", "fused", "fused (hand-written, fast) or graph (gorgonia autodiff, the reference)")
 			fs.Uint64Var(&seed, "seed", 1, "random seed for initialisation and data order")
@@ -124,6 +125,9 @@ Examples:
 			setInt(&cfg.DeadWindow, deadWindow)
 			if l1 != 0 {
 				cfg.Sparsity = float32(l1)
+			}
+			if l1PerDim {
+				cfg.SparsityPerDim = true
 			}
 			if auxk != 0 {
 				cfg.AuxKCoeff = float32(auxk)
