@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-
 	"github.com/rise-interp/rise/activations"
 )
 
@@ -23,7 +22,6 @@ const (
 	// cfg.json sits beside it.
 	SparsifyWeightsFile = "sae.safetensors"
 )
-
 
 // layerPattern finds a layer number in a Gemma Scope path
 // (".../layer_20/width_16k/...") or a sparsify hookpoint ("layers.6",
