@@ -29,7 +29,6 @@ type fusedEngine struct {
 	xs, xc, xhat, dxh []float32 // [B, D]
 	pre, df           []float32 // [B, M]; df is used by the dense path
 	colNorm           []float32 // [M]
-	colAcc            [][]float64
 
 	// sparse path
 	main, aux   []entry   // active (row, latent) pairs of the selection and of AuxK
@@ -45,6 +44,14 @@ type fusedEngine struct {
 	scratchIdx  [][]int
 	scratchVal  [][]float32
 	hist        [][]int64
+
+	// per-step scratch, kept so that a step allocates nothing
+	f64parts []float64   // one per worker
+	i64parts []int64     // one per worker
+	perLat   []float64   // [max(M, D)]
+	perLat2  []float64   // [M]
+	perWork  [][]float64 // one [M] per worker
+	ties     []int32     // [B]
 }
 
 // entry is one active latent of one row: its activation and the gradient
@@ -66,10 +73,13 @@ func (e *fusedEngine) ensure(s *SAE, b int) {
 	e.pre = make([]float32, b*m)
 	e.colNorm = make([]float32, m)
 	nw := workers()
-	e.colAcc = make([][]float64, nw)
 	e.scratchIdx = make([][]int, nw)
 	e.scratchVal = make([][]float32, nw)
 	e.hist = make([][]int64, nw)
+	e.f64parts, e.i64parts = make([]float64, nw), make([]int64, nw)
+	e.perLat, e.perLat2 = make([]float64, max(m, d)), make([]float64, m)
+	e.perWork = make([][]float64, nw)
+	e.ties = make([]int32, b)
 	switch s.Arch {
 	case TopK, BatchTopK:
 		e.df = nil
@@ -152,7 +162,8 @@ func checkGrads(s *SAE, g *Gradients, dead []bool, fired []int64) error {
 func (e *fusedEngine) reconstructionGrad(g *Gradients, loss *Loss) {
 	b, d := e.b, e.d
 	scale := float32(2) / float32(b)
-	parts := make([]float64, workers()) // one small allocation; negligible beside the products
+	parts := e.f64parts
+	clear(parts)
 	parallelFor(b, 64, func(w, lo, hi int) {
 		var sum float64
 		for i := lo * d; i < hi*d; i++ {
@@ -167,7 +178,7 @@ func (e *fusedEngine) reconstructionGrad(g *Gradients, loss *Loss) {
 		mse += p
 	}
 	loss.MSE = mse / float64(b)
-	colSum(e.dxh, b, d, g.BDec, e.colAcc)
+	colSum(e.dxh, b, d, g.BDec, e.perLat)
 }
 
 // dense runs ReLU and JumpReLU: five dense products.
@@ -178,7 +189,8 @@ func (e *fusedEngine) dense(s *SAE, cfg LossConfig, g *Gradients, fired []int64,
 	pre := e.df // pre-activations, kept until the masks are built
 	jump := s.Arch == JumpReLU
 	var active int64
-	actParts := make([]int64, workers())
+	actParts := e.i64parts
+	clear(actParts)
 	parallelFor(b, 16, func(w, lo, hi int) {
 		var n int64
 		for i := lo * m; i < hi*m; i++ {
@@ -223,8 +235,8 @@ func (e *fusedEngine) dense(s *SAE, cfg LossConfig, g *Gradients, fired []int64,
 		e.rowNorms(s.WDec, m, d)
 		// L1 weighted by decoder-row norms: λ/B Σ f_bj n_j.
 		lb := lam / float32(b)
-		sumF := make([]float64, m)
-		colSum64(f, b, m, sumF, e.colAcc)
+		sumF := e.perLat2
+		colSum64(f, b, m, sumF)
 		var sp float64
 		for j := range m {
 			sp += sumF[j] * float64(e.colNorm[j])
@@ -249,20 +261,26 @@ func (e *fusedEngine) dense(s *SAE, cfg LossConfig, g *Gradients, fired []int64,
 		})
 		e.encoderGrads(s, df, g)
 	case JumpReLU:
-		// pre is still intact here; ∂f goes to a fresh product into f's
-		// buffer after the threshold gradient has read f.
+		// pre (in df's buffer) is intact; f is no longer needed, so ∂f
+		// takes f's buffer.
 		eps := cfg.bandwidth()
 		lb := lam / float32(b)
-		thrGrad := make([]float64, m) // ∂/∂θ
+		thrGrad := e.perLat2 // ∂/∂θ
+		clear(thrGrad)
 		var l0 int64
-		// ∂f = ∂x_hat W_decᵀ overwrites f, so first record the mask H
-		// (f ≠ 0 ⇔ pre > θ > 0) inside pre's sign: nothing else reads f.
 		gemm(blas.NoTrans, blas.Trans, b, m, d, 1, e.dxh, d, s.WDec, d, 0, f, m)
 		df := f
-		parts := make([][]float64, workers())
-		cnt := make([]int64, workers())
+		parts := e.perWork
+		for _, p := range parts {
+			clear(p)
+		}
+		cnt := e.i64parts
+		clear(cnt)
 		parallelFor(b, 16, func(w, lo, hi int) {
-			acc := make([]float64, m)
+			if len(parts[w]) != m {
+				parts[w] = make([]float64, m)
+			}
+			acc := parts[w]
 			var n int64
 			for r := lo; r < hi; r++ {
 				for j := range m {
@@ -280,7 +298,7 @@ func (e *fusedEngine) dense(s *SAE, cfg LossConfig, g *Gradients, fired []int64,
 					}
 				}
 			}
-			parts[w], cnt[w] = acc, n
+			cnt[w] = n
 		})
 		for w := range parts {
 			for j, v := range parts[w] {
@@ -299,7 +317,7 @@ func (e *fusedEngine) dense(s *SAE, cfg LossConfig, g *Gradients, fired []int64,
 // encoderGrads computes ∂W_enc = x_cᵀ ∂pre and ∂b_enc = Σ_b ∂pre.
 func (e *fusedEngine) encoderGrads(s *SAE, dpre []float32, g *Gradients) {
 	gemm(blas.Trans, blas.NoTrans, e.d, e.m, e.b, 1, e.xc, e.d, dpre, e.m, 0, g.WEnc, e.m)
-	colSum(dpre, e.b, e.m, g.BEnc, e.colAcc)
+	colSum(dpre, e.b, e.m, g.BEnc, e.perLat)
 }
 
 func (e *fusedEngine) rowNorms(w []float32, rows, cols int) {
@@ -325,16 +343,16 @@ func countFired(f []float32, b, m int, fired []int64) {
 }
 
 // colSum writes the column sums of the [rows, cols] matrix a into out,
-// accumulating in float64.
-func colSum(a []float32, rows, cols int, out []float32, acc [][]float64) {
-	tmp := make([]float64, cols)
-	colSum64(a, rows, cols, tmp, acc)
+// accumulating in float64 in tmp (at least cols long).
+func colSum(a []float32, rows, cols int, out []float32, tmp []float64) {
+	tmp = tmp[:cols]
+	colSum64(a, rows, cols, tmp)
 	for j, v := range tmp {
 		out[j] = float32(v)
 	}
 }
 
-func colSum64(a []float32, rows, cols int, out []float64, _ [][]float64) {
+func colSum64(a []float32, rows, cols int, out []float64) {
 	parallelFor(cols, 64, func(_, lo, hi int) {
 		for j := lo; j < hi; j++ {
 			out[j] = 0
@@ -491,7 +509,8 @@ func (e *fusedEngine) selectBatchTopK(n int) float32 {
 		}
 	})
 	// Ties at thr: the first `kept` of them in row-major order.
-	ties := make([]int32, b)
+	ties := e.ties
+	clear(ties)
 	for r := 0; r < b && kept > 0; r++ {
 		for _, v := range pre[r*m : (r+1)*m] {
 			if v == thr && kept > 0 {
@@ -629,7 +648,8 @@ func (e *fusedEngine) auxK(s *SAE, cfg LossConfig, dead []bool) float64 {
 	e.aux = e.aux[:at]
 	// e_hat_b = Σ a_bj W_dec[j]; the residual is x_s - x_hat = -(dxh·B/2).
 	coef := 2 * cfg.AuxKCoeff * scale / float32(b)
-	parts := make([]float64, workers())
+	parts := e.f64parts
+	clear(parts)
 	parallelFor(b, 16, func(w, lo, hi int) {
 		var sum float64
 		for r := lo; r < hi; r++ {
