@@ -52,8 +52,10 @@ is folded into the weights. The objective per architecture:
 	jumprelu  MSE + λ·L0, thresholds trained by straight-through estimators
 
 Adam, a linear warm-up over --warmup of the steps, then cosine (or
-constant) decay. --preset rise is RISE's recipe: standard, λ 2e-3, batch
-1024, lr 1e-4, 10% warm-up then cosine, width 2048 (other flags override it).
+constant) decay. Without --steps or --epochs a run sees 4 million rows (at
+least one epoch). --preset rise is RISE's recipe: standard, λ 2e-3 per
+dimension, batch 1024, lr 1e-4, 10% warm-up then cosine, width 2048, and 32
+million rows, which lr 1e-4 needs to settle (other flags override it).
 Rows are shuffled across shards with --seed; the same seed and data give the
 same SAE. The run is checkpointed to SAE_DIR/training.ckpt every
 --checkpoint-every steps, at the end, and on Ctrl-C; --resume continues it to
