@@ -323,7 +323,10 @@ func (e *fusedEngine) encoderGrads(s *SAE, dpre []float32, g *Gradients) {
 func (e *fusedEngine) rowNorms(w []float32, rows, cols int) {
 	parallelFor(rows, 64, func(_, lo, hi int) {
 		for j := lo; j < hi; j++ {
-			e.colNorm[j] = vec.Snrm2(cols, w[j*cols:(j+1)*cols], 1)
+			row := w[j*cols : (j+1)*cols]
+			// √(row·row): gonum's Snrm2 guards against overflow with a
+			// scaled sum that costs several times more.
+			e.colNorm[j] = sqrt32(vec.Sdot(cols, row, 1, row, 1))
 		}
 	})
 }

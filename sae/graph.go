@@ -660,3 +660,9 @@ func (graphStopOp) DiffWRT(int) []bool { return []bool{false} }
 func (graphStopOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 	return nil, errors.New("stop has no derivative")
 }
+
+// Sgemm sends gorgonia's float32 matrix products through gemm, which splits
+// large products across cores when the BLAS underneath is single-threaded.
+func (graphBLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	gemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}

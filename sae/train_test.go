@@ -102,3 +102,45 @@ func TestTrainIsDeterministicAndResumes(t *testing.T) {
 		})
 	}
 }
+
+// TestTrainingRecoversPlantedFeatures trains each architecture on a small
+// planted dump and checks, with rise eval's measures, that the decoder finds
+// the planted directions: the end-to-end check that the engines, the
+// optimiser and the defaults work together. (The full-size figures of the
+// README come from "rise train" on the demo dump.)
+func TestTrainingRecoversPlantedFeatures(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains for several seconds")
+	}
+	layer, dir := plantedLayer(t, 6000, 48, 64)
+	truth, rows, _, err := activations.ReadNpy(filepath.Join(dir, "truth.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		cfg      TrainConfig
+		recovery float64
+		fvu      float64
+	}{
+		// Measured: topk recovers 0.844 with fvu 0.102, batchtopk 0.828 with
+		// 0.089 (64 planted directions in 48 dimensions overlap more than
+		// the demo's 512 in 256). An untrained or broken SAE recovers none.
+		{TrainConfig{Arch: TopK, Width: 128, K: 8, Batch: 256, Samples: 1_500_000}, 0.75, 0.15},
+		{TrainConfig{Arch: BatchTopK, Width: 128, K: 8, Batch: 256, Samples: 1_500_000}, 0.75, 0.15},
+	} {
+		t.Run(string(c.cfg.Arch), func(t *testing.T) {
+			s, _, err := Train(context.Background(), layer, c.cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := Evaluate(context.Background(), s, layer, EvalOptions{Truth: truth, TruthRows: rows})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *m.Recovery < c.recovery || m.FVU > c.fvu {
+				t.Errorf("recovery %.3f (want ≥ %.2f), fvu %.4f (want ≤ %.2f), l0 %.1f", *m.Recovery, c.recovery, m.FVU, c.fvu, m.L0)
+			}
+			t.Logf("recovery %.3f, fvu %.4f, l0 %.1f, dead %.3f", *m.Recovery, m.FVU, m.L0, m.DeadFraction)
+		})
+	}
+}
