@@ -33,6 +33,7 @@ run: build
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	$(GO) vet $(TAGS) ./...
 	$(GO) vet ./...
 
 test: vet
