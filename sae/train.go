@@ -82,7 +82,7 @@ func (c TrainConfig) Defaults(dIn, rows int) TrainConfig {
 		c.Width = 2048
 	}
 	if c.Batch == 0 {
-		c.Batch = 1024
+		c.Batch = max(1, min(1024, rows)) // a small dump trains in whole-dump batches
 	}
 	if c.LR == 0 {
 		c.LR = 1e-4

@@ -35,7 +35,7 @@ func init() {
 		layer, width, k, batch, epochs, steps, ckEvery, deadWindow    int
 		l1, lr, warmup, l1Warmup, clip, auxk                          float64
 		seed                                                          uint64
-		resume, jsonOut, l1PerDim                                     bool
+		resume, jsonOut, l1PerDim, bDecInput                          bool
 	)
 	register(&command{
 		name:    "train",
@@ -87,6 +87,7 @@ Examples:
 			fs.StringVar(&engine, "engine", "fused", "fused (hand-written, fast) or graph (gorgonia autodiff, the reference)")
 			fs.Uint64Var(&seed, "seed", 1, "random seed for initialisation and data order")
 			fs.StringVar(&norm, "norm", "", "input normalisation: expected_average_only_in (default) or none")
+			fs.BoolVar(&bDecInput, "apply-b-dec-to-input", true, "subtract b_dec from the input before the encoder (SAELens apply_b_dec_to_input)")
 			fs.StringVar(&bdec, "b-dec-init", "", "b_dec at init: mean (default), median (geometric) or zero")
 			fs.IntVar(&deadWindow, "dead-window", 0, "samples without firing after which a latent is dead (default min(1e6, 2 epochs))")
 			fs.IntVar(&ckEvery, "checkpoint-every", 500, "steps between checkpoints")
@@ -144,6 +145,7 @@ Examples:
 				cfg.Decay = decay
 			}
 			cfg.SparsityWarmup, cfg.ClipNorm, cfg.Seed, cfg.EngineName, cfg.BDecInit = l1Warmup, clip, seed, engine, bdec
+			cfg.SkipBDecInput = !bDecInput
 			if norm != "" {
 				n, err := activations.ParseNormalization(norm)
 				if err != nil {
