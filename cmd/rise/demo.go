@@ -62,6 +62,8 @@ which behaviour) is in %[2]s/truth.json. Try:
 
 	%[1]s inspect %[2]s
 	%[1]s label --traces %[2]s/traces.jsonl --out %[3]s/relabelled
+	%[1]s train --data %[2]s --arch topk --k 16 --width 1024 --out %[3]s/topk
+	%[1]s eval --data %[2]s --sae %[3]s/topk --truth %[2]s/truth.npy
 `, self, dump, dir)
 			if anchors := filepath.Join("..", "shared", "data", "thought-anchors"); exists(anchors) {
 				fmt.Fprintf(e.stdout, "\t%s label --traces %s --eval\n", self, anchors)
