@@ -11,7 +11,15 @@ require (
 	gorgonia.org/tensor v0.9.23
 )
 
-require gonum.org/v1/netlib v0.0.0-20220323200511-14de99971b2d
+require (
+	github.com/wcharczuk/go-chart/v2 v2.1.2
+	gonum.org/v1/netlib v0.0.0-20220323200511-14de99971b2d
+)
+
+require (
+	github.com/golang/freetype v0.0.0-20170609003504-e2365dfdc4a0 // indirect
+	golang.org/x/image v0.25.0 // indirect
+)
 
 require (
 	github.com/apache/arrow/go/arrow v0.0.0-20211112161151-bc219186db40 // indirect

@@ -1,0 +1,41 @@
+package atlas
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestRenderCharts(t *testing.T) {
+	xy := []float64{0, 0, 1, 1, 2, 0.5, -1, 3}
+	groups := []string{"reflection", "", "backtracking", "reflection"}
+	for _, f := range []Format{SVG, PNG} {
+		var b bytes.Buffer
+		if err := RenderMap(&b, f, "decoder map", xy, groups); err != nil {
+			t.Fatalf("%s map: %v", f, err)
+		}
+		switch f {
+		case SVG:
+			s := b.String()
+			if !strings.HasPrefix(s, "<svg") || !strings.Contains(s, "reflection") || !strings.Contains(s, "backtracking") {
+				t.Errorf("svg map lacks its legend: %.200s", s)
+			}
+		case PNG:
+			if !bytes.HasPrefix(b.Bytes(), []byte("\x89PNG")) {
+				t.Error("png map is not a PNG")
+			}
+		}
+		b.Reset()
+		err := RenderCurves(&b, f, "separation by layer", "layer", "silhouette", []float64{4, 8, 12},
+			map[string][]float64{"behaviours": {0.1, 0.3, 0.2}, "short/long": {0.05, 0.1, 0.4}})
+		if err != nil || b.Len() == 0 {
+			t.Fatalf("%s curves: %v", f, err)
+		}
+	}
+	if err := RenderMap(&bytes.Buffer{}, SVG, "", xy, groups[:2]); err == nil {
+		t.Error("mismatched groups were accepted")
+	}
+	if err := RenderMap(&bytes.Buffer{}, "gif", "", xy, groups); err == nil {
+		t.Error("an unknown format was accepted")
+	}
+}
