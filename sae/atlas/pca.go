@@ -224,4 +224,3 @@ func Trustworthiness(x []float32, n, d int, emb []float64, e int, k, maxPoints i
 	nf, kf := float64(n), float64(k)
 	return 1 - 2/(m*kf*(2*nf-3*kf-1))*sum, nil
 }
-
