@@ -1,0 +1,595 @@
+package atlas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+)
+
+// MaxAgglomerative is the largest number of rows Agglomerative accepts: it
+// holds the full n×n cosine-distance matrix in float32 (256 MiB at 8192).
+const MaxAgglomerative = 8192
+
+// clusterRowBlock is the fixed number of rows handled per task in blocked
+// products. It does not depend on the number of cores, so results are the
+// same whatever GOMAXPROCS is.
+const clusterRowBlock = 512
+
+// Clustering is a partition of n unit vectors into K groups, as returned by
+// KMeans (spherical k-means, Dhillon & Modha 2001) and Agglomerative
+// (average-link hierarchical clustering, Sokal & Michener 1958).
+//
+// Labels[i] in [0, K) is the group of row i. Centroids holds K rows of d
+// values: the renormalised mean direction of each group (a zero row where a
+// group's members cancel out). Objective is the sum over rows of the cosine
+// distance 1 − cos to the row's centroid; lower is tighter.
+type Clustering struct {
+	K         int
+	Labels    []int
+	Centroids []float32
+	Objective float64
+}
+
+// KMeansOptions tunes KMeans, which runs spherical k-means (Dhillon & Modha
+// 2001) seeded by k-means++ (Arthur & Vassilvitskii 2007).
+//
+// Restarts is the number of independent seedings; the run with the lowest
+// objective is kept (default 1). MaxIter bounds the Lloyd iterations of each
+// run (default 100). Seed seeds a math/rand/v2 PCG generator: the same seed
+// gives the same clustering. Context, when non-nil, cancels the work.
+type KMeansOptions struct {
+	Restarts int
+	MaxIter  int
+	Seed     uint64
+	Context  context.Context
+}
+
+// KMeans clusters n unit vectors x (row-major, n rows of d values) into k
+// groups by spherical k-means (Dhillon & Modha 2001): each row is assigned
+// to the centroid with the largest dot product, i.e. the smallest cosine
+// distance 1 − cos, and each centroid is the renormalised mean of its
+// members. Centroids are seeded by k-means++ (Arthur & Vassilvitskii 2007)
+// with weights 1 − cos, which for unit vectors is half the squared Euclidean
+// distance, so this is the original D² weighting. A cluster left empty is
+// re-seeded with the row farthest from its own centroid. Of opts.Restarts
+// seedings the one with the lowest objective is returned.
+//
+// Rows need not be exactly unit length: rows off the unit sphere are
+// normalised on a copy. Assignment runs on all cores, over fixed blocks of
+// rows, with blocked float32 Gram products (gonum's Sgemm); the result
+// depends only on the inputs and opts.Seed, not on GOMAXPROCS.
+func KMeans(x []float32, n, d, k int, opts KMeansOptions) (*Clustering, error) {
+	ctx := opts.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	xs, err := clusterInput(x, n, d)
+	if err != nil {
+		return nil, fmt.Errorf("atlas: KMeans: %w", err)
+	}
+	if k < 1 || k > n {
+		return nil, fmt.Errorf("atlas: KMeans: k = %d, want 1 ≤ k ≤ n = %d", k, n)
+	}
+	restarts := opts.Restarts
+	if restarts <= 0 {
+		restarts = 1
+	}
+	maxIter := opts.MaxIter
+	if maxIter <= 0 {
+		maxIter = 100
+	}
+	rng := rand.New(rand.NewPCG(opts.Seed, 0x9e3779b97f4a7c15))
+	var best *Clustering
+	for r := 0; r < restarts; r++ {
+		c, err := kmeansRun(ctx, xs, n, d, k, maxIter, rng)
+		if err != nil {
+			return nil, err
+		}
+		if best == nil || c.Objective < best.Objective {
+			best = c
+		}
+	}
+	return best, nil
+}
+
+// kmeansRun is one seeding and Lloyd iteration of spherical k-means.
+func kmeansRun(ctx context.Context, x []float32, n, d, k, maxIter int, rng *rand.Rand) (*Clustering, error) {
+	cent, err := kmeansPlusPlus(ctx, x, n, d, k, rng)
+	if err != nil {
+		return nil, err
+	}
+	labels := make([]int, n)
+	for i := range labels {
+		labels[i] = -1
+	}
+	sim := make([]float32, n) // dot of each row with its assigned centroid
+	if _, err := clusterAssign(ctx, x, n, d, cent, k, labels, sim); err != nil {
+		return nil, err
+	}
+	for it := 0; it < maxIter; it++ {
+		clusterFixEmpty(x, n, d, k, cent, labels, sim)
+		clusterCentroids(x, n, d, k, labels, cent)
+		changed, err := clusterAssign(ctx, x, n, d, cent, k, labels, sim)
+		if err != nil {
+			return nil, err
+		}
+		if changed == 0 {
+			break
+		}
+	}
+	clusterFixEmpty(x, n, d, k, cent, labels, sim)
+	clusterCentroids(x, n, d, k, labels, cent)
+	return &Clustering{K: k, Labels: labels, Centroids: cent, Objective: clusterObjective(x, n, d, cent, labels)}, nil
+}
+
+// kmeansPlusPlus picks k seeds by k-means++ (Arthur & Vassilvitskii 2007):
+// the first uniformly, each next with probability proportional to its cosine
+// distance to the nearest seed so far.
+func kmeansPlusPlus(ctx context.Context, x []float32, n, d, k int, rng *rand.Rand) ([]float32, error) {
+	cent := make([]float32, k*d)
+	dist := make([]float64, n)
+	for i := range dist {
+		dist[i] = math.Inf(1)
+	}
+	dots := make([]float32, n)
+	chosen := make(map[int]bool, k)
+	c := rng.IntN(n)
+	for j := 0; j < k; j++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if j > 0 {
+			total := 0.0
+			for _, v := range dist {
+				total += v
+			}
+			c = -1
+			if total > 0 {
+				u := rng.Float64() * total
+				acc := 0.0
+				for i, v := range dist {
+					if v <= 0 {
+						continue
+					}
+					acc += v
+					c = i
+					if acc > u {
+						break
+					}
+				}
+			}
+			if c < 0 || chosen[c] {
+				// All remaining rows coincide with a seed: take any unused row.
+				c = rng.IntN(n)
+				for chosen[c] {
+					c = (c + 1) % n
+				}
+			}
+		}
+		chosen[c] = true
+		copy(cent[j*d:(j+1)*d], x[c*d:(c+1)*d])
+		clusterDots(x, n, d, cent[j*d:(j+1)*d], dots)
+		for i, v := range dots {
+			if dv := math.Max(0, 1-float64(v)); dv < dist[i] {
+				dist[i] = dv
+			}
+		}
+		dist[c] = 0
+	}
+	return cent, nil
+}
+
+// clusterDots sets dots[i] = x_i · c for every row, over fixed row blocks on
+// all cores.
+func clusterDots(x []float32, n, d int, c []float32, dots []float32) {
+	impl := blas32.Implementation()
+	clusterParallel((n+clusterRowBlock-1)/clusterRowBlock, func(b int) {
+		r0 := b * clusterRowBlock
+		r1 := min(n, r0+clusterRowBlock)
+		impl.Sgemv(blas.NoTrans, r1-r0, d, 1, x[r0*d:r1*d], d, c, 1, 0, dots[r0:r1], 1)
+	})
+}
+
+// clusterAssign assigns every row to its most similar centroid (ties to the
+// lower index), records that similarity in sim and returns how many labels
+// changed.
+func clusterAssign(ctx context.Context, x []float32, n, d int, cent []float32, k int, labels []int, sim []float32) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	impl := blas32.Implementation()
+	nb := (n + clusterRowBlock - 1) / clusterRowBlock
+	var changed atomic.Int64
+	pool := sync.Pool{New: func() any { s := make([]float32, clusterRowBlock*k); return &s }}
+	clusterParallel(nb, func(b int) {
+		r0 := b * clusterRowBlock
+		r1 := min(n, r0+clusterRowBlock)
+		bp := pool.Get().(*[]float32)
+		g := (*bp)[:(r1-r0)*k]
+		impl.Sgemm(blas.NoTrans, blas.Trans, r1-r0, k, d, 1, x[r0*d:r1*d], d, cent, d, 0, g, k)
+		ch := 0
+		for i := r0; i < r1; i++ {
+			row := g[(i-r0)*k : (i-r0+1)*k]
+			bj, bv := 0, row[0]
+			for j := 1; j < k; j++ {
+				if row[j] > bv {
+					bj, bv = j, row[j]
+				}
+			}
+			if labels[i] != bj {
+				ch++
+				labels[i] = bj
+			}
+			sim[i] = bv
+		}
+		pool.Put(bp)
+		changed.Add(int64(ch))
+	})
+	return int(changed.Load()), nil
+}
+
+// clusterFixEmpty re-seeds each empty cluster with the row farthest from its
+// own centroid, taken from a cluster with more than one member.
+func clusterFixEmpty(x []float32, n, d, k int, cent []float32, labels []int, sim []float32) {
+	count := make([]int, k)
+	for _, l := range labels {
+		count[l]++
+	}
+	var order []int
+	next := 0
+	for j := 0; j < k; j++ {
+		if count[j] > 0 {
+			continue
+		}
+		if order == nil {
+			order = make([]int, n)
+			for i := range order {
+				order[i] = i
+			}
+			sort.SliceStable(order, func(a, b int) bool { return sim[order[a]] < sim[order[b]] })
+		}
+		for next < n && count[labels[order[next]]] <= 1 {
+			next++
+		}
+		if next == n {
+			return // k ≤ n guarantees this never happens
+		}
+		i := order[next]
+		next++
+		count[labels[i]]--
+		labels[i] = j
+		count[j] = 1
+		sim[i] = 1
+		copy(cent[j*d:(j+1)*d], x[i*d:(i+1)*d])
+	}
+}
+
+// clusterCentroids sets each centroid to the renormalised mean of its
+// members, summing in float64 over fixed column ranges on all cores.
+func clusterCentroids(x []float32, n, d, k int, labels []int, cent []float32) {
+	sums := make([]float64, k*d)
+	const cols = 64
+	clusterParallel((d+cols-1)/cols, func(b int) {
+		c0 := b * cols
+		c1 := min(d, c0+cols)
+		for i := 0; i < n; i++ {
+			row := x[i*d+c0 : i*d+c1]
+			s := sums[labels[i]*d+c0 : labels[i]*d+c1]
+			for c, v := range row {
+				s[c] += float64(v)
+			}
+		}
+	})
+	for j := 0; j < k; j++ {
+		s := sums[j*d : (j+1)*d]
+		nn := 0.0
+		for _, v := range s {
+			nn += v * v
+		}
+		nn = math.Sqrt(nn)
+		for c, v := range s {
+			if nn > 0 {
+				cent[j*d+c] = float32(v / nn)
+			} else {
+				cent[j*d+c] = 0
+			}
+		}
+	}
+}
+
+// clusterObjective is Σ_i (1 − x_i · c_{label i}), accumulated in float64.
+func clusterObjective(x []float32, n, d int, cent []float32, labels []int) float64 {
+	nb := (n + clusterRowBlock - 1) / clusterRowBlock
+	part := make([]float64, nb)
+	clusterParallel(nb, func(b int) {
+		r0 := b * clusterRowBlock
+		r1 := min(n, r0+clusterRowBlock)
+		s := 0.0
+		for i := r0; i < r1; i++ {
+			row := x[i*d : (i+1)*d]
+			c := cent[labels[i]*d : (labels[i]+1)*d]
+			dot := 0.0
+			for t, v := range row {
+				dot += float64(v) * float64(c[t])
+			}
+			s += 1 - dot
+		}
+		part[b] = s
+	})
+	total := 0.0
+	for _, v := range part {
+		total += v
+	}
+	return total
+}
+
+// Agglomerative clusters n unit vectors x (row-major, n rows of d values)
+// into k groups by average-link (UPGMA, Sokal & Michener 1958) hierarchical
+// clustering on cosine distance 1 − cos. It builds the dendrogram with the
+// nearest-neighbour-chain algorithm (Murtagh 1983), updating distances with
+// the Lance–Williams formula for average linkage, then cuts it at k groups
+// by applying the n − k lowest merges. Labels are numbered by first
+// appearance; Centroids and Objective are as for KMeans.
+//
+// It holds the full n×n distance matrix, so n is limited to
+// MaxAgglomerative; use KMeans for more rows.
+func Agglomerative(x []float32, n, d, k int) (*Clustering, error) {
+	if n > MaxAgglomerative {
+		return nil, fmt.Errorf("atlas: Agglomerative: n = %d exceeds %d rows (needs an n×n distance matrix); use KMeans", n, MaxAgglomerative)
+	}
+	xs, err := clusterInput(x, n, d)
+	if err != nil {
+		return nil, fmt.Errorf("atlas: Agglomerative: %w", err)
+	}
+	if k < 1 || k > n {
+		return nil, fmt.Errorf("atlas: Agglomerative: k = %d, want 1 ≤ k ≤ n = %d", k, n)
+	}
+	// Distance matrix D = 1 − X Xᵀ, clamped to [0, 2], zero diagonal.
+	dm := make([]float32, n*n)
+	impl := blas32.Implementation()
+	nb := (n + clusterRowBlock - 1) / clusterRowBlock
+	clusterParallel(nb, func(b int) {
+		r0 := b * clusterRowBlock
+		r1 := min(n, r0+clusterRowBlock)
+		g := dm[r0*n : r1*n]
+		impl.Sgemm(blas.NoTrans, blas.Trans, r1-r0, n, d, 1, xs[r0*d:r1*d], d, xs, d, 0, g, n)
+		for i := r0; i < r1; i++ {
+			row := dm[i*n : (i+1)*n]
+			for j, v := range row {
+				row[j] = float32(math.Min(2, math.Max(0, 1-float64(v))))
+			}
+			row[i] = 0
+		}
+	})
+	// Symmetrise: Sgemm rounding can differ between (i,j) and (j,i).
+	for i := 0; i < n; i++ {
+		for j := i + 1; j < n; j++ {
+			v := dm[i*n+j]
+			dm[j*n+i] = v
+		}
+	}
+
+	type merge struct {
+		a, b int
+		h    float32
+	}
+	merges := make([]merge, 0, n-1)
+	active := make([]bool, n)
+	size := make([]int, n)
+	for i := range active {
+		active[i] = true
+		size[i] = 1
+	}
+	chain := make([]int, 0, n)
+	first := 0
+	for remaining := n; remaining > 1; remaining-- {
+		if len(chain) == 0 {
+			for !active[first] {
+				first++
+			}
+			chain = append(chain, first)
+		}
+		var a, b int
+		for {
+			a = chain[len(chain)-1]
+			row := dm[a*n : (a+1)*n]
+			b = -1
+			var bv float32
+			if len(chain) >= 2 {
+				b = chain[len(chain)-2]
+				bv = row[b]
+			}
+			for j := 0; j < n; j++ {
+				if j == a || !active[j] {
+					continue
+				}
+				if b < 0 || row[j] < bv {
+					b, bv = j, row[j]
+				}
+			}
+			if len(chain) >= 2 && b == chain[len(chain)-2] {
+				break
+			}
+			chain = append(chain, b)
+		}
+		chain = chain[:len(chain)-2]
+		merges = append(merges, merge{a, b, dm[a*n+b]})
+		// Keep the merged cluster in slot b, retire slot a.
+		na, nbb := float64(size[a]), float64(size[b])
+		for j := 0; j < n; j++ {
+			if !active[j] || j == a || j == b {
+				continue
+			}
+			v := float32((na*float64(dm[a*n+j]) + nbb*float64(dm[b*n+j])) / (na + nbb))
+			dm[b*n+j] = v
+			dm[j*n+b] = v
+		}
+		active[a] = false
+		size[b] += size[a]
+	}
+	dm = nil
+
+	sort.SliceStable(merges, func(i, j int) bool { return merges[i].h < merges[j].h })
+	parent := make([]int, n)
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	for _, m := range merges[:n-k] {
+		ra, rb := find(m.a), find(m.b)
+		if ra != rb {
+			parent[ra] = rb
+		}
+	}
+	labels := make([]int, n)
+	ids := make(map[int]int, k)
+	for i := 0; i < n; i++ {
+		r := find(i)
+		id, ok := ids[r]
+		if !ok {
+			id = len(ids)
+			ids[r] = id
+		}
+		labels[i] = id
+	}
+	kk := len(ids)
+	cent := make([]float32, kk*d)
+	clusterCentroids(xs, n, d, kk, labels, cent)
+	return &Clustering{K: kk, Labels: labels, Centroids: cent, Objective: clusterObjective(xs, n, d, cent, labels)}, nil
+}
+
+// ChooseK picks the number of clusters by silhouette (Rousseeuw 1987): it
+// runs KMeans (spherical k-means with k-means++ seeding) with opts for every
+// k in ks and returns the k with the highest mean silhouette (the smallest
+// such k on a tie) together with every k's score. Each k must satisfy
+// 2 ≤ k < n, where the silhouette is defined.
+func ChooseK(x []float32, n, d int, ks []int, opts KMeansOptions) (best int, scores map[int]float64, err error) {
+	if len(ks) == 0 {
+		return 0, nil, errors.New("atlas: ChooseK: no candidate k")
+	}
+	for _, k := range ks {
+		if k < 2 || k >= n {
+			return 0, nil, fmt.Errorf("atlas: ChooseK: k = %d, want 2 ≤ k < n = %d", k, n)
+		}
+	}
+	xs, err := clusterInput(x, n, d)
+	if err != nil {
+		return 0, nil, fmt.Errorf("atlas: ChooseK: %w", err)
+	}
+	scores = make(map[int]float64, len(ks))
+	bestScore := math.Inf(-1)
+	for _, k := range ks {
+		if _, done := scores[k]; done {
+			continue
+		}
+		c, err := KMeans(xs, n, d, k, opts)
+		if err != nil {
+			return 0, nil, err
+		}
+		s, _, err := Silhouette(xs, n, d, c.Labels)
+		if err != nil {
+			return 0, nil, fmt.Errorf("atlas: ChooseK: k = %d: %w", k, err)
+		}
+		scores[k] = s
+		if s > bestScore || (s == bestScore && k < best) {
+			best, bestScore = k, s
+		}
+	}
+	return best, scores, nil
+}
+
+// clusterInput checks shape and values and returns x with unit rows: x
+// itself when every row is already within 1e-5 of unit length, otherwise a
+// normalised copy.
+func clusterInput(x []float32, n, d int) ([]float32, error) {
+	if n < 1 || d < 1 {
+		return nil, fmt.Errorf("shape %d×%d, want n ≥ 1 and d ≥ 1", n, d)
+	}
+	if len(x) != n*d {
+		return nil, fmt.Errorf("len(x) = %d, want n×d = %d×%d = %d", len(x), n, d, n*d)
+	}
+	norms := make([]float64, n)
+	var bad atomic.Int64
+	bad.Store(-1)
+	clusterParallel((n+clusterRowBlock-1)/clusterRowBlock, func(b int) {
+		r0 := b * clusterRowBlock
+		r1 := min(n, r0+clusterRowBlock)
+		for i := r0; i < r1; i++ {
+			s := 0.0
+			for _, v := range x[i*d : (i+1)*d] {
+				s += float64(v) * float64(v)
+			}
+			norms[i] = math.Sqrt(s)
+			if math.IsNaN(s) || math.IsInf(s, 0) || s == 0 {
+				bad.CompareAndSwap(-1, int64(i))
+			}
+		}
+	})
+	if i := bad.Load(); i >= 0 {
+		if norms[i] == 0 {
+			return nil, fmt.Errorf("row %d is zero", i)
+		}
+		return nil, fmt.Errorf("row %d is not finite", i)
+	}
+	unit := true
+	for _, v := range norms {
+		if math.Abs(v-1) > 1e-5 {
+			unit = false
+			break
+		}
+	}
+	if unit {
+		return x, nil
+	}
+	y := make([]float32, n*d)
+	for i := 0; i < n; i++ {
+		inv := 1 / norms[i]
+		for c, v := range x[i*d : (i+1)*d] {
+			y[i*d+c] = float32(float64(v) * inv)
+		}
+	}
+	return y, nil
+}
+
+// clusterParallel runs fn(0..tasks-1) on up to GOMAXPROCS goroutines.
+func clusterParallel(tasks int, fn func(task int)) {
+	workers := min(runtime.GOMAXPROCS(0), tasks)
+	if workers <= 1 {
+		for t := 0; t < tasks; t++ {
+			fn(t)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				t := int(next.Add(1)) - 1
+				if t >= tasks {
+					return
+				}
+				fn(t)
+			}
+		}()
+	}
+	wg.Wait()
+}
