@@ -1,0 +1,514 @@
+package atlas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/sae"
+)
+
+// Measure names a per-behaviour activity statistic of a decoder column.
+type Measure string
+
+// The activity measures an Attribution holds for every behaviour and column.
+const (
+	// MeasureMax is the largest latent value over the steps with the label:
+	// RISE's activity measure (arXiv 2512.23988, §4).
+	MeasureMax Measure = "max"
+	// MeasureMean is the mean latent value over the steps with the label
+	// (steps where the latent is zero count as zero).
+	MeasureMean Measure = "mean"
+	// MeasureRate is the fraction of the steps with the label on which the
+	// latent fires.
+	MeasureRate Measure = "rate"
+)
+
+// DefaultAttributionBatch is the number of rows Attribute encodes at a time
+// when AttributionOptions.BatchSize is zero.
+const DefaultAttributionBatch = 1024
+
+// AttributionOptions tune Attribute. The zero value is usable.
+type AttributionOptions struct {
+	// BatchSize is the number of rows encoded at a time; 0 means
+	// DefaultAttributionBatch.
+	BatchSize int
+	// FireThreshold is the value a latent must exceed to count as firing
+	// for the firing rate; default 0.
+	FireThreshold float32
+	// Measure is the statistic that ranks behaviours for Specificity and
+	// Top and that SpecificColumns uses unless told otherwise; "" means
+	// MeasureMean. RISE (arXiv 2512.23988, §4) ranks by the largest value
+	// (MeasureMax, available here), but a maximum grows with the number of
+	// steps it is taken over, so when one label (such as "other") covers
+	// most steps it wins nearly every column: on a planted dump with 80% of
+	// the steps labelled other, max-based selection finds no reflection
+	// column at all, while the mean recovers the planted ones.
+	Measure Measure
+	// Specific are the options BehaviourVector uses.
+	Specific SpecificOptions
+}
+
+// Attribution holds, for every behaviour label found in a dump's steps and
+// every SAE decoder column (latent), how active the column is on the steps
+// with that label. Slices indexed [b][j] are by behaviour (the order of
+// Behaviours) and then column.
+type Attribution struct {
+	Behaviours []string // the labels found in the steps, sorted
+	Counts     []int    // steps carrying each behaviour
+	Rows       int      // rows (steps) of the layer
+	Unlabelled int      // steps without any label
+	DSae       int      // columns
+
+	Max  [][]float32 // largest latent value over the behaviour's steps
+	Mean [][]float32 // mean latent value over the behaviour's steps
+	Rate [][]float32 // fraction of the behaviour's steps on which the latent fires
+
+	// Measure is the statistic Specificity and Top were computed from.
+	Measure Measure
+	// Top is each column's most active behaviour (an index into
+	// Behaviours) by Measure, or -1 when the column is never active.
+	Top []int
+	// Specificity is each column's share of activity that goes to its top
+	// behaviour, act_top / Σ_b act_b by Measure: 1 for a column active on
+	// one behaviour only, 1/len(Behaviours) for one equally active on all,
+	// 0 for a column that never fires. RISE keeps columns whose activity
+	// is concentrated on one behaviour; this is that notion as a number.
+	Specificity []float32
+
+	// Options are the options Attribute ran with, defaults filled in.
+	Options AttributionOptions
+
+	sae *sae.SAE
+}
+
+// Attribute encodes every row of layer with s in one streaming pass and
+// measures, for every behaviour label in steps (a step may carry several;
+// "other" is a behaviour like any other) and every column, the largest
+// latent value, the mean latent value and the firing rate over the steps
+// with that label. steps must hold one step per row of the layer, in row
+// order, and s must take rows of the layer's width.
+func Attribute(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []activations.Step, opts AttributionOptions) (*Attribution, error) {
+	switch {
+	case s == nil:
+		return nil, errors.New("attribute: no SAE given")
+	case layer == nil:
+		return nil, errors.New("attribute: no layer given")
+	case s.DIn != layer.DModel:
+		return nil, fmt.Errorf("attribute: the SAE takes rows of %d values but layer %s has rows of %d", s.DIn, layer.Name, layer.DModel)
+	case len(steps) != layer.Rows:
+		return nil, fmt.Errorf("attribute: expected one step per row of layer %s (%d), found %d steps", layer.Name, layer.Rows, len(steps))
+	case opts.BatchSize < 0:
+		return nil, fmt.Errorf("attribute: batch size must be positive (or 0 for the default), got %d", opts.BatchSize)
+	case len(s.WDec) != s.DSae*s.DIn:
+		return nil, fmt.Errorf("attribute: decoder holds %d values, expected d_sae × d_in = %d × %d", len(s.WDec), s.DSae, s.DIn)
+	}
+	if opts.BatchSize == 0 {
+		opts.BatchSize = DefaultAttributionBatch
+	}
+	if opts.Measure == "" {
+		opts.Measure = MeasureMean
+	}
+	if err := opts.Measure.check(); err != nil {
+		return nil, fmt.Errorf("attribute: %w", err)
+	}
+
+	names, stepLabels, counts, unlabelled := indexLabels(steps)
+	if len(names) == 0 {
+		return nil, fmt.Errorf("attribute: none of the %d steps carries a behaviour label", len(steps))
+	}
+	nb, m := len(names), s.DSae
+	a := &Attribution{
+		Behaviours: names, Counts: counts, Rows: layer.Rows, Unlabelled: unlabelled, DSae: m,
+		Max: grid(nb, m), Mean: grid(nb, m), Rate: grid(nb, m), Options: opts, sae: s,
+	}
+	sums := make([][]float64, nb)
+	fires := make([][]int64, nb)
+	for b := range nb {
+		sums[b] = make([]float64, m)
+		fires[b] = make([]int64, m)
+	}
+
+	it := layer.Batches(activations.BatchOptions{Size: opts.BatchSize})
+	xc := make([]float32, opts.BatchSize*s.DIn)
+	f := make([]float32, opts.BatchSize*m)
+	for it.Next(ctx) {
+		n := it.Len()
+		x := it.X()
+		s.PreActivations(x, xc[:len(x)], f[:n*m])
+		s.Activate(f[:n*m])
+		for i, row := range it.Rows() {
+			labs := stepLabels[row]
+			if len(labs) == 0 {
+				continue
+			}
+			fr := f[i*m : (i+1)*m]
+			for j, v := range fr {
+				if v == 0 {
+					continue
+				}
+				for _, b := range labs {
+					sums[b][j] += float64(v)
+					if v > a.Max[b][j] {
+						a.Max[b][j] = v
+					}
+					if v > opts.FireThreshold {
+						fires[b][j]++
+					}
+				}
+			}
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("attribute: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("attribute: %w", err)
+	}
+	for b := range nb {
+		c := float64(counts[b])
+		for j := range m {
+			a.Mean[b][j] = float32(sums[b][j] / c)
+			a.Rate[b][j] = float32(float64(fires[b][j]) / c)
+		}
+	}
+	a.rank()
+	return a, nil
+}
+
+// indexLabels lists the distinct labels of steps (sorted), each step's label
+// indices (a label repeated within a step counts once), the steps per label
+// and the number of steps without a label.
+func indexLabels(steps []activations.Step) (names []string, labels [][]int, counts []int, unlabelled int) {
+	seen := map[string]bool{}
+	for i := range steps {
+		for _, l := range steps[i].Labels {
+			seen[l] = true
+		}
+	}
+	for l := range seen {
+		names = append(names, l)
+	}
+	sort.Strings(names)
+	index := make(map[string]int, len(names))
+	for i, l := range names {
+		index[l] = i
+	}
+	counts = make([]int, len(names))
+	labels = make([][]int, len(steps))
+	for i := range steps {
+		var ls []int
+	next:
+		for _, l := range steps[i].Labels {
+			b := index[l]
+			for _, c := range ls {
+				if c == b {
+					continue next
+				}
+			}
+			ls = append(ls, b)
+			counts[b]++
+		}
+		if len(ls) == 0 {
+			unlabelled++
+		}
+		labels[i] = ls
+	}
+	return names, labels, counts, unlabelled
+}
+
+func grid(rows, cols int) [][]float32 {
+	g := make([][]float32, rows)
+	for i := range g {
+		g[i] = make([]float32, cols)
+	}
+	return g
+}
+
+func (m Measure) check() error {
+	switch m {
+	case MeasureMax, MeasureMean, MeasureRate:
+		return nil
+	}
+	return fmt.Errorf("unknown activity measure %q, expected %q, %q or %q", string(m), MeasureMax, MeasureMean, MeasureRate)
+}
+
+// Activity returns the table of the measure m, indexed [behaviour][column].
+func (a *Attribution) Activity(m Measure) ([][]float32, error) {
+	switch m {
+	case MeasureMax:
+		return a.Max, nil
+	case MeasureMean:
+		return a.Mean, nil
+	case MeasureRate:
+		return a.Rate, nil
+	}
+	return nil, m.check()
+}
+
+// rank fills Top and Specificity from a.Options.Measure.
+func (a *Attribution) rank() {
+	act, _ := a.Activity(a.Options.Measure)
+	a.Measure = a.Options.Measure
+	a.Top = make([]int, a.DSae)
+	a.Specificity = make([]float32, a.DSae)
+	for j := range a.DSae {
+		top, best, sum := -1, float32(0), 0.0
+		for b := range act {
+			v := act[b][j]
+			sum += float64(v)
+			if v > best {
+				top, best = b, v
+			}
+		}
+		a.Top[j] = top
+		if sum > 0 {
+			a.Specificity[j] = float32(float64(best) / sum)
+		}
+	}
+}
+
+// Behaviour returns the index of a behaviour in a.Behaviours, or an error
+// naming the behaviours there are.
+func (a *Attribution) Behaviour(name string) (int, error) {
+	i := sort.SearchStrings(a.Behaviours, name)
+	if i < len(a.Behaviours) && a.Behaviours[i] == name {
+		return i, nil
+	}
+	return -1, fmt.Errorf("attribution: no steps carry behaviour %q; the behaviours are %v", name, a.Behaviours)
+}
+
+// Defaults of SpecificOptions.
+const (
+	DefaultSpecificQuantile = 0.9
+	DefaultStrongRatio      = 0.5
+)
+
+// SpecificOptions choose the behaviour-specific columns of an Attribution.
+// The zero value means the documented defaults.
+type SpecificOptions struct {
+	// Measure is the activity statistic; "" means the Attribution's Measure.
+	Measure Measure
+	// Quantile: a column is highly active for behaviour b when its activity
+	// for b is positive and at least this quantile of b's activities over
+	// all columns. Default DefaultSpecificQuantile (0.9: the top tenth).
+	Quantile float64
+	// StrongRatio: a column is strongly active for another behaviour b'
+	// when its activity for b' is at least StrongRatio times its activity
+	// for b. Such a column is active for several behaviours and is dropped,
+	// as RISE drops them. Default DefaultStrongRatio (0.5); a negative
+	// value turns the test off.
+	StrongRatio float64
+	// MinSpecificity, when positive, also requires the column's share of
+	// activity for b, act_b / Σ_b' act_b', to be at least this.
+	MinSpecificity float64
+	// Ignore lists behaviours that do not count as "another behaviour" when
+	// columns are dropped (for instance "other", when it is a catch-all).
+	Ignore []string
+}
+
+func (o SpecificOptions) withDefaults(a *Attribution) (SpecificOptions, error) {
+	if o.Measure == "" {
+		o.Measure = a.Measure
+	}
+	if err := o.Measure.check(); err != nil {
+		return o, err
+	}
+	if o.Quantile == 0 {
+		o.Quantile = DefaultSpecificQuantile
+	}
+	if o.StrongRatio == 0 {
+		o.StrongRatio = DefaultStrongRatio
+	}
+	if !(o.Quantile >= 0 && o.Quantile <= 1) {
+		return o, fmt.Errorf("quantile must lie in [0, 1], got %v", o.Quantile)
+	}
+	if !(o.MinSpecificity >= 0 && o.MinSpecificity <= 1) {
+		return o, fmt.Errorf("minimum specificity must lie in [0, 1], got %v", o.MinSpecificity)
+	}
+	if math.IsNaN(o.StrongRatio) {
+		return o, errors.New("strong ratio must be a number, got NaN")
+	}
+	return o, nil
+}
+
+// SpecificColumns returns the columns, in increasing order, that are highly
+// active for behaviour (at or above the Quantile of that behaviour's
+// activities) and not strongly active for any other behaviour (below
+// StrongRatio times their activity for the behaviour): RISE's
+// behaviour-specific decoder columns (arXiv 2512.23988, §4).
+func (a *Attribution) SpecificColumns(behaviour string, opts SpecificOptions) ([]int, error) {
+	b, err := a.Behaviour(behaviour)
+	if err != nil {
+		return nil, err
+	}
+	opts, err = opts.withDefaults(a)
+	if err != nil {
+		return nil, fmt.Errorf("attribution: %w", err)
+	}
+	act, _ := a.Activity(opts.Measure)
+	ignore := map[int]bool{b: true}
+	for _, name := range opts.Ignore {
+		i, err := a.Behaviour(name)
+		if err != nil {
+			return nil, err
+		}
+		ignore[i] = true
+	}
+	thr := quantile(act[b], opts.Quantile)
+	var cols []int
+columns:
+	for j, v := range act[b] {
+		if v <= 0 || v < thr {
+			continue
+		}
+		sum := 0.0
+		for o := range act {
+			w := act[o][j]
+			sum += float64(w)
+			if opts.StrongRatio >= 0 && !ignore[o] && float64(w) >= opts.StrongRatio*float64(v) {
+				continue columns
+			}
+		}
+		if opts.MinSpecificity > 0 && float64(v)/sum < opts.MinSpecificity {
+			continue
+		}
+		cols = append(cols, j)
+	}
+	return cols, nil
+}
+
+// quantile returns the q-quantile of v (nearest rank on the sorted values).
+func quantile(v []float32, q float64) float32 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float32(nil), v...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+// BehaviourVector returns the behaviour's unit vector (d_in values): the
+// mean of the unit-normalised decoder rows of its specific columns
+// (SpecificColumns with a.Options.Specific), normalised again, as in RISE
+// (arXiv 2512.23988, §4). It fails when no column is specific to the
+// behaviour or the mean vanishes.
+func (a *Attribution) BehaviourVector(behaviour string) ([]float32, error) {
+	v, _, err := a.BehaviourVectorWith(behaviour, a.Options.Specific)
+	return v, err
+}
+
+// BehaviourVectorWith is BehaviourVector with the given options; it also
+// returns the specific columns it averaged.
+func (a *Attribution) BehaviourVectorWith(behaviour string, opts SpecificOptions) ([]float32, []int, error) {
+	cols, err := a.SpecificColumns(behaviour, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(cols) == 0 {
+		return nil, nil, fmt.Errorf("attribution: expected at least one column specific to %q, found none", behaviour)
+	}
+	if a.sae == nil {
+		return nil, cols, errors.New("attribution: no SAE attached; build an Attribution with Attribute")
+	}
+	d := a.sae.DIn
+	sum := make([]float64, d)
+	for _, j := range cols {
+		row := a.sae.WDec[j*d : (j+1)*d]
+		n := norm32(row)
+		if n == 0 {
+			continue
+		}
+		for i, x := range row {
+			sum[i] += float64(x) / n
+		}
+	}
+	v, ok := unitFloat32(sum)
+	if !ok {
+		return nil, cols, fmt.Errorf("attribution: the mean decoder row of the %d columns specific to %q is zero", len(cols), behaviour)
+	}
+	return v, cols, nil
+}
+
+// VenhoffVectors returns the steering vector of Venhoff et al. for a label:
+// the mean activation of the steps that carry the label minus the mean of
+// all rows, raw and scaled to unit norm. It reads the layer once. steps must
+// hold one step per row of the layer, in row order.
+func VenhoffVectors(ctx context.Context, layer *activations.Layer, steps []activations.Step, label string) (raw, unit []float32, err error) {
+	switch {
+	case layer == nil:
+		return nil, nil, errors.New("venhoff vector: no layer given")
+	case len(steps) != layer.Rows:
+		return nil, nil, fmt.Errorf("venhoff vector: expected one step per row of layer %s (%d), found %d steps", layer.Name, layer.Rows, len(steps))
+	}
+	d := layer.DModel
+	all := make([]float64, d)
+	lab := make([]float64, d)
+	nLab := 0
+	it := layer.Batches(activations.BatchOptions{Size: DefaultAttributionBatch})
+	for it.Next(ctx) {
+		x := it.X()
+		for i, row := range it.Rows() {
+			xr := x[i*d : (i+1)*d]
+			has := steps[row].HasLabel(label)
+			if has {
+				nLab++
+			}
+			for k, v := range xr {
+				all[k] += float64(v)
+				if has {
+					lab[k] += float64(v)
+				}
+			}
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, nil, fmt.Errorf("venhoff vector: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("venhoff vector: %w", err)
+	}
+	if nLab == 0 {
+		return nil, nil, fmt.Errorf("venhoff vector: expected steps labelled %q, found none among %d", label, len(steps))
+	}
+	diff := make([]float64, d)
+	raw = make([]float32, d)
+	for k := range d {
+		diff[k] = lab[k]/float64(nLab) - all[k]/float64(layer.Rows)
+		raw[k] = float32(diff[k])
+	}
+	unit, ok := unitFloat32(diff)
+	if !ok {
+		return raw, nil, fmt.Errorf("venhoff vector: the mean of the %d steps labelled %q equals the overall mean; there is no direction", nLab, label)
+	}
+	return raw, unit, nil
+}
+
+func norm32(v []float32) float64 {
+	s := 0.0
+	for _, x := range v {
+		s += float64(x) * float64(x)
+	}
+	return math.Sqrt(s)
+}
+
+// unitFloat32 scales v to unit norm; ok is false when v is zero.
+func unitFloat32(v []float64) ([]float32, bool) {
+	s := 0.0
+	for _, x := range v {
+		s += x * x
+	}
+	if s == 0 || math.IsNaN(s) || math.IsInf(s, 0) {
+		return nil, false
+	}
+	n := math.Sqrt(s)
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x / n)
+	}
+	return out, true
+}
