@@ -413,18 +413,7 @@ func TestImportSparsifyErrors(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "layers.0")
 			writeSparsify(t, dir, s, tc.edit, tc.extra...)
 			_, err := ImportSparsify(dir)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			msg := err.Error()
-			if !strings.Contains(msg, filepath.Join(dir, tc.file)) {
-				t.Errorf("error %q does not name %s", msg, tc.file)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error %q does not say %q", msg, w)
-				}
-			}
+			wantFileError(t, err, filepath.Join(dir, tc.file), tc.want)
 		})
 	}
 

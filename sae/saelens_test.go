@@ -526,18 +526,7 @@ func TestSAELensLoadErrors(t *testing.T) {
 				}
 			}
 			_, err := Load(dir)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			msg := err.Error()
-			if !strings.Contains(msg, filepath.Join(dir, tc.file)) {
-				t.Errorf("error %q does not name %s", msg, tc.file)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error %q does not say %q", msg, w)
-				}
-			}
+			wantFileError(t, err, filepath.Join(dir, tc.file), tc.want)
 		})
 	}
 
@@ -563,4 +552,21 @@ func TestSAELensLoadErrors(t *testing.T) {
 			t.Errorf("truncated weights: got %v, want an error naming %s", err, w)
 		}
 	})
+}
+
+// wantFileError checks that err names the file and says each of want.
+func wantFileError(t *testing.T, err error, file string, want []string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, file) {
+		t.Errorf("error %q does not name %s", msg, file)
+	}
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error %q does not say %q", msg, w)
+		}
+	}
 }
