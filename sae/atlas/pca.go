@@ -116,15 +116,57 @@ func PCA(ctx context.Context, x []float32, n, d, k int, seed uint64) (coords []f
 	return coords, explained, nil
 }
 
-// orthonormal returns an orthonormal basis of the columns of m (thin QR).
+// orthonormal returns an orthonormal basis of the columns of m by modified
+// Gram–Schmidt, twice for stability ("twice is enough", Giraud et al. 2005).
+// m is tall and thin (r × c with c small), so this costs O(r·c²) and, unlike
+// a full QR's Q, never an r × r matrix.
 func orthonormal(m *mat.Dense) *mat.Dense {
-	var qr mat.QR
-	qr.Factorize(m)
 	r, c := m.Dims()
-	q := mat.NewDense(r, c, nil)
-	var full mat.Dense
-	qr.QTo(&full)
-	q.Copy(full.Slice(0, r, 0, c))
+	q := mat.DenseCopyOf(m)
+	raw := q.RawMatrix()
+	col := func(j int) []float64 {
+		v := make([]float64, r)
+		for i := range r {
+			v[i] = raw.Data[i*raw.Stride+j]
+		}
+		return v
+	}
+	put := func(j int, v []float64) {
+		for i := range r {
+			raw.Data[i*raw.Stride+j] = v[i]
+		}
+	}
+	cols := make([][]float64, c)
+	for j := range c {
+		cols[j] = col(j)
+	}
+	for range 2 {
+		for j := range c {
+			v := cols[j]
+			for k := range j {
+				u := cols[k]
+				var dot float64
+				for i := range v {
+					dot += v[i] * u[i]
+				}
+				for i := range v {
+					v[i] -= dot * u[i]
+				}
+			}
+			var nn float64
+			for _, x := range v {
+				nn += x * x
+			}
+			if nn = math.Sqrt(nn); nn > 0 {
+				for i := range v {
+					v[i] /= nn
+				}
+			}
+		}
+	}
+	for j := range c {
+		put(j, cols[j])
+	}
 	return q
 }
 

@@ -1,0 +1,274 @@
+package atlas
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+
+	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/sae"
+)
+
+// Options configure Build.
+type Options struct {
+	Layout    string  // "umap" (default) or "pca"
+	Clusters  int     // k for k-means; 0 chooses k in [2, 20] by silhouette
+	Seed      uint64  // fixes the layout and the clusters
+	Neighbors int     // UMAP n_neighbors; default 15
+	MinDist   float64 // UMAP min_dist; default 0.1
+
+	Attribution AttributionOptions
+
+	// Progress, when not nil, is told which stage runs and how far it is.
+	Progress func(stage string, done, total int)
+}
+
+// Feature is one SAE latent in the atlas: its place on the map, its
+// cluster, how often it fires, and the behaviour it is most tied to.
+type Feature struct {
+	ID          int     `json:"id"`
+	X           float64 `json:"x"`
+	Y           float64 `json:"y"`
+	Cluster     int     `json:"cluster"`
+	Frequency   float64 `json:"frequency"`
+	Behaviour   string  `json:"behaviour,omitempty"` // top behaviour, "" if the latent never fires
+	Specificity float64 `json:"specificity"`
+}
+
+// ClusterInfo summarises one cluster of decoder columns.
+type ClusterInfo struct {
+	ID         int            `json:"id"`
+	Size       int            `json:"size"`
+	Behaviours map[string]int `json:"behaviours"` // members by top behaviour
+}
+
+// BehaviourInfo is a behaviour's specific columns and its vector: the
+// renormalised mean of their unit decoder rows (RISE, §4.2).
+type BehaviourInfo struct {
+	Steps   int       `json:"steps"`
+	Columns []int     `json:"columns"`
+	Vector  []float32 `json:"vector,omitempty"`
+	Error   string    `json:"error,omitempty"` // why there is no vector, if there is none
+}
+
+// Atlas is the content of atlas.json.
+type Atlas struct {
+	Format     string                   `json:"format"`
+	Layout     string                   `json:"layout"`
+	Seed       uint64                   `json:"seed"`
+	DIn        int                      `json:"d_in"`
+	DSae       int                      `json:"d_sae"`
+	Rows       int                      `json:"rows"`
+	Features   []Feature                `json:"features"`
+	Clusters   []ClusterInfo            `json:"clusters"`
+	Behaviours map[string]BehaviourInfo `json:"behaviours"`
+	// Silhouette holds cosine silhouettes over the decoder columns:
+	// "clusters" for the k-means clusters, "behaviours" for the columns
+	// specific to a behaviour labelled by it, and "behaviours_shuffled" for
+	// the same columns with the labels shuffled (a baseline near 0).
+	Silhouette map[string]float64 `json:"silhouette"`
+	// ClusterChoice holds the silhouette of each k tried when k was chosen.
+	ClusterChoice map[string]float64 `json:"cluster_choice,omitempty"`
+}
+
+// AtlasFormat tags atlas.json.
+const AtlasFormat = "rise-atlas/1"
+
+// Build lays out, clusters and attributes the decoder columns of s, using
+// the layer's rows and their step labels for the attribution.
+func Build(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []activations.Step, opts Options) (*Atlas, error) {
+	if opts.Layout == "" {
+		opts.Layout = "umap"
+	}
+	if opts.Layout != "umap" && opts.Layout != "pca" {
+		return nil, fmt.Errorf("atlas: layout must be umap or pca, got %q", opts.Layout)
+	}
+	prog := func(stage string, done, total int) {
+		if opts.Progress != nil {
+			opts.Progress(stage, done, total)
+		}
+	}
+	n, d := s.DSae, s.DIn
+	w := unitRows(s.WDec, n, d)
+
+	prog("attribution", 0, 1)
+	attr, err := Attribute(ctx, s, layer, steps, opts.Attribution)
+	if err != nil {
+		return nil, err
+	}
+	prog("attribution", 1, 1)
+
+	var xy []float64
+	switch opts.Layout {
+	case "pca":
+		xy, _, err = PCA(ctx, w, n, d, 2, opts.Seed)
+	default:
+		xy, err = UMAP(w, n, d, UMAPOptions{Neighbors: opts.Neighbors, MinDist: opts.MinDist, Seed: opts.Seed, Context: ctx,
+			Progress: func(done, total int) { prog("umap", done, total) }})
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	a := &Atlas{Format: AtlasFormat, Layout: opts.Layout, Seed: opts.Seed, DIn: d, DSae: n, Rows: layer.Rows,
+		Behaviours: map[string]BehaviourInfo{}, Silhouette: map[string]float64{}}
+	k := opts.Clusters
+	kopts := KMeansOptions{Restarts: 3, Seed: opts.Seed, Context: ctx}
+	if k == 0 {
+		prog("clusters", 0, 1)
+		var ks []int
+		for c := 2; c <= min(20, n-1); c++ {
+			ks = append(ks, c)
+		}
+		best, scores, err := ChooseK(w, n, d, ks, kopts)
+		if err != nil {
+			return nil, err
+		}
+		k = best
+		a.ClusterChoice = map[string]float64{}
+		for c, v := range scores {
+			a.ClusterChoice[fmt.Sprint(c)] = v
+		}
+	}
+	cl, err := KMeans(w, n, d, k, kopts)
+	if err != nil {
+		return nil, err
+	}
+	prog("clusters", 1, 1)
+	if k >= 2 && k < n {
+		if sc, _, err := Silhouette(w, n, d, cl.Labels); err == nil {
+			a.Silhouette["clusters"] = sc
+		}
+	}
+
+	// Features.
+	var labelled float64
+	for _, c := range attr.Counts {
+		labelled += float64(c)
+	}
+	a.Features = make([]Feature, n)
+	for j := range n {
+		f := Feature{ID: j, X: xy[2*j], Y: xy[2*j+1], Cluster: cl.Labels[j], Specificity: float64(attr.Specificity[j])}
+		var fires float64
+		for b, c := range attr.Counts {
+			fires += float64(attr.Rate[b][j]) * float64(c)
+		}
+		if labelled > 0 {
+			f.Frequency = fires / labelled
+		}
+		if t := attr.Top[j]; t >= 0 {
+			f.Behaviour = attr.Behaviours[t]
+		}
+		a.Features[j] = f
+	}
+	a.Clusters = make([]ClusterInfo, k)
+	for c := range a.Clusters {
+		a.Clusters[c] = ClusterInfo{ID: c, Behaviours: map[string]int{}}
+	}
+	for _, f := range a.Features {
+		a.Clusters[f.Cluster].Size++
+		if f.Behaviour != "" {
+			a.Clusters[f.Cluster].Behaviours[f.Behaviour]++
+		}
+	}
+
+	// Behaviour vectors, and the silhouette of behaviour-specific columns.
+	var cols, labels []int
+	for b, name := range attr.Behaviours {
+		vec, ids, err := attr.BehaviourVectorWith(name, opts.Attribution.Specific)
+		info := BehaviourInfo{Steps: attr.Counts[b], Columns: ids, Vector: vec}
+		if err != nil {
+			info.Error = err.Error()
+		}
+		if info.Columns == nil {
+			info.Columns = []int{}
+		}
+		a.Behaviours[name] = info
+		for _, id := range ids {
+			cols = append(cols, id)
+			labels = append(labels, b)
+		}
+	}
+	if distinct(labels) >= 2 && len(cols) > distinct(labels) {
+		sub := make([]float32, 0, len(cols)*d)
+		for _, id := range cols {
+			sub = append(sub, w[id*d:(id+1)*d]...)
+		}
+		if sc, _, err := Silhouette(sub, len(cols), d, labels); err == nil {
+			a.Silhouette["behaviours"] = sc
+		}
+		shuf := append([]int(nil), labels...)
+		rand.New(rand.NewPCG(opts.Seed, 0x5b)).Shuffle(len(shuf), func(i, j int) { shuf[i], shuf[j] = shuf[j], shuf[i] })
+		if sc, _, err := Silhouette(sub, len(cols), d, shuf); err == nil {
+			a.Silhouette["behaviours_shuffled"] = sc
+		}
+	}
+	return a, nil
+}
+
+// Save writes the atlas as JSON, atomically.
+func (a *Atlas) Save(path string) error {
+	b, err := json.MarshalIndent(a, "", " ")
+	if err != nil {
+		return fmt.Errorf("atlas %s: %w", path, err)
+	}
+	return activations.WriteFileAtomic(path, append(b, '\n'))
+}
+
+// Groups returns each feature's behaviour name (for a map coloured by
+// behaviour): the behaviour whose specific columns include it, or "".
+func (a *Atlas) Groups() []string {
+	g := make([]string, len(a.Features))
+	names := make([]string, 0, len(a.Behaviours))
+	for name := range a.Behaviours {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		for _, id := range a.Behaviours[name].Columns {
+			g[id] = name
+		}
+	}
+	return g
+}
+
+// XY returns the map coordinates as n (x, y) pairs.
+func (a *Atlas) XY() []float64 {
+	xy := make([]float64, 2*len(a.Features))
+	for i, f := range a.Features {
+		xy[2*i], xy[2*i+1] = f.X, f.Y
+	}
+	return xy
+}
+
+// unitRows returns a copy of the [n, d] rows of w scaled to unit norm (zero
+// rows stay zero).
+func unitRows(w []float32, n, d int) []float32 {
+	out := make([]float32, len(w))
+	for i := range n {
+		row := w[i*d : (i+1)*d]
+		var sq float64
+		for _, v := range row {
+			sq += float64(v) * float64(v)
+		}
+		if sq == 0 {
+			continue
+		}
+		f := float32(1 / math.Sqrt(sq))
+		for j, v := range row {
+			out[i*d+j] = v * f
+		}
+	}
+	return out
+}
+
+func distinct(v []int) int {
+	seen := map[int]bool{}
+	for _, x := range v {
+		seen[x] = true
+	}
+	return len(seen)
+}
