@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/sae"
+	"github.com/rise-interp/rise/sae/atlas"
+)
+
+func init() {
+	var (
+		saePath, data, out, layout, svgDir string
+		layer, clusters, neighbors         int
+		seed                               uint64
+		minDist                            float64
+	)
+	register(&command{
+		name:    "atlas",
+		summary: "lay out, cluster and attribute an SAE's decoder columns; behaviour vectors",
+		usage:   "--sae SAE_DIR --data DUMP [--layer L] [--clusters K] [--seed S] [--layout umap|pca] [--svg DIR] --out atlas.json",
+		help: `Builds the decoder atlas of RISE (arXiv 2512.23988, §4): the unit decoder
+columns laid out in two dimensions (UMAP with cosine distance, or PCA),
+clustered by spherical k-means (k chosen by silhouette unless --clusters),
+and tied to the behaviour labels of the dump's steps: per column its top
+behaviour and specificity, per behaviour its specific columns and the
+renormalised mean of their decoder rows (the behaviour vector). The
+silhouettes of the clusters and of the behaviour-specific columns (with a
+shuffled-label baseline) go in atlas.json too. --svg DIR also draws the map
+as map.svg and map.png. The same seed gives the same atlas.json.
+
+Example:
+
+	rise atlas --sae S.topk --data S --out S.topk/atlas.json --svg S.topk`,
+		setFlags: func(fs *flag.FlagSet) {
+			fs.StringVar(&saePath, "sae", "", "the SAE (SAELens or sparsify directory, or Gemma Scope params.npz)")
+			fs.StringVar(&data, "data", "", "the activation dump whose steps carry behaviour labels")
+			fs.IntVar(&layer, "layer", -1, "layer of the dump (default: the SAE's, or the dump's only layer)")
+			fs.StringVar(&out, "out", "", "where to write atlas.json (required)")
+			fs.StringVar(&layout, "layout", "umap", "map layout: umap or pca")
+			fs.IntVar(&clusters, "clusters", 0, "number of clusters (default: chosen by silhouette)")
+			fs.IntVar(&neighbors, "neighbors", 15, "UMAP n_neighbors")
+			fs.Float64Var(&minDist, "min-dist", 0.1, "UMAP min_dist")
+			fs.Uint64Var(&seed, "seed", 1, "random seed for the layout and the clusters")
+			fs.StringVar(&svgDir, "svg", "", "also draw the map into DIR as map.svg and map.png")
+		},
+		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
+			if fs.NArg() > 0 {
+				return usagef("expected no arguments, found %q", fs.Arg(0))
+			}
+			if saePath == "" || data == "" || out == "" {
+				return usagef("--sae, --data and --out are required")
+			}
+			if layout != "umap" && layout != "pca" {
+				return usagef("--layout must be umap or pca, got %q", layout)
+			}
+			s, err := sae.LoadAny(saePath)
+			if err != nil {
+				return err
+			}
+			dump, err := activations.Open(data)
+			if err != nil {
+				return err
+			}
+			defer dump.Close()
+			want := layer
+			if want < 0 && dump.Layer(s.Metadata.HookLayer) != nil && len(dump.Layers) > 1 {
+				want = s.Metadata.HookLayer
+			}
+			l, err := pickLayer(dump, want)
+			if err != nil {
+				return err
+			}
+			if l.DModel != s.DIn {
+				return fmt.Errorf("the SAE %s takes d_in %d, but layer %d of %s has d_model %d", saePath, s.DIn, l.Number, data, l.DModel)
+			}
+			if dump.StepsPath == "" {
+				return fmt.Errorf("%s has no steps.jsonl: the atlas needs the steps' behaviour labels", data)
+			}
+			steps, err := activations.ReadSteps(dump.StepsPath)
+			if err != nil {
+				return err
+			}
+			bar := newProgress(e.stderr, "atlas")
+			a, err := atlas.Build(ctx, s, l, steps, atlas.Options{Layout: layout, Clusters: clusters, Seed: seed,
+				Neighbors: neighbors, MinDist: minDist,
+				Progress: func(stage string, done, total int) { bar.updateInfo(int64(done), int64(total), stage) }})
+			bar.done()
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+				return err
+			}
+			if err := a.Save(out); err != nil {
+				return err
+			}
+			if svgDir != "" {
+				if err := drawAtlas(svgDir, a); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(e.stdout, "wrote %s: %d features, %s layout, %d clusters\n", out, len(a.Features), a.Layout, len(a.Clusters))
+			names := make([]string, 0, len(a.Behaviours))
+			for n := range a.Behaviours {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				b := a.Behaviours[n]
+				fmt.Fprintf(e.stdout, "  %-14s %6d steps  %4d specific columns", n, b.Steps, len(b.Columns))
+				if b.Error != "" {
+					fmt.Fprintf(e.stdout, "  (no vector: %s)", b.Error)
+				}
+				fmt.Fprintln(e.stdout)
+			}
+			keys := make([]string, 0, len(a.Silhouette))
+			for k := range a.Silhouette {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				fmt.Fprintf(e.stdout, "  silhouette %-20s %.3f\n", k, a.Silhouette[k])
+			}
+			return nil
+		},
+	})
+}
+
+// drawAtlas writes the atlas's map, coloured by behaviour, as SVG and PNG.
+func drawAtlas(dir string, a *atlas.Atlas) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, f := range []atlas.Format{atlas.SVG, atlas.PNG} {
+		path := filepath.Join(dir, "map."+string(f))
+		var b bytes.Buffer
+		if err := atlas.RenderMap(&b, f, fmt.Sprintf("decoder columns (%s)", a.Layout), a.XY(), a.Groups()); err != nil {
+			return err
+		}
+		if err := activations.WriteFileAtomic(path, b.Bytes()); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+	}
+	return nil
+}
