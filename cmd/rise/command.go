@@ -87,7 +87,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-		fmt.Fprintf(stderr, "rise %s: interrupted\n", name)
+		// A command may say what was kept ("interrupted; ... --resume");
+		// the context's own "context canceled" adds nothing.
+		msg = strings.TrimSuffix(msg, ": "+ctx.Err().Error())
+		if !strings.HasPrefix(msg, "interrupted") {
+			msg = "interrupted"
+		}
+		fmt.Fprintf(stderr, "rise %s: %s\n", name, msg)
 		return 1
 	}
 	fmt.Fprintf(stderr, "rise %s: %s\n", name, msg)

@@ -185,7 +185,7 @@ Examples:
 			bar.done()
 			if err != nil {
 				if ctx.Err() != nil {
-					return fmt.Errorf("interrupted; the run is checkpointed, continue it with --resume: %w", err)
+					return fmt.Errorf("interrupted; the run is checkpointed in %s, continue it with --resume: %w", cfg.Checkpoint, err)
 				}
 				return err
 			}
