@@ -69,11 +69,7 @@ Example:
 				return err
 			}
 			defer dump.Close()
-			want := layer
-			if want < 0 && dump.Layer(s.Metadata.HookLayer) != nil && len(dump.Layers) > 1 {
-				want = s.Metadata.HookLayer
-			}
-			l, err := pickLayer(dump, want)
+			l, _, err := evalLayer(dump, layer, s)
 			if err != nil {
 				return err
 			}

@@ -116,56 +116,25 @@ func PCA(ctx context.Context, x []float32, n, d, k int, seed uint64) (coords []f
 	return coords, explained, nil
 }
 
-// orthonormal returns an orthonormal basis of the columns of m by modified
-// Gram–Schmidt, twice for stability ("twice is enough", Giraud et al. 2005).
-// m is tall and thin (r × c with c small), so this costs O(r·c²) and, unlike
-// a full QR's Q, never an r × r matrix.
+// orthonormal returns an orthonormal basis of the columns of m (tall and
+// thin, r × c with c small): modified Gram–Schmidt run twice, which is
+// stable ("twice is enough", Giraud et al. 2005), at O(r·c²) and never an
+// r × r matrix as a full QR's Q would be.
 func orthonormal(m *mat.Dense) *mat.Dense {
 	r, c := m.Dims()
-	q := mat.DenseCopyOf(m)
-	raw := q.RawMatrix()
-	col := func(j int) []float64 {
-		v := make([]float64, r)
-		for i := range r {
-			v[i] = raw.Data[i*raw.Stride+j]
-		}
-		return v
-	}
-	put := func(j int, v []float64) {
-		for i := range r {
-			raw.Data[i*raw.Stride+j] = v[i]
-		}
-	}
-	cols := make([][]float64, c)
+	cols := make([]float64, r*c) // column-major, as gramSchmidt takes them
 	for j := range c {
-		cols[j] = col(j)
-	}
-	for range 2 {
-		for j := range c {
-			v := cols[j]
-			for k := range j {
-				u := cols[k]
-				var dot float64
-				for i := range v {
-					dot += v[i] * u[i]
-				}
-				for i := range v {
-					v[i] -= dot * u[i]
-				}
-			}
-			var nn float64
-			for _, x := range v {
-				nn += x * x
-			}
-			if nn = math.Sqrt(nn); nn > 0 {
-				for i := range v {
-					v[i] /= nn
-				}
-			}
+		for i := range r {
+			cols[j*r+i] = m.At(i, j)
 		}
 	}
+	gramSchmidt(cols, r, c)
+	gramSchmidt(cols, r, c)
+	q := mat.NewDense(r, c, nil)
 	for j := range c {
-		put(j, cols[j])
+		for i := range r {
+			q.Set(i, j, cols[j*r+i])
+		}
 	}
 	return q
 }

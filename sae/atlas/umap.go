@@ -438,7 +438,7 @@ func umapTopComponents(u []float32, n, d int, seed uint64) []float64 {
 		})
 	}
 	for range rounds {
-		if !umapOrthonormalise(v, d, p) {
+		if !gramSchmidt(v, d, p) {
 			return nil
 		}
 		project()
@@ -459,7 +459,7 @@ func umapTopComponents(u []float32, n, d int, seed uint64) []float64 {
 		})
 		copy(v, sumBlocks(d*p))
 	}
-	if !umapOrthonormalise(v, d, p) {
+	if !gramSchmidt(v, d, p) {
 		return nil
 	}
 	project()
@@ -494,10 +494,12 @@ func umapTopComponents(u []float32, n, d int, seed uint64) []float64 {
 	return out
 }
 
-// umapOrthonormalise makes the p columns of v (each d long, stored one
-// after another) orthonormal by modified Gram–Schmidt, reporting false when
-// they are degenerate.
-func umapOrthonormalise(v []float64, d, p int) bool {
+// gramSchmidt makes the p columns of v (each d long, stored one after
+// another) orthonormal by modified Gram–Schmidt. A column that is (nearly) a
+// combination of the ones before it is set to zero and the result is false;
+// the other columns are still made orthonormal.
+func gramSchmidt(v []float64, d, p int) bool {
+	ok := true
 	for c := range p {
 		col := v[c*d : (c+1)*d]
 		for r := range c {
@@ -515,14 +517,16 @@ func umapOrthonormalise(v []float64, d, p int) bool {
 			s += x * x
 		}
 		if !(s > 1e-300) {
-			return false
+			clear(col)
+			ok = false
+			continue
 		}
 		inv := 1 / math.Sqrt(s)
 		for j := range col {
 			col[j] *= inv
 		}
 	}
-	return true
+	return ok
 }
 
 // umapClip limits a gradient component to [-4, 4], as in the paper's
