@@ -131,6 +131,8 @@ func newModel(ctx context.Context, cfg Config) (*model, error) {
 		m.groups[i%4] = append(m.groups[i%4], featureOfRank[start+w])
 	}
 
+	cohere(m.dirs, D, m.groups[:], cfg.GroupCoherence)
+
 	boosted := func(p float64) float64 { return min(cfg.Boost*p, MaxBoostedRate) }
 	for l := range numLabels {
 		for _, long := range []bool{false, true} {
@@ -151,6 +153,69 @@ func newModel(ctx context.Context, cfg Config) (*model, error) {
 		}
 	}
 	return m, nil
+}
+
+// cohere turns the directions of each group towards the group's shared
+// direction g, the normalised sum of its members: member f becomes
+// c·g + sqrt(1−c²)·u_f, where u_f is the unit part of f orthogonal to g.
+// Everything happens inside the span of the group's own directions, so
+// orthonormal directions stay orthogonal to every feature outside the group.
+// A group of one, or c = 0, is left as it is.
+func cohere(dirs []float32, D int, groups [][]int, c float64) {
+	if c == 0 {
+		return
+	}
+	s := math.Sqrt(1 - c*c)
+	g := make([]float64, D)
+	u := make([]float64, D)
+	for _, ids := range groups {
+		if len(ids) < 2 {
+			continue
+		}
+		clear(g)
+		for _, f := range ids {
+			for d, v := range dirs[f*D : (f+1)*D] {
+				g[d] += float64(v)
+			}
+		}
+		if !normalise(g) {
+			continue
+		}
+		for _, f := range ids {
+			row := dirs[f*D : (f+1)*D]
+			var p float64
+			for d, v := range row {
+				p += float64(v) * g[d]
+			}
+			for d, v := range row {
+				u[d] = float64(v) - p*g[d]
+			}
+			if !normalise(u) {
+				clear(u)
+			}
+			for d := range row {
+				u[d] = c*g[d] + s*u[d]
+			}
+			copy(row, unitFloat32(u, 1))
+		}
+	}
+}
+
+// normalise scales v to unit norm in place; it reports false for a vector
+// too short to have a direction.
+func normalise(v []float64) bool {
+	var sq float64
+	for _, x := range v {
+		sq += x * x
+	}
+	if sq < 1e-24 {
+		return false
+	}
+	k := 1 / math.Sqrt(sq)
+	for i := range v {
+		v[i] *= k
+	}
+	return true
 }
 
 // unitFloat32 scales v to the given norm and rounds it to float32.

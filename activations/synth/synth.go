@@ -114,6 +114,16 @@ type Config struct {
 	// Boost is how many times more often a group's features fire on the
 	// steps the group belongs to (capped at MaxBoostedRate).
 	Boost float64 `json:"boost"`
+	// GroupCoherence is the cosine between each feature of a group and the
+	// group's shared direction (the normalised sum of the group's drawn
+	// directions). Features of one behaviour in real models are not
+	// scattered at random: RISE finds them close together on the decoder
+	// map, which is what lets a behaviour be separated by clustering. With
+	// coherence c and group size G, two members of a group have cosine
+	// c² − (1−c²)/(G−1) when the directions are orthonormal, and each stays
+	// orthogonal to everything outside its group. 0 leaves the groups as
+	// drawn, as unrelated as any other features.
+	GroupCoherence float64 `json:"group_coherence"`
 	// MagnitudeSigma is the sigma of the log-normal factor of an active
 	// feature's magnitude: a_f = scale_f * exp(sigma * z), z standard normal.
 	// SAE activations are heavy-tailed; 0 gives every firing its feature's
@@ -144,6 +154,7 @@ func DefaultConfig() Config {
 		Rows: 20000, DModel: 256, Features: 512, Seed: 1, Layer: 12, DType: activations.Float32,
 		PowerLaw:         0.8,
 		Boost:            6,
+		GroupCoherence:   0.6,
 		MagnitudeSigma:   0.5,
 		OffsetNorm:       20,
 		NoiseNorm:        0.5,
@@ -190,6 +201,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("power law exponent: expected 0 to 4, found %g", c.PowerLaw)
 	case !in(c.Boost, 1, 1000):
 		return fmt.Errorf("boost: expected 1 to 1000, found %g", c.Boost)
+	case !in(c.GroupCoherence, 0, 1):
+		return fmt.Errorf("group coherence: expected a cosine from 0 to 1, found %g", c.GroupCoherence)
 	case !in(c.MagnitudeSigma, 0, 1):
 		return fmt.Errorf("magnitude sigma: expected 0 to 1 (larger values overflow float16), found %g", c.MagnitudeSigma)
 	case !in(c.OffsetNorm, 0, 1e4):
@@ -230,7 +243,8 @@ type Truth struct {
 	// Orthogonal tells whether the directions were orthonormalised (done
 	// when features <= d_model and the factorisation is cheap); otherwise
 	// they are independent random unit vectors, nearly orthogonal in high
-	// dimension.
+	// dimension. Either way the members of a behaviour group are then
+	// turned towards their group's shared direction (GroupCoherence).
 	Orthogonal bool `json:"orthogonal"`
 	// MaxAbsCos is the largest |cosine| between two planted directions over
 	// MaxAbsCosPairs pairs: every pair when MaxAbsCosExact, otherwise the

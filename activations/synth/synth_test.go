@@ -227,17 +227,38 @@ func TestDirections(t *testing.T) {
 					t.Fatalf("direction %d has norm %v, want 1", f, n)
 				}
 			}
-			maxCos := 0.0
+			group := map[int]string{}
+			for name, ids := range tr.Behaviours {
+				for _, f := range ids {
+					group[f] = name
+				}
+			}
+			// Members of a group have a known cosine when the drawn
+			// directions are orthonormal; every other pair is as drawn.
+			c, g := tr.GroupCoherence, float64(tr.GroupSize)
+			within := c*c - (1-c*c)/(g-1)
+			maxCos, maxOther := 0.0, 0.0
 			for i := range tc.feats {
 				for j := i + 1; j < tc.feats; j++ {
-					maxCos = math.Max(maxCos, math.Abs(dot(tr.Directions[i*D:(i+1)*D], tr.Directions[j*D:(j+1)*D])))
+					cos := dot(tr.Directions[i*D:(i+1)*D], tr.Directions[j*D:(j+1)*D])
+					maxCos = math.Max(maxCos, math.Abs(cos))
+					if gi, ok := group[i]; ok && gi == group[j] {
+						if tc.orthogonal && math.Abs(cos-within) > 1e-4 {
+							t.Errorf("features %d and %d of group %s: cos %.5f, want %.5f", i, j, gi, cos, within)
+						}
+						if !tc.orthogonal && math.Abs(cos-within) > 0.2 {
+							t.Errorf("features %d and %d of group %s: cos %.5f, want about %.5f", i, j, gi, cos, within)
+						}
+						continue
+					}
+					maxOther = math.Max(maxOther, math.Abs(cos))
 				}
 			}
 			if math.Abs(maxCos-tr.MaxAbsCos) > 1e-5 || !tr.MaxAbsCosExact || tr.MaxAbsCosPairs != int64(tc.feats*(tc.feats-1)/2) {
 				t.Errorf("truth says max |cos| %v over %d pairs (exact %v); recomputed %v over %d", tr.MaxAbsCos, tr.MaxAbsCosPairs, tr.MaxAbsCosExact, maxCos, tc.feats*(tc.feats-1)/2)
 			}
-			if maxCos > tc.maxCosAtMost {
-				t.Errorf("max |cos| = %v, want at most %v", maxCos, tc.maxCosAtMost)
+			if maxOther > tc.maxCosAtMost {
+				t.Errorf("max |cos| outside the groups = %v, want at most %v", maxOther, tc.maxCosAtMost)
 			}
 			if n := norm(tr.Offset); math.Abs(n-tc.offsetNormWant) > 1e-3 {
 				t.Errorf("offset norm %v, want %v", n, tc.offsetNormWant)

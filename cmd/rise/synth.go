@@ -20,19 +20,22 @@ func init() {
 		dtype               string
 		layer               int
 		force               bool
+		coherence           float64
 	)
 	def := synth.DefaultConfig()
 	register(&command{
 		name:    "synth",
 		summary: "write a synthetic activation dump with known behaviour features",
-		usage:   "--out DIR [--rows N] [--d-model D] [--features F] [--seed S] [--dtype float32|float16] [--layer L] [--force]",
+		usage:   "--out DIR [--rows N] [--d-model D] [--features F] [--seed S] [--dtype float32|float16] [--layer L] [--group-coherence C] [--force]",
 		help: `Writes a rise-activations/1 dump whose rows are sparse non-negative
 combinations of F planted unit directions, plus a shared mean offset and a
 little noise, the way residual streams look to a sparse autoencoder. The rows
 are the steps of arithmetic word-problem traces, labelled reflection,
 backtracking or other by RISE's keyword rules, in short (<1000 tokens) and long
 (>8000 tokens) responses. One group of planted features per behaviour, and one
-for long responses, fires several times more often on its steps.
+for long responses, fires several times more often on its steps, and the
+features of a group lie close together (each has cosine --group-coherence with
+the group's shared direction), as behaviour features do on RISE's decoder map.
 
 Beside the dump's own files the directory holds the ground truth:
 truth.json (behaviour feature groups, firing rates, every parameter and the
@@ -51,6 +54,7 @@ Example:
 			fs.Uint64Var(&seed, "seed", def.Seed, "random seed")
 			fs.StringVar(&dtype, "dtype", def.DType.String(), "element type of the shards: float32 or float16")
 			fs.IntVar(&layer, "layer", def.Layer, "layer number recorded in the manifest")
+			fs.Float64Var(&coherence, "group-coherence", def.GroupCoherence, "cosine of each behaviour feature with its group's shared direction (0: groups as scattered as any features)")
 			fs.BoolVar(&force, "force", false, "replace an existing dump at --out")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
@@ -66,6 +70,7 @@ Example:
 			}
 			cfg := synth.DefaultConfig()
 			cfg.Rows, cfg.DModel, cfg.Features, cfg.Seed, cfg.Layer, cfg.DType = rows, dModel, feats, seed, layer, dt
+			cfg.GroupCoherence = coherence
 			if err := cfg.Validate(); err != nil {
 				return usagef("%s", synthFlagNames(err))
 			}
@@ -88,7 +93,7 @@ func synthFlagNames(err error) string {
 	for _, r := range []struct{ field, flag string }{
 		{"rows:", "--rows:"}, {"d_model:", "--d-model:"},
 		{"features × d_model:", "--features × --d-model:"}, {"features:", "--features:"},
-		{"layer:", "--layer:"}, {"dtype:", "--dtype:"},
+		{"layer:", "--layer:"}, {"dtype:", "--dtype:"}, {"group coherence:", "--group-coherence:"},
 	} {
 		if rest, ok := strings.CutPrefix(msg, r.field); ok {
 			return r.flag + rest
