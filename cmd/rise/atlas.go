@@ -16,15 +16,20 @@ import (
 
 func init() {
 	var (
-		saePath, data, out, layout, svgDir string
-		layer, clusters, neighbors         int
-		seed                               uint64
-		minDist                            float64
+		saePaths                   stringList
+		data, out, layout, svgDir  string
+		layer, clusters, neighbors int
+		seed                       uint64
+		minDist                    float64
+		sweep                      bool
+		layers                     string
+		maxSteps                   int
 	)
 	register(&command{
 		name:    "atlas",
 		summary: "lay out, cluster and attribute an SAE's decoder columns; behaviour vectors",
-		usage:   "--sae SAE_DIR --data DUMP [--layer L] [--clusters K] [--seed S] [--layout umap|pca] [--svg DIR] --out atlas.json",
+		usage: "--sae SAE_DIR --data DUMP [--layer L] [--clusters K] [--seed S] [--layout umap|pca] [--svg DIR] --out atlas.json\n" +
+			"       rise atlas --sweep --sae SAE_DIR --sae SAE_DIR... --data DUMP [--layers L,L...] [--svg DIR] --out sweep.json",
 		help: `Builds the decoder atlas of RISE (arXiv 2512.23988, §4): the unit decoder
 columns laid out in two dimensions (UMAP with cosine distance, or PCA),
 clustered by spherical k-means (k chosen by silhouette unless --clusters),
@@ -35,11 +40,22 @@ silhouettes of the clusters and of the behaviour-specific columns (with a
 shuffled-label baseline) go in atlas.json too. --svg DIR also draws the map
 as map.svg and map.png. The same seed gives the same atlas.json.
 
-Example:
+With --sweep it measures instead, for a dump of several layers and one SAE
+per layer (each SAE on its hook layer, or on the layers of --layers in
+order), how well behaviours separate on each layer (RISE Fig. 3) and how
+well steps of short and long responses do (RISE Appendix E): cosine
+silhouettes over the behaviour-specific decoder columns and over a sample
+of steps placed in decoder space, each beside a shuffled-label baseline.
+sweep.json holds every figure; --svg DIR draws the curves as
+silhouette.svg and silhouette.png.
 
-	rise atlas --sae S.topk --data S --out S.topk/atlas.json --svg S.topk`,
+Examples:
+
+	rise atlas --sae S.topk --data S --out S.topk/atlas.json --svg S.topk
+	rise atlas --sweep --data D --sae D.l8 --sae D.l16 --sae D.l24 --out sweep.json --svg plots`,
 		setFlags: func(fs *flag.FlagSet) {
-			fs.StringVar(&saePath, "sae", "", "the SAE (SAELens or sparsify directory, or Gemma Scope params.npz)")
+			saePaths = nil
+			fs.Var(&saePaths, "sae", "the SAE (SAELens or sparsify directory, or Gemma Scope params.npz); with --sweep, once per layer")
 			fs.StringVar(&data, "data", "", "the activation dump whose steps carry behaviour labels")
 			fs.IntVar(&layer, "layer", -1, "layer of the dump (default: the SAE's, or the dump's only layer)")
 			fs.StringVar(&out, "out", "", "where to write atlas.json (required)")
@@ -48,15 +64,28 @@ Example:
 			fs.IntVar(&neighbors, "neighbors", 15, "UMAP n_neighbors")
 			fs.Float64Var(&minDist, "min-dist", 0.1, "UMAP min_dist")
 			fs.Uint64Var(&seed, "seed", 1, "random seed for the layout and the clusters")
-			fs.StringVar(&svgDir, "svg", "", "also draw the map into DIR as map.svg and map.png")
+			fs.StringVar(&svgDir, "svg", "", "also draw the map (or, with --sweep, the silhouette curves) into DIR as SVG and PNG")
+			fs.BoolVar(&sweep, "sweep", false, "measure the separation of behaviours and of response lengths on each layer, one SAE per layer")
+			fs.StringVar(&layers, "layers", "", "with --sweep: the layer of each --sae, comma-separated (default: each SAE's hook layer)")
+			fs.IntVar(&maxSteps, "steps", atlas.DefaultSeparationSteps, "with --sweep: steps sampled for the step silhouettes")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
 				return usagef("expected no arguments, found %q", fs.Arg(0))
 			}
-			if saePath == "" || data == "" || out == "" {
+			if len(saePaths) == 0 || data == "" || out == "" {
 				return usagef("--sae, --data and --out are required")
 			}
+			if sweep {
+				return runSweep(ctx, e, sweepArgs{saes: saePaths, data: data, out: out, svgDir: svgDir, layers: layers, seed: seed, maxSteps: maxSteps})
+			}
+			if len(saePaths) > 1 {
+				return usagef("--sae was given %d times: one SAE makes an atlas (use --sweep to compare layers)", len(saePaths))
+			}
+			if layers != "" {
+				return usagef("--layers goes with --sweep; for one atlas choose the layer with --layer")
+			}
+			saePath := saePaths[0]
 			if layout != "umap" && layout != "pca" {
 				return usagef("--layout must be umap or pca, got %q", layout)
 			}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"sort"
 
 	"github.com/rise-interp/rise/activations"
@@ -176,7 +175,6 @@ func Build(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []ac
 	}
 
 	// Behaviour vectors, and the silhouette of behaviour-specific columns.
-	var cols, labels []int
 	for b, name := range attr.Behaviours {
 		vec, ids, err := attr.BehaviourVectorWith(name, opts.Attribution.Specific)
 		info := BehaviourInfo{Steps: attr.Counts[b], Columns: ids, Vector: vec}
@@ -187,24 +185,10 @@ func Build(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []ac
 			info.Columns = []int{}
 		}
 		a.Behaviours[name] = info
-		for _, id := range ids {
-			cols = append(cols, id)
-			labels = append(labels, b)
-		}
 	}
-	if distinct(labels) >= 2 && len(cols) > distinct(labels) {
-		sub := make([]float32, 0, len(cols)*d)
-		for _, id := range cols {
-			sub = append(sub, w[id*d:(id+1)*d]...)
-		}
-		if sc, _, err := Silhouette(sub, len(cols), d, labels); err == nil {
-			a.Silhouette["behaviours"] = sc
-		}
-		shuf := append([]int(nil), labels...)
-		rand.New(rand.NewPCG(opts.Seed, 0x5b)).Shuffle(len(shuf), func(i, j int) { shuf[i], shuf[j] = shuf[j], shuf[i] })
-		if sc, _, err := Silhouette(sub, len(cols), d, shuf); err == nil {
-			a.Silhouette["behaviours_shuffled"] = sc
-		}
+	if cs, err := columnSilhouettes(attr, w, d, opts.Attribution.Specific, opts.Seed); err == nil {
+		a.Silhouette["behaviours"] = cs.real
+		a.Silhouette["behaviours_shuffled"] = cs.shuffled
 	}
 	return a, nil
 }

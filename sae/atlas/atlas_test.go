@@ -35,7 +35,7 @@ func TestBuildAtlas(t *testing.T) {
 				}
 			}
 			sb, ss := a.Silhouette["behaviours"], a.Silhouette["behaviours_shuffled"]
-			if !(sb > 0.05 && sb > ss+0.05) {
+			if !(sb > 0.1 && sb > ss+0.1) {
 				t.Errorf("silhouette of behaviour columns %.3f, shuffled %.3f: want clearly positive and above the shuffle", sb, ss)
 			}
 			t.Logf("silhouette behaviours %.3f, shuffled %.3f, clusters %.3f", sb, ss, a.Silhouette["clusters"])

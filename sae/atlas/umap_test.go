@@ -2,6 +2,7 @@ package atlas
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"runtime"
 	"slices"
@@ -251,13 +252,20 @@ func TestUMAPBadInputs(t *testing.T) {
 	}
 }
 
+// BenchmarkUMAP lays out random unit columns (no structure for the
+// nearest-neighbour search to exploit: its hardest case) at the sizes the
+// README reports: go test -bench UMAP/65536x4096 -benchtime 1x ./sae/atlas
+// takes minutes and about 2 GiB.
 func BenchmarkUMAP(b *testing.B) {
-	const n, d = 2048, 1536
-	x := randomUnit(n, d, 7)
-	b.ResetTimer()
-	for range b.N {
-		if _, err := UMAP(x, n, d, UMAPOptions{Seed: 1}); err != nil {
-			b.Fatal(err)
-		}
+	for _, sz := range []struct{ n, d int }{{2048, 1536}, {16384, 1536}, {65536, 4096}} {
+		b.Run(fmt.Sprintf("%dx%d", sz.n, sz.d), func(b *testing.B) {
+			x := randomUnit(sz.n, sz.d, 7)
+			b.ResetTimer()
+			for range b.N {
+				if _, err := UMAP(x, sz.n, sz.d, UMAPOptions{Seed: 1}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
