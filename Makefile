@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin/rise
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X main.version=$(VERSION)
-DEMO    ?= .rise/demo
+ADDR    ?= 127.0.0.1:8080
 
 # OpenBLAS makes the engines' matrix products several times faster. When
 # libopenblas-dev is installed (pkg-config knows openblas, or libopenblas.so
@@ -26,9 +26,9 @@ all: build
 build:
 	$(GO) build $(TAGS) -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/rise
 
-# run builds rise and starts it on the built-in demo.
+# run builds rise and serves the workbench on the built-in demo (ADDR=host:port to move it).
 run: build
-	$(BIN) demo --dir $(DEMO)
+	$(BIN) serve --addr $(ADDR)
 
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -12,6 +12,7 @@ require (
 )
 
 require (
+	github.com/gorilla/websocket v1.5.3
 	github.com/wcharczuk/go-chart/v2 v2.1.2
 	gonum.org/v1/netlib v0.0.0-20220323200511-14de99971b2d
 )

@@ -218,6 +218,20 @@ type TrainResult struct {
 	Samples      int64
 }
 
+// Record is what cfg.json's metadata (rise_training) and rise train --json
+// record of a run.
+func (r *TrainResult) Record() map[string]any {
+	c := r.Config
+	return map[string]any{
+		"architecture": c.Arch, "width": c.Width, "k": c.K, "sparsity": c.Sparsity, "sparsity_warmup": c.SparsityWarmup,
+		"auxk_coefficient": c.AuxKCoeff, "batch": c.Batch, "lr": c.LR, "warmup": c.Warmup, "decay": c.Decay,
+		"clip_norm": c.ClipNorm, "steps": r.Steps, "seed": c.Seed, "engine": c.EngineName,
+		"normalization": c.Normalization, "b_dec_init": c.BDecInit, "decoder_norm": c.DecoderNorm,
+		"resumed_from": r.ResumedFrom, "final_loss": r.Final.Total, "final_mse": r.Final.MSE, "final_l0": r.Final.L0,
+		"dead_fraction": r.DeadFraction, "seconds": r.Elapsed.Seconds(), "samples": r.Samples,
+	}
+}
+
 // Train trains an SAE on a layer. Rows are shuffled with the seed, one
 // permutation per epoch; the same seed and data give the same SAE. With a
 // checkpoint file configured, the run is saved every CheckpointEvery steps

@@ -191,14 +191,14 @@ Examples:
 			}
 			s.Metadata = sae.Metadata{ModelName: dump.Manifest.Model, HookName: fmt.Sprintf("blocks.%d.hook_resid_post", l.Number),
 				HookLayer: l.Number, Dataset: data, Position: dump.Manifest.Position}
-			extra := map[string]any{"rise_training": trainingRecord(res)}
+			extra := map[string]any{"rise_training": res.Record()}
 			if err := sae.Save(out, s, sae.SaveOptions{DType: dtype, Extra: extra}); err != nil {
 				return err
 			}
 			if jsonOut {
 				enc := json.NewEncoder(e.stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(trainingRecord(res))
+				return enc.Encode(res.Record())
 			}
 			printTrainResult(e.stdout, out, s, res)
 			return nil
@@ -209,19 +209,6 @@ Examples:
 func setInt(dst *int, v int) {
 	if v != 0 {
 		*dst = v
-	}
-}
-
-// trainingRecord is what cfg.json's metadata and --json record of a run.
-func trainingRecord(r *sae.TrainResult) map[string]any {
-	c := r.Config
-	return map[string]any{
-		"architecture": c.Arch, "width": c.Width, "k": c.K, "sparsity": c.Sparsity, "sparsity_warmup": c.SparsityWarmup,
-		"auxk_coefficient": c.AuxKCoeff, "batch": c.Batch, "lr": c.LR, "warmup": c.Warmup, "decay": c.Decay,
-		"clip_norm": c.ClipNorm, "steps": r.Steps, "seed": c.Seed, "engine": c.EngineName,
-		"normalization": c.Normalization, "b_dec_init": c.BDecInit, "decoder_norm": c.DecoderNorm,
-		"resumed_from": r.ResumedFrom, "final_loss": r.Final.Total, "final_mse": r.Final.MSE, "final_l0": r.Final.L0,
-		"dead_fraction": r.DeadFraction, "seconds": r.Elapsed.Seconds(), "samples": r.Samples,
 	}
 }
 

@@ -20,6 +20,10 @@ type Options struct {
 	MinDist   float64 // UMAP min_dist; default 0.1
 
 	Attribution AttributionOptions
+	// Attributed, when not nil, is the attribution of the same SAE over the
+	// same steps, computed before: Build uses it instead of reading the
+	// rows again.
+	Attributed *Attribution
 
 	// Progress, when not nil, is told which stage runs and how far it is.
 	Progress func(stage string, done, total int)
@@ -93,14 +97,21 @@ func Build(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []ac
 	n, d := s.DSae, s.DIn
 	w := unitRows(s.WDec, n, d)
 
-	prog("attribution", 0, 1)
-	attr, err := Attribute(ctx, s, layer, steps, opts.Attribution)
-	if err != nil {
-		return nil, err
+	attr := opts.Attributed
+	if attr == nil {
+		prog("attribution", 0, 1)
+		a, err := Attribute(ctx, s, layer, steps, opts.Attribution)
+		if err != nil {
+			return nil, err
+		}
+		attr = a
+		prog("attribution", 1, 1)
+	} else if attr.DSae != n || attr.Rows != layer.Rows {
+		return nil, fmt.Errorf("atlas: the attribution given covers %d columns and %d rows, expected %d and %d", attr.DSae, attr.Rows, n, layer.Rows)
 	}
-	prog("attribution", 1, 1)
 
 	var xy []float64
+	var err error
 	switch opts.Layout {
 	case "pca":
 		xy, _, err = PCA(ctx, w, n, d, 2, opts.Seed)

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+
+	"github.com/rise-interp/rise/web"
+)
+
+func init() {
+	var (
+		datas, saes stringList
+		addr, work  string
+		open        bool
+		seed        uint64
+	)
+	register(&command{
+		name:    "serve",
+		summary: "serve the workbench in a browser: datasets, training, the atlas, features, behaviours, steering",
+		usage:   "[--data DIR ...] [--sae SAE_DIR ...] [--addr 127.0.0.1:8080] [--work DIR] [--open]",
+		help: `Serves the rise workbench: a browser UI over activation dumps and SAEs, and
+the JSON API behind it (web/API.md). Pages: datasets and their steps and
+traces (/), training with live curves (/train), the decoder atlas (/atlas),
+feature pages (/feature/SAE/ID), behaviours and their vectors (/behaviours)
+and steering (/steer).
+
+With no --data and no --sae it serves the built-in demo: the planted dump of
+rise synth, written to the user's cache on first run, and a TopK SAE trained
+live on it (watch it on /train), then laid out (/atlas). Later runs read both
+back. "make run" runs this.
+
+Each --sae is tied to the --data dump it was trained on (its cfg.json names
+it) or else to the first dump with a layer of its hook layer and width; its
+atlas and feature statistics are computed in the background on start and
+kept in --work, as are SAEs trained from the browser.
+
+The server listens on 127.0.0.1 unless --addr names another host, serves
+only its embedded pages and what the API computes from the data given, and
+stops cleanly on Ctrl-C, cancelling running jobs.
+
+Examples:
+
+	rise serve
+	rise serve --data S --sae S.topk --addr 127.0.0.1:9000 --open`,
+		setFlags: func(fs *flag.FlagSet) {
+			datas, saes = nil, nil
+			fs.Var(&datas, "data", "an activation dump to serve (repeatable)")
+			fs.Var(&saes, "sae", "an SAE to serve (SAELens or sparsify directory, or Gemma Scope params.npz; repeatable)")
+			fs.StringVar(&addr, "addr", "127.0.0.1:8080", "HOST:PORT to listen on (port 0 picks a free one)")
+			fs.StringVar(&work, "work", "", "where SAEs trained from the browser and analyses are kept (default .rise/work, or the demo's cache)")
+			fs.BoolVar(&open, "open", false, "open the workbench in the default browser")
+			fs.Uint64Var(&seed, "seed", 1, "seed of the atlases and sweeps")
+		},
+		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
+			if fs.NArg() > 0 {
+				return usagef("expected no arguments, found %q", fs.Arg(0))
+			}
+			demo := len(datas) == 0 && len(saes) == 0
+			if work == "" {
+				work = filepath.Join(".rise", "work")
+				if demo {
+					work = web.DefaultDemoDir()
+				}
+			}
+			ws := &web.Workspace{Dir: work}
+			srv := web.New(ws, web.Config{Version: versionString(), Seed: seed, Demo: demo})
+			defer srv.Close()
+			if demo {
+				fmt.Fprintf(e.stderr, "rise serve: the demo lives in %s\n", work)
+				if _, err := srv.SetupDemo(ctx); err != nil {
+					return fmt.Errorf("setting up the demo in %s: %w", work, err)
+				}
+			}
+			for _, d := range datas {
+				if _, err := ws.AddDataset(d, ""); err != nil {
+					return err
+				}
+			}
+			for _, p := range saes {
+				m, err := ws.AddSAE(p)
+				if err != nil {
+					return err
+				}
+				srv.StartAnalysis(m)
+			}
+			l, err := web.Listen(addr)
+			if err != nil {
+				return usagef("--addr: %v", err)
+			}
+			url := "http://" + l.Addr().String() + "/"
+			fmt.Fprintf(e.stdout, "rise workbench: %s\n", url)
+			if demo {
+				fmt.Fprintf(e.stdout, "the demo SAE trains on first run: watch it at %strain, then explore %satlas\n", url, url)
+			}
+			fmt.Fprintln(e.stdout, "Ctrl-C stops it.")
+			if open {
+				openBrowser(url)
+			}
+			return srv.Serve(ctx, l)
+		},
+	})
+}
+
+// openBrowser opens url in the desktop's browser, quietly doing nothing
+// where there is none.
+func openBrowser(url string) {
+	var cmd *exec.Cmd
+	switch runtime.GOOS {
+	case "darwin":
+		cmd = exec.Command("open", url)
+	case "windows":
+		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", url)
+	default:
+		cmd = exec.Command("xdg-open", url)
+	}
+	if cmd.Start() == nil {
+		go cmd.Wait()
+	}
+}

@@ -1,0 +1,455 @@
+package web
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/rise-interp/rise/sae"
+)
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"version": s.cfg.Version, "demo": s.cfg.Demo, "model": nil,
+		"datasets": len(s.ws.Datasets()), "saes": len(s.ws.Models()), "jobs_running": s.jobs.Running(),
+	})
+}
+
+type layerView struct {
+	Number int `json:"number"`
+	Rows   int `json:"rows"`
+	DModel int `json:"d_model"`
+}
+
+type datasetView struct {
+	Name    string         `json:"name"`
+	Rows    int            `json:"rows"`
+	DModel  int            `json:"d_model"`
+	Model   string         `json:"model"`
+	Layers  []layerView    `json:"layers"`
+	Labels  map[string]int `json:"labels"`
+	Lengths map[string]int `json:"lengths"`
+	Traces  int            `json:"traces"`
+}
+
+func (s *Server) datasets(w http.ResponseWriter, r *http.Request) {
+	out := []datasetView{}
+	for _, ds := range s.ws.Datasets() {
+		v := datasetView{Name: ds.Name, Rows: ds.Dump.Rows, DModel: ds.Dump.DModel, Model: ds.Dump.Manifest.Model,
+			Labels: ds.labels, Lengths: ds.lengths, Traces: len(ds.traceOrder)}
+		for _, l := range ds.Dump.Layers {
+			v.Layers = append(v.Layers, layerView{l.Number, l.Rows, l.DModel})
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) dataset(r *http.Request) (*Dataset, error) {
+	name := pathValue(r, "dataset")
+	ds := s.ws.Dataset(name)
+	if ds == nil {
+		return nil, errorf(http.StatusNotFound, "no dataset %q (GET /api/datasets lists them)", name)
+	}
+	return ds, nil
+}
+
+// intParam reads a non-negative integer query parameter.
+func intParam(r *http.Request, key string, def, max int) (int, error) {
+	v := r.URL.Query().Get(key)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, errorf(http.StatusBadRequest, "parameter %s: expected a non-negative integer, found %q", key, v)
+	}
+	if max > 0 && n > max {
+		return 0, errorf(http.StatusBadRequest, "parameter %s: expected at most %d, found %d", key, max, n)
+	}
+	return n, nil
+}
+
+type stepView struct {
+	Row    int      `json:"row"`
+	Trace  string   `json:"trace"`
+	Step   int      `json:"step"`
+	Text   string   `json:"text"`
+	Labels []string `json:"labels"`
+	Length string   `json:"length,omitempty"`
+}
+
+func (ds *Dataset) stepView(row int) stepView {
+	st := &ds.Steps[row]
+	labels := st.Labels
+	if labels == nil {
+		labels = []string{}
+	}
+	return stepView{Row: row, Trace: st.Trace, Step: st.Step, Text: st.Text, Labels: labels, Length: ds.stepLength[row]}
+}
+
+func (s *Server) steps(w http.ResponseWriter, r *http.Request) {
+	ds, err := s.dataset(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	offset, err := intParam(r, "offset", 0, 0)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	limit, err := intParam(r, "limit", 50, 500)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	q := strings.ToLower(r.URL.Query().Get("q"))
+	label := r.URL.Query().Get("label")
+	trace := r.URL.Query().Get("trace")
+	var rows []int
+	if trace != "" {
+		rows = ds.traceRows[trace]
+	}
+	match := func(i int) bool {
+		st := &ds.Steps[i]
+		if trace != "" && st.Trace != trace {
+			return false
+		}
+		if label == "unlabelled" && len(st.Labels) > 0 || label != "" && label != "unlabelled" && !st.HasLabel(label) {
+			return false
+		}
+		return q == "" || strings.Contains(ds.lower[i], q)
+	}
+	out := []stepView{}
+	total := 0
+	visit := func(i int) {
+		if !match(i) {
+			return
+		}
+		if total >= offset && len(out) < limit {
+			out = append(out, ds.stepView(i))
+		}
+		total++
+	}
+	if trace != "" {
+		for _, i := range rows {
+			visit(i)
+		}
+	} else {
+		for i := range ds.Steps {
+			visit(i)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"total": total, "offset": offset, "limit": limit, "steps": out})
+}
+
+func (s *Server) traces(w http.ResponseWriter, r *http.Request) {
+	ds, err := s.dataset(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	offset, err := intParam(r, "offset", 0, 0)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	limit, err := intParam(r, "limit", 100, 1000)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	type traceView struct {
+		Trace    string         `json:"trace"`
+		Steps    int            `json:"steps"`
+		FirstRow int            `json:"first_row"`
+		Length   string         `json:"length,omitempty"`
+		Labels   map[string]int `json:"labels"`
+	}
+	out := []traceView{}
+	for i := offset; i < len(ds.traceOrder) && len(out) < limit; i++ {
+		id := ds.traceOrder[i]
+		rows := ds.traceRows[id]
+		v := traceView{Trace: id, Steps: len(rows), FirstRow: rows[0], Length: ds.stepLength[rows[0]], Labels: map[string]int{}}
+		for _, row := range rows {
+			for _, l := range ds.Steps[row].Labels {
+				v.Labels[l]++
+			}
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"total": len(ds.traceOrder), "offset": offset, "limit": limit, "traces": out})
+}
+
+func (s *Server) trace(w http.ResponseWriter, r *http.Request) {
+	ds, err := s.dataset(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	id := r.PathValue("trace")
+	rows, ok := ds.traceRows[id]
+	if !ok {
+		fail(w, errorf(http.StatusNotFound, "dataset %s has no trace %q", ds.Name, id))
+		return
+	}
+	steps := make([]stepView, len(rows))
+	for i, row := range rows {
+		steps[i] = ds.stepView(row)
+	}
+	tr := ds.Traces[id]
+	writeJSON(w, http.StatusOK, map[string]any{"trace": id, "prompt": tr.Prompt, "length": ds.stepLength[rows[0]], "steps": steps})
+}
+
+type saeView struct {
+	Name     string `json:"name"`
+	Arch     string `json:"arch"`
+	DIn      int    `json:"d_in"`
+	DSae     int    `json:"d_sae"`
+	K        int    `json:"k,omitempty"`
+	Layer    int    `json:"layer"`
+	Dataset  string `json:"dataset"`
+	State    string `json:"state"`
+	Job      string `json:"job"`
+	Error    string `json:"error,omitempty"`
+	HasAtlas bool   `json:"has_atlas"`
+}
+
+func (m *Model) view() saeView {
+	state, job, errMsg, sa, an := m.snapshot()
+	v := saeView{Name: m.Name, Layer: m.Layer.Number, Dataset: m.Dataset.Name, State: state, Job: job, Error: errMsg, HasAtlas: an != nil}
+	if sa != nil {
+		v.Arch, v.DIn, v.DSae = string(sa.InferenceArch()), sa.DIn, sa.DSae
+		if sa.Arch == sae.TopK || sa.Arch == sae.BatchTopK {
+			v.K = sa.K
+		}
+	}
+	return v
+}
+
+func (s *Server) saes(w http.ResponseWriter, r *http.Request) {
+	out := []saeView{}
+	for _, m := range s.ws.Models() {
+		out = append(out, m.view())
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// model returns the SAE named in the path.
+func (s *Server) model(r *http.Request) (*Model, error) {
+	name := pathValue(r, "sae")
+	m := s.ws.Model(name)
+	if m == nil {
+		return nil, errorf(http.StatusNotFound, "no SAE %q (GET /api/saes lists them)", name)
+	}
+	return m, nil
+}
+
+// ready returns the SAE named in the path with its analysis, or a 409 that
+// names the job making it.
+func (s *Server) ready(r *http.Request) (*Model, *sae.SAE, *analysis, error) {
+	m, err := s.model(r)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	state, job, errMsg, sa, an := m.snapshot()
+	switch {
+	case state == SAEFailed:
+		return nil, nil, nil, errorf(http.StatusConflict, "SAE %s failed: %s", m.Name, errMsg)
+	case an == nil:
+		return nil, nil, nil, &apiError{status: http.StatusConflict, job: job,
+			msg: fmt.Sprintf("SAE %s is not ready (%s); wait for job %s", m.Name, state, job)}
+	}
+	return m, sa, an, nil
+}
+
+func (s *Server) atlas(w http.ResponseWriter, r *http.Request) {
+	_, _, an, err := s.ready(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, an.atlas)
+}
+
+// featureID reads the {id} path value.
+func featureID(r *http.Request, dSae int) (int, error) {
+	v := r.PathValue("id")
+	id, err := strconv.Atoi(v)
+	if err != nil || id < 0 || id >= dSae {
+		return 0, errorf(http.StatusNotFound, "feature %q: expected an id from 0 to %d", v, dSae-1)
+	}
+	return id, nil
+}
+
+type topStep struct {
+	stepView
+	Value  float32  `json:"value"`
+	Before []string `json:"before"`
+	After  []string `json:"after"`
+}
+
+type behaviourStat struct {
+	Name       string  `json:"name"`
+	Steps      int     `json:"steps"`
+	Mean       float32 `json:"mean"`
+	Max        float32 `json:"max"`
+	Rate       float32 `json:"rate"`
+	Enrichment float64 `json:"enrichment"`
+}
+
+type nearView struct {
+	ID        int     `json:"id"`
+	Cos       float64 `json:"cos"`
+	Behaviour string  `json:"behaviour"`
+}
+
+// contextSteps is how many steps of the same trace a top step shows on
+// either side.
+const contextSteps = 1
+
+func (s *Server) feature(w http.ResponseWriter, r *http.Request) {
+	m, sa, an, err := s.ready(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	id, err := featureID(r, sa.DSae)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	top, err := intParam(r, "top", 20, 1000)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	nn, err := intParam(r, "nearest", 10, 200)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	f := an.atlas.Features[id]
+	sum := an.stats.Feature(id)
+	ds := m.Dataset
+	out := map[string]any{
+		"id": id, "x": f.X, "y": f.Y, "cluster": f.Cluster, "behaviour": f.Behaviour, "specificity": f.Specificity,
+		"fires": sum.Fires, "frequency": sum.Frequency, "mean_active": sum.MeanActive, "max": sum.Max,
+		"histogram": sum.Histogram,
+	}
+	if out["histogram"] == nil {
+		out["histogram"] = []sae.FeatureHistBin{}
+	}
+	steps := []topStep{}
+	for _, t := range sum.Top {
+		if len(steps) >= top {
+			break
+		}
+		row := int(t.Row)
+		if row < 0 || row >= len(ds.Steps) {
+			continue
+		}
+		ts := topStep{stepView: ds.stepView(row), Value: t.Value, Before: []string{}, After: []string{}}
+		rows := ds.traceRows[ds.Steps[row].Trace]
+		p := sort.SearchInts(rows, row)
+		for q := max(0, p-contextSteps); q < p; q++ {
+			ts.Before = append(ts.Before, ds.Steps[rows[q]].Text)
+		}
+		for q := p + 1; q < len(rows) && q <= p+contextSteps; q++ {
+			ts.After = append(ts.After, ds.Steps[rows[q]].Text)
+		}
+		steps = append(steps, ts)
+	}
+	out["top_steps"] = steps
+
+	a := an.attr
+	var labelled, fires float64
+	for b, c := range a.Counts {
+		labelled += float64(c)
+		fires += float64(a.Rate[b][id]) * float64(c)
+	}
+	bs := []behaviourStat{}
+	for b, name := range a.Behaviours {
+		st := behaviourStat{Name: name, Steps: a.Counts[b], Mean: a.Mean[b][id], Max: a.Max[b][id], Rate: a.Rate[b][id]}
+		if fires > 0 {
+			st.Enrichment = float64(a.Rate[b][id]) / (fires / labelled)
+		}
+		bs = append(bs, st)
+	}
+	out["behaviours"] = bs
+
+	near := []nearView{}
+	for _, n := range nearest(an.unit, sa.DSae, sa.DIn, id, nn) {
+		near = append(near, nearView{ID: n.ID, Cos: n.Cos, Behaviour: an.atlas.Features[n.ID].Behaviour})
+	}
+	out["nearest"] = near
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) behaviours(w http.ResponseWriter, r *http.Request) {
+	_, _, an, err := s.ready(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	names := make([]string, 0, len(an.atlas.Behaviours))
+	for n := range an.atlas.Behaviours {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	type bView struct {
+		Name    string `json:"name"`
+		Steps   int    `json:"steps"`
+		Columns []int  `json:"columns"`
+		Error   string `json:"error"`
+	}
+	list := []bView{}
+	var withVec []string
+	for _, n := range names {
+		b := an.atlas.Behaviours[n]
+		list = append(list, bView{n, b.Steps, b.Columns, b.Error})
+		if b.Vector != nil {
+			withVec = append(withVec, n)
+		}
+	}
+	matrix := make([][]float64, len(withVec))
+	for i, a := range withVec {
+		matrix[i] = make([]float64, len(withVec))
+		for j, b := range withVec {
+			matrix[i][j] = cosine(an.atlas.Behaviours[a].Vector, an.atlas.Behaviours[b].Vector)
+		}
+	}
+	venhoff := map[string]float64{}
+	for _, n := range withVec {
+		if v, ok := an.venhoff[n]; ok {
+			venhoff[n] = cosine(an.atlas.Behaviours[n].Vector, v)
+		}
+	}
+	if withVec == nil {
+		withVec = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"behaviours": list,
+		"cosine": map[string]any{"names": withVec, "matrix": matrix}, "venhoff_cosine": venhoff})
+}
+
+func cosine(a, b []float32) float64 {
+	var ab, aa, bb float64
+	for i := range a {
+		ab += float64(a[i]) * float64(b[i])
+		aa += float64(a[i]) * float64(a[i])
+		bb += float64(b[i]) * float64(b[i])
+	}
+	if aa == 0 || bb == 0 {
+		return 0
+	}
+	return ab / math.Sqrt(aa*bb)
+}
+
+func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusServiceUnavailable, fmt.Errorf(
+		"no model attached: this server was started without a model backend, so it cannot generate text to steer"))
+}

@@ -1,0 +1,245 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/sae"
+)
+
+// TrainRequest is the body of POST /api/jobs for a training job. Zero
+// values take the defaults of rise train.
+type TrainRequest struct {
+	Kind     string  `json:"kind"`
+	Dataset  string  `json:"dataset"`
+	Layer    *int    `json:"layer"`
+	Name     string  `json:"name"`
+	Arch     string  `json:"arch"`
+	Width    int     `json:"width"`
+	K        int     `json:"k"`
+	Sparsity float64 `json:"sparsity"`
+	Preset   string  `json:"preset"`
+	Steps    int     `json:"steps"`
+	Batch    int     `json:"batch"`
+	LR       float64 `json:"lr"`
+	Seed     uint64  `json:"seed"`
+	SAE      string  `json:"sae"` // atlas jobs
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
+	out := []JobView{}
+	for _, j := range s.jobs.List() {
+		out = append(out, j.View())
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) job(r *http.Request) (*Job, error) {
+	id := r.PathValue("id")
+	j := s.jobs.Get(id)
+	if j == nil {
+		return nil, errorf(http.StatusNotFound, "no job %q (GET /api/jobs lists them)", id)
+	}
+	return j, nil
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	j, err := s.job(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j.View())
+}
+
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
+	j, err := s.job(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	j.Cancel()
+	writeJSON(w, http.StatusAccepted, j.View())
+}
+
+func (s *Server) startJob(w http.ResponseWriter, r *http.Request) {
+	var req TrainRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		fail(w, errorf(http.StatusBadRequest, "job request: expected a JSON object such as {\"kind\": \"train\", \"dataset\": ...}: %v", err))
+		return
+	}
+	var j *Job
+	var err error
+	switch req.Kind {
+	case "train":
+		j, err = s.StartTrain(req)
+	case "atlas":
+		m := s.ws.Model(req.SAE)
+		if m == nil {
+			err = errorf(http.StatusNotFound, "atlas job: no SAE %q (GET /api/saes lists them)", req.SAE)
+			break
+		}
+		state, _, _, sa, _ := m.snapshot()
+		if sa == nil || state == SAETraining {
+			err = errorf(http.StatusConflict, "atlas job: SAE %s is still %s", m.Name, state)
+			break
+		}
+		j = s.StartAnalysis(m)
+	default:
+		err = errorf(http.StatusBadRequest, "job kind: expected \"train\" or \"atlas\", found %q", req.Kind)
+	}
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, j.View())
+}
+
+// trainEventEvery is the shortest time between two train events of a job.
+const trainEventEvery = 100 * time.Millisecond
+
+// StartTrain checks a training request and starts its job: train, save the
+// SAE as a SAELens directory in the workspace, then analyse it.
+func (s *Server) StartTrain(req TrainRequest) (*Job, error) {
+	ds := s.ws.Dataset(req.Dataset)
+	if ds == nil {
+		return nil, errorf(http.StatusNotFound, "train: no dataset %q (GET /api/datasets lists them)", req.Dataset)
+	}
+	var layer *activations.Layer
+	switch {
+	case req.Layer != nil:
+		if layer = ds.Dump.Layer(*req.Layer); layer == nil {
+			return nil, errorf(http.StatusBadRequest, "train: layer: dataset %s has layers %v, found %d", ds.Name, ds.Dump.LayerNumbers(), *req.Layer)
+		}
+	case len(ds.Dump.Layers) == 1:
+		layer = ds.Dump.Layers[0]
+	default:
+		return nil, errorf(http.StatusBadRequest, "train: layer: dataset %s has layers %v: choose one", ds.Name, ds.Dump.LayerNumbers())
+	}
+	var cfg sae.TrainConfig
+	switch req.Preset {
+	case "":
+	case "rise":
+		cfg = sae.RISEPreset()
+	default:
+		return nil, errorf(http.StatusBadRequest, "train: preset: expected \"\" or \"rise\", found %q", req.Preset)
+	}
+	if req.Arch != "" {
+		a, err := sae.ParseArch(req.Arch)
+		if err != nil {
+			return nil, errorf(http.StatusBadRequest, "train: arch: %v", err)
+		}
+		cfg.Arch = a
+	}
+	set := func(dst *int, v int) {
+		if v != 0 {
+			*dst = v
+		}
+	}
+	set(&cfg.Width, req.Width)
+	set(&cfg.K, req.K)
+	set(&cfg.Steps, req.Steps)
+	set(&cfg.Batch, req.Batch)
+	if req.Sparsity != 0 {
+		cfg.Sparsity = float32(req.Sparsity)
+	}
+	if req.LR != 0 {
+		cfg.LR = req.LR
+	}
+	cfg.Seed = req.Seed
+	if (cfg.Arch == sae.TopK || cfg.Arch == sae.BatchTopK) && cfg.K == 0 {
+		return nil, errorf(http.StatusBadRequest, "train: k: architecture %s needs k", cfg.Arch)
+	}
+	if err := cfg.Defaults(layer.DModel, layer.Rows).Validate(layer.DModel, layer.Rows); err != nil {
+		return nil, errorf(http.StatusBadRequest, "train: %v", err)
+	}
+	name := req.Name
+	if name == "" {
+		name = s.ws.uniqueName(fmt.Sprintf("%s-l%d-%s", ds.Name, layer.Number, cfg.Defaults(layer.DModel, layer.Rows).Arch), func(n string) bool { return s.ws.Model(n) != nil })
+	}
+	m, err := s.ws.reserveModel(name, ds, layer, "")
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "train: %v", err)
+	}
+	req.Name = name
+	dir := m.Path
+	cfg.Checkpoint = filepath.Join(dir, "training.ckpt")
+	attached := make(chan struct{}) // the model names the job before the job runs
+	j := s.jobs.Start("train", req, func(ctx context.Context, j *Job) (any, error) {
+		<-attached
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		var last time.Time
+		sa, res, err := sae.Train(ctx, layer, cfg, func(ev sae.TrainEvent) {
+			j.mu.Lock()
+			j.progress = Progress{Stage: "train", Done: int64(ev.Step), Total: int64(ev.Steps)}
+			j.mu.Unlock()
+			if now := time.Now(); now.Sub(last) >= trainEventEvery || ev.Step == ev.Steps {
+				last = now
+				j.emit("train", map[string]any{"step": ev.Step, "steps": ev.Steps, "loss": ev.Loss.Total, "mse": ev.Loss.MSE,
+					"l0": ev.Loss.L0, "dead": ev.DeadFraction, "samples_per_s": ev.SamplesPerSec, "elapsed_s": ev.Elapsed.Seconds()})
+			}
+		})
+		if err != nil {
+			m.set(SAEFailed, j.ID, err.Error())
+			return nil, err
+		}
+		sa.Metadata = sae.Metadata{ModelName: ds.Dump.Manifest.Model, HookName: fmt.Sprintf("blocks.%d.hook_resid_post", layer.Number),
+			HookLayer: layer.Number, Dataset: ds.Path, Position: ds.Dump.Manifest.Position}
+		if err := sae.Save(dir, sa, sae.SaveOptions{Extra: map[string]any{"rise_training": res.Record()}}); err != nil {
+			m.set(SAEFailed, j.ID, err.Error())
+			return nil, err
+		}
+		os.Remove(cfg.Checkpoint)
+		m.mu.Lock()
+		m.sae = sa
+		m.mu.Unlock()
+		a := s.StartAnalysis(m)
+		return map[string]any{"sae": name, "path": dir, "atlas_job": a.ID, "training": res.Record()}, nil
+	})
+	m.set(SAETraining, j.ID, "")
+	close(attached)
+	return j, nil
+}
+
+// StartAnalysis starts the job that computes an SAE's atlas, attribution
+// and feature statistics; the SAE is ready when it ends.
+func (s *Server) StartAnalysis(m *Model) *Job {
+	_, _, _, sa, _ := m.snapshot()
+	cache := filepath.Join(s.ws.Dir, "saes", m.Name)
+	attached := make(chan struct{})
+	j := s.jobs.Start("atlas", map[string]any{"kind": "atlas", "sae": m.Name}, func(ctx context.Context, j *Job) (any, error) {
+		<-attached
+		if err := os.MkdirAll(cache, 0o755); err != nil {
+			m.set(SAEFailed, j.ID, err.Error())
+			return nil, err
+		}
+		an, err := analyse(ctx, m, sa, s.cfg.Seed, cache, j.Progress)
+		if err != nil {
+			if ctx.Err() != nil {
+				m.set(SAEFailed, j.ID, "its atlas job was cancelled; start another with POST /api/jobs {\"kind\": \"atlas\"}")
+			} else {
+				m.set(SAEFailed, j.ID, err.Error())
+			}
+			return nil, err
+		}
+		m.mu.Lock()
+		m.an, m.state, m.err = an, SAEReady, ""
+		m.mu.Unlock()
+		s.sweeps.invalidate(m.Dataset.Name)
+		return map[string]any{"sae": m.Name, "features": len(an.atlas.Features), "silhouette": an.atlas.Silhouette}, nil
+	})
+	m.set(SAEAnalysing, j.ID, "")
+	close(attached)
+	return j
+}

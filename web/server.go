@@ -1,0 +1,198 @@
+package web
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rise-interp/rise/sae/atlas"
+)
+
+//go:embed static
+var staticFS embed.FS
+
+// Config configures a Server.
+type Config struct {
+	Version string
+	Seed    uint64 // seed of atlases and sweeps
+	Demo    bool   // the workspace is the built-in demo
+	Log     *log.Logger
+}
+
+// Server is the workbench: the API, the websocket streams and the embedded
+// pages over a Workspace.
+type Server struct {
+	cfg  Config
+	ws   *Workspace
+	jobs *Jobs
+	ctx  context.Context
+	stop context.CancelFunc
+	mux  *http.ServeMux
+
+	sweeps *sweepCache
+}
+
+// New returns a server over the workspace. Close stops its jobs.
+func New(ws *Workspace, cfg Config) *Server {
+	if cfg.Log == nil {
+		cfg.Log = log.New(nilWriter{}, "", 0)
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = 1
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, ws: ws, jobs: NewJobs(ctx), ctx: ctx, stop: stop, mux: http.NewServeMux(), sweeps: newSweepCache()}
+	s.routes()
+	return s
+}
+
+type nilWriter struct{}
+
+func (nilWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// Jobs returns the server's job table.
+func (s *Server) Jobs() *Jobs { return s.jobs }
+
+// Close cancels every job and waits for them.
+func (s *Server) Close() {
+	s.stop()
+	s.jobs.Wait()
+}
+
+// ServeHTTP serves the workbench.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// pages are the paths the single-page UI answers; each loads index.html.
+var pages = []string{"/{$}", "/train", "/atlas", "/behaviours", "/steer", "/feature/{sae}/{id}"}
+
+func (s *Server) routes() {
+	m := s.mux
+	sub, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		panic(err)
+	}
+	m.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(sub)))
+	for _, p := range pages {
+		m.HandleFunc("GET "+p, s.index)
+	}
+	m.HandleFunc("GET /api/status", s.status)
+	m.HandleFunc("GET /api/datasets", s.datasets)
+	m.HandleFunc("GET /api/datasets/{dataset}/steps", s.steps)
+	m.HandleFunc("GET /api/datasets/{dataset}/traces", s.traces)
+	m.HandleFunc("GET /api/datasets/{dataset}/traces/{trace}", s.trace)
+	m.HandleFunc("GET /api/datasets/{dataset}/sweep", s.sweep)
+	m.HandleFunc("GET /api/datasets/{dataset}/sweep.svg", s.sweepChart(atlas.SVG))
+	m.HandleFunc("GET /api/datasets/{dataset}/sweep.png", s.sweepChart(atlas.PNG))
+	m.HandleFunc("GET /api/saes", s.saes)
+	m.HandleFunc("GET /api/saes/{sae}/atlas", s.atlas)
+	m.HandleFunc("GET /api/saes/{sae}/atlas.json", s.atlasFile)
+	m.HandleFunc("GET /api/saes/{sae}/features/{id}", s.feature)
+	m.HandleFunc("GET /api/saes/{sae}/features/{id}/vector.npy", s.featureVector)
+	m.HandleFunc("GET /api/saes/{sae}/behaviours", s.behaviours)
+	m.HandleFunc("GET /api/saes/{sae}/behaviours/{behaviour}/vector.npy", s.behaviourVector)
+	m.HandleFunc("GET /api/saes/{sae}/export.zip", s.exportZip)
+	m.HandleFunc("GET /api/saes/{sae}/map.svg", s.mapChart(atlas.SVG))
+	m.HandleFunc("GET /api/saes/{sae}/map.png", s.mapChart(atlas.PNG))
+	m.HandleFunc("GET /api/jobs", s.listJobs)
+	m.HandleFunc("POST /api/jobs", s.startJob)
+	m.HandleFunc("GET /api/jobs/{id}", s.getJob)
+	m.HandleFunc("DELETE /api/jobs/{id}", s.cancelJob)
+	m.HandleFunc("GET /api/jobs/{id}/events", s.jobEvents)
+	m.HandleFunc("POST /api/steer", s.steer)
+	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Errorf("no API endpoint %s %s (see GET /api/status and the API reference)", r.Method, r.URL.Path))
+	})
+}
+
+func (s *Server) index(w http.ResponseWriter, r *http.Request) {
+	b, err := staticFS.ReadFile("static/index.html")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(b)
+}
+
+// apiError is an error with the HTTP status it answers with, and
+// optionally the job to wait for.
+type apiError struct {
+	status int
+	msg    string
+	job    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func errorf(status int, format string, args ...any) error {
+	return &apiError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	body := map[string]any{"error": err.Error()}
+	var ae *apiError
+	if errors.As(err, &ae) {
+		status = ae.status
+		if ae.job != "" {
+			body["job"] = ae.job
+		}
+	}
+	writeJSON(w, status, body)
+}
+
+// fail answers with err: its own status when it is an apiError, 500 otherwise.
+func fail(w http.ResponseWriter, err error) { writeError(w, http.StatusInternalServerError, err) }
+
+// Listen binds addr, refusing an address without a host (which would
+// listen on every interface) unless the host is given explicitly.
+func Listen(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("address %q: expected HOST:PORT such as 127.0.0.1:8080: %v", addr, err)
+	}
+	if host == "" {
+		return nil, fmt.Errorf("address %q has no host: name one (127.0.0.1 for this machine only, 0.0.0.0 for every interface)", addr)
+	}
+	return net.Listen("tcp", addr)
+}
+
+// Serve serves on l until ctx ends, then shuts down gracefully: running
+// jobs are cancelled and open streams closed.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return s.ctx }}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.stop()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	s.jobs.Wait()
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// pathName checks a {dataset} or {sae} path value.
+func pathValue(r *http.Request, key string) string { return strings.TrimSpace(r.PathValue(key)) }

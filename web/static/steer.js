@@ -1,0 +1,188 @@
+// Steer page (/steer?sae=&feature=&behaviour=): build a steering vector
+// from features, behaviour vectors or uploaded .npy files, and compare the
+// default and steered generations step by step.
+
+import {
+  api, h, fill, errorBox, note, panel, enc, fmt, chip, legend, behaviourColour,
+  mainLabel, tint,
+} from './util.js';
+
+const FALLBACK_BEHAVIOURS = ['reflection', 'backtracking', 'other'];
+
+export async function render(main, ctx) {
+  const [status, saes] = await Promise.all([
+    api('/api/status', {signal: ctx.abort.signal}).catch((e) => e),
+    api('/api/saes', {signal: ctx.abort.signal}).catch(() => []),
+  ]);
+  const banner = status instanceof Error ? errorBox(status)
+    : !status.model ? h('div', {class: 'warning', testid: 'no-model'}, 'No model is attached: steering needs a model backend (rise serve --model ...)')
+      : h('div', {class: 'note'}, `Model: ${status.model.name} · ${status.model.layers} layers · d_model ${status.model.d_model}`);
+
+  const vectors = vectorList();
+  const adder = vectorAdder(saes || [], vectors, ctx);
+
+  const prompt = h('textarea', {rows: 5, class: 'prompt-input', placeholder: 'A problem for the model to reason about…', 'aria-label': 'prompt'},
+    'What is the sum of the first 20 odd numbers? Think step by step.');
+  const operator = h('select', {'aria-label': 'operator'}, ['add', 'ablate', 'clamp'].map((o) => h('option', {value: o}, o)));
+  const strength = h('input', {type: 'range', min: -20, max: 20, step: 0.5, value: 4, 'aria-label': 'strength'});
+  const strengthOut = h('output', {class: 'num strength-value'}, '4');
+  strength.addEventListener('input', () => { strengthOut.textContent = strength.value; });
+  const positions = h('select', {'aria-label': 'positions'},
+    ['all', 'step_boundaries', 'prompt_only', 'generated_only'].map((p) => h('option', {value: p, selected: p === 'step_boundaries'}, p)));
+  const maxTokens = h('input', {type: 'number', min: 1, max: 4096, value: 256, class: 'narrow', 'aria-label': 'max tokens'});
+  const seed = h('input', {type: 'number', value: 1, class: 'narrow', 'aria-label': 'seed'});
+  const run = h('button', {class: 'primary', testid: 'steer-run'}, 'Run');
+  const runMsg = h('span', {class: 'small muted'});
+
+  const defPane = h('div', {class: 'pane-body', testid: 'steer-default'}, note('Run to generate.'));
+  const steerPane = h('div', {class: 'pane-body', testid: 'steer-steered'}, note('Run to generate.'));
+
+  run.addEventListener('click', async () => {
+    const body = {
+      prompt: prompt.value,
+      vectors: vectors.items.map((v) => v.spec),
+      operator: operator.value,
+      strength: Number(strength.value),
+      positions: positions.value,
+      max_tokens: parseInt(maxTokens.value, 10) || 0,
+      seed: parseInt(seed.value, 10) || 0,
+    };
+    run.disabled = true;
+    fill(runMsg, 'Generating…');
+    fill(defPane, h('div', {class: 'loading'}, 'Generating…'));
+    fill(steerPane, h('div', {class: 'loading'}, 'Generating…'));
+    try {
+      const r = await api('/api/steer', {method: 'POST', body});
+      showGeneration(defPane, r.default);
+      showGeneration(steerPane, r.steered);
+      fill(runMsg, r.job ? h('span', {}, 'job ', h('a', {href: `/train?job=${enc(r.job)}`, class: 'mono'}, r.job)) : '');
+    } catch (e) {
+      fill(defPane, errorBox(e));
+      fill(steerPane, errorBox(e));
+      fill(runMsg, '');
+    } finally {
+      run.disabled = false;
+    }
+  });
+
+  fill(main,
+    h('h1', {}, 'Steer'),
+    banner,
+    h('div', {class: 'steer-layout'},
+      panel('Prompt', prompt),
+      panel('Steering vector', vectors.el, adder,
+        h('div', {class: 'form-grid steer-controls'},
+          h('label', {class: 'field'}, h('span', {class: 'field-label'}, 'operator'), operator),
+          h('label', {class: 'field wide'}, h('span', {class: 'field-label'}, 'strength ', strengthOut), strength),
+          h('label', {class: 'field'}, h('span', {class: 'field-label'}, 'positions'), positions),
+          h('label', {class: 'field'}, h('span', {class: 'field-label'}, 'max tokens'), maxTokens),
+          h('label', {class: 'field'}, h('span', {class: 'field-label'}, 'seed'), seed)),
+        h('div', {class: 'row'}, run, runMsg))),
+    h('div', {class: 'panes'},
+      h('section', {class: 'panel pane'}, h('h2', {}, 'DEFAULT'), defPane),
+      h('section', {class: 'panel pane steered'}, h('h2', {}, 'STEERED'), steerPane)));
+
+  // prefill from the query
+  const qs = ctx.query.get('sae');
+  const qf = ctx.query.get('feature');
+  const qb = ctx.query.get('behaviour');
+  if (qs && qf !== null && qf !== '') vectors.add({sae: qs, feature: parseInt(qf, 10)}, `${qs} · feature ${qf}`);
+  if (qs && qb) vectors.add({sae: qs, behaviour: qb}, `${qs} · behaviour ${qb}`);
+}
+
+// ---------- vectors ----------
+
+function vectorList() {
+  const items = [];
+  const el = h('ul', {class: 'vector-list', testid: 'steer-vectors'});
+  function draw() {
+    if (!items.length) { fill(el, h('li', {class: 'muted'}, 'No vector yet: add a feature, a behaviour vector or a .npy file.')); return; }
+    fill(el, items.map((v, i) => h('li', {},
+      h('span', {}, v.label),
+      h('button', {class: 'small-btn', title: 'remove', onclick: () => { items.splice(i, 1); draw(); }}, '×'))));
+  }
+  draw();
+  return {el, items, add(spec, label) { items.push({spec, label}); draw(); }};
+}
+
+function vectorAdder(saes, vectors, ctx) {
+  const saeSel = h('select', {'aria-label': 'SAE'}, saes.map((s) => h('option', {value: s.name}, s.name)));
+  const q = ctx.query.get('sae');
+  if (q && saes.some((s) => s.name === q)) saeSel.value = q;
+  const featureId = h('input', {type: 'number', min: 0, placeholder: 'feature id', class: 'narrow', 'aria-label': 'feature id'});
+  const addFeature = h('button', {}, '+ feature');
+  const behSel = h('select', {'aria-label': 'behaviour'});
+  const addBeh = h('button', {}, '+ behaviour');
+  const file = h('input', {type: 'file', accept: '.npy', 'aria-label': 'npy file'});
+  const msg = h('div', {});
+
+  async function loadBehaviours() {
+    let names = FALLBACK_BEHAVIOURS;
+    if (saeSel.value) {
+      try {
+        const b = await api(`/api/saes/${enc(saeSel.value)}/behaviours`, {signal: ctx.abort.signal});
+        if (b.behaviours && b.behaviours.length) names = b.behaviours.filter((x) => !x.error).map((x) => x.name);
+      } catch { /* keep the fallback */ }
+    }
+    fill(behSel, names.map((n) => h('option', {value: n}, n)));
+  }
+  saeSel.addEventListener('change', loadBehaviours);
+  loadBehaviours();
+
+  addFeature.addEventListener('click', () => {
+    const id = parseInt(featureId.value, 10);
+    if (!saeSel.value) { fill(msg, errorBox(new Error('No SAE to take a feature from.'))); return; }
+    if (!Number.isInteger(id) || id < 0) { fill(msg, errorBox(new Error('feature id must be a non-negative integer'))); return; }
+    fill(msg);
+    vectors.add({sae: saeSel.value, feature: id}, `${saeSel.value} · feature ${id}`);
+    featureId.value = '';
+  });
+  addBeh.addEventListener('click', () => {
+    if (!saeSel.value || !behSel.value) return;
+    vectors.add({sae: saeSel.value, behaviour: behSel.value}, `${saeSel.value} · behaviour ${behSel.value}`);
+  });
+  file.addEventListener('change', async () => {
+    const f = file.files && file.files[0];
+    if (!f) return;
+    try {
+      const b64 = toBase64(await f.arrayBuffer());
+      vectors.add({npy: b64}, `${f.name} (${fmt(f.size)} bytes)`);
+      fill(msg);
+    } catch (e) {
+      fill(msg, errorBox(e));
+    }
+    file.value = '';
+  });
+
+  return h('div', {class: 'vector-adder'},
+    h('div', {class: 'row'}, saeSel, featureId, addFeature, behSel, addBeh),
+    h('div', {class: 'row'}, h('span', {class: 'small muted'}, 'or a .npy vector:'), file),
+    msg);
+}
+
+function toBase64(buf) {
+  const bytes = new Uint8Array(buf);
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+// ---------- output ----------
+
+function showGeneration(el, g) {
+  if (!g) { fill(el, note('No output.')); return; }
+  const steps = g.steps && g.steps.length ? g.steps
+    : (g.text || '').split('\n\n').filter((t) => t.trim()).map((text) => ({text, labels: []}));
+  const counts = g.counts || {};
+  const entries = Object.entries(counts).sort((a, b) => b[1] - a[1]);
+  fill(el,
+    entries.length ? h('div', {class: 'counts'}, entries.map(([k, v]) => h('span', {class: 'count'}, chip(k), h('span', {class: 'num'}, ` ${v}`))))
+      : h('div', {class: 'small muted'}, `${steps.length} steps`),
+    h('div', {class: 'gen-steps'}, steps.map((s, i) => {
+      const lab = mainLabel(s.labels);
+      const c = lab ? behaviourColour(lab) : '#e3e3e3';
+      return h('p', {class: 'trace-step', style: {borderLeftColor: c, background: lab ? tint(c) : 'transparent'}, title: (s.labels || []).join(', ')},
+        h('span', {class: 'step-no num'}, i), s.text);
+    })),
+    entries.length ? legend(entries.map(([k]) => [k, behaviourColour(k)])) : null);
+}
