@@ -1,0 +1,542 @@
+package web
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/activations/synth"
+	"github.com/rise-interp/rise/sae"
+)
+
+// testServer serves a workspace with one small planted dataset.
+type testServer struct {
+	*httptest.Server
+	srv *Server
+	ws  *Workspace
+}
+
+func newTestServer(t testing.TB) *testServer {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := synth.DefaultConfig()
+	cfg.Rows, cfg.DModel, cfg.Features = 3000, 32, 64
+	dump := filepath.Join(dir, "planted")
+	if _, err := synth.Generate(context.Background(), dump, cfg, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	ws := &Workspace{Dir: filepath.Join(dir, "work")}
+	if _, err := ws.AddDataset(dump, ""); err != nil {
+		t.Fatal(err)
+	}
+	srv := New(ws, Config{Version: "test"})
+	ts := &testServer{Server: httptest.NewServer(srv), srv: srv, ws: ws}
+	t.Cleanup(func() {
+		ts.Close()
+		srv.Close()
+	})
+	return ts
+}
+
+// get fetches a path and decodes its JSON body into v (when not nil),
+// returning the status.
+func (ts *testServer) get(t testing.TB, path string, v any) int {
+	t.Helper()
+	resp, err := http.Get(ts.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("GET %s: %d, body not JSON: %v: %.200s", path, resp.StatusCode, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (ts *testServer) post(t testing.TB, path, body string, v any) int {
+	t.Helper()
+	resp, err := http.Post(ts.URL+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("POST %s: %d, body not JSON: %v: %.200s", path, resp.StatusCode, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+// train starts a small training job through the API and returns its id.
+func (ts *testServer) train(t testing.TB, name string, steps int) string {
+	t.Helper()
+	var j JobView
+	body := fmt.Sprintf(`{"kind": "train", "dataset": "planted", "name": %q, "arch": "topk", "k": 4, "width": 128, "steps": %d, "batch": 256}`, name, steps)
+	if code := ts.post(t, "/api/jobs", body, &j); code != http.StatusAccepted {
+		t.Fatalf("POST /api/jobs: %d %+v", code, j)
+	}
+	return j.ID
+}
+
+// waitReady polls until the SAE is ready.
+func (ts *testServer) waitReady(t testing.TB, name string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		var list []saeView
+		ts.get(t, "/api/saes", &list)
+		for _, v := range list {
+			if v.Name == name && v.State == SAEReady {
+				return
+			}
+			if v.Name == name && v.State == SAEFailed {
+				t.Fatalf("SAE %s failed: %s", name, v.Error)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("SAE %s not ready after 2 minutes", name)
+}
+
+func (ts *testServer) dial(t testing.TB, job string, from int) *websocket.Conn {
+	t.Helper()
+	u := "ws" + strings.TrimPrefix(ts.URL, "http") + "/api/jobs/" + job + "/events"
+	if from > 0 {
+		u += fmt.Sprint("?from=", from)
+	}
+	c, resp, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v (%v)", u, err, resp)
+	}
+	return c
+}
+
+// readAll reads events until the server closes the stream.
+func readAll(c *websocket.Conn) ([]map[string]any, error) {
+	var evs []map[string]any
+	for {
+		c.SetReadDeadline(time.Now().Add(2 * time.Minute))
+		var m map[string]any
+		if err := c.ReadJSON(&m); err != nil {
+			if websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+				return evs, nil
+			}
+			return evs, err
+		}
+		evs = append(evs, m)
+	}
+}
+
+func TestWorkbenchAPI(t *testing.T) {
+	ts := newTestServer(t)
+	var status map[string]any
+	if code := ts.get(t, "/api/status", &status); code != 200 || status["version"] != "test" || status["model"] != nil {
+		t.Fatalf("status %d %v", code, status)
+	}
+
+	// Datasets and steps.
+	var dss []datasetView
+	ts.get(t, "/api/datasets", &dss)
+	if len(dss) != 1 || dss[0].Name != "planted" || dss[0].Rows != 3000 || dss[0].Labels["reflection"] == 0 || dss[0].Lengths["long"] == 0 {
+		t.Fatalf("datasets: %+v", dss)
+	}
+	var page struct {
+		Total int        `json:"total"`
+		Steps []stepView `json:"steps"`
+	}
+	ts.get(t, "/api/datasets/planted/steps?label=reflection&limit=7&offset=3", &page)
+	if page.Total != dss[0].Labels["reflection"] || len(page.Steps) != 7 {
+		t.Fatalf("reflection steps: total %d (want %d), %d steps", page.Total, dss[0].Labels["reflection"], len(page.Steps))
+	}
+	for _, s := range page.Steps {
+		if len(s.Labels) == 0 || s.Labels[0] != "reflection" {
+			t.Errorf("step %d labelled %v in a reflection filter", s.Row, s.Labels)
+		}
+	}
+	ts.get(t, "/api/datasets/planted/steps?q=ALTERNATIVELY&limit=500", &page)
+	if page.Total == 0 {
+		t.Error("search for 'alternatively' found nothing")
+	}
+	for _, s := range page.Steps {
+		if !strings.Contains(strings.ToLower(s.Text), "alternatively") {
+			t.Errorf("search hit %q lacks the query", s.Text)
+		}
+	}
+	var tr struct {
+		Trace string     `json:"trace"`
+		Steps []stepView `json:"steps"`
+	}
+	if code := ts.get(t, "/api/datasets/planted/traces/"+page.Steps[0].Trace, &tr); code != 200 || len(tr.Steps) == 0 || tr.Steps[0].Step != 0 {
+		t.Errorf("trace: %d %+v", code, tr)
+	}
+	var e map[string]any
+	for path, want := range map[string]int{
+		"/api/datasets/planted/steps?limit=501":   400,
+		"/api/datasets/planted/steps?offset=-1":   400,
+		"/api/datasets/nope/steps":                404,
+		"/api/datasets/planted/traces/nope":       404,
+		"/api/saes/nope/atlas":                    404,
+		"/api/nothing/here":                       404,
+		"/api/datasets/..%2f..%2fetc/steps":       404,
+		"/api/datasets/planted/traces?limit=5000": 400,
+	} {
+		if code := ts.get(t, path, &e); code != want || e["error"] == "" {
+			t.Errorf("GET %s: %d %v, want %d and an error message", path, code, e, want)
+		}
+	}
+
+	// Train through the API; the atlas answers 409 until the SAE is ready.
+	job := ts.train(t, "small", 300)
+	if code := ts.get(t, "/api/saes/small/atlas", &e); code != 409 || e["job"] == "" {
+		t.Errorf("atlas while training: %d %v, want 409 naming a job", code, e)
+	}
+	ts.waitReady(t, "small")
+	var jv JobView
+	ts.get(t, "/api/jobs/"+job, &jv)
+	if jv.State != StateDone || jv.Progress.Done != 300 {
+		t.Errorf("train job: %+v", jv)
+	}
+	if _, err := os.Stat(filepath.Join(ts.ws.Dir, "saes", "small", "cfg.json")); err != nil {
+		t.Errorf("the trained SAE was not saved in the workspace: %v", err)
+	}
+	if code := ts.post(t, "/api/jobs", `{"kind": "train", "dataset": "planted", "name": "small", "arch": "topk", "k": 4}`, &e); code != 400 || !strings.Contains(e["error"].(string), "taken") {
+		t.Errorf("a second SAE named small: %d %v", code, e)
+	}
+	for body, want := range map[string]string{
+		`{"kind": "train", "dataset": "planted", "arch": "topk"}`:          "needs k",
+		`{"kind": "train", "dataset": "planted", "arch": "lasso", "k": 2}`: "arch",
+		`{"kind": "train", "dataset": "planted", "layer": 3, "k": 2}`:      "layers [12]",
+		`{"kind": "train", "dataset": "planted", "name": "../x", "k": 2}`:  "name",
+		`{"kind": "dance"}`:           "job kind",
+		`{"kind": "train", "wat": 1}`: "unknown field",
+		`not json`:                    "expected a JSON object",
+	} {
+		if code := ts.post(t, "/api/jobs", body, &e); code/100 != 4 || !strings.Contains(fmt.Sprint(e["error"]), want) {
+			t.Errorf("POST %s: %d %v, want a 4xx error mentioning %q", body, code, e, want)
+		}
+	}
+
+	// The atlas and the feature page.
+	var a struct {
+		DSae     int `json:"d_sae"`
+		Features []struct {
+			ID        int    `json:"id"`
+			Behaviour string `json:"behaviour"`
+		} `json:"features"`
+		Behaviours map[string]struct {
+			Columns []int     `json:"columns"`
+			Vector  []float32 `json:"vector"`
+		} `json:"behaviours"`
+	}
+	if code := ts.get(t, "/api/saes/small/atlas", &a); code != 200 || a.DSae != 128 || len(a.Features) != 128 {
+		t.Fatalf("atlas: %d, d_sae %d, %d features", code, a.DSae, len(a.Features))
+	}
+	id := a.Behaviours["reflection"].Columns[0]
+	var f struct {
+		ID       int `json:"id"`
+		Fires    int `json:"fires"`
+		TopSteps []struct {
+			Row    int      `json:"row"`
+			Value  float32  `json:"value"`
+			Text   string   `json:"text"`
+			Before []string `json:"before"`
+		} `json:"top_steps"`
+		Behaviours []behaviourStat `json:"behaviours"`
+		Nearest    []nearView      `json:"nearest"`
+		Histogram  []sae.FeatureHistBin
+	}
+	if code := ts.get(t, fmt.Sprintf("/api/saes/small/features/%d?top=5&nearest=4", id), &f); code != 200 {
+		t.Fatalf("feature %d: %d", id, code)
+	}
+	if f.ID != id || f.Fires == 0 || len(f.TopSteps) != 5 || len(f.Nearest) != 4 || len(f.Behaviours) != 3 {
+		t.Fatalf("feature page: %+v", f)
+	}
+	for i := 1; i < len(f.TopSteps); i++ {
+		if f.TopSteps[i].Value > f.TopSteps[i-1].Value {
+			t.Errorf("top steps out of order: %v after %v", f.TopSteps[i].Value, f.TopSteps[i-1].Value)
+		}
+	}
+	for i, n := range f.Nearest {
+		if n.ID == id || i > 0 && n.Cos > f.Nearest[i-1].Cos {
+			t.Errorf("nearest features: %+v", f.Nearest)
+		}
+	}
+	for _, b := range f.Behaviours {
+		if b.Name == "reflection" && b.Enrichment <= 1 {
+			t.Errorf("a reflection-specific feature has enrichment %.2f on reflection steps", b.Enrichment)
+		}
+	}
+	if code := ts.get(t, "/api/saes/small/features/128", &e); code != 404 {
+		t.Errorf("feature 128 of 128: %d", code)
+	}
+
+	// Behaviours.
+	var bv struct {
+		Cosine struct {
+			Names  []string    `json:"names"`
+			Matrix [][]float64 `json:"matrix"`
+		} `json:"cosine"`
+		Venhoff map[string]float64 `json:"venhoff_cosine"`
+	}
+	ts.get(t, "/api/saes/small/behaviours", &bv)
+	if len(bv.Cosine.Names) < 2 || len(bv.Venhoff) == 0 {
+		t.Fatalf("behaviours: %+v", bv)
+	}
+	for i := range bv.Cosine.Names {
+		if d := bv.Cosine.Matrix[i][i]; d < 0.999 || d > 1.001 {
+			t.Errorf("cosine of %s with itself: %v", bv.Cosine.Names[i], d)
+		}
+	}
+
+	// Exports.
+	npy := ts.bytes(t, fmt.Sprintf("/api/saes/small/features/%d/vector.npy", id), "application/octet-stream")
+	x, shape, err := activations.ReadNpyArray(bytes.NewReader(npy), int64(len(npy)))
+	if err != nil || len(shape) != 2 || shape[0] != 1 || shape[1] != 32 || len(x) != 32 {
+		t.Errorf("feature vector.npy: shape %v, %v", shape, err)
+	}
+	npy = ts.bytes(t, "/api/saes/small/behaviours/reflection/vector.npy", "application/octet-stream")
+	x, _, err = activations.ReadNpyArray(bytes.NewReader(npy), int64(len(npy)))
+	if err != nil || len(x) != 32 || x[0] != a.Behaviours["reflection"].Vector[0] {
+		t.Errorf("behaviour vector.npy: %v", err)
+	}
+	z := ts.bytes(t, "/api/saes/small/export.zip", "application/zip")
+	zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	for _, zf := range zr.File {
+		rc, _ := zf.Open()
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		os.MkdirAll(filepath.Join(out, filepath.Dir(zf.Name)), 0o755)
+		os.WriteFile(filepath.Join(out, zf.Name), b, 0o644)
+	}
+	if s, err := sae.Load(filepath.Join(out, "small")); err != nil || s.DSae != 128 {
+		t.Errorf("the exported zip does not load as an SAE: %v", err)
+	}
+	if svg := ts.bytes(t, "/api/saes/small/map.svg?color=cluster", "image/svg+xml"); !bytes.Contains(svg, []byte("<svg")) {
+		t.Error("map.svg is not SVG")
+	}
+	if png := ts.bytes(t, "/api/saes/small/map.png", "image/png"); !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Error("map.png is not PNG")
+	}
+	if js := ts.bytes(t, "/api/saes/small/atlas.json", "application/json"); !bytes.Contains(js, []byte(`"rise-atlas/1"`)) {
+		t.Error("atlas.json download is not an atlas")
+	}
+
+	// The sweep: computed by a job on first request.
+	var sw struct {
+		Layers []struct {
+			Layer int `json:"layer"`
+		} `json:"layers"`
+	}
+	deadline := time.Now().Add(time.Minute)
+	for code := ts.get(t, "/api/datasets/planted/sweep", &sw); code != 200; code = ts.get(t, "/api/datasets/planted/sweep", &sw) {
+		if code != 409 || time.Now().After(deadline) {
+			t.Fatalf("sweep: %d", code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(sw.Layers) != 1 || sw.Layers[0].Layer != 12 {
+		t.Errorf("sweep: %+v", sw)
+	}
+	if code := ts.get(t, "/api/datasets/planted/sweep.svg", &e); code != 409 {
+		t.Errorf("a one-layer sweep chart: %d", code)
+	}
+
+	// Steering without a model says so.
+	if code := ts.post(t, "/api/steer", `{"prompt": "x"}`, &e); code != 503 || !strings.Contains(e["error"].(string), "no model attached") {
+		t.Errorf("steer: %d %v", code, e)
+	}
+}
+
+// bytes fetches a download and checks its content type.
+func (ts *testServer) bytes(t testing.TB, path, contentType string) []byte {
+	t.Helper()
+	resp, err := http.Get(ts.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != contentType {
+		t.Fatalf("GET %s: %d %s: %.200s", path, resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
+	return b
+}
+
+// TestPagesAndAssets: every page route answers the UI, assets are served
+// from the embedded files only, and nothing outside them is reachable.
+func TestPagesAndAssets(t *testing.T) {
+	ts := newTestServer(t)
+	for _, p := range []string{"/", "/train", "/atlas", "/behaviours", "/steer", "/feature/x/3", "/atlas?sae=x"} {
+		resp, err := http.Get(ts.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !bytes.Contains(b, []byte("/static/")) {
+			t.Errorf("GET %s: %d, %.100s", p, resp.StatusCode, b)
+		}
+	}
+	if b := ts.bytes(t, "/static/app.js", "text/javascript; charset=utf-8"); len(b) == 0 {
+		t.Error("app.js is empty")
+	}
+	for _, p := range []string{"/static/../server.go", "/static/%2e%2e/server.go", "/../../etc/passwd", "/static/../../../../etc/passwd",
+		"/server.go", "/web/server.go", "/static/", "/favicon.ico.php"} {
+		req, _ := http.NewRequest("GET", ts.URL+p, nil)
+		req.URL.Opaque = p // keep the path as written, dots and all
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if bytes.Contains(b, []byte("package web")) || bytes.Contains(b, []byte("root:")) {
+			t.Errorf("GET %s served a file outside the assets: %.80s", p, b)
+		}
+		if resp.StatusCode == 200 && p != "/static/" {
+			t.Errorf("GET %s: 200", p)
+		}
+	}
+}
+
+func TestListenRefusesEveryInterfaceByDefault(t *testing.T) {
+	if _, err := Listen(":0"); err == nil || !strings.Contains(err.Error(), "no host") {
+		t.Errorf("Listen(\":0\") = %v, want a refusal", err)
+	}
+	l, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+}
+
+// TestJobStreams: 50 watchers of one training job see the same events,
+// ending with its final state; a watcher that leaves mid-stream harms no
+// one; a cancelled job ends cancelled for its watchers; a reload with
+// ?from= gets the rest.
+func TestJobStreams(t *testing.T) {
+	ts := newTestServer(t)
+	before := runtime.NumGoroutine()
+	job := ts.train(t, "watched", 1500)
+
+	// One watcher leaves after its first event.
+	quitter := ts.dial(t, job, 0)
+	var first map[string]any
+	if err := quitter.ReadJSON(&first); err != nil || first["type"] != "state" {
+		t.Fatalf("first event %v %v", first, err)
+	}
+	quitter.Close()
+
+	const watchers = 50
+	streams := make([][]map[string]any, watchers)
+	errs := make([]error, watchers)
+	var wg sync.WaitGroup
+	for i := range watchers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := ts.dial(t, job, 0)
+			defer c.Close()
+			streams[i], errs[i] = readAll(c)
+		}()
+	}
+	wg.Wait()
+	ref := streams[0]
+	if errs[0] != nil || len(ref) < 3 {
+		t.Fatalf("watcher 0: %d events, %v", len(ref), errs[0])
+	}
+	last := ref[len(ref)-1]
+	if last["type"] != "state" || last["state"] != StateDone {
+		t.Fatalf("last event %v, want the done state", last)
+	}
+	trains := 0
+	for _, e := range ref {
+		if e["type"] == "train" {
+			trains++
+		}
+	}
+	if trains == 0 {
+		t.Error("no train events")
+	}
+	for i := 1; i < watchers; i++ {
+		if errs[i] != nil {
+			t.Fatalf("watcher %d: %v", i, errs[i])
+		}
+		a, _ := json.Marshal(streams[i])
+		b, _ := json.Marshal(ref)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("watcher %d saw %d events, watcher 0 %d: the streams differ", i, len(streams[i]), len(ref))
+		}
+	}
+	// A reload from the middle gets the rest.
+	mid := int(ref[len(ref)/2]["seq"].(float64))
+	c := ts.dial(t, job, mid)
+	rest, err := readAll(c)
+	c.Close()
+	if err != nil || len(rest) == 0 || int(rest[0]["seq"].(float64)) != mid || rest[len(rest)-1]["state"] != StateDone {
+		t.Errorf("from=%d: %d events, %v", mid, len(rest), err)
+	}
+
+	// Cancel a job while it is watched.
+	ts.waitReady(t, "watched")
+	long := ts.train(t, "cancelled", 100000)
+	w := ts.dial(t, long, 0)
+	req, _ := http.NewRequest("DELETE", ts.URL+"/api/jobs/"+long, nil)
+	time.Sleep(200 * time.Millisecond)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("DELETE: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	evs, err := readAll(w)
+	w.Close()
+	if err != nil || evs[len(evs)-1]["state"] != StateCancelled {
+		t.Fatalf("cancelled job's stream ends with %v (%v)", evs[len(evs)-1], err)
+	}
+	var list []saeView
+	ts.get(t, "/api/saes", &list)
+	for _, v := range list {
+		if v.Name == "cancelled" && v.State != SAEFailed {
+			t.Errorf("the SAE of a cancelled training is %s, want failed", v.State)
+		}
+	}
+	var status map[string]any
+	ts.get(t, "/api/status", &status)
+	if status["jobs_running"].(float64) != 0 {
+		t.Errorf("%v jobs still running", status["jobs_running"])
+	}
+	// Every stream goroutine has ended (allow the HTTP server's own idle
+	// connections a moment to close).
+	http.DefaultClient.CloseIdleConnections()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+8 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before+8 {
+		t.Errorf("%d goroutines after the streams ended, %d before", n, before)
+	}
+}
