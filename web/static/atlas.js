@@ -30,7 +30,7 @@ export async function render(main, ctx) {
   fill(main,
     h('div', {class: 'page-head'},
       h('h1', {}, 'Atlas'), picker,
-      h('span', {class: 'muted'}, `${sae.arch} · ${fmt(sae.d_sae)} latents · d_in ${sae.d_in}${sae.k ? ' · k ' + sae.k : ''} · layer ${sae.layer} of ${sae.dataset}`),
+      h('span', {class: 'muted'}, saeSummary(sae)),
       stateBadge(sae.state)),
     sae.state === 'failed' && sae.error ? errorBox(new Error(sae.error)) : null,
     h('div', {class: 'atlas-layout'},
@@ -45,6 +45,13 @@ export async function render(main, ctx) {
     loadAtlas(sae, mapArea, selection, silhouette, ctx),
     loadSweep(sae.dataset, sweep, ctx),
   ]);
+}
+
+export function saeSummary(s) {
+  return [
+    s.arch, s.d_sae ? `${fmt(s.d_sae)} latents` : '', s.d_in ? `d_in ${s.d_in}` : '', s.k ? `k ${s.k}` : '',
+    s.layer !== undefined && s.layer !== null ? `layer ${s.layer}` + (s.dataset ? ` of ${s.dataset}` : '') : '',
+  ].filter(Boolean).join(' · ');
 }
 
 export function saePicker(saes, current, go) {
@@ -77,7 +84,7 @@ async function loadAtlas(sae, area, selEl, silEl, ctx) {
   } catch (e) {
     if (e.name === 'AbortError') return;
     if (e.status === 409 && e.body && e.body.job) {
-      waitForJob(e.body.job, e.message, area, () => loadAtlas(sae, area, selEl, silEl, ctx), ctx);
+      waitForJob(e.body.job, e.message, area, () => { if (ctx.live) navigate(location.pathname + location.search, true); }, ctx);
       fill(silEl, note('Available once the atlas is built.'));
       return;
     }
@@ -106,10 +113,10 @@ async function loadAtlas(sae, area, selEl, silEl, ctx) {
       h('label', {}, 'colour by ', colour), lassoBtn,
       h('button', {onclick: () => map.fit()}, 'Reset view'),
       h('button', {onclick: () => map.clearSelection()}, 'Clear selection'),
-      h('span', {class: 'muted small grow right'},
-        `${fmt(map.n)} features · ${atlas.layout || ''} layout · drag to pan, wheel to zoom, click a point to open it`)),
+      h('span', {class: 'muted small grow right'}, `${fmt(map.n)} features · ${atlas.layout || ''} layout`)),
     map.el,
-    map.legendEl);
+    map.legendEl,
+    h('div', {class: 'small muted'}, 'Drag to pan, wheel to zoom, hover for details, click a point to open its feature page; shift+drag selects a box, alt+drag (or Lasso) a free shape; 0 resets, Esc clears.'));
   map.resize();
 }
 

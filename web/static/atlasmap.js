@@ -122,12 +122,11 @@ export class AtlasMap {
     this.canvas.height = Math.round(hgt * dpr);
     this.canvas.style.width = w + 'px';
     this.canvas.style.height = hgt + 'px';
-    if (first) this.fit();
-    else {
+    if (first) { this.fit(); this.draw(); } else {
       // keep the centre of the view where it was
       this.tx += (w - oldW) / 2;
       this.ty += (hgt - oldH) / 2;
-      this.schedule();
+      this.draw();
     }
   }
 
@@ -191,8 +190,6 @@ export class AtlasMap {
     const greyFirst = (c) => (c === NONE_COLOUR || c === behaviourColour('other') ? 0 : 1);
     order.sort((a, b) => greyFirst(a) - greyFirst(b));
     this.groups = order.map((c) => ({colour: c, idx: Int32Array.from(groups.get(c))}));
-    this.colourOf = new Array(this.n);
-    for (const g of this.groups) for (const i of g.idx) this.colourOf[i] = g.colour;
     fill(this.legendEl, legend);
     this.schedule();
   }
@@ -212,7 +209,8 @@ export class AtlasMap {
     ctx.fillStyle = '#fff';
     ctx.fillRect(0, 0, W, H);
     const zoom = scale / this.baseScale;
-    const r = Math.min(7, Math.max(1.6, 1.6 + Math.log2(Math.max(1, zoom)) * 0.9)) * (this.n > 20000 ? 1 : 1.4);
+    const base = this.n > 20000 ? 1.6 : this.n > 4000 ? 2.4 : 3.4;
+    const r = Math.min(8, base + Math.log2(Math.max(1, zoom)) * 0.9);
     const half = r / 2;
     const sel = this.selCount > 0;
     ctx.globalAlpha = sel ? 0.18 : 0.85;
@@ -229,6 +227,13 @@ export class AtlasMap {
     ctx.globalAlpha = 1;
     if (sel) {
       const R = r + 1.5;
+      ctx.fillStyle = '#222';
+      for (let i = 0; i < this.n; i++) {
+        if (!this.selected[i]) continue;
+        const sx = xs[i] * scale + tx, sy = -ys[i] * scale + ty;
+        if (sx < -R || sy < -R || sx > W + R || sy > H + R) continue;
+        ctx.fillRect(sx - R / 2 - 1, sy - R / 2 - 1, R + 2, R + 2);
+      }
       for (const g of this.groups) {
         ctx.fillStyle = g.colour;
         const idx = g.idx;
@@ -352,6 +357,7 @@ export class AtlasMap {
       const mode = e.shiftKey ? 'box' : (e.altKey || this.lasso) ? 'lasso' : 'pan';
       this.drag = {mode, x0: x, y0: y, x, y, lx: x, ly: y, moved: false, path: [[x, y]]};
       c.setPointerCapture(e.pointerId);
+      c.focus({preventScroll: true});
       c.classList.toggle('panning', mode === 'pan');
       e.preventDefault();
     });

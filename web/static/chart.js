@@ -65,7 +65,7 @@ export function drawLineChart(canvas, width, height, series, opts = {}) {
   }
   ctx.textAlign = 'center';
   ctx.textBaseline = 'top';
-  const xt = opts.xTicks || niceTicks(xmin, xmax, Math.max(2, Math.floor(W / 70)));
+  const xt = opts.xTicks || niceTicks(xmin, xmax, Math.max(2, Math.floor(W / 55)));
   for (const t of xt) {
     if (t < xmin || t > xmax) continue;
     ctx.fillText(tickLabel(t), X(t), pad.t + H + 4);

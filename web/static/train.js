@@ -18,8 +18,9 @@ export async function render(main, ctx) {
     api('/api/datasets', {signal: ctx.abort.signal}),
     api('/api/jobs', {signal: ctx.abort.signal}),
   ]);
-  const watcher = jobWatcher(ctx);
-  const jobList = jobTable(ctx, (id) => watcher.attach(id));
+  let jobList = null;
+  const watcher = jobWatcher(ctx, () => jobList && jobList.refresh());
+  jobList = jobTable(ctx, (id) => watcher.attach(id));
   const form = trainForm(datasets || [], ctx, (id) => { watcher.attach(id); jobList.refresh(); });
 
   fill(main,
@@ -68,7 +69,7 @@ function trainForm(datasets, ctx, started) {
 
   function fillLayers() {
     const d = datasets.find((x) => x.name === dsSel.value);
-    fill(layerSel, (d ? d.layers || [] : []).map((l) => h('option', {value: l.number}, `layer ${l.number} (${fmt(l.rows)} rows, d=${l.d_model})`)));
+    fill(layerSel, (d ? d.layers || [] : []).map((l) => h('option', {value: l.number}, `${l.number} (${fmt(l.rows)} rows)`)));
     suggestName();
   }
   function suggestName() {
@@ -91,7 +92,7 @@ function trainForm(datasets, ctx, started) {
   archFields();
 
   const form = h('form', {class: 'form-grid', novalidate: true},
-    field('dataset', dsSel), field('layer', layerSel), field('name', name),
+    field('dataset', dsSel), field('layer', layerSel), h('div', {class: 'span2'}, field('name', name)),
     field('architecture', arch), field('width (latents)', width), kField, lamField,
     field('preset', preset), field('steps', steps), field('batch', batch), field('seed', seed),
     h('div', {class: 'form-actions'}, start, msg));
@@ -130,7 +131,7 @@ function int(v) {
 
 // ---------- live curves ----------
 
-function jobWatcher(ctx) {
+function jobWatcher(ctx, changed) {
   const header = h('div', {class: 'job-head'}, note('No job attached. Start one, or pick a job below.'));
   const progress = h('progress', {max: 1, value: 0, hidden: true});
   const cancel = h('button', {class: 'danger', hidden: true}, 'Cancel');
@@ -216,7 +217,7 @@ function jobWatcher(ctx) {
       conn.textContent = ev.stage ? `${ev.stage} ${ev.done}/${ev.total}` : '';
     } else if (ev.type === 'state') {
       setState(ev.state);
-      if (ev.state !== 'running') finished(id, ev);
+      if (ev.state !== 'running') { finished(id, ev); changed(); }
     }
   }
 
@@ -238,6 +239,7 @@ function jobWatcher(ctx) {
     cancel.disabled = true;
     try { await api(`/api/jobs/${enc(jobId)}`, {method: 'DELETE'}); } catch (e) { result.append(errorBox(e)); }
     cancel.disabled = false;
+    changed();
   });
 
   function stop() {

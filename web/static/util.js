@@ -174,6 +174,9 @@ export const PALETTE = [
 
 export const NONE_COLOUR = '#cfcfcf';
 
+// Fallback colours for unknown behaviour labels: none of the fixed ones.
+const LABEL_PALETTE = ['#e69f00', '#56b4e9', '#8c6d31', '#6b6ecf', '#17becf', '#b5cf6b', '#e7969c', '#393b79', '#bcbd22'];
+
 function hashString(s) {
   let x = 0;
   for (let i = 0; i < s.length; i++) x = (x * 31 + s.charCodeAt(i)) | 0;
@@ -183,7 +186,7 @@ function hashString(s) {
 export function behaviourColour(name) {
   if (!name) return NONE_COLOUR;
   if (BEHAVIOUR_COLOURS[name]) return BEHAVIOUR_COLOURS[name];
-  return PALETTE[hashString(name) % PALETTE.length];
+  return LABEL_PALETTE[hashString(name) % LABEL_PALETTE.length];
 }
 
 export function clusterColour(id) {
