@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"sort"
 
 	"github.com/rise-interp/rise/activations"
@@ -133,7 +134,12 @@ func Build(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []ac
 		for c := 2; c <= min(20, n-1); c++ {
 			ks = append(ks, c)
 		}
-		best, scores, err := ChooseK(w, n, d, ks, kopts)
+		// k is chosen on a random sample of the columns: the silhouette
+		// of a clustering is well estimated from a few thousand points,
+		// and choosing among 19 values of k on all of 65,536 columns
+		// would cost more than the layout.
+		sub, sn := sampleVectors(w, n, d, chooseKPoints, opts.Seed)
+		best, scores, err := ChooseK(sub, sn, d, ks, kopts)
 		if err != nil {
 			return nil, err
 		}
@@ -149,7 +155,7 @@ func Build(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []ac
 	}
 	prog("clusters", 1, 1)
 	if k >= 2 && k < n {
-		if sc, _, err := Silhouette(w, n, d, cl.Labels); err == nil {
+		if sc, _, err := SilhouetteSample(w, n, d, cl.Labels, silhouettePoints, opts.Seed); err == nil {
 			a.Silhouette["clusters"] = sc
 		}
 	}
@@ -202,6 +208,28 @@ func Build(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []ac
 		a.Silhouette["behaviours_shuffled"] = cs.shuffled
 	}
 	return a, nil
+}
+
+// Sample sizes of the cluster choice and of the clusters' silhouette; an
+// atlas of at most this many columns uses them all.
+const (
+	chooseKPoints    = 4096
+	silhouettePoints = 8192
+)
+
+// sampleVectors returns at most m of the n rows of x, drawn at random with seed
+// and kept in order, and their number; x itself when n <= m.
+func sampleVectors(x []float32, n, d, m int, seed uint64) ([]float32, int) {
+	if n <= m {
+		return x, n
+	}
+	idx := rand.New(rand.NewPCG(seed, 0xc4005e)).Perm(n)[:m]
+	sort.Ints(idx)
+	out := make([]float32, 0, m*d)
+	for _, i := range idx {
+		out = append(out, x[i*d:(i+1)*d]...)
+	}
+	return out, m
 }
 
 // Save writes the atlas as JSON, atomically.
