@@ -2,7 +2,7 @@
 // answers every page route with index.html; this module picks the page from
 // location.pathname, renders it into <main>, and marks <body data-ready>.
 
-import {api, h, fill, errorBox, fmt} from './util.js';
+import {api, h, fill, errorBox, fmt, ApiError} from './util.js';
 
 const ROUTES = [
   {re: /^\/$/, page: 'datasets', load: () => import('./datasets.js')},
@@ -55,14 +55,14 @@ async function route() {
   current = ctx;
   fill(main, h('div', {class: 'loading'}, 'Loading…'));
   try {
-    if (!m) throw new Error(`No page at ${location.pathname}`);
+    if (!m) throw new ApiError(404, `No page at ${location.pathname}`, null);
     const mod = await m.route.load();
     if (id !== navCounter) return;
     await mod.render(main, ctx);
   } catch (e) {
     if (e && e.name === 'AbortError') return;
     if (id !== navCounter) return;
-    console.error(e);
+    if (!(e instanceof ApiError)) console.error(e);
     fill(main, errorBox(e), h('p', {}, h('a', {href: '/'}, 'Back to datasets')));
   }
   if (id === navCounter) document.body.dataset.ready = '1';
@@ -97,7 +97,7 @@ async function loadFooter() {
   try {
     const s = await api('/api/status');
     const model = s.model ? `model ${s.model.name} (${s.model.layers} layers, d_model ${s.model.d_model})` : 'no model attached';
-    fill(el, `rise ${s.version || ''}`, s.demo ? ' · demo data' : '',
+    fill(el, /^rise\b/.test(s.version || '') ? s.version : `rise ${s.version || ''}`, s.demo ? ' · demo data' : '',
       ` · ${fmt(s.datasets)} dataset${s.datasets === 1 ? '' : 's'} · ${fmt(s.saes)} SAE${s.saes === 1 ? '' : 's'} · ${model}`);
     fill(top, s.jobs_running ? h('a', {href: '/train'}, `${s.jobs_running} job${s.jobs_running === 1 ? '' : 's'} running`) : '');
   } catch (e) {

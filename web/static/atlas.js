@@ -97,7 +97,11 @@ async function loadAtlas(sae, area, selEl, silEl, ctx) {
     onOpen: (f) => navigate(`/feature/${enc(sae.name)}/${f.id}`),
     onSelect: (sel) => showSelection(sae, sel, selEl, () => map.clearSelection()),
   });
-  ctx.onCleanup(() => map.destroy());
+  window.riseAtlas = map;
+  ctx.onCleanup(() => {
+    map.destroy();
+    if (window.riseAtlas === map) window.riseAtlas = null;
+  });
 
   const colour = h('select', {'aria-label': 'colour by'},
     ['behaviour', 'cluster', 'frequency'].map((m) => h('option', {value: m}, m)));
@@ -182,9 +186,19 @@ async function loadSweep(dataset, el, ctx) {
   } catch (e) {
     if (e.name === 'AbortError') return;
     if (e.status === 409) {
+      const job = e.body && e.body.job;
       fill(el, note(e.message || 'The sweep is being computed.'),
-        e.body && e.body.job ? h('p', {}, 'Job ', h('a', {href: `/train?job=${enc(e.body.job)}`}, e.body.job)) : null,
+        job ? h('p', {class: 'small'}, 'Waiting for job ', h('a', {href: `/train?job=${enc(job)}`}, job), '…') : null,
         h('button', {onclick: () => loadSweep(dataset, el, ctx)}, 'Retry'));
+      if (job) {
+        const stop = watchJob(job, (ev) => {
+          if (ev.type === 'state' && ev.state !== 'running') {
+            stop();
+            if (ctx.live) setTimeout(() => loadSweep(dataset, el, ctx), 300);
+          }
+        });
+        ctx.onCleanup(stop);
+      }
       return;
     }
     fill(el, errorBox(e));

@@ -24,6 +24,8 @@ export class AtlasMap {
       this.xs[i] = +features[i].x || 0;
       this.ys[i] = +features[i].y || 0;
     }
+    this.indexOf = new Map();
+    for (let i = 0; i < n; i++) this.indexOf.set(features[i].id, i);
     this.selected = new Uint8Array(n);
     this.selCount = 0;
     this.hover = -1;
@@ -104,6 +106,14 @@ export class AtlasMap {
     this.tx = this.width / 2 - ((b.minx + b.maxx) / 2) * s;
     this.ty = this.height / 2 + ((b.miny + b.maxy) / 2) * s;
     this.schedule();
+  }
+
+  // screenPosition gives a feature's position in CSS pixels from the
+  // canvas's top-left corner (for tests and scripts), or null.
+  screenPosition(id) {
+    const i = this.indexOf.get(id);
+    if (i === undefined) return null;
+    return {x: this.xs[i] * this.scale + this.tx, y: -this.ys[i] * this.scale + this.ty};
   }
 
   toData(sx, sy) {
@@ -213,6 +223,7 @@ export class AtlasMap {
     const r = Math.min(8, base + Math.log2(Math.max(1, zoom)) * 0.9);
     const half = r / 2;
     const sel = this.selCount > 0;
+    let drawn = 0;
     ctx.globalAlpha = sel ? 0.18 : 0.85;
     for (const g of this.groups) {
       ctx.fillStyle = g.colour;
@@ -222,8 +233,10 @@ export class AtlasMap {
         const sx = xs[i] * scale + tx, sy = -ys[i] * scale + ty;
         if (sx < -r || sy < -r || sx > W + r || sy > H + r) continue;
         ctx.fillRect(sx - half, sy - half, r, r);
+        drawn++;
       }
     }
+    this.canvas.dataset.points = String(drawn);
     ctx.globalAlpha = 1;
     if (sel) {
       const R = r + 1.5;
@@ -294,7 +307,7 @@ export class AtlasMap {
           const i = this.cellItems[k];
           const dx = this.xs[i] - x, dy = this.ys[i] - y;
           const d2 = dx * dx + dy * dy;
-          if (d2 <= bestD) { bestD = d2; best = i; }
+          if (d2 < bestD || (best < 0 && d2 <= bestD)) { bestD = d2; best = i; }
         }
       }
     }

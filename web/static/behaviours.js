@@ -59,7 +59,7 @@ function behaviourTable(sae, b) {
         h('td', {class: 'num'}, fmt(venhoff[r.name])),
         h('td', {},
           r.error ? h('span', {class: 'muted'}, '–') : h('a', {href: `/api/saes/${enc(sae)}/behaviours/${enc(r.name)}/vector.npy`, download: `${sae}-${r.name}.npy`}, 'vector.npy'),
-          ' ', h('a', {href: `/steer?sae=${enc(sae)}&behaviour=${enc(r.name)}`}, 'steer')));
+          ' · ', h('a', {href: `/steer?sae=${enc(sae)}&behaviour=${enc(r.name)}`}, 'steer')));
     })));
 }
 

@@ -126,7 +126,7 @@ function histogram(bins) {
   add('text', {x: pad.l - 4, y: pad.t + ih, 'text-anchor': 'end', class: 'tick'}, '0');
   const every = Math.max(1, Math.ceil(bins.length / 6));
   bins.forEach((b, i) => {
-    if (i % every === 0) add('text', {x: pad.l + i * bw, y: H - pad.b + 13, 'text-anchor': 'middle', class: 'tick'}, fmt(b.lo, 2));
+    if (i % every === 0 && bins.length - i > every / 2) add('text', {x: pad.l + i * bw, y: H - pad.b + 13, 'text-anchor': 'middle', class: 'tick'}, fmt(b.lo, 2));
   });
   add('text', {x: W - pad.r, y: H - pad.b + 13, 'text-anchor': 'end', class: 'tick'}, fmt(bins[bins.length - 1].hi, 2));
   add('text', {x: pad.l + (W - pad.l - pad.r) / 2, y: H - 4, 'text-anchor': 'middle', class: 'tick'}, 'activation (log-spaced bins)');

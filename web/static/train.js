@@ -51,17 +51,17 @@ function field(label, input, extra) {
 }
 
 function trainForm(datasets, ctx, started) {
-  const dsSel = h('select', {name: 'dataset'}, datasets.map((d) => h('option', {value: d.name}, d.name)));
-  const layerSel = h('select', {name: 'layer'});
-  const name = h('input', {name: 'name', type: 'text', required: true, spellcheck: false});
-  const arch = h('select', {name: 'arch'}, ARCHS.map((a) => h('option', {value: a, selected: a === 'topk'}, a)));
-  const width = h('input', {name: 'width', type: 'number', min: 1, step: 1, value: 1024});
-  const k = h('input', {name: 'k', type: 'number', min: 1, step: 1, value: 16});
-  const sparsity = h('input', {name: 'sparsity', type: 'number', min: 0, step: 'any', value: 0, title: '0 takes the default'});
-  const preset = h('select', {name: 'preset'}, h('option', {value: ''}, 'none'), h('option', {value: 'rise'}, 'rise'));
-  const steps = h('input', {name: 'steps', type: 'number', min: 1, step: 1, value: 2000});
-  const batch = h('input', {name: 'batch', type: 'number', min: 1, step: 1, value: 1024});
-  const seed = h('input', {name: 'seed', type: 'number', step: 1, value: 1});
+  const dsSel = h('select', {id: 'train-dataset', name: 'dataset'}, datasets.map((d) => h('option', {value: d.name}, d.name)));
+  const layerSel = h('select', {id: 'train-layer', name: 'layer'});
+  const name = h('input', {id: 'train-name', name: 'name', type: 'text', required: true, spellcheck: false});
+  const arch = h('select', {id: 'train-arch', name: 'arch'}, ARCHS.map((a) => h('option', {value: a, selected: a === 'topk'}, a)));
+  const width = h('input', {id: 'train-width', name: 'width', type: 'number', min: 1, step: 1, value: 1024});
+  const k = h('input', {id: 'train-k', name: 'k', type: 'number', min: 1, step: 1, value: 16});
+  const sparsity = h('input', {id: 'train-sparsity', name: 'sparsity', type: 'number', min: 0, step: 'any', value: 0, title: '0 takes the default'});
+  const preset = h('select', {id: 'train-preset', name: 'preset'}, h('option', {value: ''}, 'none'), h('option', {value: 'rise'}, 'rise'));
+  const steps = h('input', {id: 'train-steps', name: 'steps', type: 'number', min: 1, step: 1, value: 2000});
+  const batch = h('input', {id: 'train-batch', name: 'batch', type: 'number', min: 1, step: 1, value: 1024});
+  const seed = h('input', {id: 'train-seed', name: 'seed', type: 'number', step: 1, value: 1});
   const kField = field('k (active latents)', k);
   const lamField = field('sparsity λ', sparsity);
   const msg = h('div', {class: 'form-msg'});
