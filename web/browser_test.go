@@ -1,0 +1,234 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// chromium finds Debian's chromium. Browser tests skip without it, except
+// under CI (CI set), where .ci/run installs it and its absence is a failure.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no chromium on PATH: .ci/run installs Debian's chromium for the browser tests")
+	}
+	t.Skip("no chromium on PATH (apt-get install chromium): browser tests skipped")
+	return ""
+}
+
+// artifactDir is where the browser tests leave their screenshots:
+// $RISE_ARTIFACTS, or .artifacts/browser at the repository root.
+func artifactDir(t *testing.T) string {
+	dir := os.Getenv("RISE_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join("..", ".artifacts", "browser")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// browser is one headless chromium tab on a test server.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+	ts  *testServer
+	dir string
+	// console collects the page's console errors and uncaught exceptions.
+	console []string
+}
+
+func newBrowser(t *testing.T, ts *testServer) *browser {
+	exe := chromium(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.WindowSize(1400, 900),
+		chromedp.Flag("disable-gpu", true))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx)
+	t.Cleanup(cancel2)
+	ctx, cancel3 := context.WithTimeout(ctx, 4*time.Minute)
+	t.Cleanup(cancel3)
+	b := &browser{t: t, ctx: ctx, ts: ts, dir: artifactDir(t)}
+	chromedp.ListenTarget(ctx, func(ev any) {
+		switch e := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			b.console = append(b.console, "exception: "+e.ExceptionDetails.Error())
+		case *runtime.EventConsoleAPICalled:
+			if e.Type == runtime.APITypeError {
+				var parts []string
+				for _, a := range e.Args {
+					parts = append(parts, string(a.Value))
+				}
+				b.console = append(b.console, "console.error: "+strings.Join(parts, " "))
+			}
+		}
+	})
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return b
+}
+
+func (b *browser) run(what string, actions ...chromedp.Action) {
+	b.t.Helper()
+	if err := chromedp.Run(b.ctx, actions...); err != nil {
+		b.screenshot("failed-" + strings.ReplaceAll(what, " ", "-"))
+		b.t.Fatalf("%s: %v (console: %v)", what, err, b.console)
+	}
+}
+
+// open loads a page and waits for it to say it is ready.
+func (b *browser) open(path string) {
+	b.t.Helper()
+	b.run("open "+path, chromedp.Navigate(b.ts.URL+path), chromedp.WaitVisible(`body[data-ready="1"]`, chromedp.ByQuery))
+}
+
+func (b *browser) screenshot(name string) {
+	var png []byte
+	if err := chromedp.Run(b.ctx, chromedp.FullScreenshot(&png, 100)); err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	path := filepath.Join(b.dir, name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+	}
+}
+
+// attr reads an attribute of the first element matching sel.
+func (b *browser) attr(sel, name string) string {
+	var v string
+	var ok bool
+	b.run("read "+sel, chromedp.AttributeValue(sel, name, &v, &ok, chromedp.ByQuery))
+	return v
+}
+
+// TestBrowser drives the workbench in Debian's chromium: every page
+// opens without a script error; an SAE trained from /train draws its
+// curve as it trains; the atlas draws every feature and a click on one
+// opens its page with its top steps; the steering page says no model is
+// attached. Screenshots go to the artifact directory.
+func TestBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	ts := newTestServer(t)
+	b := newBrowser(t, ts)
+
+	b.open("/")
+	b.run("dataset list", chromedp.WaitVisible(`[data-testid="nav-datasets"]`, chromedp.ByQuery))
+	var text string
+	b.run("datasets text", chromedp.Text("body", &text, chromedp.ByQuery))
+	if !strings.Contains(text, "planted") {
+		t.Errorf("the datasets page does not name the dataset: %.300s", text)
+	}
+	b.screenshot("datasets")
+
+	// Train from the page.
+	b.open("/train")
+	b.run("fill the training form",
+		chromedp.SetValue(`#train-name`, "from-browser", chromedp.ByQuery),
+		chromedp.SetValue(`#train-arch`, "topk", chromedp.ByQuery),
+		chromedp.SetValue(`#train-width`, "128", chromedp.ByQuery),
+		chromedp.SetValue(`#train-k`, "4", chromedp.ByQuery),
+		chromedp.SetValue(`#train-steps`, "3000", chromedp.ByQuery),
+		chromedp.SetValue(`#train-batch`, "256", chromedp.ByQuery),
+		chromedp.Click(`[data-testid="train-start"]`, chromedp.ByQuery),
+	)
+	points := func() int {
+		n, _ := strconv.Atoi(b.attr(`[data-testid="train-curve"]`, "data-points"))
+		return n
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	first := 0
+	for first == 0 && time.Now().Before(deadline) {
+		first = points()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if first == 0 {
+		b.screenshot("train-no-curve")
+		t.Fatalf("the training curve drew no point (console: %v)", b.console)
+	}
+	later := first
+	for later == first && time.Now().Before(deadline) {
+		later = points()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if later <= first {
+		t.Fatalf("the training curve did not move: %d points, then %d", first, later)
+	}
+	b.screenshot("train")
+	ts.waitReady(t, "from-browser")
+
+	// The atlas shows every feature; a click on one opens its page.
+	b.open("/atlas?sae=from-browser")
+	b.run("atlas map", chromedp.WaitVisible(`[data-testid="atlas-map"]`, chromedp.ByQuery))
+	deadline = time.Now().Add(time.Minute)
+	for b.attr(`[data-testid="atlas-map"]`, "data-points") != "128" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := b.attr(`[data-testid="atlas-map"]`, "data-points"); n != "128" {
+		t.Fatalf("the atlas drew %q points, want every one of the 128 features", n)
+	}
+	b.screenshot("atlas")
+	var pos struct{ X, Y float64 }
+	b.run("locate feature 7", chromedp.Evaluate(`(() => {
+		const c = document.querySelector('[data-testid="atlas-map"]');
+		const r = c.getBoundingClientRect();
+		const p = window.riseAtlas.screenPosition(7);
+		return {X: r.left + p.x, Y: r.top + p.y};
+	})()`, &pos))
+	b.run("click feature 7", chromedp.MouseClickXY(pos.X, pos.Y))
+	b.run("feature page", chromedp.WaitVisible(`[data-testid="feature-top-steps"] [data-testid="top-step"]`, chromedp.ByQuery))
+	var loc string
+	b.run("location", chromedp.Location(&loc))
+	if !strings.HasSuffix(loc, "/feature/from-browser/7") {
+		t.Errorf("clicking feature 7 opened %s", loc)
+	}
+	b.screenshot("feature")
+
+	b.open("/behaviours?sae=from-browser")
+	b.screenshot("behaviours")
+
+	b.open("/steer?sae=from-browser&feature=7")
+	b.run("steer", chromedp.Click(`[data-testid="steer-run"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`[data-testid="steer-default"]`, chromedp.ByQuery))
+	deadline = time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b.run("steer text", chromedp.Text(`[data-testid="steer-default"]`, &text, chromedp.ByQuery))
+		if strings.Contains(text, "no model attached") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(text, "no model attached") {
+		t.Errorf("the steering page does not say that no model is attached: %q", text)
+	}
+	b.screenshot("steer")
+
+	// Deep links load directly.
+	for _, p := range []string{"/feature/from-browser/3", "/train", "/atlas", "/"} {
+		b.open(p)
+	}
+	if len(b.console) > 0 {
+		t.Errorf("script errors in the pages: %v", b.console)
+	}
+	fmt.Fprintf(os.Stderr, "browser screenshots in %s\n", b.dir)
+}
