@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServeCommand starts rise serve on a free loopback port, reads its
+// address from stdout, asks the API for the dataset it was given, and stops
+// it by cancelling its context, as Ctrl-C does.
+func TestServeCommand(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var errb strings.Builder
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--data", tinyDump, "--work", filepath.Join(t.TempDir(), "work"), "--addr", "127.0.0.1:0"}, pw, &errb)
+		pw.Close()
+	}()
+	sc := bufio.NewScanner(pr)
+	var url string
+	for sc.Scan() {
+		if u, ok := strings.CutPrefix(sc.Text(), "rise workbench: "); ok {
+			url = u
+			break
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if !strings.HasPrefix(url, "http://127.0.0.1:") {
+		t.Fatalf("serve printed no loopback address (%q); stderr: %s", url, errb.String())
+	}
+	resp, err := http.Get(url + "api/datasets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dss []struct {
+		Name string `json:"name"`
+		Rows int    `json:"rows"`
+	}
+	json.NewDecoder(resp.Body).Decode(&dss)
+	resp.Body.Close()
+	if len(dss) != 1 || dss[0].Name != "tiny" || dss[0].Rows != 400 {
+		t.Errorf("datasets: %+v", dss)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("serve exited %d after Ctrl-C: %s", code, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop within 10 s of Ctrl-C")
+	}
+
+	if code, _, stderr := runRise(t, "serve", "--data", tinyDump, "--addr", ":0"); code != 2 || !strings.Contains(stderr, "no host") {
+		t.Errorf("--addr :0: exit %d, %q; want a usage error about the missing host", code, stderr)
+	}
+	if code, _, stderr := runRise(t, "serve", "--data", filepath.Join(t.TempDir(), "nope")); code != 1 || !strings.Contains(stderr, "nope") {
+		t.Errorf("missing dump: exit %d, %q", code, stderr)
+	}
+}
