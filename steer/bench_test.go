@@ -1,0 +1,117 @@
+package steer
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Qwen2_0_5B is the shape of Qwen2-0.5B (config.json of Qwen/Qwen2-0.5B):
+// 494 million parameters.
+var Qwen2_0_5B = Config{Arch: ArchQwen2, Dim: 896, Hidden: 4864, Layers: 24, Heads: 14, KVHeads: 2, HeadDim: 64,
+	Vocab: 151936, MaxSeq: 4096, NormEps: 1e-6, Theta: 1e6, QKVBias: true, Tied: true}
+
+// readBandwidth measures how fast all cores can stream memory: the sum of
+// a 512 MiB float32 buffer, split across goroutines, in bytes per second.
+func readBandwidth() float64 {
+	buf := make([]float32, 128<<20)
+	for i := range buf {
+		buf[i] = 1
+	}
+	workers := runtime.GOMAXPROCS(0)
+	best := 0.0
+	for range 3 {
+		start := time.Now()
+		var wg sync.WaitGroup
+		sums := make([]float32, workers)
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				part := buf[w*len(buf)/workers : (w+1)*len(buf)/workers]
+				var s0, s1, s2, s3 float32
+				for i := 0; i+3 < len(part); i += 4 {
+					s0 += part[i]
+					s1 += part[i+1]
+					s2 += part[i+2]
+					s3 += part[i+3]
+				}
+				sums[w] = s0 + s1 + s2 + s3
+			}()
+		}
+		wg.Wait()
+		best = max(best, float64(4*len(buf))/time.Since(start).Seconds())
+	}
+	return best
+}
+
+// BenchmarkDecode measures decoding speed in tokens per second for
+// stories260K and for a random model of Qwen2-0.5B's shape, with one and
+// eight sequences decoded together, beside the bound memory bandwidth puts
+// on it: every decoding step reads every weight once, so a batch of B
+// sequences cannot beat B × bandwidth / weight bytes tokens per second.
+//
+//	go test -run XXX -bench Decode -benchtime 1x ./steer
+func BenchmarkDecode(b *testing.B) {
+	bw := readBandwidth()
+	models := []struct {
+		name string
+		load func(testing.TB) *Model
+	}{
+		{"stories260K", func(t testing.TB) *Model { m, _ := loadStories(t); return m }},
+		{"qwen2-0.5B", func(t testing.TB) *Model {
+			m, err := NewRandom(Qwen2_0_5B, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}},
+	}
+	for _, mc := range models {
+		var m *Model
+		for _, batch := range []int{1, 8} {
+			b.Run(fmt.Sprintf("%s/batch%d", mc.name, batch), func(b *testing.B) {
+				if m == nil {
+					m = mc.load(b)
+				}
+				steps := 64
+				if m.Params() > 1e8 {
+					steps = 8
+				}
+				ctx := context.Background()
+				var tokens int
+				var elapsed time.Duration
+				for range b.N {
+					seqs := make([]*Sequence, batch)
+					toks := make([][]int, batch)
+					for i := range seqs {
+						seqs[i] = m.NewSequence()
+						toks[i] = []int{1, 2, 3, 4, 5, 6, 7, 8}
+					}
+					if _, err := m.Forward(ctx, seqs, toks, false, nil); err != nil {
+						b.Fatal(err)
+					}
+					start := time.Now()
+					for range steps {
+						logits, err := m.Forward(ctx, seqs, toks, false, nil)
+						if err != nil {
+							b.Fatal(err)
+						}
+						for i := range toks {
+							toks[i] = []int{argmax(logits[i*m.Vocab : (i+1)*m.Vocab])}
+						}
+					}
+					elapsed += time.Since(start)
+					tokens += steps * batch
+				}
+				weightBytes := float64(4 * m.Params())
+				b.ReportMetric(float64(tokens)/elapsed.Seconds(), "tokens/s")
+				b.ReportMetric(float64(batch)*bw/weightBytes, "bound_tokens/s")
+				b.ReportMetric(bw/1e9, "GB/s")
+			})
+		}
+	}
+}

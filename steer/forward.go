@@ -1,0 +1,345 @@
+package steer
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+
+	// The sae package chooses the float32 BLAS (OpenBLAS with -tags
+	// openblas, gonum's otherwise); the runtime uses the same one.
+	_ "github.com/rise-interp/rise/sae"
+)
+
+// Sequence is one sequence being run: its tokens and its key/value cache.
+type Sequence struct {
+	Tokens    []int // every token so far, prompt then generated
+	PromptLen int   // how many of Tokens are the prompt
+	k, v      [][]float32
+	pos       int // tokens already in the cache
+}
+
+// NewSequence returns an empty sequence for m.
+func (m *Model) NewSequence() *Sequence {
+	return &Sequence{k: make([][]float32, m.Layers), v: make([][]float32, m.Layers)}
+}
+
+// Len is the number of tokens in the cache.
+func (s *Sequence) Len() int { return s.pos }
+
+// Row describes one row of a forward pass for hooks: which sequence, which
+// position, and the token there.
+type Row struct {
+	Seq   int // index into the batch
+	Pos   int // position in its sequence
+	Token int
+	Prev  int // the token before, -1 at position 0
+}
+
+// Prompt reports whether the row is part of its sequence's prompt.
+func (r Row) Prompt(s *Sequence) bool { return r.Pos < s.PromptLen }
+
+// Hook sees, and may change, the residual stream after block layer: h
+// holds one row of Dim values per entry of rows. Hooks run on the caller's
+// goroutine.
+type Hook func(layer int, h []float32, rows []Row)
+
+// scratch holds a forward pass's buffers.
+type scratch struct {
+	x, xb, q, k, v, att, g, u []float32
+}
+
+func grow(b []float32, n int) []float32 {
+	if cap(b) < n {
+		return make([]float32, n)
+	}
+	return b[:n]
+}
+
+// Forward runs new tokens through the model: toks[i] are appended to
+// seqs[i] (prefill or one decoding step, for any mix of sequences). It
+// returns logits [rows, Vocab] for the last new token of each sequence, or,
+// with all set, for every new token in order. hook, when not nil, is called
+// after every block.
+func (m *Model) Forward(ctx context.Context, seqs []*Sequence, toks [][]int, all bool, hook Hook) ([]float32, error) {
+	if len(seqs) != len(toks) {
+		return nil, fmt.Errorf("forward: %d sequences and %d token lists", len(seqs), len(toks))
+	}
+	c := m.Config
+	D, q, kv := c.Dim, c.qDim(), c.kvDim()
+	var rows []Row
+	for i, s := range seqs {
+		if s.pos+len(toks[i]) > c.MaxSeq {
+			return nil, fmt.Errorf("forward: sequence %d would hold %d tokens, more than the model's %d", i, s.pos+len(toks[i]), c.MaxSeq)
+		}
+		for j, t := range toks[i] {
+			if t < 0 || t >= c.Vocab {
+				return nil, fmt.Errorf("forward: token %d of sequence %d is %d, outside the vocabulary of %d", j, i, t, c.Vocab)
+			}
+			prev := -1
+			if n := len(s.Tokens); j > 0 {
+				prev = toks[i][j-1]
+			} else if n > 0 {
+				prev = s.Tokens[n-1]
+			}
+			rows = append(rows, Row{Seq: i, Pos: s.pos + j, Token: t, Prev: prev})
+		}
+	}
+	N := len(rows)
+	if N == 0 {
+		return nil, nil
+	}
+	var sc scratch
+	sc.x = grow(sc.x, N*D)
+	for r, row := range rows {
+		copy(sc.x[r*D:(r+1)*D], m.Embed[row.Token*D:(row.Token+1)*D])
+	}
+	sc.xb = grow(sc.xb, N*D)
+	sc.q = grow(sc.q, N*q)
+	sc.k = grow(sc.k, N*kv)
+	sc.v = grow(sc.v, N*kv)
+	sc.att = grow(sc.att, N*q)
+	sc.g = grow(sc.g, N*c.Hidden)
+	sc.u = grow(sc.u, N*c.Hidden)
+
+	for l := range m.Blocks {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		b := &m.Blocks[l]
+		rmsNorm(sc.xb, sc.x, b.AttnNorm, N, D, float32(c.NormEps))
+		linear(sc.q, sc.xb, N, D, b.WQ, q, b.BQ)
+		linear(sc.k, sc.xb, N, D, b.WK, kv, b.BK)
+		linear(sc.v, sc.xb, N, D, b.WV, kv, b.BV)
+		for r, row := range rows {
+			m.rope(sc.q[r*q:(r+1)*q], row.Pos)
+			m.rope(sc.k[r*kv:(r+1)*kv], row.Pos)
+		}
+		// Append this block's keys and values to each sequence's cache.
+		for r, row := range rows {
+			s := seqs[row.Seq]
+			s.k[l] = append(s.k[l], sc.k[r*kv:(r+1)*kv]...)
+			s.v[l] = append(s.v[l], sc.v[r*kv:(r+1)*kv]...)
+		}
+		m.attention(sc.att, sc.q, seqs, rows, l)
+		linearAdd(sc.x, sc.att, N, q, b.WO, D)
+		rmsNorm(sc.xb, sc.x, b.MLPNorm, N, D, float32(c.NormEps))
+		linear(sc.g, sc.xb, N, D, b.WGate, c.Hidden, nil)
+		linear(sc.u, sc.xb, N, D, b.WUp, c.Hidden, nil)
+		for i, g := range sc.g {
+			sc.g[i] = g / (1 + float32(math.Exp(float64(-g)))) * sc.u[i]
+		}
+		linearAdd(sc.x, sc.g, N, c.Hidden, b.WDown, D)
+		if hook != nil {
+			hook(l, sc.x, rows)
+		}
+	}
+	for i, s := range seqs {
+		s.pos += len(toks[i])
+		s.Tokens = append(s.Tokens, toks[i]...)
+	}
+
+	// Logits for the rows asked for.
+	var pick []int
+	if all {
+		for r := range rows {
+			pick = append(pick, r)
+		}
+	} else {
+		last := map[int]int{}
+		for r, row := range rows {
+			last[row.Seq] = r
+		}
+		for i := range seqs {
+			if r, ok := last[i]; ok {
+				pick = append(pick, r)
+			}
+		}
+	}
+	xn := make([]float32, len(pick)*D)
+	for i, r := range pick {
+		rmsNorm(xn[i*D:(i+1)*D], sc.x[r*D:(r+1)*D], m.Norm, 1, D, float32(c.NormEps))
+	}
+	logits := make([]float32, len(pick)*c.Vocab)
+	linear(logits, xn, len(pick), D, m.Out, c.Vocab, nil)
+	return logits, nil
+}
+
+// rmsNorm writes x / sqrt(mean(x²) + eps) * w for each of n rows of d.
+func rmsNorm(out, x, w []float32, n, d int, eps float32) {
+	for r := range n {
+		row := x[r*d : (r+1)*d]
+		var ss float32
+		for _, v := range row {
+			ss += v * v
+		}
+		inv := float32(1 / math.Sqrt(float64(ss/float32(d)+eps)))
+		o := out[r*d : (r+1)*d]
+		for i, v := range row {
+			o[i] = w[i] * (v * inv)
+		}
+	}
+}
+
+// rope rotates the heads of one row of queries or keys at position pos.
+func (m *Model) rope(v []float32, pos int) {
+	hd := m.HeadDim
+	half := hd / 2
+	cs, sn := m.cos[pos*half:(pos+1)*half], m.sin[pos*half:(pos+1)*half]
+	for h := 0; h < len(v); h += hd {
+		x := v[h : h+hd]
+		if m.RopeInterleaved {
+			for i := range half {
+				a, b := x[2*i], x[2*i+1]
+				x[2*i] = a*cs[i] - b*sn[i]
+				x[2*i+1] = a*sn[i] + b*cs[i]
+			}
+			continue
+		}
+		for i := range half {
+			a, b := x[i], x[i+half]
+			x[i] = a*cs[i] - b*sn[i]
+			x[i+half] = b*cs[i] + a*sn[i]
+		}
+	}
+}
+
+// attention computes, for every row and head, softmax(q·K/√d)·V over the
+// row's sequence up to and including its position, in parallel over rows
+// and heads.
+func (m *Model) attention(out, q []float32, seqs []*Sequence, rows []Row, l int) {
+	c := m.Config
+	hd, qd, kvd := c.HeadDim, c.qDim(), c.kvDim()
+	group := c.Heads / c.KVHeads
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	jobs := len(rows) * c.Heads
+	parallel(jobs, 4, func(lo, hi int) {
+		var scores []float32
+		for j := lo; j < hi; j++ {
+			r, h := j/c.Heads, j%c.Heads
+			row := rows[r]
+			s := seqs[row.Seq]
+			K, V := s.k[l], s.v[l]
+			kh := h / group
+			qv := q[r*qd+h*hd : r*qd+(h+1)*hd]
+			n := row.Pos + 1
+			scores = grow(scores, n)
+			mx := float32(math.Inf(-1))
+			for t := range n {
+				kt := K[t*kvd+kh*hd : t*kvd+(kh+1)*hd]
+				var d float32
+				for i, x := range qv {
+					d += x * kt[i]
+				}
+				d *= scale
+				scores[t] = d
+				if d > mx {
+					mx = d
+				}
+			}
+			var sum float32
+			for t := range n {
+				e := float32(math.Exp(float64(scores[t] - mx)))
+				scores[t] = e
+				sum += e
+			}
+			o := out[r*qd+h*hd : r*qd+(h+1)*hd]
+			clear(o)
+			for t := range n {
+				w := scores[t] / sum
+				vt := V[t*kvd+kh*hd : t*kvd+(kh+1)*hd]
+				for i, x := range vt {
+					o[i] += w * x
+				}
+			}
+		}
+	})
+}
+
+// linear sets out[n, outDim] = x[n, in] · W[outDim, in]ᵀ + bias, splitting
+// W's rows across cores (a decoding step has one row per sequence, so the
+// work is in W).
+func linear(out, x []float32, n, in int, w []float32, outDim int, bias []float32) {
+	gemmRows(out, x, n, in, w, outDim, 0)
+	if bias != nil {
+		for r := range n {
+			o := out[r*outDim : (r+1)*outDim]
+			for i, b := range bias {
+				o[i] += b
+			}
+		}
+	}
+}
+
+// linearAdd adds x[n, in] · W[outDim, in]ᵀ to out.
+func linearAdd(out, x []float32, n, in int, w []float32, outDim int) {
+	gemmRows(out, x, n, in, w, outDim, 1)
+}
+
+// gemvRows is the number of rows up to which a product is done as one
+// matrix-vector product per row: with so few rows the work is streaming W,
+// and BLAS libraries serve a one-row GEMM worse than a GEMV.
+const gemvRows = 4
+
+// smallBatch is the number of rows up to which W·Xᵀ is computed instead of
+// X·Wᵀ (decoding steps of a batch of sequences).
+const smallBatch = 64
+
+func gemmRows(out, x []float32, n, in int, w []float32, outDim int, beta float32) {
+	impl := blas32.Implementation()
+	parallel(outDim, 64, func(lo, hi int) {
+		if n <= gemvRows {
+			for r := range n {
+				impl.Sgemv(blas.NoTrans, hi-lo, in, 1, w[lo*in:hi*in], in, x[r*in:(r+1)*in], 1, beta, out[r*outDim+lo:r*outDim+hi], 1)
+			}
+			return
+		}
+		if n <= smallBatch {
+			// W·Xᵀ, [rows of W, n], is the shape BLAS kernels run
+			// fastest when n is small; its transpose goes to out.
+			t := make([]float32, (hi-lo)*n)
+			impl.Sgemm(blas.NoTrans, blas.Trans, hi-lo, n, in, 1, w[lo*in:hi*in], in, x, in, 0, t, n)
+			for r := range n {
+				o := out[r*outDim+lo : r*outDim+hi]
+				if beta == 0 {
+					for i := range o {
+						o[i] = t[i*n+r]
+					}
+				} else {
+					for i := range o {
+						o[i] += t[i*n+r]
+					}
+				}
+			}
+			return
+		}
+		impl.Sgemm(blas.NoTrans, blas.Trans, n, hi-lo, in, 1, x, in, w[lo*in:hi*in], in, beta, out[lo:], outDim)
+	})
+}
+
+// parallel splits [0, n) into one contiguous range per core (each at least
+// min long) and runs f on them concurrently.
+func parallel(n, min int, f func(lo, hi int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if workers > n/max(min, 1) {
+		workers = max(1, n/max(min, 1))
+	}
+	if workers <= 1 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*n/workers, (w+1)*n/workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(lo, hi)
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,203 @@
+package steer
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// Architectures the native runtime runs.
+const (
+	ArchLlama = "llama" // Llama 2/3 and llama2.c checkpoints
+	ArchQwen2 = "qwen2" // Qwen2 (DeepSeek-R1-Distill-Qwen): Llama with q/k/v biases
+)
+
+// Config describes a Llama-family decoder.
+type Config struct {
+	Arch    string // ArchLlama or ArchQwen2
+	Dim     int    // residual stream width (hidden_size)
+	Hidden  int    // MLP width (intermediate_size)
+	Layers  int    // decoder blocks
+	Heads   int    // attention heads
+	KVHeads int    // key/value heads (grouped-query attention when fewer than Heads)
+	HeadDim int    // width of one head; Dim/Heads unless the config says otherwise
+	Vocab   int    // vocabulary size
+	MaxSeq  int    // longest sequence (max_position_embeddings, llama2.c seq_len)
+	NormEps float64
+	Theta   float64 // RoPE base
+	// RopeInterleaved rotates adjacent pairs (x[2i], x[2i+1]), as llama2.c
+	// and Meta's checkpoints do; otherwise the two halves of each head are
+	// rotated together (x[i], x[i+d/2]), as Hugging Face does.
+	RopeInterleaved bool
+	QKVBias         bool // q, k and v projections have biases (Qwen2)
+	Tied            bool // the output projection is the token embedding
+}
+
+// Validate reports a configuration that cannot describe a model.
+func (c Config) Validate() error {
+	switch {
+	case c.Arch != ArchLlama && c.Arch != ArchQwen2:
+		return fmt.Errorf("architecture: expected %s or %s, found %q", ArchLlama, ArchQwen2, c.Arch)
+	case c.Dim < 1 || c.Hidden < 1 || c.Layers < 1 || c.Heads < 1 || c.Vocab < 1 || c.MaxSeq < 1:
+		return fmt.Errorf("expected positive sizes, found dim %d, hidden %d, layers %d, heads %d, vocab %d, max sequence %d",
+			c.Dim, c.Hidden, c.Layers, c.Heads, c.Vocab, c.MaxSeq)
+	case c.KVHeads < 1 || c.Heads%c.KVHeads != 0:
+		return fmt.Errorf("key/value heads: expected a divisor of the %d heads, found %d", c.Heads, c.KVHeads)
+	case c.HeadDim < 2 || c.HeadDim%2 != 0:
+		return fmt.Errorf("head dimension: expected an even number, found %d", c.HeadDim)
+	case c.Dim > 1<<16 || c.Hidden > 1<<18 || c.Layers > 1024 || c.Vocab > 1<<22 || c.Heads > 1024:
+		return fmt.Errorf("sizes beyond any model this runtime expects: dim %d, hidden %d, layers %d, heads %d, vocab %d", c.Dim, c.Hidden, c.Layers, c.Heads, c.Vocab)
+	case !(c.NormEps > 0) || !(c.Theta > 0):
+		return fmt.Errorf("expected positive norm epsilon and RoPE theta, found %g and %g", c.NormEps, c.Theta)
+	}
+	return nil
+}
+
+// qDim and kvDim are the widths of the query and key/value projections.
+func (c Config) qDim() int  { return c.Heads * c.HeadDim }
+func (c Config) kvDim() int { return c.KVHeads * c.HeadDim }
+
+// Params counts the model's weights.
+func (c Config) Params() int64 {
+	D, H, q, kv := int64(c.Dim), int64(c.Hidden), int64(c.qDim()), int64(c.kvDim())
+	per := 2*D + D*q + 2*D*kv + q*D + 3*D*H
+	if c.QKVBias {
+		per += q + 2*kv
+	}
+	n := int64(c.Vocab)*D + int64(c.Layers)*per + D
+	if !c.Tied {
+		n += int64(c.Vocab) * D
+	}
+	return n
+}
+
+// Block holds one decoder block's weights. Projections are row-major
+// [out, in], as torch.nn.Linear stores them.
+type Block struct {
+	AttnNorm   []float32 // [Dim]
+	WQ, WK, WV []float32 // [qDim, Dim], [kvDim, Dim], [kvDim, Dim]
+	BQ, BK, BV []float32 // biases (Qwen2), nil otherwise
+	WO         []float32 // [Dim, qDim]
+	MLPNorm    []float32 // [Dim]
+	WGate, WUp []float32 // [Hidden, Dim]
+	WDown      []float32 // [Dim, Hidden]
+}
+
+// Model is a Llama-family decoder held in float32.
+type Model struct {
+	Config
+	Name   string    // what it was loaded from, for messages
+	Embed  []float32 // [Vocab, Dim]
+	Blocks []Block
+	Norm   []float32 // [Dim]
+	Out    []float32 // [Vocab, Dim]; the same slice as Embed when tied
+
+	cos, sin []float32 // RoPE tables [MaxSeq, HeadDim/2]
+}
+
+// init checks the weights' sizes against the configuration and builds the
+// RoPE tables.
+func (m *Model) init() error {
+	c := m.Config
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", m.Name, err)
+	}
+	D, H, q, kv := c.Dim, c.Hidden, c.qDim(), c.kvDim()
+	check := func(name string, v []float32, want int) error {
+		if len(v) != want {
+			return fmt.Errorf("%s: %s: expected %d values, found %d", m.Name, name, want, len(v))
+		}
+		return nil
+	}
+	if err := check("token embedding", m.Embed, c.Vocab*D); err != nil {
+		return err
+	}
+	if err := check("final norm", m.Norm, D); err != nil {
+		return err
+	}
+	if err := check("output projection", m.Out, c.Vocab*D); err != nil {
+		return err
+	}
+	if len(m.Blocks) != c.Layers {
+		return fmt.Errorf("%s: expected %d blocks, found %d", m.Name, c.Layers, len(m.Blocks))
+	}
+	for i, b := range m.Blocks {
+		for _, t := range []struct {
+			name string
+			v    []float32
+			n    int
+		}{{"attention norm", b.AttnNorm, D}, {"q", b.WQ, q * D}, {"k", b.WK, kv * D}, {"v", b.WV, kv * D}, {"o", b.WO, D * q},
+			{"mlp norm", b.MLPNorm, D}, {"gate", b.WGate, H * D}, {"up", b.WUp, H * D}, {"down", b.WDown, D * H}} {
+			if err := check(fmt.Sprintf("block %d %s", i, t.name), t.v, t.n); err != nil {
+				return err
+			}
+		}
+		if c.QKVBias {
+			for _, t := range []struct {
+				name string
+				v    []float32
+				n    int
+			}{{"q bias", b.BQ, q}, {"k bias", b.BK, kv}, {"v bias", b.BV, kv}} {
+				if err := check(fmt.Sprintf("block %d %s", i, t.name), t.v, t.n); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	half := c.HeadDim / 2
+	m.cos = make([]float32, c.MaxSeq*half)
+	m.sin = make([]float32, c.MaxSeq*half)
+	for p := range c.MaxSeq {
+		for i := range half {
+			// Frequencies in float32 first, as both llama2.c and
+			// transformers compute inv_freq in float32.
+			inv := float32(1 / math.Pow(c.Theta, float64(2*i)/float64(c.HeadDim)))
+			a := float64(float32(p) * inv)
+			m.cos[p*half+i] = float32(math.Cos(a))
+			m.sin[p*half+i] = float32(math.Sin(a))
+		}
+	}
+	return nil
+}
+
+// NewRandom returns a model of the configuration with random weights
+// (normal, standard deviation 0.02; norms near 1), for benchmarks and tests
+// that need a model of a given size but not its knowledge.
+func NewRandom(c Config, seed uint64) (*Model, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	normal := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(0.02 * rng.NormFloat64())
+		}
+		return v
+	}
+	ones := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(1 + 0.1*rng.NormFloat64())
+		}
+		return v
+	}
+	D, H, q, kv := c.Dim, c.Hidden, c.qDim(), c.kvDim()
+	m := &Model{Config: c, Name: "random model", Embed: normal(c.Vocab * D), Norm: ones(D)}
+	for range c.Layers {
+		b := Block{AttnNorm: ones(D), WQ: normal(q * D), WK: normal(kv * D), WV: normal(kv * D), WO: normal(D * q),
+			MLPNorm: ones(D), WGate: normal(H * D), WUp: normal(H * D), WDown: normal(D * H)}
+		if c.QKVBias {
+			b.BQ, b.BK, b.BV = normal(q), normal(kv), normal(kv)
+		}
+		m.Blocks = append(m.Blocks, b)
+	}
+	m.Out = m.Embed
+	if !c.Tied {
+		m.Out = normal(c.Vocab * D)
+	}
+	if err := m.init(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}

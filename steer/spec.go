@@ -1,0 +1,292 @@
+package steer
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/sae"
+	"github.com/rise-interp/rise/sae/atlas"
+)
+
+// Operators change the residual stream h along a unit direction v with a
+// strength a (DESIGN.md, steering conventions).
+const (
+	OpAdd    = "add"    // h' = h + a·v
+	OpScale  = "scale"  // h' = h + a·v·(v·h): a > 0 amplifies what is there, a = −1 removes it
+	OpClamp  = "clamp"  // h' = h + (a − v·h)·v: the component along v becomes a
+	OpAblate = "ablate" // h' = h − (v·h)·v
+)
+
+// Position policies say which rows a vector changes.
+const (
+	PosAll          = "all"
+	PosPrompt       = "prompt"
+	PosGenerated    = "generated"
+	PosStepBoundary = "step_boundary" // the delimiter tokens ("\n\n"), RISE's choice
+)
+
+// VectorSpec is one entry of a steering spec file.
+type VectorSpec struct {
+	// Source is "npy:PATH" (a float32 .npy of d_model values, [d] or
+	// [1, d]), "sae:SAE_DIR#FEATURE" (the feature's decoder row) or
+	// "atlas:ATLAS.json#BEHAVIOUR" (the behaviour vector of an atlas).
+	// Relative paths are taken from the spec file's directory.
+	Source    string  `json:"source"`
+	Layer     int     `json:"layer"` // the output of block Layer, counting from 0
+	Op        string  `json:"op"`
+	Strength  float64 `json:"strength"`
+	Positions string  `json:"positions"`
+}
+
+// Spec is a steering spec: several vectors applied at once.
+type Spec struct {
+	Vectors []VectorSpec `json:"vectors"`
+}
+
+// Vector is a resolved steering vector: a unit direction and how to apply it.
+type Vector struct {
+	VectorSpec
+	Dir []float32 // unit length
+}
+
+// ReadSpec reads a steering spec file.
+func ReadSpec(path string) (*Spec, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var s Spec
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("%s: expected {\"vectors\": [{\"source\", \"layer\", \"op\", \"strength\", \"positions\"}, ...]}: %w", path, err)
+	}
+	base := filepath.Dir(path)
+	for i := range s.Vectors {
+		v := &s.Vectors[i]
+		if kind, rest, ok := strings.Cut(v.Source, ":"); ok && rest != "" && !filepath.IsAbs(rest) && (kind == "npy" || kind == "sae" || kind == "atlas") {
+			v.Source = kind + ":" + filepath.Join(base, rest)
+		}
+	}
+	if len(s.Vectors) == 0 {
+		return nil, fmt.Errorf("%s: the spec has no vectors", path)
+	}
+	return &s, nil
+}
+
+// Resolve loads every vector's direction and checks it against a model of
+// width dim and the given number of blocks.
+func (s *Spec) Resolve(dim, layers int) ([]Vector, error) {
+	out := make([]Vector, 0, len(s.Vectors))
+	for i, vs := range s.Vectors {
+		where := fmt.Sprintf("vector %d (%s)", i, vs.Source)
+		if vs.Op == "" {
+			vs.Op = OpAdd
+		}
+		if vs.Positions == "" {
+			vs.Positions = PosAll
+		}
+		if err := vs.Check(layers); err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		dir, err := LoadDirection(vs.Source)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		if len(dir) != dim {
+			return nil, fmt.Errorf("%s: expected %d values (the model's width), found %d", where, dim, len(dir))
+		}
+		out = append(out, Vector{VectorSpec: vs, Dir: dir})
+	}
+	return out, nil
+}
+
+// Check reports an operator, position policy, layer or strength that a
+// model of the given number of blocks cannot take.
+func (vs VectorSpec) Check(layers int) error {
+	switch vs.Op {
+	case OpAdd, OpScale, OpClamp, OpAblate:
+	default:
+		return fmt.Errorf("op: expected add, scale, clamp or ablate, found %q", vs.Op)
+	}
+	switch vs.Positions {
+	case PosAll, PosPrompt, PosGenerated, PosStepBoundary:
+	default:
+		return fmt.Errorf("positions: expected all, prompt, generated or step_boundary, found %q", vs.Positions)
+	}
+	if vs.Layer < 0 || vs.Layer >= layers {
+		return fmt.Errorf("layer: expected a block from 0 to %d, found %d", layers-1, vs.Layer)
+	}
+	if math.IsNaN(vs.Strength) || math.IsInf(vs.Strength, 0) {
+		return fmt.Errorf("strength: expected a number, found %v", vs.Strength)
+	}
+	return nil
+}
+
+// LoadDirection reads a steering direction from a source ("npy:PATH",
+// "sae:SAE_DIR#FEATURE", "atlas:ATLAS.json#BEHAVIOUR") and returns it at
+// unit length.
+func LoadDirection(source string) ([]float32, error) {
+	kind, rest, ok := strings.Cut(source, ":")
+	if !ok {
+		return nil, fmt.Errorf("source %q: expected npy:PATH, sae:SAE_DIR#FEATURE or atlas:ATLAS.json#BEHAVIOUR", source)
+	}
+	var v []float32
+	switch kind {
+	case "npy":
+		x, rows, cols, err := activations.ReadNpy(rest)
+		if err != nil {
+			return nil, err
+		}
+		if rows != 1 && cols != 1 {
+			return nil, fmt.Errorf("%s: expected one vector ([d] or [1, d]), found shape [%d, %d]", rest, rows, cols)
+		}
+		v = x
+	case "sae":
+		dir, feat, ok := strings.Cut(rest, "#")
+		id, err := strconv.Atoi(feat)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("source %q: expected sae:SAE_DIR#FEATURE with a feature number", source)
+		}
+		s, err := sae.LoadAny(dir)
+		if err != nil {
+			return nil, err
+		}
+		if id < 0 || id >= s.DSae {
+			return nil, fmt.Errorf("%s: feature %d: expected 0 to %d", dir, id, s.DSae-1)
+		}
+		v = append([]float32(nil), s.WDec[id*s.DIn:(id+1)*s.DIn]...)
+	case "atlas":
+		path, name, ok := strings.Cut(rest, "#")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("source %q: expected atlas:ATLAS.json#BEHAVIOUR", source)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		var a atlas.Atlas
+		if err := json.Unmarshal(b, &a); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		info, ok := a.Behaviours[name]
+		if !ok {
+			var known []string
+			for k := range a.Behaviours {
+				known = append(known, k)
+			}
+			return nil, fmt.Errorf("%s: no behaviour %q (the atlas has %v)", path, name, known)
+		}
+		if info.Vector == nil {
+			return nil, fmt.Errorf("%s: behaviour %q has no vector: %s", path, name, info.Error)
+		}
+		v = info.Vector
+	default:
+		return nil, fmt.Errorf("source %q: expected npy:, sae: or atlas:", source)
+	}
+	var sq float64
+	for _, x := range v {
+		sq += float64(x) * float64(x)
+	}
+	if sq == 0 || math.IsNaN(sq) || math.IsInf(sq, 0) {
+		return nil, fmt.Errorf("source %q: the vector has no direction (norm %v)", source, math.Sqrt(sq))
+	}
+	inv := 1 / math.Sqrt(sq)
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(float64(x) * inv)
+	}
+	return out, nil
+}
+
+// apply changes one row h by the vector.
+func (v *Vector) apply(h []float32) {
+	var dot float32
+	for i, x := range v.Dir {
+		dot += x * h[i]
+	}
+	a := float32(v.Strength)
+	var k float32
+	switch v.Op {
+	case OpAdd:
+		k = a
+	case OpScale:
+		k = a * dot
+	case OpClamp:
+		k = a - dot
+	case OpAblate:
+		k = -dot
+	}
+	for i, x := range v.Dir {
+		h[i] += k * x
+	}
+}
+
+// boundaries tells which tokens end a step: RISE steers at the step
+// delimiter "\n\n", which a tokenizer may hold in one token or spread over
+// two ("\n" after a token ending in "\n").
+type boundaries struct {
+	double, starts, ends []bool
+}
+
+func newBoundaries(tok Tokenizer) *boundaries {
+	n := tok.VocabSize()
+	b := &boundaries{double: make([]bool, n), starts: make([]bool, n), ends: make([]bool, n)}
+	for id := range n {
+		s := tok.Decode([]int{id}, true)
+		b.double[id] = strings.Contains(s, "\n\n")
+		b.starts[id] = strings.HasPrefix(s, "\n")
+		b.ends[id] = strings.HasSuffix(s, "\n")
+	}
+	return b
+}
+
+// at reports whether a row's token completes a step delimiter.
+func (b *boundaries) at(r Row) bool {
+	if r.Token < 0 || r.Token >= len(b.double) {
+		return false
+	}
+	if b.double[r.Token] {
+		return true
+	}
+	return b.starts[r.Token] && r.Prev >= 0 && r.Prev < len(b.ends) && b.ends[r.Prev]
+}
+
+// steerHook returns the hook that applies vectors to the rows their
+// positions select.
+func steerHook(vs []Vector, seqs []*Sequence, bd *boundaries, dim int) Hook {
+	if len(vs) == 0 {
+		return nil
+	}
+	return func(layer int, h []float32, rows []Row) {
+		for vi := range vs {
+			v := &vs[vi]
+			if v.Layer != layer {
+				continue
+			}
+			for r, row := range rows {
+				s := seqs[row.Seq]
+				ok := false
+				switch v.Positions {
+				case PosAll:
+					ok = true
+				case PosPrompt:
+					ok = row.Pos < s.PromptLen
+				case PosGenerated:
+					ok = row.Pos >= s.PromptLen
+				case PosStepBoundary:
+					ok = bd != nil && bd.at(row)
+				}
+				if ok {
+					v.apply(h[r*dim : (r+1)*dim])
+				}
+			}
+		}
+	}
+}
