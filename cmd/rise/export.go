@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/steer"
+)
+
+func init() {
+	var (
+		specPath, format, out, hint, modelPath string
+	)
+	register(&command{
+		name:    "export",
+		summary: "export a steering spec as GGUF control vectors (llama.cpp, repeng) or .npy",
+		usage:   "--steer SPEC.json --format gguf|npy --out FILE [--model-hint NAME] [--model PATH]",
+		help: `Writes the vectors of a steering spec for other tools.
+
+gguf: a control-vector file as llama.cpp reads it (--control-vector FILE):
+general.architecture "controlvector", controlvector.model_hint,
+controlvector.layer_count, and one F32 tensor direction.L per steered layer
+L (the output of block L, from 0; llama.cpp cannot steer block 0), holding
+the sum of strength × unit direction of the spec's vectors at that layer.
+Only "add" at positions "all" is what a control vector does; other operators
+and position policies are refused rather than exported as something else.
+
+npy: float32 [vectors, d_model], row i = strength × unit direction of vector
+i, in the spec's order.
+
+--model checks the spec against a model (width, layers) and names it in the
+GGUF's model hint.
+
+Example:
+
+	rise export --steer reflect.json --format gguf --out reflect.gguf --model-hint qwen2`,
+		setFlags: func(fs *flag.FlagSet) {
+			fs.StringVar(&specPath, "steer", "", "the steering spec (required)")
+			fs.StringVar(&format, "format", "gguf", "gguf or npy")
+			fs.StringVar(&out, "out", "", "the file to write (required)")
+			fs.StringVar(&hint, "model-hint", "", "controlvector.model_hint (default: the model's architecture, or \"llama\")")
+			fs.StringVar(&modelPath, "model", "", "a model to check the spec against")
+		},
+		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
+			if fs.NArg() > 0 {
+				return usagef("expected no arguments, found %q", fs.Arg(0))
+			}
+			if specPath == "" || out == "" {
+				return usagef("--steer and --out are required")
+			}
+			if format != "gguf" && format != "npy" {
+				return usagef("--format: expected gguf or npy, found %q", format)
+			}
+			spec, err := steer.ReadSpec(specPath)
+			if err != nil {
+				return err
+			}
+			dim, layers := 0, math.MaxInt32
+			if modelPath != "" {
+				m, _, err := steer.Load(modelPath, "")
+				if err != nil {
+					return err
+				}
+				dim, layers = m.Dim, m.Layers
+				if hint == "" {
+					hint = m.Arch
+				}
+			} else {
+				d, err := steer.LoadDirection(spec.Vectors[0].Source)
+				if err != nil {
+					return fmt.Errorf("%s: vector 0: %w", specPath, err)
+				}
+				dim = len(d)
+			}
+			vs, err := spec.Resolve(dim, layers)
+			if err != nil {
+				return fmt.Errorf("%s: %w", specPath, err)
+			}
+			if format == "npy" {
+				rows := make([]float32, 0, len(vs)*dim)
+				for _, v := range vs {
+					for _, x := range v.Dir {
+						rows = append(rows, float32(v.Strength)*x)
+					}
+				}
+				if err := activations.WriteFileAtomic(out, activations.EncodeNpy(rows, len(vs), dim)); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "wrote %s: %d vectors of %d values\n", out, len(vs), dim)
+				return nil
+			}
+			if hint == "" {
+				hint = steer.ArchLlama
+			}
+			cv := steer.ControlVector{ModelHint: hint, Layers: map[int][]float32{}}
+			for i, v := range vs {
+				if v.Op != steer.OpAdd || v.Positions != steer.PosAll {
+					return fmt.Errorf("%s: vector %d is %s at %s positions: a GGUF control vector adds at every position, so only op \"add\" with positions \"all\" can be exported (export it as npy instead)",
+						specPath, i, v.Op, v.Positions)
+				}
+				sum := cv.Layers[v.Layer]
+				if sum == nil {
+					sum = make([]float32, dim)
+					cv.Layers[v.Layer] = sum
+				}
+				for j, x := range v.Dir {
+					sum[j] += float32(v.Strength) * x
+				}
+			}
+			if err := steer.WriteGGUFFile(out, cv); err != nil {
+				return err
+			}
+			var nums []int
+			for l := range cv.Layers {
+				nums = append(nums, l)
+			}
+			sort.Ints(nums)
+			var ls []string
+			for _, l := range nums {
+				ls = append(ls, fmt.Sprint(l))
+			}
+			fmt.Fprintf(e.stdout, "wrote %s: control vector for %s, layers %s, %d values each\n", filepath.Base(out), hint, strings.Join(ls, ","), dim)
+			return nil
+		},
+	})
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+
+	"github.com/rise-interp/rise/steer"
+)
+
+// modelFlags are the flags every command that runs a model shares.
+type modelFlags struct {
+	model, tokenizer, chat string
+}
+
+func (f *modelFlags) set(fs *flag.FlagSet) {
+	fs.StringVar(&f.model, "model", "", "the model: a Hugging Face directory (Llama, Qwen2) or a llama2.c checkpoint (required)")
+	fs.StringVar(&f.tokenizer, "tokenizer", "", "the tokenizer (default: tokenizer.json in the model directory, or tokenizer.bin / tok<vocab>.bin beside a llama2.c checkpoint)")
+	fs.StringVar(&f.chat, "chat", "", "wrap prompts in a chat template: r1 (DeepSeek-R1-Distill) or chatml (Qwen2 instruct)")
+}
+
+func (f *modelFlags) load() (*steer.Model, steer.Tokenizer, error) {
+	if f.model == "" {
+		return nil, nil, usagef("--model is required")
+	}
+	switch f.chat {
+	case "", "r1", "chatml":
+	default:
+		return nil, nil, usagef("--chat: expected r1 or chatml, found %q", f.chat)
+	}
+	return steer.Load(f.model, f.tokenizer)
+}
+
+// wrap applies the chat template to a prompt; special tokens are then
+// recognised in it.
+func (f *modelFlags) wrap(p string) (string, bool) {
+	switch f.chat {
+	case "r1":
+		return steer.R1ChatPrompt(p), true
+	case "chatml":
+		return steer.ChatMLPrompt(p), true
+	}
+	return p, false
+}
+
+// loadSteering reads and resolves a steering spec for m.
+func loadSteering(path string, m *steer.Model) ([]steer.Vector, error) {
+	if path == "" {
+		return nil, nil
+	}
+	spec, err := steer.ReadSpec(path)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := spec.Resolve(m.Dim, m.Layers)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return vs, nil
+}
+
+func init() {
+	var (
+		mf                modelFlags
+		prompt, steerPath string
+		maxTokens         int
+		temperature, topP float64
+		seed              uint64
+		asJSON, noStop    bool
+	)
+	register(&command{
+		name:    "generate",
+		summary: "generate text with a model, optionally steered",
+		usage:   "--model PATH [--tokenizer PATH] --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--steer SPEC.json] [--chat r1|chatml] [--json]",
+		help: `Runs a Llama-family model natively (llama2.c checkpoints; Hugging Face
+Llama and Qwen2 directories) and prints the text it generates after the
+prompt. An empty prompt starts from BOS alone. Temperature 0 (the default)
+decodes greedily; otherwise tokens are drawn with the seed, from the top-p
+nucleus.
+
+--steer SPEC.json changes the residual stream while generating:
+
+	{"vectors": [{"source": "sae:S.topk#5", "layer": 2, "op": "add",
+	              "strength": 4, "positions": "all"}]}
+
+source is npy:PATH, sae:SAE_DIR#FEATURE or atlas:ATLAS.json#BEHAVIOUR; layer
+L is the output of block L (from 0); op is add, scale, clamp or ablate;
+positions is all, prompt, generated or step_boundary.
+
+Example:
+
+	rise generate --model ../shared/data/stories260K/stories260K.bin --prompt "" --max-tokens 40`,
+		setFlags: func(fs *flag.FlagSet) {
+			mf.set(fs)
+			fs.StringVar(&prompt, "prompt", "", "the prompt (empty: start from BOS)")
+			fs.IntVar(&maxTokens, "max-tokens", 256, "tokens to generate at most")
+			fs.Float64Var(&temperature, "temperature", 0, "sampling temperature (0: greedy)")
+			fs.Float64Var(&topP, "top-p", 1, "nucleus sampling mass")
+			fs.Uint64Var(&seed, "seed", 1, "random seed")
+			fs.StringVar(&steerPath, "steer", "", "a steering spec (JSON)")
+			fs.BoolVar(&asJSON, "json", false, "print the generation as JSON (tokens, text, why it stopped)")
+			fs.BoolVar(&noStop, "no-stop", false, "keep going past the end-of-sequence token")
+		},
+		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
+			if fs.NArg() > 0 {
+				return usagef("expected no arguments, found %q", fs.Arg(0))
+			}
+			if maxTokens < 1 {
+				return usagef("--max-tokens: expected at least 1, found %d", maxTokens)
+			}
+			m, tok, err := mf.load()
+			if err != nil {
+				return err
+			}
+			vs, err := loadSteering(steerPath, m)
+			if err != nil {
+				return err
+			}
+			p, special := mf.wrap(prompt)
+			gens, err := steer.Generate(ctx, m, tok, []string{p}, steer.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature,
+				TopP: topP, Seed: seed, Vectors: vs, NoStop: noStop, Special: special})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(gens[0])
+			}
+			fmt.Fprintln(e.stdout, gens[0].Text)
+			return nil
+		},
+	})
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/steer"
+)
+
+// stories returns the path of stories260K, failing under CI and skipping
+// elsewhere when ../shared is missing.
+func stories(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join("..", "..", "..", "shared", "data", "stories260K", "stories260K.bin")
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is missing", p)
+		}
+		t.Skipf("%s is missing", p)
+	}
+	return p
+}
+
+func TestGenerateCommand(t *testing.T) {
+	model := stories(t)
+	code, stdout, stderr := runRise(t, "generate", "--model", model, "--prompt", "", "--max-tokens", "25")
+	if code != 0 || !strings.HasPrefix(stdout, "Once upon a time, there was a little girl named Lily.") {
+		t.Fatalf("generate: exit %d, %q, %s", code, stdout, stderr)
+	}
+	code, stdout, _ = runRise(t, "generate", "--model", model, "--prompt", "Tom and", "--max-tokens", "10", "--json", "--temperature", "0.7", "--seed", "4")
+	var g steer.Generation
+	if code != 0 || json.Unmarshal([]byte(stdout), &g) != nil || len(g.Tokens) != 10 || g.Stop != "length" {
+		t.Errorf("generate --json: exit %d, %s", code, stdout)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"generate", "--prompt", "x"}, 2, "--model is required"},
+		{[]string{"generate", "--model", model, "--max-tokens", "0"}, 2, "--max-tokens"},
+		{[]string{"generate", "--model", model, "--chat", "vicuna"}, 2, "--chat"},
+		{[]string{"generate", "--model", filepath.Join(t.TempDir(), "none.bin")}, 1, "none.bin"},
+		{[]string{"generate", "--model", model, "--tokenizer", filepath.Join(t.TempDir(), "tok.bin")}, 1, "tok.bin"},
+	} {
+		code, _, stderr := runRise(t, tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, %q; want %d and %q", tc.args, code, stderr, tc.code, tc.want)
+		}
+	}
+}
+
+// TestSteerAndExportCommands: a sweep over strengths writes results.json
+// and its chart, strength 0 matching the unsteered story; the spec exports
+// to a GGUF control vector that reads back, and to .npy.
+func TestSteerAndExportCommands(t *testing.T) {
+	model := stories(t)
+	dir := t.TempDir()
+	v := make([]float32, 64)
+	v[7] = 1
+	os.WriteFile(filepath.Join(dir, "v.npy"), activations.EncodeNpy(v, 1, 64), 0o644)
+	spec := filepath.Join(dir, "spec.json")
+	os.WriteFile(spec, []byte(`{"vectors": [{"source": "npy:v.npy", "layer": 2, "op": "add", "strength": 1, "positions": "all"}]}`), 0o644)
+	prompts := filepath.Join(dir, "prompts.jsonl")
+	os.WriteFile(prompts, []byte(`{"prompt": "Once upon a time", "answer": "3"}`+"\n"+`{"question": "Tom had 2 apples", "answer": "#### 2"}`+"\n"), 0o644)
+	out := filepath.Join(dir, "results.json")
+	code, stdout, stderr := runRise(t, "steer", "--model", model, "--steer", spec, "--alphas", "-6,0,6", "--prompts", prompts,
+		"--max-tokens", "30", "--out", out, "--svg", dir)
+	if code != 0 {
+		t.Fatalf("steer: exit %d: %s", code, stderr)
+	}
+	var res struct {
+		Runs []steer.Run `json:"runs"`
+	}
+	b, _ := os.ReadFile(out)
+	if err := json.Unmarshal(b, &res); err != nil || len(res.Runs) != 3 {
+		t.Fatalf("results.json: %v %s", err, b)
+	}
+	if res.Runs[1].Strength != 0 || res.Runs[1].Accuracy == nil || len(res.Runs[1].Outcomes) != 2 {
+		t.Errorf("run at 0: %+v", res.Runs[1])
+	}
+	base := res.Runs[1].Outcomes[0].Text
+	if res.Runs[2].Outcomes[0].Text == base {
+		t.Error("strength 6 left the text as strength 0 has it")
+	}
+	if !strings.Contains(stdout, "strength") {
+		t.Errorf("steer output:\n%s", stdout)
+	}
+	for _, f := range []string{"dose.svg", "dose.png"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s not drawn", f)
+		}
+	}
+
+	// Export.
+	gguf := filepath.Join(dir, "cv.gguf")
+	if code, stdout, stderr := runRise(t, "export", "--steer", spec, "--format", "gguf", "--out", gguf, "--model", model); code != 0 {
+		t.Fatalf("export gguf: exit %d: %s %s", code, stdout, stderr)
+	}
+	data, _ := os.ReadFile(gguf)
+	cv, err := steer.ReadGGUFControlVector(bytes.NewReader(data), int64(len(data)))
+	if err != nil || cv.ModelHint != "llama" || len(cv.Layers) != 1 || cv.Layers[2][7] != 1 {
+		t.Errorf("the exported control vector reads back as %+v, %v", cv, err)
+	}
+	npy := filepath.Join(dir, "cv.npy")
+	if code, _, stderr := runRise(t, "export", "--steer", spec, "--format", "npy", "--out", npy); code != 0 {
+		t.Fatalf("export npy: %s", stderr)
+	}
+	x, rows, cols, err := activations.ReadNpy(npy)
+	if err != nil || rows != 1 || cols != 64 || x[7] != 1 {
+		t.Errorf("npy export: %v [%d %d]", err, rows, cols)
+	}
+	os.WriteFile(spec, []byte(`{"vectors": [{"source": "npy:v.npy", "layer": 2, "op": "clamp", "strength": 1}]}`), 0o644)
+	if code, _, stderr := runRise(t, "export", "--steer", spec, "--format", "gguf", "--out", gguf); code != 1 || !strings.Contains(stderr, "only op \"add\"") {
+		t.Errorf("a clamp exported as GGUF: exit %d, %s", code, stderr)
+	}
+}
+
+// TestDumpCommand records stories260K's residual stream at step
+// delimiters and reads the dump back.
+func TestDumpCommand(t *testing.T) {
+	model := stories(t)
+	dir := t.TempDir()
+	traces := filepath.Join(dir, "traces.jsonl")
+	os.WriteFile(traces, []byte(`{"trace": "a", "prompt": "Once upon a time", "response": "Tom went out.\n\nWait, let me check the ball.\n\nAlternatively, he could run."}`+"\n"+
+		`{"trace": "b", "prompt": "", "response": "Lily was happy.\n\nShe smiled."}`+"\n"), 0o644)
+	out := filepath.Join(dir, "dump")
+	code, stdout, stderr := runRise(t, "dump", "--model", model, "--traces", traces, "--layers", "1,3", "--out", out)
+	if code != 0 || !strings.Contains(stdout, "5 steps from 2 traces") {
+		t.Fatalf("dump: exit %d: %s %s", code, stdout, stderr)
+	}
+	d, err := activations.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	steps, _ := activations.ReadSteps(d.StepsPath)
+	if len(d.Layers) != 2 || d.Rows != 5 || len(steps) != 5 || !steps[1].HasLabel("reflection") || !steps[2].HasLabel("backtracking") {
+		t.Fatalf("dump: %d layers, %d rows, steps %+v", len(d.Layers), d.Rows, steps)
+	}
+	if *steps[0].TokenEnd > *steps[1].TokenStart {
+		t.Errorf("token spans overlap: %d..%d then %d..%d", *steps[0].TokenStart, *steps[0].TokenEnd, *steps[1].TokenStart, *steps[1].TokenEnd)
+	}
+	if code, _, stderr := runRise(t, "dump", "--model", model, "--traces", traces, "--layers", "9", "--out", filepath.Join(dir, "x")); code != 1 || !strings.Contains(stderr, "layer 9") {
+		t.Errorf("layer 9 of 5: exit %d, %s", code, stderr)
+	}
+}
