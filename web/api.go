@@ -13,7 +13,7 @@ import (
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
-		"version": s.cfg.Version, "demo": s.cfg.Demo, "model": nil,
+		"version": s.cfg.Version, "demo": s.cfg.Demo, "model": s.modelInfo(),
 		"datasets": len(s.ws.Datasets()), "saes": len(s.ws.Models()), "jobs_running": s.jobs.Running(),
 	})
 }
@@ -447,9 +447,4 @@ func cosine(a, b []float32) float64 {
 		return 0
 	}
 	return ab / math.Sqrt(aa*bb)
-}
-
-func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusServiceUnavailable, fmt.Errorf(
-		"no model attached: this server was started without a model backend, so it cannot generate text to steer"))
 }

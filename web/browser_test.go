@@ -232,3 +232,42 @@ func TestBrowser(t *testing.T) {
 	}
 	fmt.Fprintf(os.Stderr, "browser screenshots in %s\n", b.dir)
 }
+
+// TestBrowserSteer runs the steering page on stories260K with a feature of
+// an SAE trained on its own residual stream: the DEFAULT pane tells the
+// known story and the STEERED pane a different one.
+func TestBrowserSteer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	ts := storiesServer(t)
+	b := newBrowser(t, ts)
+	b.open("/steer?sae=st-sae&feature=3")
+	b.run("fill the form", chromedp.Evaluate(`(() => {
+		const set = (sel, v) => { const e = document.querySelector(sel); e.value = v; e.dispatchEvent(new Event('input', {bubbles: true})); };
+		set('input[aria-label="strength"]', '15');
+		set('textarea[aria-label="prompt"]', '');
+		set('input[aria-label="max tokens"]', '40');
+	})()`, nil))
+	b.run("steer", chromedp.Click(`[data-testid="steer-run"]`, chromedp.ByQuery))
+	var def, st string
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		b.run("read panes", chromedp.Text(`[data-testid="steer-default"]`, &def, chromedp.ByQuery),
+			chromedp.Text(`[data-testid="steer-steered"]`, &st, chromedp.ByQuery))
+		if strings.Contains(def, "Lily") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.screenshot("steer-stories")
+	if !strings.Contains(def, "Once upon a time") || !strings.Contains(def, "Lily") {
+		t.Fatalf("the DEFAULT pane does not tell the story: %q (console %v)", def, b.console)
+	}
+	if st == def || st == "" {
+		t.Errorf("the STEERED pane %q does not differ from DEFAULT", st)
+	}
+	if len(b.console) > 0 {
+		t.Errorf("script errors: %v", b.console)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rise-interp/rise/sae/atlas"
+	"github.com/rise-interp/rise/steer"
 )
 
 //go:embed static
@@ -24,7 +25,10 @@ type Config struct {
 	Version string
 	Seed    uint64 // seed of atlases and sweeps
 	Demo    bool   // the workspace is the built-in demo
-	Log     *log.Logger
+	// Model and Tokenizer, when set, are the model the steering page runs.
+	Model     *steer.Model
+	Tokenizer steer.Tokenizer
+	Log       *log.Logger
 }
 
 // Server is the workbench: the API, the websocket streams and the embedded

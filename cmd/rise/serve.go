@@ -15,13 +15,14 @@ func init() {
 	var (
 		datas, saes stringList
 		addr, work  string
+		mf          modelFlags
 		open        bool
 		seed        uint64
 	)
 	register(&command{
 		name:    "serve",
 		summary: "serve the workbench in a browser: datasets, training, the atlas, features, behaviours, steering",
-		usage:   "[--data DIR ...] [--sae SAE_DIR ...] [--addr 127.0.0.1:8080] [--work DIR] [--open]",
+		usage:   "[--data DIR ...] [--sae SAE_DIR ...] [--model PATH [--tokenizer PATH]] [--addr 127.0.0.1:8080] [--work DIR] [--open]",
 		help: `Serves the rise workbench: a browser UI over activation dumps and SAEs, and
 the JSON API behind it (web/API.md). Pages: datasets and their steps and
 traces (/), training with live curves (/train), the decoder atlas (/atlas),
@@ -32,6 +33,11 @@ With no --data and no --sae it serves the built-in demo: the planted dump of
 rise synth, written to the user's cache on first run, and a TopK SAE trained
 live on it (watch it on /train), then laid out (/atlas). Later runs read both
 back. "make run" runs this.
+
+--model attaches a model (a llama2.c checkpoint, or a Hugging Face Llama or
+Qwen2 directory) that the steering page runs natively: DEFAULT and STEERED
+generations side by side, with SAE features, behaviour vectors or uploaded
+.npy vectors. The vectors must come from the same model's residual stream.
 
 Each --sae is tied to the --data dump it was trained on (its cfg.json names
 it) or else to the first dump with a layer of its hook layer and width; its
@@ -54,6 +60,8 @@ Examples:
 			fs.StringVar(&work, "work", "", "where SAEs trained from the browser and analyses are kept (default .rise/work, or the demo's cache)")
 			fs.BoolVar(&open, "open", false, "open the workbench in the default browser")
 			fs.Uint64Var(&seed, "seed", 1, "seed of the atlases and sweeps")
+			fs.StringVar(&mf.model, "model", "", "a model for the steering page: a llama2.c checkpoint or a Hugging Face Llama/Qwen2 directory")
+			fs.StringVar(&mf.tokenizer, "tokenizer", "", "the model's tokenizer, when it is not beside the model")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
@@ -67,7 +75,15 @@ Examples:
 				}
 			}
 			ws := &web.Workspace{Dir: work}
-			srv := web.New(ws, web.Config{Version: versionString(), Seed: seed, Demo: demo})
+			cfg := web.Config{Version: versionString(), Seed: seed, Demo: demo}
+			if mf.model != "" {
+				m, tok, err := mf.load()
+				if err != nil {
+					return err
+				}
+				cfg.Model, cfg.Tokenizer = m, tok
+			}
+			srv := web.New(ws, cfg)
 			defer srv.Close()
 			if demo {
 				fmt.Fprintf(e.stderr, "rise serve: the demo lives in %s\n", work)

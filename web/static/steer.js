@@ -23,12 +23,12 @@ export async function render(main, ctx) {
 
   const prompt = h('textarea', {rows: 5, class: 'prompt-input', placeholder: 'A problem for the model to reason about…', 'aria-label': 'prompt'},
     'What is the sum of the first 20 odd numbers? Think step by step.');
-  const operator = h('select', {'aria-label': 'operator'}, ['add', 'ablate', 'clamp'].map((o) => h('option', {value: o}, o)));
+  const operator = h('select', {'aria-label': 'operator'}, ['add', 'scale', 'clamp', 'ablate'].map((o) => h('option', {value: o}, o)));
   const strength = h('input', {type: 'range', min: -20, max: 20, step: 0.5, value: 4, 'aria-label': 'strength'});
   const strengthOut = h('output', {class: 'num strength-value'}, '4');
   strength.addEventListener('input', () => { strengthOut.textContent = strength.value; });
   const positions = h('select', {'aria-label': 'positions'},
-    ['all', 'step_boundaries', 'prompt_only', 'generated_only'].map((p) => h('option', {value: p, selected: p === 'step_boundaries'}, p)));
+    ['all', 'step_boundary', 'prompt', 'generated'].map((p) => h('option', {value: p, selected: p === 'all'}, p)));
   const maxTokens = h('input', {type: 'number', min: 1, max: 4096, value: 256, class: 'narrow', 'aria-label': 'max tokens'});
   const seed = h('input', {type: 'number', value: 1, class: 'narrow', 'aria-label': 'seed'});
   const run = h('button', {class: 'primary', testid: 'steer-run'}, 'Run');
@@ -114,6 +114,7 @@ function vectorAdder(saes, vectors, ctx) {
   const behSel = h('select', {'aria-label': 'behaviour'});
   const addBeh = h('button', {}, '+ behaviour');
   const file = h('input', {type: 'file', accept: '.npy', 'aria-label': 'npy file'});
+  const npyLayer = h('input', {type: 'number', min: 0, value: 0, class: 'narrow', 'aria-label': 'npy layer', title: 'the block whose output the vector changes (from 0)'});
   const msg = h('div', {});
 
   async function loadBehaviours() {
@@ -146,7 +147,8 @@ function vectorAdder(saes, vectors, ctx) {
     if (!f) return;
     try {
       const b64 = toBase64(await f.arrayBuffer());
-      vectors.add({npy: b64}, `${f.name} (${fmt(f.size)} bytes)`);
+      const layer = parseInt(npyLayer.value, 10) || 0;
+      vectors.add({npy: b64, layer}, `${f.name} (${fmt(f.size)} bytes) · layer ${layer}`);
       fill(msg);
     } catch (e) {
       fill(msg, errorBox(e));
@@ -156,7 +158,7 @@ function vectorAdder(saes, vectors, ctx) {
 
   return h('div', {class: 'vector-adder'},
     h('div', {class: 'row'}, saeSel, featureId, addFeature, behSel, addBeh),
-    h('div', {class: 'row'}, h('span', {class: 'small muted'}, 'or a .npy vector:'), file),
+    h('div', {class: 'row'}, h('span', {class: 'small muted'}, 'or a .npy vector at layer'), npyLayer, file),
     msg);
 }
 

@@ -1,0 +1,251 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+
+	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/activations/label"
+	"github.com/rise-interp/rise/steer"
+)
+
+// SteerVector is one vector of a steering request: a feature of an SAE,
+// a behaviour vector of an SAE's atlas, or an uploaded .npy (base64).
+// Layer defaults to the SAE's layer; an uploaded vector needs one.
+type SteerVector struct {
+	SAE       string `json:"sae,omitempty"`
+	Feature   *int   `json:"feature,omitempty"`
+	Behaviour string `json:"behaviour,omitempty"`
+	NPY       string `json:"npy,omitempty"`
+	Layer     *int   `json:"layer,omitempty"`
+	// Strength, when set, overrides the request's strength for this vector.
+	Strength *float64 `json:"strength,omitempty"`
+}
+
+// SteerRequest is the body of POST /api/steer.
+type SteerRequest struct {
+	Prompt      string        `json:"prompt"`
+	Vectors     []SteerVector `json:"vectors"`
+	Operator    string        `json:"operator"`
+	Strength    float64       `json:"strength"`
+	Positions   string        `json:"positions"`
+	MaxTokens   int           `json:"max_tokens"`
+	Temperature float64       `json:"temperature"`
+	TopP        float64       `json:"top_p"`
+	Seed        uint64        `json:"seed"`
+	Chat        string        `json:"chat"` // "", "r1" or "chatml"
+}
+
+// SteerSide is one of the two generations of a steering request.
+type SteerSide struct {
+	Text   string         `json:"text"`
+	Tokens int            `json:"tokens"`
+	Stop   string         `json:"stop"`
+	Steps  []SteerStep    `json:"steps"`
+	Counts map[string]int `json:"counts"`
+}
+
+// SteerStep is a generated step and its behaviour labels.
+type SteerStep struct {
+	Text   string   `json:"text"`
+	Labels []string `json:"labels"`
+}
+
+func (s *Server) modelInfo() any {
+	m := s.cfg.Model
+	if m == nil {
+		return nil
+	}
+	return map[string]any{"name": m.Name, "arch": m.Arch, "layers": m.Layers, "d_model": m.Dim, "vocab": m.Vocab}
+}
+
+// steerVectors resolves a request's vectors against the workspace.
+func (s *Server) steerVectors(req *SteerRequest) ([]steer.Vector, error) {
+	m := s.cfg.Model
+	if len(req.Vectors) == 0 {
+		return nil, errorf(http.StatusBadRequest, "steer: vectors: expected at least one vector")
+	}
+	var out []steer.Vector
+	for i, v := range req.Vectors {
+		where := fmt.Sprintf("steer: vector %d", i)
+		var dir []float32
+		layer := -1
+		if v.Layer != nil {
+			layer = *v.Layer
+		}
+		switch {
+		case v.NPY != "":
+			b, err := base64.StdEncoding.DecodeString(v.NPY)
+			if err != nil {
+				return nil, errorf(http.StatusBadRequest, "%s: npy: expected base64, %v", where, err)
+			}
+			x, shape, err := activations.ReadNpyArray(bytes.NewReader(b), int64(len(b)))
+			if err != nil {
+				return nil, errorf(http.StatusBadRequest, "%s: npy: %v", where, err)
+			}
+			if len(shape) == 2 && shape[0] != 1 {
+				return nil, errorf(http.StatusBadRequest, "%s: npy: expected one vector, found shape %v", where, shape)
+			}
+			dir = x
+		case v.SAE != "":
+			md := s.ws.Model(v.SAE)
+			if md == nil {
+				return nil, errorf(http.StatusNotFound, "%s: no SAE %q", where, v.SAE)
+			}
+			_, _, _, sa, an := md.snapshot()
+			if sa == nil {
+				return nil, errorf(http.StatusConflict, "%s: SAE %s is still training", where, v.SAE)
+			}
+			if layer < 0 {
+				layer = md.Layer.Number
+			}
+			switch {
+			case v.Feature != nil:
+				if *v.Feature < 0 || *v.Feature >= sa.DSae {
+					return nil, errorf(http.StatusBadRequest, "%s: feature: expected 0 to %d, found %d", where, sa.DSae-1, *v.Feature)
+				}
+				dir = sa.WDec[*v.Feature*sa.DIn : (*v.Feature+1)*sa.DIn]
+			case v.Behaviour != "":
+				if an == nil {
+					return nil, errorf(http.StatusConflict, "%s: SAE %s has no atlas yet", where, v.SAE)
+				}
+				b, ok := an.atlas.Behaviours[v.Behaviour]
+				if !ok || b.Vector == nil {
+					return nil, errorf(http.StatusBadRequest, "%s: SAE %s has no vector for behaviour %q", where, v.SAE, v.Behaviour)
+				}
+				dir = b.Vector
+			default:
+				return nil, errorf(http.StatusBadRequest, "%s: with sae, give feature or behaviour", where)
+			}
+		default:
+			return nil, errorf(http.StatusBadRequest, "%s: expected sae with feature or behaviour, or npy", where)
+		}
+		if len(dir) != m.Dim {
+			return nil, errorf(http.StatusBadRequest, "%s: the vector has %d values but the model's residual stream %d: it comes from another model", where, len(dir), m.Dim)
+		}
+		if layer < 0 || layer >= m.Layers {
+			return nil, errorf(http.StatusBadRequest, "%s: layer: expected a block from 0 to %d, found %d", where, m.Layers-1, layer)
+		}
+		var sq float64
+		for _, x := range dir {
+			sq += float64(x) * float64(x)
+		}
+		if sq == 0 {
+			return nil, errorf(http.StatusBadRequest, "%s: the vector is zero", where)
+		}
+		unit := make([]float32, len(dir))
+		for j, x := range dir {
+			unit[j] = float32(float64(x) / math.Sqrt(sq))
+		}
+		strength := req.Strength
+		if v.Strength != nil {
+			strength = *v.Strength
+		}
+		out = append(out, steer.Vector{VectorSpec: steer.VectorSpec{Layer: layer, Op: req.Operator, Strength: strength, Positions: req.Positions}, Dir: unit})
+	}
+	return out, nil
+}
+
+// steerHandler runs a steering request as a job: the DEFAULT and the
+// STEERED generation with the same seed. The response waits for the job; a
+// client that leaves cancels it.
+func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Model == nil {
+		writeError(w, http.StatusServiceUnavailable, fmt.Errorf(
+			"no model attached: this server was started without a model, so it cannot generate text to steer (rise serve --model PATH)"))
+		return
+	}
+	var req SteerRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		fail(w, errorf(http.StatusBadRequest, "steer: expected a JSON object such as {\"prompt\": ..., \"vectors\": [...]}: %v", err))
+		return
+	}
+	if req.Operator == "" {
+		req.Operator = steer.OpAdd
+	}
+	if req.Positions == "" {
+		req.Positions = steer.PosAll
+	}
+	if req.MaxTokens == 0 {
+		req.MaxTokens = 128
+	}
+	if req.MaxTokens < 0 || req.MaxTokens > 4096 {
+		fail(w, errorf(http.StatusBadRequest, "steer: max_tokens: expected 1 to 4096, found %d", req.MaxTokens))
+		return
+	}
+	vs, err := s.steerVectors(&req)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	for i, v := range vs {
+		if err := v.Check(s.cfg.Model.Layers); err != nil {
+			fail(w, errorf(http.StatusBadRequest, "steer: vector %d: %v", i, err))
+			return
+		}
+	}
+	prompt, special := req.Prompt, false
+	switch req.Chat {
+	case "":
+	case "r1":
+		prompt, special = steer.R1ChatPrompt(prompt), true
+	case "chatml":
+		prompt, special = steer.ChatMLPrompt(prompt), true
+	default:
+		fail(w, errorf(http.StatusBadRequest, "steer: chat: expected \"\", r1 or chatml, found %q", req.Chat))
+		return
+	}
+	m, tok := s.cfg.Model, s.cfg.Tokenizer
+	j := s.jobs.Start("steer", req, func(ctx context.Context, j *Job) (any, error) {
+		o := steer.GenerateOptions{MaxTokens: req.MaxTokens, Temperature: req.Temperature, TopP: req.TopP, Seed: req.Seed, Special: special}
+		total := int64(2 * req.MaxTokens)
+		o.Progress = func(done, _ int) { j.Progress("default", int64(done), total) }
+		def, err := steer.Generate(ctx, m, tok, []string{prompt}, o)
+		if err != nil {
+			return nil, err
+		}
+		o.Vectors = vs
+		o.Progress = func(done, _ int) { j.Progress("steered", int64(req.MaxTokens+done), total) }
+		st, err := steer.Generate(ctx, m, tok, []string{prompt}, o)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"default": side(def[0]), "steered": side(st[0])}, nil
+	})
+	// Wait for the job; a client that leaves cancels it.
+	_, _, more := j.Events(1 << 30)
+	for j.State() == StateRunning {
+		select {
+		case <-more:
+			_, _, more = j.Events(1 << 30)
+		case <-r.Context().Done():
+			j.Cancel()
+			return
+		}
+	}
+	v := j.View()
+	if v.State != StateDone {
+		fail(w, errorf(http.StatusInternalServerError, "steer: job %s %s: %s", j.ID, v.State, v.Error))
+		return
+	}
+	res := v.Result.(map[string]any)
+	res["job"] = j.ID
+	writeJSON(w, http.StatusOK, res)
+}
+
+func side(g steer.Generation) SteerSide {
+	segs, counts := steer.Analyse(g.Text)
+	sd := SteerSide{Text: g.Text, Tokens: len(g.Tokens), Stop: g.Stop, Counts: counts, Steps: []SteerStep{}}
+	for _, seg := range segs {
+		sd.Steps = append(sd.Steps, SteerStep{Text: seg.Text, Labels: label.DefaultMatcher().Labels(seg.Text)})
+	}
+	return sd
+}

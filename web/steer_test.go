@@ -1,0 +1,135 @@
+package web
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/sae"
+	"github.com/rise-interp/rise/steer"
+)
+
+// storiesServer serves stories260K with an SAE trained on its own
+// residual stream (block 2, at step delimiters of a few stories), the whole
+// RISE loop at toy scale.
+func storiesServer(t *testing.T) *testServer {
+	t.Helper()
+	root := filepath.Join("..", "..", "shared", "data", "stories260K")
+	if _, err := os.Stat(root); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is missing", root)
+		}
+		t.Skipf("%s is missing", root)
+	}
+	m, tok, err := steer.Load(filepath.Join(root, "stories260K.bin"), filepath.Join(root, "tok512.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	gens, err := steer.Generate(ctx, m, tok, []string{"", "Once upon a time", "Tom had a ball", "The sun was hot"},
+		steer.GenerateOptions{MaxTokens: 200, Temperature: 1, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var traces []activations.Trace
+	for i, g := range gens {
+		// Sentences become steps, so that there are rows to train on.
+		resp := strings.ReplaceAll(g.Text, ". ", ".\n\n")
+		traces = append(traces, activations.Trace{Trace: fmt.Sprint("s", i), Prompt: g.Prompt, Response: resp})
+	}
+	dir := t.TempDir()
+	dump := filepath.Join(dir, "stories")
+	if _, err := steer.Capture(ctx, m, tok, traces, dump, steer.CaptureOptions{Layers: []int{2}}); err != nil {
+		t.Fatal(err)
+	}
+	ws := &Workspace{Dir: filepath.Join(dir, "work")}
+	ds, err := ws.AddDataset(dump, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := sae.Train(ctx, ds.Dump.Layers[0], sae.TrainConfig{Arch: sae.TopK, Width: 64, K: 4, Batch: 16, Steps: 100, Seed: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Metadata.HookLayer = 2
+	if err := sae.Save(filepath.Join(dir, "st-sae"), s, sae.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	md, err := ws.AddSAE(filepath.Join(dir, "st-sae"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(ws, Config{Version: "test", Model: m, Tokenizer: tok})
+	srv.StartAnalysis(md)
+	ts := &testServer{Server: httptest.NewServer(srv), srv: srv, ws: ws}
+	t.Cleanup(func() {
+		ts.Close()
+		srv.Close()
+	})
+	ts.waitReady(t, "st-sae")
+	return ts
+}
+
+// TestSteerAPI runs the steering page's request end to end on the native
+// runtime: strength 0 leaves the story as it is, a strong feature vector
+// changes it, an uploaded .npy works, and bad requests say why.
+func TestSteerAPI(t *testing.T) {
+	ts := storiesServer(t)
+	var status map[string]any
+	ts.get(t, "/api/status", &status)
+	if status["model"] == nil {
+		t.Fatal("status shows no model")
+	}
+	type side struct {
+		Text   string         `json:"text"`
+		Steps  []SteerStep    `json:"steps"`
+		Counts map[string]int `json:"counts"`
+	}
+	var res struct {
+		Default side   `json:"default"`
+		Steered side   `json:"steered"`
+		Job     string `json:"job"`
+		Error   string `json:"error"`
+	}
+	req := func(strength float64, vec string) string {
+		return fmt.Sprintf(`{"prompt": "", "vectors": [%s], "operator": "add", "strength": %g, "positions": "all", "max_tokens": 40, "seed": 1}`, vec, strength)
+	}
+	if code := ts.post(t, "/api/steer", req(0, `{"sae": "st-sae", "feature": 3}`), &res); code != 200 {
+		t.Fatalf("steer: %d %s", code, res.Error)
+	}
+	if !strings.HasPrefix(res.Default.Text, "Once upon a time, there was a little girl named Lily") || res.Steered.Text != res.Default.Text || res.Job == "" {
+		t.Fatalf("strength 0: default %q, steered %q", res.Default.Text, res.Steered.Text)
+	}
+	if code := ts.post(t, "/api/steer", req(12, `{"sae": "st-sae", "feature": 3}`), &res); code != 200 || res.Steered.Text == res.Default.Text {
+		t.Errorf("strength 12: %d, default %q, steered %q", code, res.Default.Text, res.Steered.Text)
+	}
+	t.Logf("DEFAULT: %q\nSTEERED: %q", res.Default.Text, res.Steered.Text)
+	if len(res.Default.Steps) == 0 || len(res.Default.Steps[0].Labels) == 0 {
+		t.Errorf("default steps %+v", res.Default.Steps)
+	}
+	v := make([]float32, 64)
+	v[5] = 1
+	npy := base64.StdEncoding.EncodeToString(activations.EncodeNpy(v, 1, 64))
+	if code := ts.post(t, "/api/steer", req(20, `{"npy": "`+npy+`", "layer": 1}`), &res); code != 200 || res.Steered.Text == res.Default.Text {
+		t.Errorf("npy vector: %d %s", code, res.Error)
+	}
+	var e map[string]any
+	for body, want := range map[string]string{
+		req(1, `{"npy": "`+base64.StdEncoding.EncodeToString(activations.EncodeNpy(make([]float32, 8), 1, 8))+`", "layer": 1}`): "residual stream 64",
+		req(1, `{"sae": "st-sae", "feature": 999}`):                                         "feature",
+		req(1, `{"sae": "nope", "feature": 1}`):                                             "no SAE",
+		req(1, `{"sae": "st-sae", "feature": 1, "layer": 9}`):                               "layer",
+		`{"prompt": "x", "vectors": [{"sae": "st-sae", "feature": 1}], "operator": "spin"}`: "op",
+		`{"prompt": "x", "vectors": []}`:                                                    "at least one vector",
+	} {
+		if code := ts.post(t, "/api/steer", body, &e); code/100 != 4 || !strings.Contains(fmt.Sprint(e["error"]), want) {
+			t.Errorf("POST %.80s: %d %v, want a 4xx mentioning %q", body, code, e, want)
+		}
+	}
+}
