@@ -19,7 +19,7 @@ TAGS := -tags openblas
 export CGO_LDFLAGS := $(or $(shell pkg-config --libs openblas 2>/dev/null),-lopenblas)
 endif
 
-.PHONY: all build run test test-sae vet bench fuzz testdata clean
+.PHONY: all build run test test-blas vet bench fuzz testdata clean
 
 all: build
 
@@ -39,9 +39,10 @@ vet:
 test: vet
 	$(GO) test $(TAGS) -count=1 ./...
 
-# test-sae runs the SAE package's tests alone (CI runs it without OpenBLAS).
-test-sae:
-	$(GO) test $(TAGS) -count=1 ./sae/
+# test-blas runs the tests of the packages whose numbers go through BLAS
+# (CI runs it again without OpenBLAS, as go install builds rise).
+test-blas:
+	$(GO) test $(TAGS) -count=1 ./sae/ ./steer/
 
 # bench runs every benchmark (BENCH=Name narrows them down), then rise bench:
 # the engines' speed at full size against the PyTorch reference, when
