@@ -92,9 +92,15 @@ func Capture(ctx context.Context, m *Model, tok Tokenizer, traces []activations.
 		if o.Wrap != nil {
 			prompt, special = o.Wrap(prompt)
 		}
+		// The prompt and response are encoded together, as the model saw
+		// them; when the tokenizer joins tokens across the seam, they are
+		// encoded apart instead.
 		pids := withBOS(tok, tok.Encode(prompt, false, special))
-		rids := tok.Encode(tr.Response, false, false)
-		ids := append(append([]int(nil), pids...), rids...)
+		ids := withBOS(tok, tok.Encode(prompt+tr.Response, false, special))
+		if len(ids) < len(pids) || !equalInts(ids[:len(pids)], pids) {
+			ids = append(append([]int(nil), pids...), tok.Encode(tr.Response, false, false)...)
+		}
+		rids := ids[len(pids):]
 		segs := label.Split(tr.Response, label.SegmentOptions{Delimiter: o.Delimiter})
 		// The token that completes each step's delimiter.
 		pos := make([]int, len(segs))
@@ -197,4 +203,16 @@ func Capture(ctx context.Context, m *Model, tok Tokenizer, traces []activations.
 		return nil, err
 	}
 	return sum, nil
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }

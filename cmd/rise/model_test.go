@@ -150,3 +150,27 @@ func TestDumpCommand(t *testing.T) {
 		t.Errorf("layer 9 of 5: exit %d, %s", code, stderr)
 	}
 }
+
+func TestTracesCommand(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "t.jsonl")
+	code, stdout, stderr := runRise(t, "traces", "--out", out, "--n", "50", "--seed", "3")
+	if code != 0 || !strings.Contains(stdout, "wrote "+out+": 50 traces") {
+		t.Fatalf("traces: exit %d: %s %s", code, stdout, stderr)
+	}
+	trs, err := steer.ReadPrompts(out)
+	if err != nil || len(trs) != 50 || !strings.HasPrefix(trs[0].Text, "Q: Start with ") || trs[0].Answer == "" {
+		t.Fatalf("traces read back as prompts: %v %+v", err, trs[:1])
+	}
+	pout := filepath.Join(dir, "p.jsonl")
+	if code, _, stderr := runRise(t, "traces", "--prompts", "--out", pout, "--n", "7", "--seed", "99"); code != 0 {
+		t.Fatal(stderr)
+	}
+	ps, err := steer.ReadPrompts(pout)
+	if err != nil || len(ps) != 7 || ps[0].Answer == "" {
+		t.Fatalf("prompts: %v %+v", err, ps)
+	}
+	if code, _, _ := runRise(t, "traces", "--out", out, "--n", "0"); code != 2 {
+		t.Errorf("--n 0: exit %d, want 2", code)
+	}
+}
