@@ -19,7 +19,7 @@ TAGS := -tags openblas
 export CGO_LDFLAGS := $(or $(shell pkg-config --libs openblas 2>/dev/null),-lopenblas)
 endif
 
-.PHONY: all build run test test-blas vet bench fuzz testdata clean
+.PHONY: all build run test test-blas vet bench fuzz testdata clean steer-demo
 
 all: build
 
@@ -63,5 +63,32 @@ testdata: build
 	$(BIN) synth --out testdata/tiny --rows 400 --d-model 16 --features 32 --seed 7 --force
 	$(GO) test ./cmd/rise -run InspectGolden -update
 
+# steer-demo runs the whole RISE loop from the command line on the tiny
+# reasoning model (testdata/tinyreason): traces, step activations after
+# three blocks, an SAE and an atlas per layer, the separation by layer, and a
+# sweep of the reflection vector the atlas found (not a planted one) over
+# strengths on held-out problems: out/steer-demo/results.json and dose.svg.
+DEMO_OUT      ?= out/steer-demo
+TINY_MODEL    ?= testdata/tinyreason/model.bin
+TINY_TOK      ?= testdata/tinyreason/tok.bin
+STEER_LAYER   ?= 2
+STEER_ALPHAS  ?= -8,-4,0,4,8
+STEER_PROMPTS ?= 100
+steer-demo: build
+	@mkdir -p $(DEMO_OUT)
+	$(BIN) traces --out $(DEMO_OUT)/traces.jsonl --n 3000 --seed 7
+	$(BIN) dump --model $(TINY_MODEL) --tokenizer $(TINY_TOK) --traces $(DEMO_OUT)/traces.jsonl --layers 1,2,3 --out $(DEMO_OUT)/dump --force
+	for l in 1 2 3; do \
+		$(BIN) train --data $(DEMO_OUT)/dump --layer $$l --arch topk --k 8 --width 512 --steps 1500 --batch 256 --out $(DEMO_OUT)/sae-l$$l && \
+		$(BIN) atlas --sae $(DEMO_OUT)/sae-l$$l --data $(DEMO_OUT)/dump --out $(DEMO_OUT)/atlas-l$$l.json --svg $(DEMO_OUT)/map-l$$l || exit 1; \
+	done
+	$(BIN) atlas --sweep --data $(DEMO_OUT)/dump --sae $(DEMO_OUT)/sae-l1 --sae $(DEMO_OUT)/sae-l2 --sae $(DEMO_OUT)/sae-l3 --out $(DEMO_OUT)/sweep.json --svg $(DEMO_OUT)
+	printf '{"vectors": [{"source": "atlas:atlas-l%s.json#reflection", "layer": %s, "op": "add", "strength": 1, "positions": "step_boundary"}]}\n' $(STEER_LAYER) $(STEER_LAYER) > $(DEMO_OUT)/reflection.json
+	$(BIN) traces --prompts --out $(DEMO_OUT)/heldout.jsonl --n $(STEER_PROMPTS) --seed 99
+	$(BIN) steer --model $(TINY_MODEL) --tokenizer $(TINY_TOK) --steer $(DEMO_OUT)/reflection.json --alphas=$(STEER_ALPHAS) \
+		--prompts $(DEMO_OUT)/heldout.jsonl --max-tokens 400 --out $(DEMO_OUT)/results.json --svg $(DEMO_OUT)
+	$(BIN) export --steer $(DEMO_OUT)/reflection.json --format gguf --out $(DEMO_OUT)/reflection.gguf --model $(TINY_MODEL) 2>/dev/null || \
+		echo "(the spec steers at step boundaries, which a GGUF control vector cannot: no reflection.gguf)"
+
 clean:
-	rm -rf bin .rise
+	rm -rf bin .rise out

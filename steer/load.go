@@ -32,14 +32,14 @@ func Load(model, tokenizer string) (*Model, Tokenizer, error) {
 		}
 		if tokenizer == "" {
 			dir := filepath.Dir(model)
-			for _, name := range []string{"tokenizer.bin", fmt.Sprintf("tok%d.bin", m.Vocab)} {
+			for _, name := range []string{"tokenizer.bin", fmt.Sprintf("tok%d.bin", m.Vocab), "tok.bin"} {
 				if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
 					tokenizer = filepath.Join(dir, name)
 					break
 				}
 			}
 			if tokenizer == "" {
-				return nil, nil, fmt.Errorf("%s: no tokenizer given and none beside it (tokenizer.bin or tok%d.bin): name one with --tokenizer", model, m.Vocab)
+				return nil, nil, fmt.Errorf("%s: no tokenizer given and none beside it (tokenizer.bin, tok%d.bin or tok.bin): name one with --tokenizer", model, m.Vocab)
 			}
 		}
 	}
@@ -52,6 +52,19 @@ func Load(model, tokenizer string) (*Model, Tokenizer, error) {
 	}
 	m.Name = model
 	return m, tok, nil
+}
+
+// LoadModel opens a model without its tokenizer: a Hugging Face directory
+// or a llama2.c checkpoint.
+func LoadModel(path string) (*Model, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return LoadHF(path)
+	}
+	return LoadLlama2C(path)
 }
 
 // LoadTokenizer opens a tokenizer by its file: tokenizer.json (Hugging

@@ -63,7 +63,7 @@ Example:
 			}
 			dim, layers := 0, math.MaxInt32
 			if modelPath != "" {
-				m, _, err := steer.Load(modelPath, "")
+				m, err := steer.LoadModel(modelPath)
 				if err != nil {
 					return err
 				}

@@ -29,10 +29,15 @@ traces (/), training with live curves (/train), the decoder atlas (/atlas),
 feature pages (/feature/SAE/ID), behaviours and their vectors (/behaviours)
 and steering (/steer).
 
-With no --data and no --sae it serves the built-in demo: the planted dump of
-rise synth, written to the user's cache on first run, and a TopK SAE trained
-live on it (watch it on /train), then laid out (/atlas). Later runs read both
-back. "make run" runs this.
+With no --data and no --sae it serves the built-in demo. In a checkout of
+rise (where testdata/tinyreason holds the project's tiny reasoning model) the
+demo is the whole RISE loop on that model: synthetic reasoning traces run
+through it and recorded at their step delimiters after blocks 1, 2 and 3,
+one TopK SAE per layer trained live (watch them on /train), their atlases
+and the separation by layer, and the steering page on the model. Elsewhere
+it is the planted dump of rise synth with a TopK SAE trained on it. Both are
+written to the user's cache on first run and read back later. "make run"
+runs this.
 
 --model attaches a model (a llama2.c checkpoint, or a Hugging Face Llama or
 Qwen2 directory) that the steering page runs natively: DEFAULT and STEERED
@@ -68,13 +73,13 @@ Examples:
 				return usagef("expected no arguments, found %q", fs.Arg(0))
 			}
 			demo := len(datas) == 0 && len(saes) == 0
-			if work == "" {
-				work = filepath.Join(".rise", "work")
-				if demo {
-					work = web.DefaultDemoDir()
+			if demo && mf.model == "" {
+				// In a checkout, the demo runs the RISE loop on the tiny
+				// reasoning model of testdata/tinyreason.
+				if m, t, ok := web.FindTinyModel(); ok {
+					mf.model, mf.tokenizer = m, t
 				}
 			}
-			ws := &web.Workspace{Dir: work}
 			cfg := web.Config{Version: versionString(), Seed: seed, Demo: demo}
 			if mf.model != "" {
 				m, tok, err := mf.load()
@@ -83,11 +88,32 @@ Examples:
 				}
 				cfg.Model, cfg.Tokenizer = m, tok
 			}
+			if work == "" {
+				work = filepath.Join(".rise", "work")
+				if demo {
+					work = web.DefaultDemoDir()
+					if cfg.Model != nil {
+						var err error
+						if work, err = web.ModelDemoDir(filepath.Dir(work), mf.model); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			ws := &web.Workspace{Dir: work}
 			srv := web.New(ws, cfg)
 			defer srv.Close()
 			if demo {
 				fmt.Fprintf(e.stderr, "rise serve: the demo lives in %s\n", work)
-				if _, err := srv.SetupDemo(ctx); err != nil {
+				var err error
+				if cfg.Model != nil {
+					bar := newProgress(e.stderr, "recording the model's traces")
+					err = srv.SetupModelDemo(ctx, func(d, t int) { bar.update(int64(d), int64(t)) })
+					bar.done()
+				} else {
+					_, err = srv.SetupDemo(ctx)
+				}
+				if err != nil {
 					return fmt.Errorf("setting up the demo in %s: %w", work, err)
 				}
 			}
@@ -110,7 +136,11 @@ Examples:
 			url := "http://" + l.Addr().String() + "/"
 			fmt.Fprintf(e.stdout, "rise workbench: %s\n", url)
 			if demo {
-				fmt.Fprintf(e.stdout, "the demo SAE trains on first run: watch it at %strain, then explore %satlas\n", url, url)
+				fmt.Fprintf(e.stdout, "the demo SAEs train on first run: watch them at %strain, then explore %satlas", url, url)
+				if cfg.Model != nil {
+					fmt.Fprintf(e.stdout, " and steer the model at %ssteer", url)
+				}
+				fmt.Fprintln(e.stdout)
 			}
 			fmt.Fprintln(e.stdout, "Ctrl-C stops it.")
 			if open {

@@ -1,0 +1,104 @@
+package web
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/rise-interp/rise/activations/reason"
+	"github.com/rise-interp/rise/steer"
+)
+
+// The tiny reasoning model's files in a checkout (testdata/tinyreason).
+const (
+	TinyModelFile     = "testdata/tinyreason/model.bin"
+	TinyTokenizerFile = "testdata/tinyreason/tok.bin"
+)
+
+// The model demo: traces of held-apart problems run through the model,
+// recorded after three blocks, one SAE per layer.
+const (
+	TinyDataset  = "tinyreason"
+	tinyTraces   = 3000
+	tinySeed     = 7 // the training traces used seed 1
+	tinyWidth    = 512
+	tinyK        = 8
+	tinySAESteps = 1500
+)
+
+// TinyLayers are the blocks whose output the model demo records.
+var TinyLayers = []int{1, 2, 3}
+
+// FindTinyModel returns the tiny reasoning model's files when the working
+// directory is a checkout that has them.
+func FindTinyModel() (model, tokenizer string, ok bool) {
+	for _, p := range []string{TinyModelFile, TinyTokenizerFile} {
+		if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+			return "", "", false
+		}
+	}
+	return TinyModelFile, TinyTokenizerFile, true
+}
+
+// ModelDemoDir names the model demo's cache by the model's contents, so a
+// retrained model gets a fresh demo.
+func ModelDemoDir(base, modelPath string) (string, error) {
+	f, err := os.Open(modelPath)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return filepath.Join(base, "model-"+hex.EncodeToString(h.Sum(nil))[:12]), nil
+}
+
+// SetupModelDemo fills the workspace with the RISE loop on the server's
+// model: synthetic reasoning traces (rise traces) run through the model and
+// recorded at the step delimiters after TinyLayers — written once, with
+// progress — then one TopK SAE per layer, trained live by jobs the first
+// time and read back after, each followed by its atlas.
+func (s *Server) SetupModelDemo(ctx context.Context, progress func(done, total int)) error {
+	m, tok := s.cfg.Model, s.cfg.Tokenizer
+	if m == nil {
+		return fmt.Errorf("the model demo needs a model")
+	}
+	dir := s.ws.Dir
+	dump := filepath.Join(dir, "dump")
+	if _, err := os.Stat(filepath.Join(dump, "manifest.json")); err != nil {
+		trs, err := reason.Traces(reason.Config{N: tinyTraces, Seed: tinySeed})
+		if err != nil {
+			return err
+		}
+		if _, err := steer.Capture(ctx, m, tok, trs, dump, steer.CaptureOptions{Layers: TinyLayers, Overwrite: true, Progress: progress}); err != nil {
+			return err
+		}
+	}
+	ds, err := s.ws.AddDataset(dump, TinyDataset)
+	if err != nil {
+		return err
+	}
+	for _, l := range TinyLayers {
+		name := fmt.Sprintf("%s-l%d", TinyDataset, l)
+		saeDir := filepath.Join(dir, "saes", name)
+		if _, err := os.Stat(filepath.Join(saeDir, "cfg.json")); err == nil {
+			if md, err := s.ws.AddSAE(saeDir); err == nil && md.Dataset == ds && md.Layer.Number == l {
+				s.StartAnalysis(md)
+				continue
+			}
+		}
+		os.RemoveAll(saeDir)
+		layer := l
+		if _, err := s.StartTrain(TrainRequest{Kind: "train", Dataset: TinyDataset, Layer: &layer, Name: name,
+			Arch: "topk", Width: tinyWidth, K: tinyK, Steps: tinySAESteps, Batch: 256, Seed: 1}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
