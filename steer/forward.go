@@ -209,53 +209,63 @@ func (m *Model) rope(v []float32, pos int) {
 }
 
 // attention computes, for every row and head, softmax(q·K/√d)·V over the
-// row's sequence up to and including its position, in parallel over rows
-// and heads.
+// row's sequence up to and including its position. Rows come in runs of
+// consecutive positions of one sequence (a prompt being read); each run and
+// head is two matrix products with a causal softmax between them, and the
+// runs and heads are spread over the cores.
 func (m *Model) attention(out, q []float32, seqs []*Sequence, rows []Row, l int) {
 	c := m.Config
 	hd, qd, kvd := c.HeadDim, c.qDim(), c.kvDim()
 	group := c.Heads / c.KVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	jobs := len(rows) * c.Heads
-	parallel(jobs, 4, func(lo, hi int) {
+	type run struct{ r0, r1 int }
+	var runs []run
+	for r := 0; r < len(rows); {
+		e := r + 1
+		for e < len(rows) && rows[e].Seq == rows[r].Seq && rows[e].Pos == rows[e-1].Pos+1 {
+			e++
+		}
+		runs = append(runs, run{r, e})
+		r = e
+	}
+	impl := blas32.Implementation()
+	jobs := len(runs) * c.Heads
+	parallel(jobs, 1, func(lo, hi int) {
 		var scores []float32
 		for j := lo; j < hi; j++ {
-			r, h := j/c.Heads, j%c.Heads
-			row := rows[r]
-			s := seqs[row.Seq]
+			rn, h := runs[j/c.Heads], j%c.Heads
+			first := rows[rn.r0]
+			s := seqs[first.Seq]
 			K, V := s.k[l], s.v[l]
 			kh := h / group
-			qv := q[r*qd+h*hd : r*qd+(h+1)*hd]
-			n := row.Pos + 1
-			scores = grow(scores, n)
-			mx := float32(math.Inf(-1))
-			for t := range n {
-				kt := K[t*kvd+kh*hd : t*kvd+(kh+1)*hd]
-				var d float32
-				for i, x := range qv {
-					d += x * kt[i]
+			nb := rn.r1 - rn.r0
+			T := rows[rn.r1-1].Pos + 1 // keys the last row of the run sees
+			scores = grow(scores, nb*T)
+			// scores = Q_run · K[:T]ᵀ, one row per query.
+			impl.Sgemm(blas.NoTrans, blas.Trans, nb, T, hd, scale, q[rn.r0*qd+h*hd:], qd, K[kh*hd:], kvd, 0, scores, T)
+			for i := range nb {
+				row := scores[i*T : (i+1)*T]
+				n := first.Pos + i + 1 // causal: keys up to the row's own position
+				mx := float32(math.Inf(-1))
+				for _, d := range row[:n] {
+					if d > mx {
+						mx = d
+					}
 				}
-				d *= scale
-				scores[t] = d
-				if d > mx {
-					mx = d
+				var sum float32
+				for t := range n {
+					e := float32(math.Exp(float64(row[t] - mx)))
+					row[t] = e
+					sum += e
 				}
-			}
-			var sum float32
-			for t := range n {
-				e := float32(math.Exp(float64(scores[t] - mx)))
-				scores[t] = e
-				sum += e
-			}
-			o := out[r*qd+h*hd : r*qd+(h+1)*hd]
-			clear(o)
-			for t := range n {
-				w := scores[t] / sum
-				vt := V[t*kvd+kh*hd : t*kvd+(kh+1)*hd]
-				for i, x := range vt {
-					o[i] += w * x
+				inv := 1 / sum
+				for t := range n {
+					row[t] *= inv
 				}
+				clear(row[n:])
 			}
+			// out_run = scores · V[:T].
+			impl.Sgemm(blas.NoTrans, blas.NoTrans, nb, hd, T, 1, scores, T, V[kh*hd:], kvd, 0, out[rn.r0*qd+h*hd:], qd)
 		}
 	})
 }
