@@ -241,6 +241,11 @@ func (m *Model) attention(out, q []float32, seqs []*Sequence, rows []Row, l int)
 			nb := rn.r1 - rn.r0
 			T := rows[rn.r1-1].Pos + 1 // keys the last row of the run sees
 			scores = grow(scores, nb*T)
+			if nb == 1 {
+				// A decoding step: one query, plain loops beat a BLAS call.
+				attendOne(out[rn.r0*qd+h*hd:rn.r0*qd+(h+1)*hd], q[rn.r0*qd+h*hd:rn.r0*qd+(h+1)*hd], K, V, kh*hd, kvd, T, scale, scores)
+				continue
+			}
 			// scores = Q_run · K[:T]ᵀ, one row per query.
 			impl.Sgemm(blas.NoTrans, blas.Trans, nb, T, hd, scale, q[rn.r0*qd+h*hd:], qd, K[kh*hd:], kvd, 0, scores, T)
 			for i := range nb {
@@ -268,6 +273,39 @@ func (m *Model) attention(out, q []float32, seqs []*Sequence, rows []Row, l int)
 			impl.Sgemm(blas.NoTrans, blas.NoTrans, nb, hd, T, 1, scores, T, V[kh*hd:], kvd, 0, out[rn.r0*qd+h*hd:], qd)
 		}
 	})
+}
+
+// attendOne computes one query's attention over T keys and values, whose
+// head starts at column off of rows of stride kvd.
+func attendOne(o, qv, K, V []float32, off, kvd, T int, scale float32, scores []float32) {
+	hd := len(qv)
+	mx := float32(math.Inf(-1))
+	for t := range T {
+		kt := K[t*kvd+off : t*kvd+off+hd]
+		var d float32
+		for i, x := range qv {
+			d += x * kt[i]
+		}
+		d *= scale
+		scores[t] = d
+		if d > mx {
+			mx = d
+		}
+	}
+	var sum float32
+	for t := range T {
+		e := float32(math.Exp(float64(scores[t] - mx)))
+		scores[t] = e
+		sum += e
+	}
+	clear(o)
+	for t := range T {
+		w := scores[t] / sum
+		vt := V[t*kvd+off : t*kvd+off+hd]
+		for i, x := range vt {
+			o[i] += w * x
+		}
+	}
 }
 
 // linear sets out[n, outDim] = x[n, in] · W[outDim, in]ᵀ + bias, splitting
