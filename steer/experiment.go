@@ -132,7 +132,7 @@ func correct(text, answer string) bool {
 // behaviours of the generated steps. wrap, when not nil, turns a prompt
 // into the model's input (a chat template) and says whether special tokens
 // in it are meant.
-func Sweep(ctx context.Context, m *Model, tok Tokenizer, vs []Vector, strengths []float64, prompts []Prompt,
+func Sweep(ctx context.Context, b Backend, vs []Vector, strengths []float64, prompts []Prompt,
 	o GenerateOptions, wrap func(string) (string, bool), progress func(done, total int)) ([]Run, error) {
 	inputs := make([]string, len(prompts))
 	for i, p := range prompts {
@@ -156,7 +156,7 @@ func Sweep(ctx context.Context, m *Model, tok Tokenizer, vs []Vector, strengths 
 		if progress != nil {
 			o.Progress = func(done, _ int) { progress(base+done, len(strengths)*len(prompts)*o.MaxTokens) }
 		}
-		gens, err := Generate(ctx, m, tok, inputs, o)
+		gens, err := b.Generate(ctx, inputs, o)
 		if err != nil {
 			return nil, err
 		}

@@ -190,12 +190,21 @@ func LoadDirection(source string) ([]float32, error) {
 	default:
 		return nil, fmt.Errorf("source %q: expected npy:, sae: or atlas:", source)
 	}
+	out, err := unit(v)
+	if err != nil {
+		return nil, fmt.Errorf("source %q: %w", source, err)
+	}
+	return out, nil
+}
+
+// unit returns v scaled to unit length.
+func unit(v []float32) ([]float32, error) {
 	var sq float64
 	for _, x := range v {
 		sq += float64(x) * float64(x)
 	}
 	if sq == 0 || math.IsNaN(sq) || math.IsInf(sq, 0) {
-		return nil, fmt.Errorf("source %q: the vector has no direction (norm %v)", source, math.Sqrt(sq))
+		return nil, fmt.Errorf("the vector has no direction (norm %v)", math.Sqrt(sq))
 	}
 	inv := 1 / math.Sqrt(sq)
 	out := make([]float32, len(v))

@@ -65,8 +65,8 @@ func ModelDemoDir(base, modelPath string) (string, error) {
 // progress — then one TopK SAE per layer, trained live by jobs the first
 // time and read back after, each followed by its atlas.
 func (s *Server) SetupModelDemo(ctx context.Context, progress func(done, total int)) error {
-	m, tok := s.cfg.Model, s.cfg.Tokenizer
-	if m == nil {
+	b := s.cfg.Backend
+	if b == nil {
 		return fmt.Errorf("the model demo needs a model")
 	}
 	dir := s.ws.Dir
@@ -76,7 +76,7 @@ func (s *Server) SetupModelDemo(ctx context.Context, progress func(done, total i
 		if err != nil {
 			return err
 		}
-		if _, err := steer.Capture(ctx, m, tok, trs, dump, steer.CaptureOptions{Layers: TinyLayers, Overwrite: true, Progress: progress}); err != nil {
+		if _, err := b.Capture(ctx, trs, dump, steer.CaptureOptions{Layers: TinyLayers, Overwrite: true, Progress: progress}); err != nil {
 			return err
 		}
 	}

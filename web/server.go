@@ -25,10 +25,10 @@ type Config struct {
 	Version string
 	Seed    uint64 // seed of atlases and sweeps
 	Demo    bool   // the workspace is the built-in demo
-	// Model and Tokenizer, when set, are the model the steering page runs.
-	Model     *steer.Model
-	Tokenizer steer.Tokenizer
-	Log       *log.Logger
+	// Backend, when set, runs the model of the steering page: the native
+	// runtime, or a model server over HTTP.
+	Backend steer.Backend
+	Log     *log.Logger
 }
 
 // Server is the workbench: the API, the websocket streams and the embedded

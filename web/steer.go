@@ -58,16 +58,16 @@ type SteerStep struct {
 }
 
 func (s *Server) modelInfo() any {
-	m := s.cfg.Model
-	if m == nil {
+	if s.cfg.Backend == nil {
 		return nil
 	}
-	return map[string]any{"name": m.Name, "arch": m.Arch, "layers": m.Layers, "d_model": m.Dim, "vocab": m.Vocab}
+	i := s.cfg.Backend.Info()
+	return map[string]any{"name": i.Name, "arch": i.Arch, "layers": i.Layers, "d_model": i.DModel, "vocab": i.Vocab}
 }
 
 // steerVectors resolves a request's vectors against the workspace.
 func (s *Server) steerVectors(req *SteerRequest) ([]steer.Vector, error) {
-	m := s.cfg.Model
+	m := s.cfg.Backend.Info()
 	if len(req.Vectors) == 0 {
 		return nil, errorf(http.StatusBadRequest, "steer: vectors: expected at least one vector")
 	}
@@ -126,8 +126,8 @@ func (s *Server) steerVectors(req *SteerRequest) ([]steer.Vector, error) {
 		default:
 			return nil, errorf(http.StatusBadRequest, "%s: expected sae with feature or behaviour, or npy", where)
 		}
-		if len(dir) != m.Dim {
-			return nil, errorf(http.StatusBadRequest, "%s: the vector has %d values but the model's residual stream %d: it comes from another model", where, len(dir), m.Dim)
+		if len(dir) != m.DModel {
+			return nil, errorf(http.StatusBadRequest, "%s: the vector has %d values but the model's residual stream %d: it comes from another model", where, len(dir), m.DModel)
 		}
 		if layer < 0 || layer >= m.Layers {
 			return nil, errorf(http.StatusBadRequest, "%s: layer: expected a block from 0 to %d, found %d", where, m.Layers-1, layer)
@@ -156,7 +156,7 @@ func (s *Server) steerVectors(req *SteerRequest) ([]steer.Vector, error) {
 // STEERED generation with the same seed. The response waits for the job; a
 // client that leaves cancels it.
 func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Model == nil {
+	if s.cfg.Backend == nil {
 		writeError(w, http.StatusServiceUnavailable, fmt.Errorf(
 			"no model attached: this server was started without a model, so it cannot generate text to steer (rise serve --model PATH)"))
 		return
@@ -187,7 +187,7 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for i, v := range vs {
-		if err := v.Check(s.cfg.Model.Layers); err != nil {
+		if err := v.Check(s.cfg.Backend.Info().Layers); err != nil {
 			fail(w, errorf(http.StatusBadRequest, "steer: vector %d: %v", i, err))
 			return
 		}
@@ -203,18 +203,18 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
 		fail(w, errorf(http.StatusBadRequest, "steer: chat: expected \"\", r1 or chatml, found %q", req.Chat))
 		return
 	}
-	m, tok := s.cfg.Model, s.cfg.Tokenizer
+	b := s.cfg.Backend
 	j := s.jobs.Start("steer", req, func(ctx context.Context, j *Job) (any, error) {
 		o := steer.GenerateOptions{MaxTokens: req.MaxTokens, Temperature: req.Temperature, TopP: req.TopP, Seed: req.Seed, Special: special}
 		total := int64(2 * req.MaxTokens)
 		o.Progress = func(done, _ int) { j.Progress("default", int64(done), total) }
-		def, err := steer.Generate(ctx, m, tok, []string{prompt}, o)
+		def, err := b.Generate(ctx, []string{prompt}, o)
 		if err != nil {
 			return nil, err
 		}
 		o.Vectors = vs
 		o.Progress = func(done, _ int) { j.Progress("steered", int64(req.MaxTokens+done), total) }
-		st, err := steer.Generate(ctx, m, tok, []string{prompt}, o)
+		st, err := b.Generate(ctx, []string{prompt}, o)
 		if err != nil {
 			return nil, err
 		}

@@ -65,7 +65,7 @@ func storiesServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(ws, Config{Version: "test", Model: m, Tokenizer: tok})
+	srv := New(ws, Config{Version: "test", Backend: &steer.Native{Model: m, Tokenizer: tok}})
 	srv.StartAnalysis(md)
 	ts := &testServer{Server: httptest.NewServer(srv), srv: srv, ws: ws}
 	t.Cleanup(func() {

@@ -24,7 +24,7 @@ func init() {
 	register(&command{
 		name:    "dump",
 		summary: "run a model over reasoning traces and record one activation per step",
-		usage:   "--model PATH --traces traces.jsonl --layers L,L... --out DIR [--chat r1|chatml] | --model PATH --generate --prompts FILE --layers L,L... --out DIR",
+		usage:   "--model PATH|--backend URL --traces traces.jsonl --layers L,L... --out DIR [--chat r1|chatml] | --model PATH --generate --prompts FILE --layers L,L... --out DIR",
 		help: `Runs each trace (its prompt, then its response) through the model, cuts the
 response into steps at the delimiter ("\n\n"), and records, for every step
 and every layer of --layers, the residual stream after that block at the
@@ -74,7 +74,7 @@ Examples:
 			if err != nil {
 				return usagef("--layers: %v", err)
 			}
-			m, tok, err := mf.load()
+			b, err := mf.load(ctx)
 			if err != nil {
 				return err
 			}
@@ -93,7 +93,7 @@ Examples:
 					inputs[i], special = mf.wrap(p.Text)
 				}
 				bar := newProgress(e.stderr, "generating")
-				gens, err := steer.Generate(ctx, m, tok, inputs, steer.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature,
+				gens, err := b.Generate(ctx, inputs, steer.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature,
 					TopP: topP, Seed: seed, Special: special, Progress: func(d, t int) { bar.update(int64(d), int64(t)) }})
 				bar.done()
 				if err != nil {
@@ -111,13 +111,13 @@ Examples:
 				}
 			}
 			bar := newProgress(e.stderr, "recording")
-			sum, err := steer.Capture(ctx, m, tok, traces, out, steer.CaptureOptions{Layers: ls, Delimiter: delimiter,
+			sum, err := b.Capture(ctx, traces, out, steer.CaptureOptions{Layers: ls, Delimiter: delimiter,
 				Wrap: mf.wrapFunc(), Overwrite: force, Progress: func(d, t int) { bar.update(int64(d), int64(t)) }})
 			bar.done()
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "wrote %s: %d steps from %d traces (%d tokens), layers %v, d_model %d\n", out, sum.Steps, sum.Traces, sum.Tokens, ls, m.Dim)
+			fmt.Fprintf(e.stdout, "wrote %s: %d steps from %d traces (%d tokens), layers %v, d_model %d\n", out, sum.Steps, sum.Traces, sum.Tokens, ls, b.Info().DModel)
 			var names []string
 			for k := range sum.Labels {
 				names = append(names, k)
@@ -127,7 +127,7 @@ Examples:
 				fmt.Fprintf(e.stdout, "  %-14s %d steps\n", k, sum.Labels[k])
 			}
 			if sum.Truncated > 0 {
-				fmt.Fprintf(e.stdout, "  %d steps past the model's context of %d tokens were left out\n", sum.Truncated, m.MaxSeq)
+				fmt.Fprintf(e.stdout, "  %d steps past the model's context of %d tokens were left out\n", sum.Truncated, b.Info().MaxSeq)
 			}
 			return nil
 		},

@@ -11,25 +11,37 @@ import (
 
 // modelFlags are the flags every command that runs a model shares.
 type modelFlags struct {
-	model, tokenizer, chat string
+	model, tokenizer, chat, backend string
 }
 
 func (f *modelFlags) set(fs *flag.FlagSet) {
 	fs.StringVar(&f.model, "model", "", "the model: a Hugging Face directory (Llama, Qwen2) or a llama2.c checkpoint (required)")
 	fs.StringVar(&f.tokenizer, "tokenizer", "", "the tokenizer (default: tokenizer.json in the model directory, or tokenizer.bin / tok<vocab>.bin beside a llama2.c checkpoint)")
 	fs.StringVar(&f.chat, "chat", "", "wrap prompts in a chat template: r1 (DeepSeek-R1-Distill) or chatml (Qwen2 instruct)")
+	fs.StringVar(&f.backend, "backend", "", "run the model on a backend server (rise-backend/1 protocol) at this URL instead of --model")
 }
 
-func (f *modelFlags) load() (*steer.Model, steer.Tokenizer, error) {
-	if f.model == "" {
-		return nil, nil, usagef("--model is required")
-	}
+// load opens the backend the flags name: the native runtime on --model, or
+// the server at --backend.
+func (f *modelFlags) load(ctx context.Context) (steer.Backend, error) {
 	switch f.chat {
 	case "", "r1", "chatml":
 	default:
-		return nil, nil, usagef("--chat: expected r1 or chatml, found %q", f.chat)
+		return nil, usagef("--chat: expected r1 or chatml, found %q", f.chat)
 	}
-	return steer.Load(f.model, f.tokenizer)
+	switch {
+	case f.model != "" && f.backend != "":
+		return nil, usagef("give --model or --backend, not both")
+	case f.backend != "":
+		return steer.Dial(ctx, f.backend)
+	case f.model == "":
+		return nil, usagef("--model (or --backend) is required")
+	}
+	m, tok, err := steer.Load(f.model, f.tokenizer)
+	if err != nil {
+		return nil, err
+	}
+	return &steer.Native{Model: m, Tokenizer: tok}, nil
 }
 
 // wrap applies the chat template to a prompt; special tokens are then
@@ -44,8 +56,8 @@ func (f *modelFlags) wrap(p string) (string, bool) {
 	return p, false
 }
 
-// loadSteering reads and resolves a steering spec for m.
-func loadSteering(path string, m *steer.Model) ([]steer.Vector, error) {
+// loadSteering reads and resolves a steering spec for the backend's model.
+func loadSteering(path string, b steer.Backend) ([]steer.Vector, error) {
 	if path == "" {
 		return nil, nil
 	}
@@ -53,7 +65,8 @@ func loadSteering(path string, m *steer.Model) ([]steer.Vector, error) {
 	if err != nil {
 		return nil, err
 	}
-	vs, err := spec.Resolve(m.Dim, m.Layers)
+	info := b.Info()
+	vs, err := spec.Resolve(info.DModel, info.Layers)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -109,16 +122,16 @@ Example:
 			if maxTokens < 1 {
 				return usagef("--max-tokens: expected at least 1, found %d", maxTokens)
 			}
-			m, tok, err := mf.load()
+			b, err := mf.load(ctx)
 			if err != nil {
 				return err
 			}
-			vs, err := loadSteering(steerPath, m)
+			vs, err := loadSteering(steerPath, b)
 			if err != nil {
 				return err
 			}
 			p, special := mf.wrap(prompt)
-			gens, err := steer.Generate(ctx, m, tok, []string{p}, steer.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature,
+			gens, err := b.Generate(ctx, []string{p}, steer.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature,
 				TopP: topP, Seed: seed, Vectors: vs, NoStop: noStop, Special: special})
 			if err != nil {
 				return err

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,7 +43,7 @@ func TestGenerateCommand(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"generate", "--prompt", "x"}, 2, "--model is required"},
+		{[]string{"generate", "--prompt", "x"}, 2, "--model (or --backend) is required"},
 		{[]string{"generate", "--model", model, "--max-tokens", "0"}, 2, "--max-tokens"},
 		{[]string{"generate", "--model", model, "--chat", "vicuna"}, 2, "--chat"},
 		{[]string{"generate", "--model", filepath.Join(t.TempDir(), "none.bin")}, 1, "none.bin"},
@@ -172,5 +173,34 @@ func TestTracesCommand(t *testing.T) {
 	}
 	if code, _, _ := runRise(t, "traces", "--out", out, "--n", "0"); code != 2 {
 		t.Errorf("--n 0: exit %d, want 2", code)
+	}
+}
+
+// TestBackendFlag runs generate, dump and steer against a model server
+// (the protocol's Go server) and compares with the native runtime.
+func TestBackendFlag(t *testing.T) {
+	model := stories(t)
+	m, tok, err := steer.Load(model, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(steer.NewBackendHandler(&steer.Native{Model: m, Tokenizer: tok}))
+	defer ts.Close()
+	_, native, _ := runRise(t, "generate", "--model", model, "--prompt", "Tom", "--max-tokens", "20")
+	code, remote, stderr := runRise(t, "generate", "--backend", ts.URL, "--prompt", "Tom", "--max-tokens", "20")
+	if code != 0 || remote != native {
+		t.Errorf("generate --backend: exit %d, %q (%s); native %q", code, remote, stderr, native)
+	}
+	dir := t.TempDir()
+	traces := filepath.Join(dir, "t.jsonl")
+	runRise(t, "traces", "--out", traces, "--n", "5")
+	if code, stdout, stderr := runRise(t, "dump", "--backend", ts.URL, "--traces", traces, "--layers", "2", "--out", filepath.Join(dir, "d")); code != 0 {
+		t.Errorf("dump --backend: exit %d: %s %s", code, stdout, stderr)
+	}
+	if code, _, stderr := runRise(t, "generate", "--backend", ts.URL, "--model", model); code != 2 || !strings.Contains(stderr, "not both") {
+		t.Errorf("--backend with --model: exit %d, %s", code, stderr)
+	}
+	if code, _, stderr := runRise(t, "generate", "--backend", "http://127.0.0.1:1", "--prompt", "x"); code != 1 || !strings.Contains(stderr, "127.0.0.1:1") {
+		t.Errorf("an unreachable backend: exit %d, %s", code, stderr)
 	}
 }

@@ -67,6 +67,7 @@ Examples:
 			fs.Uint64Var(&seed, "seed", 1, "seed of the atlases and sweeps")
 			fs.StringVar(&mf.model, "model", "", "a model for the steering page: a llama2.c checkpoint or a Hugging Face Llama/Qwen2 directory")
 			fs.StringVar(&mf.tokenizer, "tokenizer", "", "the model's tokenizer, when it is not beside the model")
+			fs.StringVar(&mf.backend, "backend", "", "a backend server (rise-backend/1) that runs the model for the steering page")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
@@ -81,18 +82,18 @@ Examples:
 				}
 			}
 			cfg := web.Config{Version: versionString(), Seed: seed, Demo: demo}
-			if mf.model != "" {
-				m, tok, err := mf.load()
+			if mf.model != "" || mf.backend != "" {
+				b, err := mf.load(ctx)
 				if err != nil {
 					return err
 				}
-				cfg.Model, cfg.Tokenizer = m, tok
+				cfg.Backend = b
 			}
 			if work == "" {
 				work = filepath.Join(".rise", "work")
 				if demo {
 					work = web.DefaultDemoDir()
-					if cfg.Model != nil {
+					if mf.model != "" {
 						var err error
 						if work, err = web.ModelDemoDir(filepath.Dir(work), mf.model); err != nil {
 							return err
@@ -106,7 +107,7 @@ Examples:
 			if demo {
 				fmt.Fprintf(e.stderr, "rise serve: the demo lives in %s\n", work)
 				var err error
-				if cfg.Model != nil {
+				if cfg.Backend != nil {
 					bar := newProgress(e.stderr, "recording the model's traces")
 					err = srv.SetupModelDemo(ctx, func(d, t int) { bar.update(int64(d), int64(t)) })
 					bar.done()
@@ -137,7 +138,7 @@ Examples:
 			fmt.Fprintf(e.stdout, "rise workbench: %s\n", url)
 			if demo {
 				fmt.Fprintf(e.stdout, "the demo SAEs train on first run: watch them at %strain, then explore %satlas", url, url)
-				if cfg.Model != nil {
+				if cfg.Backend != nil {
 					fmt.Fprintf(e.stdout, " and steer the model at %ssteer", url)
 				}
 				fmt.Fprintln(e.stdout)

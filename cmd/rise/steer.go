@@ -97,11 +97,11 @@ Example:
 			if maxTokens < 1 || limit < 0 {
 				return usagef("--max-tokens must be at least 1 and --limit not negative")
 			}
-			m, tok, err := mf.load()
+			b, err := mf.load(ctx)
 			if err != nil {
 				return err
 			}
-			vs, err := loadSteering(specPath, m)
+			vs, err := loadSteering(specPath, b)
 			if err != nil {
 				return err
 			}
@@ -113,16 +113,20 @@ Example:
 				prompts = prompts[:limit]
 			}
 			bar := newProgress(e.stderr, "steering sweep")
-			runs, err := steer.Sweep(ctx, m, tok, vs, strengths, prompts,
+			runs, err := steer.Sweep(ctx, b, vs, strengths, prompts,
 				steer.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature, TopP: topP, Seed: seed},
 				mf.wrapFunc(), func(done, total int) { bar.update(int64(done), int64(total)) })
 			bar.done()
 			if err != nil {
 				return err
 			}
-			res := sweepResults{Format: "rise-steer/1", Model: mf.model, Spec: specPath, Prompts: len(prompts), Seed: seed,
+			model := mf.model
+			if model == "" {
+				model = mf.backend
+			}
+			res := sweepResults{Format: "rise-steer/1", Model: model, Spec: specPath, Prompts: len(prompts), Seed: seed,
 				MaxTokens: maxTokens, Temperature: temperature, Runs: runs}
-			b, err := json.MarshalIndent(res, "", " ")
+			js, err := json.MarshalIndent(res, "", " ")
 			if err != nil {
 				return err
 			}
@@ -131,7 +135,7 @@ Example:
 					return err
 				}
 			}
-			if err := activations.WriteFileAtomic(out, append(b, '\n')); err != nil {
+			if err := activations.WriteFileAtomic(out, append(js, '\n')); err != nil {
 				return err
 			}
 			if svgDir != "" && len(runs) >= 2 {

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/rise-interp/rise/steer"
+	"github.com/rise-interp/rise/web"
+)
+
+func init() {
+	var (
+		mf   modelFlags
+		addr string
+	)
+	register(&command{
+		name:    "backend",
+		summary: "serve a model over the rise-backend/1 HTTP protocol (generate, steer, capture)",
+		usage:   "--model PATH [--tokenizer PATH] [--addr 127.0.0.1:8000]",
+		help: `Serves the native runtime on a model over the rise-backend/1 protocol, the
+one every model command and rise serve speak with --backend URL:
+
+	GET  /v1/info      the model: protocol, name, arch, layers, d_model, vocab, max_seq
+	POST /v1/generate  {"prompts", "max_tokens", "temperature", "top_p", "seed",
+	                    "special", "vectors": [{"direction", "layer", "op", "strength",
+	                    "positions"}], "default"} → {"generations", "default"}
+	POST /v1/capture   {"traces", "layers", "delimiter", "special"} → JSON lines, one
+	                    per trace {"trace", "steps", "rows": {"L": [...]}}, then {"done": true}
+
+Errors are 4xx or 5xx with {"error": "..."}. The reference server for GPU
+machines (steer/remote/rise_backend.py, PyTorch + transformers) speaks the
+same protocol.
+
+Example:
+
+	rise backend --model ../shared/data/stories260K/stories260K.bin --addr 127.0.0.1:8000
+	rise generate --backend http://127.0.0.1:8000 --prompt "" --max-tokens 40`,
+		setFlags: func(fs *flag.FlagSet) {
+			fs.StringVar(&mf.model, "model", "", "the model: a Hugging Face directory (Llama, Qwen2) or a llama2.c checkpoint (required)")
+			fs.StringVar(&mf.tokenizer, "tokenizer", "", "the tokenizer, when it is not beside the model")
+			fs.StringVar(&addr, "addr", "127.0.0.1:8000", "HOST:PORT to listen on")
+		},
+		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
+			if fs.NArg() > 0 {
+				return usagef("expected no arguments, found %q", fs.Arg(0))
+			}
+			if mf.model == "" {
+				return usagef("--model is required")
+			}
+			b, err := mf.load(ctx)
+			if err != nil {
+				return err
+			}
+			l, err := web.Listen(addr)
+			if err != nil {
+				return usagef("--addr: %v", err)
+			}
+			hs := &http.Server{Handler: steer.NewBackendHandler(b), ReadHeaderTimeout: 10 * time.Second}
+			fmt.Fprintf(e.stdout, "rise backend (%s): http://%s/ serving %s\n", steer.Protocol, l.Addr(), mf.model)
+			errc := make(chan error, 1)
+			go func() { errc <- hs.Serve(l) }()
+			select {
+			case err := <-errc:
+				return err
+			case <-ctx.Done():
+			}
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+	})
+}

@@ -1,0 +1,405 @@
+package steer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rise-interp/rise/activations"
+)
+
+// Protocol names the version of the model-backend HTTP protocol (see
+// BACKEND.md): GET /v1/info, POST /v1/generate, POST /v1/capture.
+const Protocol = "rise-backend/1"
+
+// WireVector is a steering vector on the wire: the direction itself, so
+// the server needs none of rise's files.
+type WireVector struct {
+	Direction []float32 `json:"direction"`
+	Layer     int       `json:"layer"`
+	Op        string    `json:"op"`
+	Strength  float64   `json:"strength"`
+	Positions string    `json:"positions"`
+}
+
+// GenerateRequest is the body of POST /v1/generate.
+type GenerateRequest struct {
+	Prompts     []string     `json:"prompts"`
+	MaxTokens   int          `json:"max_tokens"`
+	Temperature float64      `json:"temperature"`
+	TopP        float64      `json:"top_p"`
+	Seed        uint64       `json:"seed"`
+	Special     bool         `json:"special"`
+	NoStop      bool         `json:"no_stop"`
+	Vectors     []WireVector `json:"vectors"`
+	// Default also generates every prompt without the vectors, with the
+	// same seed, and answers it as "default".
+	Default bool `json:"default"`
+}
+
+// GenerateResponse is the answer of POST /v1/generate.
+type GenerateResponse struct {
+	Generations []Generation `json:"generations"`
+	Default     []Generation `json:"default,omitempty"`
+}
+
+// CaptureRequest is the body of POST /v1/capture.
+type CaptureRequest struct {
+	Traces    []activations.Trace `json:"traces"`
+	Layers    []int               `json:"layers"`
+	Delimiter string              `json:"delimiter"`
+	Special   bool                `json:"special"` // the prompts hold a chat template's special tokens
+}
+
+// CaptureLine is one line of the answer of POST /v1/capture (JSON lines):
+// a trace's steps and rows, or, last, the end (Done) or an error.
+type CaptureLine struct {
+	Trace          *activations.Trace   `json:"trace,omitempty"`
+	ResponseTokens int                  `json:"response_tokens,omitempty"`
+	Steps          []StepRecord         `json:"steps,omitempty"`
+	Rows           map[string][]float32 `json:"rows,omitempty"` // by layer number
+	Truncated      int                  `json:"truncated,omitempty"`
+	Done           bool                 `json:"done,omitempty"`
+	Error          string               `json:"error,omitempty"`
+}
+
+// maxRequest bounds a request body of the backend protocol.
+const maxRequest = 256 << 20
+
+// NewBackendHandler serves a backend over the protocol. rise backend runs
+// it on the native runtime; the tests run the client against it.
+func NewBackendHandler(b Backend) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) {
+		writeWire(w, http.StatusOK, b.Info())
+	})
+	mux.HandleFunc("POST /v1/generate", func(w http.ResponseWriter, r *http.Request) {
+		var req GenerateRequest
+		if err := decodeWire(r, &req); err != nil {
+			wireError(w, http.StatusBadRequest, err)
+			return
+		}
+		info := b.Info()
+		vs, err := req.vectors(info)
+		if err != nil {
+			wireError(w, http.StatusBadRequest, err)
+			return
+		}
+		if len(req.Prompts) == 0 {
+			wireError(w, http.StatusBadRequest, errors.New("prompts: expected at least one prompt"))
+			return
+		}
+		o := GenerateOptions{MaxTokens: req.MaxTokens, Temperature: req.Temperature, TopP: req.TopP, Seed: req.Seed,
+			Special: req.Special, NoStop: req.NoStop}
+		var res GenerateResponse
+		if req.Default {
+			if res.Default, err = b.Generate(r.Context(), req.Prompts, o); err != nil {
+				wireError(w, statusOf(err), err)
+				return
+			}
+		}
+		o.Vectors = vs
+		if res.Generations, err = b.Generate(r.Context(), req.Prompts, o); err != nil {
+			wireError(w, statusOf(err), err)
+			return
+		}
+		writeWire(w, http.StatusOK, res)
+	})
+	mux.HandleFunc("POST /v1/capture", func(w http.ResponseWriter, r *http.Request) {
+		var req CaptureRequest
+		if err := decodeWire(r, &req); err != nil {
+			wireError(w, http.StatusBadRequest, err)
+			return
+		}
+		if len(req.Traces) == 0 {
+			wireError(w, http.StatusBadRequest, errors.New("traces: expected at least one trace"))
+			return
+		}
+		n, ok := b.(*Native)
+		if !ok {
+			wireError(w, http.StatusNotImplemented, errors.New("capture: this server's backend cannot stream records"))
+			return
+		}
+		o := CaptureOptions{Layers: req.Layers, Delimiter: req.Delimiter}
+		if req.Special {
+			o.Wrap = func(p string) (string, bool) { return p, true }
+		}
+		if _, err := o.normalise(n.Model.Layers); err != nil {
+			wireError(w, http.StatusBadRequest, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		enc := json.NewEncoder(w)
+		flush := func() {
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+		}
+		layers := append([]int(nil), o.Layers...)
+		sort.Ints(layers)
+		err := CaptureRecords(r.Context(), n.Model, n.Tokenizer, req.Traces, o, func(rec TraceRecord) error {
+			line := CaptureLine{Trace: &rec.Trace, ResponseTokens: rec.ResponseTokens, Steps: rec.Steps, Truncated: rec.Truncated,
+				Rows: map[string][]float32{}}
+			for i, l := range layers {
+				line.Rows[strconv.Itoa(l)] = rec.Rows[i]
+			}
+			if err := enc.Encode(line); err != nil {
+				return err
+			}
+			flush()
+			return nil
+		})
+		if err != nil {
+			enc.Encode(CaptureLine{Error: err.Error()})
+			return
+		}
+		enc.Encode(CaptureLine{Done: true})
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		wireError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s %s: the %s protocol has GET /v1/info, POST /v1/generate and POST /v1/capture", r.Method, r.URL.Path, Protocol))
+	})
+	return mux
+}
+
+// vectors checks the wire vectors against the model and makes them unit.
+func (req *GenerateRequest) vectors(info ModelInfo) ([]Vector, error) {
+	var out []Vector
+	for i, wv := range req.Vectors {
+		vs := VectorSpec{Layer: wv.Layer, Op: wv.Op, Strength: wv.Strength, Positions: wv.Positions}
+		if vs.Op == "" {
+			vs.Op = OpAdd
+		}
+		if vs.Positions == "" {
+			vs.Positions = PosAll
+		}
+		if err := vs.Check(info.Layers); err != nil {
+			return nil, fmt.Errorf("vectors[%d]: %w", i, err)
+		}
+		if len(wv.Direction) != info.DModel {
+			return nil, fmt.Errorf("vectors[%d]: direction: expected %d values (the model's width), found %d", i, info.DModel, len(wv.Direction))
+		}
+		dir, err := unit(wv.Direction)
+		if err != nil {
+			return nil, fmt.Errorf("vectors[%d]: %w", i, err)
+		}
+		out = append(out, Vector{VectorSpec: vs, Dir: dir})
+	}
+	return out, nil
+}
+
+func decodeWire(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("request body: expected a JSON object of the %s protocol: %v", Protocol, err)
+	}
+	return nil
+}
+
+func writeWire(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func wireError(w http.ResponseWriter, status int, err error) {
+	writeWire(w, status, map[string]string{"error": err.Error()})
+}
+
+// statusOf maps a backend error to an HTTP status: a cancelled request is
+// not the server's fault.
+func statusOf(err error) int {
+	if errors.Is(err, context.Canceled) {
+		return 499
+	}
+	if strings.Contains(err.Error(), "expected") {
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
+
+// Remote is a Backend served over HTTP by a model server speaking the
+// protocol (rise backend, or the reference PyTorch server).
+type Remote struct {
+	base   *url.URL
+	client *http.Client
+	info   ModelInfo
+}
+
+// Dial connects to a backend at rawURL and reads its model info.
+func Dial(ctx context.Context, rawURL string) (*Remote, error) {
+	u, err := url.Parse(strings.TrimRight(rawURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("backend %q: expected a URL such as http://gpu-box:8000", rawURL)
+	}
+	r := &Remote{base: u, client: &http.Client{Timeout: 0}}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := r.call(cctx, "GET", "/v1/info", nil, &r.info); err != nil {
+		return nil, err
+	}
+	if r.info.Protocol != Protocol {
+		return nil, fmt.Errorf("backend %s speaks %q, expected %q", rawURL, r.info.Protocol, Protocol)
+	}
+	if r.info.Layers < 1 || r.info.DModel < 1 {
+		return nil, fmt.Errorf("backend %s: model info has %d layers and d_model %d", rawURL, r.info.Layers, r.info.DModel)
+	}
+	return r, nil
+}
+
+// Info describes the remote model.
+func (r *Remote) Info() ModelInfo { return r.info }
+
+func (r *Remote) call(ctx context.Context, method, path string, body, out any) error {
+	resp, err := r.do(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<30)).Decode(out); err != nil {
+		return fmt.Errorf("backend %s%s: reading the answer: %w", r.base, path, err)
+	}
+	return nil
+}
+
+func (r *Remote) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.base.String()+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("backend %s: %w", r.base, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		var e struct {
+			Error string `json:"error"`
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(b))
+		}
+		return nil, fmt.Errorf("backend %s%s: %s: %s", r.base, path, resp.Status, e.Error)
+	}
+	return resp, nil
+}
+
+func wireVectors(vs []Vector) []WireVector {
+	out := make([]WireVector, len(vs))
+	for i, v := range vs {
+		out[i] = WireVector{Direction: v.Dir, Layer: v.Layer, Op: v.Op, Strength: v.Strength, Positions: v.Positions}
+	}
+	return out
+}
+
+// Generate asks the server to continue the prompts.
+func (r *Remote) Generate(ctx context.Context, prompts []string, o GenerateOptions) ([]Generation, error) {
+	req := GenerateRequest{Prompts: prompts, MaxTokens: o.MaxTokens, Temperature: o.Temperature, TopP: o.TopP, Seed: o.Seed,
+		Special: o.Special, NoStop: o.NoStop, Vectors: wireVectors(o.Vectors)}
+	var res GenerateResponse
+	if err := r.call(ctx, "POST", "/v1/generate", req, &res); err != nil {
+		return nil, err
+	}
+	if len(res.Generations) != len(prompts) {
+		return nil, fmt.Errorf("backend %s: %d generations for %d prompts", r.base, len(res.Generations), len(prompts))
+	}
+	if o.Progress != nil {
+		o.Progress(len(prompts)*max(o.MaxTokens, 1), len(prompts)*max(o.MaxTokens, 1))
+	}
+	return res.Generations, nil
+}
+
+// Capture asks the server for the traces' step activations, streamed
+// trace by trace, and writes them as a dump at dir.
+func (r *Remote) Capture(ctx context.Context, traces []activations.Trace, dir string, o CaptureOptions) (*CaptureSummary, error) {
+	layers, err := o.normalise(r.info.Layers)
+	if err != nil {
+		return nil, err
+	}
+	req := CaptureRequest{Traces: traces, Layers: layers, Delimiter: o.Delimiter}
+	if o.Wrap != nil {
+		req.Traces = make([]activations.Trace, len(traces))
+		for i, t := range traces {
+			t.Prompt, req.Special = o.Wrap(t.Prompt)
+			req.Traces[i] = t
+		}
+	}
+	resp, err := r.do(ctx, "POST", "/v1/capture", req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	name := o.Model
+	if name == "" {
+		name = r.info.Name
+	}
+	sink, err := NewDumpSink(dir, name, r.info.DModel, layers, o)
+	if err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<30)
+	done, n := false, 0
+	for sc.Scan() {
+		var line CaptureLine
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			sink.Abort()
+			return nil, fmt.Errorf("backend %s/v1/capture: line %d: %w", r.base, n+1, err)
+		}
+		n++
+		if line.Error != "" {
+			sink.Abort()
+			return nil, fmt.Errorf("backend %s/v1/capture: %s", r.base, line.Error)
+		}
+		if line.Done {
+			done = true
+			break
+		}
+		if line.Trace == nil {
+			sink.Abort()
+			return nil, fmt.Errorf("backend %s/v1/capture: line %d has no trace", r.base, n)
+		}
+		rec := TraceRecord{Trace: *line.Trace, ResponseTokens: line.ResponseTokens, Steps: line.Steps, Truncated: line.Truncated}
+		for _, l := range layers {
+			rec.Rows = append(rec.Rows, line.Rows[strconv.Itoa(l)])
+		}
+		if err := sink.Add(rec); err != nil {
+			sink.Abort()
+			return nil, err
+		}
+		if o.Progress != nil {
+			o.Progress(n, len(traces))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		sink.Abort()
+		return nil, fmt.Errorf("backend %s/v1/capture: %w", r.base, err)
+	}
+	if !done {
+		sink.Abort()
+		return nil, fmt.Errorf("backend %s/v1/capture: the stream ended before its last line", r.base)
+	}
+	return sink.Close()
+}

@@ -1,0 +1,108 @@
+package steer
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/activations/reason"
+)
+
+// TestRemoteBackend runs the protocol's Go client against a server of the
+// protocol in Go over stories260K: the remote generations, steered or not,
+// and the remote capture equal the native ones exactly; bad requests get a
+// 4xx with a JSON error.
+func TestRemoteBackend(t *testing.T) {
+	m, tok := loadStories(t)
+	native := &Native{Model: m, Tokenizer: tok}
+	ts := httptest.NewServer(NewBackendHandler(native))
+	defer ts.Close()
+	ctx := context.Background()
+	r, err := Dial(ctx, ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := r.Info(); info.Protocol != Protocol || info.Layers != 5 || info.DModel != 64 {
+		t.Fatalf("info %+v", info)
+	}
+	dir := make([]float32, 64)
+	dir[3] = 2
+	vs := []Vector{{VectorSpec: VectorSpec{Layer: 2, Op: OpAdd, Strength: 6, Positions: PosAll}, Dir: dir}}
+	vs[0].Dir, _ = unit(dir)
+	prompts := []string{"", "Tom had a ball"}
+	for _, o := range []GenerateOptions{{MaxTokens: 30}, {MaxTokens: 30, Vectors: vs}, {MaxTokens: 30, Temperature: 0.8, Seed: 3}} {
+		want, err := native.Generate(ctx, prompts, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.Generate(ctx, prompts, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if got[i].Text != want[i].Text || len(got[i].Tokens) != len(want[i].Tokens) {
+				t.Errorf("remote %q, native %q", got[i].Text, want[i].Text)
+			}
+		}
+	}
+
+	trs, _ := reason.Traces(reason.Config{N: 12, Seed: 2})
+	d1, d2 := filepath.Join(t.TempDir(), "native"), filepath.Join(t.TempDir(), "remote")
+	o := CaptureOptions{Layers: []int{3, 1}}
+	if _, err := native.Capture(ctx, trs, d1, o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Capture(ctx, trs, d2, o); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := activations.Open(d1)
+	b, _ := activations.Open(d2)
+	defer a.Close()
+	defer b.Close()
+	if a.Rows != b.Rows || len(b.Layers) != 2 {
+		t.Fatalf("native %d rows, remote %d rows in %d layers", a.Rows, b.Rows, len(b.Layers))
+	}
+	for li := range a.Layers {
+		x := make([]float32, a.Rows*a.DModel)
+		y := make([]float32, a.Rows*a.DModel)
+		a.Layers[li].ReadRows(0, x)
+		b.Layers[li].ReadRows(0, y)
+		for i := range x {
+			if x[i] != y[i] {
+				t.Fatalf("layer %d value %d: native %v, remote %v", a.Layers[li].Number, i, x[i], y[i])
+			}
+		}
+	}
+
+	// Bad requests.
+	for _, tc := range []struct{ method, path, body, want string }{
+		{"POST", "/v1/generate", `{"prompts": ["x"], "vectors": [{"direction": [1, 2], "layer": 1}]}`, "expected 64 values"},
+		{"POST", "/v1/generate", `{"prompts": ["x"], "vectors": [{"direction": [` + strings.Repeat("0,", 63) + `1], "layer": 9}]}`, "layer"},
+		{"POST", "/v1/generate", `{"prompts": []}`, "at least one prompt"},
+		{"POST", "/v1/generate", `{"prompt": "x"}`, "unknown field"},
+		{"POST", "/v1/generate", `nope`, "expected a JSON object"},
+		{"POST", "/v1/capture", `{"traces": [{"trace": "a", "prompt": "", "response": "x"}], "layers": [7]}`, "layer 7"},
+		{"GET", "/v2/info", ``, "no endpoint"},
+	} {
+		req, _ := http.NewRequest(tc.method, ts.URL+tc.path, strings.NewReader(tc.body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var e map[string]string
+		if resp.StatusCode/100 != 4 || json.Unmarshal(body, &e) != nil || !strings.Contains(e["error"], tc.want) {
+			t.Errorf("%s %s %s: %d %s, want a 4xx JSON error mentioning %q", tc.method, tc.path, tc.body, resp.StatusCode, body, tc.want)
+		}
+	}
+	if _, err := Dial(ctx, "ftp://x"); err == nil {
+		t.Error("an ftp URL was accepted")
+	}
+}
