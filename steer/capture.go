@@ -66,6 +66,8 @@ type TraceRecord struct {
 	Steps          []StepRecord
 	Rows           [][]float32
 	Truncated      int
+
+	seq *Sequence // the trace's run, keys and values cached (for confidence vectors)
 }
 
 // lengthClass names a response's length by RISE's thresholds, or "".
@@ -154,7 +156,7 @@ func CaptureRecords(ctx context.Context, m *Model, tok Tokenizer, traces []activ
 		for keep > 0 && pos[keep-1] >= m.MaxSeq {
 			keep--
 		}
-		rec := TraceRecord{Trace: tr, ResponseTokens: len(rids), Truncated: len(segs) - keep}
+		rec := TraceRecord{Trace: tr, ResponseTokens: len(rids), Truncated: len(segs) - keep, seq: m.NewSequence()}
 		segs, pos = segs[:keep], pos[:keep]
 		if len(segs) == 0 {
 			if o.Progress != nil {
@@ -181,7 +183,7 @@ func CaptureRecords(ctx context.Context, m *Model, tok Tokenizer, traces []activ
 				}
 			}
 		}
-		seq := m.NewSequence()
+		seq := rec.seq
 		seq.PromptLen = len(pids)
 		last := pos[len(pos)-1]
 		for at := 0; at <= last; at += o.Chunk {

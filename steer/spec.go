@@ -35,7 +35,8 @@ const (
 type VectorSpec struct {
 	// Source is "npy:PATH" (a float32 .npy of d_model values, [d] or
 	// [1, d]), "sae:SAE_DIR#FEATURE" (the feature's decoder row) or
-	// "atlas:ATLAS.json#BEHAVIOUR" (the behaviour vector of an atlas).
+	// "atlas:ATLAS.json#BEHAVIOUR" (the behaviour vector of an atlas) or
+	// "confidence:CONF.json" (a vector of rise confidence).
 	// Relative paths are taken from the spec file's directory.
 	Source    string  `json:"source"`
 	Layer     int     `json:"layer"` // the output of block Layer, counting from 0
@@ -70,7 +71,7 @@ func ReadSpec(path string) (*Spec, error) {
 	base := filepath.Dir(path)
 	for i := range s.Vectors {
 		v := &s.Vectors[i]
-		if kind, rest, ok := strings.Cut(v.Source, ":"); ok && rest != "" && !filepath.IsAbs(rest) && (kind == "npy" || kind == "sae" || kind == "atlas") {
+		if kind, rest, ok := strings.Cut(v.Source, ":"); ok && rest != "" && !filepath.IsAbs(rest) && (kind == "npy" || kind == "sae" || kind == "atlas" || kind == "confidence") {
 			v.Source = kind + ":" + filepath.Join(base, rest)
 		}
 	}
@@ -187,8 +188,23 @@ func LoadDirection(source string) ([]float32, error) {
 			return nil, fmt.Errorf("%s: behaviour %q has no vector: %s", path, name, info.Error)
 		}
 		v = info.Vector
+	case "confidence":
+		b, err := os.ReadFile(rest)
+		if err != nil {
+			return nil, err
+		}
+		var c struct {
+			Vector []float32 `json:"vector"`
+		}
+		if err := json.Unmarshal(b, &c); err != nil {
+			return nil, fmt.Errorf("%s: %w", rest, err)
+		}
+		if len(c.Vector) == 0 {
+			return nil, fmt.Errorf("%s: expected a confidence vector (rise confidence's output) with a \"vector\"", rest)
+		}
+		v = c.Vector
 	default:
-		return nil, fmt.Errorf("source %q: expected npy:, sae: or atlas:", source)
+		return nil, fmt.Errorf("source %q: expected npy:, sae:, atlas: or confidence:", source)
 	}
 	out, err := unit(v)
 	if err != nil {
