@@ -19,7 +19,7 @@ TAGS := -tags openblas
 export CGO_LDFLAGS := $(or $(shell pkg-config --libs openblas 2>/dev/null),-lopenblas)
 endif
 
-.PHONY: all build run test test-blas vet bench fuzz testdata clean steer-demo
+.PHONY: all build run test test-blas vet bench fuzz testdata clean steer-demo confidence-demo
 
 all: build
 
@@ -89,6 +89,21 @@ steer-demo: build
 		--prompts $(DEMO_OUT)/heldout.jsonl --max-tokens 400 --out $(DEMO_OUT)/results.json --svg $(DEMO_OUT)
 	$(BIN) export --steer $(DEMO_OUT)/reflection.json --format gguf --out $(DEMO_OUT)/reflection.gguf --model $(TINY_MODEL) 2>/dev/null || \
 		echo "(the spec steers at step boundaries, which a GGUF control vector cannot: no reflection.gguf)"
+
+# confidence-demo learns RISE's confidence vector (Eq. 7) on the tiny
+# reasoning model: an SAE on its layer-2 step states, then scores over its
+# columns that make the model surer at step starts, and what the vector does
+# to the entropy there and to the reflection steps of 50 held-out problems.
+CONF_OUT   ?= out/confidence-demo
+CONF_ITERS ?= 300
+confidence-demo: build
+	@mkdir -p $(CONF_OUT)
+	$(BIN) traces --out $(CONF_OUT)/traces.jsonl --n 2000 --seed 7
+	$(BIN) dump --model $(TINY_MODEL) --tokenizer $(TINY_TOK) --traces $(CONF_OUT)/traces.jsonl --layers 2 --out $(CONF_OUT)/dump --force
+	$(BIN) train --data $(CONF_OUT)/dump --arch topk --k 8 --width 512 --steps 1500 --batch 256 --out $(CONF_OUT)/sae
+	$(BIN) traces --prompts --out $(CONF_OUT)/heldout.jsonl --n 50 --seed 99
+	$(BIN) confidence --model $(TINY_MODEL) --tokenizer $(TINY_TOK) --sae $(CONF_OUT)/sae --layer 2 \
+		--traces $(CONF_OUT)/traces.jsonl --prompts $(CONF_OUT)/heldout.jsonl --iters $(CONF_ITERS) --out $(CONF_OUT)/confidence.json
 
 clean:
 	rm -rf bin .rise out
