@@ -457,7 +457,8 @@ func BoundaryEntropy(ctx context.Context, m *Model, tok Tokenizer, traces []acti
 		}
 		s := m.NewSequence()
 		s.PromptLen = len(withBOS(tok, tok.Encode(tr.Prompt, false, false)))
-		logits, err := m.Forward(ctx, []*Sequence{s}, [][]int{ids}, true, steerHook(vs, []*Sequence{s}, bd, m.Dim))
+		batch := []*Sequence{s}
+		logits, err := m.Forward(ctx, batch, [][]int{ids}, true, steerHook(vs, &batch, bd, m.Dim))
 		if err != nil {
 			return 0, 0, err
 		}

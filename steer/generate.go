@@ -75,7 +75,8 @@ func Generate(ctx context.Context, m *Model, tok Tokenizer, prompts []string, o 
 			break
 		}
 	}
-	hook := steerHook(o.Vectors, seqs, bd, m.Dim)
+	var batch []*Sequence
+	hook := steerHook(o.Vectors, &batch, bd, m.Dim)
 	eos := map[int]bool{}
 	if !o.NoStop {
 		for _, id := range tok.EOS() {
@@ -93,7 +94,8 @@ func Generate(ctx context.Context, m *Model, tok Tokenizer, prompts []string, o 
 	for i := range live {
 		live[i] = i
 	}
-	batch, toks := seqs, first
+	batch = seqs
+	toks := first
 	done := 0
 	for step := 0; len(live) > 0; step++ {
 		logits, err := m.Forward(ctx, batch, toks, false, hook)

@@ -62,6 +62,22 @@ func TestBatchedMatchesAlone(t *testing.T) {
 				t.Errorf("prompt %q: batched %q, alone %q", p, batch[i].Text, alone[0].Text)
 			}
 		}
+		// Steered at the prompt only, a batch whose first sequence stops
+		// early must steer the others as it would alone.
+		dir := make([]float32, m.Dim)
+		dir[1] = 1
+		sv := []Vector{{VectorSpec: VectorSpec{Layer: 1, Op: OpScale, Strength: 3, Positions: PosPrompt}, Dir: dir}}
+		so := GenerateOptions{MaxTokens: 30, Vectors: sv}
+		sb, err := Generate(context.Background(), m, tok, []string{"The end.", "Once upon a time", "Tom had a big red ball"}, so)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range []string{"The end.", "Once upon a time", "Tom had a big red ball"} {
+			alone, _ := Generate(context.Background(), m, tok, []string{p}, so)
+			if temp == 0 && alone[0].Text != sb[i].Text {
+				t.Errorf("steered prompt %q: batched %q, alone %q", p, sb[i].Text, alone[0].Text)
+			}
+		}
 		again, err := Generate(context.Background(), m, tok, prompts, o)
 		if err != nil {
 			t.Fatal(err)

@@ -284,8 +284,9 @@ func (b *boundaries) at(r Row) bool {
 }
 
 // steerHook returns the hook that applies vectors to the rows their
-// positions select.
-func steerHook(vs []Vector, seqs []*Sequence, bd *boundaries, dim int) Hook {
+// positions select. batch points at the sequences of the forward pass being
+// run (a row's Seq indexes them), which shrinks as sequences finish.
+func steerHook(vs []Vector, batch *[]*Sequence, bd *boundaries, dim int) Hook {
 	if len(vs) == 0 {
 		return nil
 	}
@@ -295,6 +296,7 @@ func steerHook(vs []Vector, seqs []*Sequence, bd *boundaries, dim int) Hook {
 			if v.Layer != layer {
 				continue
 			}
+			seqs := *batch
 			for r, row := range rows {
 				s := seqs[row.Seq]
 				ok := false
