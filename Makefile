@@ -19,7 +19,7 @@ TAGS := -tags openblas
 export CGO_LDFLAGS := $(or $(shell pkg-config --libs openblas 2>/dev/null),-lopenblas)
 endif
 
-.PHONY: all build run test test-blas vet bench fuzz testdata clean steer-demo confidence-demo
+.PHONY: all build run test test-blas vet bench fuzz testdata clean steer-demo confidence-demo tinyreason-eval
 
 all: build
 
@@ -68,14 +68,18 @@ testdata: build
 # three blocks, an SAE and an atlas per layer, the separation by layer, and a
 # sweep of the reflection vector the atlas found (not a planted one) over
 # strengths on held-out problems: out/steer-demo/results.json and dose.svg.
+# The sweep samples (temperature 1, a fixed seed): greedy decoding of a
+# model this small picks the majority step every time and hides the
+# minority behaviours the vector moves.
 DEMO_OUT      ?= out/steer-demo
 TINY_MODEL    ?= testdata/tinyreason/model.bin
 TINY_TOK      ?= testdata/tinyreason/tok.bin
 STEER_LAYER   ?= 2
-STEER_ALPHAS  ?= -8,-4,0,4,8
+STEER_ALPHAS  ?= -8,-4,-2,0,2,4,8
+STEER_TEMP    ?= 1
 STEER_PROMPTS ?= 100
 steer-demo: build
-	@mkdir -p $(DEMO_OUT)
+	@rm -rf $(DEMO_OUT) && mkdir -p $(DEMO_OUT)
 	$(BIN) traces --out $(DEMO_OUT)/traces.jsonl --n 3000 --seed 7
 	$(BIN) dump --model $(TINY_MODEL) --tokenizer $(TINY_TOK) --traces $(DEMO_OUT)/traces.jsonl --layers 1,2,3 --out $(DEMO_OUT)/dump --force
 	for l in 1 2 3; do \
@@ -86,9 +90,18 @@ steer-demo: build
 	printf '{"vectors": [{"source": "atlas:atlas-l%s.json#reflection", "layer": %s, "op": "add", "strength": 1, "positions": "step_boundary"}]}\n' $(STEER_LAYER) $(STEER_LAYER) > $(DEMO_OUT)/reflection.json
 	$(BIN) traces --prompts --out $(DEMO_OUT)/heldout.jsonl --n $(STEER_PROMPTS) --seed 99
 	$(BIN) steer --model $(TINY_MODEL) --tokenizer $(TINY_TOK) --steer $(DEMO_OUT)/reflection.json --alphas=$(STEER_ALPHAS) \
-		--prompts $(DEMO_OUT)/heldout.jsonl --max-tokens 400 --out $(DEMO_OUT)/results.json --svg $(DEMO_OUT)
+		--prompts $(DEMO_OUT)/heldout.jsonl --max-tokens 400 --temperature $(STEER_TEMP) --seed 1 --out $(DEMO_OUT)/results.json --svg $(DEMO_OUT)
 	$(BIN) export --steer $(DEMO_OUT)/reflection.json --format gguf --out $(DEMO_OUT)/reflection.gguf --model $(TINY_MODEL) 2>/dev/null || \
 		echo "(the spec steers at step boundaries, which a GGUF control vector cannot: no reflection.gguf)"
+
+# tinyreason-eval reproduces the figures of the tiny reasoning model's card
+# (testdata/tinyreason/README.md): 200 held-out problems, greedy and sampled.
+TINY_OUT ?= out/tinyreason
+tinyreason-eval: build
+	@rm -rf $(TINY_OUT) && mkdir -p $(TINY_OUT)
+	$(BIN) traces --prompts --out $(TINY_OUT)/heldout.jsonl --n 200 --seed 99
+	$(BIN) steer --model $(TINY_MODEL) --tokenizer $(TINY_TOK) --prompts $(TINY_OUT)/heldout.jsonl --max-tokens 400 --out $(TINY_OUT)/greedy.json
+	$(BIN) steer --model $(TINY_MODEL) --tokenizer $(TINY_TOK) --prompts $(TINY_OUT)/heldout.jsonl --max-tokens 400 --temperature 1 --seed 1 --out $(TINY_OUT)/t1.json
 
 # confidence-demo learns RISE's confidence vector (Eq. 7) on the tiny
 # reasoning model: an SAE on its layer-2 step states, then scores over its
@@ -97,7 +110,7 @@ steer-demo: build
 CONF_OUT   ?= out/confidence-demo
 CONF_ITERS ?= 300
 confidence-demo: build
-	@mkdir -p $(CONF_OUT)
+	@rm -rf $(CONF_OUT) && mkdir -p $(CONF_OUT)
 	$(BIN) traces --out $(CONF_OUT)/traces.jsonl --n 2000 --seed 7
 	$(BIN) dump --model $(TINY_MODEL) --tokenizer $(TINY_TOK) --traces $(CONF_OUT)/traces.jsonl --layers 2 --out $(CONF_OUT)/dump --force
 	$(BIN) train --data $(CONF_OUT)/dump --arch topk --k 8 --width 512 --steps 1500 --batch 256 --out $(CONF_OUT)/sae

@@ -63,6 +63,8 @@ when the prompts carry answers (JSON lines with "answer", GSM8K's "#### N"
 included; the last number of the generation is compared), and every
 generation. --svg DIR draws the dose-response curves as dose.svg and
 dose.png. Write strength 1 in the spec to sweep the strength itself.
+Without --steer it makes one unsteered run: the model's own accuracy and
+behaviour counts.
 
 --prompts is a text file with one prompt per line, or JSON lines with
 "prompt" (or "question") and optionally "answer".
@@ -72,7 +74,7 @@ Example:
 	rise steer --model M --steer reflect.json --alphas -8,-4,0,4,8 --prompts ../shared/data/gsm8k/test.jsonl --limit 20 --out results.json --svg plots`,
 		setFlags: func(fs *flag.FlagSet) {
 			mf.set(fs)
-			fs.StringVar(&specPath, "steer", "", "the steering spec (required)")
+			fs.StringVar(&specPath, "steer", "", "the steering spec (without one: a single unsteered run)")
 			fs.StringVar(&alphas, "alphas", "-1,0,1", "strengths to sweep, comma-separated")
 			fs.StringVar(&promptsPath, "prompts", "", "the prompts (required)")
 			fs.IntVar(&limit, "limit", 0, "use only the first N prompts (0: all)")
@@ -87,12 +89,16 @@ Example:
 			if fs.NArg() > 0 {
 				return usagef("expected no arguments, found %q", fs.Arg(0))
 			}
-			if specPath == "" || promptsPath == "" || out == "" {
-				return usagef("--steer, --prompts and --out are required")
+			if promptsPath == "" || out == "" {
+				return usagef("--prompts and --out are required")
 			}
 			strengths, err := parseFloats(alphas)
 			if err != nil {
 				return usagef("--alphas: %v", err)
+			}
+			if specPath == "" {
+				// No spec: one unsteered run, to measure the model itself.
+				strengths = []float64{0}
 			}
 			if maxTokens < 1 || limit < 0 {
 				return usagef("--max-tokens must be at least 1 and --limit not negative")
