@@ -116,7 +116,7 @@ confidence-demo: build
 	$(BIN) train --data $(CONF_OUT)/dump --arch topk --k 8 --width 512 --steps 1500 --batch 256 --out $(CONF_OUT)/sae
 	$(BIN) traces --prompts --out $(CONF_OUT)/heldout.jsonl --n 50 --seed 99
 	$(BIN) confidence --model $(TINY_MODEL) --tokenizer $(TINY_TOK) --sae $(CONF_OUT)/sae --layer 2 \
-		--traces $(CONF_OUT)/traces.jsonl --prompts $(CONF_OUT)/heldout.jsonl --iters $(CONF_ITERS) --out $(CONF_OUT)/confidence.json
+		--traces $(CONF_OUT)/traces.jsonl --prompts $(CONF_OUT)/heldout.jsonl --iters $(CONF_ITERS) --temperature 1 --out $(CONF_OUT)/confidence.json
 
 clean:
 	rm -rf bin .rise out

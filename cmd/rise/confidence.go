@@ -38,7 +38,7 @@ func init() {
 		saePath, tracesPath, promptsPath, out  string
 		layer, iters, batch, states, maxTokens int
 		limit, evalTraces                      int
-		lr                                     float64
+		lr, temperature                        float64
 		seed                                   uint64
 	)
 	register(&command{
@@ -56,8 +56,8 @@ conf.json holds the top columns, the learned vector (unit length, with its
 norm), and what it does on held-out traces and prompts (the traces after
 the first --states, or traces drawn afresh when --traces is rise-made):
 entropy_before and entropy_after at the step boundaries with the vector
-added there at its norm, and reflection_steps_before and _after per greedy
-generation of --prompts. CONF.spec.json beside it is a steering spec that
+added there at its norm, and reflection_steps_before and _after per generation
+of --prompts (greedy, or sampled at --temperature with the seed). CONF.spec.json beside it is a steering spec that
 uses the vector (source "confidence:conf.json"), for rise steer.
 
 Example:
@@ -71,6 +71,7 @@ Example:
 			fs.StringVar(&promptsPath, "prompts", "", "held-out prompts to count reflection steps on, before and after")
 			fs.IntVar(&limit, "limit", 50, "prompts to use at most")
 			fs.IntVar(&maxTokens, "max-tokens", 400, "tokens per generation")
+			fs.Float64Var(&temperature, "temperature", 0, "sampling temperature of the generations before and after (0: greedy)")
 			fs.StringVar(&out, "out", "", "where to write conf.json (required)")
 			fs.IntVar(&iters, "iters", 1000, "Adam steps")
 			fs.IntVar(&batch, "batch", 32, "boundary states per step")
@@ -143,7 +144,7 @@ Example:
 				}
 				f.Prompts = len(prompts)
 				gbar := newProgress(e.stderr, "generating before and after")
-				runs, err := steer.Sweep(ctx, b, []steer.Vector{vec}, []float64{0, 1}, prompts, steer.GenerateOptions{MaxTokens: maxTokens},
+				runs, err := steer.Sweep(ctx, b, []steer.Vector{vec}, []float64{0, 1}, prompts, steer.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature, Seed: seed},
 					mf.wrapFunc(), func(d, t int) { gbar.update(int64(d), int64(t)) })
 				gbar.done()
 				if err != nil {

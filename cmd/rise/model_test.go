@@ -204,3 +204,48 @@ func TestBackendFlag(t *testing.T) {
 		t.Errorf("an unreachable backend: exit %d, %s", code, stderr)
 	}
 }
+
+// TestConfidenceCommand learns a few steps of confidence scores on
+// stories260K's states at reasoning-trace step boundaries and checks that
+// conf.json and its spec work with rise steer.
+func TestConfidenceCommand(t *testing.T) {
+	model := stories(t)
+	dir := t.TempDir()
+	traces := filepath.Join(dir, "t.jsonl")
+	runRise(t, "traces", "--out", traces, "--n", "40", "--seed", "3")
+	if code, _, stderr := runRise(t, "dump", "--model", model, "--traces", traces, "--layers", "2", "--out", filepath.Join(dir, "d")); code != 0 {
+		t.Fatal(stderr)
+	}
+	saeDir := filepath.Join(dir, "s")
+	if code, _, stderr := runRise(t, "train", "--data", filepath.Join(dir, "d"), "--arch", "topk", "--k", "4", "--width", "64", "--steps", "50", "--batch", "64", "--out", saeDir); code != 0 {
+		t.Fatal(stderr)
+	}
+	out := filepath.Join(dir, "conf.json")
+	code, stdout, stderr := runRise(t, "confidence", "--model", model, "--sae", saeDir, "--layer", "2", "--traces", traces,
+		"--iters", "30", "--states", "64", "--eval-traces", "10", "--out", out)
+	if code != 0 {
+		t.Fatalf("confidence: exit %d: %s", code, stderr)
+	}
+	var f struct {
+		Top           []steer.ColumnScore `json:"top_columns"`
+		Vector        []float32           `json:"vector"`
+		EntropyBefore float64             `json:"entropy_before"`
+		EntropyAfter  float64             `json:"entropy_after"`
+	}
+	b, _ := os.ReadFile(out)
+	if err := json.Unmarshal(b, &f); err != nil || len(f.Vector) != 64 || len(f.Top) == 0 || f.EntropyBefore <= 0 {
+		t.Fatalf("conf.json: %v %s", err, stdout)
+	}
+	if !(f.EntropyAfter < f.EntropyBefore) {
+		t.Errorf("entropy %.4f before, %.4f after: the vector does not make the model surer", f.EntropyBefore, f.EntropyAfter)
+	}
+	prompts := filepath.Join(dir, "p.jsonl")
+	runRise(t, "traces", "--prompts", "--out", prompts, "--n", "2")
+	if code, _, stderr := runRise(t, "steer", "--model", model, "--steer", filepath.Join(dir, "conf.spec.json"), "--alphas", "0,1",
+		"--prompts", prompts, "--max-tokens", "10", "--out", filepath.Join(dir, "r.json")); code != 0 {
+		t.Errorf("steer with conf.spec.json: %s", stderr)
+	}
+	if code, _, stderr := runRise(t, "confidence", "--backend", "http://127.0.0.1:1", "--sae", saeDir, "--traces", traces, "--out", out); code != 2 || !strings.Contains(stderr, "native runtime") {
+		t.Errorf("confidence over a backend: exit %d, %s", code, stderr)
+	}
+}
