@@ -22,11 +22,16 @@ const (
 // The model demo: traces of held-apart problems run through the model,
 // recorded after three blocks, one SAE per layer.
 const (
-	TinyDataset  = "tinyreason"
+	TinyDataset = "tinyreason"
+	tinySeed    = 7 // the training traces used seed 1
+	tinyWidth   = 512
+	tinyK       = 8
+)
+
+// The model demo's size: traces recorded and SAE training steps (tests
+// make them smaller).
+var (
 	tinyTraces   = 3000
-	tinySeed     = 7 // the training traces used seed 1
-	tinyWidth    = 512
-	tinyK        = 8
 	tinySAESteps = 1500
 )
 

@@ -1,0 +1,76 @@
+package web
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rise-interp/rise/steer"
+)
+
+// TestModelDemo sets up the model demo on the tiny reasoning model, at a
+// smaller size: its traces recorded after three blocks, an SAE and atlas per
+// layer, the sweep over them, and steering with a behaviour vector.
+func TestModelDemo(t *testing.T) {
+	model, tokPath := filepath.Join("..", TinyModelFile), filepath.Join("..", TinyTokenizerFile)
+	if _, err := os.Stat(model); err != nil {
+		t.Fatalf("the tiny reasoning model is missing: %v", err)
+	}
+	m, tok, err := steer.Load(model, tokPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(n, s int) { tinyTraces, tinySAESteps = n, s }(tinyTraces, tinySAESteps)
+	tinyTraces, tinySAESteps = 150, 150
+	ws := &Workspace{Dir: t.TempDir()}
+	srv := New(ws, Config{Version: "test", Demo: true, Backend: &steer.Native{Model: m, Tokenizer: tok}})
+	ts := &testServer{Server: httptest.NewServer(srv), srv: srv, ws: ws}
+	defer func() { ts.Close(); srv.Close() }()
+	if err := srv.SetupModelDemo(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range TinyLayers {
+		ts.waitReady(t, TinyDataset+"-l"+string(rune('0'+l)))
+	}
+	var sw struct {
+		Layers []struct {
+			Layer int `json:"layer"`
+		} `json:"layers"`
+	}
+	deadline := time.Now().Add(time.Minute)
+	for code := ts.get(t, "/api/datasets/"+TinyDataset+"/sweep", &sw); code != 200; code = ts.get(t, "/api/datasets/"+TinyDataset+"/sweep", &sw) {
+		if code != 409 || time.Now().After(deadline) {
+			t.Fatalf("sweep: %d", code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(sw.Layers) != 3 {
+		t.Errorf("sweep over %d layers, want 3", len(sw.Layers))
+	}
+	var res struct {
+		Default, Steered struct {
+			Text string `json:"text"`
+		}
+		Error string `json:"error"`
+	}
+	body := `{"prompt": "Q: Start with 5. Add 3. What is the result?\nA: ", "vectors": [{"sae": "tinyreason-l2", "behaviour": "reflection"}],
+		"strength": 8, "positions": "step_boundary", "max_tokens": 60}`
+	if code := ts.post(t, "/api/steer", body, &res); code != 200 || !strings.HasPrefix(res.Default.Text, "5 + 3 = ") {
+		t.Fatalf("steer: %d %q %s", code, res.Default.Text, res.Error)
+	}
+	// A second start reads everything back.
+	srv2 := New(&Workspace{Dir: ws.Dir}, Config{Version: "test", Demo: true, Backend: &steer.Native{Model: m, Tokenizer: tok}})
+	defer srv2.Close()
+	if err := srv2.SetupModelDemo(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range srv2.Jobs().List() {
+		if j.Kind == "train" {
+			t.Errorf("the second start trained %v again", j.Params)
+		}
+	}
+}
