@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/sae"
 )
 
 // ModelInfo describes the model behind a backend.
@@ -48,4 +49,28 @@ func (n *Native) Generate(ctx context.Context, prompts []string, o GenerateOptio
 // Capture runs Capture on the native model.
 func (n *Native) Capture(ctx context.Context, traces []activations.Trace, dir string, o CaptureOptions) (*CaptureSummary, error) {
 	return Capture(ctx, n.Model, n.Tokenizer, traces, dir, o)
+}
+
+// ConfidenceBackend is a backend that can learn confidence vectors and
+// measure next-token entropy at step boundaries: the native runtime, and
+// servers that implement POST /v1/confidence and POST /v1/entropy.
+type ConfidenceBackend interface {
+	Backend
+	// LearnConfidence learns confidence scores over the decoder columns of
+	// s (only its W_dec is used) on the step boundaries of traces.
+	LearnConfidence(ctx context.Context, s *sae.SAE, traces []activations.Trace, o ConfidenceOptions) (*ConfidenceResult, error)
+	// BoundaryEntropy is the mean next-token entropy at the step
+	// boundaries of traces with the vectors applied, and the number of
+	// boundaries.
+	BoundaryEntropy(ctx context.Context, traces []activations.Trace, vs []Vector) (float64, int, error)
+}
+
+// LearnConfidence runs LearnConfidence on the native model.
+func (n *Native) LearnConfidence(ctx context.Context, s *sae.SAE, traces []activations.Trace, o ConfidenceOptions) (*ConfidenceResult, error) {
+	return LearnConfidence(ctx, n.Model, n.Tokenizer, s, traces, o)
+}
+
+// BoundaryEntropy runs BoundaryEntropy on the native model.
+func (n *Native) BoundaryEntropy(ctx context.Context, traces []activations.Trace, vs []Vector) (float64, int, error) {
+	return BoundaryEntropy(ctx, n.Model, n.Tokenizer, traces, vs)
 }

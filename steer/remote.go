@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/sae"
 )
 
 // Protocol names the version of the model-backend HTTP protocol (see
@@ -71,6 +72,39 @@ type CaptureLine struct {
 	Truncated      int                  `json:"truncated,omitempty"`
 	Done           bool                 `json:"done,omitempty"`
 	Error          string               `json:"error,omitempty"`
+}
+
+// ConfidenceRequest is the body of POST /v1/confidence: the decoder of an
+// SAE ([d_sae, d_model], row-major), the layer and the traces, and the
+// optimiser's settings (ConfidenceOptions; zeros take its defaults).
+type ConfidenceRequest struct {
+	WDec      []float32           `json:"w_dec"`
+	DSae      int                 `json:"d_sae"`
+	Layer     int                 `json:"layer"`
+	Traces    []activations.Trace `json:"traces"`
+	Iters     int                 `json:"iters"`
+	Batch     int                 `json:"batch"`
+	LR        float64             `json:"lr"`
+	MaxStates int                 `json:"states"`
+	Seed      uint64              `json:"seed"`
+}
+
+// ConfidenceResponse is the answer of POST /v1/confidence.
+type ConfidenceResponse struct {
+	*ConfidenceResult
+	Scores []float32 `json:"scores"`
+}
+
+// EntropyRequest is the body of POST /v1/entropy.
+type EntropyRequest struct {
+	Traces  []activations.Trace `json:"traces"`
+	Vectors []WireVector        `json:"vectors"`
+}
+
+// EntropyResponse is the answer of POST /v1/entropy.
+type EntropyResponse struct {
+	Entropy float64 `json:"entropy"`
+	States  int     `json:"states"`
 }
 
 // maxRequest bounds a request body of the backend protocol.
@@ -165,8 +199,56 @@ func NewBackendHandler(b Backend) http.Handler {
 		}
 		enc.Encode(CaptureLine{Done: true})
 	})
+	mux.HandleFunc("POST /v1/confidence", func(w http.ResponseWriter, r *http.Request) {
+		cb, ok := b.(ConfidenceBackend)
+		if !ok {
+			wireError(w, http.StatusNotImplemented, errors.New("confidence: this server's backend cannot learn confidence vectors"))
+			return
+		}
+		var req ConfidenceRequest
+		if err := decodeWire(r, &req); err != nil {
+			wireError(w, http.StatusBadRequest, err)
+			return
+		}
+		info := b.Info()
+		if req.DSae < 1 || len(req.WDec) != req.DSae*info.DModel {
+			wireError(w, http.StatusBadRequest, fmt.Errorf("w_dec: expected d_sae × d_model = %d × %d values, found %d", req.DSae, info.DModel, len(req.WDec)))
+			return
+		}
+		s := &sae.SAE{DIn: info.DModel, DSae: req.DSae, WDec: req.WDec}
+		res, err := cb.LearnConfidence(r.Context(), s, req.Traces, ConfidenceOptions{Layer: req.Layer, Iters: req.Iters, Batch: req.Batch,
+			LR: req.LR, MaxStates: req.MaxStates, Seed: req.Seed})
+		if err != nil {
+			wireError(w, statusOf(err), err)
+			return
+		}
+		writeWire(w, http.StatusOK, ConfidenceResponse{ConfidenceResult: res, Scores: res.Scores})
+	})
+	mux.HandleFunc("POST /v1/entropy", func(w http.ResponseWriter, r *http.Request) {
+		cb, ok := b.(ConfidenceBackend)
+		if !ok {
+			wireError(w, http.StatusNotImplemented, errors.New("entropy: this server's backend cannot measure it"))
+			return
+		}
+		var req EntropyRequest
+		if err := decodeWire(r, &req); err != nil {
+			wireError(w, http.StatusBadRequest, err)
+			return
+		}
+		vs, err := (&GenerateRequest{Vectors: req.Vectors}).vectors(b.Info())
+		if err != nil {
+			wireError(w, http.StatusBadRequest, err)
+			return
+		}
+		h, n, err := cb.BoundaryEntropy(r.Context(), req.Traces, vs)
+		if err != nil {
+			wireError(w, statusOf(err), err)
+			return
+		}
+		writeWire(w, http.StatusOK, EntropyResponse{Entropy: h, States: n})
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		wireError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s %s: the %s protocol has GET /v1/info, POST /v1/generate and POST /v1/capture", r.Method, r.URL.Path, Protocol))
+		wireError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s %s: the %s protocol has GET /v1/info and POST /v1/generate, /v1/capture, /v1/confidence and /v1/entropy", r.Method, r.URL.Path, Protocol))
 	})
 	return mux
 }
@@ -402,4 +484,36 @@ func (r *Remote) Capture(ctx context.Context, traces []activations.Trace, dir st
 		return nil, fmt.Errorf("backend %s/v1/capture: the stream ended before its last line", r.base)
 	}
 	return sink.Close()
+}
+
+// LearnConfidence asks the server to learn confidence scores over the
+// decoder columns of s.
+func (r *Remote) LearnConfidence(ctx context.Context, s *sae.SAE, traces []activations.Trace, o ConfidenceOptions) (*ConfidenceResult, error) {
+	if s.DIn != r.info.DModel {
+		return nil, fmt.Errorf("confidence: the SAE takes %d values, the model's residual stream has %d", s.DIn, r.info.DModel)
+	}
+	req := ConfidenceRequest{WDec: s.WDec, DSae: s.DSae, Layer: o.Layer, Traces: traces, Iters: o.Iters, Batch: o.Batch,
+		LR: o.LR, MaxStates: o.MaxStates, Seed: o.Seed}
+	var res ConfidenceResponse
+	if err := r.call(ctx, "POST", "/v1/confidence", req, &res); err != nil {
+		return nil, err
+	}
+	if res.ConfidenceResult == nil || len(res.Scores) != s.DSae || len(res.Vector) != s.DIn {
+		return nil, fmt.Errorf("backend %s/v1/confidence: expected %d scores and a vector of %d, found %d and %d", r.base, s.DSae, s.DIn, len(res.Scores), len(res.Vector))
+	}
+	res.ConfidenceResult.Scores = res.Scores
+	if o.Progress != nil {
+		o.Progress(max(o.Iters, 1), max(o.Iters, 1), 0)
+	}
+	return res.ConfidenceResult, nil
+}
+
+// BoundaryEntropy asks the server for the mean next-token entropy at the
+// step boundaries of traces with the vectors applied.
+func (r *Remote) BoundaryEntropy(ctx context.Context, traces []activations.Trace, vs []Vector) (float64, int, error) {
+	var res EntropyResponse
+	if err := r.call(ctx, "POST", "/v1/entropy", EntropyRequest{Traces: traces, Vectors: wireVectors(vs)}, &res); err != nil {
+		return 0, 0, err
+	}
+	return res.Entropy, res.States, nil
 }

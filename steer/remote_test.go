@@ -12,6 +12,7 @@ import (
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/reason"
+	"github.com/rise-interp/rise/sae"
 )
 
 // TestRemoteBackend runs the protocol's Go client against a server of the
@@ -80,6 +81,32 @@ func TestRemoteBackend(t *testing.T) {
 		}
 	}
 
+	// Confidence vectors and entropy over the wire equal the native ones.
+	sv, err := sae.New(sae.TopK, m.Dim, 32, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv.Init(5, 1, nil, 0)
+	co := ConfidenceOptions{Layer: 2, Iters: 5, MaxStates: 32, Seed: 1}
+	nc, err := native.LearnConfidence(ctx, sv, trs, co)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := r.LearnConfidence(ctx, sv, trs, co)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := range nc.Scores {
+		if nc.Scores[j] != rc.Scores[j] {
+			t.Fatalf("score %d: native %v, remote %v", j, nc.Scores[j], rc.Scores[j])
+		}
+	}
+	ne, nn, _ := native.BoundaryEntropy(ctx, trs, vs)
+	re, rn, err := r.BoundaryEntropy(ctx, trs, vs)
+	if err != nil || ne != re || nn != rn {
+		t.Errorf("entropy: native %v over %d, remote %v over %d (%v)", ne, nn, re, rn, err)
+	}
+
 	// Bad requests.
 	for _, tc := range []struct{ method, path, body, want string }{
 		{"POST", "/v1/generate", `{"prompts": ["x"], "vectors": [{"direction": [1, 2], "layer": 1}]}`, "expected 64 values"},
@@ -89,6 +116,8 @@ func TestRemoteBackend(t *testing.T) {
 		{"POST", "/v1/generate", `nope`, "expected a JSON object"},
 		{"POST", "/v1/capture", `{"traces": [{"trace": "a", "prompt": "", "response": "x"}], "layers": [7]}`, "layer 7"},
 		{"GET", "/v2/info", ``, "no endpoint"},
+		{"POST", "/v1/confidence", `{"w_dec": [1, 2], "d_sae": 3, "layer": 1}`, "w_dec"},
+		{"POST", "/v1/entropy", `{"traces": [], "vectors": [{"direction": [1], "layer": 1}]}`, "expected 64 values"},
 	} {
 		req, _ := http.NewRequest(tc.method, ts.URL+tc.path, strings.NewReader(tc.body))
 		resp, err := http.DefaultClient.Do(req)

@@ -30,6 +30,9 @@ one every model command and rise serve speak with --backend URL:
 	                    "positions"}], "default"} → {"generations", "default"}
 	POST /v1/capture   {"traces", "layers", "delimiter", "special"} → JSON lines, one
 	                    per trace {"trace", "steps", "rows": {"L": [...]}}, then {"done": true}
+	POST /v1/confidence {"w_dec", "d_sae", "layer", "traces", "iters", "batch", "lr",
+	                    "states", "seed"} → {"scores", "top_columns", "vector", "norm", ...}
+	POST /v1/entropy   {"traces", "vectors"} → {"entropy", "states"}
 
 Errors are 4xx or 5xx with {"error": "..."}. The reference server for GPU
 machines (steer/remote/rise_backend.py, PyTorch + transformers) speaks the

@@ -87,14 +87,14 @@ Example:
 			if saePath == "" || tracesPath == "" || out == "" {
 				return usagef("--sae, --traces and --out are required")
 			}
-			if mf.backend != "" {
-				return usagef("--backend: confidence vectors need the model's gradient, which only the native runtime (--model) gives")
-			}
 			b, err := mf.load(ctx)
 			if err != nil {
 				return err
 			}
-			nat := b.(*steer.Native)
+			cb, ok := b.(steer.ConfidenceBackend)
+			if !ok {
+				return fmt.Errorf("the backend cannot learn confidence vectors")
+			}
 			s, err := sae.LoadAny(saePath)
 			if err != nil {
 				return err
@@ -117,7 +117,7 @@ Example:
 				}
 			}
 			bar := newProgress(e.stderr, "learning confidence scores")
-			res, err := steer.LearnConfidence(ctx, nat.Model, nat.Tokenizer, s, train, steer.ConfidenceOptions{
+			res, err := cb.LearnConfidence(ctx, s, train, steer.ConfidenceOptions{
 				Layer: layer, Iters: iters, Batch: batch, LR: lr, MaxStates: states, Seed: seed,
 				Progress: func(step, steps int, h float64) {
 					bar.updateInfo(int64(step), int64(steps), fmt.Sprintf("entropy %.4f", h))
@@ -128,10 +128,10 @@ Example:
 			}
 			vec := steer.Vector{VectorSpec: steer.VectorSpec{Layer: layer, Op: steer.OpAdd, Strength: res.Norm, Positions: steer.PosStepBoundary}, Dir: res.Vector}
 			f := confidenceFile{Format: "rise-confidence/1", Model: mf.model, SAE: saePath, ConfidenceResult: res, Iters: iters}
-			if f.EntropyBefore, f.EntropyStates, err = steer.BoundaryEntropy(ctx, nat.Model, nat.Tokenizer, held, nil); err != nil {
+			if f.EntropyBefore, f.EntropyStates, err = cb.BoundaryEntropy(ctx, held, nil); err != nil {
 				return err
 			}
-			if f.EntropyAfter, _, err = steer.BoundaryEntropy(ctx, nat.Model, nat.Tokenizer, held, []steer.Vector{vec}); err != nil {
+			if f.EntropyAfter, _, err = cb.BoundaryEntropy(ctx, held, []steer.Vector{vec}); err != nil {
 				return err
 			}
 			if promptsPath != "" {

@@ -245,7 +245,7 @@ func TestConfidenceCommand(t *testing.T) {
 		"--prompts", prompts, "--max-tokens", "10", "--out", filepath.Join(dir, "r.json")); code != 0 {
 		t.Errorf("steer with conf.spec.json: %s", stderr)
 	}
-	if code, _, stderr := runRise(t, "confidence", "--backend", "http://127.0.0.1:1", "--sae", saeDir, "--traces", traces, "--out", out); code != 2 || !strings.Contains(stderr, "native runtime") {
+	if code, _, stderr := runRise(t, "confidence", "--backend", "http://127.0.0.1:1", "--sae", saeDir, "--traces", traces, "--out", out); code != 1 || !strings.Contains(stderr, "127.0.0.1:1") {
 		t.Errorf("confidence over a backend: exit %d, %s", code, stderr)
 	}
 }
