@@ -53,10 +53,18 @@ bench: build
 	$(GO) test $(TAGS) -run '^$$' -bench '$(BENCH)' -benchmem ./...
 	$(BIN) bench $(BENCHFLAGS)
 
-# fuzz runs each fuzz target for FUZZTIME.
+# fuzz runs each fuzz target for FUZZTIME (the seed corpora are the f.Add
+# calls of each target, and testdata/fuzz where a failure was kept).
 FUZZTIME ?= 30s
+FUZZ_TARGETS = activations:FuzzNpyHeader activations:FuzzReadSteps sae:FuzzReadSafetensors \
+	steer:FuzzReadGGUFControlVector steer:FuzzLoadLlama2C steer:FuzzLlama2CTokenizer \
+	steer:FuzzParseTokenizerJSON steer:FuzzBPETokenizer web:FuzzAPI
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzNpyHeader -fuzztime $(FUZZTIME) ./activations
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
+	done
 
 # testdata remakes the committed fixture and the golden files that show it.
 testdata: build

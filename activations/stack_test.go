@@ -71,3 +71,31 @@ func TestStack(t *testing.T) {
 		t.Errorf("differing steps: %v", err)
 	}
 }
+
+// FuzzReadSteps feeds arbitrary steps.jsonl files to the reader: a result
+// or a one-line error, never a panic.
+func FuzzReadSteps(f *testing.F) {
+	f.Add([]byte(`{"trace": "a", "step": 0, "text": "x", "labels": ["reflection"]}` + "\n"))
+	f.Add([]byte(`{"trace": "a", "step": 0, "text": "x", "labels": "reflection"}` + "\n"))
+	f.Add([]byte("{\"trace\": \"a\"}\n\n{]\n"))
+	f.Add([]byte(`{"trace": 1, "step": "0", "token_start": -1, "extra": {"k": [1, 2]}}`))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(dir, "steps.jsonl")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		steps, err := ReadSteps(p)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("a multi-line error: %q", err)
+			}
+			return
+		}
+		for _, s := range steps {
+			if _, err := s.MarshalJSON(); err != nil {
+				t.Fatalf("a step read back does not marshal: %v", err)
+			}
+		}
+	})
+}
