@@ -18,6 +18,7 @@ import (
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/reason"
+	"github.com/rise-interp/rise/sae"
 )
 
 // pythonTorch is the interpreter the reference server runs on: Debian's
@@ -31,7 +32,7 @@ const refDir = "../testdata/hf/llama"
 // (its own PyTorch forward, no transformers) on a free port, waits for
 // /v1/info and stops it when the test ends. It skips the test where
 // /usr/bin/python3 cannot import torch.
-func startPythonBackend(t *testing.T) string {
+func startPythonBackend(t *testing.T, extra ...string) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("skipping the Python reference server in -short mode")
@@ -46,7 +47,8 @@ func startPythonBackend(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	var logs bytes.Buffer
-	cmd := exec.Command(pythonTorch, "remote/rise_backend.py", "--reference", refDir, "--device", "cpu", "--threads", "1", "--addr", addr)
+	args := append([]string{"remote/rise_backend.py", "--reference", refDir, "--device", "cpu", "--threads", "1", "--addr", addr}, extra...)
+	cmd := exec.Command(pythonTorch, args...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -380,4 +382,173 @@ func overWire(gs []Generation) []Generation {
 		panic(err)
 	}
 	return out
+}
+
+// TestPythonReferenceConfidence runs POST /v1/entropy and POST
+// /v1/confidence of the Python reference server through rise's Go client
+// and checks them against the native runtime on the tiny Llama: the
+// boundary entropy equal within 1e-4 (with and without a vector); a learned
+// confidence vector of the right shape that lowers the native boundary
+// entropy; with a batch that holds every state (so that no random draw
+// matters) the same curve and vector as the native optimiser; the same
+// result from the recomputing path (the one --model uses) as from the
+// cached keys and values; and 4xx errors for bad requests.
+func TestPythonReferenceConfidence(t *testing.T) {
+	url := startPythonBackend(t)
+	ctx := context.Background()
+	m, tok, err := Load(refDir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	native := &Native{Model: m, Tokenizer: tok}
+	r, err := Dial(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trs := pythonTraces(t)
+
+	// Entropy at the step boundaries, plain and with an add vector there.
+	dir := make([]float32, m.Dim)
+	for i := range dir {
+		dir[i] = float32(math.Cos(float64(5*i + 2)))
+	}
+	udir, _ := unit(dir)
+	for _, vs := range [][]Vector{nil, {{VectorSpec: VectorSpec{Layer: 0, Op: OpAdd, Strength: 6, Positions: PosStepBoundary}, Dir: udir}}} {
+		ne, nn, err := native.BoundaryEntropy(ctx, trs, vs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pe, pn, err := r.BoundaryEntropy(ctx, trs, vs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nn != pn || !(math.Abs(ne-pe) <= 1e-4) {
+			t.Errorf("entropy with %d vectors: native %.7f over %d boundaries, python %.7f over %d", len(vs), ne, nn, pe, pn)
+		}
+		t.Logf("entropy with %d vectors: native %.7f, python %.7f over %d boundaries", len(vs), ne, pe, pn)
+	}
+
+	sv, err := sae.New(sae.TopK, m.Dim, 32, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv.Init(5, 1, nil, 0)
+	const layer = 0
+	entropyWith := func(res *ConfidenceResult) float64 {
+		vs := []Vector{{VectorSpec: VectorSpec{Layer: res.Layer, Op: OpAdd, Strength: res.Norm, Positions: PosStepBoundary}, Dir: res.Vector}}
+		h, _, err := native.BoundaryEntropy(ctx, trs, vs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	base, _, err := native.BoundaryEntropy(ctx, trs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A small run with random batches: shape, and the vector works.
+	co := ConfidenceOptions{Layer: layer, Iters: 30, Batch: 8, LR: 0.1, MaxStates: 64, Seed: 3}
+	pc, err := r.LearnConfidence(ctx, sv, trs, co)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pc.Scores) != 32 || len(pc.Vector) != m.Dim || len(pc.Curve) == 0 || len(pc.Top) != 20 || pc.Layer != layer || pc.States == 0 || !(pc.Norm > 0) {
+		t.Fatalf("confidence: %d scores, vector of %d, curve of %d, %d top columns, layer %d, %d states, norm %g",
+			len(pc.Scores), len(pc.Vector), len(pc.Curve), len(pc.Top), pc.Layer, pc.States, pc.Norm)
+	}
+	var sq float64
+	for _, x := range pc.Vector {
+		sq += float64(x) * float64(x)
+	}
+	if math.Abs(math.Sqrt(sq)-1) > 1e-4 {
+		t.Errorf("confidence vector has norm %g, want 1", math.Sqrt(sq))
+	}
+	for i := 1; i < len(pc.Top); i++ {
+		if pc.Top[i].Score > pc.Top[i-1].Score || pc.Scores[pc.Top[i].ID] != float32(pc.Top[i].Score) {
+			t.Fatalf("top columns out of order or not the scores: %+v", pc.Top)
+		}
+	}
+	if after := entropyWith(pc); !(after < base) {
+		t.Errorf("the python confidence vector does not lower the boundary entropy: %.6f without, %.6f with", base, after)
+	} else {
+		t.Logf("python confidence vector (norm %.3f): boundary entropy %.6f -> %.6f; curve %.5f ... %.5f", pc.Norm, base, after, pc.Curve[0], pc.Curve[len(pc.Curve)-1])
+	}
+
+	// A batch holding every state: each step sees all of them, whatever
+	// the shuffles, so Python and Go run the same optimisation.
+	full := ConfidenceOptions{Layer: layer, Iters: 12, Batch: 512, LR: 0.05, MaxStates: 512, Seed: 1}
+	nc, err := native.LearnConfidence(ctx, sv, trs, full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc, err := r.LearnConfidence(ctx, sv, trs, full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc.States != fc.States || len(nc.Curve) != len(fc.Curve) {
+		t.Fatalf("full batch: native %d states and %d curve points, python %d and %d", nc.States, len(nc.Curve), fc.States, len(fc.Curve))
+	}
+	for i := range nc.Curve {
+		if !(math.Abs(nc.Curve[i]-fc.Curve[i]) <= 1e-4) {
+			t.Errorf("full batch, curve point %d: native %.7f, python %.7f", i, nc.Curve[i], fc.Curve[i])
+		}
+	}
+	var dot float64
+	for i := range nc.Vector {
+		dot += float64(nc.Vector[i]) * float64(fc.Vector[i])
+	}
+	if !(dot > 0.999) || !(math.Abs(nc.Norm-fc.Norm) <= 1e-3*nc.Norm) {
+		t.Errorf("full batch: native and python vectors at cosine %.6f, norms %.6f and %.6f", dot, nc.Norm, fc.Norm)
+	}
+	t.Logf("full batch (%d states): curves %v / %v; cosine %.7f, norms %.6f / %.6f", nc.States, nc.Curve, fc.Curve, dot, nc.Norm, fc.Norm)
+
+	// The recomputing path (what --model runs) gives what the cached keys
+	// and values give, for the same seed.
+	url2 := startPythonBackend(t, "--confidence-recompute")
+	r2, err := Dial(ctx, url2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := r2.LearnConfidence(ctx, sv, trs, co)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst := 0.0
+	for i := range pc.Scores {
+		worst = max(worst, math.Abs(float64(pc.Scores[i]-rc.Scores[i])))
+	}
+	for i := range pc.Curve {
+		worst = max(worst, math.Abs(pc.Curve[i]-rc.Curve[i]))
+	}
+	if !(worst <= 1e-3) || len(pc.Curve) != len(rc.Curve) {
+		t.Errorf("recomputed and cached confidence differ by %g", worst)
+	}
+	t.Logf("recomputed vs cached confidence: largest difference %.3g", worst)
+
+	// Bad requests get a 4xx JSON error.
+	wdec := strings.TrimSuffix(strings.Repeat("0.1,", 32*m.Dim), ",")
+	for _, tc := range []struct{ path, body, want string }{
+		{"/v1/confidence", `{"w_dec": [1, 2], "d_sae": 3, "layer": 0, "traces": [{"trace": "a", "prompt": "", "response": "x\n\ny"}]}`, "w_dec: expected"},
+		{"/v1/confidence", `{"w_dec": [1, 2], "d_sae": 0, "layer": 0}`, "w_dec: expected"},
+		{"/v1/confidence", `{"w_dec": [` + wdec + `], "d_sae": 32, "layer": 1, "traces": [{"trace": "a", "prompt": "", "response": "x\n\ny"}]}`, "there must be a block above it"},
+		{"/v1/confidence", `{"w_dec": [` + wdec + `], "d_sae": 32, "layer": -1, "traces": [{"trace": "a", "prompt": "", "response": "x\n\ny"}]}`, "expected a block from 0 to 0"},
+		{"/v1/confidence", `{"w_dec": [` + wdec + `], "d_sae": 32, "layer": 0, "iters": -1, "traces": [{"trace": "a", "prompt": "", "response": "x\n\ny"}]}`, "expected positive"},
+		{"/v1/confidence", `{"w_dec": [], "d_sae": 1, "sae": "x"}`, "unknown field"},
+		{"/v1/entropy", `{"traces": [], "vectors": [{"direction": [1], "layer": 1}]}`, "expected 64 values"},
+		{"/v1/entropy", `{"traces": [], "vectors": [{"direction": [` + strings.Repeat("0,", 63) + `1], "layer": 5}]}`, "layer"},
+		{"/v1/entropy", `{"trace": []}`, "unknown field"},
+		{"/v1/entropy", `nope`, "expected a JSON object"},
+	} {
+		resp, err := http.Post(url+tc.path, "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var e map[string]string
+		if resp.StatusCode/100 != 4 || json.Unmarshal(body, &e) != nil || !strings.Contains(e["error"], tc.want) {
+			t.Errorf("POST %s %.80s: %d %s, want a 4xx JSON error mentioning %q", tc.path, tc.body, resp.StatusCode, body, tc.want)
+		}
+	}
 }

@@ -15,8 +15,15 @@ loads a Hugging Face model with transformers and answers
     POST /v1/capture   {"traces", "layers", "delimiter", "special"} -> JSON lines, one per
                         trace {"trace", "response_tokens", "steps", "rows": {"L": [...]},
                         "truncated"}, then {"done": true} (or {"error": "..."})
+    POST /v1/confidence {"w_dec", "d_sae", "layer", "traces", "iters", "batch", "lr", "states",
+                        "seed"} -> {"layer", "top_columns", "vector", "norm", "entropy_curve",
+                        "states", "scores"}
+    POST /v1/entropy   {"traces", "vectors"} -> {"entropy", "states"}
 
-exactly as rise's Go server (steer/remote.go, NewBackendHandler) does.
+exactly as rise's Go server (steer/remote.go, NewBackendHandler) does. The
+confidence optimiser draws its shuffles from numpy, not rise's PCG: the same
+method (steer/confidence.go), not the same numbers, unless the batch holds
+every state.
 
     python3 rise_backend.py --reference DIR ...
 
@@ -707,9 +714,14 @@ class RefModel:
     def new_cache(self):
         return {"k": [None] * self.n_layers, "v": [None] * self.n_layers, "len": 0}
 
-    @torch.no_grad()
-    def forward(self, ids, cache, logits=True):
-        """Runs ids (a list) after the cache's tokens; returns the last row's logits."""
+    def forward(self, ids, cache, logits=True, at=None):
+        """Runs ids (a list) after the cache's tokens; returns the last row's logits
+        (or, with at, the logits of those rows of ids, [len(at), vocab])."""
+        with torch.no_grad():
+            return self.run(ids, cache, logits, at)
+
+    def run(self, ids, cache, logits=True, at=None):
+        """forward without torch.no_grad: differentiable (LearnConfidence's recomputation)."""
         T = len(ids)
         start = cache["len"]
         pos = torch.arange(start, start + T, device=self.device)
@@ -753,8 +765,48 @@ class RefModel:
         cache["len"] = S
         if not logits:
             return None
+        if at is not None:
+            rows = self._norm(x[torch.tensor(at, dtype=torch.long, device=self.device)], "model.norm.weight")
+            return rows @ self.lm_head.t()
         last = self._norm(x[-1:], "model.norm.weight")
         return (last @ self.lm_head.t())[0]
+
+    def upper_entropy(self, layer, h, pos, kpre, vpre, valid):
+        """Mean next-token entropy of the blocks above layer run on a batch of
+        boundary rows h [B, D] at positions pos [B], each attending to its own
+        earlier tokens' keys and values kpre/vpre (per upper block, [B, KV, P, hd],
+        zero-padded, valid [B, P] telling the real ones) and to itself: the
+        objective of steer/confidence.go's graph. Differentiable in h."""
+        B = h.shape[0]
+        H, KV, hd = self.heads, self.kv_heads, self.head_dim
+        rep = H // KV
+        x = h
+        self_ok = torch.ones(B, 1, dtype=torch.bool, device=self.device)
+        ok = torch.cat([valid, self_ok], 1)  # [B, P+1]
+        for u, l in enumerate(range(layer + 1, self.n_layers)):
+            p = "model.layers.%d." % l
+            xn = self._norm(x, p + "input_layernorm.weight")
+
+            def proj(name):
+                y = xn @ self.w[p + "self_attn.%s_proj.weight" % name].t()
+                if self.qkv_bias and (p + "self_attn.%s_proj.bias" % name) in self.w:
+                    y = y + self.w[p + "self_attn.%s_proj.bias" % name]
+                return y
+            q = self._rope(proj("q").view(B, H, hd).transpose(0, 1), pos).transpose(0, 1)  # [B, H, hd]
+            k = self._rope(proj("k").view(B, KV, hd).transpose(0, 1), pos).transpose(0, 1)
+            v = proj("v").view(B, KV, hd)
+            K = torch.cat([kpre[u], k[:, :, None, :]], 2).repeat_interleave(rep, 1)  # [B, H, P+1, hd]
+            V = torch.cat([vpre[u], v[:, :, None, :]], 2).repeat_interleave(rep, 1)
+            sc = (q[:, :, None, :] @ K.transpose(-1, -2))[:, :, 0, :] / math.sqrt(hd)  # [B, H, P+1]
+            sc = sc.masked_fill(~ok[:, None, :], float("-inf"))
+            att = (torch.softmax(sc, -1)[:, :, None, :] @ V)[:, :, 0, :].reshape(B, H * hd)
+            x = x + att @ self.w[p + "self_attn.o_proj.weight"].t()
+            xn = self._norm(x, p + "post_attention_layernorm.weight")
+            g = xn @ self.w[p + "mlp.gate_proj.weight"].t()
+            up = xn @ self.w[p + "mlp.up_proj.weight"].t()
+            x = x + (torch.nn.functional.silu(g) * up) @ self.w[p + "mlp.down_proj.weight"].t()
+        logits = self._norm(x, "model.norm.weight") @ self.lm_head.t()
+        return mean_entropy(logits)
 
 
 # ---------------------------------------------------------------------------
@@ -809,10 +861,19 @@ class RefEngine(Engine):
     def new_cache(self):
         return self.m.new_cache()
 
-    def forward(self, ids, cache, logits=True):
+    def forward(self, ids, cache, logits=True, at=None):
         self.m.hook = self.hook
         try:
-            return self.m.forward(ids, cache, logits)
+            return self.m.forward(ids, cache, logits, at)
+        finally:
+            self.m.hook = None
+
+    def forward_grad(self, ids):
+        """The last row's logits of ids run from scratch, with autograd (and the hook)."""
+        self.m.hook = self.hook
+        try:
+            with torch.enable_grad():
+                return self.m.run(ids, self.m.new_cache(), True)
         finally:
             self.m.hook = None
 
@@ -826,6 +887,9 @@ class HFEngine(Engine):
         dt = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
         self.tok = AutoTokenizer.from_pretrained(path)
         self.model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=dt).to(device).eval()
+        # Nothing here trains the weights; LearnConfidence differentiates only
+        # in the residual stream.
+        self.model.requires_grad_(False)
         cfg = self.model.config
         self.name, self.arch = path, getattr(cfg, "model_type", "")
         self.layers, self.d_model = cfg.num_hidden_layers, cfg.hidden_size
@@ -890,17 +954,26 @@ class HFEngine(Engine):
         return {"past": None, "len": 0}
 
     @torch.no_grad()
-    def forward(self, ids, cache, logits=True):
+    def forward(self, ids, cache, logits=True, at=None):
         x = torch.tensor([ids], device=self.device)
         if logits:
             out = self.model(input_ids=x, past_key_values=cache["past"], use_cache=True)
-            res = out.logits[0, -1].float()
+            if at is not None:
+                res = out.logits[0, torch.tensor(at, dtype=torch.long, device=self.device)].float()
+            else:
+                res = out.logits[0, -1].float()
         else:
             out = self.model.model(input_ids=x, past_key_values=cache["past"], use_cache=True)
             res = None
         cache["past"] = out.past_key_values
         cache["len"] += len(ids)
         return res
+
+    def forward_grad(self, ids):
+        """The last row's logits of ids run from scratch, with autograd (and the hooks)."""
+        with torch.enable_grad():
+            out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=False)
+            return out.logits[0, -1].float()
 
 
 # ---------------------------------------------------------------------------
@@ -1058,6 +1131,57 @@ def _body_object(body, gotype):
     return obj
 
 
+def _decode_vectors(v, struct):
+    where = struct + ".vectors"
+    vs = []
+    for wv in _list(v, where, "[]steer.WireVector"):
+        if wv is None:
+            wv = {}
+        if not isinstance(wv, dict):
+            raise WireError("json: cannot unmarshal %s into Go struct field %s of type steer.WireVector" % (_jtype(wv), where))
+        wv = _lookup(wv, VEC_FIELDS, "WireVector")
+        out = {"direction": [], "layer": 0, "op": "", "strength": 0.0, "positions": ""}
+        for f, x in wv.items():
+            w2 = where + "." + f
+            if f == "direction":
+                out[f] = [_convert(y, "float64", w2) for y in _list(x, w2, "[]float32")]
+            else:
+                out[f] = _convert(x, VEC_FIELDS[f], w2)
+        vs.append(out)
+    return vs
+
+
+CONF_FIELDS = {"w_dec": "[]float32", "d_sae": "int", "layer": "int", "traces": "[]activations.Trace", "iters": "int",
+               "batch": "int", "lr": "float64", "states": "int", "seed": "uint64"}
+ENT_FIELDS = {"traces": "[]activations.Trace", "vectors": "[]steer.WireVector"}
+
+
+def decode_confidence(body):
+    obj = _lookup(_body_object(body, "steer.ConfidenceRequest"), CONF_FIELDS, "ConfidenceRequest")
+    req = {"w_dec": [], "d_sae": 0, "layer": 0, "traces": [], "iters": 0, "batch": 0, "lr": 0.0, "states": 0, "seed": 0}
+    for k, v in obj.items():
+        where = "ConfidenceRequest." + k
+        if k == "traces":
+            req[k] = [decode_trace(t, where) for t in _list(v, where, "[]activations.Trace")]
+        elif k == "w_dec":
+            req[k] = [_convert(x, "float64", where) for x in _list(v, where, "[]float32")]
+        else:
+            req[k] = _convert(v, CONF_FIELDS[k], where)
+    return req
+
+
+def decode_entropy(body):
+    obj = _lookup(_body_object(body, "steer.EntropyRequest"), ENT_FIELDS, "EntropyRequest")
+    req = {"traces": [], "vectors": []}
+    for k, v in obj.items():
+        where = "EntropyRequest." + k
+        if k == "traces":
+            req[k] = [decode_trace(t, where) for t in _list(v, where, "[]activations.Trace")]
+        else:
+            req[k] = _decode_vectors(v, "EntropyRequest")
+    return req
+
+
 def decode_generate(body):
     obj = _lookup(_body_object(body, "steer.GenerateRequest"), GEN_FIELDS, "GenerateRequest")
     req = {"prompts": [], "max_tokens": 0, "temperature": 0.0, "top_p": 0.0, "seed": 0, "special": False,
@@ -1067,22 +1191,7 @@ def decode_generate(body):
         if k == "prompts":
             req[k] = [_convert(p, "string", where) for p in _list(v, where, "[]string")]
         elif k == "vectors":
-            vs = []
-            for wv in _list(v, where, "[]steer.WireVector"):
-                if wv is None:
-                    wv = {}
-                if not isinstance(wv, dict):
-                    raise WireError("json: cannot unmarshal %s into Go struct field %s of type steer.WireVector" % (_jtype(wv), where))
-                wv = _lookup(wv, VEC_FIELDS, "WireVector")
-                out = {"direction": [], "layer": 0, "op": "", "strength": 0.0, "positions": ""}
-                for f, x in wv.items():
-                    w2 = "GenerateRequest.vectors." + f
-                    if f == "direction":
-                        out[f] = [_convert(y, "float64", w2) for y in _list(x, w2, "[]float32")]
-                    else:
-                        out[f] = _convert(x, VEC_FIELDS[f], w2)
-                vs.append(out)
-            req[k] = vs
+            req[k] = _decode_vectors(v, "GenerateRequest")
         else:
             req[k] = _convert(v, GEN_FIELDS[k], where)
     return req
@@ -1364,7 +1473,8 @@ def capture_records(eng, traces, layers, delimiter, special, chunk=512):
             start = len(pids) if i == 0 else pos[i - 1] + 1
             steps.append({"trace": tr["trace"], "step": i, "text": s.text, "char_start": s.start, "char_end": s.end,
                           "token_start": start, "token_end": pos[i] + 1})
-        yield {"trace": tr, "response_tokens": n, "steps": steps, "rows": rows, "truncated": truncated}
+        yield {"trace": tr, "response_tokens": n, "steps": steps, "rows": rows, "truncated": truncated,
+               "ids": ids, "cache": cache}
 
 
 def capture_line(rec):
@@ -1382,6 +1492,196 @@ def capture_line(rec):
         if not np.isfinite(r).all():
             raise RuntimeError("capture: trace %s: the model's activations are not finite" % rec["trace"]["trace"])
     return line
+
+
+# ---------------------------------------------------------------------------
+# Confidence vectors and boundary entropy (steer/confidence.go)
+# ---------------------------------------------------------------------------
+
+def mean_entropy(logits):
+    """Mean entropy, in nats, of softmax over the last axis of logits [B, V]."""
+    lp = torch.log_softmax(logits, -1)
+    return -(lp.exp() * lp).sum(-1).mean()
+
+
+def boundary_entropy(eng, traces, vectors, chunk=512):
+    """steer.BoundaryEntropy: each trace (prompt+response encoded together, cut
+    to max_seq) run with the vectors applied by the steering hook; the entropy
+    of softmax(logits) at the positions from the prompt's end on whose token
+    completes a step delimiter, averaged. Returns (entropy, boundaries)."""
+    bd = Boundaries(eng.token_texts())
+    total, n = 0.0, 0
+    for tr in traces:
+        ids = eng.with_bos(eng.encode(tr["prompt"] + tr["response"], False))[:eng.max_seq]
+        plen = len(eng.with_bos(eng.encode(tr["prompt"], False)))
+        want = [p for p in range(plen, len(ids)) if bd.at(ids[p], ids[p - 1] if p > 0 else -1)]
+        if not want:
+            continue
+        cache = eng.new_cache()
+        at = 0
+        last = want[-1]
+        while at <= last:
+            end = min(last + 1, at + chunk)
+            rows = [(p, ids[p], ids[p - 1] if p > 0 else -1) for p in range(at, end)]
+            sel = [p - at for p in want if at <= p < end]
+            eng.hook = steer_hook(vectors, rows, plen, bd, eng.device)
+            try:
+                logits = eng.forward(ids[at:end], cache, logits=bool(sel), at=sel or None)
+            finally:
+                eng.hook = None
+            if sel:
+                lp = torch.log_softmax(logits.double(), -1)
+                h = -(lp.exp() * lp).sum(-1)
+                total += float(h.sum())
+                n += len(sel)
+            at = end
+    if n == 0:
+        raise WireError("entropy: the traces hold no step boundaries")
+    return total / n, n
+
+
+def collect_states(eng, traces, layer, max_states, seed, keep_kv):
+    """steer.collectStates: the step-boundary states of the traces (the row after
+    block layer at each step's last token, as /v1/capture finds them), shuffled
+    with the seed and cut to max_states. keep_kv keeps the earlier tokens' keys
+    and values of the blocks above layer (reference mode); else the token ids
+    up to the boundary are kept for recomputation."""
+    out = []
+    for rec in capture_records(eng, traces, [layer], DEFAULT_DELIMITER, False):
+        if not rec["steps"]:
+            continue
+        for i, st in enumerate(rec["steps"]):
+            p = st["token_end"] - 1
+            s = {"h": torch.from_numpy(rec["rows"][layer][i].copy()).to(eng.device), "pos": p}
+            if keep_kv:
+                c = rec["cache"]
+                s["k"] = [c["k"][l][:, :p] for l in range(layer + 1, eng.layers)]
+                s["v"] = [c["v"][l][:, :p] for l in range(layer + 1, eng.layers)]
+            else:
+                s["ids"] = list(rec["ids"][:p + 1])
+            out.append(s)
+    if not out:
+        raise WireError("confidence: the traces hold no step boundaries")
+    order = np.random.default_rng([seed & 0xFFFFFFFFFFFFFFFF, 0xC0F1]).permutation(len(out))
+    return [out[i] for i in order[:max_states]]
+
+
+def cached_step(eng, batch, layer, delta):
+    """The batch's mean entropy and its gradient in delta (the vector added at the
+    boundary rows), from the reference forward of the blocks above layer reading
+    the cached keys and values of the earlier tokens."""
+    m = eng.m
+    B = len(batch)
+    P = max(1, max(s["pos"] for s in batch))
+    KV, hd = m.kv_heads, m.head_dim
+    h = torch.stack([s["h"] for s in batch])
+    pos = torch.tensor([s["pos"] for s in batch], device=eng.device)
+    valid = torch.arange(P, device=eng.device)[None, :] < pos[:, None]
+    kpre, vpre = [], []
+    for u in range(eng.layers - layer - 1):
+        K = torch.zeros(B, KV, P, hd, device=eng.device)
+        V = torch.zeros(B, KV, P, hd, device=eng.device)
+        for b, s in enumerate(batch):
+            K[b, :, :s["pos"]] = s["k"][u]
+            V[b, :, :s["pos"]] = s["v"][u]
+        kpre.append(K)
+        vpre.append(V)
+    d = delta.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        e = m.upper_entropy(layer, h + d, pos, kpre, vpre, valid)
+        e.backward()
+    return float(e), d.grad.detach()
+
+
+def recompute_step(eng, batch, layer, delta):
+    """The batch's mean entropy and its gradient in delta, recomputed: each
+    state's tokens up to its boundary run through the whole model from scratch
+    with a hook on block layer adding delta at the last (boundary) row, the
+    entropy of the last row's next-token distribution differentiated by
+    autograd, one state at a time. Exact (the earlier tokens do not see the
+    change), but each step costs a forward and a backward pass over every
+    state's prefix."""
+    B = len(batch)
+    grad = torch.zeros_like(delta)
+    total = 0.0
+    for s in batch:
+        d = delta.detach().clone().requires_grad_(True)
+
+        def hook(l, h, d=d):
+            if l != layer:
+                return None
+            return torch.cat([h[:-1], (h[-1:].float() + d).to(h.dtype)], 0)
+        eng.hook = hook
+        try:
+            logits = eng.forward_grad(s["ids"])
+            with torch.enable_grad():
+                e = mean_entropy(logits.float()[None, :])
+                (e / B).backward()
+        finally:
+            eng.hook = None
+        total += float(e)
+        grad += d.grad.detach()
+    return total / B, grad
+
+
+def learn_confidence(eng, w_dec, d_sae, traces, layer, iters=0, batch=0, lr=0.0, max_states=0, seed=0, recompute=False):
+    """steer.LearnConfidence: scores S over the decoder columns minimising the
+    mean next-token entropy of the blocks above layer run on h + S·W_dec at the
+    step boundaries, by Adam (β 0.9/0.999, eps 1e-8, lr with cosine decay).
+    The shuffles draw from numpy, not rise's PCG: the same method, not the same
+    numbers."""
+    if not 0 <= layer < eng.layers - 1:
+        raise WireError("confidence: layer %d: expected a block from 0 to %d (there must be a block above it)" % (layer, eng.layers - 2))
+    iters = iters or 1000
+    batch = batch or 32
+    lr = lr or 0.01
+    max_states = max_states or 512
+    if iters < 1 or batch < 1 or not lr > 0 or max_states < 1:
+        raise WireError("confidence: expected positive iterations, batch, learning rate and states, found %d, %d, %s, %d"
+                        % (iters, batch, _g(lr), max_states))
+    keep_kv = isinstance(eng, RefEngine) and not recompute
+    states = collect_states(eng, traces, layer, max_states, seed, keep_kv)
+    step = cached_step if keep_kv else recompute_step
+    D = eng.d_model
+    W = torch.from_numpy(np.asarray(w_dec, dtype=np.float32).reshape(d_sae, D)).to(eng.device)
+    S = torch.zeros(d_sae, dtype=torch.float32, device=eng.device)
+    m1 = torch.zeros(d_sae, dtype=torch.float64, device=eng.device)
+    m2 = torch.zeros(d_sae, dtype=torch.float64, device=eng.device)
+    B = min(batch, len(states))
+    rng = np.random.default_rng([seed & 0xFFFFFFFFFFFFFFFF, 0xADA])
+    order = rng.permutation(len(states))
+    at = 0
+    curve = []
+    every = max(1, iters // 50)
+    for it in range(iters):
+        b = []
+        for _ in range(B):
+            if at == len(order):
+                rng.shuffle(order)
+                at = 0
+            b.append(states[order[at]])
+            at += 1
+        e, gd = step(eng, b, layer, S @ W)
+        g = (W @ gd.float()).double()
+        a = lr * 0.5 * (1 + math.cos(math.pi * it / iters))
+        t = it + 1
+        m1 = 0.9 * m1 + 0.1 * g
+        m2 = 0.999 * m2 + 0.001 * g * g
+        mh, vh = m1 / (1 - 0.9 ** t), m2 / (1 - 0.999 ** t)
+        S = S - (a * mh / (vh.sqrt() + 1e-8)).float()
+        if it % every == 0 or it == iters - 1:
+            curve.append(e)
+    scores = S.cpu().numpy().astype(np.float32)
+    ids = sorted(range(d_sae), key=lambda j: -scores[j])[:20]
+    v = scores.astype(np.float64) @ W.cpu().numpy().astype(np.float64)
+    norm = float(np.sqrt((v * v).sum()))
+    vec = (v / norm).astype(np.float32) if norm > 0 else np.zeros(D, dtype=np.float32)
+    for x in (scores, vec):
+        if not np.isfinite(x).all():
+            raise RuntimeError("confidence: the scores are not finite")
+    return {"layer": layer, "top_columns": [{"id": j, "score": float(scores[j])} for j in ids],
+            "vector": [float(x) for x in vec], "norm": norm, "entropy_curve": curve, "states": len(states),
+            "scores": [float(x) for x in scores]}
 
 
 # ---------------------------------------------------------------------------
@@ -1529,7 +1829,7 @@ def run_capture(eng, args):
 # HTTP server
 # ---------------------------------------------------------------------------
 
-def make_handler(eng, lock, verbose):
+def make_handler(eng, lock, verbose, recompute=False):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
         server_version = "rise-backend-py"
@@ -1556,7 +1856,8 @@ def make_handler(eng, lock, verbose):
             return self.rfile.read(n) if n > 0 else b""
 
         def _no_endpoint(self):
-            self._error(404, "no endpoint %s %s: the %s protocol has GET /v1/info, POST /v1/generate and POST /v1/capture"
+            self._error(404, "no endpoint %s %s: the %s protocol has GET /v1/info and POST /v1/generate, /v1/capture, "
+                        "/v1/confidence and /v1/entropy"
                         % (self.command, self.path.split("?")[0], PROTOCOL))
 
         def do_GET(self):
@@ -1580,6 +1881,10 @@ def make_handler(eng, lock, verbose):
                 self._generate()
             elif path == "/v1/capture":
                 self._capture()
+            elif path == "/v1/confidence":
+                self._confidence()
+            elif path == "/v1/entropy":
+                self._entropy()
             else:
                 self._no_endpoint()
 
@@ -1610,6 +1915,44 @@ def make_handler(eng, lock, verbose):
             if res.get("default"):
                 out["default"] = res["default"]
             self._send(200, out)
+
+        def _confidence(self):
+            try:
+                req = decode_confidence(self._body())
+            except WireError as e:
+                return self._error(400, "request body: expected a JSON object of the %s protocol: %s" % (PROTOCOL, e))
+            if req["d_sae"] < 1 or len(req["w_dec"]) != req["d_sae"] * eng.d_model:
+                return self._error(400, "w_dec: expected d_sae × d_model = %d × %d values, found %d"
+                                   % (req["d_sae"], eng.d_model, len(req["w_dec"])))
+            try:
+                with lock:
+                    res = learn_confidence(eng, req["w_dec"], req["d_sae"], req["traces"], req["layer"], req["iters"],
+                                           req["batch"], req["lr"], req["states"], req["seed"], recompute)
+            except WireError as e:
+                return self._error(status_of(str(e)), str(e))
+            except Exception as e:
+                traceback.print_exc()
+                return self._error(500, "confidence: %s" % e)
+            self._send(200, res)
+
+        def _entropy(self):
+            try:
+                req = decode_entropy(self._body())
+            except WireError as e:
+                return self._error(400, "request body: expected a JSON object of the %s protocol: %s" % (PROTOCOL, e))
+            try:
+                vs = wire_vectors(req, eng)
+            except WireError as e:
+                return self._error(400, str(e))
+            try:
+                with lock:
+                    h, n = boundary_entropy(eng, req["traces"], vs)
+            except WireError as e:
+                return self._error(status_of(str(e)), str(e))
+            except Exception as e:
+                traceback.print_exc()
+                return self._error(500, "entropy: %s" % e)
+            self._send(200, {"entropy": h, "states": n})
 
         def _capture(self):
             body = self._body()
@@ -1670,6 +2013,9 @@ def main(argv=None):
     ap.add_argument("--force", action="store_true", help="with --capture: replace an existing dump")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--verbose", action="store_true", help="log every request")
+    ap.add_argument("--confidence-recompute", action="store_true",
+                    help="--reference: learn confidence vectors by recomputing every state's prefix through the whole "
+                         "model, as --model always does, instead of reading cached keys and values")
     args = ap.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -1684,7 +2030,7 @@ def main(argv=None):
         run_capture(eng, args)
         return
     host, _, port = args.addr.rpartition(":")
-    srv = ThreadingHTTPServer((host or "127.0.0.1", int(port)), make_handler(eng, threading.Lock(), args.verbose))
+    srv = ThreadingHTTPServer((host or "127.0.0.1", int(port)), make_handler(eng, threading.Lock(), args.verbose, args.confidence_recompute))
     print("rise_backend: serving %s (%s, %d layers, d_model %d) on http://%s:%d (%s)"
           % (eng.name, eng.arch, eng.layers, eng.d_model, host or "127.0.0.1", srv.server_address[1], PROTOCOL),
           file=sys.stderr, flush=True)
