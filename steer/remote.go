@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -316,15 +317,18 @@ type Remote struct {
 	base   *url.URL
 	client *http.Client
 	info   ModelInfo
+	token  string
 }
 
-// Dial connects to a backend at rawURL and reads its model info.
+// Dial connects to a backend at rawURL and reads its model info. The
+// environment variable RISE_BACKEND_TOKEN, when set, is sent as the
+// server's access token.
 func Dial(ctx context.Context, rawURL string) (*Remote, error) {
 	u, err := url.Parse(strings.TrimRight(rawURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("backend %q: expected a URL such as http://gpu-box:8000", rawURL)
 	}
-	r := &Remote{base: u, client: &http.Client{Timeout: 0}}
+	r := &Remote{base: u, client: &http.Client{Timeout: 0}, token: os.Getenv("RISE_BACKEND_TOKEN")}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := r.call(cctx, "GET", "/v1/info", nil, &r.info); err != nil {
@@ -369,6 +373,9 @@ func (r *Remote) do(ctx context.Context, method, path string, body any) (*http.R
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if r.token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.token)
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {

@@ -28,7 +28,9 @@ type Config struct {
 	// Backend, when set, runs the model of the steering page: the native
 	// runtime, or a model server over HTTP.
 	Backend steer.Backend
-	Log     *log.Logger
+	// Token, when set, is required of every request (RequireToken).
+	Token string
+	Log   *log.Logger
 }
 
 // Server is the workbench: the API, the websocket streams and the embedded
@@ -163,15 +165,23 @@ func writeError(w http.ResponseWriter, status int, err error) {
 // fail answers with err: its own status when it is an apiError, 500 otherwise.
 func fail(w http.ResponseWriter, err error) { writeError(w, http.StatusInternalServerError, err) }
 
-// Listen binds addr, refusing an address without a host (which would
-// listen on every interface) unless the host is given explicitly.
-func Listen(addr string) (net.Listener, error) {
+// CheckAddr refuses a listen address that is not HOST:PORT, or has no host
+// (which would listen on every interface without saying so).
+func CheckAddr(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("address %q: expected HOST:PORT such as 127.0.0.1:8080: %v", addr, err)
+		return fmt.Errorf("address %q: expected HOST:PORT such as 127.0.0.1:8080: %v", addr, err)
 	}
 	if host == "" {
-		return nil, fmt.Errorf("address %q has no host: name one (127.0.0.1 for this machine only, 0.0.0.0 for every interface)", addr)
+		return fmt.Errorf("address %q has no host: name one (127.0.0.1 for this machine only, 0.0.0.0 for every interface)", addr)
+	}
+	return nil
+}
+
+// Listen binds addr after CheckAddr.
+func Listen(addr string) (net.Listener, error) {
+	if err := CheckAddr(addr); err != nil {
+		return nil, err
 	}
 	return net.Listen("tcp", addr)
 }
@@ -179,7 +189,12 @@ func Listen(addr string) (net.Listener, error) {
 // Serve serves on l until ctx ends, then shuts down gracefully: running
 // jobs are cancelled and open streams closed.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return s.ctx }}
+	var h http.Handler = s
+	if s.cfg.Token != "" {
+		h = RequireToken(s.cfg.Token, s)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 1 << 20,
+		BaseContext: func(net.Listener) context.Context { return s.ctx }}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
 	select {

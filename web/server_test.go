@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -538,5 +539,45 @@ func TestJobStreams(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before+8 {
 		t.Errorf("%d goroutines after the streams ended, %d before", n, before)
+	}
+}
+
+// TestToken: with a token, requests without it get 401 JSON; the bearer
+// header, the cookie and ?token= (which sets the cookie and redirects) get
+// in.
+func TestToken(t *testing.T) {
+	ts := newTestServer(t)
+	h := RequireToken("s3cret", ts.srv)
+	tt := httptest.NewServer(h)
+	defer tt.Close()
+	resp, err := http.Get(tt.URL + "/api/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !json.Valid(b) {
+		t.Fatalf("without the token: %d %s", resp.StatusCode, b)
+	}
+	req, _ := http.NewRequest("GET", tt.URL+"/api/status", nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("bearer: %v %v", resp, err)
+	}
+	req.Header.Set("Authorization", "Bearer wrong")
+	if resp, _ := http.DefaultClient.Do(req); resp.StatusCode != 401 {
+		t.Errorf("a wrong bearer: %d", resp.StatusCode)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err = c.Get(tt.URL + "/atlas?sae=x&token=s3cret")
+	if err != nil || resp.StatusCode != 200 || resp.Request.URL.Query().Get("token") != "" || resp.Request.URL.Query().Get("sae") != "x" {
+		t.Fatalf("?token=: %v %v", resp, err)
+	}
+	if resp, err := c.Get(tt.URL + "/api/status"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("the cookie did not let the browser in: %v %v", resp, err)
+	}
+	if !IsLoopback("127.0.0.1:80") || !IsLoopback("[::1]:80") || !IsLoopback("localhost:1") || IsLoopback("0.0.0.0:80") || IsLoopback("10.0.0.2:80") {
+		t.Error("IsLoopback is wrong")
 	}
 }

@@ -14,8 +14,8 @@ import (
 
 func init() {
 	var (
-		mf   modelFlags
-		addr string
+		mf          modelFlags
+		addr, token string
 	)
 	register(&command{
 		name:    "backend",
@@ -46,6 +46,7 @@ Example:
 			fs.StringVar(&mf.model, "model", "", "the model: a Hugging Face directory (Llama, Qwen2) or a llama2.c checkpoint (required)")
 			fs.StringVar(&mf.tokenizer, "tokenizer", "", "the tokenizer, when it is not beside the model")
 			fs.StringVar(&addr, "addr", "127.0.0.1:8000", "HOST:PORT to listen on")
+			fs.StringVar(&token, "token", "", "an access token every request must carry as \"Authorization: Bearer TOKEN\" (required when --addr is not a loopback address; clients read it from RISE_BACKEND_TOKEN)")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
@@ -53,6 +54,12 @@ Example:
 			}
 			if mf.model == "" {
 				return usagef("--model is required")
+			}
+			if err := web.CheckAddr(addr); err != nil {
+				return usagef("--addr: %v", err)
+			}
+			if !web.IsLoopback(addr) && token == "" {
+				return usagef("--addr %s can be reached from other machines: give --token", addr)
 			}
 			b, err := mf.load(ctx)
 			if err != nil {
@@ -62,7 +69,11 @@ Example:
 			if err != nil {
 				return usagef("--addr: %v", err)
 			}
-			hs := &http.Server{Handler: steer.NewBackendHandler(b), ReadHeaderTimeout: 10 * time.Second}
+			var h http.Handler = steer.NewBackendHandler(b)
+			if token != "" {
+				h = web.RequireToken(token, h)
+			}
+			hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 1 << 20}
 			fmt.Fprintf(e.stdout, "rise backend (%s): http://%s/ serving %s\n", steer.Protocol, l.Addr(), mf.model)
 			errc := make(chan error, 1)
 			go func() { errc <- hs.Serve(l) }()

@@ -15,6 +15,7 @@ func init() {
 	var (
 		datas, saes stringList
 		addr, work  string
+		token       string
 		mf          modelFlags
 		open        bool
 		seed        uint64
@@ -49,7 +50,9 @@ it) or else to the first dump with a layer of its hook layer and width; its
 atlas and feature statistics are computed in the background on start and
 kept in --work, as are SAEs trained from the browser.
 
-The server listens on 127.0.0.1 unless --addr names another host, serves
+The server listens on 127.0.0.1 unless --addr names another host; then
+--token is required, and every request must carry it (a browser opens the
+workbench once with ?token=TOKEN and keeps it in a cookie). It serves
 only its embedded pages and what the API computes from the data given, and
 stops cleanly on Ctrl-C, cancelling running jobs.
 
@@ -64,6 +67,7 @@ Examples:
 			fs.StringVar(&addr, "addr", "127.0.0.1:8080", "HOST:PORT to listen on (port 0 picks a free one)")
 			fs.StringVar(&work, "work", "", "where SAEs trained from the browser and analyses are kept (default .rise/work, or the demo's cache)")
 			fs.BoolVar(&open, "open", false, "open the workbench in the default browser")
+			fs.StringVar(&token, "token", "", "an access token every request must carry (required when --addr is not a loopback address)")
 			fs.Uint64Var(&seed, "seed", 1, "seed of the atlases and sweeps")
 			fs.StringVar(&mf.model, "model", "", "a model for the steering page: a llama2.c checkpoint or a Hugging Face Llama/Qwen2 directory")
 			fs.StringVar(&mf.tokenizer, "tokenizer", "", "the model's tokenizer, when it is not beside the model")
@@ -73,6 +77,12 @@ Examples:
 			if fs.NArg() > 0 {
 				return usagef("expected no arguments, found %q", fs.Arg(0))
 			}
+			if err := web.CheckAddr(addr); err != nil {
+				return usagef("--addr: %v", err)
+			}
+			if !web.IsLoopback(addr) && token == "" {
+				return usagef("--addr %s can be reached from other machines: give --token so that only those who have it get in", addr)
+			}
 			demo := len(datas) == 0 && len(saes) == 0
 			if demo && mf.model == "" {
 				// In a checkout, the demo runs the RISE loop on the tiny
@@ -81,7 +91,7 @@ Examples:
 					mf.model, mf.tokenizer = m, t
 				}
 			}
-			cfg := web.Config{Version: versionString(), Seed: seed, Demo: demo}
+			cfg := web.Config{Version: versionString(), Seed: seed, Demo: demo, Token: token}
 			if mf.model != "" || mf.backend != "" {
 				b, err := mf.load(ctx)
 				if err != nil {
@@ -135,7 +145,11 @@ Examples:
 				return usagef("--addr: %v", err)
 			}
 			url := "http://" + l.Addr().String() + "/"
-			fmt.Fprintf(e.stdout, "rise workbench: %s\n", url)
+			if token != "" {
+				fmt.Fprintf(e.stdout, "rise workbench: %s (open %s?token=... once in each browser)\n", url, url)
+			} else {
+				fmt.Fprintf(e.stdout, "rise workbench: %s\n", url)
+			}
 			if demo {
 				fmt.Fprintf(e.stdout, "the demo SAEs train on first run: watch them at %strain, then explore %satlas", url, url)
 				if cfg.Backend != nil {

@@ -67,3 +67,12 @@ func TestServeCommand(t *testing.T) {
 		t.Errorf("missing dump: exit %d, %q", code, stderr)
 	}
 }
+
+func TestServeNeedsTokenOffLoopback(t *testing.T) {
+	if code, _, stderr := runRise(t, "serve", "--data", tinyDump, "--addr", "0.0.0.0:0"); code != 2 || !strings.Contains(stderr, "--token") {
+		t.Errorf("serve on 0.0.0.0 without a token: exit %d, %s", code, stderr)
+	}
+	if code, _, stderr := runRise(t, "backend", "--model", "x.bin", "--addr", "0.0.0.0:0"); code != 2 || !strings.Contains(stderr, "--token") {
+		t.Errorf("backend on 0.0.0.0 without a token: exit %d, %s", code, stderr)
+	}
+}
