@@ -581,3 +581,32 @@ func TestToken(t *testing.T) {
 		t.Error("IsLoopback is wrong")
 	}
 }
+
+// TestCrossOrigin: no CORS headers, and a websocket from another site's
+// page is refused.
+func TestCrossOrigin(t *testing.T) {
+	ts := newTestServer(t)
+	req, _ := http.NewRequest("GET", ts.URL+"/api/status", nil)
+	req.Header.Set("Origin", "http://evil.example")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if h := resp.Header.Get("Access-Control-Allow-Origin"); h != "" {
+		t.Errorf("Access-Control-Allow-Origin: %q", h)
+	}
+	job := ts.train(t, "origin", 50)
+	u := "ws" + strings.TrimPrefix(ts.URL, "http") + "/api/jobs/" + job + "/events"
+	_, resp, err = websocket.DefaultDialer.Dial(u, http.Header{"Origin": {"http://evil.example"}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a websocket from another origin: %v %v", resp, err)
+	}
+	c, _, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {ts.URL}})
+	if err != nil {
+		t.Errorf("a websocket from the workbench's own origin: %v", err)
+	} else {
+		c.Close()
+	}
+	ts.waitReady(t, "origin")
+}

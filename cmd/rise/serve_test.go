@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -74,5 +75,41 @@ func TestServeNeedsTokenOffLoopback(t *testing.T) {
 	}
 	if code, _, stderr := runRise(t, "backend", "--model", "x.bin", "--addr", "0.0.0.0:0"); code != 2 || !strings.Contains(stderr, "--token") {
 		t.Errorf("backend on 0.0.0.0 without a token: exit %d, %s", code, stderr)
+	}
+}
+
+// TestBrokenDumpEverywhere gives a dump with a truncated shard to every
+// command that reads dumps: each refuses it with exit status 1 and an error
+// that names the shard.
+func TestBrokenDumpEverywhere(t *testing.T) {
+	dir := t.TempDir()
+	dump := filepath.Join(dir, "d")
+	if code, _, stderr := runRise(t, "synth", "--out", dump, "--rows", "300", "--d-model", "16", "--features", "32"); code != 0 {
+		t.Fatal(stderr)
+	}
+	saeDir := filepath.Join(dir, "s")
+	if code, _, stderr := runRise(t, "train", "--data", dump, "--arch", "topk", "--k", "4", "--width", "32", "--steps", "20", "--out", saeDir); code != 0 {
+		t.Fatal(stderr)
+	}
+	shards, _ := filepath.Glob(filepath.Join(dump, "*.npy"))
+	var shard string
+	for _, s := range shards {
+		if filepath.Base(s) != "truth.npy" && filepath.Base(s) != "offset.npy" {
+			shard = s
+		}
+	}
+	b, _ := os.ReadFile(shard)
+	os.WriteFile(shard, b[:len(b)-100], 0o644)
+	for _, args := range [][]string{
+		{"inspect", dump},
+		{"train", "--data", dump, "--arch", "topk", "--k", "4", "--width", "32", "--steps", "5", "--out", filepath.Join(dir, "s2")},
+		{"eval", "--data", dump, "--sae", saeDir},
+		{"atlas", "--data", dump, "--sae", saeDir, "--out", filepath.Join(dir, "a.json")},
+		{"serve", "--data", dump, "--addr", "127.0.0.1:0"},
+	} {
+		code, _, stderr := runRise(t, args...)
+		if code != 1 || !strings.Contains(stderr, filepath.Base(shard)) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("rise %s on a truncated shard: exit %d, %q; want 1 and one line naming %s", args[0], code, stderr, filepath.Base(shard))
+		}
 	}
 }
