@@ -1,6 +1,7 @@
 package steer
 
 import (
+	"container/heap"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -138,23 +139,84 @@ func (t *Llama2CTokenizer) Encode(text string, bos, special bool) []int {
 		}
 		start = end
 	}
-	// Greedy merges by best score.
-	for {
-		bestScore := float32(-1e10)
-		bestID, bestIdx := -1, -1
-		for i := 0; i+1 < len(ids); i++ {
-			id, ok := t.lookup[t.pieces[ids[i]]+t.pieces[ids[i+1]]]
-			if ok && t.scores[id] > bestScore {
-				bestScore, bestID, bestIdx = t.scores[id], id, i
-			}
-		}
-		if bestIdx < 0 {
-			break
-		}
-		ids[bestIdx] = bestID
-		ids = append(ids[:bestIdx+1], ids[bestIdx+2:]...)
+	return t.merge(ids)
+}
+
+// pieceCand is a pair of neighbouring symbols that a piece of the
+// vocabulary joins, as a heap entry: the pieces' versions tell whether the
+// pair is still there when it comes up.
+type pieceCand struct {
+	score      float32
+	left, rite int // symbol indices, left < rite in text order
+	id         int // the joined piece
+	vl, vr     int // versions of left and right when pushed
+}
+
+type pieceHeap []pieceCand
+
+func (h pieceHeap) Len() int { return len(h) }
+func (h pieceHeap) Less(a, b int) bool {
+	if h[a].score != h[b].score {
+		return h[a].score > h[b].score
 	}
-	return ids
+	return h[a].left < h[b].left
+}
+func (h pieceHeap) Swap(a, b int) { h[a], h[b] = h[b], h[a] }
+func (h *pieceHeap) Push(x any)   { *h = append(*h, x.(pieceCand)) }
+func (h *pieceHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// merge applies run.c's greedy merges: while some neighbouring pair joins
+// into a piece, join the pair whose piece scores best (the leftmost on a
+// tie). Pairs wait in a heap and symbols in a linked list, so this costs
+// O(n log n) where run.c's rescans cost O(n²).
+func (t *Llama2CTokenizer) merge(ids []int) []int {
+	n := len(ids)
+	if n < 2 {
+		return ids
+	}
+	next, prev, ver := make([]int, n), make([]int, n), make([]int, n)
+	alive := make([]bool, n)
+	for i := range n {
+		next[i], prev[i], alive[i] = i+1, i-1, true
+	}
+	next[n-1] = -1
+	h := &pieceHeap{}
+	push := func(l, r int) {
+		if l < 0 || r < 0 {
+			return
+		}
+		if id, ok := t.lookup[t.pieces[ids[l]]+t.pieces[ids[r]]]; ok {
+			heap.Push(h, pieceCand{score: t.scores[id], left: l, rite: r, id: id, vl: ver[l], vr: ver[r]})
+		}
+	}
+	for i := 0; i+1 < n; i++ {
+		push(i, i+1)
+	}
+	for h.Len() > 0 {
+		c := heap.Pop(h).(pieceCand)
+		if !alive[c.left] || !alive[c.rite] || next[c.left] != c.rite || ver[c.left] != c.vl || ver[c.rite] != c.vr {
+			continue
+		}
+		ids[c.left] = c.id
+		ver[c.left]++
+		alive[c.rite] = false
+		next[c.left] = next[c.rite]
+		if next[c.rite] >= 0 {
+			prev[next[c.rite]] = c.left
+		}
+		push(prev[c.left], c.left)
+		push(c.left, next[c.left])
+	}
+	out := ids[:0]
+	for i := 0; i >= 0; i = next[i] {
+		out = append(out, ids[i])
+	}
+	return out
 }
 
 // appendBytes appends the byte-fallback ids of s, skipping bytes whose id

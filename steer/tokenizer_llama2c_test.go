@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -245,4 +246,64 @@ func FuzzLlama2CTokenizer(f *testing.F) {
 		}
 		tok.Decode(tok.Encode(text, true, true), true)
 	})
+}
+
+// TestLlama2CMergeMatchesRunC holds the heap-based merge against run.c's
+// own loop (rescan, join the best-scoring pair, leftmost on a tie) on
+// random text with the real stories260K vocabulary.
+func TestLlama2CMergeMatchesRunC(t *testing.T) {
+	_, tk := loadStories(t)
+	tok := tk.(*Llama2CTokenizer)
+	runC := func(ids []int) []int {
+		ids = append([]int(nil), ids...)
+		for {
+			best, bestID, bestIdx := float32(-1e10), -1, -1
+			for i := 0; i+1 < len(ids); i++ {
+				id, ok := tok.lookup[tok.pieces[ids[i]]+tok.pieces[ids[i+1]]]
+				if ok && tok.scores[id] > best {
+					best, bestID, bestIdx = tok.scores[id], id, i
+				}
+			}
+			if bestIdx < 0 {
+				return ids
+			}
+			ids[bestIdx] = bestID
+			ids = append(ids[:bestIdx+1], ids[bestIdx+2:]...)
+		}
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	words := []string{"the", "a", "Lily", "ball", " ", "  ", ".", ",", "\n", "\n\n", "once", "upon", "time", "é", "日本", "x", "q", "zz", "he", "she", "went"}
+	for range 300 {
+		var b strings.Builder
+		for range 1 + rng.IntN(60) {
+			b.WriteString(words[rng.IntN(len(words))])
+			if rng.IntN(3) == 0 {
+				b.WriteByte(' ')
+			}
+		}
+		s := b.String()
+		// The symbols before merging: Encode without merges is the
+		// same as run.c's first phase, so build them by hand.
+		pre := []int{llama2cBOS}
+		if id, ok := tok.lookup[" "]; ok {
+			pre = append(pre, id)
+		}
+		for i := 0; i < len(s); {
+			j := i + 1
+			for j < len(s) && j-i < 4 && s[j]&0xC0 == 0x80 {
+				j++
+			}
+			if id, ok := tok.lookup[s[i:j]]; ok {
+				pre = append(pre, id)
+			} else {
+				pre = tok.appendBytes(pre, s[i:j])
+			}
+			i = j
+		}
+		want := runC(pre)
+		got := tok.Encode(s, true, false)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%q: heap merge %v, run.c %v", s, got, want)
+		}
+	}
 }
