@@ -113,3 +113,44 @@ func TestBrokenDumpEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokenSAEEverywhere: a truncated sae_weights.safetensors and a
+// cfg.json that contradicts the weights are refused by eval, atlas, serve
+// and a steering spec, with exit status 1 and the file named.
+func TestBrokenSAEEverywhere(t *testing.T) {
+	dir := t.TempDir()
+	saeDir := filepath.Join(dir, "s")
+	if code, _, stderr := runRise(t, "train", "--data", tinyDump, "--arch", "topk", "--k", "4", "--width", "32", "--steps", "20", "--out", saeDir); code != 0 {
+		t.Fatal(stderr)
+	}
+	w := filepath.Join(saeDir, "sae_weights.safetensors")
+	good, _ := os.ReadFile(w)
+	cfg := filepath.Join(saeDir, "cfg.json")
+	goodCfg, _ := os.ReadFile(cfg)
+	spec := filepath.Join(dir, "spec.json")
+	os.WriteFile(spec, []byte(`{"vectors": [{"source": "sae:`+saeDir+`#1", "layer": 0}]}`), 0o644)
+	for _, damage := range []struct {
+		name, file string
+		apply      func()
+	}{
+		{"truncated weights", "sae_weights.safetensors", func() { os.WriteFile(w, good[:len(good)/2], 0o644) }},
+		{"cfg.json of another width", "cfg.json", func() {
+			os.WriteFile(cfg, []byte(strings.Replace(string(goodCfg), `"d_sae": 32`, `"d_sae": 64`, 1)), 0o644)
+		}},
+	} {
+		os.WriteFile(w, good, 0o644)
+		os.WriteFile(cfg, goodCfg, 0o644)
+		damage.apply()
+		for _, args := range [][]string{
+			{"eval", "--data", tinyDump, "--sae", saeDir},
+			{"atlas", "--data", tinyDump, "--sae", saeDir, "--out", filepath.Join(dir, "a.json")},
+			{"serve", "--data", tinyDump, "--sae", saeDir, "--addr", "127.0.0.1:0"},
+			{"export", "--steer", spec, "--format", "npy", "--out", filepath.Join(dir, "v.npy")},
+		} {
+			code, _, stderr := runRise(t, args...)
+			if code != 1 || !strings.Contains(stderr, saeDir) {
+				t.Errorf("%s: rise %s: exit %d, %q; want 1 and the SAE named", damage.name, args[0], code, stderr)
+			}
+		}
+	}
+}
