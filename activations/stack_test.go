@@ -1,6 +1,8 @@
 package activations
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -96,6 +98,44 @@ func FuzzReadSteps(f *testing.F) {
 			if _, err := s.MarshalJSON(); err != nil {
 				t.Fatalf("a step read back does not marshal: %v", err)
 			}
+		}
+	})
+}
+
+// FuzzOpenNpz feeds damaged .npz archives (and .npy files) to Open: a dump
+// or an error, never a panic; an opened dump's rows read or fail cleanly.
+func FuzzOpenNpz(f *testing.F) {
+	dir0 := f.TempDir()
+	src, _ := testDump(f, 6, 4, []int{3}, 0, Float32)
+	shards, _ := filepath.Glob(filepath.Join(src, "*.npy"))
+	npy, _ := os.ReadFile(shards[0])
+	f.Add(npy, false)
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create("layer3.npy")
+	w.Write(npy)
+	zw.Close()
+	f.Add(buf.Bytes(), true)
+	f.Fuzz(func(t *testing.T, data []byte, npz bool) {
+		name := "x.npy"
+		if npz {
+			name = "x.npz"
+		}
+		p := filepath.Join(dir0, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, err := Open(p)
+		if err != nil {
+			return
+		}
+		defer d.Close()
+		for _, l := range d.Layers {
+			if l.Rows > 1<<16 {
+				continue
+			}
+			x := make([]float32, l.Rows*l.DModel)
+			l.ReadRows(0, x)
 		}
 	})
 }
