@@ -73,6 +73,24 @@ func intParam(r *http.Request, key string, def, max int) (int, error) {
 	return n, nil
 }
 
+// page reads the dataset of the path and the offset and limit of a paged
+// list (limit defaults to def and may not exceed max).
+func (s *Server) page(r *http.Request, def, max int) (*Dataset, int, int, error) {
+	ds, err := s.dataset(r)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	offset, err := intParam(r, "offset", 0, 0)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	limit, err := intParam(r, "limit", def, max)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	return ds, offset, limit, nil
+}
+
 type stepView struct {
 	Row    int      `json:"row"`
 	Trace  string   `json:"trace"`
@@ -92,17 +110,7 @@ func (ds *Dataset) stepView(row int) stepView {
 }
 
 func (s *Server) steps(w http.ResponseWriter, r *http.Request) {
-	ds, err := s.dataset(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	offset, err := intParam(r, "offset", 0, 0)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	limit, err := intParam(r, "limit", 50, 500)
+	ds, offset, limit, err := s.page(r, 50, 500)
 	if err != nil {
 		fail(w, err)
 		return
@@ -148,17 +156,7 @@ func (s *Server) steps(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) traces(w http.ResponseWriter, r *http.Request) {
-	ds, err := s.dataset(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	offset, err := intParam(r, "offset", 0, 0)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	limit, err := intParam(r, "limit", 100, 1000)
+	ds, offset, limit, err := s.page(r, 100, 1000)
 	if err != nil {
 		fail(w, err)
 		return

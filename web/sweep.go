@@ -96,21 +96,7 @@ func (s *Server) sweepOf(ds *Dataset) (*sweepResult, error) {
 			res.Layers = append(res.Layers, sp)
 		}
 		j.Progress("sweep", int64(len(layers)), int64(len(layers)))
-		for _, k := range []string{"behaviours", "length"} {
-			for _, view := range []string{"columns", "steps"} {
-				best, found := 0.0, false
-				for _, sp := range res.Layers {
-					m := sp.Columns
-					if view == "steps" {
-						m = sp.Steps
-					}
-					if v, ok := m[k]; ok && (!found || v > best) {
-						best, found = v, true
-						res.Best[view+": "+k] = sp.Layer
-					}
-				}
-			}
-		}
+		res.Best = atlas.BestLayers(res.Layers)
 		c.mu.Lock()
 		if c.byDS[ds.Name] == e {
 			e.result = res

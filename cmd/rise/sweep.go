@@ -131,20 +131,7 @@ func runSweep(ctx context.Context, e *env, a sweepArgs) error {
 	}
 	bar.update(int64(len(jobs)), int64(len(jobs)))
 	bar.done()
-	for _, view := range []struct {
-		name string
-		get  func(*atlas.Separation) map[string]float64
-	}{{"columns", func(s *atlas.Separation) map[string]float64 { return s.Columns }}, {"steps", func(s *atlas.Separation) map[string]float64 { return s.Steps }}} {
-		for _, k := range []string{"behaviours", "length"} {
-			best, found := 0.0, false
-			for _, sp := range f.Layers {
-				if v, ok := view.get(sp)[k]; ok && (!found || v > best) {
-					best, found = v, true
-					f.Best[view.name+": "+k] = sp.Layer
-				}
-			}
-		}
-	}
+	f.Best = atlas.BestLayers(f.Layers)
 
 	b, err := json.MarshalIndent(f, "", " ")
 	if err != nil {

@@ -262,6 +262,28 @@ func labelSilhouettes(x []float32, n, d int, labels []int, seed uint64) (real, s
 	return real, shuffled, nil
 }
 
+// BestLayers names, for each figure of a sweep ("columns: behaviours",
+// "steps: length", ...), the layer where it is highest; a figure no layer
+// has is left out.
+func BestLayers(seps []*Separation) map[string]int {
+	best := map[string]int{}
+	for _, view := range []struct {
+		name string
+		get  func(*Separation) map[string]float64
+	}{{"columns", func(s *Separation) map[string]float64 { return s.Columns }}, {"steps", func(s *Separation) map[string]float64 { return s.Steps }}} {
+		for _, k := range []string{"behaviours", "length"} {
+			top, found := 0.0, false
+			for _, sp := range seps {
+				if v, ok := view.get(sp)[k]; ok && (!found || v > top) {
+					top, found = v, true
+					best[view.name+": "+k] = sp.Layer
+				}
+			}
+		}
+	}
+	return best
+}
+
 // errNoSeparation is returned by SweepCurves when no layer has a figure.
 var errNoSeparation = errors.New("no layer has a silhouette to draw")
 
