@@ -271,7 +271,7 @@ func (req *GenerateRequest) vectors(info ModelInfo) ([]Vector, error) {
 		if len(wv.Direction) != info.DModel {
 			return nil, fmt.Errorf("vectors[%d]: direction: expected %d values (the model's width), found %d", i, info.DModel, len(wv.Direction))
 		}
-		dir, err := unit(wv.Direction)
+		dir, err := Unit(wv.Direction)
 		if err != nil {
 			return nil, fmt.Errorf("vectors[%d]: %w", i, err)
 		}

@@ -194,7 +194,7 @@ func TestPythonReferenceBackend(t *testing.T) {
 	for i := range dir {
 		dir[i] = float32(math.Sin(float64(3*i + 1)))
 	}
-	udir, _ := unit(dir)
+	udir, _ := Unit(dir)
 	vec := func(layer int, op string, strength float64, pos string) []Vector {
 		return []Vector{{VectorSpec: VectorSpec{Layer: layer, Op: op, Strength: strength, Positions: pos}, Dir: udir}}
 	}
@@ -412,7 +412,7 @@ func TestPythonReferenceConfidence(t *testing.T) {
 	for i := range dir {
 		dir[i] = float32(math.Cos(float64(5*i + 2)))
 	}
-	udir, _ := unit(dir)
+	udir, _ := Unit(dir)
 	for _, vs := range [][]Vector{nil, {{VectorSpec: VectorSpec{Layer: 0, Op: OpAdd, Strength: 6, Positions: PosStepBoundary}, Dir: udir}}} {
 		ne, nn, err := native.BoundaryEntropy(ctx, trs, vs)
 		if err != nil {

@@ -35,7 +35,7 @@ func TestRemoteBackend(t *testing.T) {
 	dir := make([]float32, 64)
 	dir[3] = 2
 	vs := []Vector{{VectorSpec: VectorSpec{Layer: 2, Op: OpAdd, Strength: 6, Positions: PosAll}, Dir: dir}}
-	vs[0].Dir, _ = unit(dir)
+	vs[0].Dir, _ = Unit(dir)
 	prompts := []string{"", "Tom had a ball"}
 	for _, o := range []GenerateOptions{{MaxTokens: 30}, {MaxTokens: 30, Vectors: vs}, {MaxTokens: 30, Temperature: 0.8, Seed: 3}} {
 		want, err := native.Generate(ctx, prompts, o)

@@ -206,15 +206,16 @@ func LoadDirection(source string) ([]float32, error) {
 	default:
 		return nil, fmt.Errorf("source %q: expected npy:, sae:, atlas: or confidence:", source)
 	}
-	out, err := unit(v)
+	out, err := Unit(v)
 	if err != nil {
 		return nil, fmt.Errorf("source %q: %w", source, err)
 	}
 	return out, nil
 }
 
-// unit returns v scaled to unit length.
-func unit(v []float32) ([]float32, error) {
+// Unit returns v scaled to unit length, or an error for a vector with no
+// direction (zero, NaN or infinite).
+func Unit(v []float32) ([]float32, error) {
 	var sq float64
 	for _, x := range v {
 		sq += float64(x) * float64(x)

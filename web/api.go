@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/rise-interp/rise/sae"
+	"github.com/rise-interp/rise/sae/atlas"
 )
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
@@ -381,7 +382,7 @@ func (s *Server) feature(w http.ResponseWriter, r *http.Request) {
 	out["behaviours"] = bs
 
 	near := []nearView{}
-	for _, n := range nearest(an.unit, sa.DSae, sa.DIn, id, nn) {
+	for _, n := range atlas.NearestUnit(an.unit, sa.DSae, sa.DIn, id, nn) {
 		near = append(near, nearView{ID: n.ID, Cos: n.Cos, Behaviour: an.atlas.Features[n.ID].Behaviour})
 	}
 	out["nearest"] = near

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 
 	"github.com/rise-interp/rise/activations"
@@ -132,16 +131,9 @@ func (s *Server) steerVectors(req *SteerRequest) ([]steer.Vector, error) {
 		if layer < 0 || layer >= m.Layers {
 			return nil, errorf(http.StatusBadRequest, "%s: layer: expected a block from 0 to %d, found %d", where, m.Layers-1, layer)
 		}
-		var sq float64
-		for _, x := range dir {
-			sq += float64(x) * float64(x)
-		}
-		if sq == 0 {
-			return nil, errorf(http.StatusBadRequest, "%s: the vector is zero", where)
-		}
-		unit := make([]float32, len(dir))
-		for j, x := range dir {
-			unit[j] = float32(float64(x) / math.Sqrt(sq))
+		unit, err := steer.Unit(dir)
+		if err != nil {
+			return nil, errorf(http.StatusBadRequest, "%s: %v", where, err)
 		}
 		strength := req.Strength
 		if v.Strength != nil {

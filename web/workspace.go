@@ -3,17 +3,12 @@ package web
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
-
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/sae"
@@ -328,7 +323,7 @@ func analyse(ctx context.Context, m *Model, s *sae.SAE, seed uint64, cacheDir st
 	if len(ds.Steps) == 0 {
 		return nil, fmt.Errorf("dataset %s has no steps.jsonl: the atlas needs the steps' behaviour labels", ds.Name)
 	}
-	an := &analysis{unit: unitRows(s.WDec, s.DSae, s.DIn), venhoff: map[string][]float32{}}
+	an := &analysis{unit: atlas.UnitRows(s.WDec, s.DSae, s.DIn), venhoff: map[string][]float32{}}
 	progress("attribution", 0, 1)
 	attr, err := atlas.Attribute(ctx, s, m.Layer, ds.Steps, atlas.AttributionOptions{})
 	if err != nil {
@@ -401,59 +396,3 @@ func readAtlas(path string) (*atlas.Atlas, error) {
 	}
 	return &a, nil
 }
-
-// unitRows returns the rows of w scaled to unit norm (zero rows stay zero).
-func unitRows(w []float32, n, d int) []float32 {
-	out := make([]float32, len(w))
-	for i := range n {
-		row := w[i*d : (i+1)*d]
-		n := blas32.Nrm2(blas32.Vector{N: d, Inc: 1, Data: row})
-		if n == 0 {
-			continue
-		}
-		for j, v := range row {
-			out[i*d+j] = v / n
-		}
-	}
-	return out
-}
-
-// nearest returns the k features whose unit decoder rows have the largest
-// cosine with feature j's, most similar first: one matrix-vector product
-// over all rows.
-func nearest(unit []float32, n, d, j, k int) []atlas.Neighbour {
-	cos := make([]float32, n)
-	blas32.Implementation().Sgemv(blas.NoTrans, n, d, 1, unit, d, unit[j*d:(j+1)*d], 1, 0, cos, 1)
-	idx := make([]int, 0, n-1)
-	for i := range n {
-		if i != j {
-			idx = append(idx, i)
-		}
-	}
-	less := func(a, b int) bool {
-		if cos[a] != cos[b] {
-			return cos[a] > cos[b]
-		}
-		return a < b
-	}
-	// Partial selection: keep the k best in a small sorted slice.
-	var top []int
-	for _, i := range idx {
-		if len(top) < k || less(i, top[len(top)-1]) {
-			p := sort.Search(len(top), func(t int) bool { return less(i, top[t]) })
-			top = append(top, 0)
-			copy(top[p+1:], top[p:])
-			top[p] = i
-			if len(top) > k {
-				top = top[:k]
-			}
-		}
-	}
-	out := make([]atlas.Neighbour, len(top))
-	for t, i := range top {
-		out[t] = atlas.Neighbour{ID: i, Cos: float64(cos[i])}
-	}
-	return out
-}
-
-var errNotReady = errors.New("not ready")

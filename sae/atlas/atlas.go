@@ -96,7 +96,7 @@ func Build(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []ac
 		}
 	}
 	n, d := s.DSae, s.DIn
-	w := unitRows(s.WDec, n, d)
+	w := UnitRows(s.WDec, n, d)
 
 	attr := opts.Attributed
 	if attr == nil {
@@ -267,9 +267,9 @@ func (a *Atlas) XY() []float64 {
 	return xy
 }
 
-// unitRows returns a copy of the [n, d] rows of w scaled to unit norm (zero
+// UnitRows returns a copy of the [n, d] rows of w scaled to unit norm (zero
 // rows stay zero).
-func unitRows(w []float32, n, d int) []float32 {
+func UnitRows(w []float32, n, d int) []float32 {
 	out := make([]float32, len(w))
 	for i := range n {
 		row := w[i*d : (i+1)*d]

@@ -2,8 +2,10 @@ package atlas
 
 import (
 	"fmt"
-	"math"
 	"sort"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
 )
 
 // Neighbour is a feature and its cosine with the feature asked about.
@@ -24,31 +26,37 @@ func NearestFeatures(w []float32, n, d, j, k int) ([]Neighbour, error) {
 	case k < 0:
 		return nil, fmt.Errorf("nearest features: k must not be negative, got %d", k)
 	}
-	norm := func(r []float32) float64 {
-		var s float64
-		for _, v := range r {
-			s += float64(v) * float64(v)
+	return NearestUnit(UnitRows(w, n, d), n, d, j, k), nil
+}
+
+// NearestUnit is NearestFeatures over rows already at unit length (UnitRows),
+// for callers that ask often: one matrix-vector product over all rows and a
+// partial selection of the k best. The caller checks the shapes.
+func NearestUnit(unit []float32, n, d, j, k int) []Neighbour {
+	cos := make([]float32, n)
+	blas32.Implementation().Sgemv(blas.NoTrans, n, d, 1, unit, d, unit[j*d:(j+1)*d], 1, 0, cos, 1)
+	better := func(a, b int) bool {
+		if cos[a] != cos[b] {
+			return cos[a] > cos[b]
 		}
-		return math.Sqrt(s)
+		return a < b
 	}
-	q := w[j*d : (j+1)*d]
-	qn := norm(q)
-	out := make([]Neighbour, 0, n-1)
+	var top []int // the best so far, best first
 	for i := range n {
-		if i == j {
+		if i == j || (len(top) == k && !better(i, top[len(top)-1])) {
 			continue
 		}
-		r := w[i*d : (i+1)*d]
-		var dot float64
-		for t, v := range r {
-			dot += float64(v) * float64(q[t])
+		p := sort.Search(len(top), func(t int) bool { return better(i, top[t]) })
+		top = append(top, 0)
+		copy(top[p+1:], top[p:])
+		top[p] = i
+		if len(top) > k {
+			top = top[:k]
 		}
-		c := 0.0
-		if den := norm(r) * qn; den > 0 {
-			c = dot / den
-		}
-		out = append(out, Neighbour{ID: i, Cos: c})
 	}
-	sort.SliceStable(out, func(a, b int) bool { return out[a].Cos > out[b].Cos })
-	return out[:min(k, len(out))], nil
+	out := make([]Neighbour, len(top))
+	for t, i := range top {
+		out[t] = Neighbour{ID: i, Cos: float64(cos[i])}
+	}
+	return out
 }

@@ -75,7 +75,7 @@ func Separate(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps [
 	}
 	sep := &Separation{Layer: layer.Number, Columns: map[string]float64{}, Steps: map[string]float64{},
 		SpecificColumns: map[string]int{}, Missing: map[string]string{}}
-	w := unitRows(s.WDec, s.DSae, s.DIn)
+	w := UnitRows(s.WDec, s.DSae, s.DIn)
 
 	byLength, err := lengthSteps(steps, opts.LengthField)
 	if err != nil {
