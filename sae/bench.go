@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"time"
+
+	"github.com/rise-interp/rise/internal/matmul"
 )
 
 // BenchConfig sets up a throughput benchmark: a fixed number of training
@@ -41,7 +43,7 @@ type BenchResult struct {
 	K              int     `json:"k,omitempty"` // TopK only
 	SamplesPerS    float64 `json:"samples_per_s"`
 	GFLOPS         float64 `json:"gflops"`  // StepFLOPs / SecondsPerStep / 1e9
-	BLAS           string  `json:"blas"`    // BLASName
+	BLAS           string  `json:"blas"`    // matmul.BLASName
 	Threads        int     `json:"threads"` // GOMAXPROCS
 	SecondsPerStep float64 `json:"seconds_per_step"`
 }
@@ -166,7 +168,7 @@ func RunBench(ctx context.Context, c BenchConfig) (BenchResult, error) {
 		Engine: c.Engine, Arch: BenchArchName(c.Arch), DIn: c.DIn, DSae: c.DSae, Batch: c.Batch, K: k,
 		SamplesPerS:    float64(c.Batch) / perStep,
 		GFLOPS:         StepFLOPs(c.Engine, c.Arch, c.Batch, c.DIn, c.DSae) / perStep / 1e9,
-		BLAS:           BLASName,
+		BLAS:           matmul.BLASName,
 		Threads:        runtime.GOMAXPROCS(0),
 		SecondsPerStep: perStep,
 	}, nil

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/rise-interp/rise/internal/matmul"
 )
 
 // TestRunBench checks that a tiny benchmark reports consistent, finite
@@ -38,8 +40,8 @@ func TestRunBench(t *testing.T) {
 			if r.Engine != engine || r.Arch != wantArch || r.DIn != 16 || r.DSae != 32 || r.Batch != 8 || r.K != wantK {
 				t.Errorf("%s %s: result %+v does not echo the configuration", engine, arch, r)
 			}
-			if r.BLAS != BLASName || r.Threads != runtime.GOMAXPROCS(0) {
-				t.Errorf("%s %s: blas %q threads %d, want %q and %d", engine, arch, r.BLAS, r.Threads, BLASName, runtime.GOMAXPROCS(0))
+			if r.BLAS != matmul.BLASName || r.Threads != runtime.GOMAXPROCS(0) {
+				t.Errorf("%s %s: blas %q threads %d, want %q and %d", engine, arch, r.BLAS, r.Threads, matmul.BLASName, runtime.GOMAXPROCS(0))
 			}
 			for name, v := range map[string]float64{"samples_per_s": r.SamplesPerS, "gflops": r.GFLOPS, "seconds_per_step": r.SecondsPerStep} {
 				if !(v > 0) || math.IsInf(v, 0) {

@@ -5,8 +5,10 @@ import (
 	"math"
 
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/gonum"
+
+	"github.com/rise-interp/rise/internal/matmul"
+	"github.com/rise-interp/rise/internal/parallel"
 )
 
 // vec does the level-1 work (dots and axpys of one row): gonum's own kernels
@@ -72,7 +74,7 @@ func (e *fusedEngine) ensure(s *SAE, b int) {
 	e.xs, e.xc, e.xhat, e.dxh = make([]float32, b*d), make([]float32, b*d), make([]float32, b*d), make([]float32, b*d)
 	e.pre = make([]float32, b*m)
 	e.colNorm = make([]float32, m)
-	nw := workers()
+	nw := parallel.Workers()
 	e.scratchIdx = make([][]int, nw)
 	e.scratchVal = make([][]float32, nw)
 	e.hist = make([][]int64, nw)
@@ -108,7 +110,7 @@ func (e *fusedEngine) Step(s *SAE, x []float32, cfg LossConfig, dead []bool, g *
 	if c == 0 {
 		c = 1
 	}
-	parallelFor(b, 64, func(_, lo, hi int) {
+	parallel.For(b, 64, func(_, lo, hi int) {
 		for i := lo * d; i < hi*d; i++ {
 			v := x[i] * c
 			e.xs[i] = v
@@ -121,7 +123,7 @@ func (e *fusedEngine) Step(s *SAE, x []float32, cfg LossConfig, dead []bool, g *
 			copy(e.pre[r*m:(r+1)*m], s.BEnc)
 		}
 	})
-	gemm(blas.NoTrans, blas.NoTrans, b, m, d, 1, e.xc, d, s.WEnc, m, 1, e.pre, m)
+	matmul.Gemm(blas.NoTrans, blas.NoTrans, b, m, d, 1, e.xc, d, s.WEnc, m, 1, e.pre, m)
 
 	var loss Loss
 	switch s.Arch {
@@ -134,7 +136,7 @@ func (e *fusedEngine) Step(s *SAE, x []float32, cfg LossConfig, dead []bool, g *
 	}
 	// Through the encoder input: ∂/∂b_dec -= W_enc · Σ_b ∂pre_b.
 	if s.ApplyBDecToInput {
-		blas32.Implementation().Sgemv(blas.NoTrans, d, m, -1, s.WEnc, m, g.BEnc, 1, 1, g.BDec, 1)
+		matmul.Impl().Sgemv(blas.NoTrans, d, m, -1, s.WEnc, m, g.BEnc, 1, 1, g.BDec, 1)
 	}
 	loss.Total = loss.MSE + loss.Sparsity + loss.AuxK
 	return loss, nil
@@ -164,7 +166,7 @@ func (e *fusedEngine) reconstructionGrad(g *Gradients, loss *Loss) {
 	scale := float32(2) / float32(b)
 	parts := e.f64parts
 	clear(parts)
-	parallelFor(b, 64, func(w, lo, hi int) {
+	parallel.For(b, 64, func(w, lo, hi int) {
 		var sum float64
 		for i := lo * d; i < hi*d; i++ {
 			r := e.xhat[i] - e.xs[i]
@@ -191,7 +193,7 @@ func (e *fusedEngine) dense(s *SAE, cfg LossConfig, g *Gradients, fired []int64,
 	var active int64
 	actParts := e.i64parts
 	clear(actParts)
-	parallelFor(b, 16, func(w, lo, hi int) {
+	parallel.For(b, 16, func(w, lo, hi int) {
 		var n int64
 		for i := lo * m; i < hi*m; i++ {
 			v := pre[i]
@@ -215,22 +217,22 @@ func (e *fusedEngine) dense(s *SAE, cfg LossConfig, g *Gradients, fired []int64,
 		countFired(f, b, m, fired)
 	}
 	// x_hat = f W_dec + b_dec.
-	parallelFor(b, 64, func(_, lo, hi int) {
+	parallel.For(b, 64, func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			copy(e.xhat[r*d:(r+1)*d], s.BDec)
 		}
 	})
-	gemm(blas.NoTrans, blas.NoTrans, b, d, m, 1, f, m, s.WDec, d, 1, e.xhat, d)
+	matmul.Gemm(blas.NoTrans, blas.NoTrans, b, d, m, 1, f, m, s.WDec, d, 1, e.xhat, d)
 	e.reconstructionGrad(g, loss)
 	// ∂W_dec = fᵀ ∂x_hat; ∂f = ∂x_hat W_decᵀ (into a buffer that no longer
 	// needs pre: the masks below read f, which is nonzero exactly where the
 	// unit is on, and the JumpReLU kernel needs pre, so it is rebuilt from
 	// f's zero pattern only for ReLU).
-	gemm(blas.Trans, blas.NoTrans, m, d, b, 1, f, m, e.dxh, d, 0, g.WDec, d)
+	matmul.Gemm(blas.Trans, blas.NoTrans, m, d, b, 1, f, m, e.dxh, d, 0, g.WDec, d)
 	lam := cfg.Sparsity
 	switch s.Arch {
 	case Standard:
-		gemm(blas.NoTrans, blas.Trans, b, m, d, 1, e.dxh, d, s.WDec, d, 0, pre, m)
+		matmul.Gemm(blas.NoTrans, blas.Trans, b, m, d, 1, e.dxh, d, s.WDec, d, 0, pre, m)
 		df := pre
 		e.rowNorms(s.WDec, m, d)
 		// L1 weighted by decoder-row norms: λ/B Σ f_bj n_j.
@@ -242,7 +244,7 @@ func (e *fusedEngine) dense(s *SAE, cfg LossConfig, g *Gradients, fired []int64,
 			sp += sumF[j] * float64(e.colNorm[j])
 		}
 		loss.Sparsity = float64(lb) * sp
-		parallelFor(b, 16, func(_, lo, hi int) {
+		parallel.For(b, 16, func(_, lo, hi int) {
 			for i := lo * m; i < hi*m; i++ {
 				if f[i] > 0 {
 					df[i] += lb * e.colNorm[i%m]
@@ -252,7 +254,7 @@ func (e *fusedEngine) dense(s *SAE, cfg LossConfig, g *Gradients, fired []int64,
 			}
 		})
 		// ∂n_j/∂W_dec[j] = W_dec[j] / n_j.
-		parallelFor(m, 64, func(_, lo, hi int) {
+		parallel.For(m, 64, func(_, lo, hi int) {
 			for j := lo; j < hi; j++ {
 				if n := e.colNorm[j]; n > 0 {
 					vec.Saxpy(d, lb*float32(sumF[j])/n, s.WDec[j*d:(j+1)*d], 1, g.WDec[j*d:(j+1)*d], 1)
@@ -268,7 +270,7 @@ func (e *fusedEngine) dense(s *SAE, cfg LossConfig, g *Gradients, fired []int64,
 		thrGrad := e.perLat2 // ∂/∂θ
 		clear(thrGrad)
 		var l0 int64
-		gemm(blas.NoTrans, blas.Trans, b, m, d, 1, e.dxh, d, s.WDec, d, 0, f, m)
+		matmul.Gemm(blas.NoTrans, blas.Trans, b, m, d, 1, e.dxh, d, s.WDec, d, 0, f, m)
 		df := f
 		parts := e.perWork
 		for _, p := range parts {
@@ -276,7 +278,7 @@ func (e *fusedEngine) dense(s *SAE, cfg LossConfig, g *Gradients, fired []int64,
 		}
 		cnt := e.i64parts
 		clear(cnt)
-		parallelFor(b, 16, func(w, lo, hi int) {
+		parallel.For(b, 16, func(w, lo, hi int) {
 			if len(parts[w]) != m {
 				parts[w] = make([]float64, m)
 			}
@@ -316,12 +318,12 @@ func (e *fusedEngine) dense(s *SAE, cfg LossConfig, g *Gradients, fired []int64,
 
 // encoderGrads computes ∂W_enc = x_cᵀ ∂pre and ∂b_enc = Σ_b ∂pre.
 func (e *fusedEngine) encoderGrads(s *SAE, dpre []float32, g *Gradients) {
-	gemm(blas.Trans, blas.NoTrans, e.d, e.m, e.b, 1, e.xc, e.d, dpre, e.m, 0, g.WEnc, e.m)
+	matmul.Gemm(blas.Trans, blas.NoTrans, e.d, e.m, e.b, 1, e.xc, e.d, dpre, e.m, 0, g.WEnc, e.m)
 	colSum(dpre, e.b, e.m, g.BEnc, e.perLat)
 }
 
 func (e *fusedEngine) rowNorms(w []float32, rows, cols int) {
-	parallelFor(rows, 64, func(_, lo, hi int) {
+	parallel.For(rows, 64, func(_, lo, hi int) {
 		for j := lo; j < hi; j++ {
 			row := w[j*cols : (j+1)*cols]
 			// √(row·row): gonum's Snrm2 guards against overflow with a
@@ -333,7 +335,7 @@ func (e *fusedEngine) rowNorms(w []float32, rows, cols int) {
 
 // countFired adds, per latent, the rows where f is nonzero.
 func countFired(f []float32, b, m int, fired []int64) {
-	parallelFor(m, 256, func(_, lo, hi int) {
+	parallel.For(m, 256, func(_, lo, hi int) {
 		for r := range b {
 			row := f[r*m : (r+1)*m]
 			for j := lo; j < hi; j++ {
@@ -356,7 +358,7 @@ func colSum(a []float32, rows, cols int, out []float32, tmp []float64) {
 }
 
 func colSum64(a []float32, rows, cols int, out []float64) {
-	parallelFor(cols, 64, func(_, lo, hi int) {
+	parallel.For(cols, 64, func(_, lo, hi int) {
 		for j := lo; j < hi; j++ {
 			out[j] = 0
 		}
@@ -381,7 +383,7 @@ func (e *fusedEngine) sparse(s *SAE, cfg LossConfig, dead []bool, g *Gradients, 
 
 	// x_hat_b = b_dec + Σ_j f_bj W_dec[j].
 	impl := vec
-	parallelFor(b, 16, func(_, lo, hi int) {
+	parallel.For(b, 16, func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			out := e.xhat[r*d : (r+1)*d]
 			copy(out, s.BDec)
@@ -392,7 +394,7 @@ func (e *fusedEngine) sparse(s *SAE, cfg LossConfig, dead []bool, g *Gradients, 
 	})
 	e.reconstructionGrad(g, loss)
 	// ∂pre_bj = ∂x_hat_b · W_dec[j] for active (b, j) (ReLU'd values > 0).
-	parallelFor(b, 16, func(_, lo, hi int) {
+	parallel.For(b, 16, func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			dx := e.dxh[r*d : (r+1)*d]
 			for i := e.rowStart[r]; i < e.rowStart[r+1]; i++ {
@@ -408,7 +410,7 @@ func (e *fusedEngine) sparse(s *SAE, cfg LossConfig, dead []bool, g *Gradients, 
 	e.groupByLatent()
 	// Per latent: ∂W_dec[j], ∂W_encᵀ[j] and ∂b_enc[j] from its entries.
 	nMain := int32(len(e.main))
-	parallelFor(m, 64, func(_, lo, hi int) {
+	parallel.For(m, 64, func(_, lo, hi int) {
 		for j := lo; j < hi; j++ {
 			gd := g.WDec[j*d : (j+1)*d]
 			ge := e.dWencT[j*d : (j+1)*d]
@@ -446,7 +448,7 @@ func (e *fusedEngine) selectTopK(k int) {
 		e.main = make([]entry, b*k)
 	}
 	e.main = e.main[:b*k]
-	parallelFor(b, 8, func(w, lo, hi int) {
+	parallel.For(b, 8, func(w, lo, hi int) {
 		idx := e.scratch(w, k)
 		for r := lo; r < hi; r++ {
 			row := e.pre[r*m : (r+1)*m]
@@ -500,7 +502,7 @@ func (e *fusedEngine) selectBatchTopK(n int) float32 {
 		kept = needAt // how many values equal to thr to keep
 	}
 	// Count per row, then fill.
-	parallelFor(b, 8, func(_, lo, hi int) {
+	parallel.For(b, 8, func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			c := int32(0)
 			for _, v := range pre[r*m : (r+1)*m] {
@@ -555,7 +557,7 @@ func (e *fusedEngine) selectBatchTopK(n int) float32 {
 
 // histogram counts the positive pre-activations by bin(bits).
 func (e *fusedEngine) histogram(bin func(uint32) (int, bool)) []int64 {
-	nw := workers()
+	nw := parallel.Workers()
 	for w := range nw {
 		if len(e.hist[w]) != 1<<16 {
 			e.hist[w] = make([]int64, 1<<16)
@@ -563,7 +565,7 @@ func (e *fusedEngine) histogram(bin func(uint32) (int, bool)) []int64 {
 		clear(e.hist[w])
 	}
 	m := e.m
-	parallelFor(e.b, 8, func(w, lo, hi int) {
+	parallel.For(e.b, 8, func(w, lo, hi int) {
 		h := e.hist[w]
 		for _, v := range e.pre[lo*m : hi*m] {
 			if v > 0 {
@@ -619,7 +621,7 @@ func (e *fusedEngine) auxK(s *SAE, cfg LossConfig, dead []bool) float64 {
 	e.aux = e.aux[:b*kAux]
 	impl := vec
 	m := e.m
-	parallelFor(b, 8, func(w, lo, hi int) {
+	parallel.For(b, 8, func(w, lo, hi int) {
 		idx := e.scratch(w, kAux)
 		if cap(e.scratchVal[w]) < nDead {
 			e.scratchVal[w] = make([]float32, nDead)
@@ -653,7 +655,7 @@ func (e *fusedEngine) auxK(s *SAE, cfg LossConfig, dead []bool) float64 {
 	coef := 2 * cfg.AuxKCoeff * scale / float32(b)
 	parts := e.f64parts
 	clear(parts)
-	parallelFor(b, 16, func(w, lo, hi int) {
+	parallel.For(b, 16, func(w, lo, hi int) {
 		var sum float64
 		for r := lo; r < hi; r++ {
 			eh := e.ehat[r*d : (r+1)*d]
@@ -721,7 +723,7 @@ func (e *fusedEngine) groupByLatent() {
 func transpose(a []float32, rows, cols int, out []float32) {
 	const blk = 64
 	nb := (rows + blk - 1) / blk
-	parallelFor(nb, 1, func(_, lo, hi int) {
+	parallel.For(nb, 1, func(_, lo, hi int) {
 		for bi := lo; bi < hi; bi++ {
 			r0 := bi * blk
 			r1 := min(rows, r0+blk)

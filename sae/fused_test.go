@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+
+	"github.com/rise-interp/rise/internal/matmul"
 )
 
 // TestFusedStepReusesBuffers checks that, once the first step has sized its
@@ -44,11 +46,11 @@ func TestFusedStepReusesBuffers(t *testing.T) {
 		// hundred bytes. gonum's parallel sgemm allocates its own blocks on
 		// every call, so the bound is strict only under OpenBLAS.
 		limit := uint64(16 << 10)
-		if BLASName != "openblas" {
+		if matmul.BLASName != "openblas" {
 			limit = 256 << 10
 		}
 		if perStep > limit {
-			t.Errorf("%s: a step allocates %d bytes, want buffers reused (under %d with %s)", arch, perStep, limit, BLASName)
+			t.Errorf("%s: a step allocates %d bytes, want buffers reused (under %d with %s)", arch, perStep, limit, matmul.BLASName)
 		}
 	}
 }

@@ -10,10 +10,11 @@ import (
 
 	"github.com/chewxy/hm"
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/gonum"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/rise-interp/rise/internal/matmul"
 )
 
 // The graph engine writes each architecture's training objective (see
@@ -84,7 +85,7 @@ type graphGonumBLAS struct{ gonum.Implementation }
 // engine is the fast one.
 func NewGraphEngine() Engine {
 	graphBLASOnce.Do(func() {
-		G.Use(graphBLAS{Float32: blas32.Implementation()})
+		G.Use(graphBLAS{Float32: matmul.Impl()})
 	})
 	return &graphEngine{graphs: make(map[graphKey]*graphSAE)}
 }
@@ -664,5 +665,5 @@ func (graphStopOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 // Sgemm sends gorgonia's float32 matrix products through gemm, which splits
 // large products across cores when the BLAS underneath is single-threaded.
 func (graphBLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	gemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	matmul.Gemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }

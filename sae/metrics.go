@@ -8,6 +8,7 @@ import (
 	"gonum.org/v1/gonum/blas"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/matmul"
 )
 
 // RecoveryThreshold is the cosine a decoder row must reach with a planted
@@ -255,7 +256,7 @@ func maxAbsRowCos(ctx context.Context, w []float32, m, d int, norms []float64, p
 				return 0, err
 			}
 			nj := min(bs, m-j0)
-			gemm(blas.NoTrans, blas.Trans, ni, nj, d, 1, w[i0*d:(i0+ni)*d], d, w[j0*d:(j0+nj)*d], d, 0, g[:ni*nj], nj)
+			matmul.Gemm(blas.NoTrans, blas.Trans, ni, nj, d, 1, w[i0*d:(i0+ni)*d], d, w[j0*d:(j0+nj)*d], d, 0, g[:ni*nj], nj)
 			for a := range ni {
 				na := norms[i0+a]
 				if na == 0 {
@@ -323,7 +324,7 @@ func plantedRecovery(ctx context.Context, s *SAE, truth []float32, F int, norms 
 			return 0, 0, err
 		}
 		nf := min(fb, F-f0)
-		gemm(blas.NoTrans, blas.Trans, nf, m, d, 1, truth[f0*d:(f0+nf)*d], d, s.WDec, d, 0, out[:nf*m], m)
+		matmul.Gemm(blas.NoTrans, blas.Trans, nf, m, d, 1, truth[f0*d:(f0+nf)*d], d, s.WDec, d, 0, out[:nf*m], m)
 		for a := range nf {
 			best := math.Inf(-1)
 			for j, g := range out[a*m : (a+1)*m] {

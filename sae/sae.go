@@ -7,9 +7,9 @@ import (
 	"slices"
 
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/matmul"
 )
 
 // Arch names an SAE architecture. The names are SAELens's, except that
@@ -229,7 +229,7 @@ func (s *SAE) PreActivations(x, xc, pre []float32) {
 	for r := range n {
 		copy(pre[r*s.DSae:(r+1)*s.DSae], s.BEnc)
 	}
-	gemm(blas.NoTrans, blas.NoTrans, n, s.DSae, s.DIn, 1, xc, s.DIn, s.WEnc, s.DSae, 1, pre, s.DSae)
+	matmul.Gemm(blas.NoTrans, blas.NoTrans, n, s.DSae, s.DIn, 1, xc, s.DIn, s.WEnc, s.DSae, 1, pre, s.DSae)
 }
 
 // centre writes x·InputScale - b_dec (or x·InputScale) into xc.
@@ -301,28 +301,10 @@ func (s *SAE) Decode(f, xhat []float32) {
 	for r := range n {
 		copy(xhat[r*s.DIn:(r+1)*s.DIn], s.BDec)
 	}
-	gemm(blas.NoTrans, blas.NoTrans, n, s.DIn, s.DSae, 1, f, s.DSae, s.WDec, s.DIn, 1, xhat, s.DIn)
+	matmul.Gemm(blas.NoTrans, blas.NoTrans, n, s.DIn, s.DSae, 1, f, s.DSae, s.WDec, s.DIn, 1, xhat, s.DIn)
 	if sc := s.InputScale; sc != 0 && sc != 1 {
 		for i := range xhat {
 			xhat[i] /= sc
 		}
 	}
-}
-
-// gemm computes C = alpha·op(A)·op(B) + beta·C on row-major float32
-// matrices through the BLAS in use (see blas.go). When that BLAS is
-// single-threaded, a large product is split by rows of C across cores.
-func gemm(ta, tb blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	impl := blas32.Implementation()
-	if !splitGemm || m < 2*workers() || int64(m)*int64(n)*int64(k) < 1<<21 {
-		impl.Sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-		return
-	}
-	parallelFor(m, 1, func(_, lo, hi int) {
-		aOff := lo * lda // rows lo..hi of op(A) = rows of A
-		if ta == blas.Trans {
-			aOff = lo // = columns of A
-		}
-		impl.Sgemm(ta, tb, hi-lo, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
-	})
 }

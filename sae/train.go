@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/parallel"
 )
 
 // TrainConfig sets up a training run. Zero values take the defaults that
@@ -542,7 +543,7 @@ func (a *adam) step(grads [][]float32, lr float64) {
 	eps := float32(a.eps)
 	for k, p := range a.params {
 		g, m, v := grads[k], a.m[k], a.v[k]
-		parallelFor(len(p), 1<<14, func(_, lo, hi int) {
+		parallel.For(len(p), 1<<14, func(_, lo, hi int) {
 			for i := lo; i < hi; i++ {
 				gi := g[i]
 				m[i] = b1*m[i] + (1-b1)*gi
@@ -575,7 +576,7 @@ func clipGlobalNorm(grads [][]float32, c float64) {
 
 // normaliseRows scales each row of the [rows, cols] matrix w to unit norm.
 func normaliseRows(w []float32, rows, cols int) {
-	parallelFor(rows, 64, func(_, lo, hi int) {
+	parallel.For(rows, 64, func(_, lo, hi int) {
 		for j := lo; j < hi; j++ {
 			row := w[j*cols : (j+1)*cols]
 			var sq float64
@@ -595,7 +596,7 @@ func normaliseRows(w []float32, rows, cols int) {
 // removeParallel removes from each gradient row its component along the
 // matching (unit) row of w.
 func removeParallel(g, w []float32, rows, cols int) {
-	parallelFor(rows, 64, func(_, lo, hi int) {
+	parallel.For(rows, 64, func(_, lo, hi int) {
 		for j := lo; j < hi; j++ {
 			gr, wr := g[j*cols:(j+1)*cols], w[j*cols:(j+1)*cols]
 			var dot, nn float64

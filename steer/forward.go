@@ -4,15 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"runtime"
-	"sync"
 
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
 
-	// The sae package chooses the float32 BLAS (OpenBLAS with -tags
-	// openblas, gonum's otherwise); the runtime uses the same one.
-	_ "github.com/rise-interp/rise/sae"
+	"github.com/rise-interp/rise/internal/matmul"
+	"github.com/rise-interp/rise/internal/parallel"
 )
 
 // Sequence is one sequence being run: its tokens and its key/value cache.
@@ -228,9 +224,9 @@ func (m *Model) attention(out, q []float32, seqs []*Sequence, rows []Row, l int)
 		runs = append(runs, run{r, e})
 		r = e
 	}
-	impl := blas32.Implementation()
+	impl := matmul.Impl()
 	jobs := len(runs) * c.Heads
-	parallel(jobs, 1, func(lo, hi int) {
+	parallel.For(jobs, 1, func(_, lo, hi int) {
 		var scores []float32
 		for j := lo; j < hi; j++ {
 			rn, h := runs[j/c.Heads], j%c.Heads
@@ -338,8 +334,8 @@ const gemvRows = 4
 const smallBatch = 64
 
 func gemmRows(out, x []float32, n, in int, w []float32, outDim int, beta float32) {
-	impl := blas32.Implementation()
-	parallel(outDim, 64, func(lo, hi int) {
+	impl := matmul.Impl()
+	parallel.For(outDim, 64, func(_, lo, hi int) {
 		if n <= gemvRows {
 			for r := range n {
 				impl.Sgemv(blas.NoTrans, hi-lo, in, 1, w[lo*in:hi*in], in, x[r*in:(r+1)*in], 1, beta, out[r*outDim+lo:r*outDim+hi], 1)
@@ -367,27 +363,4 @@ func gemmRows(out, x []float32, n, in int, w []float32, outDim int, beta float32
 		}
 		impl.Sgemm(blas.NoTrans, blas.Trans, n, hi-lo, in, 1, x, in, w[lo*in:hi*in], in, beta, out[lo:], outDim)
 	})
-}
-
-// parallel splits [0, n) into one contiguous range per core (each at least
-// min long) and runs f on them concurrently.
-func parallel(n, min int, f func(lo, hi int)) {
-	workers := runtime.GOMAXPROCS(0)
-	if workers > n/max(min, 1) {
-		workers = max(1, n/max(min, 1))
-	}
-	if workers <= 1 {
-		f(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := w*n/workers, (w+1)*n/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(lo, hi)
-		}()
-	}
-	wg.Wait()
 }

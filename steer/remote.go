@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 )
 
@@ -271,7 +272,7 @@ func (req *GenerateRequest) vectors(info ModelInfo) ([]Vector, error) {
 		if len(wv.Direction) != info.DModel {
 			return nil, fmt.Errorf("vectors[%d]: direction: expected %d values (the model's width), found %d", i, info.DModel, len(wv.Direction))
 		}
-		dir, err := Unit(wv.Direction)
+		dir, err := vec.Unit(wv.Direction)
 		if err != nil {
 			return nil, fmt.Errorf("vectors[%d]: %w", i, err)
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/reason"
+	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 )
 
@@ -194,7 +195,7 @@ func TestPythonReferenceBackend(t *testing.T) {
 	for i := range dir {
 		dir[i] = float32(math.Sin(float64(3*i + 1)))
 	}
-	udir, _ := Unit(dir)
+	udir, _ := vec.Unit(dir)
 	vec := func(layer int, op string, strength float64, pos string) []Vector {
 		return []Vector{{VectorSpec: VectorSpec{Layer: layer, Op: op, Strength: strength, Positions: pos}, Dir: udir}}
 	}
@@ -412,7 +413,7 @@ func TestPythonReferenceConfidence(t *testing.T) {
 	for i := range dir {
 		dir[i] = float32(math.Cos(float64(5*i + 2)))
 	}
-	udir, _ := Unit(dir)
+	udir, _ := vec.Unit(dir)
 	for _, vs := range [][]Vector{nil, {{VectorSpec: VectorSpec{Layer: 0, Op: OpAdd, Strength: 6, Positions: PosStepBoundary}, Dir: udir}}} {
 		ne, nn, err := native.BoundaryEntropy(ctx, trs, vs)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/reason"
+	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 )
 
@@ -35,7 +36,7 @@ func TestRemoteBackend(t *testing.T) {
 	dir := make([]float32, 64)
 	dir[3] = 2
 	vs := []Vector{{VectorSpec: VectorSpec{Layer: 2, Op: OpAdd, Strength: 6, Positions: PosAll}, Dir: dir}}
-	vs[0].Dir, _ = Unit(dir)
+	vs[0].Dir, _ = vec.Unit(dir)
 	prompts := []string{"", "Tom had a ball"}
 	for _, o := range []GenerateOptions{{MaxTokens: 30}, {MaxTokens: 30, Vectors: vs}, {MaxTokens: 30, Temperature: 0.8, Seed: 3}} {
 		want, err := native.Generate(ctx, prompts, o)

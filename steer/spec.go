@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/sae/atlas"
 )
@@ -206,27 +207,9 @@ func LoadDirection(source string) ([]float32, error) {
 	default:
 		return nil, fmt.Errorf("source %q: expected npy:, sae:, atlas: or confidence:", source)
 	}
-	out, err := Unit(v)
+	out, err := vec.Unit(v)
 	if err != nil {
 		return nil, fmt.Errorf("source %q: %w", source, err)
-	}
-	return out, nil
-}
-
-// Unit returns v scaled to unit length, or an error for a vector with no
-// direction (zero, NaN or infinite).
-func Unit(v []float32) ([]float32, error) {
-	var sq float64
-	for _, x := range v {
-		sq += float64(x) * float64(x)
-	}
-	if sq == 0 || math.IsNaN(sq) || math.IsInf(sq, 0) {
-		return nil, fmt.Errorf("the vector has no direction (norm %v)", math.Sqrt(sq))
-	}
-	inv := 1 / math.Sqrt(sq)
-	out := make([]float32, len(v))
-	for i, x := range v {
-		out[i] = float32(float64(x) * inv)
 	}
 	return out, nil
 }

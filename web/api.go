@@ -2,12 +2,12 @@ package web
 
 import (
 	"fmt"
-	"math"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/sae/atlas"
 )
@@ -419,13 +419,13 @@ func (s *Server) behaviours(w http.ResponseWriter, r *http.Request) {
 	for i, a := range withVec {
 		matrix[i] = make([]float64, len(withVec))
 		for j, b := range withVec {
-			matrix[i][j] = cosine(an.atlas.Behaviours[a].Vector, an.atlas.Behaviours[b].Vector)
+			matrix[i][j] = vec.Cosine(an.atlas.Behaviours[a].Vector, an.atlas.Behaviours[b].Vector)
 		}
 	}
 	venhoff := map[string]float64{}
 	for _, n := range withVec {
 		if v, ok := an.venhoff[n]; ok {
-			venhoff[n] = cosine(an.atlas.Behaviours[n].Vector, v)
+			venhoff[n] = vec.Cosine(an.atlas.Behaviours[n].Vector, v)
 		}
 	}
 	if withVec == nil {
@@ -433,17 +433,4 @@ func (s *Server) behaviours(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"behaviours": list,
 		"cosine": map[string]any{"names": withVec, "matrix": matrix}, "venhoff_cosine": venhoff})
-}
-
-func cosine(a, b []float32) float64 {
-	var ab, aa, bb float64
-	for i := range a {
-		ab += float64(a[i]) * float64(b[i])
-		aa += float64(a[i]) * float64(a[i])
-		bb += float64(b[i]) * float64(b[i])
-	}
-	if aa == 0 || bb == 0 {
-		return 0
-	}
-	return ab / math.Sqrt(aa*bb)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/label"
+	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/steer"
 )
 
@@ -131,7 +132,7 @@ func (s *Server) steerVectors(req *SteerRequest) ([]steer.Vector, error) {
 		if layer < 0 || layer >= m.Layers {
 			return nil, errorf(http.StatusBadRequest, "%s: layer: expected a block from 0 to %d, found %d", where, m.Layers-1, layer)
 		}
-		unit, err := steer.Unit(dir)
+		unit, err := vec.Unit(dir)
 		if err != nil {
 			return nil, errorf(http.StatusBadRequest, "%s: %v", where, err)
 		}

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/sae/atlas"
 )
@@ -323,7 +324,7 @@ func analyse(ctx context.Context, m *Model, s *sae.SAE, seed uint64, cacheDir st
 	if len(ds.Steps) == 0 {
 		return nil, fmt.Errorf("dataset %s has no steps.jsonl: the atlas needs the steps' behaviour labels", ds.Name)
 	}
-	an := &analysis{unit: atlas.UnitRows(s.WDec, s.DSae, s.DIn), venhoff: map[string][]float32{}}
+	an := &analysis{unit: vec.UnitRows(s.WDec, s.DSae, s.DIn), venhoff: map[string][]float32{}}
 	progress("attribution", 0, 1)
 	attr, err := atlas.Attribute(ctx, s, m.Layer, ds.Steps, atlas.AttributionOptions{})
 	if err != nil {

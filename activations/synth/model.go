@@ -9,6 +9,9 @@ import (
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/blas/gonum"
 	"gonum.org/v1/gonum/lapack/lapack64"
+
+	"github.com/rise-interp/rise/internal/parallel"
+	"github.com/rise-interp/rise/internal/vec"
 )
 
 // Every random choice draws from its own stream: a PCG generator keyed by
@@ -100,7 +103,7 @@ func newModel(ctx context.Context, cfg Config) (*model, error) {
 	for d := range off {
 		off[d] = r.NormFloat64()
 	}
-	m.offset = unitFloat32(off, cfg.OffsetNorm)
+	m.offset, _ = vec.Scale64(off, cfg.OffsetNorm)
 
 	r = newRand(cfg.Seed, streamScales, 0)
 	m.scale = make([]float32, F)
@@ -196,7 +199,7 @@ func cohere(dirs []float32, D int, groups [][]int, c float64) {
 			for d := range row {
 				u[d] = c*g[d] + s*u[d]
 			}
-			copy(row, unitFloat32(u, 1))
+			copy(row, unit(u))
 		}
 	}
 }
@@ -216,23 +219,6 @@ func normalise(v []float64) bool {
 		v[i] *= k
 	}
 	return true
-}
-
-// unitFloat32 scales v to the given norm and rounds it to float32.
-func unitFloat32(v []float64, norm float64) []float32 {
-	s := 0.0
-	for _, x := range v {
-		s += x * x
-	}
-	out := make([]float32, len(v))
-	if s == 0 {
-		return out
-	}
-	k := norm / math.Sqrt(s)
-	for i, x := range v {
-		out[i] = float32(x * k)
-	}
-	return out
 }
 
 // powerLawRates returns firing probabilities by rank, p_r = min(c (r+1)^-a,
@@ -279,10 +265,10 @@ func directions(ctx context.Context, seed uint64, F, D int) ([]float32, bool, er
 	}
 	dirs := make([]float32, F*D)
 	if !(F <= D && float64(F)*float64(F)*float64(D) <= maxOrthoWork) {
-		err := parallelFor(ctx, F, func(f int) {
+		_, err := parallel.EachContext(ctx, F, func(_, f int) {
 			v := make([]float64, D)
 			gaussian(f, v)
-			copy(dirs[f*D:(f+1)*D], unitFloat32(v, 1))
+			copy(dirs[f*D:(f+1)*D], unit(v))
 		})
 		return dirs, false, err
 	}
@@ -312,7 +298,7 @@ func directions(ctx context.Context, seed uint64, F, D int) ([]float32, bool, er
 		for d := range D {
 			v[d] = a.Data[d*F+f]
 		}
-		copy(dirs[f*D:(f+1)*D], unitFloat32(v, 1))
+		copy(dirs[f*D:(f+1)*D], unit(v))
 	}
 	return dirs, true, ctx.Err()
 }
@@ -418,4 +404,11 @@ func (g *rowGen) plant(f int, out []float32) {
 	}
 	D := len(out)
 	blasImpl.Saxpy(D, a, m.dirs[f*D:(f+1)*D], 1, out, 1)
+}
+
+// unit is v at unit length in float32 (a Gaussian draw always has a
+// direction).
+func unit(v []float64) []float32 {
+	u, _ := vec.Scale64(v, 1)
+	return u
 }

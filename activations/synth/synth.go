@@ -32,12 +32,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
-	"sync"
 	"sync/atomic"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/parallel"
 )
 
 // Behaviour and length names used in steps.jsonl, traces.jsonl and truth.json.
@@ -370,7 +369,7 @@ func generate(ctx context.Context, w *activations.Writer, cfg Config, progress f
 	D, N := cfg.DModel, cfg.Rows
 	B := min(batchRows(D), N)
 	pl := newPlanner(cfg)
-	workers := make([]*worker, runtime.GOMAXPROCS(0))
+	workers := make([]*worker, parallel.Workers())
 	for i := range workers {
 		workers[i] = &worker{gen: m.newRowGen(), fired: make([]int64, cfg.Features)}
 	}
@@ -410,24 +409,12 @@ func generate(ctx context.Context, w *activations.Writer, cfg Config, progress f
 		b := <-free
 		b.start, b.n = done, min(B, N-done)
 		b.steps, b.traces = pl.plan(b.n, b.conds, b.steps[:0], b.tokens)
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for _, wk := range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					lo := int(next.Add(chunk)) - chunk
-					if lo >= b.n {
-						return
-					}
-					for i := lo; i < min(lo+chunk, b.n); i++ {
-						wk.active += int64(wk.gen.row(uint64(b.start+i), b.conds[i], b.rows[i*D:(i+1)*D], wk.fired))
-					}
-				}
-			}()
-		}
-		wg.Wait()
+		parallel.Each((b.n+chunk-1)/chunk, func(w, t int) {
+			wk := workers[w]
+			for i := t * chunk; i < min((t+1)*chunk, b.n); i++ {
+				wk.active += int64(wk.gen.row(uint64(b.start+i), b.conds[i], b.rows[i*D:(i+1)*D], wk.fired))
+			}
+		})
 		full <- b
 		done += b.n
 	}
@@ -543,27 +530,4 @@ func ReadTruth(dir string) (*Truth, error) {
 		return nil, err
 	}
 	return &t, nil
-}
-
-// parallelFor runs fn(i) for i in [0, n) on all cores, checking ctx between
-// items. Each index must do independent work, so that the result does not
-// depend on the number of cores.
-func parallelFor(ctx context.Context, n int, fn func(i int)) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(n, runtime.GOMAXPROCS(0)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				fn(i)
-			}
-		}()
-	}
-	wg.Wait()
-	return ctx.Err()
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/rise-interp/rise/internal/matmul"
 	"github.com/rise-interp/rise/sae"
 )
 
@@ -404,7 +405,7 @@ func lastLine(s string) string {
 // printBenchTable prints the results as a table, with each rise engine's
 // speed relative to PyTorch's, and the notes below it.
 func printBenchTable(w io.Writer, out []any, threads int, ref *torchRef, notes []string) {
-	fmt.Fprintf(w, "BLAS %s, %d threads", sae.BLASName, threads)
+	fmt.Fprintf(w, "BLAS %s, %d threads", matmul.BLASName, threads)
 	if ref != nil {
 		fmt.Fprintf(w, "; PyTorch reference %s run by %s", ref.script, ref.python)
 	}

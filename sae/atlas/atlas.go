@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"sort"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 )
 
@@ -96,7 +96,7 @@ func Build(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []ac
 		}
 	}
 	n, d := s.DSae, s.DIn
-	w := UnitRows(s.WDec, n, d)
+	w := vec.UnitRows(s.WDec, n, d)
 
 	attr := opts.Attributed
 	if attr == nil {
@@ -265,27 +265,6 @@ func (a *Atlas) XY() []float64 {
 		xy[2*i], xy[2*i+1] = f.X, f.Y
 	}
 	return xy
-}
-
-// UnitRows returns a copy of the [n, d] rows of w scaled to unit norm (zero
-// rows stay zero).
-func UnitRows(w []float32, n, d int) []float32 {
-	out := make([]float32, len(w))
-	for i := range n {
-		row := w[i*d : (i+1)*d]
-		var sq float64
-		for _, v := range row {
-			sq += float64(v) * float64(v)
-		}
-		if sq == 0 {
-			continue
-		}
-		f := float32(1 / math.Sqrt(sq))
-		for j, v := range row {
-			out[i*d+j] = v * f
-		}
-	}
-	return out
 }
 
 func distinct(v []int) int {

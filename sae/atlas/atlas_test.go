@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"testing"
+
+	"github.com/rise-interp/rise/internal/vec"
 )
 
 // TestBuildAtlas builds the atlas of a TopK SAE trained on a planted dump:
@@ -30,7 +32,7 @@ func TestBuildAtlas(t *testing.T) {
 				if v == nil {
 					t.Fatalf("no %s vector: %s", b, a.Behaviours[b].Error)
 				}
-				if c := cosine(v, groupDirection(t, p.truth, b)); c < 0.7 {
+				if c := vec.Cosine(v, groupDirection(t, p.truth, b)); c < 0.7 {
 					t.Errorf("%s vector has cosine %.3f with the planted group, want ≥ 0.7", b, c)
 				}
 			}

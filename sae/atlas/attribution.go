@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 )
 
@@ -427,7 +428,7 @@ func (a *Attribution) BehaviourVectorWith(behaviour string, opts SpecificOptions
 			sum[i] += float64(x) / n
 		}
 	}
-	v, ok := unitFloat32(sum)
+	v, ok := vec.Scale64(sum, 1)
 	if !ok {
 		return nil, cols, fmt.Errorf("attribution: the mean decoder row of the %d columns specific to %q is zero", len(cols), behaviour)
 	}
@@ -481,7 +482,7 @@ func VenhoffVectors(ctx context.Context, layer *activations.Layer, steps []activ
 		diff[k] = lab[k]/float64(nLab) - all[k]/float64(layer.Rows)
 		raw[k] = float32(diff[k])
 	}
-	unit, ok := unitFloat32(diff)
+	unit, ok := vec.Scale64(diff, 1)
 	if !ok {
 		return raw, nil, fmt.Errorf("venhoff vector: the mean of the %d steps labelled %q equals the overall mean; there is no direction", nLab, label)
 	}
@@ -494,21 +495,4 @@ func norm32(v []float32) float64 {
 		s += float64(x) * float64(x)
 	}
 	return math.Sqrt(s)
-}
-
-// unitFloat32 scales v to unit norm; ok is false when v is zero.
-func unitFloat32(v []float64) ([]float32, bool) {
-	s := 0.0
-	for _, x := range v {
-		s += x * x
-	}
-	if s == 0 || math.IsNaN(s) || math.IsInf(s, 0) {
-		return nil, false
-	}
-	n := math.Sqrt(s)
-	out := make([]float32, len(v))
-	for i, x := range v {
-		out[i] = float32(x / n)
-	}
-	return out, true
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/synth"
+	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 )
 
@@ -63,21 +64,11 @@ func groupDirection(t *testing.T, truth *synth.Truth, behaviour string) []float3
 			sum[i] += float64(v)
 		}
 	}
-	v, ok := unitFloat32(sum)
+	v, ok := vec.Scale64(sum, 1)
 	if !ok {
 		t.Fatalf("planted group %q has a zero mean direction", behaviour)
 	}
 	return v
-}
-
-func cosine(a, b []float32) float64 {
-	var ab, aa, bb float64
-	for i := range a {
-		ab += float64(a[i]) * float64(b[i])
-		aa += float64(a[i]) * float64(a[i])
-		bb += float64(b[i]) * float64(b[i])
-	}
-	return ab / math.Sqrt(aa*bb)
 }
 
 // TestAttributionPlantedBehaviourVectors checks that the behaviour vectors
@@ -110,7 +101,7 @@ func TestAttributionPlantedBehaviourVectors(t *testing.T) {
 		if len(v) != p.sae.DIn || math.Abs(norm32(v)-1) > 1e-5 {
 			t.Fatalf("%s vector: expected a unit vector of %d values, got %d values of norm %v", b, p.sae.DIn, len(v), norm32(v))
 		}
-		c := cosine(v, groupDirection(t, p.truth, b))
+		c := vec.Cosine(v, groupDirection(t, p.truth, b))
 		found[b] = c
 		t.Logf("%s: %d specific columns %v, cosine with the planted group %.3f", b, len(cols), cols, c)
 		if c < minCos {
@@ -131,14 +122,14 @@ func TestAttributionPlantedBehaviourVectors(t *testing.T) {
 		// looser drop (StrongRatio 0.9) still gives a vector, which must not
 		// point along the planted group.
 		if _, cols, err := as.BehaviourVectorWith(b, as.Options.Specific); err == nil {
-			c := cosine(mustVector(t, as, b, as.Options.Specific), groupDirection(t, p.truth, b))
+			c := vec.Cosine(mustVector(t, as, b, as.Options.Specific), groupDirection(t, p.truth, b))
 			t.Logf("%s with shuffled labels: %d columns %v, cosine %.3f", b, len(cols), cols, c)
 			if c > 0.3 {
 				t.Errorf("%s with shuffled labels: cosine %.3f, expected below 0.3 (true labels: %.3f)", b, c, found[b])
 			}
 		}
 		loose := SpecificOptions{StrongRatio: 0.9}
-		c := cosine(mustVector(t, as, b, loose), groupDirection(t, p.truth, b))
+		c := vec.Cosine(mustVector(t, as, b, loose), groupDirection(t, p.truth, b))
 		t.Logf("%s with shuffled labels, looser drop: cosine %.3f", b, c)
 		if c > 0.3 {
 			t.Errorf("%s with shuffled labels and a looser drop: cosine %.3f, expected below 0.3 (true labels: %.3f)", b, c, found[b])
@@ -152,7 +143,7 @@ func TestAttributionPlantedBehaviourVectors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := cosine(unit, groupDirection(t, p.truth, b))
+		c := vec.Cosine(unit, groupDirection(t, p.truth, b))
 		t.Logf("%s Venhoff vector: norm %.3f, cosine with the planted group %.3f", b, norm32(raw), c)
 		if c < 0.35 {
 			t.Errorf("%s Venhoff vector: cosine with the planted group %.3f, expected at least 0.35", b, c)

@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
 
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
+
+	"github.com/rise-interp/rise/internal/matmul"
+	"github.com/rise-interp/rise/internal/parallel"
 )
 
 // MaxAgglomerative is the largest number of rows Agglomerative accepts: it
@@ -191,8 +192,8 @@ func kmeansPlusPlus(ctx context.Context, x []float32, n, d, k int, rng *rand.Ran
 // clusterDots sets dots[i] = x_i · c for every row, over fixed row blocks on
 // all cores.
 func clusterDots(x []float32, n, d int, c []float32, dots []float32) {
-	impl := blas32.Implementation()
-	clusterParallel((n+clusterRowBlock-1)/clusterRowBlock, func(b int) {
+	impl := matmul.Impl()
+	parallel.Each((n+clusterRowBlock-1)/clusterRowBlock, func(_, b int) {
 		r0 := b * clusterRowBlock
 		r1 := min(n, r0+clusterRowBlock)
 		impl.Sgemv(blas.NoTrans, r1-r0, d, 1, x[r0*d:r1*d], d, c, 1, 0, dots[r0:r1], 1)
@@ -206,11 +207,11 @@ func clusterAssign(ctx context.Context, x []float32, n, d int, cent []float32, k
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	impl := blas32.Implementation()
+	impl := matmul.Impl()
 	nb := (n + clusterRowBlock - 1) / clusterRowBlock
 	var changed atomic.Int64
 	pool := sync.Pool{New: func() any { s := make([]float32, clusterRowBlock*k); return &s }}
-	clusterParallel(nb, func(b int) {
+	parallel.Each(nb, func(_, b int) {
 		r0 := b * clusterRowBlock
 		r1 := min(n, r0+clusterRowBlock)
 		bp := pool.Get().(*[]float32)
@@ -278,7 +279,7 @@ func clusterFixEmpty(x []float32, n, d, k int, cent []float32, labels []int, sim
 func clusterCentroids(x []float32, n, d, k int, labels []int, cent []float32) {
 	sums := make([]float64, k*d)
 	const cols = 64
-	clusterParallel((d+cols-1)/cols, func(b int) {
+	parallel.Each((d+cols-1)/cols, func(_, b int) {
 		c0 := b * cols
 		c1 := min(d, c0+cols)
 		for i := 0; i < n; i++ {
@@ -310,7 +311,7 @@ func clusterCentroids(x []float32, n, d, k int, labels []int, cent []float32) {
 func clusterObjective(x []float32, n, d int, cent []float32, labels []int) float64 {
 	nb := (n + clusterRowBlock - 1) / clusterRowBlock
 	part := make([]float64, nb)
-	clusterParallel(nb, func(b int) {
+	parallel.Each(nb, func(_, b int) {
 		r0 := b * clusterRowBlock
 		r1 := min(n, r0+clusterRowBlock)
 		s := 0.0
@@ -355,9 +356,9 @@ func Agglomerative(x []float32, n, d, k int) (*Clustering, error) {
 	}
 	// Distance matrix D = 1 − X Xᵀ, clamped to [0, 2], zero diagonal.
 	dm := make([]float32, n*n)
-	impl := blas32.Implementation()
+	impl := matmul.Impl()
 	nb := (n + clusterRowBlock - 1) / clusterRowBlock
-	clusterParallel(nb, func(b int) {
+	parallel.Each(nb, func(_, b int) {
 		r0 := b * clusterRowBlock
 		r1 := min(n, r0+clusterRowBlock)
 		g := dm[r0*n : r1*n]
@@ -527,7 +528,7 @@ func clusterInput(x []float32, n, d int) ([]float32, error) {
 	norms := make([]float64, n)
 	var bad atomic.Int64
 	bad.Store(-1)
-	clusterParallel((n+clusterRowBlock-1)/clusterRowBlock, func(b int) {
+	parallel.Each((n+clusterRowBlock-1)/clusterRowBlock, func(_, b int) {
 		r0 := b * clusterRowBlock
 		r1 := min(n, r0+clusterRowBlock)
 		for i := r0; i < r1; i++ {
@@ -565,31 +566,4 @@ func clusterInput(x []float32, n, d int) ([]float32, error) {
 		}
 	}
 	return y, nil
-}
-
-// clusterParallel runs fn(0..tasks-1) on up to GOMAXPROCS goroutines.
-func clusterParallel(tasks int, fn func(task int)) {
-	workers := min(runtime.GOMAXPROCS(0), tasks)
-	if workers <= 1 {
-		for t := 0; t < tasks; t++ {
-			fn(t)
-		}
-		return
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				t := int(next.Add(1)) - 1
-				if t >= tasks {
-					return
-				}
-				fn(t)
-			}
-		}()
-	}
-	wg.Wait()
 }

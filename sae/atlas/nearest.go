@@ -5,7 +5,9 @@ import (
 	"sort"
 
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
+
+	"github.com/rise-interp/rise/internal/matmul"
+	"github.com/rise-interp/rise/internal/vec"
 )
 
 // Neighbour is a feature and its cosine with the feature asked about.
@@ -26,7 +28,7 @@ func NearestFeatures(w []float32, n, d, j, k int) ([]Neighbour, error) {
 	case k < 0:
 		return nil, fmt.Errorf("nearest features: k must not be negative, got %d", k)
 	}
-	return NearestUnit(UnitRows(w, n, d), n, d, j, k), nil
+	return NearestUnit(vec.UnitRows(w, n, d), n, d, j, k), nil
 }
 
 // NearestUnit is NearestFeatures over rows already at unit length (UnitRows),
@@ -34,7 +36,7 @@ func NearestFeatures(w []float32, n, d, j, k int) ([]Neighbour, error) {
 // partial selection of the k best. The caller checks the shapes.
 func NearestUnit(unit []float32, n, d, j, k int) []Neighbour {
 	cos := make([]float32, n)
-	blas32.Implementation().Sgemv(blas.NoTrans, n, d, 1, unit, d, unit[j*d:(j+1)*d], 1, 0, cos, 1)
+	matmul.Impl().Sgemv(blas.NoTrans, n, d, 1, unit, d, unit[j*d:(j+1)*d], 1, 0, cos, 1)
 	better := func(a, b int) bool {
 		if cos[a] != cos[b] {
 			return cos[a] > cos[b]

@@ -5,11 +5,12 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
-	"sync"
 	"sync/atomic"
 
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
+
+	"github.com/rise-interp/rise/internal/matmul"
+	"github.com/rise-interp/rise/internal/parallel"
 )
 
 // umapExactMax is the largest n for which the neighbour graph of UMAP is
@@ -95,37 +96,6 @@ func (g *knnGraph) sortRows() {
 	}
 }
 
-// umapParallel runs fn(worker, task) for tasks 0..tasks-1 on up to
-// GOMAXPROCS goroutines; worker identifies the goroutine so that callers can
-// keep per-goroutine scratch space. Results must not depend on which worker
-// runs a task.
-func umapParallel(tasks int, fn func(worker, task int)) int {
-	workers := max(1, min(runtime.GOMAXPROCS(0), tasks))
-	if workers == 1 {
-		for t := range tasks {
-			fn(0, t)
-		}
-		return workers
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				t := int(next.Add(1)) - 1
-				if t >= tasks {
-					return
-				}
-				fn(w, t)
-			}
-		}()
-	}
-	wg.Wait()
-	return workers
-}
-
 // knnExact finds the k nearest rows of every unit row of u by cosine
 // distance with blocked matrix products (float32 BLAS), keeping the best k
 // per row in a heap. Rows are processed independently, so the result does
@@ -140,9 +110,9 @@ func knnExact(ctx context.Context, u []float32, n, d, k int) (*knnGraph, error) 
 	blocks := (n + rowBlock - 1) / rowBlock
 	workers := max(1, min(runtime.GOMAXPROCS(0), blocks))
 	bufs := make([][]float32, workers)
-	impl := blas32.Implementation()
+	impl := matmul.Impl()
 	var failed atomic.Bool
-	umapParallel(blocks, func(w, b int) {
+	parallel.Each(blocks, func(w, b int) {
 		if failed.Load() {
 			return
 		}
@@ -202,7 +172,7 @@ func cosineDist(dot float32) float32 {
 func knnDescent(ctx context.Context, u []float32, n, d, k int, seed uint64) (*knnGraph, error) {
 	const maxRounds = 16
 	const delta = 0.001
-	impl := blas32.Implementation()
+	impl := matmul.Impl()
 	dot := func(i, j int) float32 {
 		return impl.Sdot(d, u[i*d:(i+1)*d], 1, u[j*d:(j+1)*d], 1)
 	}
@@ -213,7 +183,7 @@ func knnDescent(ctx context.Context, u []float32, n, d, k int, seed uint64) (*kn
 	const rowBlock = 256
 	blocks := (n + rowBlock - 1) / rowBlock
 	trees := rpForest(u, n, d, max(2*k, 32), rpTrees, seed)
-	umapParallel(blocks, func(_, b int) {
+	parallel.Each(blocks, func(_, b int) {
 		for i := b * rowBlock; i < min(n, (b+1)*rowBlock); i++ {
 			idx := g.idx[i*k : (i+1)*k]
 			dist := g.dist[i*k : (i+1)*k]
@@ -285,7 +255,7 @@ func knnDescent(ctx context.Context, u []float32, n, d, k int, seed uint64) (*kn
 				fn(revIdx[s], revNew[s])
 			}
 		}
-		umapParallel(blocks, func(w, b int) {
+		parallel.Each(blocks, func(w, b int) {
 			if stamps[w] == nil {
 				stamps[w] = make([]int64, n)
 			}
@@ -342,9 +312,9 @@ type rpTree struct {
 // most leafSize rows. Tree t uses a generator seeded from (seed, t), and
 // the trees are built in parallel, so the forest depends only on the seed.
 func rpForest(u []float32, n, d, leafSize, count int, seed uint64) []rpTree {
-	impl := blas32.Implementation()
+	impl := matmul.Impl()
 	trees := make([]rpTree, count)
-	umapParallel(count, func(_, t int) {
+	parallel.Each(count, func(_, t int) {
 		rng := rand.New(rand.NewPCG(seed, 0x7270740000000000|uint64(t)))
 		order := make([]int32, n)
 		for i := range order {

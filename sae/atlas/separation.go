@@ -9,9 +9,10 @@ import (
 	"sort"
 
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/matmul"
+	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 )
 
@@ -75,7 +76,7 @@ func Separate(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps [
 	}
 	sep := &Separation{Layer: layer.Number, Columns: map[string]float64{}, Steps: map[string]float64{},
 		SpecificColumns: map[string]int{}, Missing: map[string]string{}}
-	w := UnitRows(s.WDec, s.DSae, s.DIn)
+	w := vec.UnitRows(s.WDec, s.DSae, s.DIn)
 
 	byLength, err := lengthSteps(steps, opts.LengthField)
 	if err != nil {
@@ -208,7 +209,7 @@ func decoderCodes(ctx context.Context, s *sae.SAE, layer *activations.Layer, row
 		}
 		s.Encode(x[:n*d], f[:n*m])
 		// out = f · W_dec: the decoder without its bias.
-		blas32.Implementation().Sgemm(blas.NoTrans, blas.NoTrans, n, d, m, 1, f[:n*m], m, s.WDec, d, 0, out[lo*d:hi*d], d)
+		matmul.Impl().Sgemm(blas.NoTrans, blas.NoTrans, n, d, m, 1, f[:n*m], m, s.WDec, d, 0, out[lo*d:hi*d], d)
 	}
 	return out, nil
 }

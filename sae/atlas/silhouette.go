@@ -8,7 +8,9 @@ import (
 	"sort"
 
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
+
+	"github.com/rise-interp/rise/internal/matmul"
+	"github.com/rise-interp/rise/internal/parallel"
 )
 
 // Silhouette returns the mean silhouette coefficient (Rousseeuw 1987) of a
@@ -110,8 +112,8 @@ func silhouette(x []float32, n, d int, labels []int, idx []int) (float64, map[in
 	// the number of cores.
 	block := max(1, min(512, (1<<20)/m, (1<<20)/d))
 	s := make([]float64, rows)
-	impl := blas32.Implementation()
-	clusterParallel((rows+block-1)/block, func(b int) {
+	impl := matmul.Impl()
+	parallel.Each((rows+block-1)/block, func(_, b int) {
 		r0 := b * block
 		r1 := min(rows, r0+block)
 		buf := make([]float32, (r1-r0)*d)

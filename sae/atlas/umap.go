@@ -9,6 +9,9 @@ import (
 	"slices"
 
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/rise-interp/rise/internal/parallel"
+	"github.com/rise-interp/rise/internal/vec"
 )
 
 // UMAPOptions tunes UMAP, the Uniform Manifold Approximation and Projection
@@ -149,26 +152,12 @@ func UMAP(x []float32, n, d int, opts UMAPOptions) ([]float64, error) {
 // umapUnitRows checks that x is finite and returns a copy with unit rows;
 // zero rows stay zero and so sit at cosine distance 1 from every row.
 func umapUnitRows(x []float32, n, d int) ([]float32, error) {
-	u := make([]float32, n*d)
-	for i := range n {
-		row := x[i*d : (i+1)*d]
-		var s float64
-		for j, v := range row {
-			f := float64(v)
-			if math.IsNaN(f) || math.IsInf(f, 0) {
-				return nil, fmt.Errorf("umap: row %d column %d is %v, expected a finite number", i, j, f)
-			}
-			s += f * f
-		}
-		if s == 0 {
-			continue
-		}
-		inv := 1 / math.Sqrt(s)
-		for j, v := range row {
-			u[i*d+j] = float32(float64(v) * inv)
+	for i, v := range x[:n*d] {
+		if f := float64(v); math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, fmt.Errorf("umap: row %d column %d is %v, expected a finite number", i/d, i%d, f)
 		}
 	}
-	return u, nil
+	return vec.UnitRows(x, n, d), nil
 }
 
 // umapFuzzyGraph builds the fuzzy simplicial set of the paper (§3.1,
@@ -397,7 +386,7 @@ func umapTopComponents(u []float32, n, d int, seed uint64) []float64 {
 		}
 		return out
 	}
-	umapParallel(blocks, func(_, b int) {
+	parallel.Each(blocks, func(_, b int) {
 		acc := make([]float64, d)
 		for i := b * block; i < min(n, (b+1)*block); i++ {
 			for j, v := range u[i*d : (i+1)*d] {
@@ -423,7 +412,7 @@ func umapTopComponents(u []float32, n, d int, seed uint64) []float64 {
 				mv[c] += mean[j] * v[c*d+j]
 			}
 		}
-		umapParallel(blocks, func(_, b int) {
+		parallel.Each(blocks, func(_, b int) {
 			for i := b * block; i < min(n, (b+1)*block); i++ {
 				row := u[i*d : (i+1)*d]
 				for c := range p {
@@ -443,7 +432,7 @@ func umapTopComponents(u []float32, n, d int, seed uint64) []float64 {
 		}
 		project()
 		// V = (U - 1μᵀ)ᵀ Z.
-		umapParallel(blocks, func(_, b int) {
+		parallel.Each(blocks, func(_, b int) {
 			acc := make([]float64, d*p)
 			for i := b * block; i < min(n, (b+1)*block); i++ {
 				row := u[i*d : (i+1)*d]
@@ -590,7 +579,7 @@ func umapOptimise(ctx context.Context, y []float64, n int, heads, tails []int32,
 		alpha := opts.LearningRate * (1 - float64(epoch)/float64(epochs))
 		now := float64(epoch)
 		copy(old, y)
-		umapParallel(blocks, func(_, blk int) {
+		parallel.Each(blocks, func(_, blk int) {
 			rng := rand.New(rand.NewPCG(opts.Seed, uint64(epoch)<<32|uint64(blk)))
 			for i := blk * block; i < min(n, (blk+1)*block); i++ {
 				yx, yy := y[2*i], y[2*i+1]

@@ -1,6 +1,6 @@
 //go:build openblas
 
-package sae
+package matmul
 
 /*
 #cgo LDFLAGS: -lopenblas
@@ -13,7 +13,7 @@ import (
 	"gonum.org/v1/netlib/blas/netlib"
 )
 
-// OpenBLAS runs single-threaded here and gemm splits large products across
+// OpenBLAS runs single-threaded here and Gemm splits large products across
 // goroutines itself. OpenBLAS's own threads spin for a while after each call,
 // and on a machine with few cores that spinning takes the cores from the Go
 // code between products.
