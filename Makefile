@@ -56,7 +56,7 @@ bench: build
 # fuzz runs each fuzz target for FUZZTIME (the seed corpora are the f.Add
 # calls of each target, and testdata/fuzz where a failure was kept).
 FUZZTIME ?= 30s
-FUZZ_TARGETS = activations:FuzzNpyHeader activations:FuzzOpenNpz activations:FuzzReadSteps sae:FuzzReadSafetensors \
+FUZZ_TARGETS = activations:FuzzNpyHeader activations:FuzzOpenNpz activations:FuzzReadSteps internal/safetensors:FuzzRead \
 	steer:FuzzReadGGUFControlVector steer:FuzzLoadLlama2C steer:FuzzLlama2CTokenizer \
 	steer:FuzzParseTokenizerJSON steer:FuzzBPETokenizer web:FuzzAPI
 fuzz:

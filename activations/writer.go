@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+
+	"github.com/rise-interp/rise/internal/atomicfile"
 )
 
 // WriterOptions configure a new dump.
@@ -320,7 +322,7 @@ func (w *Writer) Close() error {
 	if err != nil {
 		return w.abortWith(err)
 	}
-	if err := writeFileSync(filepath.Join(w.tmp, "manifest.json"), append(m, '\n')); err != nil {
+	if err := atomicfile.WriteSync(filepath.Join(w.tmp, "manifest.json"), append(m, '\n')); err != nil {
 		return w.abortWith(fmt.Errorf("write dump %s: %w", w.dir, err))
 	}
 	if err := replaceDir(w.tmp, w.dir, w.opt.Overwrite); err != nil {
@@ -377,64 +379,11 @@ func replaceDir(tmp, dir string, overwrite bool) error {
 		}
 		return err
 	}
-	syncDir(filepath.Dir(dir))
+	atomicfile.SyncDir(filepath.Dir(dir))
 	if old != "" {
 		return os.RemoveAll(old)
 	}
 	return nil
-}
-
-// WriteFileAtomic writes data to path through a temporary file in the same
-// directory, synced and renamed into place, so that readers see either the
-// old file or the whole new one.
-func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	syncDir(dir)
-	return nil
-}
-
-func writeFileSync(path string, data []byte) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 // WriteFile adds a file of the caller's own to the dump, such as the planted
@@ -450,7 +399,7 @@ func (w *Writer) WriteFile(name string, data []byte) error {
 	if name == "manifest.json" || name == "steps.jsonl" || name == "traces.jsonl" || layerShardName.MatchString(name) {
 		return w.fail(fmt.Errorf("write dump %s: extra file %q would replace a file of the dump itself", w.dir, name))
 	}
-	if err := writeFileSync(filepath.Join(w.tmp, name), data); err != nil {
+	if err := atomicfile.WriteSync(filepath.Join(w.tmp, name), data); err != nil {
 		return w.fail(fmt.Errorf("write dump %s: %w", w.dir, err))
 	}
 	return nil

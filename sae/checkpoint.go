@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 
-	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/atomicfile"
 )
 
 // checkpointVersion changes whenever the checkpoint layout does.
@@ -49,7 +49,7 @@ func (t *trainer) saveCheckpoint() error {
 	if err := os.MkdirAll(filepath.Dir(t.cfg.Checkpoint), 0o755); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", t.cfg.Checkpoint, err)
 	}
-	if err := activations.WriteFileAtomic(t.cfg.Checkpoint, b.Bytes()); err != nil {
+	if err := atomicfile.Write(t.cfg.Checkpoint, b.Bytes()); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", t.cfg.Checkpoint, err)
 	}
 	return nil

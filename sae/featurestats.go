@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/atomicfile"
 )
 
 // Feature statistics live next to an SAE in two files:
@@ -487,10 +488,10 @@ func (fs *FeatureStats) Save(dir string) error {
 	if err := enc.Encode(h); err != nil {
 		return fmt.Errorf("save feature statistics to %s: %w", dir, err)
 	}
-	if err := activations.WriteFileAtomic(filepath.Join(dir, FeatureStatsDataFile), buf); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, FeatureStatsDataFile), buf); err != nil {
 		return fmt.Errorf("save feature statistics to %s: %w", dir, err)
 	}
-	if err := activations.WriteFileAtomic(filepath.Join(dir, FeatureStatsFile), js.Bytes()); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, FeatureStatsFile), js.Bytes()); err != nil {
 		return fmt.Errorf("save feature statistics to %s: %w", dir, err)
 	}
 	return nil

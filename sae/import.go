@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/safetensors"
 )
 
 // The files that identify the SAE formats rise imports.
@@ -212,14 +213,14 @@ func ImportSparsify(dir string) (*SAE, error) {
 		dsae = din * cfg.ExpansionFactor
 	}
 
-	st, err := openSafetensors(wpath)
+	st, err := safetensors.Open(wpath)
 	if err != nil {
 		return nil, fail(err)
 	}
-	defer st.close()
+	defer st.Close()
 	if dsae == 0 { // neither num_latents nor expansion_factor: take the tensors' word
-		if e := st.entries["encoder.bias"]; e != nil && len(e.shape) == 1 {
-			dsae = e.shape[0]
+		if shape, ok := st.Shape("encoder.bias"); ok && len(shape) == 1 {
+			dsae = shape[0]
 		} else {
 			return nil, fail(fmt.Errorf("%s: neither num_latents nor expansion_factor is set, and encoder.bias does not give d_sae", cpath))
 		}
@@ -228,7 +229,7 @@ func ImportSparsify(dir string) (*SAE, error) {
 		return nil, fail(fmt.Errorf("%s: k is %d, expected a value between 1 and d_sae %d", cpath, *cfg.K, dsae))
 	}
 	want := map[string][]int{"encoder.weight": {dsae, din}, "encoder.bias": {dsae}, "W_dec": {dsae, din}, "b_dec": {din}}
-	for _, name := range st.order {
+	for _, name := range st.Names() {
 		if _, ok := want[name]; !ok {
 			if name == "W_skip" {
 				return nil, fail(fmt.Errorf("%s: holds a skip connection W_skip, which rise's forward pass does not have", wpath))
@@ -238,14 +239,14 @@ func ImportSparsify(dir string) (*SAE, error) {
 	}
 	got := map[string][]float32{}
 	for _, name := range []string{"encoder.weight", "encoder.bias", "W_dec", "b_dec"} {
-		e := st.entries[name]
-		if e == nil {
+		shape, ok := st.Shape(name)
+		if !ok {
 			return nil, fail(fmt.Errorf("%s: tensor %s is missing, expected %s %s", wpath, name, name, dimNames(name, din, dsae)))
 		}
-		if !slices.Equal(e.shape, want[name]) {
-			return nil, fail(fmt.Errorf("%s: %s has shape %s, expected %s from %s", wpath, name, shapeList(e.shape), dimNames(name, din, dsae), cpath))
+		if !slices.Equal(shape, want[name]) {
+			return nil, fail(fmt.Errorf("%s: %s has shape %s, expected %s from %s", wpath, name, shapeList(shape), dimNames(name, din, dsae), cpath))
 		}
-		t, err := st.read(name)
+		t, err := st.Read(name)
 		if err != nil {
 			return nil, fail(err)
 		}

@@ -13,6 +13,8 @@ import (
 
 	"codeberg.org/sbinet/npyio/npz"
 	"github.com/x448/float16"
+
+	"github.com/rise-interp/rise/internal/safetensors"
 )
 
 // rows2D splits x into rows of width d, the layout npyio writes as a
@@ -283,7 +285,7 @@ func TestImportGemmaScopeErrors(t *testing.T) {
 // writeSparsify writes a sparsify SAE directory for s: cfg.json as sparsify
 // writes it and sae.safetensors with the encoder stored as encoder.weight
 // [d_sae, d_in].
-func writeSparsify(t *testing.T, dir string, s *SAE, cfgEdit func(map[string]any), extra ...Tensor) {
+func writeSparsify(t *testing.T, dir string, s *SAE, cfgEdit func(map[string]any), extra ...safetensors.Tensor) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -305,13 +307,13 @@ func writeSparsify(t *testing.T, dir string, s *SAE, cfgEdit func(map[string]any
 			enc[j*s.DIn+i] = s.WEnc[i*s.DSae+j]
 		}
 	}
-	ts := append([]Tensor{
+	ts := append([]safetensors.Tensor{
 		{Name: "encoder.weight", Shape: []int{s.DSae, s.DIn}, Data: enc},
 		{Name: "encoder.bias", Shape: []int{s.DSae}, Data: s.BEnc},
 		{Name: "W_dec", Shape: []int{s.DSae, s.DIn}, Data: s.WDec},
 		{Name: "b_dec", Shape: []int{s.DIn}, Data: s.BDec},
 	}, extra...)
-	if err := WriteSafetensors(filepath.Join(dir, SparsifyWeightsFile), ts, DTypeF32, nil); err != nil {
+	if err := safetensors.Write(filepath.Join(dir, SparsifyWeightsFile), ts, safetensors.F32, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -395,7 +397,7 @@ func TestImportSparsifyErrors(t *testing.T) {
 	cases := []struct {
 		name  string
 		edit  func(map[string]any)
-		extra []Tensor
+		extra []safetensors.Tensor
 		file  string
 		want  []string
 	}{
@@ -406,7 +408,7 @@ func TestImportSparsifyErrors(t *testing.T) {
 		{"no d_in", func(c map[string]any) { delete(c, "d_in") }, nil, "cfg.json", []string{"d_in is missing"}},
 		{"num_latents disagrees", func(c map[string]any) { c["num_latents"] = 16 }, nil, SparsifyWeightsFile,
 			[]string{"encoder.weight has shape [8, 4], expected [d_sae 16, d_in 4]"}},
-		{"skip connection", nil, []Tensor{{Name: "W_skip", Shape: []int{4, 4}, Data: make([]float32, 16)}}, SparsifyWeightsFile, []string{"W_skip"}},
+		{"skip connection", nil, []safetensors.Tensor{{Name: "W_skip", Shape: []int{4, 4}, Data: make([]float32, 16)}}, SparsifyWeightsFile, []string{"W_skip"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -420,18 +422,18 @@ func TestImportSparsifyErrors(t *testing.T) {
 	t.Run("untransposed encoder", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "layers.0")
 		writeSparsify(t, dir, s, nil)
-		ts, _, err := ReadSafetensors(filepath.Join(dir, SparsifyWeightsFile))
+		ts, _, err := safetensors.Read(filepath.Join(dir, SparsifyWeightsFile))
 		if err != nil {
 			t.Fatal(err)
 		}
 		enc := ts["encoder.weight"]
 		enc.Shape = []int{4, 8}
 		ts["encoder.weight"] = enc
-		var list []Tensor
+		var list []safetensors.Tensor
 		for _, v := range ts {
 			list = append(list, v)
 		}
-		WriteSafetensors(filepath.Join(dir, SparsifyWeightsFile), list, DTypeF32, nil)
+		safetensors.Write(filepath.Join(dir, SparsifyWeightsFile), list, safetensors.F32, nil)
 		if _, err := ImportSparsify(dir); err == nil || !strings.Contains(err.Error(), "encoder.weight has shape [4, 8], expected [d_sae 8, d_in 4]") {
 			t.Errorf("got %v, want a shape error for encoder.weight", err)
 		}

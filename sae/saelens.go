@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/atomicfile"
+	"github.com/rise-interp/rise/internal/safetensors"
 )
 
 // The files of a SAELens SAE directory.
@@ -85,7 +87,7 @@ func Save(dir string, s *SAE, opts SaveOptions) error {
 	if err := s.Check(); err != nil {
 		return fail(err)
 	}
-	dtype, err := ParseSafetensorsDType(opts.DType)
+	dtype, err := safetensors.ParseDType(opts.DType)
 	if err != nil {
 		return fail(err)
 	}
@@ -111,16 +113,16 @@ func Save(dir string, s *SAE, opts SaveOptions) error {
 		return fail(fmt.Errorf("after folding the input scale %v into the weights: %w", scale, err))
 	}
 
-	tensors := []Tensor{
+	tensors := []safetensors.Tensor{
 		{Name: "W_enc", Shape: []int{c.DIn, c.DSae}, Data: c.WEnc},
 		{Name: "W_dec", Shape: []int{c.DSae, c.DIn}, Data: c.WDec},
 		{Name: "b_enc", Shape: []int{c.DSae}, Data: c.BEnc},
 		{Name: "b_dec", Shape: []int{c.DIn}, Data: c.BDec},
 	}
 	if arch == JumpReLU {
-		tensors = append(tensors, Tensor{Name: "threshold", Shape: []int{c.DSae}, Data: c.Threshold})
+		tensors = append(tensors, safetensors.Tensor{Name: "threshold", Shape: []int{c.DSae}, Data: c.Threshold})
 	}
-	weights, err := EncodeSafetensors(tensors, dtype, nil)
+	weights, err := safetensors.Encode(tensors, dtype, nil)
 	if err != nil {
 		return fail(err)
 	}
@@ -152,7 +154,7 @@ func Save(dir string, s *SAE, opts SaveOptions) error {
 		"architecture":          string(arch),
 		"d_in":                  c.DIn,
 		"d_sae":                 c.DSae,
-		"dtype":                 torchDTypeName(dtype),
+		"dtype":                 safetensors.TorchName(dtype),
 		"device":                "cpu",
 		"apply_b_dec_to_input":  c.ApplyBDecToInput,
 		"normalize_activations": string(activations.NormNone),
@@ -172,10 +174,10 @@ func Save(dir string, s *SAE, opts SaveOptions) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(err)
 	}
-	if err := activations.WriteFileAtomic(filepath.Join(dir, SAELensWeightsFile), weights); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, SAELensWeightsFile), weights); err != nil {
 		return fail(err)
 	}
-	if err := activations.WriteFileAtomic(filepath.Join(dir, SAELensConfigFile), cfgJSON); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, SAELensConfigFile), cfgJSON); err != nil {
 		return fail(err)
 	}
 	return nil
@@ -266,7 +268,7 @@ func parseSAELensConfig(data []byte) (*SAELensConfig, error) {
 	str := func(name string, dst *string) error {
 		if v, ok := top[name]; ok && !isJSONNull(v) {
 			if err := json.Unmarshal(v, dst); err != nil {
-				return fmt.Errorf("field %s: expected a string, found %s", name, clipBytes(v, 40))
+				return fmt.Errorf("field %s: expected a string, found %s", name, clip(v))
 			}
 		}
 		return nil
@@ -278,7 +280,7 @@ func parseSAELensConfig(data []byte) (*SAELensConfig, error) {
 		}
 		var f float64
 		if err := json.Unmarshal(v, &f); err != nil || f != math.Trunc(f) || math.Abs(f) > math.MaxInt32 {
-			return true, fmt.Errorf("field %s: expected an integer, found %s", name, clipBytes(v, 40))
+			return true, fmt.Errorf("field %s: expected an integer, found %s", name, clip(v))
 		}
 		*dst = int(f)
 		return true, nil
@@ -286,7 +288,7 @@ func parseSAELensConfig(data []byte) (*SAELensConfig, error) {
 	boolean := func(name string, dst *bool) error {
 		if v, ok := top[name]; ok && !isJSONNull(v) {
 			if err := json.Unmarshal(v, dst); err != nil {
-				return fmt.Errorf("field %s: expected true or false, found %s", name, clipBytes(v, 40))
+				return fmt.Errorf("field %s: expected true or false, found %s", name, clip(v))
 			}
 		}
 		return nil
@@ -335,7 +337,7 @@ func parseSAELensConfig(data []byte) (*SAELensConfig, error) {
 				cfg.NormalizeActivations = string(activations.NormMeanNorm)
 			}
 		} else if err := json.Unmarshal(v, &cfg.NormalizeActivations); err != nil {
-			return nil, fmt.Errorf("field normalize_activations: expected a string, found %s", clipBytes(v, 40))
+			return nil, fmt.Errorf("field normalize_activations: expected a string, found %s", clip(v))
 		}
 	}
 
@@ -354,7 +356,7 @@ func parseSAELensConfig(data []byte) (*SAELensConfig, error) {
 			if kv, ok := kw["k"]; ok {
 				var f float64
 				if err := json.Unmarshal(kv, &f); err != nil || f != math.Trunc(f) || math.Abs(f) > math.MaxInt32 {
-					return nil, fmt.Errorf("field activation_fn_kwargs.k: expected an integer, found %s", clipBytes(kv, 40))
+					return nil, fmt.Errorf("field activation_fn_kwargs.k: expected an integer, found %s", clip(kv))
 				}
 				cfg.K = int(f)
 			}
@@ -410,11 +412,11 @@ func Load(dir string) (*SAE, error) {
 		return nil, err
 	}
 	wpath := filepath.Join(dir, SAELensWeightsFile)
-	st, err := openSafetensors(wpath)
+	st, err := safetensors.Open(wpath)
 	if err != nil {
 		return nil, fmt.Errorf("load SAE: %w", err)
 	}
-	defer st.close()
+	defer st.Close()
 	s, err := cfg.build(st, filepath.Join(dir, SAELensConfigFile), wpath)
 	if err != nil {
 		return nil, fmt.Errorf("load SAE: %w", err)
@@ -423,9 +425,9 @@ func Load(dir string) (*SAE, error) {
 }
 
 // build assembles the SAE from the config and the tensors of wpath.
-func (cfg *SAELensConfig) build(st *stFile, cpath, wpath string) (*SAE, error) {
-	_, hasThr := st.entries["threshold"]
-	_, hasLogThr := st.entries["log_threshold"]
+func (cfg *SAELensConfig) build(st *safetensors.File, cpath, wpath string) (*SAE, error) {
+	_, hasThr := st.Shape("threshold")
+	_, hasLogThr := st.Shape("log_threshold")
 	arch, err := cfg.inferenceArch(hasThr || hasLogThr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cpath, err)
@@ -475,11 +477,11 @@ func (cfg *SAELensConfig) build(st *stFile, cpath, wpath string) (*SAE, error) {
 		}
 	}
 	for name := range optional {
-		if _, ok := st.entries[name]; ok {
+		if _, ok := st.Shape(name); ok {
 			want[name] = []int{dsae}
 		}
 	}
-	for _, name := range st.order {
+	for _, name := range st.Names() {
 		if _, ok := want[name]; !ok {
 			return nil, fmt.Errorf("%s: unexpected tensor %q for a %s SAE: expected only %s", wpath, name, cfg.Architecture, strings.Join(sortedKeys(want), ", "))
 		}
@@ -490,14 +492,14 @@ func (cfg *SAELensConfig) build(st *stFile, cpath, wpath string) (*SAE, error) {
 		if _, ok := want[name]; !ok {
 			continue
 		}
-		e := st.entries[name]
-		if e == nil {
+		shape, ok := st.Shape(name)
+		if !ok {
 			return nil, fmt.Errorf("%s: tensor %s is missing, expected %s %s", wpath, name, name, dims[name])
 		}
-		if !slices.Equal(e.shape, want[name]) {
-			return nil, fmt.Errorf("%s: %s has shape %v, expected %s from %s", wpath, name, shapeList(e.shape), dims[name], cpath)
+		if !slices.Equal(shape, want[name]) {
+			return nil, fmt.Errorf("%s: %s has shape %v, expected %s from %s", wpath, name, shapeList(shape), dims[name], cpath)
 		}
-		t, err := st.read(name)
+		t, err := st.Read(name)
 		if err != nil {
 			return nil, err
 		}
@@ -610,3 +612,11 @@ func fileExists(path string) bool {
 
 // notExist reports whether err says a file is missing.
 func notExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// clip shortens a raw JSON value for an error message.
+func clip(raw []byte) string {
+	if len(raw) > 40 {
+		return string(raw[:40]) + "..."
+	}
+	return string(raw)
+}

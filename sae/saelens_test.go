@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/safetensors"
 )
 
 // testSAE builds an SAE with random weights, biases and thresholds.
@@ -233,7 +234,7 @@ func TestSAELensConfigLayout(t *testing.T) {
 			t.Errorf("cfg.json metadata.%s = %v, want %v", key, meta[key], v)
 		}
 	}
-	tensors, _, err := ReadSafetensors(filepath.Join(dir, SAELensWeightsFile))
+	tensors, _, err := safetensors.Read(filepath.Join(dir, SAELensWeightsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +257,7 @@ func TestSAELensConfigLayout(t *testing.T) {
 	if cfg := readCfg(t, jdir); cfg["k"] != nil || cfg["dtype"] != "bfloat16" {
 		t.Errorf("jumprelu cfg.json %v: want no k and dtype bfloat16", cfg)
 	}
-	if tensors, _, err := ReadSafetensors(filepath.Join(jdir, SAELensWeightsFile)); err != nil || fmt.Sprint(tensors["threshold"].Shape) != "[8]" {
+	if tensors, _, err := safetensors.Read(filepath.Join(jdir, SAELensWeightsFile)); err != nil || fmt.Sprint(tensors["threshold"].Shape) != "[8]" {
 		t.Errorf("jumprelu weights: %v, threshold shape %v; want [8]", err, tensors["threshold"].Shape)
 	}
 }
@@ -288,7 +289,7 @@ func TestSAELensSaveErrors(t *testing.T) {
 
 // writeSAELensDir writes a hand-made SAELens directory: cfg as given and
 // tensors in dtype.
-func writeSAELensDir(t *testing.T, dir string, cfg map[string]any, tensors []Tensor, dtype string) {
+func writeSAELensDir(t *testing.T, dir string, cfg map[string]any, tensors []safetensors.Tensor, dtype string) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -300,21 +301,21 @@ func writeSAELensDir(t *testing.T, dir string, cfg map[string]any, tensors []Ten
 	if err := os.WriteFile(filepath.Join(dir, SAELensConfigFile), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteSafetensors(filepath.Join(dir, SAELensWeightsFile), tensors, dtype, nil); err != nil {
+	if err := safetensors.Write(filepath.Join(dir, SAELensWeightsFile), tensors, dtype, nil); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // saelensTensors returns the SAELens tensors of s.
-func saelensTensors(s *SAE) []Tensor {
-	ts := []Tensor{
+func saelensTensors(s *SAE) []safetensors.Tensor {
+	ts := []safetensors.Tensor{
 		{Name: "W_enc", Shape: []int{s.DIn, s.DSae}, Data: s.WEnc},
 		{Name: "W_dec", Shape: []int{s.DSae, s.DIn}, Data: s.WDec},
 		{Name: "b_enc", Shape: []int{s.DSae}, Data: s.BEnc},
 		{Name: "b_dec", Shape: []int{s.DIn}, Data: s.BDec},
 	}
 	if s.Threshold != nil {
-		ts = append(ts, Tensor{Name: "threshold", Shape: []int{s.DSae}, Data: s.Threshold})
+		ts = append(ts, safetensors.Tensor{Name: "threshold", Shape: []int{s.DSae}, Data: s.Threshold})
 	}
 	return ts
 }
@@ -333,7 +334,7 @@ func TestSAELensLoadOldConfig(t *testing.T) {
 		"normalize_activations": false, "apply_b_dec_to_input": true, "finetuning_scaling_factor": false,
 		"sae_lens_training_version": "3.5.0",
 	}
-	writeSAELensDir(t, dir, cfg, saelensTensors(s), DTypeBF16)
+	writeSAELensDir(t, dir, cfg, saelensTensors(s), safetensors.BF16)
 	got, err := Load(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -350,7 +351,7 @@ func TestSAELensLoadOldConfig(t *testing.T) {
 	// The same with normalize_activations true: loads, marked as expecting
 	// mean-norm scaled inputs.
 	cfg["normalize_activations"] = true
-	writeSAELensDir(t, dir, cfg, saelensTensors(s), DTypeF32)
+	writeSAELensDir(t, dir, cfg, saelensTensors(s), safetensors.F32)
 	if got, err := Load(dir); err != nil || got.Normalization != activations.NormMeanNorm || got.InputScale != 1 {
 		t.Errorf("normalize_activations true: %v, normalization %v; want expected_average_only_in with scale 1", err, got)
 	}
@@ -370,9 +371,9 @@ func TestSAELensLoadReparametrised(t *testing.T) {
 			s.Threshold[j] = float32(math.Exp(float64(logT[j])))
 		}
 		ts := saelensTensors(s)
-		ts[4] = Tensor{Name: "log_threshold", Shape: []int{10}, Data: logT}
+		ts[4] = safetensors.Tensor{Name: "log_threshold", Shape: []int{10}, Data: logT}
 		dir := t.TempDir()
-		writeSAELensDir(t, dir, map[string]any{"architecture": "jumprelu", "d_in": 6, "d_sae": 10}, ts, DTypeF32)
+		writeSAELensDir(t, dir, map[string]any{"architecture": "jumprelu", "d_in": 6, "d_sae": 10}, ts, safetensors.F32)
 		got, err := Load(dir)
 		if err != nil {
 			t.Fatal(err)
@@ -387,8 +388,8 @@ func TestSAELensLoadReparametrised(t *testing.T) {
 			sf[j] = 0.5 + float32(j)/10
 		}
 		dir := t.TempDir()
-		ts := append(saelensTensors(s), Tensor{Name: "scaling_factor", Shape: []int{10}, Data: sf})
-		writeSAELensDir(t, dir, map[string]any{"architecture": "standard", "d_in": 6, "d_sae": 10, "finetuning_scaling_factor": true}, ts, DTypeF32)
+		ts := append(saelensTensors(s), safetensors.Tensor{Name: "scaling_factor", Shape: []int{10}, Data: sf})
+		writeSAELensDir(t, dir, map[string]any{"architecture": "standard", "d_in": 6, "d_sae": 10, "finetuning_scaling_factor": true}, ts, safetensors.F32)
 		got, err := Load(dir)
 		if err != nil {
 			t.Fatal(err)
@@ -421,7 +422,7 @@ func TestSAELensLoadReparametrised(t *testing.T) {
 		}
 		dir := t.TempDir()
 		writeSAELensDir(t, dir, map[string]any{"architecture": "topk", "d_in": 6, "d_sae": 10, "k": 3,
-			"rescale_acts_by_decoder_norm": true, "metadata": map[string]any{"sae_lens_version": "6.5.0"}}, saelensTensors(s), DTypeF32)
+			"rescale_acts_by_decoder_norm": true, "metadata": map[string]any{"sae_lens_version": "6.5.0"}}, saelensTensors(s), safetensors.F32)
 		got, err := Load(dir)
 		if err != nil {
 			t.Fatal(err)
@@ -477,7 +478,7 @@ func TestSAELensLoadErrors(t *testing.T) {
 	cases := []struct {
 		name    string
 		cfg     func(map[string]any)
-		tensors func([]Tensor) []Tensor
+		tensors func([]safetensors.Tensor) []safetensors.Tensor
 		rawCfg  string // written as cfg.json instead of cfg when set
 		file    string // which file the error must name
 		want    []string
@@ -493,18 +494,18 @@ func TestSAELensLoadErrors(t *testing.T) {
 		{name: "layer_norm", cfg: func(c map[string]any) { c["normalize_activations"] = "layer_norm" }, file: SAELensConfigFile, want: []string{"layer_norm"}},
 		{name: "topk without k", cfg: func(c map[string]any) { c["architecture"] = "topk" }, file: SAELensConfigFile, want: []string{"k 0"}},
 		{name: "malformed cfg", rawCfg: `{"architecture": "jumprelu", "d_in": 4,`, file: SAELensConfigFile, want: []string{"malformed JSON"}},
-		{name: "NaN weights", tensors: func(ts []Tensor) []Tensor {
+		{name: "NaN weights", tensors: func(ts []safetensors.Tensor) []safetensors.Tensor {
 			ts[1].Data = append([]float32(nil), ts[1].Data...)
 			ts[1].Data[7] = float32(math.NaN())
 			return ts
 		}, file: SAELensWeightsFile, want: []string{"W_dec value 7 is NaN"}},
-		{name: "missing threshold", tensors: func(ts []Tensor) []Tensor { return ts[:4] }, file: SAELensWeightsFile, want: []string{"no threshold"}},
-		{name: "missing b_enc", tensors: func(ts []Tensor) []Tensor { return append(ts[:2:2], ts[3:]...) }, file: SAELensWeightsFile, want: []string{"b_enc is missing"}},
-		{name: "unexpected tensor", tensors: func(ts []Tensor) []Tensor {
-			return append(ts, Tensor{Name: "b_gate", Shape: []int{6}, Data: make([]float32, 6)})
+		{name: "missing threshold", tensors: func(ts []safetensors.Tensor) []safetensors.Tensor { return ts[:4] }, file: SAELensWeightsFile, want: []string{"no threshold"}},
+		{name: "missing b_enc", tensors: func(ts []safetensors.Tensor) []safetensors.Tensor { return append(ts[:2:2], ts[3:]...) }, file: SAELensWeightsFile, want: []string{"b_enc is missing"}},
+		{name: "unexpected tensor", tensors: func(ts []safetensors.Tensor) []safetensors.Tensor {
+			return append(ts, safetensors.Tensor{Name: "b_gate", Shape: []int{6}, Data: make([]float32, 6)})
 		}, file: SAELensWeightsFile, want: []string{`unexpected tensor "b_gate"`}},
-		{name: "wrong bias shape", tensors: func(ts []Tensor) []Tensor {
-			ts[2] = Tensor{Name: "b_enc", Shape: []int{2, 3}, Data: make([]float32, 6)}
+		{name: "wrong bias shape", tensors: func(ts []safetensors.Tensor) []safetensors.Tensor {
+			ts[2] = safetensors.Tensor{Name: "b_enc", Shape: []int{2, 3}, Data: make([]float32, 6)}
 			return ts
 		}, file: SAELensWeightsFile, want: []string{"b_enc has shape [2, 3], expected [d_sae 6]"}},
 	}
@@ -519,7 +520,7 @@ func TestSAELensLoadErrors(t *testing.T) {
 			if tc.tensors != nil {
 				ts = tc.tensors(ts)
 			}
-			writeSAELensDir(t, dir, cfg, ts, DTypeF32)
+			writeSAELensDir(t, dir, cfg, ts, safetensors.F32)
 			if tc.rawCfg != "" {
 				if err := os.WriteFile(filepath.Join(dir, SAELensConfigFile), []byte(tc.rawCfg), 0o644); err != nil {
 					t.Fatal(err)
@@ -535,7 +536,7 @@ func TestSAELensLoadErrors(t *testing.T) {
 		if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, SAELensConfigFile)) {
 			t.Errorf("no cfg.json: got %v, want an error naming it", err)
 		}
-		writeSAELensDir(t, dir, base(), saelensTensors(s), DTypeF32)
+		writeSAELensDir(t, dir, base(), saelensTensors(s), safetensors.F32)
 		os.Remove(filepath.Join(dir, SAELensWeightsFile))
 		if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, SAELensWeightsFile)) {
 			t.Errorf("no weights: got %v, want an error naming them", err)
@@ -544,7 +545,7 @@ func TestSAELensLoadErrors(t *testing.T) {
 
 	t.Run("truncated weights", func(t *testing.T) {
 		dir := t.TempDir()
-		writeSAELensDir(t, dir, base(), saelensTensors(s), DTypeF32)
+		writeSAELensDir(t, dir, base(), saelensTensors(s), safetensors.F32)
 		w := filepath.Join(dir, SAELensWeightsFile)
 		b, _ := os.ReadFile(w)
 		os.WriteFile(w, b[:len(b)-5], 0o644)

@@ -8,7 +8,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/rise-interp/rise/sae"
+	"github.com/rise-interp/rise/internal/safetensors"
 )
 
 // hfConfig is the part of a Hugging Face config.json the runtime reads.
@@ -101,10 +101,10 @@ func LoadHF(dir string) (*Model, error) {
 		return nil, fmt.Errorf("%s: no *.safetensors weights beside config.json", dir)
 	}
 	sort.Strings(files)
-	tensors := map[string]sae.Tensor{}
+	tensors := map[string]safetensors.Tensor{}
 	where := map[string]string{}
 	for _, f := range files {
-		ts, _, err := sae.ReadSafetensors(f)
+		ts, _, err := safetensors.Read(f)
 		if err != nil {
 			return nil, err
 		}

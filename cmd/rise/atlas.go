@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/atomicfile"
 	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/sae/atlas"
 )
@@ -169,7 +170,7 @@ func drawAtlas(dir string, a *atlas.Atlas) error {
 		if err := atlas.RenderMap(&b, f, fmt.Sprintf("decoder columns (%s)", a.Layout), a.XY(), a.Groups()); err != nil {
 			return err
 		}
-		if err := activations.WriteFileAtomic(path, b.Bytes()); err != nil {
+		if err := atomicfile.Write(path, b.Bytes()); err != nil {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
 	}

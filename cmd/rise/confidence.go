@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/label"
 	"github.com/rise-interp/rise/activations/reason"
+	"github.com/rise-interp/rise/internal/atomicfile"
 	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/steer"
 )
@@ -161,12 +161,12 @@ Example:
 			if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 				return err
 			}
-			if err := activations.WriteFileAtomic(out, append(js, '\n')); err != nil {
+			if err := atomicfile.Write(out, append(js, '\n')); err != nil {
 				return err
 			}
 			spec, _ := json.MarshalIndent(f.Spec, "", " ")
 			specPath := strings.TrimSuffix(out, ".json") + ".spec.json"
-			if err := activations.WriteFileAtomic(specPath, append(spec, '\n')); err != nil {
+			if err := atomicfile.Write(specPath, append(spec, '\n')); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "wrote %s and %s: layer %d, %d boundary states, vector norm %.3g\n", out, specPath, layer, res.States, res.Norm)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/atomicfile"
 	"github.com/rise-interp/rise/steer"
 )
 
@@ -89,7 +90,7 @@ Example:
 						rows = append(rows, float32(v.Strength)*x)
 					}
 				}
-				if err := activations.WriteFileAtomic(out, activations.EncodeNpy(rows, len(vs), dim)); err != nil {
+				if err := atomicfile.Write(out, activations.EncodeNpy(rows, len(vs), dim)); err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "wrote %s: %d vectors of %d values\n", out, len(vs), dim)

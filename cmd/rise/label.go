@@ -13,6 +13,7 @@ import (
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/label"
+	"github.com/rise-interp/rise/internal/atomicfile"
 )
 
 // labelFlags holds the flags of "rise label".
@@ -232,7 +233,7 @@ func writeJSONL[T any](path string, values []T) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	if err := activations.WriteFileAtomic(path, data); err != nil {
+	if err := atomicfile.Write(path, data); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

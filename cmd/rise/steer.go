@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/atomicfile"
 	"github.com/rise-interp/rise/sae/atlas"
 	"github.com/rise-interp/rise/steer"
 )
@@ -141,7 +141,7 @@ Example:
 					return err
 				}
 			}
-			if err := activations.WriteFileAtomic(out, append(js, '\n')); err != nil {
+			if err := atomicfile.Write(out, append(js, '\n')); err != nil {
 				return err
 			}
 			if svgDir != "" && len(runs) >= 2 {
@@ -189,7 +189,7 @@ func drawDose(dir string, runs []steer.Run) error {
 			return err
 		}
 		path := filepath.Join(dir, "dose."+string(f))
-		if err := activations.WriteFileAtomic(path, b.Bytes()); err != nil {
+		if err := atomicfile.Write(path, b.Bytes()); err != nil {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/atomicfile"
 	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/sae/atlas"
 )
@@ -142,7 +143,7 @@ func runSweep(ctx context.Context, e *env, a sweepArgs) error {
 			return err
 		}
 	}
-	if err := activations.WriteFileAtomic(a.out, append(b, '\n')); err != nil {
+	if err := atomicfile.Write(a.out, append(b, '\n')); err != nil {
 		return err
 	}
 	if a.svgDir != "" {
@@ -171,7 +172,7 @@ func drawSweep(dir string, seps []*atlas.Separation) error {
 		if err := atlas.RenderCurves(&b, f, "separation by layer (cosine silhouette)", "layer", "silhouette", layers, curves); err != nil {
 			return err
 		}
-		if err := activations.WriteFileAtomic(path, b.Bytes()); err != nil {
+		if err := atomicfile.Write(path, b.Bytes()); err != nil {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
 	}

@@ -7,8 +7,8 @@ import (
 	"flag"
 	"fmt"
 
-	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/reason"
+	"github.com/rise-interp/rise/internal/atomicfile"
 )
 
 func init() {
@@ -87,7 +87,7 @@ Examples:
 				defer fmt.Fprintf(e.stdout, "dispositions: careful %d, exploring %d, plain %d; final answers right: %d (%.1f%%)\n",
 					counts[reason.Careful], counts[reason.Exploring], counts[reason.Plain], right, 100*float64(right)/float64(len(trs)))
 			}
-			if err := activations.WriteFileAtomic(out, b.Bytes()); err != nil {
+			if err := atomicfile.Write(out, b.Bytes()); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "wrote %s: %d %s\n", out, n, map[bool]string{true: "problems", false: "traces"}[prompts])

@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/atomicfile"
 	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 )
@@ -238,7 +239,7 @@ func (a *Atlas) Save(path string) error {
 	if err != nil {
 		return fmt.Errorf("atlas %s: %w", path, err)
 	}
-	return activations.WriteFileAtomic(path, append(b, '\n'))
+	return atomicfile.Write(path, append(b, '\n'))
 }
 
 // Groups returns each feature's behaviour name (for a map coloured by

@@ -1,4 +1,4 @@
-package sae
+package safetensors
 
 import (
 	"bytes"
@@ -32,14 +32,14 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 		rel   float64 // relative precision of the dtype
 		abs   float64 // absolute precision near zero (subnormals)
 	}{
-		{DTypeF32, 0, 0},
-		{DTypeF16, 1.0 / 2048, 6e-8},
-		{DTypeBF16, 1.0 / 256, 1e-38},
+		{F32, 0, 0},
+		{F16, 1.0 / 2048, 6e-8},
+		{BF16, 1.0 / 256, 1e-38},
 	} {
 		t.Run(tc.dtype, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "t.safetensors")
 			in := stTestTensors()
-			if err := WriteSafetensors(path, in, tc.dtype, map[string]string{"note": "rise"}); err != nil {
+			if err := Write(path, in, tc.dtype, map[string]string{"note": "rise"}); err != nil {
 				t.Fatal(err)
 			}
 			raw, err := os.ReadFile(path)
@@ -59,7 +59,7 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 				t.Errorf("header %q: expected tensors sorted by name", hdr)
 			}
 
-			got, meta, err := ReadSafetensors(path)
+			got, meta, err := Read(path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,7 +118,7 @@ func TestSafetensorsHandBuilt(t *testing.T) {
 	if err := os.WriteFile(path, file, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, meta, err := ReadSafetensors(path)
+	got, meta, err := Read(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestSafetensorsRounding(t *testing.T) {
 		t.Errorf("bfloat16(NaN) = %#04x, want a NaN", got)
 	}
 	// float16: 1 + 2^-11 is a tie between 1 and 1+2^-10.
-	data, err := EncodeSafetensors([]Tensor{{Name: "x", Shape: []int{2}, Data: []float32{1 + 1.0/2048, 1 + 3.0/2048}}}, DTypeF16, nil)
+	data, err := Encode([]Tensor{{Name: "x", Shape: []int{2}, Data: []float32{1 + 1.0/2048, 1 + 3.0/2048}}}, F16, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,12 +179,12 @@ func TestSafetensorsRounding(t *testing.T) {
 	}
 
 	// Values that do not fit are refused rather than saved as infinities.
-	for _, dt := range []string{DTypeF16, DTypeBF16} {
+	for _, dt := range []string{F16, BF16} {
 		v := float32(1e6)
-		if dt == DTypeBF16 {
+		if dt == BF16 {
 			v = math.MaxFloat32
 		}
-		_, err := EncodeSafetensors([]Tensor{{Name: "big", Shape: []int{1}, Data: []float32{v}}}, dt, nil)
+		_, err := Encode([]Tensor{{Name: "big", Shape: []int{1}, Data: []float32{v}}}, dt, nil)
 		if err == nil || !strings.Contains(err.Error(), "big") || !strings.Contains(err.Error(), "overflows") {
 			t.Errorf("%s: encoding %g: got %v, want an overflow error naming the tensor", dt, v, err)
 		}
@@ -204,7 +204,7 @@ func TestSafetensorsWriteErrors(t *testing.T) {
 		{"dtype", []Tensor{{Name: "a", Shape: []int{1}, Data: []float32{1}}}, "I64", "unsupported dtype"},
 	} {
 		path := filepath.Join(t.TempDir(), "w.safetensors")
-		err := WriteSafetensors(path, tc.tensors, tc.dtype, nil)
+		err := Write(path, tc.tensors, tc.dtype, nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
 			t.Errorf("%s: got %v, want an error naming %s and saying %q", tc.name, err, path, tc.want)
 		}
@@ -222,7 +222,7 @@ func stBytes(hdr string, data []byte) []byte {
 }
 
 func TestSafetensorsBadInputs(t *testing.T) {
-	good, err := EncodeSafetensors(stTestTensors(), DTypeF32, nil)
+	good, err := Encode(stTestTensors(), F32, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func TestSafetensorsBadInputs(t *testing.T) {
 			if err := os.WriteFile(path, tc.file, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, _, err := ReadSafetensors(path)
+			_, _, err := Read(path)
 			if err == nil {
 				t.Fatalf("no error for %s", tc.name)
 			}
@@ -294,21 +294,21 @@ func TestSafetensorsBadInputs(t *testing.T) {
 		if err := os.WriteFile(path, good[:cut], 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := ReadSafetensors(path); err == nil || !strings.Contains(err.Error(), path) {
+		if _, _, err := Read(path); err == nil || !strings.Contains(err.Error(), path) {
 			t.Errorf("file cut at %d of %d bytes: got %v, want an error naming the file", cut, len(good), err)
 		}
 	}
 
 	missing := filepath.Join(dir, "nope.safetensors")
-	if _, _, err := ReadSafetensors(missing); err == nil || !strings.Contains(err.Error(), missing) {
+	if _, _, err := Read(missing); err == nil || !strings.Contains(err.Error(), missing) {
 		t.Errorf("missing file: got %v, want an error naming it", err)
 	}
 }
 
-// FuzzReadSafetensors feeds arbitrary bytes to the reader: it must return
+// FuzzRead feeds arbitrary bytes to the reader: it must return
 // an error or consistent tensors, never panic or allocate past the input.
-func FuzzReadSafetensors(f *testing.F) {
-	good, err := EncodeSafetensors(stTestTensors(), DTypeBF16, map[string]string{"k": "v"})
+func FuzzRead(f *testing.F) {
+	good, err := Encode(stTestTensors(), BF16, map[string]string{"k": "v"})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func FuzzReadSafetensors(f *testing.F) {
 			}
 			list = append(list, tn)
 		}
-		again, err := EncodeSafetensors(list, DTypeF32, nil)
+		again, err := Encode(list, F32, nil)
 		if err != nil {
 			t.Fatalf("re-encoding what was read: %v", err)
 		}

@@ -1,4 +1,7 @@
-package sae
+// Package safetensors reads and writes the safetensors format (Hugging
+// Face's: a little-endian u64 header length, a JSON header of tensors and
+// their byte ranges, then the data), holding tensors as float32.
+package safetensors
 
 import (
 	"bytes"
@@ -15,22 +18,22 @@ import (
 
 	"github.com/x448/float16"
 
-	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/atomicfile"
 )
 
 // The safetensors element types rise reads and writes. Files may hold
 // others (integers, booleans, 8-bit floats); their layout is checked but
 // reading them into float32 is refused.
 const (
-	// DTypeF32 is IEEE single precision, rise's default.
-	DTypeF32 = "F32"
-	// DTypeF16 is IEEE half precision (5-bit exponent, subnormals included).
-	DTypeF16 = "F16"
-	// DTypeBF16 is bfloat16: the upper 16 bits of a float32.
-	DTypeBF16 = "BF16"
-	// DTypeF64 is IEEE double precision; it is read (narrowed to float32)
+	// F32 is IEEE single precision, rise's default.
+	F32 = "F32"
+	// F16 is IEEE half precision (5-bit exponent, subnormals included).
+	F16 = "F16"
+	// BF16 is bfloat16: the upper 16 bits of a float32.
+	BF16 = "BF16"
+	// F64 is IEEE double precision; it is read (narrowed to float32)
 	// but never written.
-	DTypeF64 = "F64"
+	F64 = "F64"
 )
 
 // maxSafetensorsHeader bounds the JSON header of a safetensors file. The
@@ -64,23 +67,23 @@ type stEntry struct {
 	begin, end int64 // byte offsets relative to the start of the data buffer
 }
 
-// stFile is an open safetensors file whose header has been parsed and whose
+// File is an open safetensors file whose header has been parsed and whose
 // layout has been checked against the file's size; tensors are read on
 // demand.
-type stFile struct {
+type File struct {
 	path    string
 	r       io.ReaderAt
-	c       io.Closer // closes r, when the stFile opened it
+	c       io.Closer // closes r, when the File opened it
 	dataOff int64     // file offset of the data buffer
 	entries map[string]*stEntry
 	order   []string // tensor names in the header's order
 	meta    map[string]string
 }
 
-// openSafetensors opens path and validates its header: length, JSON,
+// Open opens path and validates its header: length, JSON,
 // dtypes, shapes, sizes and offsets (the data buffer must be covered by the
 // tensors exactly, without holes or overlaps, as the format requires).
-func openSafetensors(path string) (*stFile, error) {
+func Open(path string) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read safetensors %s: %w", path, err)
@@ -94,8 +97,8 @@ func openSafetensors(path string) (*stFile, error) {
 	return st, nil
 }
 
-// close releases the file.
-func (st *stFile) close() error {
+// Close releases the file.
+func (st *File) Close() error {
 	if st.c == nil {
 		return nil
 	}
@@ -104,9 +107,22 @@ func (st *stFile) close() error {
 	return err
 }
 
+// Names lists the file's tensors in the header's order.
+func (st *File) Names() []string { return st.order }
+
+// Shape is the shape of the named tensor; ok is false when the file has no
+// such tensor.
+func (st *File) Shape(name string) (shape []int, ok bool) {
+	e := st.entries[name]
+	if e == nil {
+		return nil, false
+	}
+	return e.shape, true
+}
+
 // parseSafetensors reads and validates the header of a safetensors file of
 // any origin through r.
-func parseSafetensors(path string, r io.ReaderAt) (*stFile, error) {
+func parseSafetensors(path string, r io.ReaderAt) (*File, error) {
 	size, err := readerSize(r)
 	if err != nil {
 		return nil, fmt.Errorf("read safetensors %s: %w", path, err)
@@ -135,7 +151,7 @@ func parseSafetensors(path string, r io.ReaderAt) (*stFile, error) {
 	if _, err := r.ReadAt(hdr, 8); err != nil {
 		return nil, fail("reading the %d-byte header: %v", n, err)
 	}
-	st := &stFile{path: path, r: r, dataOff: 8 + int64(n), entries: map[string]*stEntry{}}
+	st := &File{path: path, r: r, dataOff: 8 + int64(n), entries: map[string]*stEntry{}}
 	if err := st.parseHeader(hdr); err != nil {
 		return nil, fail("%v", err)
 	}
@@ -163,7 +179,7 @@ func readerSize(r io.ReaderAt) (int64, error) {
 
 // parseHeader decodes the JSON header, refusing duplicate names and
 // malformed entries.
-func (st *stFile) parseHeader(hdr []byte) error {
+func (st *File) parseHeader(hdr []byte) error {
 	if !utf8.Valid(hdr) {
 		return errors.New("malformed header: expected UTF-8 JSON, found invalid UTF-8 bytes")
 	}
@@ -219,7 +235,7 @@ func (st *stFile) parseHeader(hdr []byte) error {
 }
 
 // parseMetadata reads the __metadata__ object, a map of strings to strings.
-func (st *stFile) parseMetadata(raw json.RawMessage) error {
+func (st *File) parseMetadata(raw json.RawMessage) error {
 	if string(raw) == "null" {
 		return nil
 	}
@@ -301,7 +317,7 @@ func parseEntry(name string, raw json.RawMessage) (*stEntry, error) {
 // checkLayout verifies that the tensors tile the data buffer of bufLen bytes
 // exactly: sorted by offset, each begins where the previous one ends, the
 // first at 0 and the last at the end of the buffer.
-func (st *stFile) checkLayout(bufLen int64) error {
+func (st *File) checkLayout(bufLen int64) error {
 	es := make([]*stEntry, 0, len(st.entries))
 	for _, name := range st.order {
 		es = append(es, st.entries[name])
@@ -337,14 +353,14 @@ func (st *stFile) checkLayout(bufLen int64) error {
 
 // read converts the named tensor to float32, reading the file in chunks so
 // that no more than the tensor itself is held in memory.
-func (st *stFile) read(name string) (Tensor, error) {
+func (st *File) Read(name string) (Tensor, error) {
 	e := st.entries[name]
 	if e == nil {
 		return Tensor{}, fmt.Errorf("read safetensors %s: no tensor %q", st.path, name)
 	}
 	esize := safetensorsDTypeSizes[e.dtype]
 	switch e.dtype {
-	case DTypeF32, DTypeF16, DTypeBF16, DTypeF64:
+	case F32, F16, BF16, F64:
 	default:
 		return Tensor{}, fmt.Errorf("read safetensors %s: tensor %q has dtype %s, expected F32, F16, BF16 or F64", st.path, name, e.dtype)
 	}
@@ -368,43 +384,43 @@ func (st *stFile) read(name string) (Tensor, error) {
 // decodeFloats converts little-endian elements of dtype in b into dst.
 func decodeFloats(dst []float32, b []byte, dtype string) {
 	switch dtype {
-	case DTypeF32:
+	case F32:
 		for i := range dst {
 			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 		}
-	case DTypeF16:
+	case F16:
 		for i := range dst {
 			dst[i] = float16.Frombits(binary.LittleEndian.Uint16(b[2*i:])).Float32()
 		}
-	case DTypeBF16:
+	case BF16:
 		for i := range dst {
 			dst[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16)
 		}
-	case DTypeF64:
+	case F64:
 		for i := range dst {
 			dst[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:])))
 		}
 	}
 }
 
-// ReadSafetensors reads every tensor of a safetensors file into float32,
+// Read reads every tensor of a safetensors file into float32,
 // with the file's __metadata__. Tensors stored as F32, F16, BF16 or F64 are
 // read; any other dtype is an error naming the tensor. The header is checked
 // against the file's size before anything is allocated.
-func ReadSafetensors(path string) (map[string]Tensor, map[string]string, error) {
-	st, err := openSafetensors(path)
+func Read(path string) (map[string]Tensor, map[string]string, error) {
+	st, err := Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer st.close()
+	defer st.Close()
 	return st.readAll()
 }
 
 // readAll reads every tensor of the file.
-func (st *stFile) readAll() (map[string]Tensor, map[string]string, error) {
+func (st *File) readAll() (map[string]Tensor, map[string]string, error) {
 	out := make(map[string]Tensor, len(st.entries))
 	for _, name := range st.order {
-		t, err := st.read(name)
+		t, err := st.Read(name)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -413,39 +429,39 @@ func (st *stFile) readAll() (map[string]Tensor, map[string]string, error) {
 	return out, st.meta, nil
 }
 
-// ParseSafetensorsDType reads a dtype name: the safetensors names F32, F16
+// ParseDType reads a dtype name: the safetensors names F32, F16
 // and BF16, or the torch names float32, float16 and bfloat16 (with or
 // without a "torch." prefix). An empty name is F32.
-func ParseSafetensorsDType(s string) (string, error) {
+func ParseDType(s string) (string, error) {
 	switch strings.TrimPrefix(strings.ToLower(strings.TrimSpace(s)), "torch.") {
 	case "", "f32", "float32", "float":
-		return DTypeF32, nil
+		return F32, nil
 	case "f16", "float16", "half":
-		return DTypeF16, nil
+		return F16, nil
 	case "bf16", "bfloat16":
-		return DTypeBF16, nil
+		return BF16, nil
 	}
 	return "", fmt.Errorf("unsupported dtype %q: expected float32 (F32), float16 (F16) or bfloat16 (BF16)", s)
 }
 
-// torchDTypeName gives the torch-style name of a safetensors dtype, as
+// TorchName gives the torch-style name of a safetensors dtype, as
 // SAELens writes it in cfg.json.
-func torchDTypeName(dtype string) string {
+func TorchName(dtype string) string {
 	switch dtype {
-	case DTypeF16:
+	case F16:
 		return "float16"
-	case DTypeBF16:
+	case BF16:
 		return "bfloat16"
 	}
 	return "float32"
 }
 
-// EncodeSafetensors lays tensors out as a safetensors file in memory:
+// Encode lays tensors out as a safetensors file in memory:
 // tensors sorted by name and converted to dtype (F32, F16 or BF16, rounding
 // to nearest even), the header padded with spaces to a multiple of 8 bytes,
 // and __metadata__ holding {"format": "pt"} and the entries of meta.
-func EncodeSafetensors(tensors []Tensor, dtype string, meta map[string]string) ([]byte, error) {
-	dt, err := ParseSafetensorsDType(dtype)
+func Encode(tensors []Tensor, dtype string, meta map[string]string) ([]byte, error) {
+	dt, err := ParseDType(dtype)
 	if err != nil {
 		return nil, err
 	}
@@ -514,11 +530,11 @@ func EncodeSafetensors(tensors []Tensor, dtype string, meta map[string]string) (
 // not fit in the narrower type.
 func appendFloats(b []byte, t Tensor, dtype string) ([]byte, error) {
 	switch dtype {
-	case DTypeF32:
+	case F32:
 		for _, v := range t.Data {
 			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
 		}
-	case DTypeF16:
+	case F16:
 		for i, v := range t.Data {
 			h := float16.Fromfloat32(v)
 			if h.IsInf(0) && !math.IsInf(float64(v), 0) {
@@ -526,7 +542,7 @@ func appendFloats(b []byte, t Tensor, dtype string) ([]byte, error) {
 			}
 			b = binary.LittleEndian.AppendUint16(b, h.Bits())
 		}
-	case DTypeBF16:
+	case BF16:
 		for i, v := range t.Data {
 			h := float32ToBF16(v)
 			if h&0x7fff == 0x7f80 && !math.IsInf(float64(v), 0) {
@@ -547,20 +563,6 @@ func float32ToBF16(v float32) uint16 {
 	}
 	u += 0x7fff + (u>>16)&1
 	return uint16(u >> 16)
-}
-
-// WriteSafetensors writes tensors to path as a safetensors file (see
-// EncodeSafetensors for the layout), atomically: readers see the old file or
-// the whole new one.
-func WriteSafetensors(path string, tensors []Tensor, dtype string, meta map[string]string) error {
-	data, err := EncodeSafetensors(tensors, dtype, meta)
-	if err != nil {
-		return fmt.Errorf("write safetensors %s: %w", path, err)
-	}
-	if err := activations.WriteFileAtomic(path, data); err != nil {
-		return fmt.Errorf("write safetensors %s: %w", path, err)
-	}
-	return nil
 }
 
 func cmpInt64(a, b int64) int {
@@ -597,4 +599,17 @@ func jsonKind(v any) string {
 		return "an object"
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+// Write writes tensors to path as a safetensors file (see Encode for the
+// layout), atomically: readers see the old file or the whole new one.
+func Write(path string, tensors []Tensor, dtype string, meta map[string]string) error {
+	data, err := Encode(tensors, dtype, meta)
+	if err != nil {
+		return fmt.Errorf("write safetensors %s: %w", path, err)
+	}
+	if err := atomicfile.Write(path, data); err != nil {
+		return fmt.Errorf("write safetensors %s: %w", path, err)
+	}
+	return nil
 }
