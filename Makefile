@@ -42,7 +42,7 @@ test: vet
 # test-blas runs the tests of the packages whose numbers go through BLAS
 # (CI runs it again without OpenBLAS, as go install builds rise).
 test-blas:
-	$(GO) test $(TAGS) -count=1 ./sae/ ./steer/
+	$(GO) test $(TAGS) -count=1 ./sae/... ./steer/...
 
 # bench runs every benchmark (BENCH=Name narrows them down), then rise bench:
 # the engines' speed at full size against the PyTorch reference, when
@@ -57,8 +57,8 @@ bench: build
 # calls of each target, and testdata/fuzz where a failure was kept).
 FUZZTIME ?= 30s
 FUZZ_TARGETS = activations:FuzzNpyHeader activations:FuzzOpenNpz activations:FuzzReadSteps internal/safetensors:FuzzRead \
-	steer:FuzzReadGGUFControlVector steer:FuzzLoadLlama2C steer:FuzzLlama2CTokenizer \
-	steer:FuzzParseTokenizerJSON steer:FuzzBPETokenizer web:FuzzAPI
+	steer:FuzzReadGGUFControlVector steer/model:FuzzLoadLlama2C steer/model:FuzzLlama2CTokenizer \
+	steer/model:FuzzParseTokenizerJSON steer/model:FuzzBPETokenizer web:FuzzAPI
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; \

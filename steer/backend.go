@@ -3,6 +3,8 @@ package steer
 import (
 	"context"
 
+	"github.com/rise-interp/rise/steer/model"
+
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/sae"
 )
@@ -23,16 +25,17 @@ type ModelInfo struct {
 type Backend interface {
 	// Info describes the model.
 	Info() ModelInfo
-	// Generate continues every prompt, steered by o.Vectors.
-	Generate(ctx context.Context, prompts []string, o GenerateOptions) ([]Generation, error)
+	// Generate continues every prompt, steered by o.Hooks (Vectors; a
+	// remote backend takes nothing else).
+	Generate(ctx context.Context, prompts []string, o model.GenerateOptions) ([]model.Generation, error)
 	// Capture records step activations of traces into a dump at dir.
 	Capture(ctx context.Context, traces []activations.Trace, dir string, o CaptureOptions) (*CaptureSummary, error)
 }
 
-// Native is the in-process backend: a Model and its Tokenizer.
+// Native is the in-process backend: a model.Model and its model.Tokenizer.
 type Native struct {
-	Model     *Model
-	Tokenizer Tokenizer
+	Model     *model.Model
+	Tokenizer model.Tokenizer
 }
 
 // Info describes the native model.
@@ -42,8 +45,8 @@ func (n *Native) Info() ModelInfo {
 }
 
 // Generate runs Generate on the native model.
-func (n *Native) Generate(ctx context.Context, prompts []string, o GenerateOptions) ([]Generation, error) {
-	return Generate(ctx, n.Model, n.Tokenizer, prompts, o)
+func (n *Native) Generate(ctx context.Context, prompts []string, o model.GenerateOptions) ([]model.Generation, error) {
+	return model.Generate(ctx, n.Model, n.Tokenizer, prompts, o)
 }
 
 // Capture runs Capture on the native model.

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rise-interp/rise/steer/model"
+
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/label"
 )
@@ -67,7 +69,7 @@ type TraceRecord struct {
 	Rows           [][]float32
 	Truncated      int
 
-	seq *Sequence // the trace's run, keys and values cached (for confidence vectors)
+	seq *model.Sequence // the trace's run, keys and values cached (for confidence vectors)
 }
 
 // lengthClass names a response's length by RISE's thresholds, or "".
@@ -116,7 +118,7 @@ func (o *CaptureOptions) normalise(blocks int) ([]int, error) {
 // delimiter) with the residual stream after each layer at the token that
 // completes each step's delimiter (RISE's step representation), or at its
 // last token when no delimiter follows. Traces without steps are skipped.
-func CaptureRecords(ctx context.Context, m *Model, tok Tokenizer, traces []activations.Trace, o CaptureOptions, emit func(TraceRecord) error) error {
+func CaptureRecords(ctx context.Context, m *model.Model, tok model.Tokenizer, traces []activations.Trace, o CaptureOptions, emit func(TraceRecord) error) error {
 	layers, err := o.normalise(m.Layers)
 	if err != nil {
 		return err
@@ -136,8 +138,8 @@ func CaptureRecords(ctx context.Context, m *Model, tok Tokenizer, traces []activ
 		// The prompt and response are encoded together, as the model saw
 		// them; when the tokenizer joins tokens across the seam, they are
 		// encoded apart instead.
-		pids := withBOS(tok, tok.Encode(prompt, false, special))
-		ids := withBOS(tok, tok.Encode(prompt+tr.Response, false, special))
+		pids := model.WithBOS(tok, tok.Encode(prompt, false, special))
+		ids := model.WithBOS(tok, tok.Encode(prompt+tr.Response, false, special))
 		if len(ids) < len(pids) || !equalInts(ids[:len(pids)], pids) {
 			ids = append(append([]int(nil), pids...), tok.Encode(tr.Response, false, false)...)
 		}
@@ -172,7 +174,7 @@ func CaptureRecords(ctx context.Context, m *Model, tok Tokenizer, traces []activ
 		for i := range rec.Rows {
 			rec.Rows[i] = make([]float32, len(segs)*m.Dim)
 		}
-		hook := func(layer int, h []float32, rs []Row) {
+		hook := func(layer int, h []float32, rs []model.Row) {
 			li, ok := want[layer]
 			if !ok {
 				return
@@ -188,7 +190,7 @@ func CaptureRecords(ctx context.Context, m *Model, tok Tokenizer, traces []activ
 		last := pos[len(pos)-1]
 		for at := 0; at <= last; at += o.Chunk {
 			end := min(last+1, at+o.Chunk)
-			if _, err := m.Forward(ctx, []*Sequence{seq}, [][]int{ids[at:end]}, false, hook); err != nil {
+			if _, err := m.Forward(ctx, []*model.Sequence{seq}, [][]int{ids[at:end]}, false, hook); err != nil {
 				return fmt.Errorf("capture: trace %s: %w", tr.Trace, err)
 			}
 		}
@@ -306,7 +308,7 @@ func (d *DumpSink) Abort() { d.w.Abort() }
 // at dir: for each step of a response one row per layer (CaptureRecords),
 // with steps.jsonl recording each step's text, keyword labels, token span
 // and response length class.
-func Capture(ctx context.Context, m *Model, tok Tokenizer, traces []activations.Trace, dir string, o CaptureOptions) (*CaptureSummary, error) {
+func Capture(ctx context.Context, m *model.Model, tok model.Tokenizer, traces []activations.Trace, dir string, o CaptureOptions) (*CaptureSummary, error) {
 	layers, err := o.normalise(m.Layers)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"sort"
 
+	"github.com/rise-interp/rise/steer/model"
+
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
@@ -70,16 +72,17 @@ type boundaryState struct {
 }
 
 // collectStates runs traces and keeps up to max step-boundary states.
-func collectStates(ctx context.Context, m *Model, tok Tokenizer, traces []activations.Trace, layer, max int, seed uint64) ([]boundaryState, error) {
+func collectStates(ctx context.Context, m *model.Model, tok model.Tokenizer, traces []activations.Trace, layer, max int, seed uint64) ([]boundaryState, error) {
 	var out []boundaryState
-	kvd := m.kvDim()
+	kvd := m.KVDim()
 	err := CaptureRecords(ctx, m, tok, traces, CaptureOptions{Layers: []int{layer}}, func(rec TraceRecord) error {
 		for i, st := range rec.Steps {
 			p := st.TokenEnd - 1
 			bs := boundaryState{h: append([]float32(nil), rec.Rows[0][i*m.Dim:(i+1)*m.Dim]...), pos: p}
 			for l := layer + 1; l < m.Layers; l++ {
-				bs.k = append(bs.k, append([]float32(nil), rec.seq.k[l][:p*kvd]...))
-				bs.v = append(bs.v, append([]float32(nil), rec.seq.v[l][:p*kvd]...))
+				k, v := rec.seq.KV(l)
+				bs.k = append(bs.k, append([]float32(nil), k[:p*kvd]...))
+				bs.v = append(bs.v, append([]float32(nil), v[:p*kvd]...))
 			}
 			out = append(out, bs)
 		}
@@ -118,14 +121,14 @@ func (cg *confGraph) data(n *G.Node) []float32 { return cg.bound[n].Data().([]fl
 
 // buildConfGraph builds the graph for batches of B states with prefixes of
 // at most P tokens.
-func buildConfGraph(m *Model, s *sae.SAE, layer, B, P int) (cg *confGraph, err error) {
+func buildConfGraph(m *model.Model, s *sae.SAE, layer, B, P int) (cg *confGraph, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			cg, err = nil, fmt.Errorf("confidence: building the graph: %v", r)
 		}
 	}()
 	c := m.Config
-	D, hd, qd, kvd, H := c.Dim, c.HeadDim, c.qDim(), c.kvDim(), c.Heads
+	D, hd, qd, kvd, H := c.Dim, c.HeadDim, c.QDim(), c.KVDim(), c.Heads
 	group := c.Heads / c.KVHeads
 	Np := B * P
 	g := G.NewGraph()
@@ -269,9 +272,9 @@ func buildConfGraph(m *Model, s *sae.SAE, layer, B, P int) (cg *confGraph, err e
 }
 
 // bind copies a batch of states into the graph's inputs.
-func (cg *confGraph) bind(m *Model, batch []boundaryState) {
+func (cg *confGraph) bind(m *model.Model, batch []boundaryState) {
 	c := m.Config
-	D, hd, qd, kvd := c.Dim, c.HeadDim, c.qDim(), c.kvDim()
+	D, hd, qd, kvd := c.Dim, c.HeadDim, c.QDim(), c.KVDim()
 	half := hd / 2
 	B, P, Np := cg.B, cg.P, cg.Np
 	h, mask := cg.data(cg.h), cg.data(cg.mask)
@@ -288,7 +291,7 @@ func (cg *confGraph) bind(m *Model, batch []boundaryState) {
 			row[bi*P+t] = 0
 		}
 		row[Np+bi] = 0
-		cs, sn := m.cos[st.pos*half:(st.pos+1)*half], m.sin[st.pos*half:(st.pos+1)*half]
+		cs, sn := m.Rope(st.pos)
 		fill := func(cc, ss []float32, n int) {
 			for j := range n {
 				i := j % hd
@@ -333,7 +336,7 @@ func (cg *confGraph) step() (float64, []float32, error) {
 
 // LearnConfidence learns RISE's confidence scores over the decoder columns
 // of s, on step-boundary states of traces run through m.
-func LearnConfidence(ctx context.Context, m *Model, tok Tokenizer, s *sae.SAE, traces []activations.Trace, o ConfidenceOptions) (*ConfidenceResult, error) {
+func LearnConfidence(ctx context.Context, m *model.Model, tok model.Tokenizer, s *sae.SAE, traces []activations.Trace, o ConfidenceOptions) (*ConfidenceResult, error) {
 	if s.DIn != m.Dim {
 		return nil, fmt.Errorf("confidence: the SAE takes %d values, the model's residual stream has %d", s.DIn, m.Dim)
 	}
@@ -446,19 +449,19 @@ func LearnConfidence(ctx context.Context, m *Model, tok Tokenizer, s *sae.SAE, t
 // BoundaryEntropy runs traces through m with the vectors applied and
 // returns the mean entropy of the next-token distribution at the step
 // boundaries (the tokens that complete each step's delimiter).
-func BoundaryEntropy(ctx context.Context, m *Model, tok Tokenizer, traces []activations.Trace, vs []Vector) (float64, int, error) {
+func BoundaryEntropy(ctx context.Context, m *model.Model, tok model.Tokenizer, traces []activations.Trace, vs []Vector) (float64, int, error) {
 	var sum float64
 	var n int
 	bd := newBoundaries(tok)
+	hook := Vectors(vs).hook(bd, m.Dim)
 	for _, tr := range traces {
-		ids := withBOS(tok, tok.Encode(tr.Prompt+tr.Response, false, false))
+		ids := model.WithBOS(tok, tok.Encode(tr.Prompt+tr.Response, false, false))
 		if len(ids) > m.MaxSeq {
 			ids = ids[:m.MaxSeq]
 		}
 		s := m.NewSequence()
-		s.PromptLen = len(withBOS(tok, tok.Encode(tr.Prompt, false, false)))
-		batch := []*Sequence{s}
-		logits, err := m.Forward(ctx, batch, [][]int{ids}, true, steerHook(vs, &batch, bd, m.Dim))
+		s.PromptLen = len(model.WithBOS(tok, tok.Encode(tr.Prompt, false, false)))
+		logits, err := m.Forward(ctx, []*model.Sequence{s}, [][]int{ids}, true, hook)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -467,7 +470,7 @@ func BoundaryEntropy(ctx context.Context, m *Model, tok Tokenizer, traces []acti
 			if p > 0 {
 				prev = ids[p-1]
 			}
-			if !bd.at(Row{Pos: p, Token: ids[p], Prev: prev}) {
+			if !bd.at(model.Row{Pos: p, Token: ids[p], Prev: prev}) {
 				continue
 			}
 			sum += entropy(logits[p*m.Vocab : (p+1)*m.Vocab])
@@ -502,47 +505,15 @@ func entropy(logits []float32) float64 {
 // upperEntropy runs the blocks above layer on one boundary state with v
 // added, reading the cached keys and values of the tokens before it, and
 // returns the entropy of the next-token distribution: the objective of
-// LearnConfidence for one state, computed by the runtime itself.
-func (m *Model) upperEntropy(st boundaryState, layer int, v []float32) float64 {
-	c := m.Config
-	D, hd, qd, kvd := c.Dim, c.HeadDim, c.qDim(), c.kvDim()
-	group := c.Heads / c.KVHeads
-	scale := float32(1 / math.Sqrt(float64(hd)))
-	x := make([]float32, D)
-	for i := range x {
-		x[i] = st.h[i] + v[i]
+// LearnConfidence for one state, computed by the runtime's own forward pass.
+func upperEntropy(m *model.Model, st boundaryState, layer int, v []float32) (float64, error) {
+	h := make([]float32, m.Dim)
+	for i := range h {
+		h[i] = st.h[i] + v[i]
 	}
-	xb := make([]float32, D)
-	q, k, vv := make([]float32, qd), make([]float32, kvd), make([]float32, kvd)
-	att := make([]float32, qd)
-	g, u := make([]float32, c.Hidden), make([]float32, c.Hidden)
-	scores := make([]float32, st.pos+1)
-	for l := layer + 1; l < c.Layers; l++ {
-		b := &m.Blocks[l]
-		ui := l - layer - 1
-		rmsNorm(xb, x, b.AttnNorm, 1, D, float32(c.NormEps))
-		linear(q, xb, 1, D, b.WQ, qd, b.BQ)
-		linear(k, xb, 1, D, b.WK, kvd, b.BK)
-		linear(vv, xb, 1, D, b.WV, kvd, b.BV)
-		m.rope(q, st.pos)
-		m.rope(k, st.pos)
-		K := append(append([]float32(nil), st.k[ui]...), k...)
-		V := append(append([]float32(nil), st.v[ui]...), vv...)
-		for h := range c.Heads {
-			kh := h / group
-			attendOne(att[h*hd:(h+1)*hd], q[h*hd:(h+1)*hd], K, V, kh*hd, kvd, st.pos+1, scale, scores)
-		}
-		linearAdd(x, att, 1, qd, b.WO, D)
-		rmsNorm(xb, x, b.MLPNorm, 1, D, float32(c.NormEps))
-		linear(g, xb, 1, D, b.WGate, c.Hidden, nil)
-		linear(u, xb, 1, D, b.WUp, c.Hidden, nil)
-		for i, gi := range g {
-			g[i] = gi / (1 + float32(math.Exp(float64(-gi)))) * u[i]
-		}
-		linearAdd(x, g, 1, c.Hidden, b.WDown, D)
+	logits, err := m.ForwardFrom(context.Background(), m.Resume(layer, st.pos, st.k, st.v), layer, h)
+	if err != nil {
+		return 0, err
 	}
-	rmsNorm(xb, x, m.Norm, 1, D, float32(c.NormEps))
-	logits := make([]float32, c.Vocab)
-	linear(logits, xb, 1, D, m.Out, c.Vocab, nil)
-	return entropy(logits)
+	return entropy(logits), nil
 }

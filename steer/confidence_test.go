@@ -50,7 +50,11 @@ func TestConfidenceGraph(t *testing.T) {
 		for _, st := range states {
 			// Rebuild the prefix: the state's tokens are not kept, so
 			// run the upper blocks by hand from its cached keys/values.
-			sum += m.upperEntropy(st, layer, v)
+			e, err := upperEntropy(m, st, layer, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum += e
 		}
 		return sum / float64(len(states))
 	}

@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/rise-interp/rise/steer/model"
+
 	"github.com/rise-interp/rise/activations/label"
 )
 
@@ -133,7 +135,7 @@ func correct(text, answer string) bool {
 // into the model's input (a chat template) and says whether special tokens
 // in it are meant.
 func Sweep(ctx context.Context, b Backend, vs []Vector, strengths []float64, prompts []Prompt,
-	o GenerateOptions, wrap func(string) (string, bool), progress func(done, total int)) ([]Run, error) {
+	o model.GenerateOptions, wrap func(string) (string, bool), progress func(done, total int)) ([]Run, error) {
 	inputs := make([]string, len(prompts))
 	for i, p := range prompts {
 		inputs[i] = p.Text
@@ -151,7 +153,7 @@ func Sweep(ctx context.Context, b Backend, vs []Vector, strengths []float64, pro
 			v.Strength *= a
 			scaled[i] = v
 		}
-		o.Vectors = scaled
+		o.Hooks = Vectors(scaled)
 		base := si * len(prompts) * o.MaxTokens
 		if progress != nil {
 			o.Progress = func(done, _ int) { progress(base+done, len(strengths)*len(prompts)*o.MaxTokens) }

@@ -8,12 +8,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rise-interp/rise/internal/shared"
+	"github.com/rise-interp/rise/steer/model"
+
 	"github.com/rise-interp/rise/activations"
 )
 
-func loadStories(t testing.TB) (*Model, Tokenizer) {
+// loadStories loads stories260K and its tokenizer from ../shared/data.
+func loadStories(t testing.TB) (*model.Model, model.Tokenizer) {
 	t.Helper()
-	m, tok, err := Load(sharedData(t, "stories260K/stories260K.bin"), sharedData(t, "stories260K/tok512.bin"))
+	m, tok, err := model.Load(shared.Stories(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,12 +27,12 @@ func loadStories(t testing.TB) (*Model, Tokenizer) {
 // TestGenerateStories: greedy generation from BOS tells the known story.
 func TestGenerateStories(t *testing.T) {
 	m, tok := loadStories(t)
-	gens, err := Generate(context.Background(), m, tok, []string{""}, GenerateOptions{MaxTokens: 40})
+	gens, err := model.Generate(context.Background(), m, tok, []string{""}, model.GenerateOptions{MaxTokens: 40})
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := gens[0]
-	for i, id := range storiesIDs {
+	for i, id := range shared.StoriesGreedy {
 		if g.Tokens[i] != id {
 			t.Fatalf("token %d is %d, want %d (ids %v)", i, g.Tokens[i], id, g.Tokens[:20])
 		}
@@ -45,13 +49,13 @@ func TestBatchedMatchesAlone(t *testing.T) {
 	m, tok := loadStories(t)
 	prompts := []string{"Once upon a time", "", "The cat sat on the mat. It was", "Tom had a big red ball"}
 	for _, temp := range []float64{0, 0.9} {
-		o := GenerateOptions{MaxTokens: 30, Temperature: temp, TopP: 0.9, Seed: 7}
-		batch, err := Generate(context.Background(), m, tok, prompts, o)
+		o := model.GenerateOptions{MaxTokens: 30, Temperature: temp, TopP: 0.9, Seed: 7}
+		batch, err := model.Generate(context.Background(), m, tok, prompts, o)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i, p := range prompts {
-			alone, err := Generate(context.Background(), m, tok, []string{p}, GenerateOptions{MaxTokens: 30, Temperature: temp, TopP: 0.9, Seed: 7})
+			alone, err := model.Generate(context.Background(), m, tok, []string{p}, model.GenerateOptions{MaxTokens: 30, Temperature: temp, TopP: 0.9, Seed: 7})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,18 +71,18 @@ func TestBatchedMatchesAlone(t *testing.T) {
 		dir := make([]float32, m.Dim)
 		dir[1] = 1
 		sv := []Vector{{VectorSpec: VectorSpec{Layer: 1, Op: OpScale, Strength: 3, Positions: PosPrompt}, Dir: dir}}
-		so := GenerateOptions{MaxTokens: 30, Vectors: sv}
-		sb, err := Generate(context.Background(), m, tok, []string{"The end.", "Once upon a time", "Tom had a big red ball"}, so)
+		so := model.GenerateOptions{MaxTokens: 30, Hooks: Vectors(sv)}
+		sb, err := model.Generate(context.Background(), m, tok, []string{"The end.", "Once upon a time", "Tom had a big red ball"}, so)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i, p := range []string{"The end.", "Once upon a time", "Tom had a big red ball"} {
-			alone, _ := Generate(context.Background(), m, tok, []string{p}, so)
+			alone, _ := model.Generate(context.Background(), m, tok, []string{p}, so)
 			if temp == 0 && alone[0].Text != sb[i].Text {
 				t.Errorf("steered prompt %q: batched %q, alone %q", p, sb[i].Text, alone[0].Text)
 			}
 		}
-		again, err := Generate(context.Background(), m, tok, prompts, o)
+		again, err := model.Generate(context.Background(), m, tok, prompts, o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +114,7 @@ func TestSteeringStories(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, err := Generate(context.Background(), m, tok, []string{""}, GenerateOptions{MaxTokens: 40})
+	base, err := model.Generate(context.Background(), m, tok, []string{""}, model.GenerateOptions{MaxTokens: 40})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +127,7 @@ func TestSteeringStories(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				g, err := Generate(context.Background(), m, tok, []string{""}, GenerateOptions{MaxTokens: 40, Vectors: vs})
+				g, err := model.Generate(context.Background(), m, tok, []string{""}, model.GenerateOptions{MaxTokens: 40, Hooks: Vectors(vs)})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -16,13 +16,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rise-interp/rise/steer/model"
+
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 )
 
 // Protocol names the version of the model-backend HTTP protocol (see
-// BACKEND.md): GET /v1/info, POST /v1/generate, POST /v1/capture.
+// steer/remote/README.md, with a session): GET /v1/info, POST /v1/generate,
+// POST /v1/capture, POST /v1/confidence and POST /v1/entropy.
 const Protocol = "rise-backend/1"
 
 // WireVector is a steering vector on the wire: the direction itself, so
@@ -52,8 +55,8 @@ type GenerateRequest struct {
 
 // GenerateResponse is the answer of POST /v1/generate.
 type GenerateResponse struct {
-	Generations []Generation `json:"generations"`
-	Default     []Generation `json:"default,omitempty"`
+	Generations []model.Generation `json:"generations"`
+	Default     []model.Generation `json:"default,omitempty"`
 }
 
 // CaptureRequest is the body of POST /v1/capture.
@@ -135,7 +138,7 @@ func NewBackendHandler(b Backend) http.Handler {
 			wireError(w, http.StatusBadRequest, errors.New("prompts: expected at least one prompt"))
 			return
 		}
-		o := GenerateOptions{MaxTokens: req.MaxTokens, Temperature: req.Temperature, TopP: req.TopP, Seed: req.Seed,
+		o := model.GenerateOptions{MaxTokens: req.MaxTokens, Temperature: req.Temperature, TopP: req.TopP, Seed: req.Seed,
 			Special: req.Special, NoStop: req.NoStop}
 		var res GenerateResponse
 		if req.Default {
@@ -144,7 +147,7 @@ func NewBackendHandler(b Backend) http.Handler {
 				return
 			}
 		}
-		o.Vectors = vs
+		o.Hooks = Vectors(vs)
 		if res.Generations, err = b.Generate(r.Context(), req.Prompts, o); err != nil {
 			wireError(w, statusOf(err), err)
 			return
@@ -405,9 +408,17 @@ func wireVectors(vs []Vector) []WireVector {
 }
 
 // Generate asks the server to continue the prompts.
-func (r *Remote) Generate(ctx context.Context, prompts []string, o GenerateOptions) ([]Generation, error) {
+func (r *Remote) Generate(ctx context.Context, prompts []string, o model.GenerateOptions) ([]model.Generation, error) {
+	var vs Vectors
+	switch h := o.Hooks.(type) {
+	case nil:
+	case Vectors:
+		vs = h
+	default:
+		return nil, fmt.Errorf("backend %s: a model server steers with vectors only, found hooks of type %T", r.base, o.Hooks)
+	}
 	req := GenerateRequest{Prompts: prompts, MaxTokens: o.MaxTokens, Temperature: o.Temperature, TopP: o.TopP, Seed: o.Seed,
-		Special: o.Special, NoStop: o.NoStop, Vectors: wireVectors(o.Vectors)}
+		Special: o.Special, NoStop: o.NoStop, Vectors: wireVectors(vs)}
 	var res GenerateResponse
 	if err := r.call(ctx, "POST", "/v1/generate", req, &res); err != nil {
 		return nil, err

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rise-interp/rise/steer/model"
+
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/reason"
 	"github.com/rise-interp/rise/internal/vec"
@@ -178,7 +180,7 @@ func compareDumps(t *testing.T, native, remote string, tol float64, skipPrompt b
 func TestPythonReferenceBackend(t *testing.T) {
 	url := startPythonBackend(t)
 	ctx := context.Background()
-	m, tok, err := Load(refDir, "")
+	m, tok, err := model.Load(refDir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,22 +204,22 @@ func TestPythonReferenceBackend(t *testing.T) {
 	prompts := []string{"Once upon a time, there was a little girl.", "", "Wait, let me check that again.\n\nAlternatively", "<|im_start|>user\nHi<|im_end|>\n"}
 	cases := []struct {
 		name string
-		o    GenerateOptions
+		o    model.GenerateOptions
 	}{
-		{"plain", GenerateOptions{MaxTokens: 20}},
-		{"add all", GenerateOptions{MaxTokens: 20, Vectors: vec(1, OpAdd, 2, PosAll)}},
-		{"add step_boundary", GenerateOptions{MaxTokens: 20, Vectors: vec(0, OpAdd, 8, PosStepBoundary)}},
-		{"scale prompt", GenerateOptions{MaxTokens: 20, Vectors: vec(0, OpScale, 3, PosPrompt)}},
-		{"clamp generated", GenerateOptions{MaxTokens: 20, Vectors: vec(1, OpClamp, 4, PosGenerated)}},
-		{"ablate all, two vectors", GenerateOptions{MaxTokens: 20, Vectors: append(vec(0, OpAblate, 0, PosAll), vec(1, OpAdd, -3, PosAll)...)}},
-		{"special, no stop", GenerateOptions{MaxTokens: 12, Special: true, NoStop: true}},
+		{"plain", model.GenerateOptions{MaxTokens: 20}},
+		{"add all", model.GenerateOptions{MaxTokens: 20, Hooks: Vectors(vec(1, OpAdd, 2, PosAll))}},
+		{"add step_boundary", model.GenerateOptions{MaxTokens: 20, Hooks: Vectors(vec(0, OpAdd, 8, PosStepBoundary))}},
+		{"scale prompt", model.GenerateOptions{MaxTokens: 20, Hooks: Vectors(vec(0, OpScale, 3, PosPrompt))}},
+		{"clamp generated", model.GenerateOptions{MaxTokens: 20, Hooks: Vectors(vec(1, OpClamp, 4, PosGenerated))}},
+		{"ablate all, two vectors", model.GenerateOptions{MaxTokens: 20, Hooks: Vectors(append(vec(0, OpAblate, 0, PosAll), vec(1, OpAdd, -3, PosAll)...))}},
+		{"special, no stop", model.GenerateOptions{MaxTokens: 12, Special: true, NoStop: true}},
 	}
 	for _, c := range cases {
 		// The native runtime decodes the prompts as one batch; its steering
 		// hook looks up a row's prompt length by the row's index in the
 		// batch of live sequences, which is off once an earlier sequence
 		// has stopped. Run it a prompt at a time, as the Python server does.
-		var want []Generation
+		var want []model.Generation
 		for _, p := range prompts {
 			g, err := native.Generate(ctx, []string{p}, c.o)
 			if err != nil {
@@ -242,8 +244,8 @@ func TestPythonReferenceBackend(t *testing.T) {
 	}
 	// The steering moves the generations at all (else the comparison above
 	// would prove little).
-	plain, _ := native.Generate(ctx, prompts[:1], GenerateOptions{MaxTokens: 20})
-	steered, _ := native.Generate(ctx, prompts[:1], GenerateOptions{MaxTokens: 20, Vectors: vec(1, OpAdd, 2, PosAll)})
+	plain, _ := native.Generate(ctx, prompts[:1], model.GenerateOptions{MaxTokens: 20})
+	steered, _ := native.Generate(ctx, prompts[:1], model.GenerateOptions{MaxTokens: 20, Hooks: Vectors(vec(1, OpAdd, 2, PosAll))})
 	if reflect.DeepEqual(plain[0].Tokens, steered[0].Tokens) {
 		t.Log("note: the add vector does not change the greedy tokens of prompt 0")
 	}
@@ -260,8 +262,8 @@ func TestPythonReferenceBackend(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("default: %d %v", resp.StatusCode, err)
 	}
-	wantDef, _ := native.Generate(ctx, prompts[:2], GenerateOptions{MaxTokens: 10})
-	wantGen, _ := native.Generate(ctx, prompts[:2], GenerateOptions{MaxTokens: 10, Vectors: vec(1, OpAdd, 2, PosAll)})
+	wantDef, _ := native.Generate(ctx, prompts[:2], model.GenerateOptions{MaxTokens: 10})
+	wantGen, _ := native.Generate(ctx, prompts[:2], model.GenerateOptions{MaxTokens: 10, Hooks: Vectors(vec(1, OpAdd, 2, PosAll))})
 	wantDef, wantGen = overWire(wantDef), overWire(wantGen)
 	if !reflect.DeepEqual(res.Default, wantDef) || !reflect.DeepEqual(res.Generations, wantGen) {
 		t.Errorf("default:\npython %+v\nnative default %+v, steered %+v", res, wantDef, wantGen)
@@ -269,7 +271,7 @@ func TestPythonReferenceBackend(t *testing.T) {
 
 	// Sampling runs (they cannot match rise's draws) give the same answer
 	// for the same seed.
-	so := GenerateOptions{MaxTokens: 15, Temperature: 0.9, TopP: 0.9, Seed: 7}
+	so := model.GenerateOptions{MaxTokens: 15, Temperature: 0.9, TopP: 0.9, Seed: 7}
 	s1, err := r.Generate(ctx, prompts, so)
 	if err != nil {
 		t.Fatal(err)
@@ -373,12 +375,12 @@ func TestPythonReferenceBackend(t *testing.T) {
 
 // overWire returns generations as they arrive over JSON: invalid UTF-8 in
 // a text (a random model's half characters) becomes U+FFFD.
-func overWire(gs []Generation) []Generation {
+func overWire(gs []model.Generation) []model.Generation {
 	b, err := json.Marshal(gs)
 	if err != nil {
 		panic(err)
 	}
-	var out []Generation
+	var out []model.Generation
 	if err := json.Unmarshal(b, &out); err != nil {
 		panic(err)
 	}
@@ -397,7 +399,7 @@ func overWire(gs []Generation) []Generation {
 func TestPythonReferenceConfidence(t *testing.T) {
 	url := startPythonBackend(t)
 	ctx := context.Background()
-	m, tok, err := Load(refDir, "")
+	m, tok, err := model.Load(refDir, "")
 	if err != nil {
 		t.Fatal(err)
 	}

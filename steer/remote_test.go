@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rise-interp/rise/steer/model"
+
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/reason"
 	"github.com/rise-interp/rise/internal/vec"
@@ -38,7 +40,7 @@ func TestRemoteBackend(t *testing.T) {
 	vs := []Vector{{VectorSpec: VectorSpec{Layer: 2, Op: OpAdd, Strength: 6, Positions: PosAll}, Dir: dir}}
 	vs[0].Dir, _ = vec.Unit(dir)
 	prompts := []string{"", "Tom had a ball"}
-	for _, o := range []GenerateOptions{{MaxTokens: 30}, {MaxTokens: 30, Vectors: vs}, {MaxTokens: 30, Temperature: 0.8, Seed: 3}} {
+	for _, o := range []model.GenerateOptions{{MaxTokens: 30}, {MaxTokens: 30, Hooks: Vectors(vs)}, {MaxTokens: 30, Temperature: 0.8, Seed: 3}} {
 		want, err := native.Generate(ctx, prompts, o)
 		if err != nil {
 			t.Fatal(err)

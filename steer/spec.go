@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rise-interp/rise/steer/model"
+
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
@@ -244,7 +246,7 @@ type boundaries struct {
 	double, starts, ends []bool
 }
 
-func newBoundaries(tok Tokenizer) *boundaries {
+func newBoundaries(tok model.Tokenizer) *boundaries {
 	n := tok.VocabSize()
 	b := &boundaries{double: make([]bool, n), starts: make([]bool, n), ends: make([]bool, n)}
 	for id := range n {
@@ -257,7 +259,7 @@ func newBoundaries(tok Tokenizer) *boundaries {
 }
 
 // at reports whether a row's token completes a step delimiter.
-func (b *boundaries) at(r Row) bool {
+func (b *boundaries) at(r model.Row) bool {
 	if r.Token < 0 || r.Token >= len(b.double) {
 		return false
 	}
@@ -267,30 +269,47 @@ func (b *boundaries) at(r Row) bool {
 	return b.starts[r.Token] && r.Prev >= 0 && r.Prev < len(b.ends) && b.ends[r.Prev]
 }
 
-// steerHook returns the hook that applies vectors to the rows their
-// positions select. batch points at the sequences of the forward pass being
-// run (a row's Seq indexes them), which shrinks as sequences finish.
-func steerHook(vs []Vector, batch *[]*Sequence, bd *boundaries, dim int) Hook {
+// Vectors are steering vectors applied together: as a model.HookFactory
+// they steer a generation (model.GenerateOptions.Hooks).
+type Vectors []Vector
+
+// Hook returns the hook that applies the vectors to the rows their
+// positions select, nil when there are none.
+func (vs Vectors) Hook(tok model.Tokenizer, dim int) model.Hook {
 	if len(vs) == 0 {
 		return nil
 	}
-	return func(layer int, h []float32, rows []Row) {
+	var bd *boundaries
+	for _, v := range vs {
+		if v.Positions == PosStepBoundary {
+			bd = newBoundaries(tok)
+			break
+		}
+	}
+	return vs.hook(bd, dim)
+}
+
+// hook is Hook with the step delimiters already found (bd may be nil when
+// no vector acts at step boundaries).
+func (vs Vectors) hook(bd *boundaries, dim int) model.Hook {
+	if len(vs) == 0 {
+		return nil
+	}
+	return func(layer int, h []float32, rows []model.Row) {
 		for vi := range vs {
 			v := &vs[vi]
 			if v.Layer != layer {
 				continue
 			}
-			seqs := *batch
 			for r, row := range rows {
-				s := seqs[row.Seq]
 				ok := false
 				switch v.Positions {
 				case PosAll:
 					ok = true
 				case PosPrompt:
-					ok = row.Pos < s.PromptLen
+					ok = row.InPrompt
 				case PosGenerated:
-					ok = row.Pos >= s.PromptLen
+					ok = !row.InPrompt
 				case PosStepBoundary:
 					ok = bd != nil && bd.at(row)
 				}

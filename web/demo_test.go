@@ -10,17 +10,18 @@ import (
 	"time"
 
 	"github.com/rise-interp/rise/steer"
+	"github.com/rise-interp/rise/steer/model"
 )
 
 // TestModelDemo sets up the model demo on the tiny reasoning model, at a
 // smaller size: its traces recorded after three blocks, an SAE and atlas per
 // layer, the sweep over them, and steering with a behaviour vector.
 func TestModelDemo(t *testing.T) {
-	model, tokPath := filepath.Join("..", TinyModelFile), filepath.Join("..", TinyTokenizerFile)
-	if _, err := os.Stat(model); err != nil {
-		t.Fatalf("the tiny reasoning model is missing: %v", err)
+	modelPath, tokPath := filepath.Join("..", TinyModelFile), filepath.Join("..", TinyTokenizerFile)
+	if _, err := os.Stat(modelPath); err != nil {
+		t.Fatalf("the tiny reasoning modelPath is missing: %v", err)
 	}
-	m, tok, err := steer.Load(model, tokPath)
+	m, tok, err := model.Load(modelPath, tokPath)
 	if err != nil {
 		t.Fatal(err)
 	}

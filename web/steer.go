@@ -13,6 +13,7 @@ import (
 	"github.com/rise-interp/rise/activations/label"
 	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/steer"
+	"github.com/rise-interp/rise/steer/model"
 )
 
 // SteerVector is one vector of a steering request: a feature of an SAE,
@@ -189,23 +190,23 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
 	switch req.Chat {
 	case "":
 	case "r1":
-		prompt, special = steer.R1ChatPrompt(prompt), true
+		prompt, special = model.R1ChatPrompt(prompt), true
 	case "chatml":
-		prompt, special = steer.ChatMLPrompt(prompt), true
+		prompt, special = model.ChatMLPrompt(prompt), true
 	default:
 		fail(w, errorf(http.StatusBadRequest, "steer: chat: expected \"\", r1 or chatml, found %q", req.Chat))
 		return
 	}
 	b := s.cfg.Backend
 	j := s.jobs.Start("steer", req, func(ctx context.Context, j *Job) (any, error) {
-		o := steer.GenerateOptions{MaxTokens: req.MaxTokens, Temperature: req.Temperature, TopP: req.TopP, Seed: req.Seed, Special: special}
+		o := model.GenerateOptions{MaxTokens: req.MaxTokens, Temperature: req.Temperature, TopP: req.TopP, Seed: req.Seed, Special: special}
 		total := int64(2 * req.MaxTokens)
 		o.Progress = func(done, _ int) { j.Progress("default", int64(done), total) }
 		def, err := b.Generate(ctx, []string{prompt}, o)
 		if err != nil {
 			return nil, err
 		}
-		o.Vectors = vs
+		o.Hooks = steer.Vectors(vs)
 		o.Progress = func(done, _ int) { j.Progress("steered", int64(req.MaxTokens+done), total) }
 		st, err := b.Generate(ctx, []string{prompt}, o)
 		if err != nil {
@@ -234,7 +235,7 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-func side(g steer.Generation) SteerSide {
+func side(g model.Generation) SteerSide {
 	segs, counts := steer.Analyse(g.Text)
 	sd := SteerSide{Text: g.Text, Tokens: len(g.Tokens), Stop: g.Stop, Counts: counts, Steps: []SteerStep{}}
 	for _, seg := range segs {

@@ -13,6 +13,7 @@ import (
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/steer"
+	"github.com/rise-interp/rise/steer/model"
 )
 
 // storiesServer serves stories260K with an SAE trained on its own
@@ -27,13 +28,13 @@ func storiesServer(t *testing.T) *testServer {
 		}
 		t.Skipf("%s is missing", root)
 	}
-	m, tok, err := steer.Load(filepath.Join(root, "stories260K.bin"), filepath.Join(root, "tok512.bin"))
+	m, tok, err := model.Load(filepath.Join(root, "stories260K.bin"), filepath.Join(root, "tok512.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	gens, err := steer.Generate(ctx, m, tok, []string{"", "Once upon a time", "Tom had a ball", "The sun was hot"},
-		steer.GenerateOptions{MaxTokens: 200, Temperature: 1, Seed: 1})
+	gens, err := model.Generate(ctx, m, tok, []string{"", "Once upon a time", "Tom had a ball", "The sun was hot"},
+		model.GenerateOptions{MaxTokens: 200, Temperature: 1, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

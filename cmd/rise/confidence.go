@@ -14,6 +14,7 @@ import (
 	"github.com/rise-interp/rise/internal/atomicfile"
 	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/steer"
+	"github.com/rise-interp/rise/steer/model"
 )
 
 // confidenceFile is the content of conf.json.
@@ -144,7 +145,7 @@ Example:
 				}
 				f.Prompts = len(prompts)
 				gbar := newProgress(e.stderr, "generating before and after")
-				runs, err := steer.Sweep(ctx, b, []steer.Vector{vec}, []float64{0, 1}, prompts, steer.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature, Seed: seed},
+				runs, err := steer.Sweep(ctx, b, []steer.Vector{vec}, []float64{0, 1}, prompts, model.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature, Seed: seed},
 					mf.wrapFunc(), func(d, t int) { gbar.update(int64(d), int64(t)) })
 				gbar.done()
 				if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/label"
 	"github.com/rise-interp/rise/steer"
+	"github.com/rise-interp/rise/steer/model"
 )
 
 func init() {
@@ -93,7 +94,7 @@ Examples:
 					inputs[i], special = mf.wrap(p.Text)
 				}
 				bar := newProgress(e.stderr, "generating")
-				gens, err := b.Generate(ctx, inputs, steer.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature,
+				gens, err := b.Generate(ctx, inputs, model.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature,
 					TopP: topP, Seed: seed, Special: special, Progress: func(d, t int) { bar.update(int64(d), int64(t)) }})
 				bar.done()
 				if err != nil {

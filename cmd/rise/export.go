@@ -12,6 +12,7 @@ import (
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/internal/atomicfile"
 	"github.com/rise-interp/rise/steer"
+	"github.com/rise-interp/rise/steer/model"
 )
 
 func init() {
@@ -64,7 +65,7 @@ Example:
 			}
 			dim, layers := 0, math.MaxInt32
 			if modelPath != "" {
-				m, err := steer.LoadModel(modelPath)
+				m, err := model.LoadModel(modelPath)
 				if err != nil {
 					return err
 				}
@@ -97,7 +98,7 @@ Example:
 				return nil
 			}
 			if hint == "" {
-				hint = steer.ArchLlama
+				hint = model.ArchLlama
 			}
 			cv := steer.ControlVector{ModelHint: hint, Layers: map[int][]float32{}}
 			for i, v := range vs {

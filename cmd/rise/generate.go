@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/rise-interp/rise/steer"
+	"github.com/rise-interp/rise/steer/model"
 )
 
 // modelFlags are the flags every command that runs a model shares.
@@ -37,7 +38,7 @@ func (f *modelFlags) load(ctx context.Context) (steer.Backend, error) {
 	case f.model == "":
 		return nil, usagef("--model (or --backend) is required")
 	}
-	m, tok, err := steer.Load(f.model, f.tokenizer)
+	m, tok, err := model.Load(f.model, f.tokenizer)
 	if err != nil {
 		return nil, err
 	}
@@ -49,9 +50,9 @@ func (f *modelFlags) load(ctx context.Context) (steer.Backend, error) {
 func (f *modelFlags) wrap(p string) (string, bool) {
 	switch f.chat {
 	case "r1":
-		return steer.R1ChatPrompt(p), true
+		return model.R1ChatPrompt(p), true
 	case "chatml":
-		return steer.ChatMLPrompt(p), true
+		return model.ChatMLPrompt(p), true
 	}
 	return p, false
 }
@@ -131,8 +132,8 @@ Example:
 				return err
 			}
 			p, special := mf.wrap(prompt)
-			gens, err := b.Generate(ctx, []string{p}, steer.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature,
-				TopP: topP, Seed: seed, Vectors: vs, NoStop: noStop, Special: special})
+			gens, err := b.Generate(ctx, []string{p}, model.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature,
+				TopP: topP, Seed: seed, Hooks: steer.Vectors(vs), NoStop: noStop, Special: special})
 			if err != nil {
 				return err
 			}

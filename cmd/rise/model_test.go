@@ -11,6 +11,7 @@ import (
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/steer"
+	"github.com/rise-interp/rise/steer/model"
 )
 
 // stories returns the path of stories260K, failing under CI and skipping
@@ -28,13 +29,13 @@ func stories(t *testing.T) string {
 }
 
 func TestGenerateCommand(t *testing.T) {
-	model := stories(t)
-	code, stdout, stderr := runRise(t, "generate", "--model", model, "--prompt", "", "--max-tokens", "25")
+	modelPath := stories(t)
+	code, stdout, stderr := runRise(t, "generate", "--model", modelPath, "--prompt", "", "--max-tokens", "25")
 	if code != 0 || !strings.HasPrefix(stdout, "Once upon a time, there was a little girl named Lily.") {
 		t.Fatalf("generate: exit %d, %q, %s", code, stdout, stderr)
 	}
-	code, stdout, _ = runRise(t, "generate", "--model", model, "--prompt", "Tom and", "--max-tokens", "10", "--json", "--temperature", "0.7", "--seed", "4")
-	var g steer.Generation
+	code, stdout, _ = runRise(t, "generate", "--model", modelPath, "--prompt", "Tom and", "--max-tokens", "10", "--json", "--temperature", "0.7", "--seed", "4")
+	var g model.Generation
 	if code != 0 || json.Unmarshal([]byte(stdout), &g) != nil || len(g.Tokens) != 10 || g.Stop != "length" {
 		t.Errorf("generate --json: exit %d, %s", code, stdout)
 	}
@@ -44,10 +45,10 @@ func TestGenerateCommand(t *testing.T) {
 		want string
 	}{
 		{[]string{"generate", "--prompt", "x"}, 2, "--model (or --backend) is required"},
-		{[]string{"generate", "--model", model, "--max-tokens", "0"}, 2, "--max-tokens"},
-		{[]string{"generate", "--model", model, "--chat", "vicuna"}, 2, "--chat"},
+		{[]string{"generate", "--model", modelPath, "--max-tokens", "0"}, 2, "--max-tokens"},
+		{[]string{"generate", "--model", modelPath, "--chat", "vicuna"}, 2, "--chat"},
 		{[]string{"generate", "--model", filepath.Join(t.TempDir(), "none.bin")}, 1, "none.bin"},
-		{[]string{"generate", "--model", model, "--tokenizer", filepath.Join(t.TempDir(), "tok.bin")}, 1, "tok.bin"},
+		{[]string{"generate", "--model", modelPath, "--tokenizer", filepath.Join(t.TempDir(), "tok.bin")}, 1, "tok.bin"},
 	} {
 		code, _, stderr := runRise(t, tc.args...)
 		if code != tc.code || !strings.Contains(stderr, tc.want) {
@@ -60,7 +61,7 @@ func TestGenerateCommand(t *testing.T) {
 // and its chart, strength 0 matching the unsteered story; the spec exports
 // to a GGUF control vector that reads back, and to .npy.
 func TestSteerAndExportCommands(t *testing.T) {
-	model := stories(t)
+	modelPath := stories(t)
 	dir := t.TempDir()
 	v := make([]float32, 64)
 	v[7] = 1
@@ -70,7 +71,7 @@ func TestSteerAndExportCommands(t *testing.T) {
 	prompts := filepath.Join(dir, "prompts.jsonl")
 	os.WriteFile(prompts, []byte(`{"prompt": "Once upon a time", "answer": "3"}`+"\n"+`{"question": "Tom had 2 apples", "answer": "#### 2"}`+"\n"), 0o644)
 	out := filepath.Join(dir, "results.json")
-	code, stdout, stderr := runRise(t, "steer", "--model", model, "--steer", spec, "--alphas", "-6,0,6", "--prompts", prompts,
+	code, stdout, stderr := runRise(t, "steer", "--model", modelPath, "--steer", spec, "--alphas", "-6,0,6", "--prompts", prompts,
 		"--max-tokens", "30", "--out", out, "--svg", dir)
 	if code != 0 {
 		t.Fatalf("steer: exit %d: %s", code, stderr)
@@ -100,7 +101,7 @@ func TestSteerAndExportCommands(t *testing.T) {
 
 	// Export.
 	gguf := filepath.Join(dir, "cv.gguf")
-	if code, stdout, stderr := runRise(t, "export", "--steer", spec, "--format", "gguf", "--out", gguf, "--model", model); code != 0 {
+	if code, stdout, stderr := runRise(t, "export", "--steer", spec, "--format", "gguf", "--out", gguf, "--model", modelPath); code != 0 {
 		t.Fatalf("export gguf: exit %d: %s %s", code, stdout, stderr)
 	}
 	data, _ := os.ReadFile(gguf)
@@ -125,13 +126,13 @@ func TestSteerAndExportCommands(t *testing.T) {
 // TestDumpCommand records stories260K's residual stream at step
 // delimiters and reads the dump back.
 func TestDumpCommand(t *testing.T) {
-	model := stories(t)
+	modelPath := stories(t)
 	dir := t.TempDir()
 	traces := filepath.Join(dir, "traces.jsonl")
 	os.WriteFile(traces, []byte(`{"trace": "a", "prompt": "Once upon a time", "response": "Tom went out.\n\nWait, let me check the ball.\n\nAlternatively, he could run."}`+"\n"+
 		`{"trace": "b", "prompt": "", "response": "Lily was happy.\n\nShe smiled."}`+"\n"), 0o644)
 	out := filepath.Join(dir, "dump")
-	code, stdout, stderr := runRise(t, "dump", "--model", model, "--traces", traces, "--layers", "1,3", "--out", out)
+	code, stdout, stderr := runRise(t, "dump", "--model", modelPath, "--traces", traces, "--layers", "1,3", "--out", out)
 	if code != 0 || !strings.Contains(stdout, "5 steps from 2 traces") {
 		t.Fatalf("dump: exit %d: %s %s", code, stdout, stderr)
 	}
@@ -147,7 +148,7 @@ func TestDumpCommand(t *testing.T) {
 	if *steps[0].TokenEnd > *steps[1].TokenStart {
 		t.Errorf("token spans overlap: %d..%d then %d..%d", *steps[0].TokenStart, *steps[0].TokenEnd, *steps[1].TokenStart, *steps[1].TokenEnd)
 	}
-	if code, _, stderr := runRise(t, "dump", "--model", model, "--traces", traces, "--layers", "9", "--out", filepath.Join(dir, "x")); code != 1 || !strings.Contains(stderr, "layer 9") {
+	if code, _, stderr := runRise(t, "dump", "--model", modelPath, "--traces", traces, "--layers", "9", "--out", filepath.Join(dir, "x")); code != 1 || !strings.Contains(stderr, "layer 9") {
 		t.Errorf("layer 9 of 5: exit %d, %s", code, stderr)
 	}
 }
@@ -179,14 +180,14 @@ func TestTracesCommand(t *testing.T) {
 // TestBackendFlag runs generate, dump and steer against a model server
 // (the protocol's Go server) and compares with the native runtime.
 func TestBackendFlag(t *testing.T) {
-	model := stories(t)
-	m, tok, err := steer.Load(model, "")
+	modelPath := stories(t)
+	m, tok, err := model.Load(modelPath, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(steer.NewBackendHandler(&steer.Native{Model: m, Tokenizer: tok}))
 	defer ts.Close()
-	_, native, _ := runRise(t, "generate", "--model", model, "--prompt", "Tom", "--max-tokens", "20")
+	_, native, _ := runRise(t, "generate", "--model", modelPath, "--prompt", "Tom", "--max-tokens", "20")
 	code, remote, stderr := runRise(t, "generate", "--backend", ts.URL, "--prompt", "Tom", "--max-tokens", "20")
 	if code != 0 || remote != native {
 		t.Errorf("generate --backend: exit %d, %q (%s); native %q", code, remote, stderr, native)
@@ -197,7 +198,7 @@ func TestBackendFlag(t *testing.T) {
 	if code, stdout, stderr := runRise(t, "dump", "--backend", ts.URL, "--traces", traces, "--layers", "2", "--out", filepath.Join(dir, "d")); code != 0 {
 		t.Errorf("dump --backend: exit %d: %s %s", code, stdout, stderr)
 	}
-	if code, _, stderr := runRise(t, "generate", "--backend", ts.URL, "--model", model); code != 2 || !strings.Contains(stderr, "not both") {
+	if code, _, stderr := runRise(t, "generate", "--backend", ts.URL, "--model", modelPath); code != 2 || !strings.Contains(stderr, "not both") {
 		t.Errorf("--backend with --model: exit %d, %s", code, stderr)
 	}
 	if code, _, stderr := runRise(t, "generate", "--backend", "http://127.0.0.1:1", "--prompt", "x"); code != 1 || !strings.Contains(stderr, "127.0.0.1:1") {
@@ -209,11 +210,11 @@ func TestBackendFlag(t *testing.T) {
 // stories260K's states at reasoning-trace step boundaries and checks that
 // conf.json and its spec work with rise steer.
 func TestConfidenceCommand(t *testing.T) {
-	model := stories(t)
+	modelPath := stories(t)
 	dir := t.TempDir()
 	traces := filepath.Join(dir, "t.jsonl")
 	runRise(t, "traces", "--out", traces, "--n", "40", "--seed", "3")
-	if code, _, stderr := runRise(t, "dump", "--model", model, "--traces", traces, "--layers", "2", "--out", filepath.Join(dir, "d")); code != 0 {
+	if code, _, stderr := runRise(t, "dump", "--model", modelPath, "--traces", traces, "--layers", "2", "--out", filepath.Join(dir, "d")); code != 0 {
 		t.Fatal(stderr)
 	}
 	saeDir := filepath.Join(dir, "s")
@@ -221,7 +222,7 @@ func TestConfidenceCommand(t *testing.T) {
 		t.Fatal(stderr)
 	}
 	out := filepath.Join(dir, "conf.json")
-	code, stdout, stderr := runRise(t, "confidence", "--model", model, "--sae", saeDir, "--layer", "2", "--traces", traces,
+	code, stdout, stderr := runRise(t, "confidence", "--model", modelPath, "--sae", saeDir, "--layer", "2", "--traces", traces,
 		"--iters", "30", "--states", "64", "--eval-traces", "10", "--out", out)
 	if code != 0 {
 		t.Fatalf("confidence: exit %d: %s", code, stderr)
@@ -237,11 +238,11 @@ func TestConfidenceCommand(t *testing.T) {
 		t.Fatalf("conf.json: %v %s", err, stdout)
 	}
 	if !(f.EntropyAfter < f.EntropyBefore) {
-		t.Errorf("entropy %.4f before, %.4f after: the vector does not make the model surer", f.EntropyBefore, f.EntropyAfter)
+		t.Errorf("entropy %.4f before, %.4f after: the vector does not make the modelPath surer", f.EntropyBefore, f.EntropyAfter)
 	}
 	prompts := filepath.Join(dir, "p.jsonl")
 	runRise(t, "traces", "--prompts", "--out", prompts, "--n", "2")
-	if code, _, stderr := runRise(t, "steer", "--model", model, "--steer", filepath.Join(dir, "conf.spec.json"), "--alphas", "0,1",
+	if code, _, stderr := runRise(t, "steer", "--model", modelPath, "--steer", filepath.Join(dir, "conf.spec.json"), "--alphas", "0,1",
 		"--prompts", prompts, "--max-tokens", "10", "--out", filepath.Join(dir, "r.json")); code != 0 {
 		t.Errorf("steer with conf.spec.json: %s", stderr)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/rise-interp/rise/internal/atomicfile"
 	"github.com/rise-interp/rise/sae/atlas"
 	"github.com/rise-interp/rise/steer"
+	"github.com/rise-interp/rise/steer/model"
 )
 
 // parseFloats reads a comma-separated list of numbers.
@@ -120,7 +121,7 @@ Example:
 			}
 			bar := newProgress(e.stderr, "steering sweep")
 			runs, err := steer.Sweep(ctx, b, vs, strengths, prompts,
-				steer.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature, TopP: topP, Seed: seed},
+				model.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature, TopP: topP, Seed: seed},
 				mf.wrapFunc(), func(done, total int) { bar.update(int64(done), int64(total)) })
 			bar.done()
 			if err != nil {

@@ -1,4 +1,4 @@
-package steer
+package model
 
 import (
 	"context"
@@ -14,7 +14,9 @@ type GenerateOptions struct {
 	Temperature float64 // 0 is greedy decoding
 	TopP        float64 // nucleus sampling mass; 0 or 1 turns it off
 	Seed        uint64  // sequence i samples from its own stream (Seed, i)
-	Vectors     []Vector
+	// Hooks, when not nil, makes the hook that sees (and may change) the
+	// residual stream after every block while the prompts run: steering.
+	Hooks HookFactory
 	// NoStop keeps generating past an end-of-sequence token.
 	NoStop bool
 	// Special lets special tokens written in a prompt (a chat template's)
@@ -56,7 +58,7 @@ func Generate(ctx context.Context, m *Model, tok Tokenizer, prompts []string, o 
 	first := make([][]int, n)
 	out := make([]Generation, n)
 	for i, p := range prompts {
-		ids := withBOS(tok, tok.Encode(p, false, o.Special))
+		ids := WithBOS(tok, tok.Encode(p, false, o.Special))
 		if len(ids) == 0 {
 			return nil, fmt.Errorf("generate: prompt %d is empty and the tokenizer has no BOS token to start from", i)
 		}
@@ -68,15 +70,10 @@ func Generate(ctx context.Context, m *Model, tok Tokenizer, prompts []string, o 
 		seqs[i], first[i] = s, ids
 		out[i] = Generation{Prompt: p, PromptTokens: ids}
 	}
-	var bd *boundaries
-	for _, v := range o.Vectors {
-		if v.Positions == PosStepBoundary {
-			bd = newBoundaries(tok)
-			break
-		}
+	var hook Hook
+	if o.Hooks != nil {
+		hook = o.Hooks.Hook(tok, m.Dim)
 	}
-	var batch []*Sequence
-	hook := steerHook(o.Vectors, &batch, bd, m.Dim)
 	eos := map[int]bool{}
 	if !o.NoStop {
 		for _, id := range tok.EOS() {
@@ -94,7 +91,7 @@ func Generate(ctx context.Context, m *Model, tok Tokenizer, prompts []string, o 
 	for i := range live {
 		live[i] = i
 	}
-	batch = seqs
+	batch := seqs
 	toks := first
 	done := 0
 	for step := 0; len(live) > 0; step++ {
@@ -140,9 +137,9 @@ func Generate(ctx context.Context, m *Model, tok Tokenizer, prompts []string, o 
 	return out, nil
 }
 
-// withBOS puts the tokenizer's BOS in front of ids, unless there is none or
+// WithBOS puts the tokenizer's BOS in front of ids, unless there is none or
 // ids already start with it (a chat template that writes it as text).
-func withBOS(tok Tokenizer, ids []int) []int {
+func WithBOS(tok Tokenizer, ids []int) []int {
 	bos := tok.BOS()
 	if bos < 0 || len(ids) > 0 && ids[0] == bos {
 		return ids

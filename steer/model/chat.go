@@ -1,4 +1,4 @@
-package steer
+package model
 
 // R1ChatPrompt returns the prompt that the chat template of the
 // DeepSeek-R1-Distill models (deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B

@@ -1,4 +1,4 @@
-package steer
+package model
 
 import (
 	"encoding/json"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/rise-interp/rise/internal/shared"
 )
 
 // The fixture testdata/tokenizer/tokenizer.json is a hand-made Qwen2-style
@@ -541,7 +543,7 @@ func TestBPETokenizerHFReference(t *testing.T) {
 		bos int
 	}{{"llama", 376}, {"qwen2", -1}} {
 		t.Run(c.dir, func(t *testing.T) {
-			dir := filepath.Join("..", "testdata", "hf", c.dir)
+			dir := filepath.Join(shared.Root(t), "testdata", "hf", c.dir)
 			if _, err := os.Stat(dir); err != nil {
 				t.Skipf("reference fixture %s is not there: %v", dir, err)
 			}

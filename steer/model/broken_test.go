@@ -1,4 +1,4 @@
-package steer
+package model
 
 import (
 	"encoding/binary"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rise-interp/rise/internal/shared"
 )
 
 // copyDir copies the files of a fixture directory.
@@ -29,7 +31,7 @@ func copyDir(t *testing.T, src string) string {
 // TestBrokenModels: damaged or foreign model files give errors that say
 // what was expected and what was found, never a panic.
 func TestBrokenModels(t *testing.T) {
-	stories := sharedData(t, "stories260K/stories260K.bin")
+	stories := shared.Data(t, "stories260K/stories260K.bin")
 	raw, err := os.ReadFile(stories)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +62,7 @@ func TestBrokenModels(t *testing.T) {
 		}
 	}
 
-	fixture := filepath.Join("..", "testdata", "hf", "llama")
+	fixture := filepath.Join(shared.Root(t), "testdata", "hf", "llama")
 	edit := func(name string, change func(d string)) {
 		t.Helper()
 		d := copyDir(t, fixture)
@@ -93,7 +95,7 @@ func TestBrokenModels(t *testing.T) {
 	edit("bigger vocabulary", func(d string) { setConfig(d, `"vocab_size": 377`, `"vocab_size": 300`) })
 
 	// A tokenizer that does not fit its model.
-	if _, _, err := Load(filepath.Join(fixture), sharedData(t, "stories260K/tok512.bin")); err == nil {
+	if _, _, err := Load(filepath.Join(fixture), shared.Data(t, "stories260K/tok512.bin")); err == nil {
 		t.Error("a 512-token tokenizer was accepted for a 377-token model")
 	} else {
 		t.Logf("tokenizer that does not fit: %v", err)

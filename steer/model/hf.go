@@ -1,4 +1,4 @@
-package steer
+package model
 
 import (
 	"encoding/json"
@@ -127,7 +127,7 @@ func LoadHF(dir string) (*Model, error) {
 		used[name] = true
 		return t.Data, nil
 	}
-	D, H, q, kv := c.Dim, c.Hidden, c.qDim(), c.kvDim()
+	D, H, q, kv := c.Dim, c.Hidden, c.QDim(), c.KVDim()
 	m := &Model{Config: c, Name: dir}
 	if m.Embed, err = get("model.embed_tokens.weight", c.Vocab, D); err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package steer
+package model
 
 import (
 	"encoding/binary"
@@ -89,7 +89,7 @@ func LoadLlama2C(path string) (*Model, error) {
 	if c.Dim%c.Heads != 0 {
 		return nil, fmt.Errorf("%s: dim %d is not a multiple of the %d heads", path, c.Dim, c.Heads)
 	}
-	D, H, L, V, q, kv := c.Dim, c.Hidden, c.Layers, c.Vocab, c.qDim(), c.kvDim()
+	D, H, L, V, q, kv := c.Dim, c.Hidden, c.Layers, c.Vocab, c.QDim(), c.KVDim()
 	type part struct {
 		name string
 		n    int

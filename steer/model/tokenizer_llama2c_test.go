@@ -1,4 +1,4 @@
-package steer
+package model
 
 import (
 	"encoding/binary"
@@ -10,31 +10,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rise-interp/rise/internal/shared"
 )
-
-// tokenizerSharedData returns the path of a file under ../shared/data,
-// failing when it is missing in CI and skipping elsewhere.
-func tokenizerSharedData(t *testing.T, rel string) string {
-	t.Helper()
-	p := filepath.Join("..", "..", "shared", "data", rel)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing (%v): CI must have ../shared/data beside the checkout", p, err)
-		}
-		t.Skipf("%s is missing: %v", p, err)
-	}
-	return p
-}
-
-// stories260KGreedy are the first 20 greedy ids of stories260K from BOS,
-// from ../shared/data/README.md.
-var stories260KGreedy = []int{403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337}
 
 const stories260KText = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park."
 
 func loadTok512(t *testing.T) *Llama2CTokenizer {
 	t.Helper()
-	tok, err := LoadLlama2CTokenizer(tokenizerSharedData(t, "stories260K/tok512.bin"), 512)
+	tok, err := LoadLlama2CTokenizer(shared.Data(t, "stories260K/tok512.bin"), 512)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +30,7 @@ func TestLlama2CTokenizerStories(t *testing.T) {
 	if tok.VocabSize() != 512 || tok.BOS() != 1 || !slices.Equal(tok.EOS(), []int{2}) {
 		t.Fatalf("VocabSize, BOS, EOS = %d, %d, %v; want 512, 1, [2]", tok.VocabSize(), tok.BOS(), tok.EOS())
 	}
-	got := tok.Decode(stories260KGreedy, false)
+	got := tok.Decode(shared.StoriesGreedy, false)
 	const want = "Once upon a time, there was a little girl named Lily. She loved to play"
 	if got != want {
 		t.Fatalf("Decode(greedy ids) = %q, want %q", got, want)
@@ -55,7 +39,7 @@ func TestLlama2CTokenizerStories(t *testing.T) {
 		t.Fatalf("Decode(greedy ids) = %q is not a prefix of %q", got, stories260KText)
 	}
 	// After BOS the first piece loses its dummy-prefix space too.
-	if got := tok.Decode(append([]int{1}, stories260KGreedy[:4]...), false); got != "Once upon a time" {
+	if got := tok.Decode(append([]int{1}, shared.StoriesGreedy[:4]...), false); got != "Once upon a time" {
 		t.Errorf("Decode(BOS + 4 ids) = %q, want %q", got, "Once upon a time")
 	}
 	if got := tok.Decode([]int{1, 403, 2}, true); got != "\n<s>\nOnce\n</s>\n" {
@@ -76,8 +60,8 @@ func TestLlama2CTokenizerEncodeStories(t *testing.T) {
 	}
 	// The first sentence encodes to the generated ids.
 	first := stories260KText[:strings.Index(stories260KText, ".")+1]
-	if ids := tok.Encode(first, false, false); !slices.Equal(ids, stories260KGreedy[:15]) {
-		t.Errorf("Encode(%q) = %v, want %v", first, ids, stories260KGreedy[:15])
+	if ids := tok.Encode(first, false, false); !slices.Equal(ids, shared.StoriesGreedy[:15]) {
+		t.Errorf("Encode(%q) = %v, want %v", first, ids, shared.StoriesGreedy[:15])
 	}
 	for _, s := range []string{
 		"", "a", " two  spaces ", "Lily's \"park\"\n\nnext line",

@@ -1,4 +1,4 @@
-package steer
+package model
 
 import (
 	"context"
@@ -54,7 +54,7 @@ func readBandwidth() float64 {
 // on it: every decoding step reads every weight once, so a batch of B
 // sequences cannot beat B × bandwidth / weight bytes tokens per second.
 //
-//	go test -run XXX -bench Decode -benchtime 1x ./steer
+//	go test -run XXX -bench Decode -benchtime 1x ./steer/model
 func BenchmarkDecode(b *testing.B) {
 	bw := readBandwidth()
 	models := []struct {

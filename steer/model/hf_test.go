@@ -1,4 +1,4 @@
-package steer
+package model
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/shared"
 )
 
 // golden is testdata/hf/*/golden.json, made by testdata/hf/make_golden.py
@@ -52,7 +53,7 @@ func readNpy(t *testing.T, path string) ([]float32, int, int) {
 func TestHFParity(t *testing.T) {
 	for _, name := range []string{"llama", "qwen2", "qwen2-bf16"} {
 		t.Run(name, func(t *testing.T) {
-			dir := filepath.Join("..", "testdata", "hf", name)
+			dir := filepath.Join(shared.Root(t), "testdata", "hf", name)
 			m, err := LoadHF(dir)
 			if err != nil {
 				t.Fatal(err)

@@ -1,4 +1,4 @@
-package steer
+package model
 
 // Tokenizer turns text into token ids and back. Implementations: the
 // llama2.c tokenizer (tok*.bin, a SentencePiece-style BPE over scored

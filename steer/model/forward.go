@@ -1,4 +1,4 @@
-package steer
+package model
 
 import (
 	"context"
@@ -34,15 +34,22 @@ type Row struct {
 	Pos   int // position in its sequence
 	Token int
 	Prev  int // the token before, -1 at position 0
+	// InPrompt is true for the rows of its sequence's prompt (positions
+	// below PromptLen).
+	InPrompt bool
 }
-
-// Prompt reports whether the row is part of its sequence's prompt.
-func (r Row) Prompt(s *Sequence) bool { return r.Pos < s.PromptLen }
 
 // Hook sees, and may change, the residual stream after block layer: h
 // holds one row of Dim values per entry of rows. Hooks run on the caller's
 // goroutine.
 type Hook func(layer int, h []float32, rows []Row)
+
+// A HookFactory makes the hook of one generation, for the tokenizer its
+// prompts are read with and a residual stream of dim values (steering
+// vectors that act at step delimiters need to know the tokens).
+type HookFactory interface {
+	Hook(tok Tokenizer, dim int) Hook
+}
 
 // scratch holds a forward pass's buffers.
 type scratch struct {
@@ -66,7 +73,7 @@ func (m *Model) Forward(ctx context.Context, seqs []*Sequence, toks [][]int, all
 		return nil, fmt.Errorf("forward: %d sequences and %d token lists", len(seqs), len(toks))
 	}
 	c := m.Config
-	D, q, kv := c.Dim, c.qDim(), c.kvDim()
+	D := c.Dim
 	var rows []Row
 	for i, s := range seqs {
 		if s.pos+len(toks[i]) > c.MaxSeq {
@@ -82,7 +89,7 @@ func (m *Model) Forward(ctx context.Context, seqs []*Sequence, toks [][]int, all
 			} else if n > 0 {
 				prev = s.Tokens[n-1]
 			}
-			rows = append(rows, Row{Seq: i, Pos: s.pos + j, Token: t, Prev: prev})
+			rows = append(rows, Row{Seq: i, Pos: s.pos + j, Token: t, Prev: prev, InPrompt: s.pos+j < s.PromptLen})
 		}
 	}
 	N := len(rows)
@@ -94,6 +101,58 @@ func (m *Model) Forward(ctx context.Context, seqs []*Sequence, toks [][]int, all
 	for r, row := range rows {
 		copy(sc.x[r*D:(r+1)*D], m.Embed[row.Token*D:(row.Token+1)*D])
 	}
+	if err := m.blocks(ctx, &sc, seqs, rows, 0, hook); err != nil {
+		return nil, err
+	}
+	for i, s := range seqs {
+		s.pos += len(toks[i])
+		s.Tokens = append(s.Tokens, toks[i]...)
+	}
+
+	// Logits for the rows asked for.
+	var pick []int
+	if all {
+		for r := range rows {
+			pick = append(pick, r)
+		}
+	} else {
+		last := map[int]int{}
+		for r, row := range rows {
+			last[row.Seq] = r
+		}
+		for i := range seqs {
+			if r, ok := last[i]; ok {
+				pick = append(pick, r)
+			}
+		}
+	}
+	xn := make([]float32, len(pick)*D)
+	for i, r := range pick {
+		copy(xn[i*D:(i+1)*D], sc.x[r*D:(r+1)*D])
+	}
+	return m.logits(xn, len(pick)), nil
+}
+
+// logits applies the final norm and the output projection to n rows of
+// residual stream, returning [n, Vocab].
+func (m *Model) logits(x []float32, n int) []float32 {
+	c := m.Config
+	xn := make([]float32, n*c.Dim)
+	for i := range n {
+		rmsNorm(xn[i*c.Dim:(i+1)*c.Dim], x[i*c.Dim:(i+1)*c.Dim], m.Norm, 1, c.Dim, float32(c.NormEps))
+	}
+	out := make([]float32, n*c.Vocab)
+	linear(out, xn, n, c.Dim, m.Out, c.Vocab, nil)
+	return out
+}
+
+// blocks runs the residual stream sc.x of rows through blocks from, from+1,
+// ..., appending each block's keys and values to the rows' sequences and
+// calling hook after each block.
+func (m *Model) blocks(ctx context.Context, sc *scratch, seqs []*Sequence, rows []Row, from int, hook Hook) error {
+	c := m.Config
+	D, q, kv := c.Dim, c.QDim(), c.KVDim()
+	N := len(rows)
 	sc.xb = grow(sc.xb, N*D)
 	sc.q = grow(sc.q, N*q)
 	sc.k = grow(sc.k, N*kv)
@@ -101,10 +160,9 @@ func (m *Model) Forward(ctx context.Context, seqs []*Sequence, toks [][]int, all
 	sc.att = grow(sc.att, N*q)
 	sc.g = grow(sc.g, N*c.Hidden)
 	sc.u = grow(sc.u, N*c.Hidden)
-
-	for l := range m.Blocks {
+	for l := from; l < len(m.Blocks); l++ {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		b := &m.Blocks[l]
 		rmsNorm(sc.xb, sc.x, b.AttnNorm, N, D, float32(c.NormEps))
@@ -134,36 +192,58 @@ func (m *Model) Forward(ctx context.Context, seqs []*Sequence, toks [][]int, all
 			hook(l, sc.x, rows)
 		}
 	}
-	for i, s := range seqs {
-		s.pos += len(toks[i])
-		s.Tokens = append(s.Tokens, toks[i]...)
-	}
-
-	// Logits for the rows asked for.
-	var pick []int
-	if all {
-		for r := range rows {
-			pick = append(pick, r)
-		}
-	} else {
-		last := map[int]int{}
-		for r, row := range rows {
-			last[row.Seq] = r
-		}
-		for i := range seqs {
-			if r, ok := last[i]; ok {
-				pick = append(pick, r)
-			}
-		}
-	}
-	xn := make([]float32, len(pick)*D)
-	for i, r := range pick {
-		rmsNorm(xn[i*D:(i+1)*D], sc.x[r*D:(r+1)*D], m.Norm, 1, D, float32(c.NormEps))
-	}
-	logits := make([]float32, len(pick)*c.Vocab)
-	linear(logits, xn, len(pick), D, m.Out, c.Vocab, nil)
-	return logits, nil
+	return nil
 }
+
+// ForwardFrom continues a sequence by one row whose residual stream after
+// block layer is h, instead of a token's embedding: it runs the blocks
+// above layer at position s.Len(), attending to the keys and values the
+// sequence holds for them, appends the row's own, and returns the logits
+// of the next token [Vocab]. Confidence learning uses it to evaluate the
+// upper model on a changed step-boundary state (Resume makes its sequence).
+func (m *Model) ForwardFrom(ctx context.Context, s *Sequence, layer int, h []float32) ([]float32, error) {
+	c := m.Config
+	if layer < 0 || layer >= c.Layers {
+		return nil, fmt.Errorf("forward: layer %d: expected a block from 0 to %d", layer, c.Layers-1)
+	}
+	if len(h) != c.Dim {
+		return nil, fmt.Errorf("forward: expected a state of %d values, found %d", c.Dim, len(h))
+	}
+	if s.pos+1 > c.MaxSeq {
+		return nil, fmt.Errorf("forward: the sequence would hold %d tokens, more than the model's %d", s.pos+1, c.MaxSeq)
+	}
+	for l := layer + 1; l < c.Layers; l++ {
+		if len(s.k[l]) != s.pos*c.KVDim() || len(s.v[l]) != s.pos*c.KVDim() {
+			return nil, fmt.Errorf("forward: block %d caches %d keys for a sequence at position %d", l, len(s.k[l])/c.KVDim(), s.pos)
+		}
+	}
+	sc := scratch{x: append([]float32(nil), h...)}
+	rows := []Row{{Pos: s.pos, Token: -1, Prev: -1, InPrompt: s.pos < s.PromptLen}}
+	if err := m.blocks(ctx, &sc, []*Sequence{s}, rows, layer+1, nil); err != nil {
+		return nil, err
+	}
+	s.pos++
+	return m.logits(sc.x, 1), nil
+}
+
+// Resume returns a sequence at position pos whose cache holds, for block
+// layer+1+i, the keys k[i] and values v[i] ([pos, KVDim] each) of the
+// tokens before it, as Sequence.KV gives them; the blocks up to layer hold
+// nothing. ForwardFrom continues it.
+func (m *Model) Resume(layer, pos int, k, v [][]float32) *Sequence {
+	s := m.NewSequence()
+	for i := range k {
+		s.k[layer+1+i] = append([]float32(nil), k[i]...)
+		s.v[layer+1+i] = append([]float32(nil), v[i]...)
+	}
+	s.pos = pos
+	return s
+}
+
+// KV returns the keys and values block layer holds for the sequence's
+// tokens, [Len, KVDim] each. They are the sequence's own: copy them to
+// keep them past the sequence's next forward pass.
+func (s *Sequence) KV(layer int) (k, v []float32) { return s.k[layer], s.v[layer] }
 
 // rmsNorm writes x / sqrt(mean(x²) + eps) * w for each of n rows of d.
 func rmsNorm(out, x, w []float32, n, d int, eps float32) {
@@ -181,11 +261,18 @@ func rmsNorm(out, x, w []float32, n, d int, eps float32) {
 	}
 }
 
+// Rope returns the RoPE tables at position pos: cos and sin of each of the
+// HeadDim/2 frequencies, as the forward pass rotates queries and keys.
+func (m *Model) Rope(pos int) (cos, sin []float32) {
+	half := m.HeadDim / 2
+	return m.cos[pos*half : (pos+1)*half], m.sin[pos*half : (pos+1)*half]
+}
+
 // rope rotates the heads of one row of queries or keys at position pos.
 func (m *Model) rope(v []float32, pos int) {
 	hd := m.HeadDim
 	half := hd / 2
-	cs, sn := m.cos[pos*half:(pos+1)*half], m.sin[pos*half:(pos+1)*half]
+	cs, sn := m.Rope(pos)
 	for h := 0; h < len(v); h += hd {
 		x := v[h : h+hd]
 		if m.RopeInterleaved {
@@ -211,7 +298,7 @@ func (m *Model) rope(v []float32, pos int) {
 // runs and heads are spread over the cores.
 func (m *Model) attention(out, q []float32, seqs []*Sequence, rows []Row, l int) {
 	c := m.Config
-	hd, qd, kvd := c.HeadDim, c.qDim(), c.kvDim()
+	hd, qd, kvd := c.HeadDim, c.QDim(), c.KVDim()
 	group := c.Heads / c.KVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	type run struct{ r0, r1 int }

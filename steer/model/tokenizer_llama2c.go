@@ -1,4 +1,4 @@
-package steer
+package model
 
 import (
 	"container/heap"

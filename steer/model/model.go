@@ -1,4 +1,4 @@
-package steer
+package model
 
 import (
 	"fmt"
@@ -53,13 +53,13 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// qDim and kvDim are the widths of the query and key/value projections.
-func (c Config) qDim() int  { return c.Heads * c.HeadDim }
-func (c Config) kvDim() int { return c.KVHeads * c.HeadDim }
+// QDim and KVDim are the widths of the query and key/value projections.
+func (c Config) QDim() int  { return c.Heads * c.HeadDim }
+func (c Config) KVDim() int { return c.KVHeads * c.HeadDim }
 
 // Params counts the model's weights.
 func (c Config) Params() int64 {
-	D, H, q, kv := int64(c.Dim), int64(c.Hidden), int64(c.qDim()), int64(c.kvDim())
+	D, H, q, kv := int64(c.Dim), int64(c.Hidden), int64(c.QDim()), int64(c.KVDim())
 	per := 2*D + D*q + 2*D*kv + q*D + 3*D*H
 	if c.QKVBias {
 		per += q + 2*kv
@@ -102,7 +102,7 @@ func (m *Model) init() error {
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", m.Name, err)
 	}
-	D, H, q, kv := c.Dim, c.Hidden, c.qDim(), c.kvDim()
+	D, H, q, kv := c.Dim, c.Hidden, c.QDim(), c.KVDim()
 	check := func(name string, v []float32, want int) error {
 		if len(v) != want {
 			return fmt.Errorf("%s: %s: expected %d values, found %d", m.Name, name, want, len(v))
@@ -182,7 +182,7 @@ func NewRandom(c Config, seed uint64) (*Model, error) {
 		}
 		return v
 	}
-	D, H, q, kv := c.Dim, c.Hidden, c.qDim(), c.kvDim()
+	D, H, q, kv := c.Dim, c.Hidden, c.QDim(), c.KVDim()
 	m := &Model{Config: c, Name: "random model", Embed: normal(c.Vocab * D), Norm: ones(D)}
 	for range c.Layers {
 		b := Block{AttnNorm: ones(D), WQ: normal(q * D), WK: normal(kv * D), WV: normal(kv * D), WO: normal(D * q),
