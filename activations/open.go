@@ -80,6 +80,47 @@ func (d *Dump) Layer(n int) *Layer {
 	return nil
 }
 
+// ChooseLayer picks the layer to work on: the layer numbered want when want
+// is not negative, else the layer numbered hook when hook is not negative
+// and the dump has it (an SAE's hook layer), else the dump's only layer.
+// why says which rule chose it ("" for want). When no rule picks a layer
+// the error is a *LayerChoiceError.
+func (d *Dump) ChooseLayer(want, hook int) (l *Layer, why string, err error) {
+	if want >= 0 {
+		if l := d.Layer(want); l != nil {
+			return l, "", nil
+		}
+		return nil, "", &LayerChoiceError{Path: d.Path, Layers: d.LayerNumbers(), Want: want, Hook: hook}
+	}
+	if hook >= 0 {
+		if l := d.Layer(hook); l != nil {
+			return l, "the SAE's hook layer", nil
+		}
+	}
+	if len(d.Layers) == 1 {
+		return d.Layers[0], "the dump's only layer", nil
+	}
+	return nil, "", &LayerChoiceError{Path: d.Path, Layers: d.LayerNumbers(), Want: want, Hook: hook}
+}
+
+// LayerChoiceError says that ChooseLayer found no layer to work on.
+type LayerChoiceError struct {
+	Path   string
+	Layers []int // the dump's layer numbers
+	Want   int   // the layer asked for, -1 for none
+	Hook   int   // the SAE's hook layer, -1 for none
+}
+
+func (e *LayerChoiceError) Error() string {
+	switch {
+	case e.Want >= 0:
+		return fmt.Sprintf("the dump %s has layers %v, not %d", e.Path, e.Layers, e.Want)
+	case e.Hook >= 0:
+		return fmt.Sprintf("the dump %s has layers %v and the SAE's hook layer (%d) is not one of them: choose one", e.Path, e.Layers, e.Hook)
+	}
+	return fmt.Sprintf("the dump %s has layers %v: choose one", e.Path, e.Layers)
+}
+
 // LayerNumbers returns the dump's layer numbers in order.
 func (d *Dump) LayerNumbers() []int {
 	out := make([]int, len(d.Layers))

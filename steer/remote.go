@@ -19,7 +19,6 @@ import (
 	"github.com/rise-interp/rise/steer/model"
 
 	"github.com/rise-interp/rise/activations"
-	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 )
 
@@ -262,24 +261,11 @@ func NewBackendHandler(b Backend) http.Handler {
 func (req *GenerateRequest) vectors(info ModelInfo) ([]Vector, error) {
 	var out []Vector
 	for i, wv := range req.Vectors {
-		vs := VectorSpec{Layer: wv.Layer, Op: wv.Op, Strength: wv.Strength, Positions: wv.Positions}
-		if vs.Op == "" {
-			vs.Op = OpAdd
-		}
-		if vs.Positions == "" {
-			vs.Positions = PosAll
-		}
-		if err := vs.Check(info.Layers); err != nil {
-			return nil, fmt.Errorf("vectors[%d]: %w", i, err)
-		}
-		if len(wv.Direction) != info.DModel {
-			return nil, fmt.Errorf("vectors[%d]: direction: expected %d values (the model's width), found %d", i, info.DModel, len(wv.Direction))
-		}
-		dir, err := vec.Unit(wv.Direction)
+		v, err := NewVector(VectorSpec{Layer: wv.Layer, Op: wv.Op, Strength: wv.Strength, Positions: wv.Positions}, wv.Direction, info.DModel, info.Layers)
 		if err != nil {
 			return nil, fmt.Errorf("vectors[%d]: %w", i, err)
 		}
-		out = append(out, Vector{VectorSpec: vs, Dir: dir})
+		out = append(out, v)
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -90,25 +91,51 @@ func (s *Spec) Resolve(dim, layers int) ([]Vector, error) {
 	out := make([]Vector, 0, len(s.Vectors))
 	for i, vs := range s.Vectors {
 		where := fmt.Sprintf("vector %d (%s)", i, vs.Source)
-		if vs.Op == "" {
-			vs.Op = OpAdd
-		}
-		if vs.Positions == "" {
-			vs.Positions = PosAll
-		}
-		if err := vs.Check(layers); err != nil {
+		if err := vs.withDefaults().Check(layers); err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
-		dir, err := LoadDirection(vs.Source)
+		dir, err := readDirection(vs.Source)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
-		if len(dir) != dim {
-			return nil, fmt.Errorf("%s: expected %d values (the model's width), found %d", where, dim, len(dir))
+		v, err := NewVector(vs, dir, dim, layers)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
 		}
-		out = append(out, Vector{VectorSpec: vs, Dir: dir})
+		out = append(out, v)
 	}
 	return out, nil
+}
+
+// withDefaults fills in what a spec may leave out: op add, positions all.
+func (vs VectorSpec) withDefaults() VectorSpec {
+	if vs.Op == "" {
+		vs.Op = OpAdd
+	}
+	if vs.Positions == "" {
+		vs.Positions = PosAll
+	}
+	return vs
+}
+
+// NewVector makes the steering vector of a direction for a model whose
+// residual stream has dim values and which has the given number of blocks:
+// the spec's defaults filled in and the spec checked (Check), the direction
+// checked against dim and used at unit length. Every reader of steering
+// vectors (spec files, the workbench, the model server) makes them here.
+func NewVector(vs VectorSpec, dir []float32, dim, layers int) (Vector, error) {
+	vs = vs.withDefaults()
+	if err := vs.Check(layers); err != nil {
+		return Vector{}, err
+	}
+	if len(dir) != dim {
+		return Vector{}, fmt.Errorf("the vector has %d values, the model's residual stream %d: expected a vector of the model's width", len(dir), dim)
+	}
+	unit, err := vec.Unit(dir)
+	if err != nil {
+		return Vector{}, err
+	}
+	return Vector{VectorSpec: vs, Dir: unit}, nil
 }
 
 // Check reports an operator, position policy, layer or strength that a
@@ -134,9 +161,22 @@ func (vs VectorSpec) Check(layers int) error {
 }
 
 // LoadDirection reads a steering direction from a source ("npy:PATH",
-// "sae:SAE_DIR#FEATURE", "atlas:ATLAS.json#BEHAVIOUR") and returns it at
-// unit length.
+// "sae:SAE_DIR#FEATURE", "atlas:ATLAS.json#BEHAVIOUR",
+// "confidence:RESULT.json") and returns it at unit length.
 func LoadDirection(source string) ([]float32, error) {
+	v, err := readDirection(source)
+	if err != nil {
+		return nil, err
+	}
+	out, err := vec.Unit(v)
+	if err != nil {
+		return nil, fmt.Errorf("source %q: %w", source, err)
+	}
+	return out, nil
+}
+
+// readDirection reads the direction a source names, as stored.
+func readDirection(source string) ([]float32, error) {
 	kind, rest, ok := strings.Cut(source, ":")
 	if !ok {
 		return nil, fmt.Errorf("source %q: expected npy:PATH, sae:SAE_DIR#FEATURE or atlas:ATLAS.json#BEHAVIOUR", source)
@@ -162,35 +202,21 @@ func LoadDirection(source string) ([]float32, error) {
 		if err != nil {
 			return nil, err
 		}
-		if id < 0 || id >= s.DSae {
-			return nil, fmt.Errorf("%s: feature %d: expected 0 to %d", dir, id, s.DSae-1)
+		if v, err = FeatureDirection(s, id); err != nil {
+			return nil, fmt.Errorf("%s: %w", dir, err)
 		}
-		v = append([]float32(nil), s.WDec[id*s.DIn:(id+1)*s.DIn]...)
 	case "atlas":
 		path, name, ok := strings.Cut(rest, "#")
 		if !ok || name == "" {
 			return nil, fmt.Errorf("source %q: expected atlas:ATLAS.json#BEHAVIOUR", source)
 		}
-		b, err := os.ReadFile(path)
+		a, err := atlas.Load(path)
 		if err != nil {
 			return nil, err
 		}
-		var a atlas.Atlas
-		if err := json.Unmarshal(b, &a); err != nil {
+		if v, err = BehaviourDirection(a, name); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		info, ok := a.Behaviours[name]
-		if !ok {
-			var known []string
-			for k := range a.Behaviours {
-				known = append(known, k)
-			}
-			return nil, fmt.Errorf("%s: no behaviour %q (the atlas has %v)", path, name, known)
-		}
-		if info.Vector == nil {
-			return nil, fmt.Errorf("%s: behaviour %q has no vector: %s", path, name, info.Error)
-		}
-		v = info.Vector
 	case "confidence":
 		b, err := os.ReadFile(rest)
 		if err != nil {
@@ -209,11 +235,32 @@ func LoadDirection(source string) ([]float32, error) {
 	default:
 		return nil, fmt.Errorf("source %q: expected npy:, sae:, atlas: or confidence:", source)
 	}
-	out, err := vec.Unit(v)
-	if err != nil {
-		return nil, fmt.Errorf("source %q: %w", source, err)
+	return v, nil
+}
+
+// FeatureDirection is the decoder row of an SAE's feature id.
+func FeatureDirection(s *sae.SAE, id int) ([]float32, error) {
+	if id < 0 || id >= s.DSae {
+		return nil, fmt.Errorf("feature %d: expected 0 to %d", id, s.DSae-1)
 	}
-	return out, nil
+	return append([]float32(nil), s.WDec[id*s.DIn:(id+1)*s.DIn]...), nil
+}
+
+// BehaviourDirection is an atlas's vector for the named behaviour.
+func BehaviourDirection(a *atlas.Atlas, name string) ([]float32, error) {
+	info, ok := a.Behaviours[name]
+	if !ok {
+		known := make([]string, 0, len(a.Behaviours))
+		for k := range a.Behaviours {
+			known = append(known, k)
+		}
+		sort.Strings(known)
+		return nil, fmt.Errorf("no behaviour %q (the atlas has %v)", name, known)
+	}
+	if info.Vector == nil {
+		return nil, fmt.Errorf("behaviour %q has no vector: %s", name, info.Error)
+	}
+	return info.Vector, nil
 }
 
 // apply changes one row h by the vector.

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/sae"
 )
 
@@ -114,51 +113,23 @@ func (s *Server) StartTrain(req TrainRequest) (*Job, error) {
 	if ds == nil {
 		return nil, errorf(http.StatusNotFound, "train: no dataset %q (GET /api/datasets lists them)", req.Dataset)
 	}
-	var layer *activations.Layer
-	switch {
-	case req.Layer != nil:
-		if layer = ds.Dump.Layer(*req.Layer); layer == nil {
-			return nil, errorf(http.StatusBadRequest, "train: layer: dataset %s has layers %v, found %d", ds.Name, ds.Dump.LayerNumbers(), *req.Layer)
+	want := -1
+	if req.Layer != nil {
+		if *req.Layer < 0 {
+			return nil, errorf(http.StatusBadRequest, "train: layer: expected a layer number of dataset %s (%v), found %d", ds.Name, ds.Dump.LayerNumbers(), *req.Layer)
 		}
-	case len(ds.Dump.Layers) == 1:
-		layer = ds.Dump.Layers[0]
-	default:
-		return nil, errorf(http.StatusBadRequest, "train: layer: dataset %s has layers %v: choose one", ds.Name, ds.Dump.LayerNumbers())
+		want = *req.Layer
 	}
-	var cfg sae.TrainConfig
-	switch req.Preset {
-	case "":
-	case "rise":
-		cfg = sae.RISEPreset()
-	default:
-		return nil, errorf(http.StatusBadRequest, "train: preset: expected \"\" or \"rise\", found %q", req.Preset)
+	layer, _, err := ds.Dump.ChooseLayer(want, -1)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "train: layer: dataset %s: %v", ds.Name, err)
 	}
-	if req.Arch != "" {
-		a, err := sae.ParseArch(req.Arch)
-		if err != nil {
-			return nil, errorf(http.StatusBadRequest, "train: arch: %v", err)
-		}
-		cfg.Arch = a
-	}
-	set := func(dst *int, v int) {
-		if v != 0 {
-			*dst = v
-		}
-	}
-	set(&cfg.Width, req.Width)
-	set(&cfg.K, req.K)
-	set(&cfg.Steps, req.Steps)
-	set(&cfg.Batch, req.Batch)
-	if req.Sparsity != 0 {
-		cfg.Sparsity = float32(req.Sparsity)
-	}
-	if req.LR != 0 {
-		cfg.LR = req.LR
+	cfg, err := sae.Settings{Preset: req.Preset, Arch: req.Arch, Width: req.Width, K: req.K, Sparsity: req.Sparsity,
+		Steps: req.Steps, Batch: req.Batch, LR: req.LR}.Config()
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "train: %v", err)
 	}
 	cfg.Seed = req.Seed
-	if (cfg.Arch == sae.TopK || cfg.Arch == sae.BatchTopK) && cfg.K == 0 {
-		return nil, errorf(http.StatusBadRequest, "train: k: architecture %s needs k", cfg.Arch)
-	}
 	if err := cfg.Defaults(layer.DModel, layer.Rows).Validate(layer.DModel, layer.Rows); err != nil {
 		return nil, errorf(http.StatusBadRequest, "train: %v", err)
 	}

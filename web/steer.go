@@ -11,7 +11,6 @@ import (
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/label"
-	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/steer"
 	"github.com/rise-interp/rise/steer/model"
 )
@@ -106,42 +105,33 @@ func (s *Server) steerVectors(req *SteerRequest) ([]steer.Vector, error) {
 			if layer < 0 {
 				layer = md.Layer.Number
 			}
+			var err error
 			switch {
 			case v.Feature != nil:
-				if *v.Feature < 0 || *v.Feature >= sa.DSae {
-					return nil, errorf(http.StatusBadRequest, "%s: feature: expected 0 to %d, found %d", where, sa.DSae-1, *v.Feature)
-				}
-				dir = sa.WDec[*v.Feature*sa.DIn : (*v.Feature+1)*sa.DIn]
+				dir, err = steer.FeatureDirection(sa, *v.Feature)
 			case v.Behaviour != "":
 				if an == nil {
 					return nil, errorf(http.StatusConflict, "%s: SAE %s has no atlas yet", where, v.SAE)
 				}
-				b, ok := an.atlas.Behaviours[v.Behaviour]
-				if !ok || b.Vector == nil {
-					return nil, errorf(http.StatusBadRequest, "%s: SAE %s has no vector for behaviour %q", where, v.SAE, v.Behaviour)
-				}
-				dir = b.Vector
+				dir, err = steer.BehaviourDirection(an.atlas, v.Behaviour)
 			default:
 				return nil, errorf(http.StatusBadRequest, "%s: with sae, give feature or behaviour", where)
 			}
+			if err != nil {
+				return nil, errorf(http.StatusBadRequest, "%s: SAE %s: %v", where, v.SAE, err)
+			}
 		default:
 			return nil, errorf(http.StatusBadRequest, "%s: expected sae with feature or behaviour, or npy", where)
-		}
-		if len(dir) != m.DModel {
-			return nil, errorf(http.StatusBadRequest, "%s: the vector has %d values but the model's residual stream %d: it comes from another model", where, len(dir), m.DModel)
-		}
-		if layer < 0 || layer >= m.Layers {
-			return nil, errorf(http.StatusBadRequest, "%s: layer: expected a block from 0 to %d, found %d", where, m.Layers-1, layer)
-		}
-		unit, err := vec.Unit(dir)
-		if err != nil {
-			return nil, errorf(http.StatusBadRequest, "%s: %v", where, err)
 		}
 		strength := req.Strength
 		if v.Strength != nil {
 			strength = *v.Strength
 		}
-		out = append(out, steer.Vector{VectorSpec: steer.VectorSpec{Layer: layer, Op: req.Operator, Strength: strength, Positions: req.Positions}, Dir: unit})
+		sv, err := steer.NewVector(steer.VectorSpec{Layer: layer, Op: req.Operator, Strength: strength, Positions: req.Positions}, dir, m.DModel, m.Layers)
+		if err != nil {
+			return nil, errorf(http.StatusBadRequest, "%s: %v", where, err)
+		}
+		out = append(out, sv)
 	}
 	return out, nil
 }
@@ -162,12 +152,6 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
 		fail(w, errorf(http.StatusBadRequest, "steer: expected a JSON object such as {\"prompt\": ..., \"vectors\": [...]}: %v", err))
 		return
 	}
-	if req.Operator == "" {
-		req.Operator = steer.OpAdd
-	}
-	if req.Positions == "" {
-		req.Positions = steer.PosAll
-	}
 	if req.MaxTokens == 0 {
 		req.MaxTokens = 128
 	}
@@ -180,22 +164,14 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	for i, v := range vs {
-		if err := v.Check(s.cfg.Backend.Info().Layers); err != nil {
-			fail(w, errorf(http.StatusBadRequest, "steer: vector %d: %v", i, err))
-			return
-		}
-	}
 	prompt, special := req.Prompt, false
-	switch req.Chat {
-	case "":
-	case "r1":
-		prompt, special = model.R1ChatPrompt(prompt), true
-	case "chatml":
-		prompt, special = model.ChatMLPrompt(prompt), true
-	default:
-		fail(w, errorf(http.StatusBadRequest, "steer: chat: expected \"\", r1 or chatml, found %q", req.Chat))
+	template, err := model.ChatTemplate(req.Chat)
+	if err != nil {
+		fail(w, errorf(http.StatusBadRequest, "steer: chat: %v", err))
 		return
+	}
+	if template != nil {
+		prompt, special = template(prompt), true
 	}
 	b := s.cfg.Backend
 	j := s.jobs.Start("steer", req, func(ctx context.Context, j *Job) (any, error) {

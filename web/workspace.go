@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -352,7 +351,7 @@ func analyse(ctx context.Context, m *Model, s *sae.SAE, seed uint64, cacheDir st
 	}
 	atlasPath := filepath.Join(cacheDir, "atlas.json")
 	if cacheDir != "" {
-		if a, err := readAtlas(atlasPath); err == nil && a.DSae == s.DSae && a.DIn == s.DIn && a.Rows == m.Layer.Rows && a.Seed == seed {
+		if a, err := atlas.Load(atlasPath); err == nil && a.DSae == s.DSae && a.DIn == s.DIn && a.Rows == m.Layer.Rows && a.Seed == seed {
 			an.atlas = a
 		}
 	}
@@ -381,19 +380,4 @@ func analyse(ctx context.Context, m *Model, s *sae.SAE, seed uint64, cacheDir st
 		an.venhoff[b] = unit
 	}
 	return an, nil
-}
-
-func readAtlas(path string) (*atlas.Atlas, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var a atlas.Atlas
-	if err := json.Unmarshal(b, &a); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if a.Format != atlas.AtlasFormat {
-		return nil, fmt.Errorf("%s: expected format %q, found %q", path, atlas.AtlasFormat, a.Format)
-	}
-	return &a, nil
 }

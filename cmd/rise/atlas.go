@@ -99,7 +99,7 @@ Examples:
 				return err
 			}
 			defer dump.Close()
-			l, _, err := evalLayer(dump, layer, s)
+			l, _, err := chooseLayer(dump, layer, hookLayer(s))
 			if err != nil {
 				return err
 			}

@@ -87,7 +87,7 @@ Example:
 			if s.DIn != dump.DModel {
 				return fmt.Errorf("the SAE %s takes d_in %d, but the dump %s has d_model %d", saePath, s.DIn, data, dump.DModel)
 			}
-			l, why, err := evalLayer(dump, layer, s)
+			l, why, err := chooseLayer(dump, layer, hookLayer(s))
 			if err != nil {
 				return err
 			}
@@ -159,26 +159,13 @@ Example:
 	})
 }
 
-// evalLayer picks the layer to evaluate on: --layer when given, else the
-// SAE's hook layer when the dump has it, else the dump's only layer. It also
-// says why, for the report.
-func evalLayer(d *activations.Dump, want int, s *sae.SAE) (*activations.Layer, string, error) {
-	if want >= 0 {
-		if l := d.Layer(want); l != nil {
-			return l, "", nil
-		}
-		return nil, "", usagef("--layer %d: the dump %s has layers %v", want, d.Path, d.LayerNumbers())
+// hookLayer is the SAE's hook layer for chooseLayer, -1 when its metadata
+// names none.
+func hookLayer(s *sae.SAE) int {
+	if s.Metadata.HookLayer > 0 || s.Metadata.HookName != "" {
+		return s.Metadata.HookLayer
 	}
-	hook := s.Metadata.HookLayer
-	if hook > 0 || s.Metadata.HookName != "" {
-		if l := d.Layer(hook); l != nil {
-			return l, "the SAE's hook layer", nil
-		}
-	}
-	if len(d.Layers) == 1 {
-		return d.Layers[0], "the dump's only layer", nil
-	}
-	return nil, "", usagef("the dump %s has layers %v and the SAE's hook layer (%d) is not one of them: choose one with --layer", d.Path, d.LayerNumbers(), hook)
+	return -1
 }
 
 // truthHint names the planted directions beside a dump when --truth was not

@@ -25,10 +25,8 @@ func (f *modelFlags) set(fs *flag.FlagSet) {
 // load opens the backend the flags name: the native runtime on --model, or
 // the server at --backend.
 func (f *modelFlags) load(ctx context.Context) (steer.Backend, error) {
-	switch f.chat {
-	case "", "r1", "chatml":
-	default:
-		return nil, usagef("--chat: expected r1 or chatml, found %q", f.chat)
+	if _, err := model.ChatTemplate(f.chat); err != nil {
+		return nil, usagef("--chat: %v", err)
 	}
 	switch {
 	case f.model != "" && f.backend != "":
@@ -48,11 +46,8 @@ func (f *modelFlags) load(ctx context.Context) (steer.Backend, error) {
 // wrap applies the chat template to a prompt; special tokens are then
 // recognised in it.
 func (f *modelFlags) wrap(p string) (string, bool) {
-	switch f.chat {
-	case "r1":
-		return model.R1ChatPrompt(p), true
-	case "chatml":
-		return model.ChatMLPrompt(p), true
+	if t, _ := model.ChatTemplate(f.chat); t != nil {
+		return t(p), true
 	}
 	return p, false
 }

@@ -103,7 +103,7 @@ func runSweep(ctx context.Context, e *env, a sweepArgs) error {
 		if want != nil {
 			w = want[i]
 		}
-		l, _, err := evalLayer(dump, w, s)
+		l, _, err := chooseLayer(dump, w, hookLayer(s))
 		if err != nil {
 			return fmt.Errorf("SAE %s: %w", p, err)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,19 +15,18 @@ import (
 	"github.com/rise-interp/rise/sae"
 )
 
-// pickLayer returns the dump's layer numbered want, or its only layer when
-// want is negative.
-func pickLayer(d *activations.Dump, want int) (*activations.Layer, error) {
-	if want >= 0 {
-		if l := d.Layer(want); l != nil {
-			return l, nil
+// chooseLayer picks the layer a command works on (activations.ChooseLayer:
+// --layer, else the SAE's hook layer when hook is not negative, else the
+// dump's only layer); no choice is a usage error that names --layer.
+func chooseLayer(d *activations.Dump, want, hook int) (*activations.Layer, string, error) {
+	l, why, err := d.ChooseLayer(want, hook)
+	if e, ok := err.(*activations.LayerChoiceError); ok {
+		if want >= 0 {
+			return nil, "", usagef("--layer %d: the dump %s has layers %v", want, e.Path, e.Layers)
 		}
-		return nil, usagef("--layer %d: the dump %s has layers %v", want, d.Path, d.LayerNumbers())
+		return nil, "", usagef("%v with --layer", e)
 	}
-	if len(d.Layers) == 1 {
-		return d.Layers[0], nil
-	}
-	return nil, usagef("the dump %s has layers %v: choose one with --layer", d.Path, d.LayerNumbers())
+	return l, why, err
 }
 
 func init() {
@@ -105,44 +105,16 @@ Examples:
 			if epochs > 0 && steps > 0 {
 				return usagef("give --epochs or --steps, not both")
 			}
-			var cfg sae.TrainConfig
-			switch preset {
-			case "":
-			case "rise":
-				cfg = sae.RISEPreset()
-			default:
-				return usagef("--preset: unknown recipe %q (known: rise)", preset)
-			}
-			if archName != "" {
-				a, err := sae.ParseArch(archName)
-				if err != nil {
-					return usagef("--arch: %v", err)
-				}
-				cfg.Arch = a
-			}
-			setInt(&cfg.Width, width)
-			setInt(&cfg.K, k)
-			setInt(&cfg.Batch, batch)
-			setInt(&cfg.Epochs, epochs)
-			setInt(&cfg.Steps, steps)
-			setInt(&cfg.DeadWindow, deadWindow)
-			if l1 != 0 {
-				cfg.Sparsity = float32(l1)
+			cfg, err := sae.Settings{Preset: preset, Arch: archName, Width: width, K: k, Batch: batch, Epochs: epochs, Steps: steps,
+				DeadWindow: deadWindow, Sparsity: l1, AuxK: auxk, LR: lr, Warmup: warmup, Decay: decay}.Config()
+			var missingK *sae.MissingKError
+			if errors.As(err, &missingK) {
+				return usagef("--arch %s needs --k", missingK.Arch)
+			} else if err != nil {
+				return usagef("--%v", err)
 			}
 			if l1PerDim {
 				cfg.SparsityPerDim = true
-			}
-			if auxk != 0 {
-				cfg.AuxKCoeff = float32(auxk)
-			}
-			if lr != 0 {
-				cfg.LR = lr
-			}
-			if warmup != 0 {
-				cfg.Warmup = warmup
-			}
-			if decay != "" {
-				cfg.Decay = decay
 			}
 			cfg.SparsityWarmup, cfg.ClipNorm, cfg.Seed, cfg.EngineName, cfg.BDecInit = l1Warmup, clip, seed, engine, bdec
 			cfg.SkipBDecInput = !bDecInput
@@ -153,9 +125,6 @@ Examples:
 				}
 				cfg.Normalization = n
 			}
-			if (cfg.Arch == sae.TopK || cfg.Arch == sae.BatchTopK) && cfg.K == 0 {
-				return usagef("--arch %s needs --k", cfg.Arch)
-			}
 			cfg.Checkpoint, cfg.CheckpointEvery, cfg.Resume = filepath.Join(out, "training.ckpt"), ckEvery, resume
 
 			dump, err := activations.Open(data)
@@ -163,7 +132,7 @@ Examples:
 				return err
 			}
 			defer dump.Close()
-			l, err := pickLayer(dump, layer)
+			l, _, err := chooseLayer(dump, layer, -1)
 			if err != nil {
 				return err
 			}

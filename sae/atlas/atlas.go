@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sort"
 
 	"github.com/rise-interp/rise/activations"
@@ -240,6 +241,22 @@ func (a *Atlas) Save(path string) error {
 		return fmt.Errorf("atlas %s: %w", path, err)
 	}
 	return atomicfile.Write(path, append(b, '\n'))
+}
+
+// Load reads an atlas.json that Save wrote, refusing another format.
+func Load(path string) (*Atlas, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var a Atlas
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if a.Format != AtlasFormat {
+		return nil, fmt.Errorf("%s: expected format %q, found %q", path, AtlasFormat, a.Format)
+	}
+	return &a, nil
 }
 
 // Groups returns each feature's behaviour name (for a map coloured by

@@ -1,5 +1,11 @@
 package model
 
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
 // R1ChatPrompt returns the prompt that the chat template of the
 // DeepSeek-R1-Distill models (deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B
 // and its Qwen and Llama siblings) renders for one user turn with the
@@ -27,4 +33,29 @@ func R1ChatPrompt(user string) string {
 // special true.
 func ChatMLPrompt(user string) string {
 	return "<|im_start|>user\n" + user + "<|im_end|>\n<|im_start|>assistant\n"
+}
+
+// chatTemplates are the templates ChatTemplate knows, by the name that
+// --chat and the API's "chat" take.
+var chatTemplates = map[string]func(string) string{
+	"r1":     R1ChatPrompt,
+	"chatml": ChatMLPrompt,
+}
+
+// ChatTemplate returns the chat template called name, as a function from
+// a user message to the model's prompt, or nil for "" (no template). The
+// prompts it makes hold special tokens: encode them with special true.
+func ChatTemplate(name string) (func(string) string, error) {
+	if name == "" {
+		return nil, nil
+	}
+	if t, ok := chatTemplates[name]; ok {
+		return t, nil
+	}
+	names := make([]string, 0, len(chatTemplates))
+	for n := range chatTemplates {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return nil, fmt.Errorf("expected %s, found %q", strings.Join(names, " or "), name)
 }
