@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -234,7 +235,7 @@ func TestMetricsDeadAndDenseFractions(t *testing.T) {
 	if m.DeadFraction != 0.25 || m.DenseFraction != 0.5 || m.L0 != 1.25 {
 		t.Errorf("dead %v dense %v l0 %v, want 0.25 0.5 1.25", m.DeadFraction, m.DenseFraction, m.L0)
 	}
-	if want := []int64{100, 0, 5, 20}; !equalInts(m.Fired, want) {
+	if want := []int64{100, 0, 5, 20}; !slices.Equal(m.Fired, want) {
 		t.Errorf("fired %v, want %v", m.Fired, want)
 	}
 	// Exactly 10% is not dense: the first 10 rows.
@@ -253,18 +254,6 @@ func TestMetricsDeadAndDenseFractions(t *testing.T) {
 	if m.Rows != 10 || m.DenseFraction != 0.75 || m.DeadFraction != 0.25 {
 		t.Errorf("first 10 rows: rows %d dense %v dead %v, want 10 0.75 0.25", m.Rows, m.DenseFraction, m.DeadFraction)
 	}
-}
-
-func equalInts(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestMaxDecoderCosCrafted(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -140,7 +141,7 @@ func CaptureRecords(ctx context.Context, m *model.Model, tok model.Tokenizer, tr
 		// encoded apart instead.
 		pids := model.WithBOS(tok, tok.Encode(prompt, false, special))
 		ids := model.WithBOS(tok, tok.Encode(prompt+tr.Response, false, special))
-		if len(ids) < len(pids) || !equalInts(ids[:len(pids)], pids) {
+		if len(ids) < len(pids) || !slices.Equal(ids[:len(pids)], pids) {
 			ids = append(append([]int(nil), pids...), tok.Encode(tr.Response, false, false)...)
 		}
 		rids := ids[len(pids):]
@@ -326,16 +327,4 @@ func Capture(ctx context.Context, m *model.Model, tok model.Tokenizer, traces []
 		return nil, err
 	}
 	return sink.Close()
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

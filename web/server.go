@@ -195,6 +195,16 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 1 << 20,
 		BaseContext: func(net.Listener) context.Context { return s.ctx }}
+	err := ServeUntil(ctx, hs, l, s.stop)
+	if ctx.Err() != nil {
+		s.jobs.Wait() // stopped: the jobs were cancelled
+	}
+	return err
+}
+
+// ServeUntil serves hs on l until ctx ends, then calls stopping (when not
+// nil) and shuts hs down, giving open requests five seconds to finish.
+func ServeUntil(ctx context.Context, hs *http.Server, l net.Listener, stopping func()) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
 	select {
@@ -202,12 +212,12 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	s.stop()
+	if stopping != nil {
+		stopping()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := hs.Shutdown(sctx)
-	s.jobs.Wait()
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

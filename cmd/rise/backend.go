@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -75,19 +74,7 @@ Example:
 			}
 			hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 1 << 20}
 			fmt.Fprintf(e.stdout, "rise backend (%s): http://%s/ serving %s\n", steer.Protocol, l.Addr(), mf.model)
-			errc := make(chan error, 1)
-			go func() { errc <- hs.Serve(l) }()
-			select {
-			case err := <-errc:
-				return err
-			case <-ctx.Done():
-			}
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
+			return web.ServeUntil(ctx, hs, l, nil)
 		},
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -121,7 +122,7 @@ func LoadHF(dir string) (*Model, error) {
 		if !ok {
 			return nil, fmt.Errorf("%s: no tensor %s in %s", dir, name, strings.Join(relNames(dir, files), ", "))
 		}
-		if !sameShape(t.Shape, shape) {
+		if !slices.Equal(t.Shape, shape) {
 			return nil, fmt.Errorf("%s: tensor %s: expected shape %v for this config, found %v", where[name], name, shape, t.Shape)
 		}
 		used[name] = true
@@ -185,18 +186,6 @@ func LoadHF(dir string) (*Model, error) {
 		return nil, err
 	}
 	return m, nil
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func relNames(dir string, files []string) []string {
