@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rise-interp/rise/internal/inputerr"
 	"github.com/rise-interp/rise/steer/model"
 
 	"github.com/rise-interp/rise/activations"
@@ -88,15 +89,15 @@ func lengthClass(tokens int) string {
 // number of blocks, returning the layers in increasing order.
 func (o *CaptureOptions) normalise(blocks int) ([]int, error) {
 	if len(o.Layers) == 0 {
-		return nil, fmt.Errorf("capture: no layers to record")
+		return nil, inputerr.Errorf("capture: no layers to record")
 	}
 	seen := map[int]bool{}
 	for _, l := range o.Layers {
 		if l < 0 || l >= blocks {
-			return nil, fmt.Errorf("capture: layer %d: expected a block from 0 to %d", l, blocks-1)
+			return nil, inputerr.Errorf("capture: layer %d: expected a block from 0 to %d", l, blocks-1)
 		}
 		if seen[l] {
-			return nil, fmt.Errorf("capture: layer %d is given twice", l)
+			return nil, inputerr.Errorf("capture: layer %d is given twice", l)
 		}
 		seen[l] = true
 	}
@@ -294,7 +295,7 @@ func (d *DumpSink) Add(rec TraceRecord) error {
 func (d *DumpSink) Close() (*CaptureSummary, error) {
 	if d.sum.Steps == 0 {
 		d.w.Abort()
-		return nil, fmt.Errorf("capture: the traces hold no steps to record")
+		return nil, inputerr.Errorf("capture: the traces hold no steps to record")
 	}
 	if err := d.w.Close(); err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sort"
 
+	"github.com/rise-interp/rise/internal/inputerr"
 	"github.com/rise-interp/rise/steer/model"
 
 	G "gorgonia.org/gorgonia"
@@ -92,7 +93,7 @@ func collectStates(ctx context.Context, m *model.Model, tok model.Tokenizer, tra
 		return nil, err
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("confidence: the traces hold no step boundaries")
+		return nil, inputerr.Errorf("confidence: the traces hold no step boundaries")
 	}
 	rand.New(rand.NewPCG(seed, 0xc0f1)).Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	if len(out) > max {
@@ -338,10 +339,10 @@ func (cg *confGraph) step() (float64, []float32, error) {
 // of s, on step-boundary states of traces run through m.
 func LearnConfidence(ctx context.Context, m *model.Model, tok model.Tokenizer, s *sae.SAE, traces []activations.Trace, o ConfidenceOptions) (*ConfidenceResult, error) {
 	if s.DIn != m.Dim {
-		return nil, fmt.Errorf("confidence: the SAE takes %d values, the model's residual stream has %d", s.DIn, m.Dim)
+		return nil, inputerr.Errorf("confidence: the SAE takes %d values, the model's residual stream has %d", s.DIn, m.Dim)
 	}
 	if o.Layer < 0 || o.Layer >= m.Layers-1 {
-		return nil, fmt.Errorf("confidence: layer %d: expected a block from 0 to %d (there must be a block above it)", o.Layer, m.Layers-2)
+		return nil, inputerr.Errorf("confidence: layer %d: expected a block from 0 to %d (there must be a block above it)", o.Layer, m.Layers-2)
 	}
 	if o.Iters == 0 {
 		o.Iters = 1000
@@ -356,7 +357,7 @@ func LearnConfidence(ctx context.Context, m *model.Model, tok model.Tokenizer, s
 		o.MaxStates = 512
 	}
 	if o.Iters < 1 || o.Batch < 1 || !(o.LR > 0) || o.MaxStates < 1 {
-		return nil, fmt.Errorf("confidence: expected positive iterations, batch, learning rate and states, found %d, %d, %g, %d", o.Iters, o.Batch, o.LR, o.MaxStates)
+		return nil, inputerr.Errorf("confidence: expected positive iterations, batch, learning rate and states, found %d, %d, %g, %d", o.Iters, o.Batch, o.LR, o.MaxStates)
 	}
 	states, err := collectStates(ctx, m, tok, traces, o.Layer, o.MaxStates, o.Seed)
 	if err != nil {
@@ -478,7 +479,7 @@ func BoundaryEntropy(ctx context.Context, m *model.Model, tok model.Tokenizer, t
 		}
 	}
 	if n == 0 {
-		return 0, 0, fmt.Errorf("entropy: the traces hold no step boundaries")
+		return 0, 0, inputerr.Errorf("entropy: the traces hold no step boundaries")
 	}
 	return sum / float64(n), n, nil
 }

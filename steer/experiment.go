@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/rise-interp/rise/internal/inputerr"
 	"github.com/rise-interp/rise/steer/model"
 
 	"github.com/rise-interp/rise/activations/label"
@@ -54,7 +55,7 @@ func ReadPrompts(path string) ([]Prompt, error) {
 				}
 			}
 			if p.Text == "" {
-				return nil, fmt.Errorf("%s:%d: expected a \"prompt\" or \"question\" string field", path, line)
+				return nil, inputerr.Errorf("%s:%d: expected a \"prompt\" or \"question\" string field", path, line)
 			}
 			switch a := raw["answer"].(type) {
 			case string:
@@ -74,7 +75,7 @@ func ReadPrompts(path string) ([]Prompt, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no prompts", path)
+		return nil, inputerr.Errorf("%s: no prompts", path)
 	}
 	return out, nil
 }
@@ -146,7 +147,7 @@ func Sweep(ctx context.Context, b Backend, vs []Vector, strengths []float64, pro
 	var runs []Run
 	for si, a := range strengths {
 		if math.IsNaN(a) || math.IsInf(a, 0) {
-			return nil, fmt.Errorf("sweep: strength %v is not a number", a)
+			return nil, inputerr.Errorf("sweep: strength %v is not a number", a)
 		}
 		scaled := make([]Vector, len(vs))
 		for i, v := range vs {

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rise-interp/rise/internal/inputerr"
 	"github.com/rise-interp/rise/steer/model"
 
 	"github.com/rise-interp/rise/activations"
@@ -295,7 +296,7 @@ func statusOf(err error) int {
 	if errors.Is(err, context.Canceled) {
 		return 499
 	}
-	if strings.Contains(err.Error(), "expected") {
+	if inputerr.Is(err) {
 		return http.StatusBadRequest
 	}
 	return http.StatusInternalServerError

@@ -3,6 +3,8 @@ package steer
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/reason"
+	"github.com/rise-interp/rise/internal/inputerr"
 	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 )
@@ -136,5 +139,48 @@ func TestRemoteBackend(t *testing.T) {
 	}
 	if _, err := Dial(ctx, "ftp://x"); err == nil {
 		t.Error("an ftp URL was accepted")
+	}
+}
+
+// failingBackend is a Backend whose generations fail with err.
+type failingBackend struct {
+	Backend
+	err error
+}
+
+func (f failingBackend) Generate(context.Context, []string, model.GenerateOptions) ([]model.Generation, error) {
+	return nil, f.err
+}
+
+// TestBackendStatusByKind: the server answers 400 for what the caller got
+// wrong and 500 for its own failures, by the error's kind and never by its
+// wording (a prompt longer than the model's context used to get 500, and
+// an internal error that said "expected" 400).
+func TestBackendStatusByKind(t *testing.T) {
+	m, tok := loadStories(t)
+	native := &Native{Model: m, Tokenizer: tok}
+	post := func(b Backend, body string) (int, string) {
+		t.Helper()
+		ts := httptest.NewServer(NewBackendHandler(b))
+		defer ts.Close()
+		resp, err := http.Post(ts.URL+"/v1/generate", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		msg, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(msg)
+	}
+	long := strings.Repeat("Tom had a big red ball. ", 200) // far beyond stories260K's 512 positions
+	if code, msg := post(native, `{"prompts": ["`+long+`"], "max_tokens": 5}`); code != http.StatusBadRequest || !strings.Contains(msg, "tokens, the model at most") {
+		t.Errorf("a prompt too long for the model: %d %s, want 400 saying so", code, msg)
+	}
+	internal := failingBackend{native, errors.New("the accelerator expected a reset and lost its memory")}
+	if code, msg := post(internal, `{"prompts": ["Tom"], "max_tokens": 5}`); code != http.StatusInternalServerError {
+		t.Errorf("an internal failure: %d %s, want 500", code, msg)
+	}
+	bad := failingBackend{native, fmt.Errorf("sweep: %w", inputerr.Errorf("strength %v is not a number", "NaN"))}
+	if code, msg := post(bad, `{"prompts": ["Tom"], "max_tokens": 5}`); code != http.StatusBadRequest {
+		t.Errorf("a wrapped input error: %d %s, want 400", code, msg)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/rise-interp/rise/steer/model"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/inputerr"
 	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/sae/atlas"
@@ -70,7 +71,7 @@ func ReadSpec(path string) (*Spec, error) {
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {
-		return nil, fmt.Errorf("%s: expected {\"vectors\": [{\"source\", \"layer\", \"op\", \"strength\", \"positions\"}, ...]}: %w", path, err)
+		return nil, inputerr.Errorf("%s: expected {\"vectors\": [{\"source\", \"layer\", \"op\", \"strength\", \"positions\"}, ...]}: %w", path, err)
 	}
 	base := filepath.Dir(path)
 	for i := range s.Vectors {
@@ -80,7 +81,7 @@ func ReadSpec(path string) (*Spec, error) {
 		}
 	}
 	if len(s.Vectors) == 0 {
-		return nil, fmt.Errorf("%s: the spec has no vectors", path)
+		return nil, inputerr.Errorf("%s: the spec has no vectors", path)
 	}
 	return &s, nil
 }
@@ -96,7 +97,7 @@ func (s *Spec) Resolve(dim, layers int) ([]Vector, error) {
 		}
 		dir, err := readDirection(vs.Source)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
+			return nil, inputerr.Errorf("%s: %w", where, err)
 		}
 		v, err := NewVector(vs, dir, dim, layers)
 		if err != nil {
@@ -129,11 +130,11 @@ func NewVector(vs VectorSpec, dir []float32, dim, layers int) (Vector, error) {
 		return Vector{}, err
 	}
 	if len(dir) != dim {
-		return Vector{}, fmt.Errorf("the vector has %d values, the model's residual stream %d: expected a vector of the model's width", len(dir), dim)
+		return Vector{}, inputerr.Errorf("expected %d values, the width of the model's residual stream %d, found %d", dim, dim, len(dir))
 	}
 	unit, err := vec.Unit(dir)
 	if err != nil {
-		return Vector{}, err
+		return Vector{}, inputerr.Wrap(err)
 	}
 	return Vector{VectorSpec: vs, Dir: unit}, nil
 }
@@ -144,18 +145,18 @@ func (vs VectorSpec) Check(layers int) error {
 	switch vs.Op {
 	case OpAdd, OpScale, OpClamp, OpAblate:
 	default:
-		return fmt.Errorf("op: expected add, scale, clamp or ablate, found %q", vs.Op)
+		return inputerr.Errorf("op: expected add, scale, clamp or ablate, found %q", vs.Op)
 	}
 	switch vs.Positions {
 	case PosAll, PosPrompt, PosGenerated, PosStepBoundary:
 	default:
-		return fmt.Errorf("positions: expected all, prompt, generated or step_boundary, found %q", vs.Positions)
+		return inputerr.Errorf("positions: expected all, prompt, generated or step_boundary, found %q", vs.Positions)
 	}
 	if vs.Layer < 0 || vs.Layer >= layers {
-		return fmt.Errorf("layer: expected a block from 0 to %d, found %d", layers-1, vs.Layer)
+		return inputerr.Errorf("layer: expected a block from 0 to %d, found %d", layers-1, vs.Layer)
 	}
 	if math.IsNaN(vs.Strength) || math.IsInf(vs.Strength, 0) {
-		return fmt.Errorf("strength: expected a number, found %v", vs.Strength)
+		return inputerr.Errorf("strength: expected a number, found %v", vs.Strength)
 	}
 	return nil
 }
@@ -166,11 +167,11 @@ func (vs VectorSpec) Check(layers int) error {
 func LoadDirection(source string) ([]float32, error) {
 	v, err := readDirection(source)
 	if err != nil {
-		return nil, err
+		return nil, inputerr.Wrap(err)
 	}
 	out, err := vec.Unit(v)
 	if err != nil {
-		return nil, fmt.Errorf("source %q: %w", source, err)
+		return nil, inputerr.Errorf("source %q: %w", source, err)
 	}
 	return out, nil
 }
@@ -179,7 +180,7 @@ func LoadDirection(source string) ([]float32, error) {
 func readDirection(source string) ([]float32, error) {
 	kind, rest, ok := strings.Cut(source, ":")
 	if !ok {
-		return nil, fmt.Errorf("source %q: expected npy:PATH, sae:SAE_DIR#FEATURE or atlas:ATLAS.json#BEHAVIOUR", source)
+		return nil, inputerr.Errorf("source %q: expected npy:PATH, sae:SAE_DIR#FEATURE or atlas:ATLAS.json#BEHAVIOUR", source)
 	}
 	var v []float32
 	switch kind {
@@ -189,14 +190,14 @@ func readDirection(source string) ([]float32, error) {
 			return nil, err
 		}
 		if rows != 1 && cols != 1 {
-			return nil, fmt.Errorf("%s: expected one vector ([d] or [1, d]), found shape [%d, %d]", rest, rows, cols)
+			return nil, inputerr.Errorf("%s: expected one vector ([d] or [1, d]), found shape [%d, %d]", rest, rows, cols)
 		}
 		v = x
 	case "sae":
 		dir, feat, ok := strings.Cut(rest, "#")
 		id, err := strconv.Atoi(feat)
 		if !ok || err != nil {
-			return nil, fmt.Errorf("source %q: expected sae:SAE_DIR#FEATURE with a feature number", source)
+			return nil, inputerr.Errorf("source %q: expected sae:SAE_DIR#FEATURE with a feature number", source)
 		}
 		s, err := sae.LoadAny(dir)
 		if err != nil {
@@ -208,7 +209,7 @@ func readDirection(source string) ([]float32, error) {
 	case "atlas":
 		path, name, ok := strings.Cut(rest, "#")
 		if !ok || name == "" {
-			return nil, fmt.Errorf("source %q: expected atlas:ATLAS.json#BEHAVIOUR", source)
+			return nil, inputerr.Errorf("source %q: expected atlas:ATLAS.json#BEHAVIOUR", source)
 		}
 		a, err := atlas.Load(path)
 		if err != nil {
@@ -229,11 +230,11 @@ func readDirection(source string) ([]float32, error) {
 			return nil, fmt.Errorf("%s: %w", rest, err)
 		}
 		if len(c.Vector) == 0 {
-			return nil, fmt.Errorf("%s: expected a confidence vector (rise confidence's output) with a \"vector\"", rest)
+			return nil, inputerr.Errorf("%s: expected a confidence vector (rise confidence's output) with a \"vector\"", rest)
 		}
 		v = c.Vector
 	default:
-		return nil, fmt.Errorf("source %q: expected npy:, sae:, atlas: or confidence:", source)
+		return nil, inputerr.Errorf("source %q: expected npy:, sae:, atlas: or confidence:", source)
 	}
 	return v, nil
 }
@@ -241,7 +242,7 @@ func readDirection(source string) ([]float32, error) {
 // FeatureDirection is the decoder row of an SAE's feature id.
 func FeatureDirection(s *sae.SAE, id int) ([]float32, error) {
 	if id < 0 || id >= s.DSae {
-		return nil, fmt.Errorf("feature %d: expected 0 to %d", id, s.DSae-1)
+		return nil, inputerr.Errorf("feature %d: expected 0 to %d", id, s.DSae-1)
 	}
 	return append([]float32(nil), s.WDec[id*s.DIn:(id+1)*s.DIn]...), nil
 }
@@ -255,10 +256,10 @@ func BehaviourDirection(a *atlas.Atlas, name string) ([]float32, error) {
 			known = append(known, k)
 		}
 		sort.Strings(known)
-		return nil, fmt.Errorf("no behaviour %q (the atlas has %v)", name, known)
+		return nil, inputerr.Errorf("no behaviour %q (the atlas has %v)", name, known)
 	}
 	if info.Vector == nil {
-		return nil, fmt.Errorf("behaviour %q has no vector: %s", name, info.Error)
+		return nil, inputerr.Errorf("behaviour %q has no vector: %s", name, info.Error)
 	}
 	return info.Vector, nil
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rise-interp/rise/internal/inputerr"
 	"github.com/rise-interp/rise/sae/atlas"
 	"github.com/rise-interp/rise/steer"
 )
@@ -162,8 +163,21 @@ func writeError(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, body)
 }
 
-// fail answers with err: its own status when it is an apiError, 500 otherwise.
-func fail(w http.ResponseWriter, err error) { writeError(w, http.StatusInternalServerError, err) }
+// fail answers with err: its own status when it is an apiError, 400 when it
+// is the caller's fault (inputerr), 500 otherwise.
+func fail(w http.ResponseWriter, err error) { writeError(w, statusOf(err), err) }
+
+// statusOf is the status of an error by its kind, never by its wording.
+func statusOf(err error) int {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae.status
+	case inputerr.Is(err):
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
 
 // CheckAddr refuses a listen address that is not HOST:PORT, or has no host
 // (which would listen on every interface without saying so).

@@ -7,6 +7,7 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 
+	"github.com/rise-interp/rise/internal/inputerr"
 	"github.com/rise-interp/rise/internal/matmul"
 	"github.com/rise-interp/rise/internal/parallel"
 )
@@ -77,11 +78,11 @@ func (m *Model) Forward(ctx context.Context, seqs []*Sequence, toks [][]int, all
 	var rows []Row
 	for i, s := range seqs {
 		if s.pos+len(toks[i]) > c.MaxSeq {
-			return nil, fmt.Errorf("forward: sequence %d would hold %d tokens, more than the model's %d", i, s.pos+len(toks[i]), c.MaxSeq)
+			return nil, inputerr.Errorf("forward: sequence %d would hold %d tokens, more than the model's %d", i, s.pos+len(toks[i]), c.MaxSeq)
 		}
 		for j, t := range toks[i] {
 			if t < 0 || t >= c.Vocab {
-				return nil, fmt.Errorf("forward: token %d of sequence %d is %d, outside the vocabulary of %d", j, i, t, c.Vocab)
+				return nil, inputerr.Errorf("forward: token %d of sequence %d is %d, outside the vocabulary of %d", j, i, t, c.Vocab)
 			}
 			prev := -1
 			if n := len(s.Tokens); j > 0 {

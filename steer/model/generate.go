@@ -2,10 +2,11 @@ package model
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"sort"
+
+	"github.com/rise-interp/rise/internal/inputerr"
 )
 
 // GenerateOptions configure Generate.
@@ -45,13 +46,13 @@ func Generate(ctx context.Context, m *Model, tok Tokenizer, prompts []string, o 
 		o.MaxTokens = 256
 	}
 	if o.MaxTokens < 0 {
-		return nil, fmt.Errorf("generate: max tokens must be positive, found %d", o.MaxTokens)
+		return nil, inputerr.Errorf("generate: max tokens must be positive, found %d", o.MaxTokens)
 	}
 	if o.Temperature < 0 || math.IsNaN(o.Temperature) || o.TopP < 0 || o.TopP > 1 {
-		return nil, fmt.Errorf("generate: expected temperature ≥ 0 and top-p in [0, 1], found %g and %g", o.Temperature, o.TopP)
+		return nil, inputerr.Errorf("generate: expected temperature ≥ 0 and top-p in [0, 1], found %g and %g", o.Temperature, o.TopP)
 	}
 	if tok.VocabSize() > m.Vocab {
-		return nil, fmt.Errorf("generate: the tokenizer has %d tokens but the model %s only %d: they do not belong together", tok.VocabSize(), m.Name, m.Vocab)
+		return nil, inputerr.Errorf("generate: the tokenizer has %d tokens but the model %s only %d: they do not belong together", tok.VocabSize(), m.Name, m.Vocab)
 	}
 	n := len(prompts)
 	seqs := make([]*Sequence, n)
@@ -60,10 +61,10 @@ func Generate(ctx context.Context, m *Model, tok Tokenizer, prompts []string, o 
 	for i, p := range prompts {
 		ids := WithBOS(tok, tok.Encode(p, false, o.Special))
 		if len(ids) == 0 {
-			return nil, fmt.Errorf("generate: prompt %d is empty and the tokenizer has no BOS token to start from", i)
+			return nil, inputerr.Errorf("generate: prompt %d is empty and the tokenizer has no BOS token to start from", i)
 		}
 		if len(ids) >= m.MaxSeq {
-			return nil, fmt.Errorf("generate: prompt %d has %d tokens, the model at most %d", i, len(ids), m.MaxSeq)
+			return nil, inputerr.Errorf("generate: prompt %d has %d tokens, the model at most %d", i, len(ids), m.MaxSeq)
 		}
 		s := m.NewSequence()
 		s.PromptLen = len(ids)

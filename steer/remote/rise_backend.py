@@ -85,9 +85,11 @@ class WireError(Exception):
         self.status = status
 
 
-def status_of(msg):
-    """HTTP status of a backend error, as steer/remote.go's statusOf."""
-    return 400 if "expected" in msg else 500
+def status_of(e):
+    """HTTP status of a WireError: its own, or 400. A WireError is raised
+    only for what the caller got wrong (as the Go server marks such errors
+    with internal/inputerr); anything else is answered 500."""
+    return e.status or 400
 
 
 # ---------------------------------------------------------------------------
@@ -1907,7 +1909,7 @@ def make_handler(eng, lock, verbose, recompute=False):
                         res["default"] = generate(eng, req["prompts"], req, [])
                     res["generations"] = generate(eng, req["prompts"], req, vs)
             except WireError as e:
-                return self._error(status_of(str(e)), str(e))
+                return self._error(status_of(e), str(e))
             except Exception as e:
                 traceback.print_exc()
                 return self._error(500, "generate: %s" % e)
@@ -1929,7 +1931,7 @@ def make_handler(eng, lock, verbose, recompute=False):
                     res = learn_confidence(eng, req["w_dec"], req["d_sae"], req["traces"], req["layer"], req["iters"],
                                            req["batch"], req["lr"], req["states"], req["seed"], recompute)
             except WireError as e:
-                return self._error(status_of(str(e)), str(e))
+                return self._error(status_of(e), str(e))
             except Exception as e:
                 traceback.print_exc()
                 return self._error(500, "confidence: %s" % e)
@@ -1948,7 +1950,7 @@ def make_handler(eng, lock, verbose, recompute=False):
                 with lock:
                     h, n = boundary_entropy(eng, req["traces"], vs)
             except WireError as e:
-                return self._error(status_of(str(e)), str(e))
+                return self._error(status_of(e), str(e))
             except Exception as e:
                 traceback.print_exc()
                 return self._error(500, "entropy: %s" % e)
