@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"regexp"
 	"strings"
@@ -93,13 +94,90 @@ type Outcome struct {
 
 // Run is one strength of a sweep: means over the prompts.
 type Run struct {
-	Strength          float64   `json:"strength"`
-	ReflectionSteps   float64   `json:"reflection_steps"`
-	BacktrackingSteps float64   `json:"backtracking_steps"`
-	Steps             float64   `json:"steps"`
-	Tokens            float64   `json:"tokens"`
-	Accuracy          *float64  `json:"accuracy"`
-	Outcomes          []Outcome `json:"generations"`
+	Strength          float64  `json:"strength"`
+	ReflectionSteps   float64  `json:"reflection_steps"`
+	BacktrackingSteps float64  `json:"backtracking_steps"`
+	Steps             float64  `json:"steps"`
+	Tokens            float64  `json:"tokens"`
+	Accuracy          *float64 `json:"accuracy"`
+	// Behaviours holds the steps per generation of every behaviour the
+	// keyword rules know and of "other" (steps with none), each with its
+	// 95% bootstrap interval over the prompts; Tokens and Accuracy have
+	// theirs in TokensInterval and AccuracyInterval.
+	Behaviours       map[string]Interval `json:"behaviours"`
+	TokensInterval   Interval            `json:"tokens_interval"`
+	AccuracyInterval *Interval           `json:"accuracy_interval,omitempty"`
+	// LengthStops is the share of generations that hit the token limit.
+	LengthStops float64 `json:"length_stops"`
+	// PValues holds, when the sweep has strength 0, the two-sided p-value
+	// of a paired sign-flip test of each measure against strength 0 (the
+	// same prompts and seeds): every behaviour, "tokens" and "accuracy".
+	PValues  map[string]float64 `json:"p_values,omitempty"`
+	Outcomes []Outcome          `json:"generations"`
+}
+
+// measures returns the per-prompt values of a run's measures: steps of
+// each behaviour, tokens, and (when the prompts have answers) correctness
+// as 0 or 1.
+func (r *Run) measures(behaviours []string) map[string][]float64 {
+	m := map[string][]float64{}
+	for _, oc := range r.Outcomes {
+		for _, b := range behaviours {
+			m[b] = append(m[b], float64(oc.Counts[b]))
+		}
+		m["tokens"] = append(m["tokens"], float64(oc.Tokens))
+		if oc.Correct != nil {
+			v := 0.0
+			if *oc.Correct {
+				v = 1
+			}
+			m["accuracy"] = append(m["accuracy"], v)
+		}
+	}
+	return m
+}
+
+// summarise fills in the intervals, the share of length stops and, when a
+// run has strength 0, every run's p-values against it. The resampling is
+// seeded, so the same runs give the same numbers.
+func summarise(runs []Run, seed uint64) {
+	behaviours := append(label.DefaultMatcher().Behaviours(), label.Other)
+	var base map[string][]float64
+	for i := range runs {
+		if runs[i].Strength == 0 {
+			base = runs[i].measures(behaviours)
+			break
+		}
+	}
+	for i := range runs {
+		r := &runs[i]
+		rng := rand.New(rand.NewPCG(seed, uint64(i)))
+		ms := r.measures(behaviours)
+		r.Behaviours = map[string]Interval{}
+		for _, b := range behaviours {
+			r.Behaviours[b] = bootstrap(ms[b], rng)
+		}
+		r.TokensInterval = bootstrap(ms["tokens"], rng)
+		if acc := ms["accuracy"]; len(acc) > 0 {
+			iv := bootstrap(acc, rng)
+			r.AccuracyInterval = &iv
+		}
+		stops := 0
+		for _, oc := range r.Outcomes {
+			if oc.Stop == "length" {
+				stops++
+			}
+		}
+		r.LengthStops = float64(stops) / float64(max(1, len(r.Outcomes)))
+		if base != nil {
+			r.PValues = map[string]float64{}
+			for k, v := range ms {
+				if len(base[k]) == len(v) {
+					r.PValues[k] = pairedPValue(v, base[k], rng)
+				}
+			}
+		}
+	}
 }
 
 // Analyse splits a generated text into steps at "\n\n" and labels them by
@@ -193,5 +271,6 @@ func Sweep(ctx context.Context, b Backend, vs []Vector, strengths []float64, pro
 		}
 		runs = append(runs, run)
 	}
+	summarise(runs, o.Seed)
 	return runs, nil
 }

@@ -250,3 +250,70 @@ func TestConfidenceCommand(t *testing.T) {
 		t.Errorf("confidence over a backend: exit %d, %s", code, stderr)
 	}
 }
+
+// TestSteerControls: a sweep runs random-direction controls beside the
+// spec's vector by default, and results.json carries them with their band,
+// every behaviour's count with a 95% interval, the share of generations
+// that hit the token limit, and paired p-values against strength 0.
+func TestSteerControls(t *testing.T) {
+	modelPath := stories(t)
+	dir := t.TempDir()
+	v := make([]float32, 64)
+	v[7] = 1
+	os.WriteFile(filepath.Join(dir, "v.npy"), activations.EncodeNpy(v, 1, 64), 0o644)
+	spec := filepath.Join(dir, "spec.json")
+	os.WriteFile(spec, []byte(`{"vectors": [{"source": "npy:v.npy", "layer": 2, "strength": 1}]}`), 0o644)
+	prompts := filepath.Join(dir, "prompts.txt")
+	os.WriteFile(prompts, []byte("Once upon a time\nTom had a ball\nThe cat sat\n"), 0o644)
+	out := filepath.Join(dir, "results.json")
+	code, stdout, stderr := runRise(t, "steer", "--model", modelPath, "--steer", spec, "--alphas", "-6,0,6", "--prompts", prompts,
+		"--max-tokens", "20", "--temperature", "1", "--out", out, "--svg", dir)
+	if code != 0 {
+		t.Fatalf("steer: exit %d: %s", code, stderr)
+	}
+	var res struct {
+		Runs     []steer.Run `json:"runs"`
+		Controls []struct {
+			Name string      `json:"name"`
+			Runs []steer.Run `json:"runs"`
+		} `json:"controls"`
+		ControlBand map[string]struct{ Lo, Hi []float64 } `json:"control_band"`
+	}
+	b, _ := os.ReadFile(out)
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Controls) != 3 || len(res.Controls[0].Runs) != 3 || res.Controls[0].Name != "random 1" {
+		t.Fatalf("controls: %+v", res.Controls)
+	}
+	if band, ok := res.ControlBand["reflection"]; !ok || len(band.Lo) != 3 || band.Lo[0] > band.Hi[0] {
+		t.Errorf("control band: %+v", res.ControlBand)
+	}
+	// Strength 0 of a control is the unsteered run, as the spec's is.
+	if res.Controls[1].Runs[1].Outcomes[0].Text != res.Runs[1].Outcomes[0].Text {
+		t.Error("a control at strength 0 differs from the spec at strength 0")
+	}
+	for _, r := range res.Runs {
+		iv, ok := r.Behaviours["other"]
+		if !ok || iv.Lo > iv.Mean || iv.Hi < iv.Mean {
+			t.Errorf("strength %g: behaviours %+v", r.Strength, r.Behaviours)
+		}
+		if r.Strength != 0 && (r.PValues["tokens"] <= 0 || r.PValues["tokens"] > 1) {
+			t.Errorf("strength %g: p-values %+v", r.Strength, r.PValues)
+		}
+		if r.LengthStops < 0 || r.LengthStops > 1 {
+			t.Errorf("strength %g: length stops %v", r.Strength, r.LengthStops)
+		}
+	}
+	if !strings.Contains(stdout, "random controls") || !strings.Contains(stdout, "p=") {
+		t.Errorf("steer output:\n%s", stdout)
+	}
+	// --controls 0 runs none.
+	if code, _, stderr := runRise(t, "steer", "--model", modelPath, "--steer", spec, "--alphas", "0,1", "--prompts", prompts,
+		"--max-tokens", "5", "--controls", "0", "--out", out); code != 0 {
+		t.Fatalf("--controls 0: %s", stderr)
+	}
+	if b, _ := os.ReadFile(out); strings.Contains(string(b), `"controls"`) {
+		t.Error("--controls 0 still wrote controls")
+	}
+}

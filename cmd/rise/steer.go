@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -40,6 +42,55 @@ type sweepResults struct {
 	MaxTokens   int         `json:"max_tokens"`
 	Temperature float64     `json:"temperature"`
 	Runs        []steer.Run `json:"runs"`
+	// Controls are the same sweep with random directions in place of the
+	// spec's (same layers, operators, positions and strengths), and
+	// ControlBand the range of their means at each strength, per measure.
+	Controls    []controlRuns           `json:"controls,omitempty"`
+	ControlBand map[string]measureRange `json:"control_band,omitempty"`
+}
+
+// controlRuns is one control's sweep.
+type controlRuns struct {
+	Name string      `json:"name"`
+	Runs []steer.Run `json:"runs"`
+}
+
+// measureRange is, per strength, the lowest and highest mean of a measure
+// over the controls.
+type measureRange struct {
+	Lo []float64 `json:"lo"`
+	Hi []float64 `json:"hi"`
+}
+
+// controlBand spans the controls' means at each strength, for every
+// behaviour (and accuracy when the prompts have answers).
+func controlBand(controls []controlRuns, strengths int) map[string]measureRange {
+	if len(controls) == 0 {
+		return nil
+	}
+	band := map[string]measureRange{}
+	widen := func(name string, i int, v float64) {
+		r, ok := band[name]
+		if !ok {
+			r = measureRange{Lo: make([]float64, strengths), Hi: make([]float64, strengths)}
+			for k := range r.Lo {
+				r.Lo[k], r.Hi[k] = math.Inf(1), math.Inf(-1)
+			}
+			band[name] = r
+		}
+		r.Lo[i], r.Hi[i] = math.Min(r.Lo[i], v), math.Max(r.Hi[i], v)
+	}
+	for _, c := range controls {
+		for i, r := range c.Runs {
+			for b, iv := range r.Behaviours {
+				widen(b, i, iv.Mean)
+			}
+			if r.Accuracy != nil {
+				widen("accuracy", i, *r.Accuracy)
+			}
+		}
+	}
+	return band
 }
 
 func init() {
@@ -47,14 +98,14 @@ func init() {
 		mf                                 modelFlags
 		specPath, alphas, promptsPath, out string
 		svgDir                             string
-		maxTokens, limit                   int
+		maxTokens, limit, controls         int
 		temperature, topP                  float64
 		seed                               uint64
 	)
 	register(&command{
 		name:    "steer",
 		summary: "sweep a steering spec over strengths and count the behaviours it causes",
-		usage:   "--model PATH --steer SPEC.json --alphas A,B,... --prompts FILE --out results.json [--max-tokens N] [--temperature T] [--seed S] [--chat r1|chatml] [--svg DIR]",
+		usage:   "--model PATH --steer SPEC.json --alphas A,B,... --prompts FILE --out results.json [--max-tokens N] [--temperature T] [--seed S] [--chat r1|chatml] [--controls N] [--svg DIR]",
 		help: `For each strength A in --alphas, multiplies the strength of every vector in
 the spec by A and generates for every prompt, with the same seed each time;
 splits each generation into steps at "\n\n", labels them by RISE's keyword
@@ -62,8 +113,17 @@ rules and counts them. results.json holds, per strength, the mean numbers of
 reflection and backtracking steps, steps and tokens per prompt, the accuracy
 when the prompts carry answers (JSON lines with "answer", GSM8K's "#### N"
 included; the last number of the generation is compared), and every
-generation. --svg DIR draws the dose-response curves as dose.svg and
-dose.png. Write strength 1 in the spec to sweep the strength itself.
+generation. Every mean has its 95% bootstrap interval over the prompts,
+every behaviour the keyword rules know is counted (and "other"), with the
+share of generations that hit --max-tokens, and each strength is tested
+against strength 0 on the same prompts and seeds (a paired sign-flip test;
+p-values in results.json). Beside the spec, --controls random directions
+(default 3) are swept at the same layers, operators, positions and
+strengths: results.json holds their runs and the band their means span,
+and the table says whether the spec's reflection curve leaves that band.
+--svg DIR draws the dose-response curves with their intervals and the
+controls' band as dose.svg and dose.png. Write strength 1 in the spec to
+sweep the strength itself.
 Without --steer it makes one unsteered run: the model's own accuracy and
 behaviour counts.
 
@@ -85,6 +145,7 @@ Example:
 			fs.Float64Var(&temperature, "temperature", 0, "sampling temperature (0: greedy)")
 			fs.Float64Var(&topP, "top-p", 1, "nucleus sampling mass")
 			fs.Uint64Var(&seed, "seed", 1, "random seed, the same for every strength")
+			fs.IntVar(&controls, "controls", 3, "random directions to sweep beside the spec's as controls (0: none)")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
@@ -104,6 +165,12 @@ Example:
 			if maxTokens < 1 || limit < 0 {
 				return usagef("--max-tokens must be at least 1 and --limit not negative")
 			}
+			if controls < 0 || controls > 100 {
+				return usagef("--controls: expected 0 to 100, found %d", controls)
+			}
+			if specPath == "" {
+				controls = 0 // nothing to control for
+			}
 			b, err := mf.load(ctx)
 			if err != nil {
 				return err
@@ -119,20 +186,34 @@ Example:
 			if limit > 0 && limit < len(prompts) {
 				prompts = prompts[:limit]
 			}
+			// The spec's vectors, then each control, as one progress bar.
+			sets := append([]steer.Control{{Name: "spec", Vectors: vs}}, steer.RandomControls(vs, controls, seed)...)
 			bar := newProgress(e.stderr, "steering sweep")
-			runs, err := steer.Sweep(ctx, b, vs, strengths, prompts,
-				model.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature, TopP: topP, Seed: seed},
-				mf.wrapFunc(), func(done, total int) { bar.update(int64(done), int64(total)) })
-			bar.done()
-			if err != nil {
-				return err
+			var runs []steer.Run
+			var ctrl []controlRuns
+			for si, set := range sets {
+				rs, err := steer.Sweep(ctx, b, set.Vectors, strengths, prompts,
+					model.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature, TopP: topP, Seed: seed},
+					mf.wrapFunc(), func(done, total int) {
+						bar.update(int64(si*total+done), int64(len(sets)*total))
+					})
+				if err != nil {
+					bar.done()
+					return err
+				}
+				if si == 0 {
+					runs = rs
+				} else {
+					ctrl = append(ctrl, controlRuns{Name: set.Name, Runs: rs})
+				}
 			}
+			bar.done()
 			model := mf.model
 			if model == "" {
 				model = mf.backend
 			}
 			res := sweepResults{Format: "rise-steer/1", Model: model, Spec: specPath, Prompts: len(prompts), Seed: seed,
-				MaxTokens: maxTokens, Temperature: temperature, Runs: runs}
+				MaxTokens: maxTokens, Temperature: temperature, Runs: runs, Controls: ctrl, ControlBand: controlBand(ctrl, len(strengths))}
 			js, err := json.MarshalIndent(res, "", " ")
 			if err != nil {
 				return err
@@ -146,19 +227,12 @@ Example:
 				return err
 			}
 			if svgDir != "" && len(runs) >= 2 {
-				if err := drawDose(svgDir, runs); err != nil {
+				if err := drawDose(svgDir, runs, res.ControlBand); err != nil {
 					return err
 				}
 			}
 			fmt.Fprintf(e.stdout, "wrote %s: %d strengths x %d prompts\n", out, len(runs), len(prompts))
-			fmt.Fprintf(e.stdout, "%9s  %11s  %13s  %7s  %7s  %s\n", "strength", "reflection", "backtracking", "steps", "tokens", "accuracy")
-			for _, r := range runs {
-				acc := "-"
-				if r.Accuracy != nil {
-					acc = fmt.Sprintf("%.3f", *r.Accuracy)
-				}
-				fmt.Fprintf(e.stdout, "%9g  %11.2f  %13.2f  %7.1f  %7.1f  %s\n", r.Strength, r.ReflectionSteps, r.BacktrackingSteps, r.Steps, r.Tokens, acc)
-			}
+			printDose(e.stdout, runs, res.ControlBand)
 			return nil
 		},
 	})
@@ -172,21 +246,67 @@ func (f *modelFlags) wrapFunc() func(string) (string, bool) {
 	return f.wrap
 }
 
-// drawDose writes the dose-response curves as SVG and PNG.
-func drawDose(dir string, runs []steer.Run) error {
+// printDose writes the sweep as a table: each measure's mean with its 95%
+// interval, the p-value against strength 0, and where the controls' means
+// lay.
+func printDose(w io.Writer, runs []steer.Run, band map[string]measureRange) {
+	fmt.Fprintf(w, "%9s  %-28s  %-28s  %7s  %6s  %s\n", "strength", "reflection [95%] p", "backtracking [95%] p", "tokens", "limit", "accuracy")
+	cell := func(r steer.Run, name string) string {
+		iv := r.Behaviours[name]
+		c := fmt.Sprintf("%.2f [%.2f, %.2f]", iv.Mean, iv.Lo, iv.Hi)
+		if p, ok := r.PValues[name]; ok && r.Strength != 0 {
+			c += fmt.Sprintf(" p=%.3g", p)
+		}
+		return c
+	}
+	for _, r := range runs {
+		acc := "-"
+		if r.Accuracy != nil {
+			acc = fmt.Sprintf("%.3f", *r.Accuracy)
+		}
+		fmt.Fprintf(w, "%9g  %-28s  %-28s  %7.1f  %5.0f%%  %s\n", r.Strength, cell(r, "reflection"), cell(r, "backtracking"), r.Tokens, 100*r.LengthStops, acc)
+	}
+	if rb, ok := band["reflection"]; ok {
+		fmt.Fprintf(w, "random controls, reflection steps per generation:")
+		for i, r := range runs {
+			v := r.Behaviours["reflection"].Mean
+			where := "inside"
+			if v < rb.Lo[i] || v > rb.Hi[i] {
+				where = "outside"
+			}
+			fmt.Fprintf(w, " %g: [%.2f, %.2f] %s;", r.Strength, rb.Lo[i], rb.Hi[i], where)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// drawDose writes the dose-response curves as SVG and PNG: reflection and
+// backtracking steps per generation with their 95% intervals, and the
+// range of the random controls.
+func drawDose(dir string, runs []steer.Run, band map[string]measureRange) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	x := make([]float64, len(runs))
-	ys := map[string][]float64{"reflection steps": make([]float64, len(runs)), "backtracking steps": make([]float64, len(runs))}
-	for i, r := range runs {
-		x[i] = r.Strength
-		ys["reflection steps"][i] = r.ReflectionSteps
-		ys["backtracking steps"][i] = r.BacktrackingSteps
+	ys := map[string][]float64{}
+	var bands []atlas.Band
+	for _, b := range []string{"reflection", "backtracking"} {
+		name := b + " steps"
+		mean, lo, hi := make([]float64, len(runs)), make([]float64, len(runs)), make([]float64, len(runs))
+		for i, r := range runs {
+			x[i] = r.Strength
+			iv := r.Behaviours[b]
+			mean[i], lo[i], hi[i] = iv.Mean, iv.Lo, iv.Hi
+		}
+		ys[name] = mean
+		if cb, ok := band[b]; ok {
+			bands = append(bands, atlas.Band{Name: b + ": random controls", Series: name, Lo: cb.Lo, Hi: cb.Hi, Dashed: true})
+		}
+		bands = append(bands, atlas.Band{Name: b + ": 95% interval", Series: name, Lo: lo, Hi: hi})
 	}
 	for _, f := range []atlas.Format{atlas.SVG, atlas.PNG} {
 		var b bytes.Buffer
-		if err := atlas.RenderCurves(&b, f, "behaviour steps per generation by steering strength", "strength", "steps per generation", x, ys); err != nil {
+		if err := atlas.RenderCurvesWithBands(&b, f, "behaviour steps per generation by steering strength", "strength", "steps per generation", x, ys, bands); err != nil {
 			return err
 		}
 		path := filepath.Join(dir, "dose."+string(f))
