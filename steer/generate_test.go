@@ -5,9 +5,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/rise-interp/rise/internal/inputerr"
 	"github.com/rise-interp/rise/internal/shared"
 	"github.com/rise-interp/rise/steer/model"
 
@@ -161,6 +163,70 @@ func TestSteeringStories(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("spec %s: %v, want an error mentioning %q", body, err, want)
+		}
+	}
+}
+
+// TestWindowAndTriggerPositions: a vector at positions "window" leaves the
+// generated tokens before the window as the unsteered run has them and
+// changes the text after; at positions "trigger" it acts only after the
+// trigger tokens, so a trigger that never occurs changes nothing.
+func TestWindowAndTriggerPositions(t *testing.T) {
+	m, tok := loadStories(t)
+	ctx := context.Background()
+	dir := make([]float32, m.Dim)
+	dir[5] = 1
+	gen := func(vs VectorSpec) model.Generation {
+		t.Helper()
+		v, err := NewVector(vs, dir, m.Dim, m.Layers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := model.Generate(ctx, m, tok, []string{"Once upon a time"}, model.GenerateOptions{MaxTokens: 40, Hooks: Vectors{v}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g[0]
+	}
+	base, err := model.Generate(ctx, m, tok, []string{"Once upon a time"}, model.GenerateOptions{MaxTokens: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := base[0].Tokens
+	w := gen(VectorSpec{Layer: 2, Strength: 20, Positions: PosWindow, Window: &TokenWindow{From: 10, To: 20}})
+	// Generated token i is sampled from the logits of the row before it,
+	// so a window starting at row 10 first changes token 11.
+	if !slices.Equal(w.Tokens[:11], plain[:11]) {
+		t.Errorf("tokens before the window changed:\n%v\n%v", w.Tokens[:11], plain[:11])
+	}
+	if slices.Equal(w.Tokens, plain) {
+		t.Error("steering in the window changed nothing")
+	}
+	if g := gen(VectorSpec{Layer: 2, Strength: 20, Positions: PosTrigger, Triggers: []int{511}}); !slices.Equal(g.Tokens, plain) {
+		t.Error("a trigger that never occurs changed the text")
+	}
+	// A token of the unsteered text as the trigger: the tokens up to its
+	// first occurrence stay, and the text changes after it.
+	trig := plain[5]
+	first := slices.Index(plain, trig)
+	if slices.Contains(base[0].PromptTokens, trig) {
+		first = -1 // already in the prompt: steering starts there
+	}
+	g := gen(VectorSpec{Layer: 2, Strength: 20, Positions: PosTrigger, Triggers: []int{trig}})
+	if !slices.Equal(g.Tokens[:first+1], plain[:first+1]) {
+		t.Errorf("tokens up to the first trigger changed:\n%v\n%v", g.Tokens, plain)
+	}
+	if slices.Equal(g.Tokens, plain) {
+		t.Error("steering after the trigger changed nothing")
+	}
+	for _, bad := range []VectorSpec{
+		{Layer: 2, Positions: PosWindow},
+		{Layer: 2, Positions: PosWindow, Window: &TokenWindow{From: 5, To: 5}},
+		{Layer: 2, Positions: PosTrigger},
+		{Layer: 2, Positions: PosAll, Triggers: []int{3}},
+	} {
+		if _, err := NewVector(bad, dir, m.Dim, m.Layers); err == nil || !inputerr.Is(err) {
+			t.Errorf("%+v: expected an input error, found %v", bad, err)
 		}
 	}
 }

@@ -36,6 +36,9 @@ type WireVector struct {
 	Op        string    `json:"op"`
 	Strength  float64   `json:"strength"`
 	Positions string    `json:"positions"`
+	// Window and Triggers go with positions "window" and "trigger".
+	Window   *TokenWindow `json:"window,omitempty"`
+	Triggers []int        `json:"triggers,omitempty"`
 }
 
 // GenerateRequest is the body of POST /v1/generate.
@@ -262,7 +265,7 @@ func NewBackendHandler(b Backend) http.Handler {
 func (req *GenerateRequest) vectors(info ModelInfo) ([]Vector, error) {
 	var out []Vector
 	for i, wv := range req.Vectors {
-		v, err := NewVector(VectorSpec{Layer: wv.Layer, Op: wv.Op, Strength: wv.Strength, Positions: wv.Positions}, wv.Direction, info.DModel, info.Layers)
+		v, err := NewVector(VectorSpec{Layer: wv.Layer, Op: wv.Op, Strength: wv.Strength, Positions: wv.Positions, Window: wv.Window, Triggers: wv.Triggers}, wv.Direction, info.DModel, info.Layers)
 		if err != nil {
 			return nil, fmt.Errorf("vectors[%d]: %w", i, err)
 		}
@@ -389,7 +392,7 @@ func (r *Remote) do(ctx context.Context, method, path string, body any) (*http.R
 func wireVectors(vs []Vector) []WireVector {
 	out := make([]WireVector, len(vs))
 	for i, v := range vs {
-		out[i] = WireVector{Direction: v.Dir, Layer: v.Layer, Op: v.Op, Strength: v.Strength, Positions: v.Positions}
+		out[i] = WireVector{Direction: v.Dir, Layer: v.Layer, Op: v.Op, Strength: v.Strength, Positions: v.Positions, Window: v.Window, Triggers: v.Triggers}
 	}
 	return out
 }

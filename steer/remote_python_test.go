@@ -201,6 +201,14 @@ func TestPythonReferenceBackend(t *testing.T) {
 	vec := func(layer int, op string, strength float64, pos string) []Vector {
 		return []Vector{{VectorSpec: VectorSpec{Layer: layer, Op: op, Strength: strength, Positions: pos}, Dir: udir}}
 	}
+	window := func(vs []Vector, from, to int) []Vector {
+		vs[0].Window = &TokenWindow{From: from, To: to}
+		return vs
+	}
+	trigger := func(vs []Vector, ids ...int) []Vector {
+		vs[0].Triggers = ids
+		return vs
+	}
 	prompts := []string{"Once upon a time, there was a little girl.", "", "Wait, let me check that again.\n\nAlternatively", "<|im_start|>user\nHi<|im_end|>\n"}
 	cases := []struct {
 		name string
@@ -213,6 +221,8 @@ func TestPythonReferenceBackend(t *testing.T) {
 		{"clamp generated", model.GenerateOptions{MaxTokens: 20, Hooks: Vectors(vec(1, OpClamp, 4, PosGenerated))}},
 		{"ablate all, two vectors", model.GenerateOptions{MaxTokens: 20, Hooks: Vectors(append(vec(0, OpAblate, 0, PosAll), vec(1, OpAdd, -3, PosAll)...))}},
 		{"special, no stop", model.GenerateOptions{MaxTokens: 12, Special: true, NoStop: true}},
+		{"add window", model.GenerateOptions{MaxTokens: 20, Hooks: Vectors(window(vec(1, OpAdd, 6, PosWindow), 3, 9))}},
+		{"add trigger", model.GenerateOptions{MaxTokens: 20, Hooks: Vectors(trigger(vec(1, OpAdd, 6, PosTrigger), 13, 261, 267))}},
 	}
 	for _, c := range cases {
 		// The native runtime decodes the prompts as one batch; its steering

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,7 +35,20 @@ const (
 	PosPrompt       = "prompt"
 	PosGenerated    = "generated"
 	PosStepBoundary = "step_boundary" // the delimiter tokens ("\n\n"), RISE's choice
+	// PosWindow steers generated tokens From <= i < To (Window; i counts
+	// the generated tokens from 0).
+	PosWindow = "window"
+	// PosTrigger steers every token that follows one of the Triggers token
+	// ids, prompt or generated (EasySteer's trigger tokens).
+	PosTrigger = "trigger"
 )
+
+// TokenWindow is a range of generated tokens: From <= i < To, with To 0
+// for no end.
+type TokenWindow struct {
+	From int `json:"from"`
+	To   int `json:"to"`
+}
 
 // VectorSpec is one entry of a steering spec file.
 type VectorSpec struct {
@@ -48,6 +62,11 @@ type VectorSpec struct {
 	Op        string  `json:"op"`
 	Strength  float64 `json:"strength"`
 	Positions string  `json:"positions"`
+	// Window is the range of generated tokens of positions "window".
+	Window *TokenWindow `json:"window,omitempty"`
+	// Triggers are the token ids whose following token positions
+	// "trigger" steers.
+	Triggers []int `json:"triggers,omitempty"`
 }
 
 // Spec is a steering spec: several vectors applied at once.
@@ -149,8 +168,24 @@ func (vs VectorSpec) Check(layers int) error {
 	}
 	switch vs.Positions {
 	case PosAll, PosPrompt, PosGenerated, PosStepBoundary:
+	case PosWindow:
+		if w := vs.Window; w == nil || w.From < 0 || w.To < 0 || w.To != 0 && w.To <= w.From {
+			return inputerr.Errorf("window: positions \"window\" needs {\"from\": F, \"to\": T} with 0 <= F < T (T 0: no end), found %+v", vs.Window)
+		}
+	case PosTrigger:
+		if len(vs.Triggers) == 0 {
+			return inputerr.Errorf("triggers: positions \"trigger\" needs at least one token id")
+		}
+		for _, id := range vs.Triggers {
+			if id < 0 {
+				return inputerr.Errorf("triggers: expected token ids, found %d", id)
+			}
+		}
 	default:
-		return inputerr.Errorf("positions: expected all, prompt, generated or step_boundary, found %q", vs.Positions)
+		return inputerr.Errorf("positions: expected all, prompt, generated, step_boundary, window or trigger, found %q", vs.Positions)
+	}
+	if vs.Window != nil && vs.Positions != PosWindow || len(vs.Triggers) > 0 && vs.Positions != PosTrigger {
+		return inputerr.Errorf("positions: a window goes with positions \"window\" and triggers with \"trigger\", found %q", vs.Positions)
 	}
 	if vs.Layer < 0 || vs.Layer >= layers {
 		return inputerr.Errorf("layer: expected a block from 0 to %d, found %d", layers-1, vs.Layer)
@@ -360,6 +395,11 @@ func (vs Vectors) hook(bd *boundaries, dim int) model.Hook {
 					ok = !row.InPrompt
 				case PosStepBoundary:
 					ok = bd != nil && bd.at(row)
+				case PosWindow:
+					i := row.Pos - row.PromptLen
+					ok = i >= v.Window.From && (v.Window.To == 0 || i < v.Window.To)
+				case PosTrigger:
+					ok = slices.Contains(v.Triggers, row.Prev)
 				}
 				if ok {
 					v.apply(h[r*dim : (r+1)*dim])

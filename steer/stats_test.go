@@ -3,6 +3,7 @@ package steer
 import (
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 )
 
@@ -82,7 +83,7 @@ func TestRandomControls(t *testing.T) {
 	}
 	for i, c := range cs {
 		v := c.Vectors[0]
-		if v.VectorSpec != vs[0].VectorSpec {
+		if !reflect.DeepEqual(v.VectorSpec, vs[0].VectorSpec) {
 			t.Errorf("control %d changed the spec: %+v", i, v.VectorSpec)
 		}
 		var n float64

@@ -36,8 +36,9 @@ type Row struct {
 	Token int
 	Prev  int // the token before, -1 at position 0
 	// InPrompt is true for the rows of its sequence's prompt (positions
-	// below PromptLen).
-	InPrompt bool
+	// below PromptLen, the sequence's prompt length).
+	InPrompt  bool
+	PromptLen int
 }
 
 // Hook sees, and may change, the residual stream after block layer: h
@@ -90,7 +91,7 @@ func (m *Model) Forward(ctx context.Context, seqs []*Sequence, toks [][]int, all
 			} else if n > 0 {
 				prev = s.Tokens[n-1]
 			}
-			rows = append(rows, Row{Seq: i, Pos: s.pos + j, Token: t, Prev: prev, InPrompt: s.pos+j < s.PromptLen})
+			rows = append(rows, Row{Seq: i, Pos: s.pos + j, Token: t, Prev: prev, InPrompt: s.pos+j < s.PromptLen, PromptLen: s.PromptLen})
 		}
 	}
 	N := len(rows)
@@ -219,7 +220,7 @@ func (m *Model) ForwardFrom(ctx context.Context, s *Sequence, layer int, h []flo
 		}
 	}
 	sc := scratch{x: append([]float32(nil), h...)}
-	rows := []Row{{Pos: s.pos, Token: -1, Prev: -1, InPrompt: s.pos < s.PromptLen}}
+	rows := []Row{{Pos: s.pos, Token: -1, Prev: -1, InPrompt: s.pos < s.PromptLen, PromptLen: s.PromptLen}}
 	if err := m.blocks(ctx, &sc, []*Sequence{s}, rows, layer+1, nil); err != nil {
 		return nil, err
 	}

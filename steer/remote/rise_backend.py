@@ -69,7 +69,7 @@ SHORT_TOKENS, LONG_TOKENS = 1000, 8000
 MAX_REQUEST = 256 << 20
 
 OPS = ("add", "scale", "clamp", "ablate")
-POSITIONS = ("all", "prompt", "generated", "step_boundary")
+POSITIONS = ("all", "prompt", "generated", "step_boundary", "window", "trigger")
 
 # End-of-turn tokens that end a generation whenever the vocabulary has them
 # (as steer/tokenizer_bpe.go's endOfTurnTokens).
@@ -1011,7 +1011,10 @@ def steer_hook(vectors, rows, prompt_len, bd, device):
         for r, (pos, tok, prev) in enumerate(rows):
             p = v["positions"]
             if p == "all" or p == "prompt" and pos < prompt_len or p == "generated" and pos >= prompt_len \
-                    or p == "step_boundary" and bd is not None and bd.at(tok, prev):
+                    or p == "step_boundary" and bd is not None and bd.at(tok, prev) \
+                    or p == "window" and v["window"]["from"] <= pos - prompt_len \
+                    and (v["window"]["to"] == 0 or pos - prompt_len < v["window"]["to"]) \
+                    or p == "trigger" and prev in v["triggers"]:
                 sel.append(r)
         if sel:
             plan.setdefault(v["layer"], []).append((v, torch.tensor(sel, device=device)))
@@ -1114,7 +1117,9 @@ def _list(v, where, gotype):
 GEN_FIELDS = {"prompts": "[]string", "max_tokens": "int", "temperature": "float64", "top_p": "float64",
               "seed": "uint64", "special": "bool", "no_stop": "bool", "vectors": "[]steer.WireVector",
               "default": "bool"}
-VEC_FIELDS = {"direction": "[]float32", "layer": "int", "op": "string", "strength": "float64", "positions": "string"}
+VEC_FIELDS = {"direction": "[]float32", "layer": "int", "op": "string", "strength": "float64", "positions": "string",
+              "window": "*steer.TokenWindow", "triggers": "[]int"}
+WINDOW_FIELDS = {"from": "int", "to": "int"}
 CAP_FIELDS = {"traces": "[]activations.Trace", "layers": "[]int", "delimiter": "string", "special": "bool"}
 
 
@@ -1142,11 +1147,20 @@ def _decode_vectors(v, struct):
         if not isinstance(wv, dict):
             raise WireError("json: cannot unmarshal %s into Go struct field %s of type steer.WireVector" % (_jtype(wv), where))
         wv = _lookup(wv, VEC_FIELDS, "WireVector")
-        out = {"direction": [], "layer": 0, "op": "", "strength": 0.0, "positions": ""}
+        out = {"direction": [], "layer": 0, "op": "", "strength": 0.0, "positions": "", "window": None, "triggers": []}
         for f, x in wv.items():
             w2 = where + "." + f
             if f == "direction":
                 out[f] = [_convert(y, "float64", w2) for y in _list(x, w2, "[]float32")]
+            elif f == "triggers":
+                out[f] = [_convert(y, "int", w2) for y in _list(x, w2, "[]int")]
+            elif f == "window":
+                if x is None:
+                    continue
+                if not isinstance(x, dict):
+                    raise WireError("json: cannot unmarshal %s into Go struct field %s of type steer.TokenWindow" % (_jtype(x), w2))
+                x = _lookup(x, WINDOW_FIELDS, "TokenWindow")
+                out[f] = {k: _convert(x.get(k), "int", w2 + "." + k) for k in WINDOW_FIELDS}
             else:
                 out[f] = _convert(x, VEC_FIELDS[f], w2)
         vs.append(out)
@@ -1261,7 +1275,16 @@ def wire_vectors(req, eng):
             if op not in OPS:
                 raise WireError("op: expected add, scale, clamp or ablate, found %s" % json.dumps(op))
             if pos not in POSITIONS:
-                raise WireError("positions: expected all, prompt, generated or step_boundary, found %s" % json.dumps(pos))
+                raise WireError("positions: expected all, prompt, generated, step_boundary, window or trigger, found %s"
+                                % json.dumps(pos))
+            w = wv["window"]
+            if pos == "window" and (w is None or w["from"] < 0 or w["to"] < 0 or w["to"] != 0 and w["to"] <= w["from"]):
+                raise WireError("window: positions \"window\" needs {\"from\": F, \"to\": T} with 0 <= F < T (T 0: no end)")
+            if pos == "trigger" and (not wv["triggers"] or min(wv["triggers"]) < 0):
+                raise WireError("triggers: positions \"trigger\" needs token ids")
+            if w is not None and pos != "window" or wv["triggers"] and pos != "trigger":
+                raise WireError("positions: a window goes with positions \"window\" and triggers with \"trigger\", found %s"
+                                % json.dumps(pos))
             if not 0 <= wv["layer"] < eng.layers:
                 raise WireError("layer: expected a block from 0 to %d, found %d" % (eng.layers - 1, wv["layer"]))
             if math.isnan(wv["strength"]) or math.isinf(wv["strength"]):
@@ -1276,6 +1299,7 @@ def wire_vectors(req, eng):
         except WireError as e:
             raise WireError("vectors[%d]: %s" % (i, e))
         out.append({"layer": wv["layer"], "op": op, "strength": wv["strength"], "positions": pos,
+                    "window": wv["window"], "triggers": set(wv["triggers"]),
                     "dir_t": torch.from_numpy(unit).to(eng.device)})
     return out
 
