@@ -26,7 +26,9 @@ func TestModelDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func(n, s int) { tinyTraces, tinySAESteps = n, s }(tinyTraces, tinySAESteps)
-	tinyTraces, tinySAESteps = 150, 150
+	// Big enough that the layer-2 SAE has a reflection column that meets
+	// the attribution rule (10 firings, enrichment 1.5).
+	tinyTraces, tinySAESteps = 400, 600
 	ws := &Workspace{Dir: t.TempDir()}
 	srv := New(ws, Config{Version: "test", Demo: true, Backend: &steer.Native{Model: m, Tokenizer: tok}})
 	ts := &testServer{Server: httptest.NewServer(srv), srv: srv, ws: ws}

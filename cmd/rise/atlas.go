@@ -19,6 +19,7 @@ func init() {
 	var (
 		saePaths                   stringList
 		data, out, layout, svgDir  string
+		holdOut                    float64
 		layer, clusters, neighbors int
 		seed                       uint64
 		minDist                    float64
@@ -69,6 +70,7 @@ Examples:
 			fs.BoolVar(&sweep, "sweep", false, "measure the separation of behaviours and of response lengths on each layer, one SAE per layer")
 			fs.StringVar(&layers, "layers", "", "with --sweep: the layer of each --sae, comma-separated (default: each SAE's hook layer)")
 			fs.IntVar(&maxSteps, "steps", atlas.DefaultSeparationSteps, "with --sweep: steps sampled for the step silhouettes")
+			fs.Float64Var(&holdOut, "hold-out", 0.5, "share of the traces held out: the behaviour columns are chosen on the others and judged on these (0: use every trace for both)")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
@@ -77,8 +79,12 @@ Examples:
 			if len(saePaths) == 0 || data == "" || out == "" {
 				return usagef("--sae, --data and --out are required")
 			}
+			if !(holdOut >= 0 && holdOut < 1) {
+				return usagef("--hold-out: expected a share in [0, 1), found %v", holdOut)
+			}
+			split := atlas.AttributionOptions{HoldOut: holdOut, HoldOutSeed: seed}
 			if sweep {
-				return runSweep(ctx, e, sweepArgs{saes: saePaths, data: data, out: out, svgDir: svgDir, layers: layers, seed: seed, maxSteps: maxSteps})
+				return runSweep(ctx, e, sweepArgs{saes: saePaths, data: data, out: out, svgDir: svgDir, layers: layers, seed: seed, maxSteps: maxSteps, attribution: split})
 			}
 			if len(saePaths) > 1 {
 				return usagef("--sae was given %d times: one SAE makes an atlas (use --sweep to compare layers)", len(saePaths))
@@ -115,7 +121,7 @@ Examples:
 			}
 			bar := newProgress(e.stderr, "atlas")
 			a, err := atlas.Build(ctx, s, l, steps, atlas.Options{Layout: layout, Clusters: clusters, Seed: seed,
-				Neighbors: neighbors, MinDist: minDist,
+				Neighbors: neighbors, MinDist: minDist, Attribution: split,
 				Progress: func(stage string, done, total int) { bar.updateInfo(int64(done), int64(total), stage) }})
 			bar.done()
 			if err != nil {
@@ -141,10 +147,17 @@ Examples:
 			for _, n := range names {
 				b := a.Behaviours[n]
 				fmt.Fprintf(e.stdout, "  %-14s %6d steps  %4d specific columns", n, b.Steps, len(b.Columns))
+				if ho := b.HeldOut; ho != nil && len(b.Columns) > 0 {
+					fmt.Fprintf(e.stdout, "; held out: %d kept, enrichment %.2f", ho.Kept, ho.Enrichment)
+				}
 				if b.Error != "" {
 					fmt.Fprintf(e.stdout, "  (no vector: %s)", b.Error)
 				}
 				fmt.Fprintln(e.stdout)
+			}
+			if sp := a.Split; sp != nil {
+				fmt.Fprintf(e.stdout, "  columns chosen on %d traces (%d steps), judged on %d held-out traces (%d steps)\n",
+					sp.SelectionTraces, sp.SelectionSteps, sp.HeldOutTraces, sp.HeldOutSteps)
 			}
 			keys := make([]string, 0, len(a.Silhouette))
 			for k := range a.Silhouette {

@@ -45,6 +45,7 @@ type sweepArgs struct {
 	data, out, svgDir, layers string
 	seed                      uint64
 	maxSteps                  int
+	attribution               atlas.AttributionOptions
 }
 
 // parseLayers reads a comma-separated list of layer numbers.
@@ -122,7 +123,7 @@ func runSweep(ctx context.Context, e *env, a sweepArgs) error {
 	bar := newProgress(e.stderr, "sweep")
 	for i, j := range jobs {
 		bar.updateInfo(int64(i), int64(len(jobs)), fmt.Sprintf("layer %d", j.layer.Number))
-		sp, err := atlas.Separate(ctx, j.sae, j.layer, steps, atlas.SeparationOptions{Seed: a.seed, MaxSteps: a.maxSteps})
+		sp, err := atlas.Separate(ctx, j.sae, j.layer, steps, atlas.SeparationOptions{Seed: a.seed, MaxSteps: a.maxSteps, Attribution: a.attribution})
 		if err != nil {
 			bar.done()
 			return err

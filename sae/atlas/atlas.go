@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 
 	"github.com/rise-interp/rise/activations"
@@ -58,6 +59,32 @@ type BehaviourInfo struct {
 	Columns []int     `json:"columns"`
 	Vector  []float32 `json:"vector,omitempty"`
 	Error   string    `json:"error,omitempty"` // why there is no vector, if there is none
+	// HeldOut judges the columns, chosen on the selection half, on the
+	// held-out half's steps (when the atlas was built with a split).
+	HeldOut *HeldOutInfo `json:"held_out,omitempty"`
+}
+
+// HeldOutInfo is how a behaviour's columns fare on the held-out steps.
+type HeldOutInfo struct {
+	Steps int `json:"steps"` // held-out steps carrying the behaviour
+	// Specificity and Enrichment are the columns' means there; Kept is how
+	// many of the columns the same rule would choose there.
+	Specificity float64 `json:"specificity"`
+	Enrichment  float64 `json:"enrichment"`
+	Kept        int     `json:"kept"`
+}
+
+// SplitInfo says which steps chose the behaviour columns and which judged
+// them: the traces were split by a hash of their id and the seed.
+type SplitInfo struct {
+	HoldOut         float64 `json:"hold_out"` // share of the traces held out
+	Seed            uint64  `json:"seed"`
+	SelectionTraces int     `json:"selection_traces"`
+	SelectionSteps  int     `json:"selection_steps"`
+	HeldOutTraces   int     `json:"held_out_traces"`
+	HeldOutSteps    int     `json:"held_out_steps"`
+	ColumnsChosenOn string  `json:"columns_chosen_on"` // "selection"
+	MeasuredOn      string  `json:"measured_on"`       // "held_out"
 }
 
 // Atlas is the content of atlas.json.
@@ -78,6 +105,20 @@ type Atlas struct {
 	Silhouette map[string]float64 `json:"silhouette"`
 	// ClusterChoice holds the silhouette of each k tried when k was chosen.
 	ClusterChoice map[string]float64 `json:"cluster_choice,omitempty"`
+	// Split, when the atlas was built with one, says which traces chose
+	// the behaviour columns and which judged them (BehaviourInfo.HeldOut).
+	Split *SplitInfo `json:"split,omitempty"`
+	// Rule is the evidence a column needs to be tied to a behaviour.
+	Rule *RuleInfo `json:"rule,omitempty"`
+}
+
+// RuleInfo states the attribution rule an atlas applied (SpecificOptions).
+type RuleInfo struct {
+	Measure       string  `json:"measure"`
+	Quantile      float64 `json:"quantile"`
+	StrongRatio   float64 `json:"strong_ratio"`
+	MinFirings    int     `json:"min_firings"`
+	MinEnrichment float64 `json:"min_enrichment"`
 }
 
 // AtlasFormat tags atlas.json.
@@ -109,8 +150,8 @@ func Build(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []ac
 		}
 		attr = a
 		prog("attribution", 1, 1)
-	} else if attr.DSae != n || attr.Rows != layer.Rows {
-		return nil, fmt.Errorf("atlas: the attribution given covers %d columns and %d rows, expected %d and %d", attr.DSae, attr.Rows, n, layer.Rows)
+	} else if rows := attr.Rows + heldOutRows(attr); attr.DSae != n || rows != layer.Rows {
+		return nil, fmt.Errorf("atlas: the attribution given covers %d columns and %d rows, expected %d and %d", attr.DSae, rows, n, layer.Rows)
 	}
 
 	var xy []float64
@@ -205,11 +246,57 @@ func Build(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []ac
 		}
 		a.Behaviours[name] = info
 	}
+	rule, err := opts.Attribution.Specific.withDefaults(attr)
+	if err != nil {
+		return nil, fmt.Errorf("atlas: %w", err)
+	}
+	a.Rule = &RuleInfo{Measure: string(rule.Measure), Quantile: rule.Quantile, StrongRatio: rule.StrongRatio,
+		MinFirings: rule.MinFirings, MinEnrichment: rule.MinEnrichment}
+	if h := attr.HeldOut; h != nil {
+		a.Split = &SplitInfo{HoldOut: attr.Options.HoldOut, Seed: attr.Options.HoldOutSeed,
+			SelectionTraces: attr.Traces, SelectionSteps: attr.Rows, HeldOutTraces: attr.HeldOutTraces, HeldOutSteps: h.Rows,
+			ColumnsChosenOn: "selection", MeasuredOn: "held_out"}
+		for name, info := range a.Behaviours {
+			a.Behaviours[name] = withHeldOut(info, name, h, rule)
+		}
+	}
 	if cs, err := columnSilhouettes(attr, w, d, opts.Attribution.Specific, opts.Seed); err == nil {
 		a.Silhouette["behaviours"] = cs.real
 		a.Silhouette["behaviours_shuffled"] = cs.shuffled
 	}
 	return a, nil
+}
+
+// heldOutRows is the number of rows an attribution held out.
+func heldOutRows(a *Attribution) int {
+	if a.HeldOut == nil {
+		return 0
+	}
+	return a.HeldOut.Rows
+}
+
+// withHeldOut adds to a behaviour's info how its columns fare on the
+// held-out attribution h.
+func withHeldOut(info BehaviourInfo, name string, h *Attribution, rule SpecificOptions) BehaviourInfo {
+	b, err := h.Behaviour(name)
+	if err != nil {
+		return info
+	}
+	ho := &HeldOutInfo{Steps: h.Counts[b]}
+	if len(info.Columns) > 0 {
+		kept, _ := h.SpecificColumns(name, rule)
+		for _, j := range info.Columns {
+			ho.Specificity += float64(h.Specificity[j])
+			ho.Enrichment += h.Enrichment(b, j)
+			if slices.Contains(kept, j) {
+				ho.Kept++
+			}
+		}
+		ho.Specificity /= float64(len(info.Columns))
+		ho.Enrichment /= float64(len(info.Columns))
+	}
+	info.HeldOut = ho
+	return info
 }
 
 // Sample sizes of the cluster choice and of the clusters' silhouette; an

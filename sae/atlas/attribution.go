@@ -2,9 +2,12 @@ package atlas
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/rise-interp/rise/activations"
@@ -51,6 +54,14 @@ type AttributionOptions struct {
 	Measure Measure
 	// Specific are the options BehaviourVector uses.
 	Specific SpecificOptions
+	// HoldOut, when positive, is the share of the traces whose steps are
+	// held out: the Attribution is measured on the other steps (the
+	// selection half) and Attribution.HeldOut on these, so that columns
+	// and vectors chosen on one half can be judged on the other. Traces are
+	// assigned by a hash of their id and HoldOutSeed, so the split is the
+	// same for every layer and SAE of a dump.
+	HoldOut     float64
+	HoldOutSeed uint64
 }
 
 // Attribution holds, for every behaviour label found in a dump's steps and
@@ -67,6 +78,11 @@ type Attribution struct {
 	Max  [][]float32 // largest latent value over the behaviour's steps
 	Mean [][]float32 // mean latent value over the behaviour's steps
 	Rate [][]float32 // fraction of the behaviour's steps on which the latent fires
+	// Fires counts, per behaviour and column, the behaviour's steps on
+	// which the latent fires; RateAll is the fraction of all the steps
+	// (labelled or not) on which it fires, the baseline of Enrichment.
+	Fires   [][]int64
+	RateAll []float32
 
 	// Measure is the statistic Specificity and Top were computed from.
 	Measure Measure
@@ -82,6 +98,12 @@ type Attribution struct {
 
 	// Options are the options Attribute ran with, defaults filled in.
 	Options AttributionOptions
+
+	// HeldOut is the same measurement on the held-out traces' steps, when
+	// Options.HoldOut is positive; Traces and HeldOutTraces count the
+	// traces of each half.
+	HeldOut               *Attribution
+	Traces, HeldOutTraces int
 
 	sae *sae.SAE
 }
@@ -104,6 +126,8 @@ func Attribute(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps 
 		return nil, fmt.Errorf("attribute: expected one step per row of layer %s (%d), found %d steps", layer.Name, layer.Rows, len(steps))
 	case opts.BatchSize < 0:
 		return nil, fmt.Errorf("attribute: batch size must be positive (or 0 for the default), got %d", opts.BatchSize)
+	case !(opts.HoldOut >= 0 && opts.HoldOut < 1):
+		return nil, fmt.Errorf("attribute: hold-out share must lie in [0, 1), got %v", opts.HoldOut)
 	case len(s.WDec) != s.DSae*s.DIn:
 		return nil, fmt.Errorf("attribute: decoder holds %d values, expected d_sae × d_in = %d × %d", len(s.WDec), s.DSae, s.DIn)
 	}
@@ -117,20 +141,47 @@ func Attribute(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps 
 		return nil, fmt.Errorf("attribute: %w", err)
 	}
 
-	names, stepLabels, counts, unlabelled := indexLabels(steps)
+	names, stepLabels := indexLabels(steps)
 	if len(names) == 0 {
 		return nil, fmt.Errorf("attribute: none of the %d steps carries a behaviour label", len(steps))
 	}
-	nb, m := len(names), s.DSae
-	a := &Attribution{
-		Behaviours: names, Counts: counts, Rows: layer.Rows, Unlabelled: unlabelled, DSae: m,
-		Max: grid(nb, m), Mean: grid(nb, m), Rate: grid(nb, m), Options: opts, sae: s,
+	// half[row] is 1 for a held-out row, 0 for a selection row.
+	half := make([]uint8, len(steps))
+	traces := [2]map[string]bool{{}, {}}
+	for i := range steps {
+		if opts.HoldOut > 0 && heldOut(steps[i].Trace, opts.HoldOut, opts.HoldOutSeed) {
+			half[i] = 1
+		}
+		traces[half[i]][steps[i].Trace] = true
 	}
-	sums := make([][]float64, nb)
-	fires := make([][]int64, nb)
-	for b := range nb {
-		sums[b] = make([]float64, m)
-		fires[b] = make([]int64, m)
+	nb, m := len(names), s.DSae
+	accs := [2]*Attribution{}
+	for h := range accs {
+		accs[h] = &Attribution{Behaviours: names, Counts: make([]int, nb), DSae: m,
+			Max: grid(nb, m), Mean: grid(nb, m), Rate: grid(nb, m), RateAll: make([]float32, m), Options: opts, sae: s}
+		accs[h].Fires = make([][]int64, nb)
+		for b := range nb {
+			accs[h].Fires[b] = make([]int64, m)
+		}
+	}
+	for i, labs := range stepLabels {
+		a := accs[half[i]]
+		a.Rows++
+		if len(labs) == 0 {
+			a.Unlabelled++
+		}
+		for _, b := range labs {
+			a.Counts[b]++
+		}
+	}
+	sums := [2][][]float64{}
+	firesAll := [2][]int64{}
+	for h := range sums {
+		sums[h] = make([][]float64, nb)
+		for b := range nb {
+			sums[h][b] = make([]float64, m)
+		}
+		firesAll[h] = make([]int64, m)
 	}
 
 	it := layer.Batches(activations.BatchOptions{Size: opts.BatchSize})
@@ -142,22 +193,24 @@ func Attribute(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps 
 		s.PreActivations(x, xc[:len(x)], f[:n*m])
 		s.Activate(f[:n*m])
 		for i, row := range it.Rows() {
+			h := half[row]
+			a, sum, all := accs[h], sums[h], firesAll[h]
 			labs := stepLabels[row]
-			if len(labs) == 0 {
-				continue
-			}
 			fr := f[i*m : (i+1)*m]
 			for j, v := range fr {
 				if v == 0 {
 					continue
 				}
+				if v > opts.FireThreshold {
+					all[j]++
+				}
 				for _, b := range labs {
-					sums[b][j] += float64(v)
+					sum[b][j] += float64(v)
 					if v > a.Max[b][j] {
 						a.Max[b][j] = v
 					}
 					if v > opts.FireThreshold {
-						fires[b][j]++
+						a.Fires[b][j]++
 					}
 				}
 			}
@@ -169,21 +222,68 @@ func Attribute(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("attribute: %w", err)
 	}
-	for b := range nb {
-		c := float64(counts[b])
-		for j := range m {
-			a.Mean[b][j] = float32(sums[b][j] / c)
-			a.Rate[b][j] = float32(float64(fires[b][j]) / c)
+	for h, a := range accs {
+		for b := range nb {
+			c := float64(a.Counts[b])
+			if c == 0 {
+				continue
+			}
+			for j := range m {
+				a.Mean[b][j] = float32(sums[h][b][j] / c)
+				a.Rate[b][j] = float32(float64(a.Fires[b][j]) / c)
+			}
 		}
+		if a.Rows > 0 {
+			for j := range m {
+				a.RateAll[j] = float32(float64(firesAll[h][j]) / float64(a.Rows))
+			}
+		}
+		a.rank()
 	}
-	a.rank()
+	a := accs[0]
+	a.Traces = len(traces[0])
+	if opts.HoldOut > 0 {
+		a.HeldOut, a.HeldOutTraces = accs[1], len(traces[1])
+		a.HeldOut.Traces = len(traces[1])
+	}
 	return a, nil
 }
 
-// indexLabels lists the distinct labels of steps (sorted), each step's label
-// indices (a label repeated within a step counts once), the steps per label
-// and the number of steps without a label.
-func indexLabels(steps []activations.Step) (names []string, labels [][]int, counts []int, unlabelled int) {
+// heldOut reports whether a trace falls in the held-out share of a split:
+// FNV-1a of the seed and the trace id, mixed by MurmurHash3's 64-bit
+// finaliser (FNV alone barely moves its top bits when ids differ only at
+// the end), scaled to [0, 1).
+func heldOut(trace string, share float64, seed uint64) bool {
+	h := fnv.New64a()
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], seed)
+	h.Write(b[:])
+	h.Write([]byte(trace))
+	x := h.Sum64()
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return float64(x>>11)/(1<<53) < share
+}
+
+// Firings is the number of the behaviour's steps on which column j fires.
+func (a *Attribution) Firings(b, j int) int64 { return a.Fires[b][j] }
+
+// Enrichment is how much more often column j fires on behaviour b's steps
+// than on steps at large: Rate[b][j] / RateAll[j] (0 for a column that
+// never fires).
+func (a *Attribution) Enrichment(b, j int) float64 {
+	if a.RateAll[j] == 0 {
+		return 0
+	}
+	return float64(a.Rate[b][j]) / float64(a.RateAll[j])
+}
+
+// indexLabels lists the distinct labels of steps (sorted) and each step's
+// label indices (a label repeated within a step counts once).
+func indexLabels(steps []activations.Step) (names []string, labels [][]int) {
 	seen := map[string]bool{}
 	for i := range steps {
 		for _, l := range steps[i].Labels {
@@ -198,27 +298,17 @@ func indexLabels(steps []activations.Step) (names []string, labels [][]int, coun
 	for i, l := range names {
 		index[l] = i
 	}
-	counts = make([]int, len(names))
 	labels = make([][]int, len(steps))
 	for i := range steps {
 		var ls []int
-	next:
 		for _, l := range steps[i].Labels {
-			b := index[l]
-			for _, c := range ls {
-				if c == b {
-					continue next
-				}
+			if b := index[l]; !slices.Contains(ls, b) {
+				ls = append(ls, b)
 			}
-			ls = append(ls, b)
-			counts[b]++
-		}
-		if len(ls) == 0 {
-			unlabelled++
 		}
 		labels[i] = ls
 	}
-	return names, labels, counts, unlabelled
+	return names, labels
 }
 
 func grid(rows, cols int) [][]float32 {
@@ -286,6 +376,15 @@ func (a *Attribution) Behaviour(name string) (int, error) {
 const (
 	DefaultSpecificQuantile = 0.9
 	DefaultStrongRatio      = 0.5
+	// A column is tied to a behaviour only when it fires on at least
+	// DefaultMinFirings of the behaviour's steps and at least
+	// DefaultMinEnrichment times as often there as on steps at large (or,
+	// for a behaviour too common for that, half way from 1 to the most it
+	// can reach): a column that fired once or twice, or one that fires on
+	// every kind of step alike, says nothing about a behaviour however its
+	// activity ranks.
+	DefaultMinFirings    = 10
+	DefaultMinEnrichment = 1.5
 )
 
 // SpecificOptions choose the behaviour-specific columns of an Attribution.
@@ -309,6 +408,10 @@ type SpecificOptions struct {
 	// Ignore lists behaviours that do not count as "another behaviour" when
 	// columns are dropped (for instance "other", when it is a catch-all).
 	Ignore []string
+	// MinFirings and MinEnrichment are the evidence a column needs (see
+	// DefaultMinFirings); 0 means the default, a negative value none.
+	MinFirings    int
+	MinEnrichment float64
 }
 
 func (o SpecificOptions) withDefaults(a *Attribution) (SpecificOptions, error) {
@@ -323,6 +426,12 @@ func (o SpecificOptions) withDefaults(a *Attribution) (SpecificOptions, error) {
 	}
 	if o.StrongRatio == 0 {
 		o.StrongRatio = DefaultStrongRatio
+	}
+	if o.MinFirings == 0 {
+		o.MinFirings = DefaultMinFirings
+	}
+	if o.MinEnrichment == 0 {
+		o.MinEnrichment = DefaultMinEnrichment
 	}
 	if !(o.Quantile >= 0 && o.Quantile <= 1) {
 		return o, fmt.Errorf("quantile must lie in [0, 1], got %v", o.Quantile)
@@ -363,7 +472,7 @@ func (a *Attribution) SpecificColumns(behaviour string, opts SpecificOptions) ([
 	var cols []int
 columns:
 	for j, v := range act[b] {
-		if v <= 0 || v < thr {
+		if v <= 0 || v < thr || !a.Evidence(b, j, opts) {
 			continue
 		}
 		sum := 0.0
@@ -380,6 +489,28 @@ columns:
 		cols = append(cols, j)
 	}
 	return cols, nil
+}
+
+// Evidence reports whether column j fires often enough on behaviour b's
+// steps, and often enough more there than at large, to be tied to b (the
+// MinFirings and MinEnrichment of opts, defaults filled in).
+func (a *Attribution) Evidence(b, j int, opts SpecificOptions) bool {
+	if opts.MinFirings > 0 && a.Fires[b][j] < int64(opts.MinFirings) {
+		return false
+	}
+	return opts.MinEnrichment <= 0 || a.Enrichment(b, j) >= a.enrichmentNeeded(b, opts.MinEnrichment)
+}
+
+// enrichmentNeeded is the enrichment a column needs for behaviour b: min,
+// or, for a behaviour so common that min is out of reach (a catch-all
+// "other" on 80% of the steps can be at most 1/0.8 = 1.25 times enriched),
+// half way from 1 to the most it can reach.
+func (a *Attribution) enrichmentNeeded(b int, min float64) float64 {
+	if a.Rows == 0 || a.Counts[b] == 0 {
+		return min
+	}
+	most := float64(a.Rows) / float64(a.Counts[b])
+	return math.Min(min, (1+most)/2)
 }
 
 // quantile returns the q-quantile of v (nearest rank on the sorted values).

@@ -128,7 +128,12 @@ func TestAttributionPlantedBehaviourVectors(t *testing.T) {
 				t.Errorf("%s with shuffled labels: cosine %.3f, expected below 0.3 (true labels: %.3f)", b, c, found[b])
 			}
 		}
-		loose := SpecificOptions{StrongRatio: 0.9}
+		// The evidence rule alone refuses every column of a random label:
+		// none fires enough more often on its steps than at large.
+		if cols, err := as.SpecificColumns(b, SpecificOptions{StrongRatio: 0.9}); err != nil || len(cols) > 0 {
+			t.Errorf("%s with shuffled labels, looser drop: columns %v, %v; the evidence rule should refuse them all", b, cols, err)
+		}
+		loose := SpecificOptions{StrongRatio: 0.9, MinFirings: -1, MinEnrichment: -1}
 		c := vec.Cosine(mustVector(t, as, b, loose), groupDirection(t, p.truth, b))
 		t.Logf("%s with shuffled labels, looser drop: cosine %.3f", b, c)
 		if c > 0.3 {
@@ -277,14 +282,17 @@ func TestAttributionNumbers(t *testing.T) {
 
 func TestBehaviourSpecificColumnsAndVector(t *testing.T) {
 	layer, steps := tinyDump(t)
-	a, err := Attribute(context.Background(), tinySAE(t), layer, steps, AttributionOptions{Specific: SpecificOptions{Quantile: 0.5}})
+	// Three steps are too few for the evidence rule: it is off here, and
+	// TestEvidenceRule tries it.
+	noRule := SpecificOptions{Quantile: 0.5, MinFirings: -1, MinEnrichment: -1}
+	a, err := Attribute(context.Background(), tinySAE(t), layer, steps, AttributionOptions{Specific: noRule})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Other's means are (1.5, 0.5, 1): columns 0 and 2 reach the median,
 	// and column 0 is as active for backtracking and reflection, so only
 	// column 2 is specific.
-	cols, err := a.SpecificColumns("other", SpecificOptions{Quantile: 0.5})
+	cols, err := a.SpecificColumns("other", noRule)
 	if err != nil || len(cols) != 1 || cols[0] != 2 {
 		t.Fatalf("specific columns of other: %v, %v; expected [2]", cols, err)
 	}
@@ -294,7 +302,8 @@ func TestBehaviourSpecificColumnsAndVector(t *testing.T) {
 	}
 	// Without the drop (or ignoring the other behaviours) column 0 stays,
 	// and the unit rows (1, 0) and (-1, 0) cancel.
-	for _, o := range []SpecificOptions{{Quantile: 0.5, StrongRatio: -1}, {Quantile: 0.5, Ignore: []string{"backtracking", "reflection"}}} {
+	for _, o := range []SpecificOptions{{Quantile: 0.5, StrongRatio: -1, MinFirings: -1, MinEnrichment: -1},
+		{Quantile: 0.5, Ignore: []string{"backtracking", "reflection"}, MinFirings: -1, MinEnrichment: -1}} {
 		cols, err := a.SpecificColumns("other", o)
 		if err != nil || len(cols) != 2 || cols[0] != 0 || cols[1] != 2 {
 			t.Fatalf("specific columns of other with %+v: %v, %v; expected [0 2]", o, cols, err)

@@ -60,6 +60,11 @@ type Separation struct {
 	// SampledSteps is the number of steps behind Steps["behaviours"].
 	SampledSteps int               `json:"sampled_steps"`
 	Missing      map[string]string `json:"missing,omitempty"`
+	// SelectionSteps and HeldOutSteps say, when the attribution held out
+	// a share of the traces, how many steps chose the specific columns and
+	// how many were set aside; the silhouettes are of the chosen columns.
+	SelectionSteps int `json:"selection_steps,omitempty"`
+	HeldOutSteps   int `json:"held_out_steps,omitempty"`
 }
 
 // Separate measures the separation of behaviours and of response lengths in
@@ -94,6 +99,9 @@ func Separate(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps [
 			}
 			sep.Missing["columns_"+v.name] = err.Error()
 			continue
+		}
+		if i == 0 && attr.HeldOut != nil {
+			sep.SelectionSteps, sep.HeldOutSteps = attr.Rows, attr.HeldOut.Rows
 		}
 		cs, err := columnSilhouettes(attr, w, s.DIn, opts.Attribution.Specific, opts.Seed+uint64(i))
 		for name, n := range cs.counts {
