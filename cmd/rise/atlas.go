@@ -28,6 +28,7 @@ func init() {
 	)
 	register(&command{
 		name:    "atlas",
+		noArgs:  true,
 		summary: "lay out, cluster and attribute an SAE's decoder columns; behaviour vectors",
 		usage: "--sae SAE_DIR --data DUMP [--layer L] [--clusters K] [--seed S] [--layout umap|pca] [--svg DIR] --out atlas.json\n" +
 			"       rise atlas --sweep --sae SAE_DIR --sae SAE_DIR... --data DUMP [--layers L,L...] [--svg DIR] --out sweep.json",
@@ -71,9 +72,6 @@ Examples:
 			fs.IntVar(&maxSteps, "steps", atlas.DefaultSeparationSteps, "with --sweep: steps sampled for the step silhouettes")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("expected no arguments, found %q", fs.Arg(0))
-			}
 			if len(saePaths) == 0 || data == "" || out == "" {
 				return usagef("--sae, --data and --out are required")
 			}

@@ -22,6 +22,7 @@ func init() {
 	)
 	register(&command{
 		name:    "eval",
+		noArgs:  true,
 		summary: "measure an SAE on a layer of an activation dump: reconstruction, sparsity, decoder geometry",
 		usage:   "--data DUMP [--layer L] --sae SAE_DIR [--truth truth.npy] [--max-rows N] [--json] [--feature-stats [--top N]]",
 		help: `Encodes and decodes the layer's rows in batches and reports, in the raw
@@ -63,9 +64,6 @@ Example:
 			fs.IntVar(&topN, "top", sae.DefaultFeatureTopN, "largest activations to keep per latent, with --feature-stats")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("expected no arguments, found %q", fs.Arg(0))
-			}
 			if data == "" || saePath == "" {
 				return usagef("--data and --sae are required")
 			}

@@ -80,6 +80,7 @@ func init() {
 	)
 	register(&command{
 		name:    "generate",
+		noArgs:  true,
 		summary: "generate text with a model, optionally steered",
 		usage:   "--model PATH [--tokenizer PATH] --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--steer SPEC.json] [--chat r1|chatml] [--json]",
 		help: `Runs a Llama-family model natively (llama2.c checkpoints; Hugging Face
@@ -112,9 +113,6 @@ Example:
 			fs.BoolVar(&noStop, "no-stop", false, "keep going past the end-of-sequence token")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("expected no arguments, found %q", fs.Arg(0))
-			}
 			if maxTokens < 1 {
 				return usagef("--max-tokens: expected at least 1, found %d", maxTokens)
 			}

@@ -155,3 +155,17 @@ func TestInspectBrokenDumpsExitOne(t *testing.T) {
 		})
 	}
 }
+
+// TestStrayArguments runs every command that takes no arguments with one:
+// each refuses it as a usage error before doing anything.
+func TestStrayArguments(t *testing.T) {
+	for name, c := range commands {
+		if !c.noArgs {
+			continue
+		}
+		code, out, errOut := runRise(t, name, "extra")
+		if want := "rise " + name + `: expected no arguments, found "extra"`; code != 2 || out != "" || !strings.HasPrefix(errOut, want) {
+			t.Errorf("%s extra: exit %d, stdout %q, stderr %q; want 2 and %q", name, code, out, errOut, want)
+		}
+	}
+}

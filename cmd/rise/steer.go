@@ -53,6 +53,7 @@ func init() {
 	)
 	register(&command{
 		name:    "steer",
+		noArgs:  true,
 		summary: "sweep a steering spec over strengths and count the behaviours it causes",
 		usage:   "--model PATH --steer SPEC.json --alphas A,B,... --prompts FILE --out results.json [--max-tokens N] [--temperature T] [--seed S] [--chat r1|chatml] [--svg DIR]",
 		help: `For each strength A in --alphas, multiplies the strength of every vector in
@@ -87,9 +88,6 @@ Example:
 			fs.Uint64Var(&seed, "seed", 1, "random seed, the same for every strength")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("expected no arguments, found %q", fs.Arg(0))
-			}
 			if promptsPath == "" || out == "" {
 				return usagef("--prompts and --out are required")
 			}
