@@ -52,21 +52,23 @@ func (f *modelFlags) wrap(p string) (string, bool) {
 	return p, false
 }
 
-// loadSteering reads and resolves a steering spec for the backend's model.
-func loadSteering(path string, b steer.Backend) ([]steer.Vector, error) {
-	if path == "" {
-		return nil, nil
+// loadSteered opens the backend, like load, and reads and resolves the
+// steering spec at specPath, when one is given, for its model.
+func (f *modelFlags) loadSteered(ctx context.Context, specPath string) (steer.Backend, []steer.Vector, error) {
+	b, err := f.load(ctx)
+	if err != nil || specPath == "" {
+		return b, nil, err
 	}
-	spec, err := steer.ReadSpec(path)
+	spec, err := steer.ReadSpec(specPath)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	info := b.Info()
 	vs, err := spec.Resolve(info.DModel, info.Layers)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", specPath, err)
 	}
-	return vs, nil
+	return b, vs, nil
 }
 
 func init() {
@@ -116,11 +118,7 @@ Example:
 			if maxTokens < 1 {
 				return usagef("--max-tokens: expected at least 1, found %d", maxTokens)
 			}
-			b, err := mf.load(ctx)
-			if err != nil {
-				return err
-			}
-			vs, err := loadSteering(steerPath, b)
+			b, vs, err := mf.loadSteered(ctx, steerPath)
 			if err != nil {
 				return err
 			}

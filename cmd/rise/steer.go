@@ -102,11 +102,7 @@ Example:
 			if maxTokens < 1 || limit < 0 {
 				return usagef("--max-tokens must be at least 1 and --limit not negative")
 			}
-			b, err := mf.load(ctx)
-			if err != nil {
-				return err
-			}
-			vs, err := loadSteering(specPath, b)
+			b, vs, err := mf.loadSteered(ctx, specPath)
 			if err != nil {
 				return err
 			}
