@@ -310,31 +310,8 @@ var graphTestCases = []graphTestCase{
 // so that several fall inside the estimator's window, on both sides of θ.
 func graphTestSAE(t *testing.T, tc graphTestCase, seed uint64) (*SAE, []float32, []bool) {
 	t.Helper()
-	s, err := New(tc.arch, tc.dIn, tc.dSae, tc.k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(seed, 7))
-	s.Init(seed, 0.8, nil, 0.1)
-	for i := range s.WEnc {
-		s.WEnc[i] += float32(0.3 * rng.NormFloat64())
-	}
-	for j := range s.DSae {
-		sc := float32(0.5 + rng.Float64())
-		for i := range s.DIn {
-			s.WDec[j*s.DIn+i] *= sc
-		}
-		s.BEnc[j] = float32(0.1 * rng.NormFloat64())
-	}
-	for i := range s.BDec {
-		s.BDec[i] = float32(0.2 * rng.NormFloat64())
-	}
-	s.ApplyBDecToInput = tc.centre
-	s.InputScale = 1.3
-	x := make([]float32, tc.rows*tc.dIn)
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
-	}
+	s, x, rng := randomSAE{arch: tc.arch, dIn: tc.dIn, dSae: tc.dSae, k: tc.k, rows: tc.rows, centre: tc.centre, scale: 1.3,
+		stream: 7, decNorm: 0.8, threshold: 0.1, encNoise: 0.3, bEnc: 0.1, bDec: 0.2}.make(t, seed)
 	var dead []bool
 	if tc.dead > 0 {
 		dead = make([]bool, tc.dSae)

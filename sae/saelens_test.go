@@ -59,20 +59,6 @@ func forward(s *SAE, x []float32) (f, xhat []float32) {
 	return f, xhat
 }
 
-// relErr is ||a - b|| / ||b||.
-func relErr(a, b []float32) float64 {
-	var num, den float64
-	for i := range a {
-		d := float64(a[i]) - float64(b[i])
-		num += d * d
-		den += float64(b[i]) * float64(b[i])
-	}
-	if den == 0 {
-		return math.Sqrt(num)
-	}
-	return math.Sqrt(num / den)
-}
-
 // closeTo checks got against want elementwise within rel·|want| + abs.
 func closeTo(t *testing.T, what string, got, want []float32, rel, abs float64) {
 	t.Helper()
