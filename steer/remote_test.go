@@ -2,9 +2,6 @@ package steer
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -111,7 +108,7 @@ func TestRemoteBackend(t *testing.T) {
 	}
 
 	// Bad requests.
-	for _, tc := range []struct{ method, path, body, want string }{
+	checkBadRequests(t, ts.URL, []badRequest{
 		{"POST", "/v1/generate", `{"prompts": ["x"], "vectors": [{"direction": [1, 2], "layer": 1}]}`, "expected 64 values"},
 		{"POST", "/v1/generate", `{"prompts": ["x"], "vectors": [{"direction": [` + strings.Repeat("0,", 63) + `1], "layer": 9}]}`, "layer"},
 		{"POST", "/v1/generate", `{"prompts": []}`, "at least one prompt"},
@@ -121,19 +118,7 @@ func TestRemoteBackend(t *testing.T) {
 		{"GET", "/v2/info", ``, "no endpoint"},
 		{"POST", "/v1/confidence", `{"w_dec": [1, 2], "d_sae": 3, "layer": 1}`, "w_dec"},
 		{"POST", "/v1/entropy", `{"traces": [], "vectors": [{"direction": [1], "layer": 1}]}`, "expected 64 values"},
-	} {
-		req, _ := http.NewRequest(tc.method, ts.URL+tc.path, strings.NewReader(tc.body))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var e map[string]string
-		if resp.StatusCode/100 != 4 || json.Unmarshal(body, &e) != nil || !strings.Contains(e["error"], tc.want) {
-			t.Errorf("%s %s %s: %d %s, want a 4xx JSON error mentioning %q", tc.method, tc.path, tc.body, resp.StatusCode, body, tc.want)
-		}
-	}
+	})
 	if _, err := Dial(ctx, "ftp://x"); err == nil {
 		t.Error("an ftp URL was accepted")
 	}
