@@ -3,6 +3,7 @@ package sae
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -71,4 +72,21 @@ func (c randomSAE) make(t *testing.T, seed uint64) (*SAE, []float32, *rand.Rand)
 		x[i] = float32(rng.NormFloat64())
 	}
 	return s, x, rng
+}
+
+// wantFileError checks that err names the file and says each of want.
+func wantFileError(t *testing.T, err error, file string, want []string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, file) {
+		t.Errorf("error %q does not name %s", msg, file)
+	}
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error %q does not say %q", msg, w)
+		}
+	}
 }

@@ -540,20 +540,3 @@ func TestSAELensLoadErrors(t *testing.T) {
 		}
 	})
 }
-
-// wantFileError checks that err names the file and says each of want.
-func wantFileError(t *testing.T, err error, file string, want []string) {
-	t.Helper()
-	if err == nil {
-		t.Fatal("no error")
-	}
-	msg := err.Error()
-	if !strings.Contains(msg, file) {
-		t.Errorf("error %q does not name %s", msg, file)
-	}
-	for _, w := range want {
-		if !strings.Contains(msg, w) {
-			t.Errorf("error %q does not say %q", msg, w)
-		}
-	}
-}
