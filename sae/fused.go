@@ -463,15 +463,22 @@ func (e *fusedEngine) selectTopK(k int) {
 			e.rowCount[r] = n
 		}
 	})
-	// Compact the rows' slots in place (entries only move left).
+	e.main = compactRows(e.main, k, e.rowCount[:b], e.rowStart)
+}
+
+// compactRows packs the first count[r] entries of each row's slot of width
+// k together, in place (entries only move left), records where row r starts
+// in start[r] and the end in start[len(count)], and returns the packed
+// entries.
+func compactRows(slots []entry, k int, count, start []int32) []entry {
 	at := int32(0)
-	for r := range b {
-		e.rowStart[r] = at
-		copy(e.main[at:], e.main[r*k:r*k+int(e.rowCount[r])])
-		at += e.rowCount[r]
+	for r := range count {
+		start[r] = at
+		copy(slots[at:], slots[r*k:r*k+int(count[r])])
+		at += count[r]
 	}
-	e.rowStart[b] = at
-	e.main = e.main[:at]
+	start[len(count)] = at
+	return slots[:at]
 }
 
 func (e *fusedEngine) scratch(w, n int) []int {
@@ -643,14 +650,7 @@ func (e *fusedEngine) auxK(s *SAE, cfg LossConfig, dead []bool) float64 {
 			e.rowCount[r] = int32(n)
 		}
 	})
-	at := int32(0)
-	for r := range b {
-		e.auxStart[r] = at
-		copy(e.aux[at:], e.aux[r*kAux:r*kAux+int(e.rowCount[r])])
-		at += e.rowCount[r]
-	}
-	e.auxStart[b] = at
-	e.aux = e.aux[:at]
+	e.aux = compactRows(e.aux, kAux, e.rowCount[:b], e.auxStart)
 	// e_hat_b = Σ a_bj W_dec[j]; the residual is x_s - x_hat = -(dxh·B/2).
 	coef := 2 * cfg.AuxKCoeff * scale / float32(b)
 	parts := e.f64parts
