@@ -29,3 +29,18 @@ func checkBadRequests(t *testing.T, url string, reqs []badRequest) {
 		}
 	}
 }
+
+// onBoth calls f with the native backend and then with the remote one and
+// returns both results; an error from either fails the test.
+func onBoth[T any](t *testing.T, native *Native, remote *Remote, f func(ConfidenceBackend) (T, error)) (T, T) {
+	t.Helper()
+	a, err := f(native)
+	if err != nil {
+		t.Fatalf("native: %v", err)
+	}
+	b, err := f(remote)
+	if err != nil {
+		t.Fatalf("remote: %v", err)
+	}
+	return a, b
+}

@@ -468,14 +468,7 @@ func TestPythonReferenceConfidence(t *testing.T) {
 	// A batch holding every state: each step sees all of them, whatever
 	// the shuffles, so Python and Go run the same optimisation.
 	full := ConfidenceOptions{Layer: layer, Iters: 12, Batch: 512, LR: 0.05, MaxStates: 512, Seed: 1}
-	nc, err := native.LearnConfidence(ctx, sv, trs, full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fc, err := r.LearnConfidence(ctx, sv, trs, full)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, fc := onBoth(t, native, r, func(b ConfidenceBackend) (*ConfidenceResult, error) { return b.LearnConfidence(ctx, sv, trs, full) })
 	if nc.States != fc.States || len(nc.Curve) != len(fc.Curve) {
 		t.Fatalf("full batch: native %d states and %d curve points, python %d and %d", nc.States, len(nc.Curve), fc.States, len(fc.Curve))
 	}

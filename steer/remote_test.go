@@ -38,14 +38,7 @@ func TestRemoteBackend(t *testing.T) {
 	vs[0].Dir, _ = vec.Unit(dir)
 	prompts := []string{"", "Tom had a ball"}
 	for _, o := range []model.GenerateOptions{{MaxTokens: 30}, {MaxTokens: 30, Hooks: Vectors(vs)}, {MaxTokens: 30, Temperature: 0.8, Seed: 3}} {
-		want, err := native.Generate(ctx, prompts, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := r.Generate(ctx, prompts, o)
-		if err != nil {
-			t.Fatal(err)
-		}
+		want, got := onBoth(t, native, r, func(b ConfidenceBackend) ([]model.Generation, error) { return b.Generate(ctx, prompts, o) })
 		for i := range want {
 			if got[i].Text != want[i].Text || len(got[i].Tokens) != len(want[i].Tokens) {
 				t.Errorf("remote %q, native %q", got[i].Text, want[i].Text)
@@ -88,14 +81,7 @@ func TestRemoteBackend(t *testing.T) {
 	}
 	sv.Init(5, 1, nil, 0)
 	co := ConfidenceOptions{Layer: 2, Iters: 5, MaxStates: 32, Seed: 1}
-	nc, err := native.LearnConfidence(ctx, sv, trs, co)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := r.LearnConfidence(ctx, sv, trs, co)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, rc := onBoth(t, native, r, func(b ConfidenceBackend) (*ConfidenceResult, error) { return b.LearnConfidence(ctx, sv, trs, co) })
 	for j := range nc.Scores {
 		if nc.Scores[j] != rc.Scores[j] {
 			t.Fatalf("score %d: native %v, remote %v", j, nc.Scores[j], rc.Scores[j])
