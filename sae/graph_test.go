@@ -358,101 +358,106 @@ func graphRelErr(a []float32, b []float64) float64 {
 	return math.Sqrt(num) / max(math.Sqrt(den), 1e-12)
 }
 
-func TestGraphLossMatchesReference(t *testing.T) {
-	e := NewGraphEngine()
+// forGraphCases runs check on every case of graphTestCases, in a subtest,
+// with the SAE and batch graphTestSAE draws with seed.
+func forGraphCases(t *testing.T, seed uint64, check func(t *testing.T, tc graphTestCase, s *SAE, x []float32, dead []bool)) {
 	for _, tc := range graphTestCases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, x, dead := graphTestSAE(t, tc, 1)
-			g := NewGradients(s)
-			fired := make([]int64, s.DSae)
-			loss, err := e.Step(s, x, tc.cfg, dead, g, fired)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := graphRefParamsOf(s)
-			x64 := graphTo64(x)
-			sel := graphRefSelect(s, p, x64, tc.cfg, dead)
-			ref := graphRefEval(s, p, x64, tc.cfg, sel)
-			for _, c := range []struct {
-				name      string
-				got, want float64
-			}{
-				{"MSE", loss.MSE, ref.mse}, {"Sparsity", loss.Sparsity, ref.sparsity},
-				{"AuxK", loss.AuxK, ref.auxK}, {"L0", loss.L0, ref.l0},
-				{"Total", loss.Total, ref.total()},
-				{"BatchThreshold", float64(loss.BatchThreshold), sel.batchThreshold},
-			} {
-				if math.Abs(c.got-c.want) > 1e-5*max(1, math.Abs(c.want)) {
-					t.Errorf("%s = %.8g, reference %.8g", c.name, c.got, c.want)
-				}
-			}
-			if !slices.Equal(fired, ref.fired) {
-				t.Errorf("fired = %v, reference %v", fired, ref.fired)
-			}
-			// The configurations exercise every term.
-			if tc.cfg.Sparsity != 0 && ref.sparsity == 0 {
-				t.Errorf("sparsity term is zero in the reference; the case does not exercise it")
-			}
-			if tc.cfg.AuxKCoeff != 0 && ref.auxK == 0 {
-				t.Errorf("AuxK term is zero in the reference; the case does not exercise it")
-			}
+			s, x, dead := graphTestSAE(t, tc, seed)
+			check(t, tc, s, x, dead)
 		})
 	}
 }
 
+func TestGraphLossMatchesReference(t *testing.T) {
+	e := NewGraphEngine()
+	forGraphCases(t, 1, func(t *testing.T, tc graphTestCase, s *SAE, x []float32, dead []bool) {
+		g := NewGradients(s)
+		fired := make([]int64, s.DSae)
+		loss, err := e.Step(s, x, tc.cfg, dead, g, fired)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := graphRefParamsOf(s)
+		x64 := graphTo64(x)
+		sel := graphRefSelect(s, p, x64, tc.cfg, dead)
+		ref := graphRefEval(s, p, x64, tc.cfg, sel)
+		for _, c := range []struct {
+			name      string
+			got, want float64
+		}{
+			{"MSE", loss.MSE, ref.mse}, {"Sparsity", loss.Sparsity, ref.sparsity},
+			{"AuxK", loss.AuxK, ref.auxK}, {"L0", loss.L0, ref.l0},
+			{"Total", loss.Total, ref.total()},
+			{"BatchThreshold", float64(loss.BatchThreshold), sel.batchThreshold},
+		} {
+			if math.Abs(c.got-c.want) > 1e-5*max(1, math.Abs(c.want)) {
+				t.Errorf("%s = %.8g, reference %.8g", c.name, c.got, c.want)
+			}
+		}
+		if !slices.Equal(fired, ref.fired) {
+			t.Errorf("fired = %v, reference %v", fired, ref.fired)
+		}
+		// The configurations exercise every term.
+		if tc.cfg.Sparsity != 0 && ref.sparsity == 0 {
+			t.Errorf("sparsity term is zero in the reference; the case does not exercise it")
+		}
+		if tc.cfg.AuxKCoeff != 0 && ref.auxK == 0 {
+			t.Errorf("AuxK term is zero in the reference; the case does not exercise it")
+		}
+	})
+}
+
 func TestGraphGradientsMatchFiniteDifferences(t *testing.T) {
 	e := NewGraphEngine()
-	for _, tc := range graphTestCases {
-		t.Run(tc.name, func(t *testing.T) {
-			s, x, dead := graphTestSAE(t, tc, 2)
-			g := NewGradients(s)
-			if _, err := e.Step(s, x, tc.cfg, dead, g, nil); err != nil {
-				t.Fatal(err)
+	forGraphCases(t, 2, func(t *testing.T, tc graphTestCase, s *SAE, x []float32, dead []bool) {
+		g := NewGradients(s)
+		if _, err := e.Step(s, x, tc.cfg, dead, g, nil); err != nil {
+			t.Fatal(err)
+		}
+		p := graphRefParamsOf(s)
+		x64 := graphTo64(x)
+		sel := graphRefSelect(s, p, x64, tc.cfg, dead)
+		const h = 1e-6
+		fd := func(v []float64) []float64 {
+			out := make([]float64, len(v))
+			for i := range v {
+				old := v[i]
+				v[i] = old + h
+				up := graphRefEval(s, p, x64, tc.cfg, sel).total()
+				v[i] = old - h
+				down := graphRefEval(s, p, x64, tc.cfg, sel).total()
+				v[i] = old
+				out[i] = (up - down) / (2 * h)
 			}
-			p := graphRefParamsOf(s)
-			x64 := graphTo64(x)
-			sel := graphRefSelect(s, p, x64, tc.cfg, dead)
-			const h = 1e-6
-			fd := func(v []float64) []float64 {
-				out := make([]float64, len(v))
-				for i := range v {
-					old := v[i]
-					v[i] = old + h
-					up := graphRefEval(s, p, x64, tc.cfg, sel).total()
-					v[i] = old - h
-					down := graphRefEval(s, p, x64, tc.cfg, sel).total()
-					v[i] = old
-					out[i] = (up - down) / (2 * h)
-				}
-				return out
+			return out
+		}
+		check := func(name string, got []float32, want []float64) {
+			t.Helper()
+			if err := graphRelErr(got, want); !(err < 1e-5) {
+				t.Errorf("∂loss/∂%s: relative error %.3g against the reference\n got %v\nwant %v", name, err, got, want)
 			}
-			check := func(name string, got []float32, want []float64) {
-				t.Helper()
-				if err := graphRelErr(got, want); !(err < 1e-5) {
-					t.Errorf("∂loss/∂%s: relative error %.3g against the reference\n got %v\nwant %v", name, err, got, want)
-				}
-			}
-			check("W_enc", g.WEnc, fd(p.wEnc))
-			check("W_dec", g.WDec, fd(p.wDec))
-			check("b_enc", g.BEnc, fd(p.bEnc))
-			check("b_dec", g.BDec, fd(p.bDec))
-			if tc.arch == JumpReLU {
-				want := graphRefLogThresholdGrad(s, p, x64, tc.cfg, sel)
-				check("log θ", g.LogThreshold, want)
-				// Several pre-activations lie in the window, so the
-				// estimator is exercised.
-				nonzero := 0
-				for _, v := range want {
-					if v != 0 {
-						nonzero++
-					}
-				}
-				if nonzero < 4 {
-					t.Errorf("only %d latents have a threshold gradient; the case does not exercise the estimator", nonzero)
+		}
+		check("W_enc", g.WEnc, fd(p.wEnc))
+		check("W_dec", g.WDec, fd(p.wDec))
+		check("b_enc", g.BEnc, fd(p.bEnc))
+		check("b_dec", g.BDec, fd(p.bDec))
+		if tc.arch == JumpReLU {
+			want := graphRefLogThresholdGrad(s, p, x64, tc.cfg, sel)
+			check("log θ", g.LogThreshold, want)
+			// Several pre-activations lie in the window, so the
+			// estimator is exercised.
+			nonzero := 0
+			for _, v := range want {
+				if v != 0 {
+					nonzero++
 				}
 			}
-		})
-	}
+			if nonzero < 4 {
+				t.Errorf("only %d latents have a threshold gradient; the case does not exercise the estimator", nonzero)
+			}
+		}
+	})
 }
 
 // TestGraphReusesAcrossBatchSizes runs a full and a partial batch in turn:
