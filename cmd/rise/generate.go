@@ -71,13 +71,33 @@ func (f *modelFlags) loadSteered(ctx context.Context, specPath string) (steer.Ba
 	return b, vs, nil
 }
 
+// samplingFlags are the flags of how a command generates: --max-tokens,
+// --temperature, --top-p and --seed.
+type samplingFlags struct {
+	maxTokens         int
+	temperature, topP float64
+	seed              uint64
+}
+
+// set declares the flags; the commands say in their own words what the
+// token limit and the seed apply to.
+func (f *samplingFlags) set(fs *flag.FlagSet, maxTokensUsage, seedUsage string) {
+	fs.IntVar(&f.maxTokens, "max-tokens", 256, maxTokensUsage)
+	fs.Float64Var(&f.temperature, "temperature", 0, "sampling temperature (0: greedy)")
+	fs.Float64Var(&f.topP, "top-p", 1, "nucleus sampling mass")
+	fs.Uint64Var(&f.seed, "seed", 1, seedUsage)
+}
+
+// options are the generation options the flags give.
+func (f *samplingFlags) options() model.GenerateOptions {
+	return model.GenerateOptions{MaxTokens: f.maxTokens, Temperature: f.temperature, TopP: f.topP, Seed: f.seed}
+}
+
 func init() {
 	var (
 		mf                modelFlags
+		sf                samplingFlags
 		prompt, steerPath string
-		maxTokens         int
-		temperature, topP float64
-		seed              uint64
 		asJSON, noStop    bool
 	)
 	register(&command{
@@ -106,25 +126,23 @@ Example:
 		setFlags: func(fs *flag.FlagSet) {
 			mf.set(fs)
 			fs.StringVar(&prompt, "prompt", "", "the prompt (empty: start from BOS)")
-			fs.IntVar(&maxTokens, "max-tokens", 256, "tokens to generate at most")
-			fs.Float64Var(&temperature, "temperature", 0, "sampling temperature (0: greedy)")
-			fs.Float64Var(&topP, "top-p", 1, "nucleus sampling mass")
-			fs.Uint64Var(&seed, "seed", 1, "random seed")
+			sf.set(fs, "tokens to generate at most", "random seed")
 			fs.StringVar(&steerPath, "steer", "", "a steering spec (JSON)")
 			fs.BoolVar(&asJSON, "json", false, "print the generation as JSON (tokens, text, why it stopped)")
 			fs.BoolVar(&noStop, "no-stop", false, "keep going past the end-of-sequence token")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
-			if maxTokens < 1 {
-				return usagef("--max-tokens: expected at least 1, found %d", maxTokens)
+			if sf.maxTokens < 1 {
+				return usagef("--max-tokens: expected at least 1, found %d", sf.maxTokens)
 			}
 			b, vs, err := mf.loadSteered(ctx, steerPath)
 			if err != nil {
 				return err
 			}
 			p, special := mf.wrap(prompt)
-			gens, err := b.Generate(ctx, []string{p}, model.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature,
-				TopP: topP, Seed: seed, Hooks: steer.Vectors(vs), NoStop: noStop, Special: special})
+			o := sf.options()
+			o.Hooks, o.NoStop, o.Special = steer.Vectors(vs), noStop, special
+			gens, err := b.Generate(ctx, []string{p}, o)
 			if err != nil {
 				return err
 			}

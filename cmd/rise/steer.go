@@ -14,7 +14,6 @@ import (
 	"github.com/rise-interp/rise/internal/atomicfile"
 	"github.com/rise-interp/rise/sae/atlas"
 	"github.com/rise-interp/rise/steer"
-	"github.com/rise-interp/rise/steer/model"
 )
 
 // parseFloats reads a comma-separated list of numbers.
@@ -45,11 +44,10 @@ type sweepResults struct {
 func init() {
 	var (
 		mf                                 modelFlags
+		sf                                 samplingFlags
 		specPath, alphas, promptsPath, out string
 		svgDir                             string
-		maxTokens, limit                   int
-		temperature, topP                  float64
-		seed                               uint64
+		limit                              int
 	)
 	register(&command{
 		name:    "steer",
@@ -82,10 +80,7 @@ Example:
 			fs.IntVar(&limit, "limit", 0, "use only the first N prompts (0: all)")
 			fs.StringVar(&out, "out", "", "where to write results.json (required)")
 			fs.StringVar(&svgDir, "svg", "", "also draw the dose-response chart into DIR")
-			fs.IntVar(&maxTokens, "max-tokens", 256, "tokens to generate per prompt at most")
-			fs.Float64Var(&temperature, "temperature", 0, "sampling temperature (0: greedy)")
-			fs.Float64Var(&topP, "top-p", 1, "nucleus sampling mass")
-			fs.Uint64Var(&seed, "seed", 1, "random seed, the same for every strength")
+			sf.set(fs, "tokens to generate per prompt at most", "random seed, the same for every strength")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
 			if promptsPath == "" || out == "" {
@@ -99,7 +94,7 @@ Example:
 				// No spec: one unsteered run, to measure the model itself.
 				strengths = []float64{0}
 			}
-			if maxTokens < 1 || limit < 0 {
+			if sf.maxTokens < 1 || limit < 0 {
 				return usagef("--max-tokens must be at least 1 and --limit not negative")
 			}
 			b, vs, err := mf.loadSteered(ctx, specPath)
@@ -115,7 +110,7 @@ Example:
 			}
 			bar := newProgress(e.stderr, "steering sweep")
 			runs, err := steer.Sweep(ctx, b, vs, strengths, prompts,
-				model.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature, TopP: topP, Seed: seed},
+				sf.options(),
 				mf.wrapFunc(), func(done, total int) { bar.update(int64(done), int64(total)) })
 			bar.done()
 			if err != nil {
@@ -125,8 +120,8 @@ Example:
 			if model == "" {
 				model = mf.backend
 			}
-			res := sweepResults{Format: "rise-steer/1", Model: model, Spec: specPath, Prompts: len(prompts), Seed: seed,
-				MaxTokens: maxTokens, Temperature: temperature, Runs: runs}
+			res := sweepResults{Format: "rise-steer/1", Model: model, Spec: specPath, Prompts: len(prompts), Seed: sf.seed,
+				MaxTokens: sf.maxTokens, Temperature: sf.temperature, Runs: runs}
 			js, err := json.MarshalIndent(res, "", " ")
 			if err != nil {
 				return err
