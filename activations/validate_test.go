@@ -4,10 +4,10 @@ import (
 	"archive/zip"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -65,17 +65,17 @@ func rewriteShard0(f func([]byte) []byte) damage {
 	}
 }
 
-// replaceStepsLine replaces line i (from 0) of steps.jsonl; the error must
-// name the file and the line.
-func replaceStepsLine(i int, line string) damage {
+// replaceStepsLine replaces line n (from 1) of steps.jsonl with text; the
+// error must name the file and the line, as in "steps.jsonl:7".
+func replaceStepsLine(n int, text string) damage {
 	return func(t *testing.T, dir string) string {
 		p := filepath.Join(dir, "steps.jsonl")
 		rewrite(t, p, func(b []byte) []byte {
 			lines := strings.SplitAfter(string(b), "\n")
-			lines[i] = line
+			lines[n-1] = text
 			return []byte(strings.Join(lines, ""))
 		})
-		return fmt.Sprintf("%s:%d", p, i+1)
+		return p + ":" + strconv.Itoa(n)
 	}
 }
 
@@ -139,9 +139,9 @@ func TestBrokenDumps(t *testing.T) {
 			})
 			return p
 		}, "must be a file name inside the dump directory"},
-		{"malformed steps line", replaceStepsLine(6, "{\"trace\": \"x\", oops}\n"), "malformed JSON"},
-		{"steps field wrong type", replaceStepsLine(2, "{\"trace\": \"x\", \"step\": \"two\"}\n"), `field "step": expected an integer, found "two"`},
-		{"steps blank line", replaceStepsLine(3, "\n"), "empty line"},
+		{"malformed steps line", replaceStepsLine(7, "{\"trace\": \"x\", oops}\n"), "malformed JSON"},
+		{"steps field wrong type", replaceStepsLine(3, "{\"trace\": \"x\", \"step\": \"two\"}\n"), `field "step": expected an integer, found "two"`},
+		{"steps blank line", replaceStepsLine(4, "\n"), "empty line"},
 		{"NaN value", rewriteShard0(func(b []byte) []byte {
 			binary.LittleEndian.PutUint32(b[npyHeaderSize+4*(5*4+2):], math.Float32bits(float32(math.NaN())))
 			return b
