@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,15 +10,6 @@ import (
 
 	"github.com/rise-interp/rise/activations"
 )
-
-// runRise runs the command line in-process and returns its exit status and
-// output.
-func runRise(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	code := run(context.Background(), args, &out, &errb)
-	return code, out.String(), errb.String()
-}
 
 func writeSmallDump(t *testing.T) string {
 	t.Helper()
