@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -45,13 +46,46 @@ func rewrite(t *testing.T, path string, f func([]byte) []byte) {
 	}
 }
 
+// A damage breaks a dump and returns what the error must name.
+type damage func(t *testing.T, dir string) string
+
+// writeShard0 replaces the first shard of layer 3 with b.
+func writeShard0(b []byte) damage {
+	return func(t *testing.T, dir string) string {
+		os.WriteFile(shard0(dir), b, 0o644)
+		return shard0(dir)
+	}
+}
+
+// rewriteShard0 rewrites the first shard of layer 3 with f.
+func rewriteShard0(f func([]byte) []byte) damage {
+	return func(t *testing.T, dir string) string {
+		rewrite(t, shard0(dir), f)
+		return shard0(dir)
+	}
+}
+
+// replaceStepsLine replaces line n (from 1) of steps.jsonl with text; the
+// error must name the file and the line, as in "steps.jsonl:7".
+func replaceStepsLine(n int, text string) damage {
+	return func(t *testing.T, dir string) string {
+		p := filepath.Join(dir, "steps.jsonl")
+		rewrite(t, p, func(b []byte) []byte {
+			lines := strings.SplitAfter(string(b), "\n")
+			lines[n-1] = text
+			return []byte(strings.Join(lines, ""))
+		})
+		return p + ":" + strconv.Itoa(n)
+	}
+}
+
 // TestBrokenDumps damages a good dump in one way per case and checks that
 // inspecting it fails with a short error naming the damaged file and saying
 // what is wrong, and never panics.
 func TestBrokenDumps(t *testing.T) {
 	cases := []struct {
 		name   string
-		damage func(t *testing.T, dir string) string // returns the file the error must name
+		damage damage
 		want   string
 	}{
 		{"steps line missing", func(t *testing.T, dir string) string {
@@ -64,71 +98,22 @@ func TestBrokenDumps(t *testing.T) {
 			os.WriteFile(p, npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 4), }", f32bytes(1, 2, 3, 4)), 0o644)
 			return dir
 		}, "row count mismatch: layer 3 has 40 rows, layer 5 has"},
-		{"d_model mismatch", func(t *testing.T, dir string) string {
-			os.WriteFile(shard0(dir), npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (16, 5), }", make([]byte, 16*5*4)), 0o644)
-			return shard0(dir)
-		}, "d_model mismatch: expected 4 columns, found shape (16, 5)"},
-		{"float64", func(t *testing.T, dir string) string {
-			os.WriteFile(shard0(dir), npyFile("{'descr': '<f8', 'fortran_order': False, 'shape': (16, 4), }", make([]byte, 16*4*8)), 0o644)
-			return shard0(dir)
-		}, "unsupported dtype <f8 (float64)"},
-		{"int32", func(t *testing.T, dir string) string {
-			os.WriteFile(shard0(dir), npyFile("{'descr': '<i4', 'fortran_order': False, 'shape': (16, 4), }", make([]byte, 16*4*4)), 0o644)
-			return shard0(dir)
-		}, "unsupported dtype <i4 (int32)"},
-		{"fortran order", func(t *testing.T, dir string) string {
-			os.WriteFile(shard0(dir), npyFile("{'descr': '<f4', 'fortran_order': True, 'shape': (16, 4), }", make([]byte, 16*4*4)), 0o644)
-			return shard0(dir)
-		}, "Fortran (column-major) order"},
-		{"three dimensions", func(t *testing.T, dir string) string {
-			os.WriteFile(shard0(dir), npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (16, 2, 2), }", make([]byte, 16*4*4)), 0o644)
-			return shard0(dir)
-		}, "expected two dimensions"},
-		{"truncated data", func(t *testing.T, dir string) string {
-			rewrite(t, shard0(dir), func(b []byte) []byte { return b[:len(b)-10] })
-			return shard0(dir)
-		}, "truncated: the header says 16 rows"},
-		{"trailing bytes", func(t *testing.T, dir string) string {
-			rewrite(t, shard0(dir), func(b []byte) []byte { return append(b, 1, 2, 3) })
-			return shard0(dir)
-		}, "corrupt: the header says 16 rows of 4 float32 values (256 bytes of data), but 3 more bytes follow"},
-		{"truncated header", func(t *testing.T, dir string) string {
-			rewrite(t, shard0(dir), func(b []byte) []byte { return b[:40] })
-			return shard0(dir)
-		}, "truncated .npy header"},
-		{"empty file", func(t *testing.T, dir string) string {
-			os.WriteFile(shard0(dir), nil, 0o644)
-			return shard0(dir)
-		}, "not a .npy file"},
-		{"bad magic", func(t *testing.T, dir string) string {
-			rewrite(t, shard0(dir), func(b []byte) []byte { b[1] = 'X'; return b })
-			return shard0(dir)
-		}, "not a .npy file: expected the magic bytes"},
-		{"absurd header length v2", func(t *testing.T, dir string) string {
-			b := []byte{0x93, 'N', 'U', 'M', 'P', 'Y', 2, 0, 0xff, 0xff, 0xff, 0x7f}
-			os.WriteFile(shard0(dir), b, 0o644)
-			return shard0(dir)
-		}, "absurd .npy header: length 2147483647 bytes"},
-		{"absurd shape", func(t *testing.T, dir string) string {
-			os.WriteFile(shard0(dir), npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (999999999999999, 4), }", nil), 0o644)
-			return shard0(dir)
-		}, "absurd .npy header: shape (999999999999999, 4) is over a petabyte"},
-		{"negative shape", func(t *testing.T, dir string) string {
-			os.WriteFile(shard0(dir), npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (-3, 4), }", nil), 0o644)
-			return shard0(dir)
-		}, "absurd .npy header: shape (-3, 4)"},
-		{"header not a dict", func(t *testing.T, dir string) string {
-			os.WriteFile(shard0(dir), npyFile("hello world", nil), 0o644)
-			return shard0(dir)
-		}, "corrupt .npy header: expected a Python dict literal"},
-		{"header key missing", func(t *testing.T, dir string) string {
-			os.WriteFile(shard0(dir), npyFile("{'descr': '<f4', 'shape': (16, 4), }", make([]byte, 256)), 0o644)
-			return shard0(dir)
-		}, "key 'fortran_order' is missing"},
-		{"header shape garbage", func(t *testing.T, dir string) string {
-			os.WriteFile(shard0(dir), npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (16, x), }", make([]byte, 256)), 0o644)
-			return shard0(dir)
-		}, "corrupt .npy header"},
+		{"d_model mismatch", writeShard0(npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (16, 5), }", make([]byte, 16*5*4))), "d_model mismatch: expected 4 columns, found shape (16, 5)"},
+		{"float64", writeShard0(npyFile("{'descr': '<f8', 'fortran_order': False, 'shape': (16, 4), }", make([]byte, 16*4*8))), "unsupported dtype <f8 (float64)"},
+		{"int32", writeShard0(npyFile("{'descr': '<i4', 'fortran_order': False, 'shape': (16, 4), }", make([]byte, 16*4*4))), "unsupported dtype <i4 (int32)"},
+		{"fortran order", writeShard0(npyFile("{'descr': '<f4', 'fortran_order': True, 'shape': (16, 4), }", make([]byte, 16*4*4))), "Fortran (column-major) order"},
+		{"three dimensions", writeShard0(npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (16, 2, 2), }", make([]byte, 16*4*4))), "expected two dimensions"},
+		{"truncated data", rewriteShard0(func(b []byte) []byte { return b[:len(b)-10] }), "truncated: the header says 16 rows"},
+		{"trailing bytes", rewriteShard0(func(b []byte) []byte { return append(b, 1, 2, 3) }), "corrupt: the header says 16 rows of 4 float32 values (256 bytes of data), but 3 more bytes follow"},
+		{"truncated header", rewriteShard0(func(b []byte) []byte { return b[:40] }), "truncated .npy header"},
+		{"empty file", writeShard0(nil), "not a .npy file"},
+		{"bad magic", rewriteShard0(func(b []byte) []byte { b[1] = 'X'; return b }), "not a .npy file: expected the magic bytes"},
+		{"absurd header length v2", writeShard0([]byte{0x93, 'N', 'U', 'M', 'P', 'Y', 2, 0, 0xff, 0xff, 0xff, 0x7f}), "absurd .npy header: length 2147483647 bytes"},
+		{"absurd shape", writeShard0(npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (999999999999999, 4), }", nil)), "absurd .npy header: shape (999999999999999, 4) is over a petabyte"},
+		{"negative shape", writeShard0(npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (-3, 4), }", nil)), "absurd .npy header: shape (-3, 4)"},
+		{"header not a dict", writeShard0(npyFile("hello world", nil)), "corrupt .npy header: expected a Python dict literal"},
+		{"header key missing", writeShard0(npyFile("{'descr': '<f4', 'shape': (16, 4), }", make([]byte, 256))), "key 'fortran_order' is missing"},
+		{"header shape garbage", writeShard0(npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (16, x), }", make([]byte, 256))), "corrupt .npy header"},
 		{"missing shard", func(t *testing.T, dir string) string {
 			os.Remove(shard0(dir))
 			return filepath.Join(dir, "manifest.json")
@@ -154,40 +139,13 @@ func TestBrokenDumps(t *testing.T) {
 			})
 			return p
 		}, "must be a file name inside the dump directory"},
-		{"malformed steps line", func(t *testing.T, dir string) string {
-			p := filepath.Join(dir, "steps.jsonl")
-			rewrite(t, p, func(b []byte) []byte {
-				lines := strings.SplitAfter(string(b), "\n")
-				lines[6] = "{\"trace\": \"x\", oops}\n"
-				return []byte(strings.Join(lines, ""))
-			})
-			return p + ":7"
-		}, "malformed JSON"},
-		{"steps field wrong type", func(t *testing.T, dir string) string {
-			p := filepath.Join(dir, "steps.jsonl")
-			rewrite(t, p, func(b []byte) []byte {
-				lines := strings.SplitAfter(string(b), "\n")
-				lines[2] = "{\"trace\": \"x\", \"step\": \"two\"}\n"
-				return []byte(strings.Join(lines, ""))
-			})
-			return p + ":3"
-		}, `field "step": expected an integer, found "two"`},
-		{"steps blank line", func(t *testing.T, dir string) string {
-			p := filepath.Join(dir, "steps.jsonl")
-			rewrite(t, p, func(b []byte) []byte {
-				lines := strings.SplitAfter(string(b), "\n")
-				lines[3] = "\n"
-				return []byte(strings.Join(lines, ""))
-			})
-			return p + ":4"
-		}, "empty line"},
-		{"NaN value", func(t *testing.T, dir string) string {
-			rewrite(t, shard0(dir), func(b []byte) []byte {
-				binary.LittleEndian.PutUint32(b[npyHeaderSize+4*(5*4+2):], math.Float32bits(float32(math.NaN())))
-				return b
-			})
-			return shard0(dir)
-		}, "row 5 (layer row 5), column 2: value NaN is not finite"},
+		{"malformed steps line", replaceStepsLine(7, "{\"trace\": \"x\", oops}\n"), "malformed JSON"},
+		{"steps field wrong type", replaceStepsLine(3, "{\"trace\": \"x\", \"step\": \"two\"}\n"), `field "step": expected an integer, found "two"`},
+		{"steps blank line", replaceStepsLine(4, "\n"), "empty line"},
+		{"NaN value", rewriteShard0(func(b []byte) []byte {
+			binary.LittleEndian.PutUint32(b[npyHeaderSize+4*(5*4+2):], math.Float32bits(float32(math.NaN())))
+			return b
+		}), "row 5 (layer row 5), column 2: value NaN is not finite"},
 		{"Inf value in second shard", func(t *testing.T, dir string) string {
 			p := filepath.Join(dir, "layer3-00001.npy")
 			rewrite(t, p, func(b []byte) []byte {

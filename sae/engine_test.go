@@ -3,7 +3,6 @@ package sae
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"testing"
 )
 
@@ -45,34 +44,8 @@ var agreeCases = []agreeCase{
 // thresholds spread over the range of the pre-activations.
 func agreeSAE(t *testing.T, c agreeCase, seed uint64) (*SAE, []float32, []bool) {
 	t.Helper()
-	s, err := New(c.arch, c.dIn, c.dSae, c.k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(seed, 11))
-	s.Init(seed, 1, nil, 0)
-	for i := range s.WEnc {
-		s.WEnc[i] += float32(0.2 * rng.NormFloat64())
-	}
-	for j := range s.DSae {
-		sc := float32(0.5 + rng.Float64())
-		for i := range s.DIn {
-			s.WDec[j*s.DIn+i] *= sc
-		}
-		s.BEnc[j] = float32(0.2 * rng.NormFloat64())
-		if s.Threshold != nil {
-			s.Threshold[j] = float32(0.05 + 1.5*rng.Float64())
-		}
-	}
-	for i := range s.BDec {
-		s.BDec[i] = float32(0.3 * rng.NormFloat64())
-	}
-	s.ApplyBDecToInput = c.centre
-	s.InputScale = c.scale
-	x := make([]float32, c.rows*c.dIn)
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
-	}
+	s, x, rng := randomSAE{arch: c.arch, dIn: c.dIn, dSae: c.dSae, k: c.k, rows: c.rows, centre: c.centre, scale: c.scale,
+		stream: 11, decNorm: 1, encNoise: 0.2, bEnc: 0.2, bDec: 0.3, thresholds: true}.make(t, seed)
 	var dead []bool
 	if c.deadFrac > 0 {
 		dead = make([]bool, c.dSae)
@@ -81,17 +54,6 @@ func agreeSAE(t *testing.T, c agreeCase, seed uint64) (*SAE, []float32, []bool) 
 		}
 	}
 	return s, x, dead
-}
-
-// agreeRelErr is ||a - b|| / max(||b||, 1e-12).
-func agreeRelErr(a, b []float32) float64 {
-	var num, den float64
-	for i := range b {
-		d := float64(a[i]) - float64(b[i])
-		num += d * d
-		den += float64(b[i]) * float64(b[i])
-	}
-	return math.Sqrt(num) / max(math.Sqrt(den), 1e-12)
 }
 
 // engineAgreement runs engines a and b on random SAEs and batches of every
@@ -117,7 +79,7 @@ func engineAgreement(t *testing.T, a, b Engine) {
 				}
 				check := func(name string, va, vb []float32) {
 					t.Helper()
-					if e := agreeRelErr(va, vb); !(e < tol) {
+					if e := relErr(va, vb); !(e < tol) {
 						t.Errorf("seed %d: %s differs: relative error %.3g between %s and %s", seed, name, e, a.Name(), b.Name())
 					}
 				}

@@ -2,6 +2,7 @@ package sae
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -165,15 +166,9 @@ type featureAccumulator struct {
 }
 
 func newFeatureAccumulator(s *SAE, layer *activations.Layer, o FeatureStatsOptions) (*featureAccumulator, error) {
-	if o.TopN == 0 {
-		o.TopN = DefaultFeatureTopN
-	}
-	if o.HistBins == 0 {
-		o.HistBins = DefaultFeatureHistBins
-	}
-	if o.BinsPerOctave == 0 {
-		o.BinsPerOctave = DefaultFeatureBinsPerOctave
-	}
+	o.TopN = cmp.Or(o.TopN, DefaultFeatureTopN)
+	o.HistBins = cmp.Or(o.HistBins, DefaultFeatureHistBins)
+	o.BinsPerOctave = cmp.Or(o.BinsPerOctave, DefaultFeatureBinsPerOctave)
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
 	}

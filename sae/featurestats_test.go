@@ -13,11 +13,12 @@ import (
 	"github.com/rise-interp/rise/activations"
 )
 
-// craftedFeatureLayer has 50 rows of width 2 for the signed identity SAE:
-// x0 = r+1 (latent 0 takes the values 1..50, latent 1 never fires) and
-// x1 = -3 on every fifth row (latent 3 fires 10 times with value 3,
-// latent 2 never).
-func craftedFeatureLayer(t *testing.T) ([]float32, int) {
+// craftedFeatures is a layer of 50 rows of width 2 and the signed identity
+// SAE that reads it: x0 = r+1 (latent 0 takes the values 1..50, latent 1
+// never fires) and x1 = -3 on every fifth row (latent 3 fires 10 times with
+// value 3, latent 2 never).
+func craftedFeatures(t *testing.T) (*SAE, *activations.Layer) {
+	t.Helper()
 	x := make([]float32, 0, 100)
 	for r := range 50 {
 		var x1 float32
@@ -26,13 +27,12 @@ func craftedFeatureLayer(t *testing.T) ([]float32, int) {
 		}
 		x = append(x, float32(r+1), x1)
 	}
-	return x, 2
+	return signedIdentitySAE(t, 2), evalTestLayer(t, x, 2)
 }
 
 func TestFeatureStatsCrafted(t *testing.T) {
-	x, d := craftedFeatureLayer(t)
-	layer := evalTestLayer(t, x, d)
-	fs, err := ComputeFeatureStats(context.Background(), signedIdentitySAE(t, d), layer, FeatureStatsOptions{BatchSize: 8})
+	s, layer := craftedFeatures(t)
+	fs, err := ComputeFeatureStats(context.Background(), s, layer, FeatureStatsOptions{BatchSize: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,9 +204,8 @@ func TestFeatureStatsAgainstDirect(t *testing.T) {
 }
 
 func TestFeatureStatsSaveLoad(t *testing.T) {
-	x, d := craftedFeatureLayer(t)
-	layer := evalTestLayer(t, x, d)
-	fs, err := ComputeFeatureStats(context.Background(), signedIdentitySAE(t, d), layer, FeatureStatsOptions{TopN: 3})
+	s, layer := craftedFeatures(t)
+	fs, err := ComputeFeatureStats(context.Background(), s, layer, FeatureStatsOptions{TopN: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,9 +255,7 @@ func TestFeatureStatsSaveLoad(t *testing.T) {
 }
 
 func TestFeatureStatsOptionsAndCancel(t *testing.T) {
-	x, d := craftedFeatureLayer(t)
-	layer := evalTestLayer(t, x, d)
-	s := signedIdentitySAE(t, d)
+	s, layer := craftedFeatures(t)
 	for _, o := range []FeatureStatsOptions{{TopN: -1}, {TopN: 5000}, {HistBins: 1}, {BinsPerOctave: 100}, {MaxRows: -2}} {
 		if _, err := ComputeFeatureStats(context.Background(), s, layer, o); err == nil {
 			t.Errorf("options %+v accepted", o)

@@ -310,31 +310,8 @@ var graphTestCases = []graphTestCase{
 // so that several fall inside the estimator's window, on both sides of θ.
 func graphTestSAE(t *testing.T, tc graphTestCase, seed uint64) (*SAE, []float32, []bool) {
 	t.Helper()
-	s, err := New(tc.arch, tc.dIn, tc.dSae, tc.k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(seed, 7))
-	s.Init(seed, 0.8, nil, 0.1)
-	for i := range s.WEnc {
-		s.WEnc[i] += float32(0.3 * rng.NormFloat64())
-	}
-	for j := range s.DSae {
-		sc := float32(0.5 + rng.Float64())
-		for i := range s.DIn {
-			s.WDec[j*s.DIn+i] *= sc
-		}
-		s.BEnc[j] = float32(0.1 * rng.NormFloat64())
-	}
-	for i := range s.BDec {
-		s.BDec[i] = float32(0.2 * rng.NormFloat64())
-	}
-	s.ApplyBDecToInput = tc.centre
-	s.InputScale = 1.3
-	x := make([]float32, tc.rows*tc.dIn)
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
-	}
+	s, x, rng := randomSAE{arch: tc.arch, dIn: tc.dIn, dSae: tc.dSae, k: tc.k, rows: tc.rows, centre: tc.centre, scale: 1.3,
+		stream: 7, decNorm: 0.8, threshold: 0.1, encNoise: 0.3, bEnc: 0.1, bDec: 0.2}.make(t, seed)
 	var dead []bool
 	if tc.dead > 0 {
 		dead = make([]bool, tc.dSae)
@@ -381,101 +358,106 @@ func graphRelErr(a []float32, b []float64) float64 {
 	return math.Sqrt(num) / max(math.Sqrt(den), 1e-12)
 }
 
-func TestGraphLossMatchesReference(t *testing.T) {
-	e := NewGraphEngine()
+// forGraphCases runs check on every case of graphTestCases, in a subtest,
+// with the SAE and batch graphTestSAE draws with seed.
+func forGraphCases(t *testing.T, seed uint64, check func(t *testing.T, tc graphTestCase, s *SAE, x []float32, dead []bool)) {
 	for _, tc := range graphTestCases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, x, dead := graphTestSAE(t, tc, 1)
-			g := NewGradients(s)
-			fired := make([]int64, s.DSae)
-			loss, err := e.Step(s, x, tc.cfg, dead, g, fired)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := graphRefParamsOf(s)
-			x64 := graphTo64(x)
-			sel := graphRefSelect(s, p, x64, tc.cfg, dead)
-			ref := graphRefEval(s, p, x64, tc.cfg, sel)
-			for _, c := range []struct {
-				name      string
-				got, want float64
-			}{
-				{"MSE", loss.MSE, ref.mse}, {"Sparsity", loss.Sparsity, ref.sparsity},
-				{"AuxK", loss.AuxK, ref.auxK}, {"L0", loss.L0, ref.l0},
-				{"Total", loss.Total, ref.total()},
-				{"BatchThreshold", float64(loss.BatchThreshold), sel.batchThreshold},
-			} {
-				if math.Abs(c.got-c.want) > 1e-5*max(1, math.Abs(c.want)) {
-					t.Errorf("%s = %.8g, reference %.8g", c.name, c.got, c.want)
-				}
-			}
-			if !slices.Equal(fired, ref.fired) {
-				t.Errorf("fired = %v, reference %v", fired, ref.fired)
-			}
-			// The configurations exercise every term.
-			if tc.cfg.Sparsity != 0 && ref.sparsity == 0 {
-				t.Errorf("sparsity term is zero in the reference; the case does not exercise it")
-			}
-			if tc.cfg.AuxKCoeff != 0 && ref.auxK == 0 {
-				t.Errorf("AuxK term is zero in the reference; the case does not exercise it")
-			}
+			s, x, dead := graphTestSAE(t, tc, seed)
+			check(t, tc, s, x, dead)
 		})
 	}
 }
 
+func TestGraphLossMatchesReference(t *testing.T) {
+	e := NewGraphEngine()
+	forGraphCases(t, 1, func(t *testing.T, tc graphTestCase, s *SAE, x []float32, dead []bool) {
+		g := NewGradients(s)
+		fired := make([]int64, s.DSae)
+		loss, err := e.Step(s, x, tc.cfg, dead, g, fired)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := graphRefParamsOf(s)
+		x64 := graphTo64(x)
+		sel := graphRefSelect(s, p, x64, tc.cfg, dead)
+		ref := graphRefEval(s, p, x64, tc.cfg, sel)
+		for _, c := range []struct {
+			name      string
+			got, want float64
+		}{
+			{"MSE", loss.MSE, ref.mse}, {"Sparsity", loss.Sparsity, ref.sparsity},
+			{"AuxK", loss.AuxK, ref.auxK}, {"L0", loss.L0, ref.l0},
+			{"Total", loss.Total, ref.total()},
+			{"BatchThreshold", float64(loss.BatchThreshold), sel.batchThreshold},
+		} {
+			if math.Abs(c.got-c.want) > 1e-5*max(1, math.Abs(c.want)) {
+				t.Errorf("%s = %.8g, reference %.8g", c.name, c.got, c.want)
+			}
+		}
+		if !slices.Equal(fired, ref.fired) {
+			t.Errorf("fired = %v, reference %v", fired, ref.fired)
+		}
+		// The configurations exercise every term.
+		if tc.cfg.Sparsity != 0 && ref.sparsity == 0 {
+			t.Errorf("sparsity term is zero in the reference; the case does not exercise it")
+		}
+		if tc.cfg.AuxKCoeff != 0 && ref.auxK == 0 {
+			t.Errorf("AuxK term is zero in the reference; the case does not exercise it")
+		}
+	})
+}
+
 func TestGraphGradientsMatchFiniteDifferences(t *testing.T) {
 	e := NewGraphEngine()
-	for _, tc := range graphTestCases {
-		t.Run(tc.name, func(t *testing.T) {
-			s, x, dead := graphTestSAE(t, tc, 2)
-			g := NewGradients(s)
-			if _, err := e.Step(s, x, tc.cfg, dead, g, nil); err != nil {
-				t.Fatal(err)
+	forGraphCases(t, 2, func(t *testing.T, tc graphTestCase, s *SAE, x []float32, dead []bool) {
+		g := NewGradients(s)
+		if _, err := e.Step(s, x, tc.cfg, dead, g, nil); err != nil {
+			t.Fatal(err)
+		}
+		p := graphRefParamsOf(s)
+		x64 := graphTo64(x)
+		sel := graphRefSelect(s, p, x64, tc.cfg, dead)
+		const h = 1e-6
+		fd := func(v []float64) []float64 {
+			out := make([]float64, len(v))
+			for i := range v {
+				old := v[i]
+				v[i] = old + h
+				up := graphRefEval(s, p, x64, tc.cfg, sel).total()
+				v[i] = old - h
+				down := graphRefEval(s, p, x64, tc.cfg, sel).total()
+				v[i] = old
+				out[i] = (up - down) / (2 * h)
 			}
-			p := graphRefParamsOf(s)
-			x64 := graphTo64(x)
-			sel := graphRefSelect(s, p, x64, tc.cfg, dead)
-			const h = 1e-6
-			fd := func(v []float64) []float64 {
-				out := make([]float64, len(v))
-				for i := range v {
-					old := v[i]
-					v[i] = old + h
-					up := graphRefEval(s, p, x64, tc.cfg, sel).total()
-					v[i] = old - h
-					down := graphRefEval(s, p, x64, tc.cfg, sel).total()
-					v[i] = old
-					out[i] = (up - down) / (2 * h)
-				}
-				return out
+			return out
+		}
+		check := func(name string, got []float32, want []float64) {
+			t.Helper()
+			if err := graphRelErr(got, want); !(err < 1e-5) {
+				t.Errorf("∂loss/∂%s: relative error %.3g against the reference\n got %v\nwant %v", name, err, got, want)
 			}
-			check := func(name string, got []float32, want []float64) {
-				t.Helper()
-				if err := graphRelErr(got, want); !(err < 1e-5) {
-					t.Errorf("∂loss/∂%s: relative error %.3g against the reference\n got %v\nwant %v", name, err, got, want)
-				}
-			}
-			check("W_enc", g.WEnc, fd(p.wEnc))
-			check("W_dec", g.WDec, fd(p.wDec))
-			check("b_enc", g.BEnc, fd(p.bEnc))
-			check("b_dec", g.BDec, fd(p.bDec))
-			if tc.arch == JumpReLU {
-				want := graphRefLogThresholdGrad(s, p, x64, tc.cfg, sel)
-				check("log θ", g.LogThreshold, want)
-				// Several pre-activations lie in the window, so the
-				// estimator is exercised.
-				nonzero := 0
-				for _, v := range want {
-					if v != 0 {
-						nonzero++
-					}
-				}
-				if nonzero < 4 {
-					t.Errorf("only %d latents have a threshold gradient; the case does not exercise the estimator", nonzero)
+		}
+		check("W_enc", g.WEnc, fd(p.wEnc))
+		check("W_dec", g.WDec, fd(p.wDec))
+		check("b_enc", g.BEnc, fd(p.bEnc))
+		check("b_dec", g.BDec, fd(p.bDec))
+		if tc.arch == JumpReLU {
+			want := graphRefLogThresholdGrad(s, p, x64, tc.cfg, sel)
+			check("log θ", g.LogThreshold, want)
+			// Several pre-activations lie in the window, so the
+			// estimator is exercised.
+			nonzero := 0
+			for _, v := range want {
+				if v != 0 {
+					nonzero++
 				}
 			}
-		})
-	}
+			if nonzero < 4 {
+				t.Errorf("only %d latents have a threshold gradient; the case does not exercise the estimator", nonzero)
+			}
+		}
+	})
 }
 
 // TestGraphReusesAcrossBatchSizes runs a full and a partial batch in turn:

@@ -241,18 +241,7 @@ func TestImportGemmaScopeErrors(t *testing.T) {
 			tc.mutate(m)
 			writeZip(t, path, false, m)
 			_, err := ImportGemmaScope(path)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			msg := err.Error()
-			if !strings.Contains(msg, path) {
-				t.Errorf("error %q does not name %s", msg, path)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error %q does not say %q", msg, w)
-				}
-			}
+			wantFileError(t, err, path, tc.want)
 		})
 	}
 

@@ -59,20 +59,6 @@ func forward(s *SAE, x []float32) (f, xhat []float32) {
 	return f, xhat
 }
 
-// relErr is ||a - b|| / ||b||.
-func relErr(a, b []float32) float64 {
-	var num, den float64
-	for i := range a {
-		d := float64(a[i]) - float64(b[i])
-		num += d * d
-		den += float64(b[i]) * float64(b[i])
-	}
-	if den == 0 {
-		return math.Sqrt(num)
-	}
-	return math.Sqrt(num / den)
-}
-
 // closeTo checks got against want elementwise within rel·|want| + abs.
 func closeTo(t *testing.T, what string, got, want []float32, rel, abs float64) {
 	t.Helper()
@@ -553,21 +539,4 @@ func TestSAELensLoadErrors(t *testing.T) {
 			t.Errorf("truncated weights: got %v, want an error naming %s", err, w)
 		}
 	})
-}
-
-// wantFileError checks that err names the file and says each of want.
-func wantFileError(t *testing.T, err error, file string, want []string) {
-	t.Helper()
-	if err == nil {
-		t.Fatal("no error")
-	}
-	msg := err.Error()
-	if !strings.Contains(msg, file) {
-		t.Errorf("error %q does not name %s", msg, file)
-	}
-	for _, w := range want {
-		if !strings.Contains(msg, w) {
-			t.Errorf("error %q does not say %q", msg, w)
-		}
-	}
 }

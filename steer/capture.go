@@ -1,6 +1,7 @@
 package steer
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -101,9 +102,7 @@ func (o *CaptureOptions) normalise(blocks int) ([]int, error) {
 		}
 		seen[l] = true
 	}
-	if o.Delimiter == "" {
-		o.Delimiter = label.DefaultDelimiter
-	}
+	o.Delimiter = cmp.Or(o.Delimiter, label.DefaultDelimiter)
 	if o.Matcher == nil {
 		o.Matcher = label.DefaultMatcher()
 	}
@@ -228,9 +227,7 @@ type DumpSink struct {
 // NewDumpSink starts a dump at dir for rows of dim values from the given
 // layers (in increasing order).
 func NewDumpSink(dir, model string, dim int, layers []int, o CaptureOptions) (*DumpSink, error) {
-	if o.Delimiter == "" {
-		o.Delimiter = label.DefaultDelimiter
-	}
+	o.Delimiter = cmp.Or(o.Delimiter, label.DefaultDelimiter)
 	if o.Matcher == nil {
 		o.Matcher = label.DefaultMatcher()
 	}

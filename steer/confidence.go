@@ -1,6 +1,7 @@
 package steer
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -344,18 +345,10 @@ func LearnConfidence(ctx context.Context, m *model.Model, tok model.Tokenizer, s
 	if o.Layer < 0 || o.Layer >= m.Layers-1 {
 		return nil, inputerr.Errorf("confidence: layer %d: expected a block from 0 to %d (there must be a block above it)", o.Layer, m.Layers-2)
 	}
-	if o.Iters == 0 {
-		o.Iters = 1000
-	}
-	if o.Batch == 0 {
-		o.Batch = 32
-	}
-	if o.LR == 0 {
-		o.LR = 0.01
-	}
-	if o.MaxStates == 0 {
-		o.MaxStates = 512
-	}
+	o.Iters = cmp.Or(o.Iters, 1000)
+	o.Batch = cmp.Or(o.Batch, 32)
+	o.LR = cmp.Or(o.LR, 0.01)
+	o.MaxStates = cmp.Or(o.MaxStates, 512)
 	if o.Iters < 1 || o.Batch < 1 || !(o.LR > 0) || o.MaxStates < 1 {
 		return nil, inputerr.Errorf("confidence: expected positive iterations, batch, learning rate and states, found %d, %d, %g, %d", o.Iters, o.Batch, o.LR, o.MaxStates)
 	}

@@ -207,17 +207,7 @@ func NewBackendHandler(b Backend) http.Handler {
 		}
 		enc.Encode(CaptureLine{Done: true})
 	})
-	mux.HandleFunc("POST /v1/confidence", func(w http.ResponseWriter, r *http.Request) {
-		cb, ok := b.(ConfidenceBackend)
-		if !ok {
-			wireError(w, http.StatusNotImplemented, errors.New("confidence: this server's backend cannot learn confidence vectors"))
-			return
-		}
-		var req ConfidenceRequest
-		if err := decodeWire(r, &req); err != nil {
-			wireError(w, http.StatusBadRequest, err)
-			return
-		}
+	mux.HandleFunc("POST /v1/confidence", confidenceHandler(b, "confidence: this server's backend cannot learn confidence vectors", func(w http.ResponseWriter, r *http.Request, cb ConfidenceBackend, req *ConfidenceRequest) {
 		info := b.Info()
 		if req.DSae < 1 || len(req.WDec) != req.DSae*info.DModel {
 			wireError(w, http.StatusBadRequest, fmt.Errorf("w_dec: expected d_sae × d_model = %d × %d values, found %d", req.DSae, info.DModel, len(req.WDec)))
@@ -231,18 +221,8 @@ func NewBackendHandler(b Backend) http.Handler {
 			return
 		}
 		writeWire(w, http.StatusOK, ConfidenceResponse{ConfidenceResult: res, Scores: res.Scores})
-	})
-	mux.HandleFunc("POST /v1/entropy", func(w http.ResponseWriter, r *http.Request) {
-		cb, ok := b.(ConfidenceBackend)
-		if !ok {
-			wireError(w, http.StatusNotImplemented, errors.New("entropy: this server's backend cannot measure it"))
-			return
-		}
-		var req EntropyRequest
-		if err := decodeWire(r, &req); err != nil {
-			wireError(w, http.StatusBadRequest, err)
-			return
-		}
+	}))
+	mux.HandleFunc("POST /v1/entropy", confidenceHandler(b, "entropy: this server's backend cannot measure it", func(w http.ResponseWriter, r *http.Request, cb ConfidenceBackend, req *EntropyRequest) {
 		vs, err := (&GenerateRequest{Vectors: req.Vectors}).vectors(b.Info())
 		if err != nil {
 			wireError(w, http.StatusBadRequest, err)
@@ -254,11 +234,31 @@ func NewBackendHandler(b Backend) http.Handler {
 			return
 		}
 		writeWire(w, http.StatusOK, EntropyResponse{Entropy: h, States: n})
-	})
+	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		wireError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s %s: the %s protocol has GET /v1/info and POST /v1/generate, /v1/capture, /v1/confidence and /v1/entropy", r.Method, r.URL.Path, Protocol))
 	})
 	return mux
+}
+
+// confidenceHandler serves a request of type Req that a ConfidenceBackend
+// answers: it refuses the request with 501 and the message unsupported when
+// the server's backend is not one, and with 400 when the body does not
+// decode.
+func confidenceHandler[Req any](b Backend, unsupported string, serve func(w http.ResponseWriter, r *http.Request, cb ConfidenceBackend, req *Req)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		cb, ok := b.(ConfidenceBackend)
+		if !ok {
+			wireError(w, http.StatusNotImplemented, errors.New(unsupported))
+			return
+		}
+		var req Req
+		if err := decodeWire(r, &req); err != nil {
+			wireError(w, http.StatusBadRequest, err)
+			return
+		}
+		serve(w, r, cb, &req)
+	}
 }
 
 // vectors checks the wire vectors against the model and makes them unit.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"math"
 	"net"
 	"net/http"
@@ -106,6 +105,22 @@ func pythonTraces(t *testing.T) []activations.Trace {
 	return append(trs, hand...)
 }
 
+// pythonReference starts the Python reference server and returns its URL
+// and a client of it, beside the native runtime on the same model.
+func pythonReference(t *testing.T) (string, *Remote, *Native) {
+	t.Helper()
+	url := startPythonBackend(t)
+	m, tok, err := model.Load(refDir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Dial(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url, r, &Native{Model: m, Tokenizer: tok}
+}
+
 // compareDumps checks that two dumps hold the same steps and traces and
 // rows within tol, and returns the largest difference.
 func compareDumps(t *testing.T, native, remote string, tol float64, skipPrompt bool) float64 {
@@ -178,17 +193,9 @@ func compareDumps(t *testing.T, native, remote string, tol float64, skipPrompt b
 // exactly and rows within 1e-4, the "default" option, 4xx errors, and the
 // script's --capture dump mode.
 func TestPythonReferenceBackend(t *testing.T) {
-	url := startPythonBackend(t)
+	url, r, native := pythonReference(t)
 	ctx := context.Background()
-	m, tok, err := model.Load(refDir, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	native := &Native{Model: m, Tokenizer: tok}
-	r, err := Dial(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := native.Model
 	if got, want := r.Info(), native.Info(); got != want {
 		t.Fatalf("info: python %+v, native %+v", got, want)
 	}
@@ -316,7 +323,7 @@ func TestPythonReferenceBackend(t *testing.T) {
 	t.Logf("capture over the server: largest row difference %.3g", worst)
 
 	// Bad requests get a 4xx JSON error.
-	for _, tc := range []struct{ method, path, body, want string }{
+	checkBadRequests(t, url, []badRequest{
 		{"POST", "/v1/generate", `{"prompts": ["x"], "vectors": [{"direction": [1, 2], "layer": 1}]}`, "expected 64 values"},
 		{"POST", "/v1/generate", `{"prompts": ["x"], "vectors": [{"direction": [` + strings.Repeat("0,", 63) + `1], "layer": 9}]}`, "layer"},
 		{"POST", "/v1/generate", `{"prompts": ["x"], "vectors": [{"direction": [` + strings.Repeat("0,", 63) + `1], "op": "push"}]}`, "op: expected add"},
@@ -331,19 +338,7 @@ func TestPythonReferenceBackend(t *testing.T) {
 		{"POST", "/v1/capture", `{"traces": [{"trace": "a", "prompt": "", "response": "x"}], "layers": []}`, "no layers"},
 		{"POST", "/v1/capture", `{"traces": [], "layers": [0]}`, "at least one trace"},
 		{"GET", "/v2/info", ``, "no endpoint"},
-	} {
-		req, _ := http.NewRequest(tc.method, url+tc.path, strings.NewReader(tc.body))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var e map[string]string
-		if resp.StatusCode/100 != 4 || json.Unmarshal(body, &e) != nil || !strings.Contains(e["error"], tc.want) {
-			t.Errorf("%s %s %s: %d %s, want a 4xx JSON error mentioning %q", tc.method, tc.path, tc.body, resp.StatusCode, body, tc.want)
-		}
-	}
+	})
 
 	// The --capture dump mode writes the same dump without serving.
 	tmp := t.TempDir()
@@ -407,17 +402,9 @@ func overWire(gs []model.Generation) []model.Generation {
 // result from the recomputing path (the one --model uses) as from the
 // cached keys and values; and 4xx errors for bad requests.
 func TestPythonReferenceConfidence(t *testing.T) {
-	url := startPythonBackend(t)
+	url, r, native := pythonReference(t)
 	ctx := context.Background()
-	m, tok, err := model.Load(refDir, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	native := &Native{Model: m, Tokenizer: tok}
-	r, err := Dial(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := native.Model
 	trs := pythonTraces(t)
 
 	// Entropy at the step boundaries, plain and with an add vector there.
@@ -491,14 +478,7 @@ func TestPythonReferenceConfidence(t *testing.T) {
 	// A batch holding every state: each step sees all of them, whatever
 	// the shuffles, so Python and Go run the same optimisation.
 	full := ConfidenceOptions{Layer: layer, Iters: 12, Batch: 512, LR: 0.05, MaxStates: 512, Seed: 1}
-	nc, err := native.LearnConfidence(ctx, sv, trs, full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fc, err := r.LearnConfidence(ctx, sv, trs, full)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, fc := onBoth(t, native, r, func(b ConfidenceBackend) (*ConfidenceResult, error) { return b.LearnConfidence(ctx, sv, trs, full) })
 	if nc.States != fc.States || len(nc.Curve) != len(fc.Curve) {
 		t.Fatalf("full batch: native %d states and %d curve points, python %d and %d", nc.States, len(nc.Curve), fc.States, len(fc.Curve))
 	}
@@ -541,27 +521,16 @@ func TestPythonReferenceConfidence(t *testing.T) {
 
 	// Bad requests get a 4xx JSON error.
 	wdec := strings.TrimSuffix(strings.Repeat("0.1,", 32*m.Dim), ",")
-	for _, tc := range []struct{ path, body, want string }{
-		{"/v1/confidence", `{"w_dec": [1, 2], "d_sae": 3, "layer": 0, "traces": [{"trace": "a", "prompt": "", "response": "x\n\ny"}]}`, "w_dec: expected"},
-		{"/v1/confidence", `{"w_dec": [1, 2], "d_sae": 0, "layer": 0}`, "w_dec: expected"},
-		{"/v1/confidence", `{"w_dec": [` + wdec + `], "d_sae": 32, "layer": 1, "traces": [{"trace": "a", "prompt": "", "response": "x\n\ny"}]}`, "there must be a block above it"},
-		{"/v1/confidence", `{"w_dec": [` + wdec + `], "d_sae": 32, "layer": -1, "traces": [{"trace": "a", "prompt": "", "response": "x\n\ny"}]}`, "expected a block from 0 to 0"},
-		{"/v1/confidence", `{"w_dec": [` + wdec + `], "d_sae": 32, "layer": 0, "iters": -1, "traces": [{"trace": "a", "prompt": "", "response": "x\n\ny"}]}`, "expected positive"},
-		{"/v1/confidence", `{"w_dec": [], "d_sae": 1, "sae": "x"}`, "unknown field"},
-		{"/v1/entropy", `{"traces": [], "vectors": [{"direction": [1], "layer": 1}]}`, "expected 64 values"},
-		{"/v1/entropy", `{"traces": [], "vectors": [{"direction": [` + strings.Repeat("0,", 63) + `1], "layer": 5}]}`, "layer"},
-		{"/v1/entropy", `{"trace": []}`, "unknown field"},
-		{"/v1/entropy", `nope`, "expected a JSON object"},
-	} {
-		resp, err := http.Post(url+tc.path, "application/json", strings.NewReader(tc.body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var e map[string]string
-		if resp.StatusCode/100 != 4 || json.Unmarshal(body, &e) != nil || !strings.Contains(e["error"], tc.want) {
-			t.Errorf("POST %s %.80s: %d %s, want a 4xx JSON error mentioning %q", tc.path, tc.body, resp.StatusCode, body, tc.want)
-		}
-	}
+	checkBadRequests(t, url, []badRequest{
+		{"POST", "/v1/confidence", `{"w_dec": [1, 2], "d_sae": 3, "layer": 0, "traces": [{"trace": "a", "prompt": "", "response": "x\n\ny"}]}`, "w_dec: expected"},
+		{"POST", "/v1/confidence", `{"w_dec": [1, 2], "d_sae": 0, "layer": 0}`, "w_dec: expected"},
+		{"POST", "/v1/confidence", `{"w_dec": [` + wdec + `], "d_sae": 32, "layer": 1, "traces": [{"trace": "a", "prompt": "", "response": "x\n\ny"}]}`, "there must be a block above it"},
+		{"POST", "/v1/confidence", `{"w_dec": [` + wdec + `], "d_sae": 32, "layer": -1, "traces": [{"trace": "a", "prompt": "", "response": "x\n\ny"}]}`, "expected a block from 0 to 0"},
+		{"POST", "/v1/confidence", `{"w_dec": [` + wdec + `], "d_sae": 32, "layer": 0, "iters": -1, "traces": [{"trace": "a", "prompt": "", "response": "x\n\ny"}]}`, "expected positive"},
+		{"POST", "/v1/confidence", `{"w_dec": [], "d_sae": 1, "sae": "x"}`, "unknown field"},
+		{"POST", "/v1/entropy", `{"traces": [], "vectors": [{"direction": [1], "layer": 1}]}`, "expected 64 values"},
+		{"POST", "/v1/entropy", `{"traces": [], "vectors": [{"direction": [` + strings.Repeat("0,", 63) + `1], "layer": 5}]}`, "layer"},
+		{"POST", "/v1/entropy", `{"trace": []}`, "unknown field"},
+		{"POST", "/v1/entropy", `nope`, "expected a JSON object"},
+	})
 }

@@ -2,7 +2,6 @@ package steer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -44,14 +43,7 @@ func TestRemoteBackend(t *testing.T) {
 	vs[0].Dir, _ = vec.Unit(dir)
 	prompts := []string{"", "Tom had a ball"}
 	for _, o := range []model.GenerateOptions{{MaxTokens: 30}, {MaxTokens: 30, Hooks: Vectors(vs)}, {MaxTokens: 30, Temperature: 0.8, Seed: 3}} {
-		want, err := native.Generate(ctx, prompts, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := r.Generate(ctx, prompts, o)
-		if err != nil {
-			t.Fatal(err)
-		}
+		want, got := onBoth(t, native, r, func(b ConfidenceBackend) ([]model.Generation, error) { return b.Generate(ctx, prompts, o) })
 		for i := range want {
 			if got[i].Text != want[i].Text || len(got[i].Tokens) != len(want[i].Tokens) {
 				t.Errorf("remote %q, native %q", got[i].Text, want[i].Text)
@@ -94,14 +86,7 @@ func TestRemoteBackend(t *testing.T) {
 	}
 	sv.Init(5, 1, nil, 0)
 	co := ConfidenceOptions{Layer: 2, Iters: 5, MaxStates: 32, Seed: 1}
-	nc, err := native.LearnConfidence(ctx, sv, trs, co)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := r.LearnConfidence(ctx, sv, trs, co)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, rc := onBoth(t, native, r, func(b ConfidenceBackend) (*ConfidenceResult, error) { return b.LearnConfidence(ctx, sv, trs, co) })
 	for j := range nc.Scores {
 		if nc.Scores[j] != rc.Scores[j] {
 			t.Fatalf("score %d: native %v, remote %v", j, nc.Scores[j], rc.Scores[j])
@@ -114,7 +99,7 @@ func TestRemoteBackend(t *testing.T) {
 	}
 
 	// Bad requests.
-	for _, tc := range []struct{ method, path, body, want string }{
+	checkBadRequests(t, ts.URL, []badRequest{
 		{"POST", "/v1/generate", `{"prompts": ["x"], "vectors": [{"direction": [1, 2], "layer": 1}]}`, "expected 64 values"},
 		{"POST", "/v1/generate", `{"prompts": ["x"], "vectors": [{"direction": [` + strings.Repeat("0,", 63) + `1], "layer": 9}]}`, "layer"},
 		{"POST", "/v1/generate", `{"prompts": []}`, "at least one prompt"},
@@ -124,19 +109,7 @@ func TestRemoteBackend(t *testing.T) {
 		{"GET", "/v2/info", ``, "no endpoint"},
 		{"POST", "/v1/confidence", `{"w_dec": [1, 2], "d_sae": 3, "layer": 1}`, "w_dec"},
 		{"POST", "/v1/entropy", `{"traces": [], "vectors": [{"direction": [1], "layer": 1}]}`, "expected 64 values"},
-	} {
-		req, _ := http.NewRequest(tc.method, ts.URL+tc.path, strings.NewReader(tc.body))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var e map[string]string
-		if resp.StatusCode/100 != 4 || json.Unmarshal(body, &e) != nil || !strings.Contains(e["error"], tc.want) {
-			t.Errorf("%s %s %s: %d %s, want a 4xx JSON error mentioning %q", tc.method, tc.path, tc.body, resp.StatusCode, body, tc.want)
-		}
-	}
+	})
 	if _, err := Dial(ctx, "ftp://x"); err == nil {
 		t.Error("an ftp URL was accepted")
 	}

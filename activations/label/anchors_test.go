@@ -155,36 +155,35 @@ func rows(a *Agreement) []tagCounts {
 func TestAgreementFigures(t *testing.T) {
 	traces := readAnchors(t)
 
-	chunk := ChunkAgreement(traces, nil)
-	wantChunk := []tagCounts{
-		{"active_computation", 2182, 48, 4, 52},
-		{"fact_retrieval", 1145, 97, 19, 115},
-		{"plan_generation", 819, 75, 119, 188},
-		{"uncertainty_management", 715, 348, 39, 374},
-		{"result_consolidation", 564, 12, 2, 14},
-		{"self_checking", 378, 80, 2, 82},
-		{"problem_setup", 128, 10, 0, 10},
-		{"final_answer_emission", 77, 0, 0, 0},
-		{"unknown", 3, 0, 0, 0},
-		{"all chunks", 6011, 670, 185, 835},
+	// Per tag, its chunks and the chunks labelled reflection, backtracking
+	// and either, at chunk level and at step level.
+	figures := []struct {
+		tag         string
+		chunks      int
+		chunk, step [3]int
+	}{
+		{"active_computation", 2182, [3]int{48, 4, 52}, [3]int{291, 76, 316}},
+		{"fact_retrieval", 1145, [3]int{97, 19, 115}, [3]int{346, 59, 387}},
+		{"plan_generation", 819, [3]int{75, 119, 188}, [3]int{252, 182, 384}},
+		{"uncertainty_management", 715, [3]int{348, 39, 374}, [3]int{497, 94, 548}},
+		{"result_consolidation", 564, [3]int{12, 2, 14}, [3]int{106, 9, 113}},
+		{"self_checking", 378, [3]int{80, 2, 82}, [3]int{152, 11, 157}},
+		{"problem_setup", 128, [3]int{10, 0, 10}, [3]int{28, 0, 28}},
+		{"final_answer_emission", 77, [3]int{0, 0, 0}, [3]int{3, 0, 3}},
+		{"unknown", 3, [3]int{0, 0, 0}, [3]int{0, 0, 0}},
+		{"all chunks", 6011, [3]int{670, 185, 835}, [3]int{1675, 431, 1936}},
 	}
+	var wantChunk, wantStep []tagCounts
+	for _, f := range figures {
+		wantChunk = append(wantChunk, tagCounts{f.tag, f.chunks, f.chunk[0], f.chunk[1], f.chunk[2]})
+		wantStep = append(wantStep, tagCounts{f.tag, f.chunks, f.step[0], f.step[1], f.step[2]})
+	}
+
+	chunk := ChunkAgreement(traces, nil)
 	if got := rows(chunk); !reflect.DeepEqual(got, wantChunk) {
 		t.Errorf("chunk level =\n%v\nwant\n%v", got, wantChunk)
 	}
-
 	step := StepAgreement(traces, nil, SegmentOptions{})
-	wantStep := []tagCounts{
-		{"active_computation", 2182, 291, 76, 316},
-		{"fact_retrieval", 1145, 346, 59, 387},
-		{"plan_generation", 819, 252, 182, 384},
-		{"uncertainty_management", 715, 497, 94, 548},
-		{"result_consolidation", 564, 106, 9, 113},
-		{"self_checking", 378, 152, 11, 157},
-		{"problem_setup", 128, 28, 0, 28},
-		{"final_answer_emission", 77, 3, 0, 3},
-		{"unknown", 3, 0, 0, 0},
-		{"all chunks", 6011, 1675, 431, 1936},
-	}
 	if got := rows(step); !reflect.DeepEqual(got, wantStep) {
 		t.Errorf("step level =\n%v\nwant\n%v", got, wantStep)
 	}

@@ -15,71 +15,61 @@ import (
 // the file, and a "response" string. Errors name the file and the line and
 // say what was wrong.
 func ReadTraces(path string) ([]activations.Trace, error) {
-	r, err := activations.OpenLines(path)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	var traces []activations.Trace
 	first := map[string]int{}
-	for {
-		var raw json.RawMessage
-		err := r.Next(&raw)
-		if err == io.EOF {
-			return traces, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		var t activations.Trace
-		if err := decodeObject(raw, &t); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, r.Line(), err)
-		}
+	return readObjects(path, func(t *activations.Trace, raw json.RawMessage, line int) error {
 		switch _, hasResponse := t.Extra["response"]; {
 		case t.Trace == "":
-			err = errors.New(`field "trace": expected a non-empty trace id, found none`)
+			return errors.New(`field "trace": expected a non-empty trace id, found none`)
 		case t.Response == "" && !hasResponse && !bytes.Contains(raw, []byte(`"response"`)):
-			err = fmt.Errorf(`trace %q: field "response": expected the response text, found none`, t.Trace)
-		default:
-			if l, dup := first[t.Trace]; dup {
-				err = fmt.Errorf("trace %q: expected each trace id once, found it again (first on line %d)", t.Trace, l)
-			}
+			return fmt.Errorf(`trace %q: field "response": expected the response text, found none`, t.Trace)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, r.Line(), err)
+		if l, dup := first[t.Trace]; dup {
+			return fmt.Errorf("trace %q: expected each trace id once, found it again (first on line %d)", t.Trace, l)
 		}
-		first[t.Trace] = r.Line()
-		traces = append(traces, t)
-	}
+		first[t.Trace] = line
+		return nil
+	})
 }
 
 // ReadSteps reads a steps.jsonl file: one activations.Step per line, with
 // every field kept. Blank lines are skipped. Errors name the file and the line
 // and say what was wrong.
 func ReadSteps(path string) ([]activations.Step, error) {
+	return readObjects(path, func(s *activations.Step, raw json.RawMessage, _ int) error {
+		if s.Text == "" && !bytes.Contains(raw, []byte(`"text"`)) {
+			return fmt.Errorf(`step %d of trace %q: field "text": expected the step text, found none`, s.Step, s.Trace)
+		}
+		return nil
+	})
+}
+
+// readObjects reads a JSON-lines file of objects, skipping blank lines. It
+// decodes each line into a T and hands it, with the line's text and number,
+// to check; errors name the file and the line.
+func readObjects[T any](path string, check func(v *T, raw json.RawMessage, line int) error) ([]T, error) {
 	r, err := activations.OpenLines(path)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	var steps []activations.Step
+	var out []T
 	for {
 		var raw json.RawMessage
 		err := r.Next(&raw)
 		if err == io.EOF {
-			return steps, nil
+			return out, nil
 		}
 		if err != nil {
 			return nil, err
 		}
-		var s activations.Step
-		if err := decodeObject(raw, &s); err != nil {
+		var v T
+		if err := decodeObject(raw, &v); err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", path, r.Line(), err)
 		}
-		if s.Text == "" && !bytes.Contains(raw, []byte(`"text"`)) {
-			return nil, fmt.Errorf(`%s:%d: step %d of trace %q: field "text": expected the step text, found none`, path, r.Line(), s.Step, s.Trace)
+		if err := check(&v, raw, r.Line()); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, r.Line(), err)
 		}
-		steps = append(steps, s)
+		out = append(out, v)
 	}
 }
 

@@ -75,42 +75,27 @@ func generateT(t *testing.T, dir string, cfg Config) *Truth {
 	return tr
 }
 
-func readSteps(t *testing.T, dir string) []activations.Step {
+// readJSONLines reads the JSON-lines file in dir, one T a line, with
+// encoding/json alone.
+func readJSONLines[T any](t *testing.T, dir, file string) []T {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "steps.jsonl"))
+	f, err := os.Open(filepath.Join(dir, file))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var steps []activations.Step
+	var out []T
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var s activations.Step
-		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
-			t.Fatalf("steps.jsonl line %d: %v", len(steps)+1, err)
+		var v T
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			t.Fatalf("%s line %d: %v", file, len(out)+1, err)
 		}
-		steps = append(steps, s)
+		out = append(out, v)
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
-	}
-	return steps
-}
-
-func readTraces(t *testing.T, dir string) []activations.Trace {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dir, "traces.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []activations.Trace
-	for i, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
-		var tr activations.Trace
-		if err := json.Unmarshal(line, &tr); err != nil {
-			t.Fatalf("traces.jsonl line %d: %v", i+1, err)
-		}
-		out = append(out, tr)
 	}
 	return out
 }
@@ -296,7 +281,7 @@ func TestPlanting(t *testing.T) {
 	if len(shape) != 2 || shape[0] != cfg.Rows || shape[1] != cfg.DModel {
 		t.Fatalf("shard shape %v, want [%d %d]", shape, cfg.Rows, cfg.DModel)
 	}
-	steps := readSteps(t, dir)
+	steps := readJSONLines[activations.Step](t, dir, "steps.jsonl")
 	if len(steps) != cfg.Rows {
 		t.Fatalf("steps.jsonl has %d lines, want %d", len(steps), cfg.Rows)
 	}
@@ -428,8 +413,8 @@ func TestStepsAndTraces(t *testing.T) {
 	cfg := smallConfig(12000, 16, 64)
 	dir := filepath.Join(t.TempDir(), "d")
 	tr := generateT(t, dir, cfg)
-	steps := readSteps(t, dir)
-	traces := readTraces(t, dir)
+	steps := readJSONLines[activations.Step](t, dir, "steps.jsonl")
+	traces := readJSONLines[activations.Trace](t, dir, "traces.jsonl")
 	byID := map[string]*activations.Trace{}
 	idPattern := regexp.MustCompile(`^synth-\d{5,}$`)
 	for i := range traces {

@@ -195,32 +195,55 @@ func takeOutflow(p *problem, r *rand.Rand, k int, st *state, out int, emit func(
 	st.cur = f.result
 }
 
-var families = []*family{
-	{
-		name: "bakery", unit: "loaves", period: "day",
+// growingInflow is a family whose inflow starts at base in period 1 and
+// grows by step every period, while the same amount, out, goes out every
+// period.
+type growingInflow struct {
+	name, unit, period string
+	start, base, step  [2]int // the ranges [lo, hi] the numbers are drawn from
+	// prompt states the problem from start, base, step, out and the number
+	// of periods.
+	prompt string
+	// first states period 1's inflow; later are the two ways to compute a
+	// later period's inflow from k, the expression and its value.
+	first string
+	later [2]string
+}
+
+func (g growingInflow) family() *family {
+	return &family{
+		name: g.name, unit: g.unit, period: g.period,
 		setup: func(r *rand.Rand) problem {
-			b := between(r, 12, 60)
-			return problem{start: between(r, 20, 200), base: b, step: between(r, 1, 6), out: between(r, 5, b-1)}
+			b := between(r, g.base[0], g.base[1])
+			return problem{start: between(r, g.start[0], g.start[1]), base: b, step: between(r, g.step[0], g.step[1]), out: between(r, 5, b-1)}
 		},
 		prompt: func(p *problem, n int) string {
-			return fmt.Sprintf("A bakery starts with %d loaves. On day 1 it bakes %d loaves, and every day after that it bakes %d more loaves than the day before. It sells %d loaves each day. How many loaves does it have at the end of day %d?", p.start, p.base, p.step, p.out, n)
+			return fmt.Sprintf(g.prompt, p.start, p.base, p.step, p.out, n)
 		},
 		round: func(p *problem, r *rand.Rand, k int, st *state, emit func(string, fact)) {
 			in := p.base + (k-1)*p.step
 			if k == 1 {
-				emit(fmt.Sprintf("On day 1 the bakery bakes %d loaves.", in), fact{})
+				emit(fmt.Sprintf(g.first, in), fact{})
 			} else {
 				f := fact{fmt.Sprintf("%d + %d × %d", p.base, k-1, p.step), in, true}
 				emit(pick(r,
-					fmt.Sprintf("On day %d the bakery bakes %s = %d loaves.", k, f.expr, in),
-					fmt.Sprintf("Day %d brings %s = %d new loaves.", k, f.expr, in),
+					fmt.Sprintf(g.later[0], k, f.expr, in),
+					fmt.Sprintf(g.later[1], k, f.expr, in),
 				), f)
 			}
 			st.inProgress, st.outNow = in, p.out
 			addInflow(p, r, k, st, in, emit)
 			takeOutflow(p, r, k, st, p.out, emit)
 		},
-	},
+	}
+}
+
+var families = []*family{
+	growingInflow{name: "bakery", unit: "loaves", period: "day",
+		start: [2]int{20, 200}, base: [2]int{12, 60}, step: [2]int{1, 6},
+		prompt: "A bakery starts with %d loaves. On day 1 it bakes %d loaves, and every day after that it bakes %d more loaves than the day before. It sells %d loaves each day. How many loaves does it have at the end of day %d?",
+		first:  "On day 1 the bakery bakes %d loaves.",
+		later:  [2]string{"On day %d the bakery bakes %s = %d loaves.", "Day %d brings %s = %d new loaves."}}.family(),
 	{
 		name: "tank", unit: "litres", period: "hour",
 		setup: func(r *rand.Rand) problem {
@@ -250,31 +273,11 @@ var families = []*family{
 			st.cur = g.result
 		},
 	},
-	{
-		name: "savings", unit: "dollars", period: "week",
-		setup: func(r *rand.Rand) problem {
-			b := between(r, 15, 90)
-			return problem{start: between(r, 0, 300), base: b, step: between(r, 2, 9), out: between(r, 5, b-1)}
-		},
-		prompt: func(p *problem, n int) string {
-			return fmt.Sprintf("Maya has %d dollars. In week 1 she earns %d dollars, and each week she earns %d dollars more than the week before. She spends %d dollars every week. How much money does she have after week %d?", p.start, p.base, p.step, p.out, n)
-		},
-		round: func(p *problem, r *rand.Rand, k int, st *state, emit func(string, fact)) {
-			in := p.base + (k-1)*p.step
-			if k == 1 {
-				emit(fmt.Sprintf("In week 1 Maya earns %d dollars.", in), fact{})
-			} else {
-				f := fact{fmt.Sprintf("%d + %d × %d", p.base, k-1, p.step), in, true}
-				emit(pick(r,
-					fmt.Sprintf("In week %d she earns %s = %d dollars.", k, f.expr, in),
-					fmt.Sprintf("Her pay for week %d is %s = %d dollars.", k, f.expr, in),
-				), f)
-			}
-			st.inProgress, st.outNow = in, p.out
-			addInflow(p, r, k, st, in, emit)
-			takeOutflow(p, r, k, st, p.out, emit)
-		},
-	},
+	growingInflow{name: "savings", unit: "dollars", period: "week",
+		start: [2]int{0, 300}, base: [2]int{15, 90}, step: [2]int{2, 9},
+		prompt: "Maya has %d dollars. In week 1 she earns %d dollars, and each week she earns %d dollars more than the week before. She spends %d dollars every week. How much money does she have after week %d?",
+		first:  "In week 1 Maya earns %d dollars.",
+		later:  [2]string{"In week %d she earns %s = %d dollars.", "Her pay for week %d is %s = %d dollars."}}.family(),
 	{
 		name: "library", unit: "books", period: "month",
 		setup: func(r *rand.Rand) problem {

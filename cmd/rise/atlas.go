@@ -5,13 +5,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/internal/atomicfile"
-	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/sae/atlas"
 )
 
@@ -29,6 +29,7 @@ func init() {
 	)
 	register(&command{
 		name:    "atlas",
+		noArgs:  true,
 		summary: "lay out, cluster and attribute an SAE's decoder columns; behaviour vectors",
 		usage: "--sae SAE_DIR --data DUMP [--layer L] [--clusters K] [--seed S] [--layout umap|pca] [--svg DIR] --out atlas.json\n" +
 			"       rise atlas --sweep --sae SAE_DIR --sae SAE_DIR... --data DUMP [--layers L,L...] [--svg DIR] --out sweep.json",
@@ -73,9 +74,6 @@ Examples:
 			fs.Float64Var(&holdOut, "hold-out", 0.5, "share of the traces held out: the behaviour columns are chosen on the others and judged on these (0: use every trace for both)")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("expected no arguments, found %q", fs.Arg(0))
-			}
 			if len(saePaths) == 0 || data == "" || out == "" {
 				return usagef("--sae, --data and --out are required")
 			}
@@ -96,31 +94,20 @@ Examples:
 			if layout != "umap" && layout != "pca" {
 				return usagef("--layout must be umap or pca, got %q", layout)
 			}
-			s, err := sae.LoadAny(saePath)
+			in, err := openSAELayer(saePath, data, layer)
 			if err != nil {
 				return err
 			}
-			dump, err := activations.Open(data)
-			if err != nil {
-				return err
-			}
-			defer dump.Close()
-			l, _, err := chooseLayer(dump, layer, hookLayer(s))
-			if err != nil {
-				return err
-			}
-			if l.DModel != s.DIn {
-				return fmt.Errorf("the SAE %s takes d_in %d, but layer %d of %s has d_model %d", saePath, s.DIn, l.Number, data, l.DModel)
-			}
-			if dump.StepsPath == "" {
+			defer in.dump.Close()
+			if in.dump.StepsPath == "" {
 				return fmt.Errorf("%s has no steps.jsonl: the atlas needs the steps' behaviour labels", data)
 			}
-			steps, err := activations.ReadSteps(dump.StepsPath)
+			steps, err := activations.ReadSteps(in.dump.StepsPath)
 			if err != nil {
 				return err
 			}
 			bar := newProgress(e.stderr, "atlas")
-			a, err := atlas.Build(ctx, s, l, steps, atlas.Options{Layout: layout, Clusters: clusters, Seed: seed,
+			a, err := atlas.Build(ctx, in.sae, in.layer, steps, atlas.Options{Layout: layout, Clusters: clusters, Seed: seed,
 				Neighbors: neighbors, MinDist: minDist, Attribution: split,
 				Progress: func(stage string, done, total int) { bar.updateInfo(int64(done), int64(total), stage) }})
 			bar.done()
@@ -139,12 +126,7 @@ Examples:
 				}
 			}
 			fmt.Fprintf(e.stdout, "wrote %s: %d features, %s layout, %d clusters\n", out, len(a.Features), a.Layout, len(a.Clusters))
-			names := make([]string, 0, len(a.Behaviours))
-			for n := range a.Behaviours {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			for _, n := range names {
+			for _, n := range slices.Sorted(maps.Keys(a.Behaviours)) {
 				b := a.Behaviours[n]
 				fmt.Fprintf(e.stdout, "  %-14s %6d steps  %4d specific columns", n, b.Steps, len(b.Columns))
 				if ho := b.HeldOut; ho != nil && len(b.Columns) > 0 {
@@ -159,12 +141,7 @@ Examples:
 				fmt.Fprintf(e.stdout, "  columns chosen on %d traces (%d steps), judged on %d held-out traces (%d steps)\n",
 					sp.SelectionTraces, sp.SelectionSteps, sp.HeldOutTraces, sp.HeldOutSteps)
 			}
-			keys := make([]string, 0, len(a.Silhouette))
-			for k := range a.Silhouette {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
+			for _, k := range slices.Sorted(maps.Keys(a.Silhouette)) {
 				fmt.Fprintf(e.stdout, "  silhouette %-20s %.3f\n", k, a.Silhouette[k])
 			}
 			return nil

@@ -18,6 +18,7 @@ func init() {
 	)
 	register(&command{
 		name:    "backend",
+		noArgs:  true,
 		summary: "serve a model over the rise-backend/1 HTTP protocol (generate, steer, capture)",
 		usage:   "--model PATH [--tokenizer PATH] [--addr 127.0.0.1:8000]",
 		help: `Serves the native runtime on a model over the rise-backend/1 protocol, the
@@ -48,9 +49,6 @@ Example:
 			fs.StringVar(&token, "token", "", "an access token every request must carry as \"Authorization: Bearer TOKEN\" (required when --addr is not a loopback address; clients read it from RISE_BACKEND_TOKEN)")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("expected no arguments, found %q", fs.Arg(0))
-			}
 			if mf.model == "" {
 				return usagef("--model is required")
 			}

@@ -97,6 +97,7 @@ func init() {
 	)
 	register(&command{
 		name:    "bench",
+		noArgs:  true,
 		summary: "measure the training engines' speed and compare it with PyTorch",
 		usage:   "[--json] [--engine fused|graph|all] [--config relu|topk|all] [--steps N] [--torch PATH] [--threads N]",
 		help: `Trains SAEs for a few steps on random Gaussian data and reports samples
@@ -142,9 +143,6 @@ Examples:
 			fs.IntVar(&k, "k", 0, "override k of the topk configuration")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("expected no arguments, found %q", fs.Arg(0))
-			}
 			var engines []string
 			switch engineSel {
 			case "fused", "graph":

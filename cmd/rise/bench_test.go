@@ -15,7 +15,7 @@ import (
 var tinyBench = []string{"bench", "--steps", "1", "--warmup", "0", "--d-in", "16", "--d-sae", "32", "--batch", "8", "--k", "4"}
 
 func TestBenchCommandJSON(t *testing.T) {
-	code, stdout, stderr := synthRun(t, append(tinyBench, "--json", "--config", "relu", "--torch", "off")...)
+	code, stdout, stderr := runRise(t, append(tinyBench, "--json", "--config", "relu", "--torch", "off")...)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
@@ -52,7 +52,7 @@ func TestBenchCommandJSON(t *testing.T) {
 }
 
 func TestBenchCommandTable(t *testing.T) {
-	code, stdout, stderr := synthRun(t, append(tinyBench, "--engine", "fused", "--torch", "off", "--threads", "1")...)
+	code, stdout, stderr := runRise(t, append(tinyBench, "--engine", "fused", "--torch", "off", "--threads", "1")...)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
@@ -109,7 +109,7 @@ func TestBenchCommandUsage(t *testing.T) {
 		{[]string{"bench", "--torch", filepath.Join(t.TempDir(), "missing.py")}, "expected the PyTorch reference script"},
 		{[]string{"bench", "extra"}, "expected no arguments"},
 	} {
-		code, _, stderr := synthRun(t, tc.args...)
+		code, _, stderr := runRise(t, tc.args...)
 		if code != 2 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.want)
 		}
@@ -129,7 +129,7 @@ func TestBenchCommandTorch(t *testing.T) {
 	if _, _, err := findTorch(context.Background(), script); err != nil {
 		t.Skip(err)
 	}
-	code, stdout, stderr := synthRun(t, append(tinyBench, "--json", "--engine", "fused", "--torch", script)...)
+	code, stdout, stderr := runRise(t, append(tinyBench, "--json", "--engine", "fused", "--torch", script)...)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}

@@ -17,6 +17,9 @@ type command struct {
 	summary string // one line for "rise help"
 	usage   string // the synopsis line, after "rise NAME"
 	help    string // what "rise help NAME" prints after the flags: details and an example
+	// noArgs makes any argument after the flags a usage error, reported
+	// before run is called.
+	noArgs bool
 	// run executes the command. setFlags, when set, declares the flags first.
 	setFlags func(fs *flag.FlagSet)
 	run      func(ctx context.Context, env *env, fs *flag.FlagSet) error
@@ -76,7 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rise %s: %v (run 'rise help %s')\n", name, err, name)
 		return 2
 	}
-	err := c.run(ctx, e, fs)
+	err := c.exec(ctx, e, fs)
 	if err == nil {
 		return 0
 	}
@@ -98,6 +101,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "rise %s: %s\n", name, msg)
 	return 1
+}
+
+// exec runs the command on its parsed flags, after checking that a command
+// without arguments was given none.
+func (c *command) exec(ctx context.Context, e *env, fs *flag.FlagSet) error {
+	if c.noArgs && fs.NArg() > 0 {
+		return usagef("expected no arguments, found %q", fs.Arg(0))
+	}
+	return c.run(ctx, e, fs)
 }
 
 func printOverview(w io.Writer) {

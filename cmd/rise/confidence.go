@@ -44,6 +44,7 @@ func init() {
 	)
 	register(&command{
 		name:    "confidence",
+		noArgs:  true,
 		summary: "learn a confidence vector over an SAE's decoder columns (RISE Eq. 7) and measure what it does",
 		usage:   "--model PATH --sae SAE_DIR --layer L --traces traces.jsonl --out conf.json [--prompts FILE] [--iters N] [--batch B] [--lr R]",
 		help: `Learns RISE's confidence scores (arXiv 2512.23988, Eq. 7): a score per decoder
@@ -82,9 +83,6 @@ Example:
 			fs.Uint64Var(&seed, "seed", 1, "random seed")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("expected no arguments, found %q", fs.Arg(0))
-			}
 			if saePath == "" || tracesPath == "" || out == "" {
 				return usagef("--sae, --traces and --out are required")
 			}

@@ -16,6 +16,7 @@ func init() {
 	var dir string
 	register(&command{
 		name:    "demo",
+		noArgs:  true,
 		summary: "set up the built-in demo: a planted dump to explore, and what to run next",
 		usage:   "[--dir DIR]",
 		help: `Writes the built-in demo dump (rise synth with its defaults: 20000 steps,
@@ -30,9 +31,6 @@ Example:
 			fs.StringVar(&dir, "dir", defaultDemoDir(), "where the demo dump lives")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("expected no arguments, found %q", fs.Arg(0))
-			}
 			dump := filepath.Join(dir, "dump")
 			if _, err := os.Stat(filepath.Join(dump, "manifest.json")); err != nil {
 				bar := newProgress(e.stderr, "writing the demo dump")

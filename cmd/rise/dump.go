@@ -24,6 +24,7 @@ func init() {
 	)
 	register(&command{
 		name:    "dump",
+		noArgs:  true,
 		summary: "run a model over reasoning traces and record one activation per step",
 		usage:   "--model PATH|--backend URL --traces traces.jsonl --layers L,L... --out DIR [--chat r1|chatml] | --model PATH --generate --prompts FILE --layers L,L... --out DIR",
 		help: `Runs each trace (its prompt, then its response) through the model, cuts the
@@ -59,9 +60,6 @@ Examples:
 			fs.BoolVar(&force, "force", false, "replace an existing dump at --out")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("expected no arguments, found %q", fs.Arg(0))
-			}
 			if out == "" || layers == "" {
 				return usagef("--layers and --out are required")
 			}

@@ -22,6 +22,7 @@ func init() {
 	)
 	register(&command{
 		name:    "eval",
+		noArgs:  true,
 		summary: "measure an SAE on a layer of an activation dump: reconstruction, sparsity, decoder geometry",
 		usage:   "--data DUMP [--layer L] --sae SAE_DIR [--truth truth.npy] [--max-rows N] [--json] [--feature-stats [--top N]]",
 		help: `Encodes and decodes the layer's rows in batches and reports, in the raw
@@ -63,9 +64,6 @@ Example:
 			fs.IntVar(&topN, "top", sae.DefaultFeatureTopN, "largest activations to keep per latent, with --feature-stats")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("expected no arguments, found %q", fs.Arg(0))
-			}
 			if data == "" || saePath == "" {
 				return usagef("--data and --sae are required")
 			}
@@ -75,22 +73,12 @@ Example:
 			if topN < 1 || topN > 1000 {
 				return usagef("--top must be between 1 and 1000, got %d", topN)
 			}
-			s, err := sae.LoadAny(saePath)
+			in, err := openSAELayer(saePath, data, layer)
 			if err != nil {
 				return err
 			}
-			dump, err := activations.Open(data)
-			if err != nil {
-				return err
-			}
-			defer dump.Close()
-			if s.DIn != dump.DModel {
-				return fmt.Errorf("the SAE %s takes d_in %d, but the dump %s has d_model %d", saePath, s.DIn, data, dump.DModel)
-			}
-			l, why, err := chooseLayer(dump, layer, hookLayer(s))
-			if err != nil {
-				return err
-			}
+			defer in.dump.Close()
+			s, l := in.sae, in.layer
 			opts := sae.EvalOptions{MaxRows: maxRows}
 			if truthPath != "" {
 				x, rows, cols, err := activations.ReadNpy(truthPath)
@@ -151,21 +139,12 @@ Example:
 				return nil
 			}
 			printEval(e.stdout, m, evalContext{
-				sae: saePath, data: data, layer: l, dumpRows: l.Rows, why: why,
-				truthHint: truthHint(dump, truthPath), statsDir: statsDir,
+				sae: saePath, data: data, layer: l, dumpRows: l.Rows, why: in.why,
+				truthHint: truthHint(in.dump, truthPath), statsDir: statsDir,
 			})
 			return nil
 		},
 	})
-}
-
-// hookLayer is the SAE's hook layer for chooseLayer, -1 when its metadata
-// names none.
-func hookLayer(s *sae.SAE) int {
-	if s.Metadata.HookLayer > 0 || s.Metadata.HookName != "" {
-		return s.Metadata.HookLayer
-	}
-	return -1
 }
 
 // truthHint names the planted directions beside a dump when --truth was not

@@ -52,34 +52,57 @@ func (f *modelFlags) wrap(p string) (string, bool) {
 	return p, false
 }
 
-// loadSteering reads and resolves a steering spec for the backend's model.
-func loadSteering(path string, b steer.Backend) ([]steer.Vector, error) {
-	if path == "" {
-		return nil, nil
+// loadSteered opens the backend, like load, and reads and resolves the
+// steering spec at specPath, when one is given, for its model.
+func (f *modelFlags) loadSteered(ctx context.Context, specPath string) (steer.Backend, []steer.Vector, error) {
+	b, err := f.load(ctx)
+	if err != nil || specPath == "" {
+		return b, nil, err
 	}
-	spec, err := steer.ReadSpec(path)
+	spec, err := steer.ReadSpec(specPath)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	info := b.Info()
 	vs, err := spec.Resolve(info.DModel, info.Layers)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", specPath, err)
 	}
-	return vs, nil
+	return b, vs, nil
+}
+
+// samplingFlags are the flags of how a command generates: --max-tokens,
+// --temperature, --top-p and --seed.
+type samplingFlags struct {
+	maxTokens         int
+	temperature, topP float64
+	seed              uint64
+}
+
+// set declares the flags; the commands say in their own words what the
+// token limit and the seed apply to.
+func (f *samplingFlags) set(fs *flag.FlagSet, maxTokensUsage, seedUsage string) {
+	fs.IntVar(&f.maxTokens, "max-tokens", 256, maxTokensUsage)
+	fs.Float64Var(&f.temperature, "temperature", 0, "sampling temperature (0: greedy)")
+	fs.Float64Var(&f.topP, "top-p", 1, "nucleus sampling mass")
+	fs.Uint64Var(&f.seed, "seed", 1, seedUsage)
+}
+
+// options are the generation options the flags give.
+func (f *samplingFlags) options() model.GenerateOptions {
+	return model.GenerateOptions{MaxTokens: f.maxTokens, Temperature: f.temperature, TopP: f.topP, Seed: f.seed}
 }
 
 func init() {
 	var (
 		mf                modelFlags
+		sf                samplingFlags
 		prompt, steerPath string
-		maxTokens         int
-		temperature, topP float64
-		seed              uint64
 		asJSON, noStop    bool
 	)
 	register(&command{
 		name:    "generate",
+		noArgs:  true,
 		summary: "generate text with a model, optionally steered",
 		usage:   "--model PATH [--tokenizer PATH] --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--steer SPEC.json] [--chat r1|chatml] [--json]",
 		help: `Runs a Llama-family model natively (llama2.c checkpoints; Hugging Face
@@ -103,32 +126,23 @@ Example:
 		setFlags: func(fs *flag.FlagSet) {
 			mf.set(fs)
 			fs.StringVar(&prompt, "prompt", "", "the prompt (empty: start from BOS)")
-			fs.IntVar(&maxTokens, "max-tokens", 256, "tokens to generate at most")
-			fs.Float64Var(&temperature, "temperature", 0, "sampling temperature (0: greedy)")
-			fs.Float64Var(&topP, "top-p", 1, "nucleus sampling mass")
-			fs.Uint64Var(&seed, "seed", 1, "random seed")
+			sf.set(fs, "tokens to generate at most", "random seed")
 			fs.StringVar(&steerPath, "steer", "", "a steering spec (JSON)")
 			fs.BoolVar(&asJSON, "json", false, "print the generation as JSON (tokens, text, why it stopped)")
 			fs.BoolVar(&noStop, "no-stop", false, "keep going past the end-of-sequence token")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("expected no arguments, found %q", fs.Arg(0))
+			if sf.maxTokens < 1 {
+				return usagef("--max-tokens: expected at least 1, found %d", sf.maxTokens)
 			}
-			if maxTokens < 1 {
-				return usagef("--max-tokens: expected at least 1, found %d", maxTokens)
-			}
-			b, err := mf.load(ctx)
-			if err != nil {
-				return err
-			}
-			vs, err := loadSteering(steerPath, b)
+			b, vs, err := mf.loadSteered(ctx, steerPath)
 			if err != nil {
 				return err
 			}
 			p, special := mf.wrap(prompt)
-			gens, err := b.Generate(ctx, []string{p}, model.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature,
-				TopP: topP, Seed: seed, Hooks: steer.Vectors(vs), NoStop: noStop, Special: special})
+			o := sf.options()
+			o.Hooks, o.NoStop, o.Special = steer.Vectors(vs), noStop, special
+			gens, err := b.Generate(ctx, []string{p}, o)
 			if err != nil {
 				return err
 			}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,15 +10,6 @@ import (
 
 	"github.com/rise-interp/rise/activations"
 )
-
-// runRise runs the command line in-process and returns its exit status and
-// output.
-func runRise(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	code := run(context.Background(), args, &out, &errb)
-	return code, out.String(), errb.String()
-}
 
 func writeSmallDump(t *testing.T) string {
 	t.Helper()
@@ -153,5 +143,19 @@ func TestInspectBrokenDumpsExitOne(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 and one line naming %s", code, out, errOut, c.file)
 			}
 		})
+	}
+}
+
+// TestStrayArguments runs every command that takes no arguments with one:
+// each refuses it as a usage error before doing anything.
+func TestStrayArguments(t *testing.T) {
+	for name, c := range commands {
+		if !c.noArgs {
+			continue
+		}
+		code, out, errOut := runRise(t, name, "extra")
+		if want := "rise " + name + `: expected no arguments, found "extra"`; code != 2 || out != "" || !strings.HasPrefix(errOut, want) {
+			t.Errorf("%s extra: exit %d, stdout %q, stderr %q; want 2 and %q", name, code, out, errOut, want)
+		}
 	}
 }

@@ -17,9 +17,7 @@ import (
 // and output.
 func riseLabel(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	code := run(context.Background(), append([]string{"label"}, args...), &out, &errb)
-	return code, out.String(), errb.String()
+	return runRise(t, append([]string{"label"}, args...)...)
 }
 
 func writeTestFile(t *testing.T, path, content string) string {

@@ -22,6 +22,7 @@ func init() {
 	)
 	register(&command{
 		name:    "serve",
+		noArgs:  true,
 		summary: "serve the workbench in a browser: datasets, training, the atlas, features, behaviours, steering",
 		usage:   "[--data DIR ...] [--sae SAE_DIR ...] [--model PATH [--tokenizer PATH]] [--addr 127.0.0.1:8080] [--work DIR] [--open]",
 		help: `Serves the rise workbench: a browser UI over activation dumps and SAEs, and
@@ -74,9 +75,6 @@ Examples:
 			fs.StringVar(&mf.backend, "backend", "", "a backend server (rise-backend/1) that runs the model for the steering page")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("expected no arguments, found %q", fs.Arg(0))
-			}
 			if err := web.CheckAddr(addr); err != nil {
 				return usagef("--addr: %v", err)
 			}

@@ -16,7 +16,6 @@ import (
 	"github.com/rise-interp/rise/internal/atomicfile"
 	"github.com/rise-interp/rise/sae/atlas"
 	"github.com/rise-interp/rise/steer"
-	"github.com/rise-interp/rise/steer/model"
 )
 
 // parseFloats reads a comma-separated list of numbers.
@@ -96,14 +95,14 @@ func controlBand(controls []controlRuns, strengths int) map[string]measureRange 
 func init() {
 	var (
 		mf                                 modelFlags
+		sf                                 samplingFlags
 		specPath, alphas, promptsPath, out string
 		svgDir                             string
-		maxTokens, limit, controls         int
-		temperature, topP                  float64
-		seed                               uint64
+		limit, controls                    int
 	)
 	register(&command{
 		name:    "steer",
+		noArgs:  true,
 		summary: "sweep a steering spec over strengths and count the behaviours it causes",
 		usage:   "--model PATH --steer SPEC.json --alphas A,B,... --prompts FILE --out results.json [--max-tokens N] [--temperature T] [--seed S] [--chat r1|chatml] [--controls N] [--svg DIR]",
 		help: `For each strength A in --alphas, multiplies the strength of every vector in
@@ -141,16 +140,10 @@ Example:
 			fs.IntVar(&limit, "limit", 0, "use only the first N prompts (0: all)")
 			fs.StringVar(&out, "out", "", "where to write results.json (required)")
 			fs.StringVar(&svgDir, "svg", "", "also draw the dose-response chart into DIR")
-			fs.IntVar(&maxTokens, "max-tokens", 256, "tokens to generate per prompt at most")
-			fs.Float64Var(&temperature, "temperature", 0, "sampling temperature (0: greedy)")
-			fs.Float64Var(&topP, "top-p", 1, "nucleus sampling mass")
-			fs.Uint64Var(&seed, "seed", 1, "random seed, the same for every strength")
+			sf.set(fs, "tokens to generate per prompt at most", "random seed, the same for every strength")
 			fs.IntVar(&controls, "controls", 3, "random directions to sweep beside the spec's as controls (0: none)")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("expected no arguments, found %q", fs.Arg(0))
-			}
 			if promptsPath == "" || out == "" {
 				return usagef("--prompts and --out are required")
 			}
@@ -162,7 +155,7 @@ Example:
 				// No spec: one unsteered run, to measure the model itself.
 				strengths = []float64{0}
 			}
-			if maxTokens < 1 || limit < 0 {
+			if sf.maxTokens < 1 || limit < 0 {
 				return usagef("--max-tokens must be at least 1 and --limit not negative")
 			}
 			if controls < 0 || controls > 100 {
@@ -171,11 +164,7 @@ Example:
 			if specPath == "" {
 				controls = 0 // nothing to control for
 			}
-			b, err := mf.load(ctx)
-			if err != nil {
-				return err
-			}
-			vs, err := loadSteering(specPath, b)
+			b, vs, err := mf.loadSteered(ctx, specPath)
 			if err != nil {
 				return err
 			}
@@ -187,13 +176,13 @@ Example:
 				prompts = prompts[:limit]
 			}
 			// The spec's vectors, then each control, as one progress bar.
-			sets := append([]steer.Control{{Name: "spec", Vectors: vs}}, steer.RandomControls(vs, controls, seed)...)
+			sets := append([]steer.Control{{Name: "spec", Vectors: vs}}, steer.RandomControls(vs, controls, sf.seed)...)
 			bar := newProgress(e.stderr, "steering sweep")
 			var runs []steer.Run
 			var ctrl []controlRuns
 			for si, set := range sets {
 				rs, err := steer.Sweep(ctx, b, set.Vectors, strengths, prompts,
-					model.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature, TopP: topP, Seed: seed},
+					sf.options(),
 					mf.wrapFunc(), func(done, total int) {
 						bar.update(int64(si*total+done), int64(len(sets)*total))
 					})
@@ -212,8 +201,8 @@ Example:
 			if model == "" {
 				model = mf.backend
 			}
-			res := sweepResults{Format: "rise-steer/1", Model: model, Spec: specPath, Prompts: len(prompts), Seed: seed,
-				MaxTokens: maxTokens, Temperature: temperature, Runs: runs, Controls: ctrl, ControlBand: controlBand(ctrl, len(strengths))}
+			res := sweepResults{Format: "rise-steer/1", Model: model, Spec: specPath, Prompts: len(prompts), Seed: sf.seed,
+				MaxTokens: sf.maxTokens, Temperature: sf.temperature, Runs: runs, Controls: ctrl, ControlBand: controlBand(ctrl, len(strengths))}
 			js, err := json.MarshalIndent(res, "", " ")
 			if err != nil {
 				return err

@@ -112,8 +112,8 @@ func runSweep(ctx context.Context, e *env, a sweepArgs) error {
 			return usagef("SAEs %s and %s both belong to layer %d: the sweep takes one SAE per layer (name the layers with --layers)", prev, p, l.Number)
 		}
 		used[l.Number] = p
-		if l.DModel != s.DIn {
-			return fmt.Errorf("the SAE %s takes d_in %d, but layer %d of %s has d_model %d", p, s.DIn, l.Number, a.data, l.DModel)
+		if err := checkSAEWidth(s, p, l, a.data); err != nil {
+			return err
 		}
 		jobs = append(jobs, job{p, s, l})
 	}

@@ -25,6 +25,7 @@ func init() {
 	def := synth.DefaultConfig()
 	register(&command{
 		name:    "synth",
+		noArgs:  true,
 		summary: "write a synthetic activation dump with known behaviour features",
 		usage:   "--out DIR [--rows N] [--d-model D] [--features F] [--seed S] [--dtype float32|float16] [--layer L] [--group-coherence C] [--force]",
 		help: `Writes a rise-activations/1 dump whose rows are sparse non-negative
@@ -58,9 +59,6 @@ Example:
 			fs.BoolVar(&force, "force", false, "replace an existing dump at --out")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("expected no arguments, found %q", fs.Arg(0))
-			}
 			if out == "" {
 				return usagef("--out is required: the directory to write the dump to")
 			}

@@ -12,17 +12,10 @@ import (
 	"github.com/rise-interp/rise/activations/synth"
 )
 
-func synthRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	code = run(context.Background(), args, &out, &errb)
-	return code, out.String(), errb.String()
-}
-
 func TestSynthCommand(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "S")
 	args := []string{"synth", "--out", dir, "--rows", "300", "--d-model", "32", "--features", "64", "--seed", "3", "--layer", "5", "--dtype", "float16"}
-	code, stdout, stderr := synthRun(t, args...)
+	code, stdout, stderr := runRise(t, args...)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
@@ -53,10 +46,10 @@ func TestSynthCommand(t *testing.T) {
 	}
 
 	// The same command again fails (exit 1) until --force is given.
-	if code, _, stderr := synthRun(t, args...); code != 1 || !strings.Contains(stderr, "--force") {
+	if code, _, stderr := runRise(t, args...); code != 1 || !strings.Contains(stderr, "--force") {
 		t.Errorf("rerun: exit %d, stderr %q; want 1 and a hint about --force", code, stderr)
 	}
-	if code, _, stderr := synthRun(t, append(args, "--force")...); code != 0 {
+	if code, _, stderr := runRise(t, append(args, "--force")...); code != 0 {
 		t.Errorf("rerun with --force: exit %d, stderr %q", code, stderr)
 	}
 }
@@ -78,7 +71,7 @@ func TestSynthUsageErrors(t *testing.T) {
 		{[]string{"synth", "--out", dir, "extra"}, "extra"},
 		{[]string{"synth", "--out", dir, "--features", "1000000", "--d-model", "65536"}, "--features"},
 	} {
-		code, _, stderr := synthRun(t, tc.args...)
+		code, _, stderr := runRise(t, tc.args...)
 		if code != 2 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and a message about %s", tc.args, code, stderr, tc.want)
 		}
@@ -89,7 +82,7 @@ func TestSynthUsageErrors(t *testing.T) {
 }
 
 func TestSynthHelp(t *testing.T) {
-	code, stdout, _ := synthRun(t, "help", "synth")
+	code, stdout, _ := runRise(t, "help", "synth")
 	if code != 0 || !strings.HasSuffix(strings.TrimSpace(stdout), "rise synth --out S --rows 20000 --d-model 256 --features 512 --seed 1") {
 		t.Errorf("help synth: exit %d, output does not end with the example:\n%s", code, stdout)
 	}

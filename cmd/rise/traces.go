@@ -21,6 +21,7 @@ func init() {
 	)
 	register(&command{
 		name:    "traces",
+		noArgs:  true,
 		summary: "write synthetic reasoning traces (arithmetic in steps, with reflection and backtracking) or held-out prompts",
 		usage:   "--out FILE [--n N] [--seed S] [--prompts] [--min-ops A] [--max-ops B]",
 		help: `Writes traces.jsonl of arithmetic problems solved in steps separated by
@@ -49,9 +50,6 @@ Examples:
 			fs.IntVar(&maxOps, "max-ops", 5, "operations per problem, at most")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("expected no arguments, found %q", fs.Arg(0))
-			}
 			if out == "" {
 				return usagef("--out is required")
 			}

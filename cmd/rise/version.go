@@ -26,12 +26,10 @@ func versionString() string {
 func init() {
 	register(&command{
 		name:    "version",
+		noArgs:  true,
 		summary: "print the version of rise and of Go it was built with",
 		help:    "Example:\n\n\trise version",
-		run: func(_ context.Context, e *env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("expected no arguments, found %q", fs.Arg(0))
-			}
+		run: func(_ context.Context, e *env, _ *flag.FlagSet) error {
 			fmt.Fprintln(e.stdout, versionString())
 			return nil
 		},

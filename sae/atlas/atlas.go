@@ -1,6 +1,7 @@
 package atlas
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -127,9 +128,7 @@ const AtlasFormat = "rise-atlas/1"
 // Build lays out, clusters and attributes the decoder columns of s, using
 // the layer's rows and their step labels for the attribution.
 func Build(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []activations.Step, opts Options) (*Atlas, error) {
-	if opts.Layout == "" {
-		opts.Layout = "umap"
-	}
+	opts.Layout = cmp.Or(opts.Layout, "umap")
 	if opts.Layout != "umap" && opts.Layout != "pca" {
 		return nil, fmt.Errorf("atlas: layout must be umap or pca, got %q", opts.Layout)
 	}

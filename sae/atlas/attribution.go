@@ -1,6 +1,7 @@
 package atlas
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -131,12 +132,8 @@ func Attribute(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps 
 	case len(s.WDec) != s.DSae*s.DIn:
 		return nil, fmt.Errorf("attribute: decoder holds %d values, expected d_sae × d_in = %d × %d", len(s.WDec), s.DSae, s.DIn)
 	}
-	if opts.BatchSize == 0 {
-		opts.BatchSize = DefaultAttributionBatch
-	}
-	if opts.Measure == "" {
-		opts.Measure = MeasureMean
-	}
+	opts.BatchSize = cmp.Or(opts.BatchSize, DefaultAttributionBatch)
+	opts.Measure = cmp.Or(opts.Measure, MeasureMean)
 	if err := opts.Measure.check(); err != nil {
 		return nil, fmt.Errorf("attribute: %w", err)
 	}
@@ -415,24 +412,14 @@ type SpecificOptions struct {
 }
 
 func (o SpecificOptions) withDefaults(a *Attribution) (SpecificOptions, error) {
-	if o.Measure == "" {
-		o.Measure = a.Measure
-	}
+	o.Measure = cmp.Or(o.Measure, a.Measure)
 	if err := o.Measure.check(); err != nil {
 		return o, err
 	}
-	if o.Quantile == 0 {
-		o.Quantile = DefaultSpecificQuantile
-	}
-	if o.StrongRatio == 0 {
-		o.StrongRatio = DefaultStrongRatio
-	}
-	if o.MinFirings == 0 {
-		o.MinFirings = DefaultMinFirings
-	}
-	if o.MinEnrichment == 0 {
-		o.MinEnrichment = DefaultMinEnrichment
-	}
+	o.Quantile = cmp.Or(o.Quantile, DefaultSpecificQuantile)
+	o.StrongRatio = cmp.Or(o.StrongRatio, DefaultStrongRatio)
+	o.MinFirings = cmp.Or(o.MinFirings, DefaultMinFirings)
+	o.MinEnrichment = cmp.Or(o.MinEnrichment, DefaultMinEnrichment)
 	if !(o.Quantile >= 0 && o.Quantile <= 1) {
 		return o, fmt.Errorf("quantile must lie in [0, 1], got %v", o.Quantile)
 	}

@@ -33,15 +33,7 @@ func plantedDump(t *testing.T) *plantedFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := activations.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	steps, err := activations.ReadSteps(d.StepsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, steps := openDump(t, path)
 	layer := d.Layers[0]
 	s, _, err := sae.Train(ctx, layer, sae.TrainConfig{Arch: sae.TopK, Width: 256, K: 8, Batch: 256, Samples: 1_000_000, Seed: 1}, nil)
 	if err != nil {
@@ -196,15 +188,7 @@ func tinyDump(t *testing.T) (*activations.Layer, []activations.Step) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d, err := activations.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	read, err := activations.ReadSteps(d.StepsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, read := openDump(t, dir)
 	return d.Layers[0], read
 }
 

@@ -26,13 +26,7 @@ func clusterUnit(v []float32) {
 // together with the true labels.
 func planted(k, per, d int, noise float64, seed uint64) ([]float32, []int) {
 	rng := rand.New(rand.NewPCG(seed, 1))
-	dirs := make([]float32, k*d)
-	for i := range dirs {
-		dirs[i] = float32(rng.NormFloat64())
-	}
-	for j := 0; j < k; j++ {
-		clusterUnit(dirs[j*d : (j+1)*d])
-	}
+	dirs := unitRows(rng, k, d)
 	n := k * per
 	x := make([]float32, n*d)
 	labels := make([]int, n)
@@ -49,7 +43,11 @@ func planted(k, per, d int, noise float64, seed uint64) ([]float32, []int) {
 
 // randomUnit returns n random unit vectors in d dimensions.
 func randomUnit(n, d int, seed uint64) []float32 {
-	rng := rand.New(rand.NewPCG(seed, 2))
+	return unitRows(rand.New(rand.NewPCG(seed, 2)), n, d)
+}
+
+// unitRows draws n random unit vectors in d dimensions from rng.
+func unitRows(rng *rand.Rand, n, d int) []float32 {
 	x := make([]float32, n*d)
 	for i := range x {
 		x[i] = float32(rng.NormFloat64())

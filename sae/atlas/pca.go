@@ -204,27 +204,11 @@ func Trustworthiness(x []float32, n, d int, emb []float64, e int, k, maxPoints i
 			embd[j] = sq
 		}
 		// Ranks in the original space, excluding i itself.
-		for j := range idx {
-			idx[j] = j
-		}
-		sort.SliceStable(idx, func(a, b int) bool {
-			if idx[a] == i || idx[b] == i {
-				return idx[a] == i
-			}
-			return orig[idx[a]] < orig[idx[b]]
-		})
+		nearestFirst(idx, i, orig)
 		for r, j := range idx {
 			rank[j] = r // i itself has rank 0, its nearest neighbour 1
 		}
-		for j := range idx {
-			idx[j] = j
-		}
-		sort.SliceStable(idx, func(a, b int) bool {
-			if idx[a] == i || idx[b] == i {
-				return idx[a] == i
-			}
-			return embd[idx[a]] < embd[idx[b]]
-		})
+		nearestFirst(idx, i, embd)
 		for _, j := range idx[1 : k+1] {
 			if r := rank[j]; r > k {
 				sum += float64(r - k)
@@ -234,4 +218,18 @@ func Trustworthiness(x []float32, n, d int, emb []float64, e int, k, maxPoints i
 	m := float64(len(points))
 	nf, kf := float64(n), float64(k)
 	return 1 - 2/(m*kf*(2*nf-3*kf-1))*sum, nil
+}
+
+// nearestFirst sets idx to the points 0..len(idx)-1 ordered by dist, with i
+// first and ties kept in index order.
+func nearestFirst(idx []int, i int, dist []float64) {
+	for j := range idx {
+		idx[j] = j
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		if idx[a] == i || idx[b] == i {
+			return idx[a] == i
+		}
+		return dist[idx[a]] < dist[idx[b]]
+	})
 }

@@ -1,6 +1,7 @@
 package atlas
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -73,12 +74,8 @@ func Separate(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps [
 	if opts.MaxSteps < 0 {
 		return nil, fmt.Errorf("separation: steps to sample must be positive (or 0 for the default), got %d", opts.MaxSteps)
 	}
-	if opts.MaxSteps == 0 {
-		opts.MaxSteps = DefaultSeparationSteps
-	}
-	if opts.LengthField == "" {
-		opts.LengthField = LengthField
-	}
+	opts.MaxSteps = cmp.Or(opts.MaxSteps, DefaultSeparationSteps)
+	opts.LengthField = cmp.Or(opts.LengthField, LengthField)
 	sep := &Separation{Layer: layer.Number, Columns: map[string]float64{}, Steps: map[string]float64{},
 		SpecificColumns: map[string]int{}, Missing: map[string]string{}}
 	w := vec.UnitRows(s.WDec, s.DSae, s.DIn)

@@ -34,17 +34,10 @@ func sweepDump(t *testing.T, coherence []float64) (*activations.Dump, []activati
 	if err := activations.Stack(ctx, path, srcs, layers, false); err != nil {
 		t.Fatal(err)
 	}
-	d, err := activations.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	steps, err := activations.ReadSteps(d.StepsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, steps := openDump(t, path)
 	saes := make([]*sae.SAE, len(d.Layers))
 	for i, l := range d.Layers {
+		var err error
 		saes[i], _, err = sae.Train(ctx, l, sae.TrainConfig{Arch: sae.TopK, Width: 512, K: 12, Batch: 256, Samples: 300_000, Seed: 1}, nil)
 		if err != nil {
 			t.Fatal(err)

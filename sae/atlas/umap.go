@@ -1,6 +1,7 @@
 package atlas
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,27 +50,17 @@ type UMAPOptions struct {
 
 // withDefaults fills zero fields and checks the rest.
 func (o UMAPOptions) withDefaults(n int) (UMAPOptions, error) {
-	if o.Neighbors == 0 {
-		o.Neighbors = 15
-	}
-	if o.MinDist == 0 {
-		o.MinDist = 0.1
-	}
-	if o.Spread == 0 {
-		o.Spread = 1
-	}
+	o.Neighbors = cmp.Or(o.Neighbors, 15)
+	o.MinDist = cmp.Or(o.MinDist, 0.1)
+	o.Spread = cmp.Or(o.Spread, 1)
 	if o.Epochs == 0 {
 		o.Epochs = 500
 		if n > 10000 {
 			o.Epochs = 200
 		}
 	}
-	if o.NegativeSamples == 0 {
-		o.NegativeSamples = 5
-	}
-	if o.LearningRate == 0 {
-		o.LearningRate = 1
-	}
+	o.NegativeSamples = cmp.Or(o.NegativeSamples, 5)
+	o.LearningRate = cmp.Or(o.LearningRate, 1)
 	if o.Context == nil {
 		o.Context = context.Background()
 	}

@@ -75,50 +75,37 @@ func TestUMAPSeedDeterminism(t *testing.T) {
 		}
 	}
 	opts := UMAPOptions{Seed: 9, Epochs: 100}
-	y1, err := UMAP(x, n, d, opts)
-	if err != nil {
-		t.Fatal(err)
+	layout := func() []float64 {
+		t.Helper()
+		y, err := UMAP(x, n, d, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return y
 	}
-	y2, err := UMAP(x, n, d, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	y1 := layout()
+	y2 := layout()
 	if !slices.Equal(y1, y2) {
 		t.Fatal("same seed gave different layouts")
 	}
 	opts.Seed = 10
-	y3, err := UMAP(x, n, d, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	y3 := layout()
 	if slices.Equal(y1, y3) {
 		t.Error("different seeds gave identical layouts")
 	}
 	// NN-descent path is deterministic too.
 	defer func(v, w int) { umapExactMax, umapPCAMax = v, w }(umapExactMax, umapPCAMax)
 	umapExactMax, umapPCAMax = 10, 10
-	y4, err := UMAP(x, n, d, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	y5, err := UMAP(x, n, d, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	y4 := layout()
+	y5 := layout()
 	if !slices.Equal(y4, y5) {
 		t.Fatal("same seed gave different layouts with NN-descent")
 	}
 	// And it does not depend on the number of goroutines.
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	y6, err := UMAP(x, n, d, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	y6 := layout()
 	runtime.GOMAXPROCS(4)
-	y7, err := UMAP(x, n, d, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	y7 := layout()
 	if !slices.Equal(y4, y6) || !slices.Equal(y4, y7) {
 		t.Fatal("layout depends on GOMAXPROCS")
 	}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/sae"
+)
+
+// saeLayer is an SAE with the layer of an activation dump it reads.
+type saeLayer struct {
+	sae   *sae.SAE
+	dump  *activations.Dump // the caller closes it
+	layer *activations.Layer
+	why   string // how the layer was chosen, for the report
+}
+
+// openSAELayer loads the SAE at saePath, opens the dump at data and picks
+// the layer the SAE reads (chooseLayer: --layer when want is not negative,
+// else the SAE's hook layer, else the dump's only layer), whose rows must be
+// as wide as the SAE's input.
+func openSAELayer(saePath, data string, want int) (*saeLayer, error) {
+	s, err := sae.LoadAny(saePath)
+	if err != nil {
+		return nil, err
+	}
+	dump, err := activations.Open(data)
+	if err != nil {
+		return nil, err
+	}
+	l, why, err := chooseLayer(dump, want, hookLayer(s))
+	if err == nil {
+		err = checkSAEWidth(s, saePath, l, data)
+	}
+	if err != nil {
+		dump.Close()
+		return nil, err
+	}
+	return &saeLayer{sae: s, dump: dump, layer: l, why: why}, nil
+}
+
+// checkSAEWidth checks that the rows of layer l of the dump at data are as
+// wide as the input of the SAE s, loaded from saePath.
+func checkSAEWidth(s *sae.SAE, saePath string, l *activations.Layer, data string) error {
+	if l.DModel != s.DIn {
+		return fmt.Errorf("the SAE %s takes d_in %d, but layer %d of %s has d_model %d", saePath, s.DIn, l.Number, data, l.DModel)
+	}
+	return nil
+}
+
+// hookLayer is the SAE's hook layer for chooseLayer, -1 when its metadata
+// names none.
+func hookLayer(s *sae.SAE) int {
+	if s.Metadata.HookLayer > 0 || s.Metadata.HookName != "" {
+		return s.Metadata.HookLayer
+	}
+	return -1
+}
