@@ -93,7 +93,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			dump, err := activations.Open(data)
+			dump, err := activations.OpenContext(ctx, data)
 			if err != nil {
 				return err
 			}

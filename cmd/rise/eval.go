@@ -79,7 +79,7 @@ Example:
 			if err != nil {
 				return err
 			}
-			dump, err := activations.Open(data)
+			dump, err := activations.OpenContext(ctx, data)
 			if err != nil {
 				return err
 			}
