@@ -59,7 +59,7 @@ type InspectOptions struct {
 // Inspect opens a dump, checks it and summarises it. Every line of
 // steps.jsonl is parsed; with opt.Stats every row of every layer is read too.
 func Inspect(ctx context.Context, path string, opt InspectOptions) (*Summary, error) {
-	d, err := Open(path)
+	d, err := OpenContext(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ func Inspect(ctx context.Context, path string, opt InspectOptions) (*Summary, er
 		s.Model, s.Position, s.Delimiter = m.Model, m.Position, m.Delimiter
 	}
 	if d.StepsPath != "" {
-		if err := s.readSteps(d.StepsPath, opt.FirstSteps); err != nil {
+		if err := s.readSteps(ctx, d.StepsPath, opt.FirstSteps); err != nil {
 			return nil, err
 		}
 	}
@@ -106,14 +106,17 @@ func Inspect(ctx context.Context, path string, opt InspectOptions) (*Summary, er
 	return s, nil
 }
 
-func (s *Summary) readSteps(path string, keep int) error {
+func (s *Summary) readSteps(ctx context.Context, path string, keep int) error {
 	r, err := OpenLines(path)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	traces := map[string]bool{}
-	for {
+	for n := 0; ; n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
+			return fmt.Errorf("%s: reading steps: %w", path, ctx.Err())
+		}
 		var st Step
 		err := r.Next(&st)
 		if err == io.EOF {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/rise-interp/rise/internal/files"
 )
 
 // maxLineBytes bounds one line of a JSON-lines file. A step or a trace is
@@ -25,9 +27,10 @@ type LinesReader struct {
 	buf  []byte
 }
 
-// OpenLines opens a JSON-lines file.
+// OpenLines opens a JSON-lines file. It must be a regular file: a named
+// pipe or a device (which could block or never end) is an error naming it.
 func OpenLines(path string) (*LinesReader, error) {
-	f, err := os.Open(path)
+	f, _, err := files.OpenRegular(path)
 	if err != nil {
 		return nil, fileErr(path, err)
 	}

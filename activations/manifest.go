@@ -3,10 +3,11 @@ package activations
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
+
+	"github.com/rise-interp/rise/internal/files"
 )
 
 // Format is the format tag of a dump directory's manifest.json.
@@ -49,10 +50,15 @@ func (m *Manifest) LayerNumbers() ([]int, error) {
 	return out, nil
 }
 
+// maxManifestBytes bounds manifest.json. A manifest names a model, a few
+// fields and the shards; even a thousand layers of a thousand shards take
+// under 64 MiB, and reading more would cost memory for nothing.
+const maxManifestBytes = 64 << 20
+
 // readManifest reads and checks dir/manifest.json.
 func readManifest(dir string) (*Manifest, error) {
 	path := filepath.Join(dir, "manifest.json")
-	data, err := os.ReadFile(path)
+	data, err := files.ReadRegular(path, maxManifestBytes, "a JSON manifest")
 	if err != nil {
 		return nil, err
 	}

@@ -166,6 +166,18 @@ func readNpyHeader(r io.Reader) (*npyArray, error) {
 	return a, nil
 }
 
+// NpyShape reads the header of a .npy stream and returns the array's shape,
+// so that a reader can check what the array will take before reading it.
+// The header's sanity checks (length, layout, a shape under a petabyte)
+// are those of ReadNpyArray.
+func NpyShape(r io.Reader) ([]int, error) {
+	h, err := parseNpyHeader(r)
+	if err != nil {
+		return nil, err
+	}
+	return h.shape, nil
+}
+
 // ReadNpyArray reads a whole float16, float32 or float64 array of one or two
 // dimensions (either byte order; Fortran order is returned in C order) from
 // a .npy stream of size bytes, such as one tensor of an .npz archive. The

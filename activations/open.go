@@ -3,6 +3,7 @@ package activations
 import (
 	"archive/zip"
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/rise-interp/rise/internal/files"
+	"github.com/rise-interp/rise/internal/memory"
+	"github.com/rise-interp/rise/internal/ziplayout"
 )
 
 // Kind names the layout a dump was read from.
@@ -39,20 +44,34 @@ type Dump struct {
 	StepsPath  string    // steps.jsonl, or "" when the dump has none
 	TracesPath string    // traces.jsonl, or "" when the dump has none
 
+	ctx     context.Context // stops the decompression of .npz members
 	closers []io.Closer
 }
 
 // Open opens a dump: a rise-activations/1 directory, a .npy file, or an .npz
-// archive with one array per layer.
-func Open(path string) (*Dump, error) {
+// archive with one array per layer. It is OpenContext without a way to stop
+// it.
+func Open(path string) (*Dump, error) { return OpenContext(context.Background(), path) }
+
+// OpenContext opens a dump as Open does. Cancelling ctx stops the opening
+// (counting the lines of a long steps.jsonl, say) and any later
+// decompression of a compressed .npz member, which happens on its first read.
+//
+// Only regular files are read: a named pipe, a device or a socket in place
+// of a shard, manifest.json, steps.jsonl or the dump itself is an error
+// naming it. In a dump directory every file must lie inside the directory
+// once symbolic links are followed.
+func OpenContext(ctx context.Context, path string) (*Dump, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fileErr(path, err)
 	}
-	d := &Dump{Path: path}
+	d := &Dump{Path: path, ctx: ctx}
 	switch {
 	case st.IsDir():
 		err = d.openDir(path)
+	case !st.Mode().IsRegular():
+		return nil, fmt.Errorf("%s: expected a dump directory (with manifest.json), a .npy file or an .npz archive, found %s", path, files.Kind(st.Mode()))
 	case strings.HasSuffix(strings.ToLower(path), ".npz"):
 		err = d.openNpz(path)
 	case strings.HasSuffix(strings.ToLower(path), ".npy"):
@@ -152,6 +171,10 @@ func (d *Dump) openDir(dir string) error {
 		return err
 	}
 	d.Kind, d.Manifest, d.DModel = KindDir, m, m.DModel
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return fileErr(dir, err)
+	}
 	nums, _ := m.LayerNumbers()
 	for _, n := range nums {
 		key := strconv.Itoa(n)
@@ -165,7 +188,12 @@ func (d *Dump) openDir(dir string) error {
 		}
 		l := &Layer{Number: n, Name: key, DModel: m.DModel}
 		for _, name := range shards {
-			s, err := d.openShardFile(filepath.Join(dir, name))
+			p := filepath.Join(dir, name)
+			err := insideDump(root, dir, p)
+			var s *shard
+			if err == nil {
+				s, err = d.openShardFile(p)
+			}
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("%s: layer %s: shard %s is missing", filepath.Join(dir, "manifest.json"), key, name)
 			}
@@ -194,7 +222,47 @@ func (d *Dump) openDir(dir string) error {
 	} else if p := filepath.Join(dir, "traces.jsonl"); exists(p) {
 		d.TracesPath = p
 	}
+	for _, p := range []string{d.StepsPath, d.TracesPath} {
+		if p == "" {
+			continue
+		}
+		if err := insideDump(root, dir, p); err != nil {
+			return err
+		}
+		if _, err := regularFile(p); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// insideDump checks that path, once symbolic links are followed, lies
+// inside the dump directory dir, whose own links resolve to root: the rule
+// that refuses shard names with ".." applies to links as well.
+func insideDump(root, dir, path string) error {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return fileErr(path, err)
+	}
+	if rel, err := filepath.Rel(root, real); err != nil || !filepath.IsLocal(rel) {
+		return fmt.Errorf("%s: a link to %s, outside the dump directory %s: expected every file of the dump inside it", path, real, dir)
+	}
+	return nil
+}
+
+// regularFile checks that path is a regular file, without opening it.
+func regularFile(path string) (fs.FileInfo, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fileErr(path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: expected a regular file, found %s", path, files.Kind(st.Mode()))
+	}
+	return st, nil
 }
 
 func (d *Dump) openNpy(path string) error {
@@ -214,15 +282,11 @@ func (d *Dump) openNpy(path string) error {
 }
 
 func (d *Dump) openNpz(path string) error {
-	f, err := os.Open(path)
+	f, st, err := files.OpenRegular(path)
 	if err != nil {
 		return fileErr(path, err)
 	}
 	d.closers = append(d.closers, f)
-	st, err := f.Stat()
-	if err != nil {
-		return fileErr(path, err)
-	}
 	zr, err := zip.NewReader(f, st.Size())
 	if err != nil {
 		return fmt.Errorf("%s: not a readable .npz archive: %v", path, err)
@@ -239,6 +303,9 @@ func (d *Dump) openNpz(path string) error {
 	}
 	if len(members) == 0 {
 		return fmt.Errorf("%s: the archive holds no arrays", path)
+	}
+	if err := checkNpzLayout(members, st.Size()); err != nil {
+		return fmt.Errorf("%s: %v", path, err)
 	}
 	numbers := npzLayerNumbers(members)
 	for i, zf := range members {
@@ -257,6 +324,34 @@ func (d *Dump) openNpz(path string) error {
 	d.Kind, d.DModel = KindNpz, d.Layers[0].DModel
 	d.besideFiles(path)
 	d.Manifest = d.madeUpManifest()
+	return nil
+}
+
+// maxNpzExpansion bounds what the compressed members of an .npz archive may
+// declare, against the archive's size. Compressed members are decompressed
+// into temporary files, so this bounds the disk an archive can take.
+// Activations are dense floats, which deflate shrinks by a few percent
+// (float16) to about half (float32 rounded from bfloat16); an archive that
+// claims more is corrupt, or a zip bomb.
+const maxNpzExpansion = 64
+
+// checkNpzLayout checks an archive's members before any is read: their
+// layout (ziplayout.Check: inside the file, no shared bytes, sizes within
+// what deflate can give) and the total the compressed ones expand to.
+func checkNpzLayout(members []*zip.File, size int64) error {
+	if _, err := ziplayout.Check(members, size); err != nil {
+		return err
+	}
+	var inflated uint64
+	for _, m := range members {
+		if m.Method != zip.Store {
+			inflated = memory.Sum(inflated, m.UncompressedSize64)
+		}
+	}
+	if limit := memory.Sum(memory.Product(uint64(size), maxNpzExpansion), 1<<20); inflated > limit {
+		return fmt.Errorf("the compressed members declare %d bytes in all, more than %d times the archive's %d bytes (plus 1 MiB): expected activations, which compress far less (corrupt archive or zip bomb); save arrays this regular uncompressed (numpy.savez)",
+			inflated, maxNpzExpansion, size)
+	}
 	return nil
 }
 
@@ -321,7 +416,7 @@ func (d *Dump) madeUpManifest() *Manifest {
 
 // openShardFile opens a .npy file, reads its header and checks its size.
 func (d *Dump) openShardFile(path string) (*shard, error) {
-	f, err := os.Open(path)
+	f, st, err := files.OpenRegular(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err
@@ -329,13 +424,6 @@ func (d *Dump) openShardFile(path string) (*shard, error) {
 		return nil, fileErr(path, err)
 	}
 	d.closers = append(d.closers, f)
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fileErr(path, err)
-	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("%s: expected a .npy file, found a directory", path)
-	}
 	arr, err := readNpyHeader(bufio.NewReaderSize(f, 4096))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
@@ -373,7 +461,7 @@ func (d *Dump) openNpzMember(name string, f *os.File, zf *zip.File) (*shard, err
 		// first read, into a temporary file that Close removes, so that
 		// shuffled reading stays linear in the archive's size and memory
 		// stays bounded.
-		x := &extracted{zf: zf, name: name}
+		x := &extracted{zf: zf, name: name, ctx: d.ctx}
 		s.ra = x
 		d.closers = append(d.closers, x)
 	}
@@ -426,7 +514,7 @@ func (d *Dump) check() error {
 	}
 	d.Rows, d.DModel = first.Rows, first.DModel
 	if d.StepsPath != "" {
-		n, err := countLines(d.StepsPath)
+		n, err := countLines(d.ctx, d.StepsPath)
 		if err != nil {
 			return err
 		}
@@ -440,16 +528,18 @@ func (d *Dump) check() error {
 
 // countLines counts the non-blank lines of a JSON-lines file. A blank line
 // followed by more text is an error, since it would shift every later step
-// by one row; blank lines at the end are ignored.
-func countLines(path string) (int, error) {
-	f, err := os.Open(path)
+// by one row; blank lines at the end are ignored, and so is a line longer
+// than LinesReader reads. Cancelling ctx stops it.
+func countLines(ctx context.Context, path string) (int, error) {
+	f, _, err := files.OpenRegular(path)
 	if err != nil {
 		return 0, fileErr(path, err)
 	}
 	defer f.Close()
 	buf := make([]byte, 1<<16)
 	line, lines, firstBlank := 1, 0, 0
-	text := false // the current line has a non-space byte
+	text := false  // the current line has a non-space byte
+	lineBytes := 0 // bytes of the current line so far
 	endLine := func() error {
 		switch {
 		case !text && firstBlank == 0:
@@ -461,9 +551,13 @@ func countLines(path string) (int, error) {
 		}
 		line++
 		text = false
+		lineBytes = 0
 		return nil
 	}
 	for {
+		if err := ctx.Err(); err != nil {
+			return 0, fmt.Errorf("%s: counting lines: %w", path, err)
+		}
 		n, rerr := f.Read(buf)
 		for _, c := range buf[:n] {
 			switch c {
@@ -471,9 +565,13 @@ func countLines(path string) (int, error) {
 				if err := endLine(); err != nil {
 					return 0, err
 				}
+				continue
 			case ' ', '\t', '\r':
 			default:
 				text = true
+			}
+			if lineBytes++; lineBytes > maxLineBytes {
+				return 0, fmt.Errorf("%s:%d: line longer than %d MiB: expected one JSON object per line", path, line, maxLineBytes>>20)
 			}
 		}
 		if rerr == io.EOF {
@@ -495,6 +593,7 @@ func countLines(path string) (int, error) {
 type extracted struct {
 	zf   *zip.File
 	name string
+	ctx  context.Context // cancelling it stops the decompression
 	once sync.Once
 	f    *os.File
 	err  error
@@ -509,24 +608,59 @@ func (x *extracted) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (x *extracted) extract() {
+	// Errors leave out the member's name: readRows adds it.
 	rc, err := x.zf.Open()
 	if err != nil {
-		x.err = fmt.Errorf("%s: %v", x.name, err)
+		x.err = err
 		return
 	}
 	defer rc.Close()
 	f, err := os.CreateTemp("", "rise-npz-*.npy")
 	if err != nil {
-		x.err = fmt.Errorf("%s: decompressing to a temporary file: %v", x.name, err)
+		x.err = fmt.Errorf("decompressing to a temporary file: %v", err)
 		return
 	}
 	os.Remove(f.Name()) // the open file stays readable; nothing is left behind
-	if _, err := io.Copy(f, rc); err != nil {
+	if err := inflate(x.ctx, f, rc, x.zf.UncompressedSize64); err != nil {
 		f.Close()
-		x.err = fmt.Errorf("%s: decompressing: %v", x.name, err)
+		x.err = fmt.Errorf("decompressing: %w", err)
 		return
 	}
 	x.f = f
+}
+
+// inflate copies a member's stream to w in chunks, checking ctx between
+// them, and stops at an error once the stream passes its declared size:
+// what an archive expands to is bounded when it is opened, and that bound
+// holds only if every member keeps to its declaration.
+func inflate(ctx context.Context, w io.Writer, r io.Reader, declared uint64) error {
+	buf := make([]byte, 1<<20)
+	var n uint64
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		m, err := r.Read(buf)
+		n += uint64(m)
+		if n > declared {
+			return fmt.Errorf("the stream holds more than the %d bytes the archive declares for it (corrupt archive)", declared)
+		}
+		if _, werr := w.Write(buf[:m]); werr != nil {
+			return werr
+		}
+		if err == io.EOF {
+			if n < declared {
+				return fmt.Errorf("the stream ends after %d of the %d bytes the archive declares for it (truncated archive)", n, declared)
+			}
+			return nil
+		}
+		if errors.Is(err, zip.ErrFormat) || errors.Is(err, zip.ErrChecksum) {
+			return fmt.Errorf("the stream disagrees with the size or checksum the archive declares for it (%v): corrupt archive", err)
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 func (x *extracted) Close() error {
@@ -544,6 +678,9 @@ func exists(path string) bool {
 // fileErr formats an error from the os package as "path: reason" without
 // repeating the path.
 func fileErr(path string, err error) error {
+	if errors.Is(err, files.ErrNotRegular) {
+		return err // it names the path already
+	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return fmt.Errorf("%s: %v", path, pe.Err)

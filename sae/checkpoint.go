@@ -5,12 +5,15 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
 
 	"github.com/rise-interp/rise/internal/atomicfile"
+	"github.com/rise-interp/rise/internal/files"
+	"github.com/rise-interp/rise/internal/memory"
 )
 
 // checkpointVersion changes whenever the checkpoint layout does.
@@ -56,16 +59,25 @@ func (t *trainer) saveCheckpoint() error {
 }
 
 // loadCheckpoint restores a run; it returns false when there is no
-// checkpoint file yet. A checkpoint of another configuration or other data
+// checkpoint file. A checkpoint of another configuration or other data
 // is an error: resuming it would not give the run that was asked for.
 func (t *trainer) loadCheckpoint() (bool, error) {
 	path := t.cfg.Checkpoint
-	data, err := os.ReadFile(path)
+	f, st, err := files.OpenRegular(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
+		return false, fmt.Errorf("checkpoint: %w", err) // the error names the file
+	}
+	defer f.Close()
+	// The file and what gob decodes from it are in memory at once.
+	if err := checkMemory(memory.Product(2, uint64(st.Size())), fmt.Sprintf("checkpoint %s: reading its %d bytes", path, st.Size())); err != nil {
 		return false, err
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return false, fmt.Errorf("checkpoint %s: %w", path, err)
 	}
 	var c checkpoint
 	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&c); err != nil {

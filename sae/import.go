@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,7 +13,10 @@ import (
 	"strings"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/files"
+	"github.com/rise-interp/rise/internal/memory"
 	"github.com/rise-interp/rise/internal/safetensors"
+	"github.com/rise-interp/rise/internal/ziplayout"
 )
 
 // The files that identify the SAE formats rise imports.
@@ -40,18 +44,31 @@ func ImportGemmaScope(path string) (*SAE, error) {
 		path = filepath.Join(path, GemmaScopeFile)
 	}
 	fail := func(err error) error { return fmt.Errorf("import Gemma Scope SAE %s: %w", path, err) }
-	fi, err := os.Stat(path)
+	f, fi, err := files.OpenRegular(path)
 	if err != nil {
 		return nil, fail(err)
 	}
-	zr, err := zip.OpenReader(path)
+	defer f.Close()
+	zr, err := zip.NewReader(f, fi.Size())
 	if err != nil {
-		if notExist(err) {
-			return nil, fail(err)
-		}
 		return nil, fail(fmt.Errorf("expected a .npz (zip) archive of .npy arrays: %v", err))
 	}
-	defer zr.Close()
+	if _, err := ziplayout.Check(zr.File, fi.Size()); err != nil {
+		return nil, fail(err)
+	}
+	// Every array's shape is read first, so that their float32 copies are
+	// known to fit in memory before any is allocated.
+	var floats uint64
+	for _, f := range zr.File {
+		n, err := npzMemberElements(f)
+		if err != nil {
+			return nil, fail(fmt.Errorf("array %s: %w", f.Name, err))
+		}
+		floats = memory.Sum(floats, n)
+	}
+	if err := checkMemory(memory.Product(4, floats), "its arrays as float32"); err != nil {
+		return nil, fail(err)
+	}
 
 	canon := map[string]string{"w_enc": "W_enc", "w_dec": "W_dec", "b_enc": "b_enc", "b_dec": "b_dec", "threshold": "threshold"}
 	arrays := map[string]npyData{}
@@ -124,6 +141,25 @@ type npyData struct {
 	data  []float32
 }
 
+// npzMemberElements reads the header of an .npz member and returns how many
+// elements its array holds.
+func npzMemberElements(f *zip.File) (uint64, error) {
+	rc, err := f.Open()
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	shape, err := activations.NpyShape(rc)
+	if err != nil {
+		return 0, err
+	}
+	n := uint64(1)
+	for _, d := range shape {
+		n = memory.Product(n, u64(d))
+	}
+	return n, nil
+}
+
 // readNpzMember reads one .npy member of an .npz archive: a float16,
 // float32 or float64 array of one or two dimensions. The member's declared
 // size is bounded by what an archive of archiveSize bytes can hold before it
@@ -181,7 +217,7 @@ func ImportSparsify(dir string) (*SAE, error) {
 	cpath := filepath.Join(dir, "cfg.json")
 	wpath := filepath.Join(dir, SparsifyWeightsFile)
 	fail := func(err error) error { return fmt.Errorf("import sparsify SAE %s: %w", dir, err) }
-	data, err := os.ReadFile(cpath)
+	data, err := files.ReadRegular(cpath, maxConfigBytes, "a JSON object")
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -206,6 +242,10 @@ func ImportSparsify(dir string) (*SAE, error) {
 		return nil, fail(fmt.Errorf("%s: gram_lookup is true: the SAE expects an n-gram table subtracted from its input, which rise does not have", cpath))
 	case cfg.Signed:
 		return nil, fail(fmt.Errorf("%s: signed is true: expected an unsigned TopK SAE", cpath))
+	case cfg.NumLatents < 0 || cfg.NumLatents > math.MaxInt32:
+		return nil, fail(fmt.Errorf("%s: num_latents is %d, expected a number from 1 to %d (or 0 to use expansion_factor)", cpath, cfg.NumLatents, math.MaxInt32))
+	case *cfg.DIn > math.MaxInt32 || cfg.ExpansionFactor < 0 || cfg.ExpansionFactor > math.MaxInt32 / *cfg.DIn:
+		return nil, fail(fmt.Errorf("%s: d_in %d and expansion_factor %d: expected d_in × expansion_factor to be a width from 0 to %d", cpath, *cfg.DIn, cfg.ExpansionFactor, math.MaxInt32))
 	}
 	din := *cfg.DIn
 	dsae := cfg.NumLatents
@@ -227,6 +267,13 @@ func ImportSparsify(dir string) (*SAE, error) {
 	}
 	if *cfg.K <= 0 || *cfg.K > dsae {
 		return nil, fail(fmt.Errorf("%s: k is %d, expected a value between 1 and d_sae %d", cpath, *cfg.K, dsae))
+	}
+	// encoder.weight, W_dec and W_enc (the transpose of encoder.weight) are
+	// d_sae × d_in each; the tensors' bytes are in the file (a sparse file
+	// can claim any size), and their float32 copies must fit in memory.
+	floats := memory.Sum(memory.Product(3, u64(dsae), u64(din)), u64(dsae), u64(din))
+	if err := checkMemory(memory.Product(4, floats), fmt.Sprintf("%s: the tensors of an SAE with d_in %d and d_sae %d (from %s)", wpath, din, dsae, cpath)); err != nil {
+		return nil, fail(err)
 	}
 	want := map[string][]int{"encoder.weight": {dsae, din}, "encoder.bias": {dsae}, "W_dec": {dsae, din}, "b_dec": {din}}
 	for _, name := range st.Names() {
@@ -269,7 +316,7 @@ func ImportSparsify(dir string) (*SAE, error) {
 			s.Metadata.HookLayer = l
 		}
 	}
-	if tc, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Clean(dir)), "config.json")); err == nil {
+	if tc, err := files.ReadRegular(filepath.Join(filepath.Dir(filepath.Clean(dir)), "config.json"), maxConfigBytes, "a JSON object"); err == nil {
 		// The training run's config is provenance only; a missing or odd
 		// one does not stop the import.
 		var run struct {

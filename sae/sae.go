@@ -10,6 +10,7 @@ import (
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/internal/matmul"
+	"github.com/rise-interp/rise/internal/memory"
 )
 
 // Arch names an SAE architecture. The names are SAELens's, except that
@@ -90,10 +91,17 @@ type SAE struct {
 	Metadata Metadata
 }
 
-// New allocates an SAE with zero weights; Init fills them.
+// New allocates an SAE with zero weights; Init fills them. Its size is
+// checked first, without overflow, against the memory the system has.
 func New(arch Arch, dIn, dSae, k int) (*SAE, error) {
 	if dIn <= 0 || dSae <= 0 {
 		return nil, fmt.Errorf("sae: d_in and d_sae must be positive, got %d and %d", dIn, dSae)
+	}
+	if dSae > math.MaxInt/2/dIn {
+		return nil, fmt.Errorf("sae: d_in %d × d_sae %d weights do not fit in memory addresses", dIn, dSae)
+	}
+	if err := checkMemory(memory.Product(4, weightFloats(dIn, dSae)), fmt.Sprintf("sae: the weights of an SAE with d_in %d and d_sae %d", dIn, dSae)); err != nil {
+		return nil, err
 	}
 	if _, err := ParseArch(string(arch)); err != nil {
 		return nil, err

@@ -14,6 +14,8 @@ import (
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/internal/atomicfile"
+	"github.com/rise-interp/rise/internal/files"
+	"github.com/rise-interp/rise/internal/memory"
 	"github.com/rise-interp/rise/internal/safetensors"
 )
 
@@ -183,11 +185,15 @@ func Save(dir string, s *SAE, opts SaveOptions) error {
 	return nil
 }
 
+// maxConfigBytes bounds the JSON configuration files of an SAE (cfg.json),
+// which hold a few fields and perhaps a training record.
+const maxConfigBytes = 64 << 20
+
 // ReadSAELensConfig reads dir/cfg.json of a SAELens SAE directory, in the v6
 // layout or an older one.
 func ReadSAELensConfig(dir string) (*SAELensConfig, error) {
 	path := filepath.Join(dir, SAELensConfigFile)
-	data, err := os.ReadFile(path)
+	data, err := files.ReadRegular(path, maxConfigBytes, "a JSON object")
 	if err != nil {
 		return nil, fmt.Errorf("read SAELens config: %w", err)
 	}
@@ -485,6 +491,22 @@ func (cfg *SAELensConfig) build(st *safetensors.File, cpath, wpath string) (*SAE
 		if _, ok := want[name]; !ok {
 			return nil, fmt.Errorf("%s: unexpected tensor %q for a %s SAE: expected only %s", wpath, name, cfg.Architecture, strings.Join(sortedKeys(want), ", "))
 		}
+	}
+	// The shapes agree with cfg.json and the file holds their bytes (a
+	// sparse file can); the float32 copies must fit in memory too.
+	var floats uint64
+	for name, shape := range want {
+		n := uint64(1)
+		for _, d := range shape {
+			n = memory.Product(n, u64(d))
+		}
+		floats = memory.Sum(floats, n)
+		if name == "log_threshold" {
+			floats = memory.Sum(floats, n) // threshold = exp(log_threshold) is a second array
+		}
+	}
+	if err := checkMemory(memory.Product(4, floats), fmt.Sprintf("%s: the tensors of an SAE with d_in %d and d_sae %d (from %s)", wpath, din, dsae, cpath)); err != nil {
+		return nil, err
 	}
 	got := map[string][]float32{}
 	order := []string{"W_enc", "W_dec", "b_enc", "b_dec", "threshold", "log_threshold", "scaling_factor", "finetuning_scaling_factor"}

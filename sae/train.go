@@ -52,7 +52,7 @@ type TrainConfig struct {
 
 	CheckpointEvery int    // steps between checkpoints; 0: only at the end
 	Checkpoint      string // checkpoint file; "" disables checkpoints
-	Resume          bool   // continue from Checkpoint when it exists
+	Resume          bool   // continue from Checkpoint, which must exist
 }
 
 // RISEPreset returns the training recipe of RISE (arXiv 2512.23988, §4):
@@ -159,39 +159,84 @@ func (c TrainConfig) Defaults(dIn, rows int) TrainConfig {
 	return c
 }
 
-// Validate checks a filled-in configuration.
+// maxMatrix bounds d_in × width: the engines index a weight matrix with
+// 32-bit offsets in places, and a larger SAE is beyond what they train.
+const maxMatrix = 1 << 31
+
+// maxSteps bounds the optimiser steps of a run (and a run's epochs, times
+// the steps per epoch): at a thousand steps a second 2^31 steps take 25
+// days, and the step counters stay far from overflowing.
+const maxSteps = math.MaxInt32
+
+// Validate checks a filled-in configuration for a layer of rows of width
+// dIn: every count and coefficient for its sign and range, without
+// overflow, and the memory the run needs against what the system has.
 func (c TrainConfig) Validate(dIn, rows int) error {
+	fraction := func(v float64) bool { return v >= 0 && v <= 1 } // false for NaN
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 	switch {
 	case rows < 1:
 		return errors.New("the layer has no rows to train on")
+	case dIn < 1:
+		return fmt.Errorf("d_in must be at least 1, got %d", dIn)
 	case c.Width < 1:
 		return fmt.Errorf("width must be at least 1, got %d", c.Width)
+	case c.Width > maxMatrix/dIn:
+		return fmt.Errorf("d_in %d × width %d is too large: expected at most %d weights per matrix (width up to %d)", dIn, c.Width, maxMatrix, maxMatrix/dIn)
+	case c.K < 0:
+		return fmt.Errorf("k must not be negative, got %d", c.K)
 	case (c.Arch == TopK || c.Arch == BatchTopK) && (c.K < 1 || c.K > c.Width):
 		return fmt.Errorf("%s needs k between 1 and the width %d, got %d", c.Arch, c.Width, c.K)
 	case c.Batch < 1:
 		return fmt.Errorf("batch must be at least 1, got %d", c.Batch)
 	case c.Batch > rows:
 		return fmt.Errorf("batch %d is larger than the %d rows of the data", c.Batch, rows)
-	case !(c.LR > 0):
-		return fmt.Errorf("learning rate must be positive, got %v", c.LR)
-	case c.Warmup < 0 || c.Warmup >= 1:
+	case c.Epochs < 0:
+		return fmt.Errorf("epochs must not be negative, got %d", c.Epochs)
+	case c.Epochs > maxSteps/max(1, rows/c.Batch):
+		return fmt.Errorf("%d epochs of %d steps are more than %d steps", c.Epochs, max(1, rows/c.Batch), maxSteps)
+	case c.Steps < 1:
+		return fmt.Errorf("steps must be at least 1, got %d", c.Steps)
+	case c.Steps > maxSteps:
+		return fmt.Errorf("steps must be at most %d, got %d", maxSteps, c.Steps)
+	case c.Samples < 0:
+		return fmt.Errorf("samples must not be negative, got %d", c.Samples)
+	case !(c.LR > 0) || !finite(c.LR):
+		return fmt.Errorf("learning rate must be a positive number, got %v", c.LR)
+	case !fraction(c.Warmup) || c.Warmup == 1:
 		return fmt.Errorf("warm-up must be a fraction in [0, 1), got %v", c.Warmup)
-	case c.SparsityWarmup < 0 || c.SparsityWarmup > 1:
+	case !fraction(c.SparsityWarmup):
 		return fmt.Errorf("sparsity warm-up must be a fraction in [0, 1], got %v", c.SparsityWarmup)
 	case c.Decay != "cosine" && c.Decay != "constant":
 		return fmt.Errorf("decay must be cosine or constant, got %q", c.Decay)
-	case c.Sparsity < 0 || c.ClipNorm < 0:
-		return errors.New("sparsity and clip norm must not be negative")
+	case !(c.Sparsity >= 0) || !finite(float64(c.Sparsity)):
+		return fmt.Errorf("sparsity coefficient λ must be a finite number ≥ 0, got %v", c.Sparsity)
+	case !(c.ClipNorm >= 0) || !finite(c.ClipNorm):
+		return fmt.Errorf("clip norm must be a finite number ≥ 0 (0: off), got %v", c.ClipNorm)
+	case !(c.AuxKCoeff >= 0) || !finite(float64(c.AuxKCoeff)):
+		return fmt.Errorf("AuxK coefficient must be a finite number ≥ 0, got %v", c.AuxKCoeff)
+	case c.AuxKLatents < 0:
+		return fmt.Errorf("AuxK latents must not be negative, got %d", c.AuxKLatents)
+	case !(c.Bandwidth > 0) || !finite(float64(c.Bandwidth)):
+		return fmt.Errorf("JumpReLU bandwidth must be a positive number, got %v", c.Bandwidth)
+	case !(c.InitThreshold > 0) || !finite(float64(c.InitThreshold)):
+		return fmt.Errorf("JumpReLU initial threshold must be a positive number, got %v", c.InitThreshold)
+	case !(c.DecInitNorm > 0) || !finite(float64(c.DecInitNorm)):
+		return fmt.Errorf("decoder init norm must be a positive number, got %v", c.DecInitNorm)
+	case !fraction(c.Beta1) || c.Beta1 == 1 || !fraction(c.Beta2) || c.Beta2 == 1:
+		return fmt.Errorf("Adam's β1 and β2 must be fractions in [0, 1), got %v and %v", c.Beta1, c.Beta2)
+	case c.DeadWindow < 1:
+		return fmt.Errorf("dead window must be at least 1 sample, got %d", c.DeadWindow)
+	case c.CheckpointEvery < 0:
+		return fmt.Errorf("checkpoint interval must not be negative (0: only at the end), got %d", c.CheckpointEvery)
 	case c.EngineName != "fused" && c.EngineName != "graph":
 		return fmt.Errorf("engine must be fused or graph, got %q", c.EngineName)
 	case c.DecoderNorm != "unit" && c.DecoderNorm != "free":
 		return fmt.Errorf("decoder norm must be unit or free, got %q", c.DecoderNorm)
 	case c.BDecInit != "mean" && c.BDecInit != "median" && c.BDecInit != "zero":
 		return fmt.Errorf("b_dec init must be mean, median or zero, got %q", c.BDecInit)
-	case int64(dIn)*int64(c.Width) > 1<<31:
-		return fmt.Errorf("d_in %d × width %d is too large", dIn, c.Width)
 	}
-	return nil
+	return checkMemory(c.trainingBytes(dIn), fmt.Sprintf("training a %s SAE of width %d on d_in %d with batch %d: its weights, gradients, Adam moments and batch buffers", c.Arch, c.Width, dIn, c.Batch))
 }
 
 // TrainEvent reports a training run's progress. The terminal progress bar
@@ -280,14 +325,18 @@ func newTrainer(ctx context.Context, layer *activations.Layer, cfg TrainConfig) 
 	default:
 		t.eng = NewFusedEngine()
 	}
-	if cfg.Resume && cfg.Checkpoint != "" {
+	if cfg.Resume {
+		if cfg.Checkpoint == "" {
+			return nil, errors.New("resume: no checkpoint file is configured to resume from")
+		}
 		ok, err := t.loadCheckpoint()
 		if err != nil {
 			return nil, err
 		}
-		if ok {
-			return t, nil
+		if !ok {
+			return nil, fmt.Errorf("resume: there is no checkpoint at %s to continue from (the run wrote none, or it was removed): start the run afresh", cfg.Checkpoint)
 		}
+		return t, nil
 	}
 	s, err := New(cfg.Arch, layer.DModel, cfg.Width, cfg.K)
 	if err != nil {
@@ -298,9 +347,12 @@ func newTrainer(ctx context.Context, layer *activations.Layer, cfg TrainConfig) 
 	if err != nil {
 		return nil, err
 	}
+	if stats.MaxNorm == 0 {
+		return nil, fmt.Errorf("%s: every one of the %d rows of layer %s is zero: expected activations to train on", layerFiles(layer), stats.Rows, layer.Name)
+	}
 	norm, err := activations.NewNormalizer(cfg.Normalization, stats)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: layer %s: %w", layerFiles(layer), layer.Name, err)
 	}
 	s.InputScale, s.Normalization = norm.Scale, norm.Mode
 	var bDec []float32
@@ -327,6 +379,19 @@ func newTrainer(ctx context.Context, layer *activations.Layer, cfg TrainConfig) 
 	t.s = s
 	t.init()
 	return t, nil
+}
+
+// layerFiles names the files a layer's rows are read from, for errors: the
+// shard, or the first shard and how many follow it.
+func layerFiles(l *activations.Layer) string {
+	shards := l.Shards()
+	switch len(shards) {
+	case 0:
+		return "layer " + l.Name
+	case 1:
+		return shards[0]
+	}
+	return fmt.Sprintf("%s (and %d more shards)", shards[0], len(shards)-1)
 }
 
 // init sets up the optimiser and the dead-latent counters for t.s.

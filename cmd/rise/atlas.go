@@ -94,7 +94,7 @@ Examples:
 			if layout != "umap" && layout != "pca" {
 				return usagef("--layout must be umap or pca, got %q", layout)
 			}
-			in, err := openSAELayer(saePath, data, layer)
+			in, err := openSAELayer(ctx, saePath, data, layer)
 			if err != nil {
 				return err
 			}

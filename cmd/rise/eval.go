@@ -73,7 +73,7 @@ Example:
 			if topN < 1 || topN > 1000 {
 				return usagef("--top must be between 1 and 1000, got %d", topN)
 			}
-			in, err := openSAELayer(saePath, data, layer)
+			in, err := openSAELayer(ctx, saePath, data, layer)
 			if err != nil {
 				return err
 			}

@@ -18,11 +18,12 @@ import (
 func init() {
 	var (
 		specPath, format, out, hint, modelPath string
+		blocks                                 int
 	)
 	register(&command{
 		name:    "export",
 		summary: "export a steering spec as GGUF control vectors (llama.cpp, repeng) or .npy",
-		usage:   "--steer SPEC.json --format gguf|npy --out FILE [--model-hint NAME] [--model PATH]",
+		usage:   "--steer SPEC.json --format gguf|npy --out FILE [--model-hint NAME] [--model PATH | --layers N]",
 		help: `Writes the vectors of a steering spec for other tools.
 
 gguf: a control-vector file as llama.cpp reads it (--control-vector FILE):
@@ -37,17 +38,20 @@ npy: float32 [vectors, d_model], row i = strength × unit direction of vector
 i, in the spec's order.
 
 --model checks the spec against a model (width, layers) and names it in the
-GGUF's model hint.
+GGUF's model hint. A GGUF needs one of --model or --layers N (the model's
+number of blocks): llama.cpp silently drops a direction.L the model has no
+block for, so a layer out of range is refused here instead.
 
 Example:
 
-	rise export --steer reflect.json --format gguf --out reflect.gguf --model-hint qwen2`,
+	rise export --steer reflect.json --format gguf --out reflect.gguf --model-hint qwen2 --layers 28`,
 		setFlags: func(fs *flag.FlagSet) {
 			fs.StringVar(&specPath, "steer", "", "the steering spec (required)")
 			fs.StringVar(&format, "format", "gguf", "gguf or npy")
 			fs.StringVar(&out, "out", "", "the file to write (required)")
 			fs.StringVar(&hint, "model-hint", "", "controlvector.model_hint (default: the model's architecture, or \"llama\")")
 			fs.StringVar(&modelPath, "model", "", "a model to check the spec against")
+			fs.IntVar(&blocks, "layers", 0, "the model's number of blocks, to check the spec's layers against (instead of --model)")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
@@ -59,11 +63,22 @@ Example:
 			if format != "gguf" && format != "npy" {
 				return usagef("--format: expected gguf or npy, found %q", format)
 			}
+			switch {
+			case blocks < 0:
+				return usagef("--layers: expected the model's number of blocks, found %d", blocks)
+			case blocks > 0 && modelPath != "":
+				return usagef("give --model or --layers, not both (--model says how many layers the model has)")
+			case format == "gguf" && blocks == 0 && modelPath == "":
+				return usagef("a GGUF control vector needs --model or --layers N (the model's number of blocks): llama.cpp ignores layers the model lacks without a word, so they are checked here")
+			}
 			spec, err := steer.ReadSpec(specPath)
 			if err != nil {
 				return err
 			}
 			dim, layers := 0, math.MaxInt32
+			if blocks > 0 {
+				layers = blocks
+			}
 			if modelPath != "" {
 				m, err := model.LoadModel(modelPath)
 				if err != nil {

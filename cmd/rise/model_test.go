@@ -118,7 +118,7 @@ func TestSteerAndExportCommands(t *testing.T) {
 		t.Errorf("npy export: %v [%d %d]", err, rows, cols)
 	}
 	os.WriteFile(spec, []byte(`{"vectors": [{"source": "npy:v.npy", "layer": 2, "op": "clamp", "strength": 1}]}`), 0o644)
-	if code, _, stderr := runRise(t, "export", "--steer", spec, "--format", "gguf", "--out", gguf); code != 1 || !strings.Contains(stderr, "only op \"add\"") {
+	if code, _, stderr := runRise(t, "export", "--steer", spec, "--format", "gguf", "--out", gguf, "--layers", "5"); code != 1 || !strings.Contains(stderr, "only op \"add\"") {
 		t.Errorf("a clamp exported as GGUF: exit %d, %s", code, stderr)
 	}
 }

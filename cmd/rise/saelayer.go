@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/rise-interp/rise/activations"
@@ -19,12 +20,12 @@ type saeLayer struct {
 // the layer the SAE reads (chooseLayer: --layer when want is not negative,
 // else the SAE's hook layer, else the dump's only layer), whose rows must be
 // as wide as the SAE's input.
-func openSAELayer(saePath, data string, want int) (*saeLayer, error) {
+func openSAELayer(ctx context.Context, saePath, data string, want int) (*saeLayer, error) {
 	s, err := sae.LoadAny(saePath)
 	if err != nil {
 		return nil, err
 	}
-	dump, err := activations.Open(data)
+	dump, err := activations.OpenContext(ctx, data)
 	if err != nil {
 		return nil, err
 	}

@@ -75,7 +75,7 @@ func runSweep(ctx context.Context, e *env, a sweepArgs) error {
 	if a.maxSteps < 1 {
 		return usagef("--steps: expected at least 1, found %d", a.maxSteps)
 	}
-	dump, err := activations.Open(a.data)
+	dump, err := activations.OpenContext(ctx, a.data)
 	if err != nil {
 		return err
 	}

@@ -59,7 +59,10 @@ million rows, which lr 1e-4 needs to settle (other flags override it).
 Rows are shuffled across shards with --seed; the same seed and data give the
 same SAE. The run is checkpointed to SAE_DIR/training.ckpt every
 --checkpoint-every steps, at the end, and on Ctrl-C; --resume continues it to
-the same result as an unbroken run.
+the same result as an unbroken run (and is an error when there is no
+checkpoint to continue). Every size and coefficient is checked before the
+run starts: counts must be positive, fractions within [0, 1], and the run's
+memory must fit in what the system has.
 
 Examples:
 
@@ -91,7 +94,7 @@ Examples:
 			fs.StringVar(&bdec, "b-dec-init", "", "b_dec at init: mean (default), median (geometric) or zero")
 			fs.IntVar(&deadWindow, "dead-window", 0, "samples without firing after which a latent is dead (default min(1e6, 2 epochs))")
 			fs.IntVar(&ckEvery, "checkpoint-every", 500, "steps between checkpoints")
-			fs.BoolVar(&resume, "resume", false, "continue the run checkpointed in --out")
+			fs.BoolVar(&resume, "resume", false, "continue the run checkpointed in --out (its training.ckpt must exist)")
 			fs.StringVar(&dtype, "dtype", "float32", "tensor type of the saved weights: float32, float16 or bfloat16")
 			fs.BoolVar(&jsonOut, "json", false, "print the result as JSON")
 		},
@@ -104,6 +107,9 @@ Examples:
 			}
 			if epochs > 0 && steps > 0 {
 				return usagef("give --epochs or --steps, not both")
+			}
+			if layer < -1 {
+				return usagef("--layer: expected a layer number (0, 1, ...), found %d", layer)
 			}
 			cfg, err := sae.Settings{Preset: preset, Arch: archName, Width: width, K: k, Batch: batch, Epochs: epochs, Steps: steps,
 				DeadWindow: deadWindow, Sparsity: l1, AuxK: auxk, LR: lr, Warmup: warmup, Decay: decay}.Config()
@@ -127,7 +133,7 @@ Examples:
 			}
 			cfg.Checkpoint, cfg.CheckpointEvery, cfg.Resume = filepath.Join(out, "training.ckpt"), ckEvery, resume
 
-			dump, err := activations.Open(data)
+			dump, err := activations.OpenContext(ctx, data)
 			if err != nil {
 				return err
 			}
@@ -154,6 +160,13 @@ Examples:
 			bar.done()
 			if err != nil {
 				if ctx.Err() != nil {
+					// A run stopped before its first step (in the pass
+					// over the data that sets the normalisation and
+					// b_dec, say) has written no checkpoint; one that
+					// was refused --resume could not have found one.
+					if !exists(cfg.Checkpoint) {
+						return fmt.Errorf("interrupted before the first training step: no checkpoint was written (%s does not exist) and there is nothing to resume: %w", cfg.Checkpoint, err)
+					}
 					return fmt.Errorf("interrupted; the run is checkpointed in %s, continue it with --resume: %w", cfg.Checkpoint, err)
 				}
 				return err

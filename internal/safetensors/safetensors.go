@@ -19,6 +19,8 @@ import (
 	"github.com/x448/float16"
 
 	"github.com/rise-interp/rise/internal/atomicfile"
+	"github.com/rise-interp/rise/internal/files"
+	"github.com/rise-interp/rise/internal/memory"
 )
 
 // The safetensors element types rise reads and writes. Files may hold
@@ -84,7 +86,7 @@ type File struct {
 // dtypes, shapes, sizes and offsets (the data buffer must be covered by the
 // tensors exactly, without holes or overlaps, as the format requires).
 func Open(path string) (*File, error) {
-	f, err := os.Open(path)
+	f, _, err := files.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("read safetensors %s: %w", path, err)
 	}
@@ -416,8 +418,17 @@ func Read(path string) (map[string]Tensor, map[string]string, error) {
 	return st.readAll()
 }
 
-// readAll reads every tensor of the file.
+// readAll reads every tensor of the file, once their float32 copies are
+// known to fit in memory.
 func (st *File) readAll() (map[string]Tensor, map[string]string, error) {
+	var floats uint64
+	for _, e := range st.entries {
+		floats = memory.Sum(floats, uint64((e.end-e.begin)/safetensorsDTypeSizes[e.dtype]))
+	}
+	avail, source := memory.Available()
+	if err := memory.Check(memory.Product(4, floats), avail, source, fmt.Sprintf("read safetensors %s: its %d tensors as float32", st.path, len(st.entries))); err != nil {
+		return nil, nil, err
+	}
 	out := make(map[string]Tensor, len(st.entries))
 	for _, name := range st.order {
 		t, err := st.Read(name)
