@@ -271,3 +271,38 @@ func TestBrowserSteer(t *testing.T) {
 		t.Errorf("script errors: %v", b.console)
 	}
 }
+
+// TestBrowserQueue: the jobs table of /train shows a training that waits
+// for another as queued, and its cancel button (a DELETE the page sends as
+// JSON) ends it; the running one's cancel button stops it too.
+func TestBrowserQueue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	ts := newTestServer(t)
+	first := ts.train(t, "first", 1000000)
+	second := ts.train(t, "second", 1000000)
+	b := newBrowser(t, ts)
+	b.open("/train")
+	row := func(id string) string { return fmt.Sprintf(`tr[data-job=%q]`, id) }
+	var state string
+	b.run("queued row", chromedp.WaitVisible(row(second)+` .state`, chromedp.ByQuery), chromedp.Text(row(second)+` .state`, &state, chromedp.ByQuery))
+	if state != StateQueued {
+		t.Errorf("the second training shows %q in the jobs table, want queued", state)
+	}
+	b.screenshot("train-queued")
+	for _, id := range []string{second, first} {
+		b.run("cancel "+id, chromedp.Click(row(id)+` button.danger`, chromedp.ByQuery))
+		select {
+		case <-ts.srv.jobs.Get(id).Done():
+		case <-time.After(time.Minute):
+			t.Fatalf("job %s did not end after its cancel button (console: %v)", id, b.console)
+		}
+		if s := ts.srv.jobs.Get(id).State(); s != StateCancelled {
+			t.Errorf("job %s is %s after its cancel button", id, s)
+		}
+	}
+	if len(b.console) > 0 {
+		t.Errorf("script errors: %v", b.console)
+	}
+}

@@ -59,14 +59,25 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, j.View())
 }
 
+// cancelJob cancels a job: a queued one ends at once (200), a running one
+// is asked to stop (202) and ends cancelled when its work returns. A job
+// that has ended is left as it is (409).
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	j, err := s.job(r)
 	if err != nil {
 		fail(w, err)
 		return
 	}
+	if v := j.View(); hasEnded(v.State) {
+		fail(w, errorf(http.StatusConflict, "job %s: expected a queued or running job to cancel, found it %s at %s", j.ID, v.State, v.Finished.Format(time.RFC3339)))
+		return
+	}
 	j.Cancel()
-	writeJSON(w, http.StatusAccepted, j.View())
+	status := http.StatusAccepted
+	if hasEnded(j.State()) {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, j.View())
 }
 
 func (s *Server) startJob(w http.ResponseWriter, r *http.Request) {
@@ -209,6 +220,7 @@ func (s *Server) StartTrain(req TrainRequest) (*Job, error) {
 	})
 	m.set(SAETraining, j.ID, "")
 	close(attached)
+	go failUnlessDone(m, j, SAETraining, "its training job was cancelled before it started")
 	return j, nil
 }
 
@@ -241,5 +253,22 @@ func (s *Server) StartAnalysis(m *Model) *Job {
 	})
 	m.set(SAEAnalysing, j.ID, "")
 	close(attached)
+	go failUnlessDone(m, j, SAEAnalysing, "its atlas job was cancelled before it started; start another with POST /api/jobs {\"kind\": \"atlas\"}")
 	return j
+}
+
+// failUnlessDone waits for the job and marks the SAE failed with msg if
+// the job ended other than done while the SAE still waits for it in the
+// state: the job's work, which marks its own failures, never ran (it was
+// cancelled while queued).
+func failUnlessDone(m *Model, j *Job, state, msg string) {
+	<-j.Done()
+	if j.State() == StateDone {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.job == j.ID && m.state == state {
+		m.state, m.err = SAEFailed, msg
+	}
 }

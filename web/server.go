@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -30,8 +31,17 @@ type Config struct {
 	Backend steer.Backend
 	// Token, when set, is required of every request (RequireToken).
 	Token string
-	Log   *log.Logger
+	// JobLimits is how many jobs of a kind ("train", "atlas", "sweep",
+	// "steer") run at once; the others wait in a queue. Kinds it leaves out
+	// take DefaultJobLimits; a limit below 1 is no limit.
+	JobLimits map[string]int
+	Log       *log.Logger
 }
+
+// DefaultJobLimits are the jobs of each kind that run at once: one
+// training, one atlas and one sweep (each can use every core), and two
+// steering requests.
+var DefaultJobLimits = map[string]int{"train": 1, "atlas": 1, "sweep": 1, "steer": 2}
 
 // Server is the workbench: the API, the websocket streams and the embedded
 // pages over a Workspace.
@@ -56,6 +66,11 @@ func New(ws *Workspace, cfg Config) *Server {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, ws: ws, jobs: NewJobs(ctx), ctx: ctx, stop: stop, mux: http.NewServeMux(), sweeps: newSweepCache()}
+	limits := maps.Clone(DefaultJobLimits)
+	maps.Copy(limits, cfg.JobLimits)
+	for kind, n := range limits {
+		s.jobs.SetLimit(kind, n)
+	}
 	s.routes()
 	return s
 }

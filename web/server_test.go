@@ -88,6 +88,30 @@ func (ts *testServer) post(t testing.TB, path, body string, v any) int {
 	return resp.StatusCode
 }
 
+// send makes a request with a JSON body (the workbench's own pages send
+// every change as JSON) and decodes the JSON answer into v (when not nil),
+// returning the status.
+func (ts *testServer) send(t testing.TB, method, path, body string, v any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("%s %s: %d, body not JSON: %v: %.200s", method, path, resp.StatusCode, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
 // train starts a small training job through the API and returns its id.
 func (ts *testServer) train(t testing.TB, name string, steps int) string {
 	t.Helper()

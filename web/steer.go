@@ -212,16 +212,12 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
 		}
 		return map[string]any{"default": side(def[0]), "steered": side(st[0])}, nil
 	})
-	// Wait for the job; a client that leaves cancels it.
-	_, _, more := j.Events(1 << 30)
-	for j.State() == StateRunning {
-		select {
-		case <-more:
-			_, _, more = j.Events(1 << 30)
-		case <-r.Context().Done():
-			j.Cancel()
-			return
-		}
+	// Wait for the job, queued or running; a client that leaves cancels it.
+	select {
+	case <-j.Done():
+	case <-r.Context().Done():
+		j.Cancel()
+		return
 	}
 	v := j.View()
 	if v.State != StateDone {

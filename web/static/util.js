@@ -112,6 +112,12 @@ export async function api(path, opts = {}) {
   return body;
 }
 
+// jobEnded reports whether a job in the state has ended: it is neither
+// waiting in its queue nor running.
+export function jobEnded(state) {
+  return !!state && state !== 'queued' && state !== 'running';
+}
+
 // watchJob follows a job's websocket event stream. onEvent gets each event
 // once (by seq); the stream is reopened from the last seen seq if it drops
 // before the final state event. Returns a function that stops watching.
@@ -135,7 +141,7 @@ export function watchJob(id, onEvent, onStatus = () => {}) {
         if (ev.seq <= lastSeq) return;
         lastSeq = ev.seq;
       }
-      if (ev.type === 'state' && ev.state && ev.state !== 'running') finished = true;
+      if (ev.type === 'state' && jobEnded(ev.state)) finished = true;
       onEvent(ev);
     };
     ws.onclose = () => {
