@@ -88,8 +88,15 @@ func (s *Server) Close() {
 	s.jobs.Wait()
 }
 
-// ServeHTTP serves the workbench.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the workbench. It first refuses what a page of another
+// site could send (see origin.go).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := checkSameOrigin(r); err != nil {
+		fail(w, err)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // pages are the paths the single-page UI answers; each loads index.html.
 var pages = []string{"/{$}", "/train", "/atlas", "/behaviours", "/steer", "/feature/{sae}/{id}"}

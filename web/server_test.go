@@ -530,13 +530,10 @@ func TestJobStreams(t *testing.T) {
 	ts.waitReady(t, "watched")
 	long := ts.train(t, "cancelled", 100000)
 	w := ts.dial(t, long, 0)
-	req, _ := http.NewRequest("DELETE", ts.URL+"/api/jobs/"+long, nil)
 	time.Sleep(200 * time.Millisecond)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("DELETE: %v %v", resp, err)
+	if code := ts.send(t, "DELETE", "/api/jobs/"+long, "", nil); code != http.StatusAccepted {
+		t.Fatalf("DELETE of a running job: %d", code)
 	}
-	resp.Body.Close()
 	evs, err := readAll(w)
 	w.Close()
 	if err != nil || evs[len(evs)-1]["state"] != StateCancelled {

@@ -88,13 +88,13 @@ export class ApiError extends Error {
 }
 
 // api fetches a JSON endpoint; a non-2xx answer throws ApiError with the
-// server's `error` string.
+// server's `error` string. Every request that changes something (any
+// method but GET and HEAD) says it is JSON, body or not: the server
+// refuses others, as a page of another site could send them.
 export async function api(path, opts = {}) {
   const init = {method: opts.method || 'GET', headers: {}, signal: opts.signal};
-  if (opts.body !== undefined) {
-    init.headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(opts.body);
-  }
+  if (init.method !== 'GET' && init.method !== 'HEAD') init.headers['Content-Type'] = 'application/json';
+  if (opts.body !== undefined) init.body = JSON.stringify(opts.body);
   let res;
   try {
     res = await fetch(path, init);
