@@ -354,7 +354,10 @@ attack();
 // loopback — another port of 127.0.0.1 (same site), and localhost (another
 // site) — that submits a text/plain form and no-cors and cors fetches to
 // start training jobs on the workbench. Each request reaches the workbench
-// and is refused; no job starts.
+// and is refused; no job starts. Then a name rebound to 127.0.0.1
+// (chromium's host resolver maps rebind.test there), under which the
+// workbench's port is the page's own origin: the page and the script's
+// same-origin calls get 421, and no job starts.
 func TestBrowserCrossSite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
@@ -362,7 +365,8 @@ func TestBrowserCrossSite(t *testing.T) {
 	ts := newTestServer(t)
 	rec := &recorder{h: ts.srv}
 	ts.Config.Handler = rec
-	b := newBrowser(t, ts)
+	b := newBrowser(t, ts, chromedp.Flag("host-resolver-rules", "MAP rebind.test 127.0.0.1"),
+		chromedp.Flag("disable-features", "HttpsUpgrades,HttpsFirstBalancedModeAutoEnable"))
 
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -400,6 +404,27 @@ func TestBrowserCrossSite(t *testing.T) {
 		}
 	}
 
+	// DNS rebinding: the attacker's name now leads to the workbench.
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(ts.URL, "http://"))
+	rebound := "http://rebind.test:" + port
+	var page string
+	b.run("open "+rebound, chromedp.Navigate(rebound+"/"), chromedp.Text("body", &page, chromedp.ByQuery))
+	if !strings.Contains(page, "rebind.test") || !strings.Contains(page, `"error"`) {
+		t.Errorf("the workbench's page under a rebound name: %.200s, want a JSON error naming the host", page)
+	}
+	var got struct{ Status, Post int }
+	b.run("same-origin calls under "+rebound, chromedp.Evaluate(`(async () => {
+		const s = await fetch('/api/status');
+		const p = await fetch('/api/jobs', {method: 'POST', headers: {'Content-Type': 'application/json'},
+			body: JSON.stringify({kind: 'train', dataset: 'planted', name: 'rebound', arch: 'topk', k: 4, width: 32, steps: 50})});
+		return {Status: s.status, Post: p.status};
+	})()`, &got, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+	if got.Status != http.StatusMisdirectedRequest || got.Post != http.StatusMisdirectedRequest {
+		t.Errorf("under %s: GET /api/status %d, POST /api/jobs %d; want 421 for both", rebound, got.Status, got.Post)
+	}
+	if n := ts.jobCount(); n != 0 {
+		t.Errorf("a page under a rebound name started %d jobs", n)
+	}
 	// The workbench's own origin still works in the same browser.
 	b.open("/train")
 }

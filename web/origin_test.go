@@ -1,11 +1,16 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/gorilla/websocket"
 )
 
 // jobCount is how many jobs the server has started.
@@ -48,6 +53,7 @@ const csrfTrain = `{"kind": "train", "dataset": "planted", "name": "csrf", "arch
 // request needs is not granted.
 func TestCrossSiteWrites(t *testing.T) {
 	ts := newTestServer(t)
+	host := strings.TrimPrefix(ts.URL, "http://")
 	for _, tc := range []struct {
 		name, method, path, body string
 		header                   map[string]string
@@ -104,10 +110,97 @@ func TestCrossSiteWrites(t *testing.T) {
 	}
 	// Reads stay open to every origin's simple requests (they get no CORS
 	// grant, so the page cannot read the answer).
-	if code, _ := ts.raw(t, "GET", "/api/status", "", map[string]string{"Origin": "http://localhost:18081", "Sec-Fetch-Site": "cross-site"}); code != 200 {
+	if code, _ := ts.raw(t, "GET", "/api/status", "", map[string]string{"Origin": "http://localhost:18081", "Sec-Fetch-Site": "cross-site", "Host": host}); code != 200 {
 		t.Errorf("a GET with another Origin: %d", code)
 	}
 	for _, j := range ts.srv.jobs.List() {
 		j.Cancel()
 	}
 }
+
+// TestDNSRebinding: over loopback the server answers only requests that
+// name it as localhost, 127.0.0.1 or [::1] with its port (or an allowed
+// host); a request for another name, as a page of a site whose name was
+// rebound to 127.0.0.1 sends, gets 421 with a JSON error, for reads,
+// writes and websockets alike, and starts nothing.
+func TestDNSRebinding(t *testing.T) {
+	ts := newTestServer(t)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(ts.URL, "http://"))
+	evil := "attacker.example:" + port
+	for _, tc := range []struct{ method, path, body string }{
+		{"GET", "/api/status", ""},
+		{"GET", "/", ""},
+		{"GET", "/api/datasets/planted/steps", ""},
+		{"POST", "/api/jobs", csrfTrain},
+	} {
+		code, body := ts.raw(t, tc.method, tc.path, tc.body, map[string]string{"Host": evil, "Origin": "http://" + evil, "Content-Type": "application/json"})
+		if code != http.StatusMisdirectedRequest || !strings.Contains(body, "attacker.example") {
+			t.Errorf("%s %s for Host %s: %d %s, want 421 naming the host", tc.method, tc.path, evil, code, body)
+		}
+	}
+	if n := ts.jobCount(); n != 0 {
+		t.Fatalf("a rebound name started %d jobs", n)
+	}
+
+	job := ts.train(t, "rebound", 50)
+	u := "ws" + strings.TrimPrefix(ts.URL, "http") + "/api/jobs/" + job + "/events"
+	c, resp, err := websocket.DefaultDialer.Dial(u, http.Header{"Host": {evil}, "Origin": {"http://" + evil}})
+	if err == nil {
+		c.Close()
+	}
+	if resp == nil || resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("a websocket for Host %s: %v %v, want 421", evil, resp, err)
+	}
+
+	for host, want := range map[string]int{
+		"localhost:" + port:        200,
+		"LocalHost:" + port:        200,
+		"127.0.0.1:" + port:        200,
+		"[::1]:" + port:            200,
+		"localhost:1":              421,
+		"127.0.0.1:1":              421,
+		"localhost":                421, // port 80
+		"localhost.:" + port:       421,
+		"127.0.0.1.nip.io:" + port: 421,
+		"10.0.0.2:" + port:         421,
+		"tunnel.example:9000":      421,
+		"tunnel.example:" + port:   421,
+	} {
+		if code, body := ts.raw(t, "GET", "/api/status", "", map[string]string{"Host": host}); code != want {
+			t.Errorf("Host %q: %d %.100s, want %d", host, code, body, want)
+		}
+	}
+
+	// Names allowed by the configuration: any port, or the one given.
+	srv := New(ts.ws, Config{AllowedHosts: []string{"tunnel.example", "localhost:9000"}})
+	defer srv.Close()
+	ta := &testServer{Server: httptest.NewServer(srv), srv: srv, ws: ts.ws}
+	defer ta.Close()
+	for host, want := range map[string]int{"tunnel.example:9000": 200, "TUNNEL.example:1": 200, "localhost:9000": 200, "localhost:9001": 421, "attacker.example:9000": 421} {
+		if code, _ := ta.raw(t, "GET", "/api/status", "", map[string]string{"Host": host}); code != want {
+			t.Errorf("with allowed hosts, Host %q: %d, want %d", host, code, want)
+		}
+	}
+	ts.waitReady(t, "rebound")
+}
+
+// TestHostCheckOnlyOnLoopback: a request that arrived at an address that
+// is not loopback is not held to loopback names (the access token guards
+// such a server).
+func TestHostCheckOnlyOnLoopback(t *testing.T) {
+	srv := New(&Workspace{Dir: t.TempDir()}, Config{})
+	defer srv.Close()
+	for local, ok := range map[string]bool{"10.1.2.3:8080": true, "[2001:db8::1]:8080": true, "127.0.0.1:8080": false, "[::1]:8080": false, "127.0.0.2:8080": false} {
+		ap, err := netAddr(local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest("GET", "http://workbench.example:8080/api/status", nil)
+		r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, ap))
+		if err := srv.checkHost(r); (err == nil) != ok {
+			t.Errorf("Host workbench.example:8080 arriving at %s: %v", local, err)
+		}
+	}
+}
+
+func netAddr(s string) (net.Addr, error) { return net.ResolveTCPAddr("tcp", s) }

@@ -31,6 +31,11 @@ type Config struct {
 	Backend steer.Backend
 	// Token, when set, is required of every request (RequireToken).
 	Token string
+	// AllowedHosts are further names (NAME, or NAME:PORT for that port
+	// only) that a request arriving at a loopback address may give as its
+	// Host: the name of a tunnel or proxy that leads here. localhost and
+	// loopback IPs with the listening port are always allowed.
+	AllowedHosts []string
 	// JobLimits is how many jobs of a kind ("train", "atlas", "sweep",
 	// "steer") run at once; the others wait in a queue. Kinds it leaves out
 	// take DefaultJobLimits; a limit below 1 is no limit.
@@ -91,6 +96,10 @@ func (s *Server) Close() {
 // ServeHTTP serves the workbench. It first refuses what a page of another
 // site could send (see origin.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := s.checkHost(r); err != nil {
+		fail(w, err)
+		return
+	}
 	if err := checkSameOrigin(r); err != nil {
 		fail(w, err)
 		return
