@@ -2,9 +2,7 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -80,16 +78,18 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, j.View())
 }
 
+// maxJobBody bounds the body of POST /api/jobs.
+const maxJobBody = 1 << 20
+
 func (s *Server) startJob(w http.ResponseWriter, r *http.Request) {
 	var req TrainRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		fail(w, errorf(http.StatusBadRequest, "job request: expected a JSON object such as {\"kind\": \"train\", \"dataset\": ...}: %v", err))
+	release, err := s.readJSON(w, r, maxJobBody, &req, "job request", `{"kind": "train", "dataset": ...}`)
+	defer release()
+	if err != nil {
+		fail(w, err)
 		return
 	}
 	var j *Job
-	var err error
 	switch req.Kind {
 	case "train":
 		j, err = s.StartTrain(req)

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,7 +41,13 @@ type Config struct {
 	// "steer") run at once; the others wait in a queue. Kinds it leaves out
 	// take DefaultJobLimits; a limit below 1 is no limit.
 	JobLimits map[string]int
-	Log       *log.Logger
+	// MaxBodyBytes bounds the bytes of request bodies the server reads or
+	// holds at once (default DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// BodyTimeout bounds the time a request's body takes to arrive
+	// (default DefaultBodyTimeout).
+	BodyTimeout time.Duration
+	Log         *log.Logger
 }
 
 // DefaultJobLimits are the jobs of each kind that run at once: one
@@ -59,6 +66,7 @@ type Server struct {
 	mux  *http.ServeMux
 
 	sweeps *sweepCache
+	bodies *bodyBudget
 }
 
 // New returns a server over the workspace. Close stops its jobs.
@@ -69,8 +77,15 @@ func New(ws *Workspace, cfg Config) *Server {
 	if cfg.Seed == 0 {
 		cfg.Seed = 1
 	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
 	ctx, stop := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, ws: ws, jobs: NewJobs(ctx), ctx: ctx, stop: stop, mux: http.NewServeMux(), sweeps: newSweepCache()}
+	s := &Server{cfg: cfg, ws: ws, jobs: NewJobs(ctx), ctx: ctx, stop: stop, mux: http.NewServeMux(), sweeps: newSweepCache(),
+		bodies: &bodyBudget{limit: cfg.MaxBodyBytes}}
 	limits := maps.Clone(DefaultJobLimits)
 	maps.Copy(limits, cfg.JobLimits)
 	for kind, n := range limits {
@@ -94,7 +109,8 @@ func (s *Server) Close() {
 }
 
 // ServeHTTP serves the workbench. It first refuses what a page of another
-// site could send (see origin.go).
+// site could send (see origin.go), then gives a request's body its time
+// limit.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := s.checkHost(r); err != nil {
 		fail(w, err)
@@ -104,6 +120,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	s.limitBodyTime(w, r)
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -161,11 +178,12 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 }
 
 // apiError is an error with the HTTP status it answers with, and
-// optionally the job to wait for.
+// optionally the job to wait for or the time after which to try again.
 type apiError struct {
-	status int
-	msg    string
-	job    string
+	status     int
+	msg        string
+	job        string
+	retryAfter time.Duration
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -188,6 +206,9 @@ func writeError(w http.ResponseWriter, status int, err error) {
 		status = ae.status
 		if ae.job != "" {
 			body["job"] = ae.job
+		}
+		if ae.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((ae.retryAfter+time.Second-1)/time.Second)))
 		}
 	}
 	writeJSON(w, status, body)
@@ -218,7 +239,10 @@ func Listen(addr string) (net.Listener, error) {
 }
 
 // Serve serves on l until ctx ends, then shuts down gracefully: running
-// jobs are cancelled and open streams closed.
+// jobs are cancelled and open streams closed. The server has no
+// ReadTimeout: net/http would cancel a request whose answer takes longer
+// (a steering request waits for its generation); each body has its own
+// deadline instead (Config.BodyTimeout).
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	var h http.Handler = s
 	if s.cfg.Token != "" {

@@ -34,6 +34,12 @@ type testServer struct {
 
 func newTestServer(t testing.TB) *testServer {
 	t.Helper()
+	return newTestServerWith(t, Config{Version: "test"})
+}
+
+// newTestServerWith is newTestServer with the server's configuration.
+func newTestServerWith(t testing.TB, c Config) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := synth.DefaultConfig()
 	cfg.Rows, cfg.DModel, cfg.Features = 3000, 32, 64
@@ -45,7 +51,7 @@ func newTestServer(t testing.TB) *testServer {
 	if _, err := ws.AddDataset(dump, ""); err != nil {
 		t.Fatal(err)
 	}
-	srv := New(ws, Config{Version: "test"})
+	srv := New(ws, c)
 	ts := &testServer{Server: httptest.NewServer(srv), srv: srv, ws: ws}
 	t.Cleanup(func() {
 		ts.Close()

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/rise-interp/rise/activations"
@@ -144,6 +142,10 @@ func (s *Server) steerVectors(req *SteerRequest) ([]steer.Vector, error) {
 	return out, nil
 }
 
+// maxSteerBody bounds the body of a steering request, which may carry .npy
+// vectors in base64.
+const maxSteerBody = 64 << 20
+
 // steerHandler runs a steering request as a job: the DEFAULT and the
 // STEERED generation with the same seed. The response waits for the job; a
 // client that leaves cancels it.
@@ -154,10 +156,10 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req SteerRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		fail(w, errorf(http.StatusBadRequest, "steer: expected a JSON object such as {\"prompt\": ..., \"vectors\": [...]}: %v", err))
+	release, err := s.readJSON(w, r, maxSteerBody, &req, "steer", `{"prompt": ..., "vectors": [...]}`)
+	defer release()
+	if err != nil {
+		fail(w, err)
 		return
 	}
 	if req.Operator == "" {
