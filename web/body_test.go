@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -73,8 +74,9 @@ func steerServer(t *testing.T, f *fakeModel, c Config) *testServer {
 }
 
 // TestRequestLimits: a body over an endpoint's limit gets 413 saying so
-// (announced by its Content-Length, before it is sent, or streamed without
-// one); a body must be one JSON object.
+// (with and without Content-Length); a prompt over a megabyte gets 400
+// naming the prompt; a negative layer gets 400 naming the layer, and an
+// omitted one is the SAE's.
 func TestRequestLimits(t *testing.T) {
 	f := &fakeModel{}
 	ts := steerServer(t, f, Config{Version: "test"})
@@ -110,6 +112,31 @@ func TestRequestLimits(t *testing.T) {
 		t.Errorf("a chunked job body over 1 MiB: %d %v, want 413 saying it is over the limit", resp.StatusCode, e)
 	}
 
+	// A 10 MB prompt.
+	if code := ts.send(t, "POST", "/api/steer", steerBody(strings.Repeat("a", 10_000_000), `{"sae": "s", "feature": 1}`), &e); code != http.StatusBadRequest ||
+		!strings.Contains(fmt.Sprint(e["error"]), "prompt: expected at most 1048576 bytes, found 10000000") {
+		t.Errorf("a 10 MB prompt: %d %v, want 400 naming the prompt", code, e)
+	}
+
+	// Layers: negative refused, omitted the SAE's.
+	for _, vec := range []string{`{"sae": "s", "feature": 1, "layer": -1}`, `{"npy": "` + npyBase64(32) + `", "layer": -3}`} {
+		if code := ts.send(t, "POST", "/api/steer", steerBody("x", vec), &e); code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(e["error"]), "layer: expected a block from 0 to 15, found -") {
+			t.Errorf("vector %s: %d %v, want 400 naming the layer", vec, code, e)
+		}
+	}
+	var res map[string]any
+	if code := ts.send(t, "POST", "/api/steer", steerBody("x", `{"sae": "s", "feature": 1}`), &res); code != 200 {
+		t.Fatalf("a vector without a layer: %d %v", code, res)
+	}
+	if l := f.last.Vectors[0].Layer; l != 12 {
+		t.Errorf("a vector without a layer steered layer %d, want the SAE's 12", l)
+	}
+	if code := ts.send(t, "POST", "/api/steer", steerBody("x", `{"sae": "s", "feature": 1, "layer": 3}`), &res); code != 200 || f.last.Vectors[0].Layer != 3 {
+		t.Errorf("a vector with layer 3: %d, steered layer %d", code, f.last.Vectors[0].Layer)
+	}
+	if code := ts.send(t, "POST", "/api/steer", steerBody("x", `{"npy": "`+npyBase64(32)+`"}`), &e); code != 400 || !strings.Contains(fmt.Sprint(e["error"]), "layer: an uploaded vector needs one") {
+		t.Errorf("an uploaded vector without a layer: %d %v", code, e)
+	}
 	// One JSON object and nothing after it.
 	if code := ts.send(t, "POST", "/api/jobs", `{"kind": "atlas", "sae": "s"} {"kind": "atlas"}`, &e); code != 400 || !strings.Contains(fmt.Sprint(e["error"]), "found more after the object") {
 		t.Errorf("two objects: %d %v", code, e)
@@ -117,6 +144,12 @@ func TestRequestLimits(t *testing.T) {
 	if n := ts.srv.bodies.inFlight(); n != 0 {
 		t.Errorf("%d bytes of bodies still counted after every request ended", n)
 	}
+}
+
+func npyBase64(n int) string {
+	v := make([]float32, n)
+	v[0] = 1
+	return base64.StdEncoding.EncodeToString(activations.EncodeNpy(v, 1, n))
 }
 
 // slowBody starts a request whose body has the given length but sends only

@@ -72,8 +72,11 @@ func (s *Server) steerVectors(req *SteerRequest) ([]steer.Vector, error) {
 	for i, v := range req.Vectors {
 		where := fmt.Sprintf("steer: vector %d", i)
 		var dir []float32
-		layer := -1
+		layer := -1 // none given: the SAE's
 		if v.Layer != nil {
+			if *v.Layer < 0 || *v.Layer >= m.Layers {
+				return nil, errorf(http.StatusBadRequest, "%s: layer: expected a block from 0 to %d, found %d", where, m.Layers-1, *v.Layer)
+			}
 			layer = *v.Layer
 		}
 		switch {
@@ -88,6 +91,9 @@ func (s *Server) steerVectors(req *SteerRequest) ([]steer.Vector, error) {
 			}
 			if len(shape) == 2 && shape[0] != 1 {
 				return nil, errorf(http.StatusBadRequest, "%s: npy: expected one vector, found shape %v", where, shape)
+			}
+			if layer < 0 {
+				return nil, errorf(http.StatusBadRequest, "%s: layer: an uploaded vector needs one, a block from 0 to %d", where, m.Layers-1)
 			}
 			dir = x
 		case v.SAE != "":
@@ -126,8 +132,8 @@ func (s *Server) steerVectors(req *SteerRequest) ([]steer.Vector, error) {
 		if len(dir) != m.DModel {
 			return nil, errorf(http.StatusBadRequest, "%s: the vector has %d values but the model's residual stream %d: it comes from another model", where, len(dir), m.DModel)
 		}
-		if layer < 0 || layer >= m.Layers {
-			return nil, errorf(http.StatusBadRequest, "%s: layer: expected a block from 0 to %d, found %d", where, m.Layers-1, layer)
+		if layer >= m.Layers {
+			return nil, errorf(http.StatusBadRequest, "%s: layer: the model has blocks 0 to %d, SAE %s acts on %d: give a layer", where, m.Layers-1, v.SAE, layer)
 		}
 		unit, err := steer.Unit(dir)
 		if err != nil {
@@ -142,9 +148,35 @@ func (s *Server) steerVectors(req *SteerRequest) ([]steer.Vector, error) {
 	return out, nil
 }
 
-// maxSteerBody bounds the body of a steering request, which may carry .npy
-// vectors in base64.
-const maxSteerBody = 64 << 20
+// Bounds of a steering request: its body, which may carry .npy vectors in
+// base64, and its prompt. A megabyte of text is several times the longest
+// context of the models rise runs (a token is some 4 bytes of English).
+const (
+	maxSteerBody   = 64 << 20
+	maxPromptBytes = 1 << 20
+)
+
+// checkPromptTokens refuses a prompt the model cannot read whole, when the
+// backend runs here and its tokenizer can count. A prompt of fewer bytes
+// than the model's context leaves room (a token is at least a byte), so
+// only longer ones are counted.
+func checkPromptTokens(b steer.Backend, prompt string, special bool) error {
+	n, ok := b.(*steer.Native)
+	if !ok || n.Model == nil || n.Tokenizer == nil || len(prompt)+1 < n.Model.MaxSeq {
+		return nil
+	}
+	// As steer.Generate counts: the prompt's tokens, after a BOS token
+	// unless it starts with one.
+	ids := n.Tokenizer.Encode(prompt, false, special)
+	count := len(ids)
+	if bos := n.Tokenizer.BOS(); bos >= 0 && (count == 0 || ids[0] != bos) {
+		count++
+	}
+	if count >= n.Model.MaxSeq {
+		return errorf(http.StatusBadRequest, "steer: prompt: expected fewer than %d tokens (the context of model %s), found %d", n.Model.MaxSeq, n.Model.Name, count)
+	}
+	return nil
+}
 
 // steerHandler runs a steering request as a job: the DEFAULT and the
 // STEERED generation with the same seed. The response waits for the job; a
@@ -160,6 +192,10 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	if err != nil {
 		fail(w, err)
+		return
+	}
+	if len(req.Prompt) > maxPromptBytes {
+		fail(w, errorf(http.StatusBadRequest, "steer: prompt: expected at most %d bytes, found %d", maxPromptBytes, len(req.Prompt)))
 		return
 	}
 	if req.Operator == "" {
@@ -198,6 +234,10 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b := s.cfg.Backend
+	if err := checkPromptTokens(b, prompt, special); err != nil {
+		fail(w, err)
+		return
+	}
 	j := s.jobs.Start("steer", req, func(ctx context.Context, j *Job) (any, error) {
 		o := steer.GenerateOptions{MaxTokens: req.MaxTokens, Temperature: req.Temperature, TopP: req.TopP, Seed: req.Seed, Special: special}
 		total := int64(2 * req.MaxTokens)
