@@ -429,9 +429,10 @@ func TestBrowserCrossSite(t *testing.T) {
 	b.open("/train")
 }
 
-// TestBrowserQueue: the jobs table of /train shows a training that waits
-// for another as queued, and its cancel button (a DELETE the page sends as
-// JSON) ends it; the running one's cancel button stops it too.
+// TestBrowserQueue: /train follows the running training, not the one
+// queued behind it; the jobs table shows that one as queued, and its cancel
+// button (a DELETE the page sends as JSON) ends it; the running one's
+// cancel button stops it too.
 func TestBrowserQueue(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
@@ -447,9 +448,18 @@ func TestBrowserQueue(t *testing.T) {
 	if state != StateQueued {
 		t.Errorf("the second training shows %q in the jobs table, want queued", state)
 	}
+	var head string
+	b.run("live job", chromedp.WaitVisible(`.job-head strong`, chromedp.ByQuery), chromedp.Text(`.job-head strong`, &head, chromedp.ByQuery))
+	if head != "job "+first {
+		t.Errorf("/train follows %q, want the running job %s", head, first)
+	}
 	b.screenshot("train-queued")
 	for _, id := range []string{second, first} {
-		b.run("cancel "+id, chromedp.Click(row(id)+` button.danger`, chromedp.ByQuery))
+		// The table is redrawn as jobs change: find and click the button in
+		// one step of the page's own.
+		sel := row(id) + ` button.danger`
+		b.run("cancel "+id, chromedp.WaitVisible(sel, chromedp.ByQuery),
+			chromedp.Evaluate(fmt.Sprintf(`document.querySelector(%q).click()`, sel), nil))
 		select {
 		case <-ts.srv.jobs.Get(id).Done():
 		case <-time.After(time.Minute):

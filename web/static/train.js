@@ -39,7 +39,8 @@ export async function render(main, ctx) {
   if (want) {
     watcher.attach(want);
   } else {
-    const running = (jobs || []).find((j) => j.kind === 'train' && !jobEnded(j.state));
+    const train = (jobs || []).filter((j) => j.kind === 'train');
+    const running = train.find((j) => j.state === 'running') || train.filter((j) => j.state === 'queued').pop();
     if (running) watcher.attach(running.id);
   }
 }
