@@ -101,6 +101,7 @@ func (s *Server) limitBodyTime(w http.ResponseWriter, r *http.Request) {
 // fields.
 func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any, what, example string) (release func(), err error) {
 	release = func() {}
+	limit = min(limit, s.bodies.limit) // a body the budget can never hold is too large
 	if r.ContentLength > limit {
 		return release, errorf(http.StatusRequestEntityTooLarge, "%s: the body has %d bytes, over the limit of %d", what, r.ContentLength, limit)
 	}
