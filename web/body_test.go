@@ -22,21 +22,16 @@ import (
 )
 
 // fakeModel is a steering backend that generates a fixed text, after gate
-// opens when there is one, and remembers the options of its last call.
+// opens when there is one.
 type fakeModel struct {
 	gate chan struct{}
-	mu   sync.Mutex
-	last steer.GenerateOptions
 }
 
 func (f *fakeModel) Info() steer.ModelInfo {
 	return steer.ModelInfo{Name: "fake", Arch: "llama", Layers: 16, DModel: 32, Vocab: 10, MaxSeq: 64}
 }
 
-func (f *fakeModel) Generate(ctx context.Context, prompts []string, o steer.GenerateOptions) ([]steer.Generation, error) {
-	f.mu.Lock()
-	f.last = o
-	f.mu.Unlock()
+func (f *fakeModel) Generate(ctx context.Context, prompts []string, _ steer.GenerateOptions) ([]steer.Generation, error) {
 	if f.gate != nil {
 		select {
 		case <-f.gate:
@@ -128,11 +123,15 @@ func TestRequestLimits(t *testing.T) {
 	if code := ts.send(t, "POST", "/api/steer", steerBody("x", `{"sae": "s", "feature": 1}`), &res); code != 200 {
 		t.Fatalf("a vector without a layer: %d %v", code, res)
 	}
-	if l := f.last.Vectors[0].Layer; l != 12 {
-		t.Errorf("a vector without a layer steered layer %d, want the SAE's 12", l)
-	}
-	if code := ts.send(t, "POST", "/api/steer", steerBody("x", `{"sae": "s", "feature": 1, "layer": 3}`), &res); code != 200 || f.last.Vectors[0].Layer != 3 {
-		t.Errorf("a vector with layer 3: %d, steered layer %d", code, f.last.Vectors[0].Layer)
+	feature, three := 1, 3
+	for _, tc := range []struct {
+		layer *int
+		want  int
+	}{{nil, 12}, {&three, 3}} {
+		vs, err := ts.srv.steerVectors(&SteerRequest{Vectors: []SteerVector{{SAE: "s", Feature: &feature, Layer: tc.layer}}, Operator: "add", Positions: "all"})
+		if err != nil || len(vs) != 1 || vs[0].Layer != tc.want {
+			t.Errorf("a vector of SAE s with layer %v: %+v %v, want layer %d", tc.layer, vs, err, tc.want)
+		}
 	}
 	if code := ts.send(t, "POST", "/api/steer", steerBody("x", `{"npy": "`+npyBase64(32)+`"}`), &e); code != 400 || !strings.Contains(fmt.Sprint(e["error"]), "layer: an uploaded vector needs one") {
 		t.Errorf("an uploaded vector without a layer: %d %v", code, e)
