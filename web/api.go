@@ -15,7 +15,7 @@ import (
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"version": s.cfg.Version, "demo": s.cfg.Demo, "model": s.modelInfo(),
-		"datasets": len(s.ws.Datasets()), "saes": len(s.ws.Models()), "jobs_running": s.jobs.Running(),
+		"datasets": len(s.ws.Datasets()), "saes": len(s.ws.Models()), "jobs_running": s.jobs.Running(), "jobs_queued": s.jobs.Queued(),
 	})
 }
 

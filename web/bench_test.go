@@ -52,9 +52,7 @@ func BenchmarkFeatureAPI(b *testing.B) {
 	srv := New(ws, Config{})
 	defer srv.Close()
 	j := srv.StartAnalysis(m)
-	for j.State() == StateRunning {
-		time.Sleep(100 * time.Millisecond)
-	}
+	<-j.Done()
 	if v := j.View(); v.State != StateDone {
 		b.Fatalf("analysis: %s", v.Error)
 	}

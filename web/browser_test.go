@@ -3,11 +3,16 @@ package web
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,11 +59,12 @@ type browser struct {
 	console []string
 }
 
-func newBrowser(t *testing.T, ts *testServer) *browser {
+func newBrowser(t *testing.T, ts *testServer, flags ...chromedp.ExecAllocatorOption) *browser {
 	exe := chromium(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.WindowSize(1400, 900),
 		chromedp.Flag("disable-gpu", true))
+	opts = append(opts, flags...)
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancel)
 	ctx, cancel2 := chromedp.NewContext(actx)
@@ -266,6 +272,202 @@ func TestBrowserSteer(t *testing.T) {
 	}
 	if st == def || st == "" {
 		t.Errorf("the STEERED pane %q does not differ from DEFAULT", st)
+	}
+	if len(b.console) > 0 {
+		t.Errorf("script errors: %v", b.console)
+	}
+}
+
+// seen is a request as the workbench received it.
+type seen struct {
+	Method, Path, ContentType, Origin, SecFetchSite, Host string
+	Status                                                int
+}
+
+// recorder serves h and keeps what each request was and how it was
+// answered.
+type recorder struct {
+	h    http.Handler
+	mu   sync.Mutex
+	reqs []seen
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w, status: 200}
+	rec.h.ServeHTTP(sw, r)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	rec.reqs = append(rec.reqs, seen{r.Method, r.URL.Path, r.Header.Get("Content-Type"), r.Header.Get("Origin"),
+		r.Header.Get("Sec-Fetch-Site"), r.Host, sw.status})
+}
+
+func (rec *recorder) requests() []seen {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return append([]seen(nil), rec.reqs...)
+}
+
+// attackPage is a page of another site that tries to start training jobs
+// on the workbench at TARGET: a self-submitting text/plain form (whose one
+// field makes the body a JSON object), no-cors fetches (text/plain, and
+// application/json, which no-cors mode drops) and a cors fetch of JSON
+// (which needs a preflight). It writes what it did to body[data-done].
+const attackPage = `<!doctype html><meta charset="utf-8"><title>an ordinary page</title>
+<iframe name="sink"></iframe>
+<form id="f" method="POST" action="TARGET/api/jobs" enctype="text/plain" target="sink">
+<input type="hidden" name='{"kind":"train","dataset":"planted","name":"csrf-form","arch":"topk","k":4,"width":32,"steps":50,"sae":"' value='"}'>
+</form>
+<script>
+const target = 'TARGET';
+const job = (name) => JSON.stringify({kind: 'train', dataset: 'planted', name, arch: 'topk', k: 4, width: 32, steps: 50});
+async function attack() {
+  const out = {};
+  await new Promise((done) => {
+    document.querySelector('iframe').onload = done;
+    setTimeout(done, 10000);
+    document.getElementById('f').submit();
+  });
+  out.form = 'sent';
+  for (const [name, init] of [
+    ['nocors', {method: 'POST', mode: 'no-cors', body: job('csrf-nocors')}],
+    ['nocorsjson', {method: 'POST', mode: 'no-cors', headers: {'Content-Type': 'application/json'}, body: job('csrf-nocors-json')}],
+    ['cors', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: job('csrf-cors')}],
+  ]) {
+    try { const r = await fetch(target + '/api/jobs', init); out[name] = 'answered ' + r.type; } catch (e) { out[name] = 'failed: ' + e.message; }
+  }
+  document.body.dataset.done = JSON.stringify(out);
+}
+attack();
+</script>`
+
+// TestBrowserCrossSite: chromium opens a page of another origin on
+// loopback — another port of 127.0.0.1 (same site), and localhost (another
+// site) — that submits a text/plain form and no-cors and cors fetches to
+// start training jobs on the workbench. Each request reaches the workbench
+// and is refused; no job starts. Then a name rebound to 127.0.0.1
+// (chromium's host resolver maps rebind.test there), under which the
+// workbench's port is the page's own origin: the page and the script's
+// same-origin calls get 421, and no job starts.
+func TestBrowserCrossSite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	ts := newTestServer(t)
+	rec := &recorder{h: ts.srv}
+	ts.Config.Handler = rec
+	b := newBrowser(t, ts, chromedp.Flag("host-resolver-rules", "MAP rebind.test 127.0.0.1"),
+		chromedp.Flag("disable-features", "HttpsUpgrades,HttpsFirstBalancedModeAutoEnable"))
+
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, strings.ReplaceAll(attackPage, "TARGET", ts.URL))
+	}))
+	defer evil.Close()
+	_, evilPort, _ := net.SplitHostPort(strings.TrimPrefix(evil.URL, "http://"))
+	for _, page := range []string{"http://127.0.0.1:" + evilPort + "/", "http://localhost:" + evilPort + "/"} {
+		before := len(rec.requests())
+		var done string
+		b.run("attack from "+page, chromedp.Navigate(page), chromedp.WaitReady(`body[data-done]`, chromedp.ByQuery),
+			chromedp.Evaluate(`document.body.dataset.done`, &done))
+		t.Logf("%s: %s", page, done)
+		posts, preflights := 0, 0
+		for _, r := range rec.requests()[before:] {
+			t.Logf("  the workbench got %s %s (Content-Type %q, Origin %q, Sec-Fetch-Site %q): %d", r.Method, r.Path, r.ContentType, r.Origin, r.SecFetchSite, r.Status)
+			switch {
+			case r.Method == "POST" && r.Path == "/api/jobs":
+				posts++
+				if r.Status != http.StatusForbidden && r.Status != http.StatusUnsupportedMediaType {
+					t.Errorf("from %s: POST /api/jobs answered %d", page, r.Status)
+				}
+			case r.Method == "OPTIONS":
+				preflights++
+				if r.Status/100 == 2 {
+					t.Errorf("from %s: the preflight was granted (%d)", page, r.Status)
+				}
+			}
+		}
+		if posts < 3 || preflights < 1 {
+			t.Errorf("from %s: the workbench got %d POSTs and %d preflights, want the form's and the no-cors fetches' 3 POSTs and the cors fetch's preflight", page, posts, preflights)
+		}
+		if n := ts.jobCount(); n != 0 {
+			t.Fatalf("a page of %s started %d jobs: %v", page, n, ts.srv.jobs.List()[0].Params)
+		}
+	}
+
+	// DNS rebinding: the attacker's name now leads to the workbench.
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(ts.URL, "http://"))
+	rebound := "http://rebind.test:" + port
+	var page string
+	b.run("open "+rebound, chromedp.Navigate(rebound+"/"), chromedp.Text("body", &page, chromedp.ByQuery))
+	if !strings.Contains(page, "rebind.test") || !strings.Contains(page, `"error"`) {
+		t.Errorf("the workbench's page under a rebound name: %.200s, want a JSON error naming the host", page)
+	}
+	var got struct{ Status, Post int }
+	b.run("same-origin calls under "+rebound, chromedp.Evaluate(`(async () => {
+		const s = await fetch('/api/status');
+		const p = await fetch('/api/jobs', {method: 'POST', headers: {'Content-Type': 'application/json'},
+			body: JSON.stringify({kind: 'train', dataset: 'planted', name: 'rebound', arch: 'topk', k: 4, width: 32, steps: 50})});
+		return {Status: s.status, Post: p.status};
+	})()`, &got, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+	if got.Status != http.StatusMisdirectedRequest || got.Post != http.StatusMisdirectedRequest {
+		t.Errorf("under %s: GET /api/status %d, POST /api/jobs %d; want 421 for both", rebound, got.Status, got.Post)
+	}
+	if n := ts.jobCount(); n != 0 {
+		t.Errorf("a page under a rebound name started %d jobs", n)
+	}
+	// The workbench's own origin still works in the same browser.
+	b.open("/train")
+}
+
+// TestBrowserQueue: /train follows the running training, not the one
+// queued behind it; the jobs table shows that one as queued, and its cancel
+// button (a DELETE the page sends as JSON) ends it; the running one's
+// cancel button stops it too.
+func TestBrowserQueue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	ts := newTestServer(t)
+	first := ts.train(t, "first", 1000000)
+	second := ts.train(t, "second", 1000000)
+	b := newBrowser(t, ts)
+	b.open("/train")
+	row := func(id string) string { return fmt.Sprintf(`tr[data-job=%q]`, id) }
+	var state string
+	b.run("queued row", chromedp.WaitVisible(row(second)+` .state`, chromedp.ByQuery), chromedp.Text(row(second)+` .state`, &state, chromedp.ByQuery))
+	if state != StateQueued {
+		t.Errorf("the second training shows %q in the jobs table, want queued", state)
+	}
+	var head string
+	b.run("live job", chromedp.WaitVisible(`.job-head strong`, chromedp.ByQuery), chromedp.Text(`.job-head strong`, &head, chromedp.ByQuery))
+	if head != "job "+first {
+		t.Errorf("/train follows %q, want the running job %s", head, first)
+	}
+	b.screenshot("train-queued")
+	for _, id := range []string{second, first} {
+		// The table is redrawn as jobs change: find and click the button in
+		// one step of the page's own.
+		sel := row(id) + ` button.danger`
+		b.run("cancel "+id, chromedp.WaitVisible(sel, chromedp.ByQuery),
+			chromedp.Evaluate(fmt.Sprintf(`document.querySelector(%q).click()`, sel), nil))
+		select {
+		case <-ts.srv.jobs.Get(id).Done():
+		case <-time.After(time.Minute):
+			t.Fatalf("job %s did not end after its cancel button (console: %v)", id, b.console)
+		}
+		if s := ts.srv.jobs.Get(id).State(); s != StateCancelled {
+			t.Errorf("job %s is %s after its cancel button", id, s)
+		}
 	}
 	if len(b.console) > 0 {
 		t.Errorf("script errors: %v", b.console)

@@ -6,17 +6,25 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
 
-// Job states.
+// Job states. A job waits in its kind's queue (queued) until fewer than
+// the kind's limit of jobs run, then runs, then ends done, failed or
+// cancelled.
 const (
+	StateQueued    = "queued"
 	StateRunning   = "running"
 	StateDone      = "done"
 	StateFailed    = "failed"
 	StateCancelled = "cancelled"
 )
+
+// hasEnded reports whether a job in the state has ended.
+func hasEnded(state string) bool { return state != StateQueued && state != StateRunning }
 
 // maxEvents bounds a job's event history. Beyond it every other event of
 // the older half is dropped, so a long run keeps its whole curve at a
@@ -55,7 +63,14 @@ type Job struct {
 	Params  any
 	Created time.Time
 
+	ctx    context.Context
 	cancel context.CancelFunc
+	work   func(ctx context.Context, j *Job) (any, error)
+	jobs   *Jobs
+	// unwatch stops the watch that drops the job from its queue when its
+	// context ends.
+	unwatch func() bool
+	done    chan struct{} // closed when the job has ended
 
 	mu       sync.Mutex
 	state    string
@@ -101,8 +116,15 @@ func (j *Job) State() string {
 	return j.state
 }
 
-// Cancel asks the job to stop; it ends cancelled once its work returns.
-func (j *Job) Cancel() { j.cancel() }
+// Done returns a channel closed when the job has ended.
+func (j *Job) Done() <-chan struct{} { return j.done }
+
+// Cancel asks the job to stop: a queued job ends cancelled at once, a
+// running one once its work returns.
+func (j *Job) Cancel() {
+	j.cancel()
+	j.jobs.drop(j)
+}
 
 // emit appends an event and wakes the watchers.
 func (j *Job) emit(typ string, data map[string]any) {
@@ -149,40 +171,111 @@ func (j *Job) Events(from int) (evs []Event, ended bool, more <-chan struct{}) {
 	defer j.mu.Unlock()
 	i := sort.Search(len(j.events), func(i int) bool { return j.events[i].Seq >= from })
 	evs = append(evs, j.events[i:]...)
-	return evs, j.state != StateRunning, j.changed
+	return evs, hasEnded(j.state), j.changed
 }
 
-// Jobs runs and remembers jobs.
+// end records the job's final state from its work's result and error:
+// nil is done, a cancellation is cancelled, anything else is failed with
+// its message.
+func (j *Job) end(result any, err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.finished = time.Now().UTC()
+	switch {
+	case err == nil:
+		j.state, j.result = StateDone, result
+	case j.ctx.Err() != nil && errors.Is(err, context.Canceled):
+		j.state, j.err = StateCancelled, "cancelled"
+	default:
+		j.state, j.err = StateFailed, err.Error()
+	}
+	data := map[string]any{"state": j.state}
+	if j.err != "" {
+		data["error"] = j.err
+	}
+	j.emitLocked("state", data)
+	close(j.done)
+}
+
+// Jobs runs and remembers jobs. Each kind of job may have a limit on how
+// many run at once; the others wait in the kind's queue, first come first
+// served.
 type Jobs struct {
-	mu   sync.Mutex
-	jobs map[string]*Job
-	next int
-	wg   sync.WaitGroup
-	ctx  context.Context
+	mu      sync.Mutex
+	jobs    map[string]*Job
+	next    int
+	wg      sync.WaitGroup
+	ctx     context.Context
+	limits  map[string]int
+	running map[string]int
+	queues  map[string][]*Job
 }
 
-// NewJobs returns a job table whose jobs are cancelled with ctx.
+// NewJobs returns a job table whose jobs are cancelled with ctx. No kind
+// has a limit until SetLimit gives it one.
 func NewJobs(ctx context.Context) *Jobs {
-	return &Jobs{jobs: map[string]*Job{}, ctx: ctx}
+	return &Jobs{jobs: map[string]*Job{}, ctx: ctx, limits: map[string]int{}, running: map[string]int{}, queues: map[string][]*Job{}}
 }
 
-// Start runs work in the background as a new job. work's error decides the
-// final state: nil is done, a cancellation is cancelled, anything else is
-// failed with its message. A panic in work fails the job rather than the
-// server.
+// SetLimit lets at most n jobs of the kind run at once (n < 1: no limit).
+// Queued jobs of the kind start if the new limit has room for them.
+func (js *Jobs) SetLimit(kind string, n int) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	if n < 1 {
+		delete(js.limits, kind)
+	} else {
+		js.limits[kind] = n
+	}
+	js.dispatchLocked(kind)
+}
+
+// Limit returns the kind's limit of jobs running at once (0: none).
+func (js *Jobs) Limit(kind string) int {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	return js.limits[kind]
+}
+
+func (js *Jobs) roomLocked(kind string) bool {
+	n := js.limits[kind]
+	return n < 1 || js.running[kind] < n
+}
+
+// Start makes a new job of work. It runs at once if its kind has room,
+// else it is queued until a job of its kind ends; a job cancelled while
+// queued ends cancelled without running. work's error decides the final
+// state: nil is done, a cancellation is cancelled, anything else is failed
+// with its message. A panic in work fails the job rather than the server.
 func (js *Jobs) Start(kind string, params any, work func(ctx context.Context, j *Job) (any, error)) *Job {
 	ctx, cancel := context.WithCancel(js.ctx)
 	js.mu.Lock()
+	defer js.mu.Unlock()
 	js.next++
 	j := &Job{ID: fmt.Sprintf("j%d", js.next), Kind: kind, Params: params, Created: time.Now().UTC(),
-		cancel: cancel, state: StateRunning, changed: make(chan struct{})}
+		ctx: ctx, cancel: cancel, work: work, jobs: js, done: make(chan struct{}), changed: make(chan struct{})}
 	js.jobs[j.ID] = j
-	js.mu.Unlock()
-	j.emit("state", map[string]any{"state": StateRunning})
 	js.wg.Add(1)
+	if js.roomLocked(kind) {
+		js.runLocked(j)
+		return j
+	}
+	j.state = StateQueued
+	j.emit("state", map[string]any{"state": StateQueued})
+	js.queues[kind] = append(js.queues[kind], j)
+	j.unwatch = context.AfterFunc(ctx, func() { js.drop(j) })
+	return j
+}
+
+// runLocked starts a job's work in its own goroutine.
+func (js *Jobs) runLocked(j *Job) {
+	js.running[j.Kind]++
+	j.mu.Lock()
+	j.state = StateRunning
+	j.emitLocked("state", map[string]any{"state": StateRunning})
+	j.mu.Unlock()
 	go func() {
 		defer js.wg.Done()
-		defer cancel()
 		var result any
 		var err error
 		func() {
@@ -191,26 +284,51 @@ func (js *Jobs) Start(kind string, params any, work func(ctx context.Context, j 
 					err = fmt.Errorf("internal error: %v", r)
 				}
 			}()
-			result, err = work(ctx, j)
+			result, err = j.work(j.ctx, j)
 		}()
-		j.mu.Lock()
-		defer j.mu.Unlock()
-		j.finished = time.Now().UTC()
-		switch {
-		case err == nil:
-			j.state, j.result = StateDone, result
-		case ctx.Err() != nil && errors.Is(err, context.Canceled):
-			j.state, j.err = StateCancelled, "cancelled"
-		default:
-			j.state, j.err = StateFailed, err.Error()
-		}
-		data := map[string]any{"state": j.state}
-		if j.err != "" {
-			data["error"] = j.err
-		}
-		j.emitLocked("state", data)
+		j.end(result, err)
+		j.cancel()
+		js.mu.Lock()
+		js.running[j.Kind]--
+		js.dispatchLocked(j.Kind)
+		js.mu.Unlock()
 	}()
-	return j
+}
+
+// dispatchLocked starts queued jobs of the kind while it has room.
+func (js *Jobs) dispatchLocked(kind string) {
+	for len(js.queues[kind]) > 0 && js.roomLocked(kind) {
+		j := js.queues[kind][0]
+		js.queues[kind] = js.queues[kind][1:]
+		j.unwatch()
+		if j.ctx.Err() != nil {
+			js.endQueuedLocked(j)
+			continue
+		}
+		js.runLocked(j)
+	}
+}
+
+// drop ends a queued job whose context has ended; it does nothing to a job
+// that is not queued.
+func (js *Jobs) drop(j *Job) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	q := js.queues[j.Kind]
+	for i, x := range q {
+		if x == j {
+			js.queues[j.Kind] = append(q[:i:i], q[i+1:]...)
+			js.endQueuedLocked(j)
+			return
+		}
+	}
+}
+
+// endQueuedLocked ends a job taken off its queue without running it.
+func (js *Jobs) endQueuedLocked(j *Job) {
+	j.cancel()
+	j.end(nil, context.Canceled)
+	js.wg.Done()
 }
 
 // Get returns the job with the id, or nil.
@@ -238,10 +356,15 @@ func (js *Jobs) List() []*Job {
 }
 
 // Running counts the running jobs.
-func (js *Jobs) Running() int {
+func (js *Jobs) Running() int { return js.count(StateRunning) }
+
+// Queued counts the jobs waiting in their queues.
+func (js *Jobs) Queued() int { return js.count(StateQueued) }
+
+func (js *Jobs) count(state string) int {
 	n := 0
 	for _, j := range js.List() {
-		if j.State() == StateRunning {
+		if j.State() == state {
 			n++
 		}
 	}
@@ -250,3 +373,23 @@ func (js *Jobs) Running() int {
 
 // Wait waits for every job to return.
 func (js *Jobs) Wait() { js.wg.Wait() }
+
+// ParseJobLimits reads limits of jobs running at once, as rise serve
+// --jobs gives them: "train=1,atlas=1,sweep=1,steer=2", any of the kinds
+// of DefaultJobLimits, 0 for no limit.
+func ParseJobLimits(s string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		kind, v, ok := strings.Cut(part, "=")
+		n, err := strconv.Atoi(v)
+		if _, known := DefaultJobLimits[kind]; !ok || !known || err != nil || n < 0 {
+			return nil, fmt.Errorf("job limit %q: expected KIND=N with KIND train, atlas, sweep or steer and N ≥ 0 (0: no limit)", part)
+		}
+		out[kind] = n
+	}
+	return out, nil
+}

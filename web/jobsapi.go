@@ -2,9 +2,7 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -58,26 +56,39 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, j.View())
 }
 
+// cancelJob cancels a job: a queued one ends at once (200), a running one
+// is asked to stop (202) and ends cancelled when its work returns. A job
+// that has ended is left as it is (409).
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	j, err := s.job(r)
 	if err != nil {
 		fail(w, err)
 		return
 	}
+	if v := j.View(); hasEnded(v.State) {
+		fail(w, errorf(http.StatusConflict, "job %s: expected a queued or running job to cancel, found it %s at %s", j.ID, v.State, v.Finished.Format(time.RFC3339)))
+		return
+	}
 	j.Cancel()
-	writeJSON(w, http.StatusAccepted, j.View())
+	status := http.StatusAccepted
+	if hasEnded(j.State()) {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, j.View())
 }
+
+// maxJobBody bounds the body of POST /api/jobs.
+const maxJobBody = 1 << 20
 
 func (s *Server) startJob(w http.ResponseWriter, r *http.Request) {
 	var req TrainRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		fail(w, errorf(http.StatusBadRequest, "job request: expected a JSON object such as {\"kind\": \"train\", \"dataset\": ...}: %v", err))
+	release, err := s.readJSON(w, r, maxJobBody, &req, "job request", `{"kind": "train", "dataset": ...}`)
+	defer release()
+	if err != nil {
+		fail(w, err)
 		return
 	}
 	var j *Job
-	var err error
 	switch req.Kind {
 	case "train":
 		j, err = s.StartTrain(req)
@@ -180,6 +191,7 @@ func (s *Server) StartTrain(req TrainRequest) (*Job, error) {
 	})
 	m.set(SAETraining, j.ID, "")
 	close(attached)
+	go failUnlessDone(m, j, SAETraining, "its training job was cancelled before it started")
 	return j, nil
 }
 
@@ -212,5 +224,22 @@ func (s *Server) StartAnalysis(m *Model) *Job {
 	})
 	m.set(SAEAnalysing, j.ID, "")
 	close(attached)
+	go failUnlessDone(m, j, SAEAnalysing, "its atlas job was cancelled before it started; start another with POST /api/jobs {\"kind\": \"atlas\"}")
 	return j
+}
+
+// failUnlessDone waits for the job and marks the SAE failed with msg if
+// the job ended other than done while the SAE still waits for it in the
+// state: the job's work, which marks its own failures, never ran (it was
+// cancelled while queued).
+func failUnlessDone(m *Model, j *Job, state, msg string) {
+	<-j.Done()
+	if j.State() == StateDone {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.job == j.ID && m.state == state {
+		m.state, m.err = SAEFailed, msg
+	}
 }

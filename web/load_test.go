@@ -84,10 +84,7 @@ func TestLoad(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	req, _ := http.NewRequest("DELETE", ts.URL+"/api/jobs/"+job, nil)
-	if resp, err := http.DefaultClient.Do(req); err == nil {
-		resp.Body.Close()
-	}
+	ts.send(t, "DELETE", "/api/jobs/"+job, "", nil)
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	if len(lat) == 0 {
 		t.Fatal("no request finished")

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log"
+	"maps"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,8 +33,28 @@ type Config struct {
 	Backend steer.Backend
 	// Token, when set, is required of every request (RequireToken).
 	Token string
-	Log   *log.Logger
+	// AllowedHosts are further names (NAME, or NAME:PORT for that port
+	// only) that a request arriving at a loopback address may give as its
+	// Host: the name of a tunnel or proxy that leads here. localhost and
+	// loopback IPs with the listening port are always allowed.
+	AllowedHosts []string
+	// JobLimits is how many jobs of a kind ("train", "atlas", "sweep",
+	// "steer") run at once; the others wait in a queue. Kinds it leaves out
+	// take DefaultJobLimits; a limit below 1 is no limit.
+	JobLimits map[string]int
+	// MaxBodyBytes bounds the bytes of request bodies the server reads or
+	// holds at once (default DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// BodyTimeout bounds the time a request's body takes to arrive
+	// (default DefaultBodyTimeout).
+	BodyTimeout time.Duration
+	Log         *log.Logger
 }
+
+// DefaultJobLimits are the jobs of each kind that run at once: one
+// training, one atlas and one sweep (each can use every core), and two
+// steering requests.
+var DefaultJobLimits = map[string]int{"train": 1, "atlas": 1, "sweep": 1, "steer": 2}
 
 // Server is the workbench: the API, the websocket streams and the embedded
 // pages over a Workspace.
@@ -45,6 +67,7 @@ type Server struct {
 	mux  *http.ServeMux
 
 	sweeps *sweepCache
+	bodies *bodyBudget
 }
 
 // New returns a server over the workspace. Close stops its jobs.
@@ -55,8 +78,20 @@ func New(ws *Workspace, cfg Config) *Server {
 	if cfg.Seed == 0 {
 		cfg.Seed = 1
 	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
 	ctx, stop := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, ws: ws, jobs: NewJobs(ctx), ctx: ctx, stop: stop, mux: http.NewServeMux(), sweeps: newSweepCache()}
+	s := &Server{cfg: cfg, ws: ws, jobs: NewJobs(ctx), ctx: ctx, stop: stop, mux: http.NewServeMux(), sweeps: newSweepCache(),
+		bodies: &bodyBudget{limit: cfg.MaxBodyBytes}}
+	limits := maps.Clone(DefaultJobLimits)
+	maps.Copy(limits, cfg.JobLimits)
+	for kind, n := range limits {
+		s.jobs.SetLimit(kind, n)
+	}
 	s.routes()
 	return s
 }
@@ -74,8 +109,21 @@ func (s *Server) Close() {
 	s.jobs.Wait()
 }
 
-// ServeHTTP serves the workbench.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the workbench. It first refuses what a page of another
+// site could send (see origin.go), then gives a request's body its time
+// limit.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := s.checkHost(r); err != nil {
+		fail(w, err)
+		return
+	}
+	if err := checkSameOrigin(r); err != nil {
+		fail(w, err)
+		return
+	}
+	s.limitBodyTime(w, r)
+	s.mux.ServeHTTP(w, r)
+}
 
 // pages are the paths the single-page UI answers; each loads index.html.
 var pages = []string{"/{$}", "/train", "/atlas", "/behaviours", "/steer", "/feature/{sae}/{id}"}
@@ -131,11 +179,12 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 }
 
 // apiError is an error with the HTTP status it answers with, and
-// optionally the job to wait for.
+// optionally the job to wait for or the time after which to try again.
 type apiError struct {
-	status int
-	msg    string
-	job    string
+	status     int
+	msg        string
+	job        string
+	retryAfter time.Duration
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -158,6 +207,9 @@ func writeError(w http.ResponseWriter, status int, err error) {
 		status = ae.status
 		if ae.job != "" {
 			body["job"] = ae.job
+		}
+		if ae.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((ae.retryAfter+time.Second-1)/time.Second)))
 		}
 	}
 	writeJSON(w, status, body)
@@ -201,7 +253,10 @@ func Listen(addr string) (net.Listener, error) {
 }
 
 // Serve serves on l until ctx ends, then shuts down gracefully: running
-// jobs are cancelled and open streams closed.
+// jobs are cancelled and open streams closed. The server has no
+// ReadTimeout: net/http would cancel a request whose answer takes longer
+// (a steering request waits for its generation); each body has its own
+// deadline instead (Config.BodyTimeout).
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	var h http.Handler = s
 	if s.cfg.Token != "" {

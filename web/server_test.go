@@ -34,6 +34,12 @@ type testServer struct {
 
 func newTestServer(t testing.TB) *testServer {
 	t.Helper()
+	return newTestServerWith(t, Config{Version: "test"})
+}
+
+// newTestServerWith is newTestServer with the server's configuration.
+func newTestServerWith(t testing.TB, c Config) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := synth.DefaultConfig()
 	cfg.Rows, cfg.DModel, cfg.Features = 3000, 32, 64
@@ -45,7 +51,7 @@ func newTestServer(t testing.TB) *testServer {
 	if _, err := ws.AddDataset(dump, ""); err != nil {
 		t.Fatal(err)
 	}
-	srv := New(ws, Config{Version: "test"})
+	srv := New(ws, c)
 	ts := &testServer{Server: httptest.NewServer(srv), srv: srv, ws: ws}
 	t.Cleanup(func() {
 		ts.Close()
@@ -83,6 +89,30 @@ func (ts *testServer) post(t testing.TB, path, body string, v any) int {
 	if v != nil {
 		if err := json.Unmarshal(b, v); err != nil {
 			t.Fatalf("POST %s: %d, body not JSON: %v: %.200s", path, resp.StatusCode, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+// send makes a request with a JSON body (the workbench's own pages send
+// every change as JSON) and decodes the JSON answer into v (when not nil),
+// returning the status.
+func (ts *testServer) send(t testing.TB, method, path, body string, v any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("%s %s: %d, body not JSON: %v: %.200s", method, path, resp.StatusCode, err, b)
 		}
 	}
 	return resp.StatusCode
@@ -506,13 +536,10 @@ func TestJobStreams(t *testing.T) {
 	ts.waitReady(t, "watched")
 	long := ts.train(t, "cancelled", 100000)
 	w := ts.dial(t, long, 0)
-	req, _ := http.NewRequest("DELETE", ts.URL+"/api/jobs/"+long, nil)
 	time.Sleep(200 * time.Millisecond)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("DELETE: %v %v", resp, err)
+	if code := ts.send(t, "DELETE", "/api/jobs/"+long, "", nil); code != http.StatusAccepted {
+		t.Fatalf("DELETE of a running job: %d", code)
 	}
-	resp.Body.Close()
 	evs, err := readAll(w)
 	w.Close()
 	if err != nil || evs[len(evs)-1]["state"] != StateCancelled {

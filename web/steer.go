@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/rise-interp/rise/activations"
@@ -75,8 +73,11 @@ func (s *Server) steerVectors(req *SteerRequest) ([]steer.Vector, error) {
 	for i, v := range req.Vectors {
 		where := fmt.Sprintf("steer: vector %d", i)
 		var dir []float32
-		layer := -1
+		layer := -1 // none given: the SAE's
 		if v.Layer != nil {
+			if *v.Layer < 0 || *v.Layer >= m.Layers {
+				return nil, errorf(http.StatusBadRequest, "%s: layer: expected a block from 0 to %d, found %d", where, m.Layers-1, *v.Layer)
+			}
 			layer = *v.Layer
 		}
 		switch {
@@ -91,6 +92,9 @@ func (s *Server) steerVectors(req *SteerRequest) ([]steer.Vector, error) {
 			}
 			if len(shape) == 2 && shape[0] != 1 {
 				return nil, errorf(http.StatusBadRequest, "%s: npy: expected one vector, found shape %v", where, shape)
+			}
+			if layer < 0 {
+				return nil, errorf(http.StatusBadRequest, "%s: layer: an uploaded vector needs one, a block from 0 to %d", where, m.Layers-1)
 			}
 			dir = x
 		case v.SAE != "":
@@ -136,6 +140,36 @@ func (s *Server) steerVectors(req *SteerRequest) ([]steer.Vector, error) {
 	return out, nil
 }
 
+// Bounds of a steering request: its body, which may carry .npy vectors in
+// base64, and its prompt. A megabyte of text is several times the longest
+// context of the models rise runs (a token is some 4 bytes of English).
+const (
+	maxSteerBody   = 64 << 20
+	maxPromptBytes = 1 << 20
+)
+
+// checkPromptTokens refuses a prompt the model cannot read whole, when the
+// backend runs here and its tokenizer can count. A prompt of fewer bytes
+// than the model's context leaves room (a token is at least a byte), so
+// only longer ones are counted.
+func checkPromptTokens(b steer.Backend, prompt string, special bool) error {
+	n, ok := b.(*steer.Native)
+	if !ok || n.Model == nil || n.Tokenizer == nil || len(prompt)+1 < n.Model.MaxSeq {
+		return nil
+	}
+	// As steer.Generate counts: the prompt's tokens, after a BOS token
+	// unless it starts with one.
+	ids := n.Tokenizer.Encode(prompt, false, special)
+	count := len(ids)
+	if bos := n.Tokenizer.BOS(); bos >= 0 && (count == 0 || ids[0] != bos) {
+		count++
+	}
+	if count >= n.Model.MaxSeq {
+		return errorf(http.StatusBadRequest, "steer: prompt: expected fewer than %d tokens (the context of model %s), found %d", n.Model.MaxSeq, n.Model.Name, count)
+	}
+	return nil
+}
+
 // steerHandler runs a steering request as a job: the DEFAULT and the
 // STEERED generation with the same seed. The response waits for the job; a
 // client that leaves cancels it.
@@ -146,10 +180,14 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req SteerRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		fail(w, errorf(http.StatusBadRequest, "steer: expected a JSON object such as {\"prompt\": ..., \"vectors\": [...]}: %v", err))
+	release, err := s.readJSON(w, r, maxSteerBody, &req, "steer", `{"prompt": ..., "vectors": [...]}`)
+	defer release()
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if len(req.Prompt) > maxPromptBytes {
+		fail(w, errorf(http.StatusBadRequest, "steer: prompt: expected at most %d bytes, found %d", maxPromptBytes, len(req.Prompt)))
 		return
 	}
 	if req.MaxTokens == 0 {
@@ -174,6 +212,10 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
 		prompt, special = template(prompt), true
 	}
 	b := s.cfg.Backend
+	if err := checkPromptTokens(b, prompt, special); err != nil {
+		fail(w, err)
+		return
+	}
 	j := s.jobs.Start("steer", req, func(ctx context.Context, j *Job) (any, error) {
 		o := model.GenerateOptions{MaxTokens: req.MaxTokens, Temperature: req.Temperature, TopP: req.TopP, Seed: req.Seed, Special: special}
 		total := int64(2 * req.MaxTokens)
@@ -190,16 +232,12 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
 		}
 		return map[string]any{"default": side(def[0]), "steered": side(st[0])}, nil
 	})
-	// Wait for the job; a client that leaves cancels it.
-	_, _, more := j.Events(1 << 30)
-	for j.State() == StateRunning {
-		select {
-		case <-more:
-			_, _, more = j.Events(1 << 30)
-		case <-r.Context().Done():
-			j.Cancel()
-			return
-		}
+	// Wait for the job, queued or running; a client that leaves cancels it.
+	select {
+	case <-j.Done():
+	case <-r.Context().Done():
+		j.Cancel()
+		return
 	}
 	v := j.View()
 	if v.State != StateDone {

@@ -123,11 +123,13 @@ func TestSteerAPI(t *testing.T) {
 	var e map[string]any
 	for body, want := range map[string]string{
 		req(1, `{"npy": "`+base64.StdEncoding.EncodeToString(activations.EncodeNpy(make([]float32, 8), 1, 8))+`", "layer": 1}`): "residual stream 64",
-		req(1, `{"sae": "st-sae", "feature": 999}`):                                         "feature",
-		req(1, `{"sae": "nope", "feature": 1}`):                                             "no SAE",
-		req(1, `{"sae": "st-sae", "feature": 1, "layer": 9}`):                               "layer",
-		`{"prompt": "x", "vectors": [{"sae": "st-sae", "feature": 1}], "operator": "spin"}`: "op",
-		`{"prompt": "x", "vectors": []}`:                                                    "at least one vector",
+		req(1, `{"sae": "st-sae", "feature": 999}`):                                                                     "feature",
+		req(1, `{"sae": "nope", "feature": 1}`):                                                                         "no SAE",
+		req(1, `{"sae": "st-sae", "feature": 1, "layer": 9}`):                                                           "layer",
+		`{"prompt": "x", "vectors": [{"sae": "st-sae", "feature": 1}], "operator": "spin"}`:                             "op",
+		`{"prompt": "x", "vectors": []}`:                                                                                "at least one vector",
+		req(1, `{"sae": "st-sae", "feature": 1, "layer": -1}`):                                                          "layer: expected a block from 0 to 4, found -1",
+		`{"prompt": "` + strings.Repeat("Once upon a time, ", 300) + `", "vectors": [{"sae": "st-sae", "feature": 1}]}`: "tokens (the context of model",
 	} {
 		if code := ts.post(t, "/api/steer", body, &e); code/100 != 4 || !strings.Contains(fmt.Sprint(e["error"]), want) {
 			t.Errorf("POST %.80s: %d %v, want a 4xx mentioning %q", body, code, e, want)

@@ -49,7 +49,7 @@ func (s *Server) sweepOf(ds *Dataset) (*sweepResult, error) {
 		if e.result != nil {
 			return e.result, nil
 		}
-		if e.job.State() == StateRunning {
+		if !hasEnded(e.job.State()) {
 			return nil, &apiError{status: http.StatusConflict, job: e.job.ID, msg: "the sweep of " + ds.Name + " is being computed; wait for job " + e.job.ID}
 		}
 		if e.job.State() == StateFailed {

@@ -14,6 +14,8 @@ import (
 func init() {
 	var (
 		datas, saes stringList
+		hosts       stringList
+		jobLimits   map[string]int
 		addr, work  string
 		token       string
 		mf          modelFlags
@@ -24,7 +26,7 @@ func init() {
 		name:    "serve",
 		noArgs:  true,
 		summary: "serve the workbench in a browser: datasets, training, the atlas, features, behaviours, steering",
-		usage:   "[--data DIR ...] [--sae SAE_DIR ...] [--model PATH [--tokenizer PATH]] [--addr 127.0.0.1:8080] [--work DIR] [--open]",
+		usage:   "[--data DIR ...] [--sae SAE_DIR ...] [--model PATH [--tokenizer PATH]] [--addr 127.0.0.1:8080] [--work DIR] [--jobs KIND=N,...] [--allow-host NAME] [--open]",
 		help: `Serves the rise workbench: a browser UI over activation dumps and SAEs, and
 the JSON API behind it (web/API.md). Pages: datasets and their steps and
 traces (/), training with live curves (/train), the decoder atlas (/atlas),
@@ -53,22 +55,33 @@ kept in --work, as are SAEs trained from the browser.
 
 The server listens on 127.0.0.1 unless --addr names another host; then
 --token is required, and every request must carry it (a browser opens the
-workbench once with ?token=TOKEN and keeps it in a cookie). It serves
-only its embedded pages and what the API computes from the data given, and
-stops cleanly on Ctrl-C, cancelling running jobs.
+workbench once with ?token=TOKEN and keeps it in a cookie). On loopback it
+answers only requests addressed to localhost, 127.0.0.1 or [::1] with its
+port, so that no other site's name can lead a browser to it; --allow-host
+adds a name (a tunnel's, localhost:9000 say). Requests that change
+something must be JSON from the workbench's own pages. Jobs beyond --jobs
+wait in a queue. It serves only its embedded pages and what the API
+computes from the data given, and stops cleanly on Ctrl-C, cancelling
+running jobs.
 
 Examples:
 
 	rise serve
 	rise serve --data S --sae S.topk --addr 127.0.0.1:9000 --open`,
 		setFlags: func(fs *flag.FlagSet) {
-			datas, saes = nil, nil
+			datas, saes, hosts, jobLimits = nil, nil, nil, nil
 			fs.Var(&datas, "data", "an activation dump to serve (repeatable)")
 			fs.Var(&saes, "sae", "an SAE to serve (SAELens or sparsify directory, or Gemma Scope params.npz; repeatable)")
 			fs.StringVar(&addr, "addr", "127.0.0.1:8080", "HOST:PORT to listen on (port 0 picks a free one)")
 			fs.StringVar(&work, "work", "", "where SAEs trained from the browser and analyses are kept (default .rise/work, or the demo's cache)")
 			fs.BoolVar(&open, "open", false, "open the workbench in the default browser")
 			fs.StringVar(&token, "token", "", "an access token every request must carry (required when --addr is not a loopback address)")
+			fs.Var(&hosts, "allow-host", "a further Host name (NAME or NAME:PORT) that reaches the server, such as a tunnel's; repeatable")
+			fs.Func("jobs", "how many jobs of each kind run at once, the rest queued (default train=1,atlas=1,sweep=1,steer=2)", func(s string) error {
+				l, err := web.ParseJobLimits(s)
+				jobLimits = l
+				return err
+			})
 			fs.Uint64Var(&seed, "seed", 1, "seed of the atlases and sweeps")
 			fs.StringVar(&mf.model, "model", "", "a model for the steering page: a llama2.c checkpoint or a Hugging Face Llama/Qwen2 directory")
 			fs.StringVar(&mf.tokenizer, "tokenizer", "", "the model's tokenizer, when it is not beside the model")
@@ -89,7 +102,7 @@ Examples:
 					mf.model, mf.tokenizer = m, t
 				}
 			}
-			cfg := web.Config{Version: versionString(), Seed: seed, Demo: demo, Token: token}
+			cfg := web.Config{Version: versionString(), Seed: seed, Demo: demo, Token: token, AllowedHosts: hosts, JobLimits: jobLimits}
 			if mf.model != "" || mf.backend != "" {
 				b, err := mf.load(ctx)
 				if err != nil {

@@ -14,8 +14,9 @@ import (
 )
 
 // TestServeCommand starts rise serve on a free loopback port, reads its
-// address from stdout, asks the API for the dataset it was given, and stops
-// it by cancelling its context, as Ctrl-C does.
+// address from stdout, asks the API for the dataset it was given, checks
+// that it answers its --allow-host name but no other, and stops it by
+// cancelling its context, as Ctrl-C does.
 func TestServeCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -23,7 +24,8 @@ func TestServeCommand(t *testing.T) {
 	var errb strings.Builder
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--data", tinyDump, "--work", filepath.Join(t.TempDir(), "work"), "--addr", "127.0.0.1:0"}, pw, &errb)
+		done <- run(ctx, []string{"serve", "--data", tinyDump, "--work", filepath.Join(t.TempDir(), "work"), "--addr", "127.0.0.1:0",
+			"--allow-host", "tunnel.example", "--jobs", "train=2"}, pw, &errb)
 		pw.Close()
 	}()
 	sc := bufio.NewScanner(pr)
@@ -51,6 +53,18 @@ func TestServeCommand(t *testing.T) {
 	if len(dss) != 1 || dss[0].Name != "tiny" || dss[0].Rows != 400 {
 		t.Errorf("datasets: %+v", dss)
 	}
+	for host, want := range map[string]int{"tunnel.example:9000": 200, "attacker.example": 421} {
+		req, _ := http.NewRequest("GET", url+"api/status", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
 	cancel()
 	select {
 	case code := <-done:
@@ -63,6 +77,9 @@ func TestServeCommand(t *testing.T) {
 
 	if code, _, stderr := runRise(t, "serve", "--data", tinyDump, "--addr", ":0"); code != 2 || !strings.Contains(stderr, "no host") {
 		t.Errorf("--addr :0: exit %d, %q; want a usage error about the missing host", code, stderr)
+	}
+	if code, _, stderr := runRise(t, "serve", "--data", tinyDump, "--jobs", "train=many"); code != 2 || !strings.Contains(stderr, "train=many") {
+		t.Errorf("--jobs train=many: exit %d, %q; want a usage error naming it", code, stderr)
 	}
 	if code, _, stderr := runRise(t, "serve", "--data", filepath.Join(t.TempDir(), "nope")); code != 1 || !strings.Contains(stderr, "nope") {
 		t.Errorf("missing dump: exit %d, %q", code, stderr)

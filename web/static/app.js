@@ -99,7 +99,9 @@ async function loadFooter() {
     const model = s.model ? `model ${s.model.name} (${s.model.layers} layers, d_model ${s.model.d_model})` : 'no model attached';
     fill(el, /^rise\b/.test(s.version || '') ? s.version : `rise ${s.version || ''}`, s.demo ? ' · demo data' : '',
       ` · ${fmt(s.datasets)} dataset${s.datasets === 1 ? '' : 's'} · ${fmt(s.saes)} SAE${s.saes === 1 ? '' : 's'} · ${model}`);
-    fill(top, s.jobs_running ? h('a', {href: '/train'}, `${s.jobs_running} job${s.jobs_running === 1 ? '' : 's'} running`) : '');
+    const jobs = [s.jobs_running ? `${s.jobs_running} job${s.jobs_running === 1 ? '' : 's'} running` : '',
+      s.jobs_queued ? `${s.jobs_queued} queued` : ''].filter(Boolean).join(', ');
+    fill(top, jobs ? h('a', {href: '/train'}, jobs) : '');
   } catch (e) {
     fill(el, 'rise · status unavailable: ', e.message);
   }

@@ -2,7 +2,7 @@
 // silhouette figures, the layer sweep of its dataset, and export links.
 
 import {
-  api, h, fill, errorBox, note, panel, enc, fmt, navigate, watchJob, hbars,
+  api, h, fill, errorBox, note, panel, enc, fmt, navigate, watchJob, jobEnded, hbars,
   behaviourColour, PALETTE, legend,
 } from './util.js';
 import {AtlasMap} from './atlasmap.js';
@@ -138,7 +138,7 @@ function waitForJob(jobId, message, area, done, ctx) {
     } else if (ev.type === 'train' && ev.steps) {
       bar.max = ev.steps; bar.value = ev.step;
       stage.textContent = `training ${ev.step}/${ev.steps}`;
-    } else if (ev.type === 'state' && ev.state !== 'running') {
+    } else if (ev.type === 'state' && jobEnded(ev.state)) {
       stop();
       if (ev.state === 'done') setTimeout(done, 300);
       else api(`/api/jobs/${enc(jobId)}`).then(
@@ -192,7 +192,7 @@ async function loadSweep(dataset, el, ctx) {
         h('button', {onclick: () => loadSweep(dataset, el, ctx)}, 'Retry'));
       if (job) {
         const stop = watchJob(job, (ev) => {
-          if (ev.type === 'state' && ev.state !== 'running') {
+          if (ev.type === 'state' && jobEnded(ev.state)) {
             stop();
             if (ctx.live) setTimeout(() => loadSweep(dataset, el, ctx), 300);
           }

@@ -1,7 +1,7 @@
 // Train page (/train?job=ID): the training form, live curves from the job's
 // websocket, and the job list.
 
-import {api, h, fill, errorBox, note, panel, enc, fmt, setQuery, watchJob, pct} from './util.js';
+import {api, h, fill, errorBox, note, panel, enc, fmt, setQuery, watchJob, jobEnded, pct} from './util.js';
 import {drawLineChart} from './chart.js';
 
 const ARCHS = ['standard', 'topk', 'batchtopk', 'jumprelu'];
@@ -39,7 +39,8 @@ export async function render(main, ctx) {
   if (want) {
     watcher.attach(want);
   } else {
-    const running = (jobs || []).find((j) => j.kind === 'train' && j.state === 'running');
+    const train = (jobs || []).filter((j) => j.kind === 'train');
+    const running = train.find((j) => j.state === 'running') || train.filter((j) => j.state === 'queued').pop();
     if (running) watcher.attach(running.id);
   }
 }
@@ -172,7 +173,7 @@ function jobWatcher(ctx, changed) {
 
   function setState(s) {
     state = s;
-    cancel.hidden = s !== 'running';
+    cancel.hidden = jobEnded(s);
     header.querySelector('.state')?.replaceWith(stateBadge(s));
   }
 
@@ -217,7 +218,7 @@ function jobWatcher(ctx, changed) {
       conn.textContent = ev.stage ? `${ev.stage} ${ev.done}/${ev.total}` : '';
     } else if (ev.type === 'state') {
       setState(ev.state);
-      if (ev.state !== 'running') { finished(id, ev); changed(); }
+      if (jobEnded(ev.state)) { finished(id, ev); changed(); }
     }
   }
 
@@ -274,7 +275,7 @@ function jobTable(ctx, watch) {
           h('td', {class: 'small muted'}, j.created ? new Date(j.created).toLocaleString() : ''),
           h('td', {class: 'actions'},
             h('button', {onclick: () => watch(j.id)}, 'watch'),
-            j.state === 'running' ? h('button', {class: 'danger', onclick: () => cancelJob(j.id)}, 'cancel') : null));
+            !jobEnded(j.state) ? h('button', {class: 'danger', onclick: () => cancelJob(j.id)}, 'cancel') : null));
       }))));
   }
   async function refresh() {

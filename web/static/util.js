@@ -88,13 +88,13 @@ export class ApiError extends Error {
 }
 
 // api fetches a JSON endpoint; a non-2xx answer throws ApiError with the
-// server's `error` string.
+// server's `error` string. Every request that changes something (any
+// method but GET and HEAD) says it is JSON, body or not: the server
+// refuses others, as a page of another site could send them.
 export async function api(path, opts = {}) {
   const init = {method: opts.method || 'GET', headers: {}, signal: opts.signal};
-  if (opts.body !== undefined) {
-    init.headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(opts.body);
-  }
+  if (init.method !== 'GET' && init.method !== 'HEAD') init.headers['Content-Type'] = 'application/json';
+  if (opts.body !== undefined) init.body = JSON.stringify(opts.body);
   let res;
   try {
     res = await fetch(path, init);
@@ -110,6 +110,12 @@ export async function api(path, opts = {}) {
     throw new ApiError(res.status, msg, body);
   }
   return body;
+}
+
+// jobEnded reports whether a job in the state has ended: it is neither
+// waiting in its queue nor running.
+export function jobEnded(state) {
+  return !!state && state !== 'queued' && state !== 'running';
 }
 
 // watchJob follows a job's websocket event stream. onEvent gets each event
@@ -135,7 +141,7 @@ export function watchJob(id, onEvent, onStatus = () => {}) {
         if (ev.seq <= lastSeq) return;
         lastSeq = ev.seq;
       }
-      if (ev.type === 'state' && ev.state && ev.state !== 'running') finished = true;
+      if (ev.type === 'state' && jobEnded(ev.state)) finished = true;
       onEvent(ev);
     };
     ws.onclose = () => {
