@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/rise-interp/rise/internal/files"
+	"github.com/rise-interp/rise/internal/inputerr"
 	"github.com/rise-interp/rise/internal/memory"
 	"github.com/rise-interp/rise/internal/ziplayout"
 )
@@ -61,7 +62,15 @@ func Open(path string) (*Dump, error) { return OpenContext(context.Background(),
 // of a shard, manifest.json, steps.jsonl or the dump itself is an error
 // naming it. In a dump directory every file must lie inside the directory
 // once symbolic links are followed.
-func OpenContext(ctx context.Context, path string) (*Dump, error) {
+//
+// Errors are the caller's (inputerr): the dump the caller named is missing
+// or broken, unless ctx ended.
+func OpenContext(ctx context.Context, path string) (_ *Dump, err error) {
+	defer func() {
+		if ctx.Err() == nil {
+			err = inputerr.Wrap(err)
+		}
+	}()
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fileErr(path, err)

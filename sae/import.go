@@ -14,6 +14,7 @@ import (
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/internal/files"
+	"github.com/rise-interp/rise/internal/inputerr"
 	"github.com/rise-interp/rise/internal/memory"
 	"github.com/rise-interp/rise/internal/safetensors"
 	"github.com/rise-interp/rise/internal/ziplayout"
@@ -336,8 +337,10 @@ func ImportSparsify(dir string) (*SAE, error) {
 // LoadAny reads an SAE in whichever format path holds: a SAELens directory
 // (cfg.json + sae_weights.safetensors), a sparsify directory
 // (sae.safetensors + cfg.json), or a Gemma Scope params.npz (the file, or a
-// directory holding it). path may also name one of those files.
-func LoadAny(path string) (*SAE, error) {
+// directory holding it). path may also name one of those files. Its errors
+// are the caller's (inputerr): the SAE named is missing or broken.
+func LoadAny(path string) (_ *SAE, err error) {
+	defer func() { err = inputerr.Wrap(err) }()
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("load SAE: %w", err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/inputerr"
 	"github.com/rise-interp/rise/internal/parallel"
 )
 
@@ -170,8 +171,10 @@ const maxSteps = math.MaxInt32
 
 // Validate checks a filled-in configuration for a layer of rows of width
 // dIn: every count and coefficient for its sign and range, without
-// overflow, and the memory the run needs against what the system has.
-func (c TrainConfig) Validate(dIn, rows int) error {
+// overflow, and the memory the run needs against what the system has. Its
+// errors are the caller's (inputerr).
+func (c TrainConfig) Validate(dIn, rows int) (err error) {
+	defer func() { err = inputerr.Wrap(err) }()
 	fraction := func(v float64) bool { return v >= 0 && v <= 1 } // false for NaN
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 	switch {
