@@ -24,7 +24,7 @@ func TestSynthTracesRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	traces, err := ReadTraces(filepath.Join(dir, "traces.jsonl"))
+	traces, err := activations.ReadTraces(filepath.Join(dir, "traces.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/rise-interp/rise/activations/label"
+	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/reason"
 	"github.com/rise-interp/rise/internal/atomicfile"
 	"github.com/rise-interp/rise/sae"
@@ -101,7 +101,7 @@ Example:
 			if layer < 0 {
 				layer = s.Metadata.HookLayer
 			}
-			traces, err := label.ReadTraces(tracesPath)
+			traces, err := activations.ReadTraces(tracesPath)
 			if err != nil {
 				return err
 			}

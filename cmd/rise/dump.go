@@ -102,7 +102,7 @@ Examples:
 					traces = append(traces, activations.Trace{Trace: fmt.Sprintf("gen-%05d", i), Prompt: prompts[i].Text, Response: g.Text})
 				}
 			} else {
-				if traces, err = label.ReadTraces(tracesPath); err != nil {
+				if traces, err = activations.ReadTraces(tracesPath); err != nil {
 					return err
 				}
 				if limit > 0 && limit < len(traces) {

@@ -152,7 +152,7 @@ func labelTraces(ctx context.Context, e *env, f labelFlags, m *label.Matcher) er
 		for _, a := range anchors {
 			traces = append(traces, a.Trace)
 		}
-	} else if traces, err = label.ReadTraces(f.traces); err != nil {
+	} else if traces, err = activations.ReadTraces(f.traces); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -192,7 +192,7 @@ func relabelSteps(ctx context.Context, e *env, f labelFlags, m *label.Matcher) e
 	if err := checkOutputs([]string{out}, f.force); err != nil {
 		return err
 	}
-	steps, err := label.ReadSteps(f.steps)
+	steps, err := activations.ReadSteps(f.steps)
 	if err != nil {
 		return err
 	}
@@ -226,7 +226,7 @@ func checkOutputs(paths []string, force bool) error {
 // writeJSONL writes values to path as JSON lines, atomically, creating the
 // directory if needed.
 func writeJSONL[T any](path string, values []T) error {
-	data, err := label.EncodeJSONL(values)
+	data, err := activations.EncodeJSONL(values)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
