@@ -261,12 +261,11 @@ func rmsNorm(out, x, w []float32, n, d int, eps float32) {
 	}
 }
 
-// Rope returns the RoPE tables at position pos: cos and sin of each of the
-// HeadDim/2 frequencies, as the forward pass rotates queries and keys.
-func (m *Model) Rope(pos int) (cos, sin []float32) {
-	half := m.HeadDim / 2
-	return m.cos[pos*half : (pos+1)*half], m.sin[pos*half : (pos+1)*half]
-}
+// Rope returns the RoPE tables at position pos ≥ 0: cos and sin of each of
+// the HeadDim/2 frequencies (with the config's rope scaling, and times
+// YaRN's attention factor where it has one), as the forward pass rotates
+// queries and keys. The slices are shared: do not change them.
+func (m *Model) Rope(pos int) (cos, sin []float32) { return m.ropeTab.at(pos) }
 
 // rope rotates the heads of one row of queries or keys at position pos.
 func (m *Model) rope(v []float32, pos int) {

@@ -2,14 +2,13 @@ package model
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 )
 
 // Architectures the native runtime runs.
 const (
 	ArchLlama = "llama" // Llama 2/3 and llama2.c checkpoints
-	ArchQwen2 = "qwen2" // Qwen2 (DeepSeek-R1-Distill-Qwen): Llama with q/k/v biases
+	ArchQwen2 = "qwen2" // Qwen2 (DeepSeek-R1-Distill-Qwen, QwQ): Llama with q/k/v biases
 )
 
 // Config describes a Llama-family decoder.
@@ -25,6 +24,9 @@ type Config struct {
 	MaxSeq  int    // longest sequence (max_position_embeddings, llama2.c seq_len)
 	NormEps float64
 	Theta   float64 // RoPE base
+	// Rope scales RoPE's frequencies (rope_scaling); the zero value is
+	// plain RoPE.
+	Rope RopeScaling
 	// RopeInterleaved rotates adjacent pairs (x[2i], x[2i+1]), as llama2.c
 	// and Meta's checkpoints do; otherwise the two halves of each head are
 	// rotated together (x[i], x[i+d/2]), as Hugging Face does.
@@ -50,7 +52,7 @@ func (c Config) Validate() error {
 	case !(c.NormEps > 0) || !(c.Theta > 0):
 		return fmt.Errorf("expected positive norm epsilon and RoPE theta, found %g and %g", c.NormEps, c.Theta)
 	}
-	return nil
+	return c.Rope.check()
 }
 
 // QDim and KVDim are the widths of the query and key/value projections.
@@ -92,11 +94,12 @@ type Model struct {
 	Norm   []float32 // [Dim]
 	Out    []float32 // [Vocab, Dim]; the same slice as Embed when tied
 
-	cos, sin []float32 // RoPE tables [MaxSeq, HeadDim/2]
+	ropeTab *ropeTables // cos and sin at the positions reached so far
 }
 
-// init checks the weights' sizes against the configuration and builds the
-// RoPE tables.
+// init checks the weights' sizes against the configuration and sets up
+// the RoPE tables, which fill as positions are reached: nothing here grows
+// with MaxSeq.
 func (m *Model) init() error {
 	c := m.Config
 	if err := c.Validate(); err != nil {
@@ -144,19 +147,7 @@ func (m *Model) init() error {
 			}
 		}
 	}
-	half := c.HeadDim / 2
-	m.cos = make([]float32, c.MaxSeq*half)
-	m.sin = make([]float32, c.MaxSeq*half)
-	for p := range c.MaxSeq {
-		for i := range half {
-			// Frequencies in float32 first, as both llama2.c and
-			// transformers compute inv_freq in float32.
-			inv := float32(1 / math.Pow(c.Theta, float64(2*i)/float64(c.HeadDim)))
-			a := float64(float32(p) * inv)
-			m.cos[p*half+i] = float32(math.Cos(a))
-			m.sin[p*half+i] = float32(math.Sin(a))
-		}
-	}
+	m.ropeTab = newRopeTables(c)
 	return nil
 }
 
