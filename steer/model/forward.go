@@ -169,6 +169,12 @@ func (m *Model) blocks(ctx context.Context, sc *scratch, seqs []*Sequence, rows 
 		linear(sc.q, sc.xb, N, D, b.WQ, q, b.BQ)
 		linear(sc.k, sc.xb, N, D, b.WK, kv, b.BK)
 		linear(sc.v, sc.xb, N, D, b.WV, kv, b.BV)
+		if c.QKNorm {
+			// Qwen3: every query and key head is RMS-normalised on its
+			// own, before RoPE.
+			rmsNorm(sc.q, sc.q, b.QNorm, N*c.Heads, c.HeadDim, float32(c.NormEps))
+			rmsNorm(sc.k, sc.k, b.KNorm, N*c.KVHeads, c.HeadDim, float32(c.NormEps))
+		}
 		for r, row := range rows {
 			m.rope(sc.q[r*q:(r+1)*q], row.Pos)
 			m.rope(sc.k[r*kv:(r+1)*kv], row.Pos)

@@ -10,8 +10,8 @@ import (
 	"github.com/rise-interp/rise/internal/safetensors"
 )
 
-// LoadHF reads a Hugging Face model directory of the Llama or Qwen2
-// architecture: config.json and the weights in *.safetensors (one
+// LoadHF reads a Hugging Face model directory of the Llama, Qwen2 or
+// Qwen3 architecture: config.json and the weights in *.safetensors (one
 // file or shards; F32, F16 or BF16), held in float32.
 func LoadHF(dir string) (*Model, error) {
 	cpath := filepath.Join(dir, "config.json")
@@ -102,6 +102,14 @@ func LoadHF(dir string) (*Model, error) {
 				return nil, err
 			}
 			if bl.BV, err = get(p+"self_attn.v_proj.bias", kv); err != nil {
+				return nil, err
+			}
+		}
+		if c.QKNorm {
+			if bl.QNorm, err = get(p+"self_attn.q_norm.weight", c.HeadDim); err != nil {
+				return nil, err
+			}
+			if bl.KNorm, err = get(p+"self_attn.k_norm.weight", c.HeadDim); err != nil {
 				return nil, err
 			}
 		}

@@ -49,7 +49,7 @@ type hfConfig struct {
 const maxPositionsLimit = 1 << 48
 
 // parseHFConfig turns the bytes of a config.json (path, for messages) into
-// a Config for the Llama and Qwen2 architectures. Fields whose
+// a Config for the Llama, Qwen2 and Qwen3 architectures. Fields whose
 // values this runtime does not implement are refused with an error that
 // names them; absent fields take transformers' defaults.
 func parseHFConfig(path string, b []byte) (Config, error) {
@@ -69,12 +69,14 @@ func parseHFConfig(path string, b []byte) (Config, error) {
 	case "qwen2":
 		// Qwen2's q, k and v projections always have biases.
 		c.Arch, c.QKVBias = ArchQwen2, true
+	case "qwen3":
+		c.Arch, c.QKNorm = ArchQwen3, true
 	default:
-		return Config{}, errf("model_type %q (architectures %v): expected llama or qwen2, the architectures this runtime implements",
+		return Config{}, errf("model_type %q (architectures %v): expected llama, qwen2 or qwen3, the architectures this runtime implements",
 			hc.ModelType, hc.Architectures)
 	}
 	if bias && c.Arch != ArchQwen2 {
-		// Llama gives the output projection a bias too.
+		// Llama and Qwen3 give the output projection a bias too.
 		return Config{}, errf("attention_bias is true: this runtime implements %s attention without biases", hc.ModelType)
 	}
 	c.Tied = hc.Tie != nil && *hc.Tie

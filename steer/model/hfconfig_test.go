@@ -116,7 +116,7 @@ func TestHFConfigRefused(t *testing.T) {
 		{"factor as text", map[string]any{"rope_scaling": map[string]any{"type": "linear", "factor": "2"}}, []string{"rope_scaling.factor", `"2"`}},
 		{"partial rotary", map[string]any{"partial_rotary_factor": 0.5}, []string{"partial_rotary_factor 0.5"}},
 		{"sliding layers", map[string]any{"layer_types": []string{"full_attention", "sliding_attention"}}, []string{"layer_types[1]", "sliding_attention"}},
-		{"llama with biases", map[string]any{"attention_bias": true}, []string{"attention_bias"}},
+		{"qwen3 with biases", map[string]any{"model_type": "qwen3", "attention_bias": true}, []string{"attention_bias"}},
 		{"positions beyond 2^48", map[string]any{"max_position_embeddings": 1e30}, []string{"max_position_embeddings", "1e+30"}},
 		{"fractional positions", map[string]any{"max_position_embeddings": 100.5}, []string{"max_position_embeddings", "100.5"}},
 		{"mistral", map[string]any{"model_type": "mistral"}, []string{"model_type", "mistral"}},
@@ -137,6 +137,23 @@ func TestHFConfigRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHFConfigQwen3 reads a Qwen3 config: q/k norms, an explicit head_dim
+// whose product with the heads is not hidden_size, no biases.
+func TestHFConfigQwen3(t *testing.T) {
+	c, err := parseHFConfig("config.json", hfJSON(t, map[string]any{"model_type": "qwen3", "head_dim": 32,
+		"attention_bias": false, "rope_theta": 1e6, "use_sliding_window": false, "sliding_window": nil,
+		"layer_types": []string{"full_attention", "full_attention"}, "tie_word_embeddings": true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Arch != ArchQwen3 || !c.QKNorm || c.QKVBias || c.HeadDim != 32 || c.QDim() != 128 || !c.Tied || c.Theta != 1e6 {
+		t.Errorf("config %+v", c)
+	}
+	if got, want := c.Params(), int64(100*64+2*(2*64+64*128+2*64*64+128*64+3*64*160+2*32)+64); got != want {
+		t.Errorf("Params() = %d, want %d", got, want)
 	}
 }
 

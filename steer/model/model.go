@@ -9,11 +9,12 @@ import (
 const (
 	ArchLlama = "llama" // Llama 2/3 and llama2.c checkpoints
 	ArchQwen2 = "qwen2" // Qwen2 (DeepSeek-R1-Distill-Qwen, QwQ): Llama with q/k/v biases
+	ArchQwen3 = "qwen3" // Qwen3 (and DeepSeek-R1-0528-Qwen3): Llama with per-head q/k RMSNorm
 )
 
 // Config describes a Llama-family decoder.
 type Config struct {
-	Arch    string // ArchLlama or ArchQwen2
+	Arch    string // ArchLlama, ArchQwen2 or ArchQwen3
 	Dim     int    // residual stream width (hidden_size)
 	Hidden  int    // MLP width (intermediate_size)
 	Layers  int    // decoder blocks
@@ -32,14 +33,17 @@ type Config struct {
 	// rotated together (x[i], x[i+d/2]), as Hugging Face does.
 	RopeInterleaved bool
 	QKVBias         bool // q, k and v projections have biases (Qwen2)
-	Tied            bool // the output projection is the token embedding
+	// QKNorm applies an RMSNorm of HeadDim weights to every query and key
+	// head before RoPE (Qwen3's q_norm and k_norm).
+	QKNorm bool
+	Tied   bool // the output projection is the token embedding
 }
 
 // Validate reports a configuration that cannot describe a model.
 func (c Config) Validate() error {
 	switch {
-	case c.Arch != ArchLlama && c.Arch != ArchQwen2:
-		return fmt.Errorf("architecture: expected %s or %s, found %q", ArchLlama, ArchQwen2, c.Arch)
+	case c.Arch != ArchLlama && c.Arch != ArchQwen2 && c.Arch != ArchQwen3:
+		return fmt.Errorf("architecture: expected %s, %s or %s, found %q", ArchLlama, ArchQwen2, ArchQwen3, c.Arch)
 	case c.Dim < 1 || c.Hidden < 1 || c.Layers < 1 || c.Heads < 1 || c.Vocab < 1 || c.MaxSeq < 1:
 		return fmt.Errorf("expected positive sizes, found dim %d, hidden %d, layers %d, heads %d, vocab %d, max sequence %d",
 			c.Dim, c.Hidden, c.Layers, c.Heads, c.Vocab, c.MaxSeq)
@@ -66,6 +70,9 @@ func (c Config) Params() int64 {
 	if c.QKVBias {
 		per += q + 2*kv
 	}
+	if c.QKNorm {
+		per += 2 * int64(c.HeadDim)
+	}
 	n := int64(c.Vocab)*D + int64(c.Layers)*per + D
 	if !c.Tied {
 		n += int64(c.Vocab) * D
@@ -79,6 +86,8 @@ type Block struct {
 	AttnNorm   []float32 // [Dim]
 	WQ, WK, WV []float32 // [qDim, Dim], [kvDim, Dim], [kvDim, Dim]
 	BQ, BK, BV []float32 // biases (Qwen2), nil otherwise
+	QNorm      []float32 // [HeadDim], per-head query norm (Qwen3), nil otherwise
+	KNorm      []float32 // [HeadDim], per-head key norm (Qwen3), nil otherwise
 	WO         []float32 // [Dim, qDim]
 	MLPNorm    []float32 // [Dim]
 	WGate, WUp []float32 // [Hidden, Dim]
@@ -146,6 +155,14 @@ func (m *Model) init() error {
 				}
 			}
 		}
+		if c.QKNorm {
+			if err := check(fmt.Sprintf("block %d q norm", i), b.QNorm, c.HeadDim); err != nil {
+				return err
+			}
+			if err := check(fmt.Sprintf("block %d k norm", i), b.KNorm, c.HeadDim); err != nil {
+				return err
+			}
+		}
 	}
 	m.ropeTab = newRopeTables(c)
 	return nil
@@ -180,6 +197,9 @@ func NewRandom(c Config, seed uint64) (*Model, error) {
 			MLPNorm: ones(D), WGate: normal(H * D), WUp: normal(H * D), WDown: normal(D * H)}
 		if c.QKVBias {
 			b.BQ, b.BK, b.BV = normal(q), normal(kv), normal(kv)
+		}
+		if c.QKNorm {
+			b.QNorm, b.KNorm = ones(c.HeadDim), ones(c.HeadDim)
 		}
 		m.Blocks = append(m.Blocks, b)
 	}
