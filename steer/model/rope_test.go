@@ -2,6 +2,7 @@ package model
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -21,6 +22,59 @@ func ulps(a, b float32) int64 {
 		return x - y
 	}
 	return y - x
+}
+
+// TestRopeGolden holds the inverse frequencies and attention factors of
+// default, linear, llama3 and YaRN RoPE against testdata/hf/rope_golden.json:
+// the float32 values PyTorch computes with the operations of transformers'
+// modeling_rope_utils.py (made by testdata/hf/make_variants.py). torch's
+// float32 pow and Go's correctly rounded one may differ in the last bit (two
+// after linear's division), nothing more, and in a few values only.
+func TestRopeGolden(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(shared.Root(t), "testdata", "hf", "rope_golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Cases []struct {
+			Name            string          `json:"name"`
+			Config          json.RawMessage `json:"config"`
+			InvFreq         []float64       `json:"inv_freq"`
+			AttentionFactor float64         `json:"attention_factor"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Cases) < 8 {
+		t.Fatalf("%d cases, want 8", len(g.Cases))
+	}
+	for _, tc := range g.Cases {
+		t.Run(tc.Name, func(t *testing.T) {
+			c, err := parseHFConfig("config.json", tc.Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inv, scale := c.ropeFrequencies()
+			if len(inv) != len(tc.InvFreq) {
+				t.Fatalf("%d frequencies, want %d", len(inv), len(tc.InvFreq))
+			}
+			off := 0
+			for i, w := range tc.InvFreq {
+				if d := ulps(inv[i], float32(w)); d > 2 {
+					t.Errorf("inv_freq[%d] = %g, want %g (%d ulps apart)", i, inv[i], w, d)
+				} else if d > 0 {
+					off++
+				}
+			}
+			if off > 2 {
+				t.Errorf("%d of %d frequencies differ in their last bits, want at most 2", off, len(inv))
+			}
+			if math.Abs(float64(scale)-float64(float32(tc.AttentionFactor))) > 0 {
+				t.Errorf("attention factor %v, want %v", scale, float32(tc.AttentionFactor))
+			}
+		})
+	}
 }
 
 // TestRopeTablesGrowWithUse: cos and sin are computed as positions are
