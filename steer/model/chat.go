@@ -1,5 +1,10 @@
 package model
 
+import (
+	"fmt"
+	"strings"
+)
+
 // R1ChatPrompt returns the prompt that the chat template of the
 // DeepSeek-R1-Distill models (deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B
 // and its Qwen and Llama siblings) renders for one user turn with the
@@ -27,4 +32,45 @@ func R1ChatPrompt(user string) string {
 // special true.
 func ChatMLPrompt(user string) string {
 	return "<|im_start|>user\n" + user + "<|im_end|>\n<|im_start|>assistant\n"
+}
+
+// Qwen3ChatPrompt returns the prompt that the chat template of the Qwen3
+// models (Qwen/Qwen3-0.6B to -32B) renders for one user turn with the
+// generation prompt: "<|im_start|>user\n" + user +
+// "<|im_end|>\n<|im_start|>assistant\n". With thinking (the template's
+// default, enable_thinking true) nothing follows: the model opens its
+// "<think>\n" reasoning block itself. Without thinking the template
+// closes an empty block, "<think>\n\n</think>\n\n", so that the model
+// answers at once. The template writes no default system turn. Encode the
+// result with special true.
+//
+// DeepSeek-R1-0528-Qwen3-8B is a Qwen3 with DeepSeek's tokens and chat
+// template: use R1ChatPrompt for it.
+func Qwen3ChatPrompt(user string, thinking bool) string {
+	p := ChatMLPrompt(user)
+	if !thinking {
+		p += "<think>\n\n</think>\n\n"
+	}
+	return p
+}
+
+// ChatTemplates are the names ChatPrompt knows, for flags and requests.
+var ChatTemplates = []string{"r1", "chatml", "qwen3", "qwen3-nothink"}
+
+// ChatPrompt renders one user turn with the named chat template: "r1"
+// (DeepSeek-R1-Distill, R1ChatPrompt), "chatml" (Qwen2 instruct,
+// ChatMLPrompt), "qwen3" (Qwen3 with thinking) or "qwen3-nothink" (Qwen3
+// without). Encode the result with special true.
+func ChatPrompt(template, user string) (string, error) {
+	switch template {
+	case "r1":
+		return R1ChatPrompt(user), nil
+	case "chatml":
+		return ChatMLPrompt(user), nil
+	case "qwen3":
+		return Qwen3ChatPrompt(user, true), nil
+	case "qwen3-nothink":
+		return Qwen3ChatPrompt(user, false), nil
+	}
+	return "", fmt.Errorf("chat template: expected one of %s, found %q", strings.Join(ChatTemplates, ", "), template)
 }
