@@ -129,11 +129,17 @@ func (vs VectorSpec) Check(layers int) error {
 	if vs.Layer < 0 || vs.Layer >= layers {
 		return fmt.Errorf("layer: expected a block from 0 to %d, found %d", layers-1, vs.Layer)
 	}
-	if math.IsNaN(vs.Strength) || math.IsInf(vs.Strength, 0) {
-		return fmt.Errorf("strength: expected a number, found %v", vs.Strength)
+	if math.IsNaN(vs.Strength) || math.IsInf(vs.Strength, 0) || math.Abs(vs.Strength) > MaxStrength {
+		return fmt.Errorf("strength: expected a number from -%g to %g, found %v", float64(MaxStrength), float64(MaxStrength), vs.Strength)
 	}
 	return nil
 }
+
+// MaxStrength bounds a steering strength. Directions are unit vectors and
+// the residual streams of the models rise runs are of order 1 to 10⁴, so a
+// strength beyond 10⁶ only drives the stream out of float32's range (it
+// becomes NaN or ±Inf and generation has nothing left to decode).
+const MaxStrength = 1e6
 
 // ReadVectorsNpy reads steering vectors from a .npy stream of size bytes
 // (float16, float32 or float64, either byte order, C or Fortran order), as
@@ -332,8 +338,28 @@ func (b *boundaries) at(r model.Row) bool {
 }
 
 // Vectors are steering vectors applied together: as a model.HookFactory
-// they steer a generation (model.GenerateOptions.Hooks).
+// they steer a generation (model.GenerateOptions.Hooks), and as a
+// model.HookExplainer they name themselves in the error of a generation
+// whose residual stream they pushed out of float32's range.
 type Vectors []Vector
+
+// Explain describes the vectors applied after blocks up to layer, for
+// model.NonFiniteError: "steering vector 0 (npy:v.npy: add, strength 1e+30,
+// layer 2, positions all)". It is empty when none is.
+func (vs Vectors) Explain(layer int) string {
+	var parts []string
+	for i, v := range vs {
+		if v.Layer > layer {
+			continue
+		}
+		src := v.Source
+		if src == "" {
+			src = "unnamed"
+		}
+		parts = append(parts, fmt.Sprintf("steering vector %d (%s: %s, strength %g, layer %d, positions %s)", i, src, v.Op, v.Strength, v.Layer, v.Positions))
+	}
+	return strings.Join(parts, " and ")
+}
 
 // Hook returns the hook that applies the vectors to the rows their
 // positions select, nil when there are none.

@@ -2,6 +2,7 @@ package steer
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -10,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rise-interp/rise/steer/model"
 )
 
 // npyFile encodes a version 1.0 .npy file by hand: descr such as "<f4",
@@ -144,5 +147,45 @@ func TestLoadDirectionNpy(t *testing.T) {
 	}
 	if !slices.Equal(vs[0].Dir, []float32{0, 1}) {
 		t.Errorf("resolved %v", vs[0].Dir)
+	}
+}
+
+// TestSteeringOverflow: a strength too large for float32 is refused up
+// front, and a generation whose residual stream a vector pushed out of
+// range (the web builds vectors without Check) fails with an error naming
+// the vector; it used to return empty text and succeed.
+func TestSteeringOverflow(t *testing.T) {
+	m, tok := loadStories(t)
+	dir := t.TempDir()
+	v := make([]float32, m.Dim)
+	v[0] = 1
+	npy := filepath.Join(dir, "v.npy")
+	if err := os.WriteFile(npy, npyFile("<f4", false, fmt.Sprintf("(%d,)", m.Dim), f32bytes(v...)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := filepath.Join(dir, "spec.json")
+	os.WriteFile(spec, []byte(`{"vectors": [{"source": "npy:v.npy", "layer": 2, "strength": 1e308}]}`), 0o644)
+	s, err := ReadSpec(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Resolve(m.Dim, m.Layers); err == nil || !strings.Contains(err.Error(), "strength") || !strings.Contains(err.Error(), "1e+308") {
+		t.Errorf("strength 1e308: %v", err)
+	}
+	s.Vectors[0].Strength = 1e6
+	vs, err := s.Resolve(m.Dim, m.Layers)
+	if err != nil {
+		t.Fatalf("strength 1e6: %v", err)
+	}
+	vs[0].Strength = 1e30
+	_, err = model.Generate(context.Background(), m, tok, []string{"Once"}, model.GenerateOptions{MaxTokens: 5, Hooks: Vectors(vs)})
+	if err == nil {
+		t.Fatal("a strength of 1e30 generated text")
+	}
+	msg := err.Error()
+	for _, want := range []string{"float32's range", "steering vector 0 (npy:" + npy + ": add, strength 1e+30, layer 2, positions all)"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not mention %q", msg, want)
+		}
 	}
 }
