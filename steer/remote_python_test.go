@@ -563,12 +563,12 @@ func TestPythonReferenceConfidence(t *testing.T) {
 }
 
 // TestPythonReferenceVariants: the reference server reads configs as the
-// runtime does (RoPE from rope_parameters, llama3 scaling, Qwen3's q/k
-// norms and head_dim) and continues the golden prompts of
-// testdata/hf/{llama-rope-params,llama3-scaled,qwen3} with llama.cpp's
-// greedy ids.
+// runtime does (RoPE from rope_parameters, llama3 and yarn scaling, Qwen3's
+// q/k norms and head_dim) and continues the golden prompts of
+// testdata/hf/{llama-rope-params,llama3-scaled,qwen2-yarn,qwen3} with
+// llama.cpp's greedy ids.
 func TestPythonReferenceVariants(t *testing.T) {
-	for _, name := range []string{"llama-rope-params", "llama3-scaled", "qwen3"} {
+	for _, name := range []string{"llama-rope-params", "llama3-scaled", "qwen2-yarn", "qwen3"} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join("..", "testdata", "hf", name)
 			b, err := os.ReadFile(filepath.Join(dir, "golden.json"))

@@ -16,7 +16,8 @@ import (
 // golden is testdata/hf/*/golden.json: for llama, qwen2 and qwen2-bf16
 // made by testdata/hf/make_golden.py (an independent PyTorch
 // implementation of the Hugging Face forward pass), for llama-rope-params,
-// llama3-scaled and qwen3 by llama.cpp through testdata/hf/make_variants.py
+// llama3-scaled, qwen2-yarn and qwen3 by llama.cpp through
+// testdata/hf/make_variants.py
 // (see testdata/hf/README.md).
 type golden struct {
 	Prompts []struct {
@@ -54,10 +55,10 @@ func readNpy(t *testing.T, path string) ([]float32, int, int) {
 // streams and greedy continuations of a random Llama (untied, no biases)
 // and Qwen2 (tied, q/k/v biases, theta 1e6) in float32 and bfloat16, a
 // Llama whose config has RoPE only in rope_parameters (transformers 5), a
-// Llama with llama3 RoPE scaling and a Qwen3 (q/k norms, head_dim × heads
-// ≠ hidden_size).
+// Llama with llama3 RoPE scaling, a Qwen2 with yarn scaling and a Qwen3
+// (q/k norms, head_dim × heads ≠ hidden_size).
 func TestHFParity(t *testing.T) {
-	for _, name := range []string{"llama", "qwen2", "qwen2-bf16", "llama-rope-params", "llama3-scaled", "qwen3"} {
+	for _, name := range []string{"llama", "qwen2", "qwen2-bf16", "llama-rope-params", "llama3-scaled", "qwen2-yarn", "qwen3"} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(shared.Root(t), "testdata", "hf", name)
 			m, err := LoadHF(dir)

@@ -14,16 +14,18 @@ from the repository root, with Debian's python (torch and numpy) and g++. It wri
                       as DeepSeek-R1-Distill-Llama-8B and Llama 3.1 carry it, but with a training
                       context small enough that the scaling changes the greedy text of a
                       100-token prompt
+  qwen2-yarn/         a Qwen2 with rope_scaling yarn (factor 4, original_max_position_embeddings
+                      32), as Qwen2.5's and QwQ's model cards add it, rope_theta 10000
   qwen3/              a Qwen3: per-head q_norm/k_norm, head_dim 24 with 4 heads on a width of 64,
                       no biases, tied embeddings, rope_theta 1e6
   published/NAME/     config.json of published reasoning models with the sizes scaled down,
                       and random weights of the right tensor names (no goldens)
   {llama,qwen2,qwen2-bf16}/golden_llamacpp.json   32 greedy ids of the existing fixtures
 
-The golden logits and greedy ids (golden.json, golden_logits_K.npy) of the three variants come
+The golden logits and greedy ids (golden.json, golden_logits_K.npy) of the four variants come
 from llama.cpp: each model is converted to GGUF by this script's own converter (gguf_write and
-to_gguf below; llama.cpp's rope_freqs tensor for llama3 scaling, attn_q_norm/attn_k_norm for
-qwen3) and run by llamacpp_golden.cpp, compiled against the prebuilt libllama of the npm package
+to_gguf below; llama.cpp's rope_freqs tensor for llama3 scaling, its rope.scaling keys for yarn,
+attn_q_norm/attn_k_norm for qwen3) and run by llamacpp_golden.cpp, compiled against the prebuilt libllama of the npm package
 @node-llama-cpp/linux-x64 (llama.cpp release v0.4.0), in float32 with flash attention off.
 A second, independent reference is this script's own PyTorch forward (TorchRef, written from
 transformers' modeling_llama.py / modeling_qwen3.py and modeling_rope_utils.py semantics): the
@@ -61,7 +63,7 @@ SMALL = dict(hidden_size=64, intermediate_size=160, num_hidden_layers=2, num_att
              num_key_value_heads=2, rms_norm_eps=1e-6)
 
 # Seeds of the random weights, found by search() and kept fixed.
-SEEDS = {"llama-rope-params": 3, "llama3-scaled": 1, "qwen3": 8}
+SEEDS = {"llama-rope-params": 3, "llama3-scaled": 1, "qwen2-yarn": 4, "qwen3": 8}
 
 
 def variant_config(name, tok):
@@ -81,6 +83,16 @@ def variant_config(name, tok):
                      rope_scaling={"factor": 8.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
                                    "original_max_position_embeddings": 64, "rope_type": "llama3"})
         return c
+    if name == "qwen2-yarn":
+        # Qwen2.5's long-context block ({"factor": 4.0, "original_max_position_embeddings": 32768,
+        # "type": "yarn"}) with a training context of 32 positions.
+        return dict(architectures=["Qwen2ForCausalLM"], model_type="qwen2", attention_dropout=0.0,
+                    bos_token_id=eot, eos_token_id=eot, hidden_act="silu", initializer_range=0.02,
+                    max_position_embeddings=512, max_window_layers=2, rope_theta=10000.0,
+                    rope_scaling={"factor": 4.0, "original_max_position_embeddings": 32, "type": "yarn"},
+                    sliding_window=512, tie_word_embeddings=False, torch_dtype="float32",
+                    transformers_version="4.43.1", use_cache=True, use_sliding_window=False,
+                    vocab_size=tok.size, **SMALL)
     assert name == "qwen3"
     return dict(architectures=["Qwen3ForCausalLM"], model_type="qwen3", attention_bias=False,
                 attention_dropout=0.0, bos_token_id=eot, eos_token_id=tok.added_ids["<|im_end|>"],
@@ -356,7 +368,14 @@ def to_gguf(model_dir, path):
            ("tokenizer.ggml.bos_token_id", U32, cfg["bos_token_id"]),
            ("tokenizer.ggml.eos_token_id", U32, cfg["eos_token_id"]),
            ("tokenizer.ggml.add_bos_token", BOOL, arch == "llama")]
-    assert p["rope_type"] in ("default", "llama3"), p
+    assert p["rope_type"] in ("default", "llama3", "yarn"), p
+    if p["rope_type"] == "yarn":
+        # llama.cpp's YaRN: frequencies scaled by 1/factor, the ramp between beta_fast and beta_slow
+        # rotations over the original context (defaults 32 and 1, corrected dimensions floored and
+        # ceiled as transformers' truncate), cos and sin times 0.1·ln(factor) + 1.
+        assert set(p) <= {"type", "rope_type", "rope_theta", "factor", "original_max_position_embeddings"}, p
+        kvs += [(arch + ".rope.scaling.type", STR, "yarn"), (arch + ".rope.scaling.factor", F32, p["factor"]),
+                (arch + ".rope.scaling.original_context_length", U32, p["original_max_position_embeddings"])]
 
     def pairs(a, heads):
         # llama.cpp rotates adjacent pairs for llama (LLAMA_ROPE_TYPE_NORM): row i + hd/2 of each
@@ -463,6 +482,7 @@ def checks(name, cfg, w, ids):
         return None
     wrong = {"llama-rope-params": TorchRef(cfg, w, theta=10000.0),      # the bug: rope_parameters unread
              "llama3-scaled": TorchRef(cfg, w, no_scaling=True),        # llama3 scaling ignored
+             "qwen2-yarn": TorchRef(cfg, w, no_scaling=True),           # yarn ignored
              "qwen3": TorchRef(cfg, w, no_qk_norm=True)}[name]
     moved = max(float((wrong.forward(x) - ref.forward(x)).abs().max()) for x in ids)
     changed = [wrong.greedy(x, N_GREEDY)[0] != r[0] for x, r in zip(ids, runs)]
@@ -528,6 +548,7 @@ def build_variant(name, tok, flavor, cpp, work):
         "discrimination": {"max_logit_move": moved, "greedy_changed_per_prompt": changed,
                            "by": {"llama-rope-params": "rope_theta 10000 (rope_parameters ignored)",
                                   "llama3-scaled": "no llama3 scaling",
+                                  "qwen2-yarn": "no yarn scaling",
                                   "qwen3": "no q_norm/k_norm"}[name]},
     })
     return {"max_diff_vs_torch": worst, "min_margin": margin, "moved": moved}
@@ -654,7 +675,7 @@ def main():
     torch.set_num_threads(1)
     args = sys.argv[1:]
     toks = tokenizers()
-    flavors = {"llama-rope-params": "llama", "llama3-scaled": "llama", "qwen3": "qwen2"}
+    flavors = {"llama-rope-params": "llama", "llama3-scaled": "llama", "qwen2-yarn": "qwen2", "qwen3": "qwen2"}
     if "--search" in args:
         for name, flavor in flavors.items():
             print(name, "seed", search(name, toks[flavor], flavor))
