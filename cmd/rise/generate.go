@@ -18,7 +18,7 @@ type modelFlags struct {
 func (f *modelFlags) set(fs *flag.FlagSet) {
 	fs.StringVar(&f.model, "model", "", "the model: a Hugging Face directory (Llama, Qwen2, Qwen3) or a llama2.c checkpoint (required)")
 	fs.StringVar(&f.tokenizer, "tokenizer", "", "the tokenizer (default: tokenizer.json in the model directory, or tokenizer.bin / tok<vocab>.bin beside a llama2.c checkpoint)")
-	fs.StringVar(&f.chat, "chat", "", "wrap prompts in a chat template: r1 (DeepSeek-R1-Distill, R1-0528-Qwen3), chatml (Qwen2 instruct), qwen3 (Qwen3, thinking) or qwen3-nothink")
+	fs.StringVar(&f.chat, "chat", "", "wrap prompts in a chat template: r1 (DeepSeek-R1-Distill; DeepSeek's turn tokens), chatml (Qwen2 instruct), qwen3 (Qwen3, thinking) or qwen3-nothink")
 	fs.StringVar(&f.backend, "backend", "", "run the model on a backend server (rise-backend/1 protocol) at this URL instead of --model")
 }
 

@@ -44,8 +44,10 @@ func ChatMLPrompt(user string) string {
 // answers at once. The template writes no default system turn. Encode the
 // result with special true.
 //
-// DeepSeek-R1-0528-Qwen3-8B is a Qwen3 with DeepSeek's tokens and chat
-// template: use R1ChatPrompt for it.
+// DeepSeek-R1-0528-Qwen3-8B is a Qwen3 with DeepSeek's turn tokens
+// (<｜User｜>, <｜Assistant｜>) rather than ChatML: R1ChatPrompt writes
+// those, and opens "<think>\n" as the R1-Distill template does, which the
+// 0528 template may leave to the model.
 func Qwen3ChatPrompt(user string, thinking bool) string {
 	p := ChatMLPrompt(user)
 	if !thinking {
