@@ -4,10 +4,14 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/rise-interp/rise/activations/reason"
+	"github.com/rise-interp/rise/internal/inputerr"
+	"github.com/rise-interp/rise/internal/shared"
 	"github.com/rise-interp/rise/sae"
+	"github.com/rise-interp/rise/steer/model"
 )
 
 // TestConfidenceGraph holds the differentiable upper model against the
@@ -90,5 +94,27 @@ func TestConfidenceGraph(t *testing.T) {
 		if math.Abs(fd-float64(grad[j])) > 2e-3+0.05*math.Abs(fd) {
 			t.Errorf("∂H/∂S[%d]: graph %.5f, finite differences %.5f", j, grad[j], fd)
 		}
+	}
+}
+
+// TestConfidenceRefusesQKNorm: the differentiable upper model has no
+// per-head query and key norm, so confidence learning on a Qwen3 is
+// refused as the caller's mistake instead of computing a wrong objective.
+func TestConfidenceRefusesQKNorm(t *testing.T) {
+	m, tok, err := model.Load(shared.Testdata(t, "hf/qwen3"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.QKNorm {
+		t.Fatal("the qwen3 fixture has no q/k norm")
+	}
+	s, err := sae.New(sae.TopK, m.Dim, 16, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trs, _ := reason.Traces(reason.Config{N: 2, Seed: 4})
+	_, err = LearnConfidence(context.Background(), m, tok, s, trs, ConfidenceOptions{Layer: 0, Iters: 2})
+	if err == nil || !inputerr.Is(err) || !strings.Contains(err.Error(), "per head") {
+		t.Fatalf("confidence on a Qwen3: %v, want an input error about the per-head norm", err)
 	}
 }

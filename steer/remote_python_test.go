@@ -36,6 +36,12 @@ const refDir = "../testdata/hf/llama"
 // /usr/bin/python3 cannot import torch.
 func startPythonBackend(t *testing.T, extra ...string) string {
 	t.Helper()
+	return startPythonBackendDir(t, refDir, extra...)
+}
+
+// startPythonBackendDir is startPythonBackend on the model directory dir.
+func startPythonBackendDir(t *testing.T, dir string, extra ...string) string {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("skipping the Python reference server in -short mode")
 	}
@@ -49,7 +55,7 @@ func startPythonBackend(t *testing.T, extra ...string) string {
 	addr := l.Addr().String()
 	l.Close()
 	var logs bytes.Buffer
-	args := append([]string{"remote/rise_backend.py", "--reference", refDir, "--device", "cpu", "--threads", "1", "--addr", addr}, extra...)
+	args := append([]string{"remote/rise_backend.py", "--reference", dir, "--device", "cpu", "--threads", "1", "--addr", addr}, extra...)
 	cmd := exec.Command(pythonTorch, args...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -533,4 +539,48 @@ func TestPythonReferenceConfidence(t *testing.T) {
 		{"POST", "/v1/entropy", `{"trace": []}`, "unknown field"},
 		{"POST", "/v1/entropy", `nope`, "expected a JSON object"},
 	})
+}
+
+// TestPythonReferenceVariants: the reference server reads configs as the
+// runtime does (RoPE from rope_parameters, llama3 and yarn scaling, Qwen3's
+// q/k norms and head_dim) and continues the golden prompts of
+// testdata/hf/{llama-rope-params,llama3-scaled,qwen2-yarn,qwen3} with
+// llama.cpp's greedy ids.
+func TestPythonReferenceVariants(t *testing.T) {
+	for _, name := range []string{"llama-rope-params", "llama3-scaled", "qwen2-yarn", "qwen3"} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join("..", "testdata", "hf", name)
+			b, err := os.ReadFile(filepath.Join(dir, "golden.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var g struct {
+				Prompts []struct {
+					Text   string `json:"text"`
+					IDs    []int  `json:"ids"`
+					Greedy []int  `json:"greedy"`
+				} `json:"prompts"`
+			}
+			if err := json.Unmarshal(b, &g); err != nil {
+				t.Fatal(err)
+			}
+			r, err := Dial(context.Background(), startPythonBackendDir(t, dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var prompts []string
+			for _, p := range g.Prompts {
+				prompts = append(prompts, p.Text)
+			}
+			gens, err := r.Generate(context.Background(), prompts, model.GenerateOptions{MaxTokens: 32, NoStop: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, p := range g.Prompts {
+				if !reflect.DeepEqual(gens[i].PromptTokens, p.IDs) || !reflect.DeepEqual(gens[i].Tokens, p.Greedy) {
+					t.Errorf("prompt %d: ids %v then %v, want %v then %v", i, gens[i].PromptTokens, gens[i].Tokens, p.IDs, p.Greedy)
+				}
+			}
+		})
+	}
 }

@@ -3,6 +3,7 @@ package steer
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -52,8 +53,9 @@ type TokenWindow struct {
 
 // VectorSpec is one entry of a steering spec file.
 type VectorSpec struct {
-	// Source is "npy:PATH" (a float32 .npy of d_model values, [d] or
-	// [1, d]), "sae:SAE_DIR#FEATURE" (the feature's decoder row) or
+	// Source is "npy:PATH" (a .npy of d_model values: [d], [1, d] or a
+	// column [d, 1]; see ReadVectorsNpy), "npy:PATH#ROW" (row ROW of a
+	// [n, d] .npy), "sae:SAE_DIR#FEATURE" (the feature's decoder row) or
 	// "atlas:ATLAS.json#BEHAVIOUR" (the behaviour vector of an atlas) or
 	// "confidence:CONF.json" (a vector of rise confidence).
 	// Relative paths are taken from the spec file's directory.
@@ -190,15 +192,70 @@ func (vs VectorSpec) Check(layers int) error {
 	if vs.Layer < 0 || vs.Layer >= layers {
 		return inputerr.Errorf("layer: expected a block from 0 to %d, found %d", layers-1, vs.Layer)
 	}
-	if math.IsNaN(vs.Strength) || math.IsInf(vs.Strength, 0) {
-		return inputerr.Errorf("strength: expected a number, found %v", vs.Strength)
+	if math.IsNaN(vs.Strength) || math.IsInf(vs.Strength, 0) || math.Abs(vs.Strength) > MaxStrength {
+		return inputerr.Errorf("strength: expected a number from -%g to %g, found %v", float64(MaxStrength), float64(MaxStrength), vs.Strength)
 	}
 	return nil
 }
 
+// MaxStrength bounds a steering strength. Directions are unit vectors and
+// the residual streams of the models rise runs are of order 1 to 10⁴, so a
+// strength beyond 10⁶ only drives the stream out of float32's range (it
+// becomes NaN or ±Inf and generation has nothing left to decode).
+const MaxStrength = 1e6
+
+// ReadVectorsNpy reads steering vectors from a .npy stream of size bytes
+// (float16, float32 or float64, either byte order, C or Fortran order), as
+// a file or an upload holds them; name says where they come from in errors.
+// A one-dimensional array [d] is one vector, the natural way to save one; a
+// two-dimensional array [n, d] is n vectors, one per row, except a single
+// column [d, 1] with d > 1, which is one vector saved as a column (no model
+// has a residual stream one value wide). Every value must be finite. The
+// vectors share one backing array.
+func ReadVectorsNpy(r io.Reader, size int64, name string) ([][]float32, error) {
+	x, shape, err := activations.ReadNpyArray(r, size)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	n, d := 1, shape[0]
+	if len(shape) == 2 {
+		n, d = shape[0], shape[1]
+		if d == 1 && n > 1 {
+			n, d = 1, shape[0]
+		}
+	}
+	if n < 1 || d < 1 {
+		return nil, fmt.Errorf("%s: array of shape %v: expected at least one vector of at least one value", name, shape)
+	}
+	for i, f := range x {
+		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+			return nil, fmt.Errorf("%s: value %d of vector %d is %v: expected finite values", name, i%d, i/d, f)
+		}
+	}
+	out := make([][]float32, n)
+	for i := range out {
+		out[i] = x[i*d : (i+1)*d : (i+1)*d]
+	}
+	return out, nil
+}
+
+// ReadVectorsNpyFile is ReadVectorsNpy on a file.
+func ReadVectorsNpyFile(path string) ([][]float32, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return ReadVectorsNpy(f, st.Size(), path)
+}
+
 // LoadDirection reads a steering direction from a source ("npy:PATH",
-// "sae:SAE_DIR#FEATURE", "atlas:ATLAS.json#BEHAVIOUR",
-// "confidence:RESULT.json") and returns it at unit length.
+// "npy:PATH#ROW", "sae:SAE_DIR#FEATURE", "atlas:ATLAS.json#BEHAVIOUR",
+// "confidence:CONF.json") and returns it at unit length.
 func LoadDirection(source string) ([]float32, error) {
 	v, err := readDirection(source)
 	if err != nil {
@@ -220,14 +277,25 @@ func readDirection(source string) ([]float32, error) {
 	var v []float32
 	switch kind {
 	case "npy":
-		x, rows, cols, err := activations.ReadNpy(rest)
+		path, row := rest, -1
+		if i := strings.LastIndexByte(rest, '#'); i >= 0 {
+			if n, err := strconv.Atoi(rest[i+1:]); err == nil && n >= 0 {
+				path, row = rest[:i], n
+			}
+		}
+		vs, err := ReadVectorsNpyFile(path)
 		if err != nil {
 			return nil, err
 		}
-		if rows != 1 && cols != 1 {
-			return nil, inputerr.Errorf("%s: expected one vector ([d] or [1, d]), found shape [%d, %d]", rest, rows, cols)
+		switch {
+		case row < 0 && len(vs) != 1:
+			return nil, inputerr.Errorf("%s: expected one vector, found %d rows: pick one with npy:%s#ROW", path, len(vs), path)
+		case row >= len(vs):
+			return nil, inputerr.Errorf("%s: row %d: expected 0 to %d", path, row, len(vs)-1)
+		case row < 0:
+			row = 0
 		}
-		v = x
+		v = vs[row]
 	case "sae":
 		dir, feat, ok := strings.Cut(rest, "#")
 		id, err := strconv.Atoi(feat)
@@ -353,8 +421,28 @@ func (b *boundaries) at(r model.Row) bool {
 }
 
 // Vectors are steering vectors applied together: as a model.HookFactory
-// they steer a generation (model.GenerateOptions.Hooks).
+// they steer a generation (model.GenerateOptions.Hooks), and as a
+// model.HookExplainer they name themselves in the error of a generation
+// whose residual stream they pushed out of float32's range.
 type Vectors []Vector
+
+// Explain describes the vectors applied after blocks up to layer, for
+// model.NonFiniteError: "steering vector 0 (npy:v.npy: add, strength 1e+30,
+// layer 2, positions all)". It is empty when none is.
+func (vs Vectors) Explain(layer int) string {
+	var parts []string
+	for i, v := range vs {
+		if v.Layer > layer {
+			continue
+		}
+		src := v.Source
+		if src == "" {
+			src = "unnamed"
+		}
+		parts = append(parts, fmt.Sprintf("steering vector %d (%s: %s, strength %g, layer %d, positions %s)", i, src, v.Op, v.Strength, v.Layer, v.Positions))
+	}
+	return strings.Join(parts, " and ")
+}
 
 // Hook returns the hook that applies the vectors to the rows their
 // positions select, nil when there are none.

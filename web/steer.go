@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/label"
 	"github.com/rise-interp/rise/steer"
 	"github.com/rise-interp/rise/steer/model"
@@ -37,7 +36,7 @@ type SteerRequest struct {
 	Temperature float64       `json:"temperature"`
 	TopP        float64       `json:"top_p"`
 	Seed        uint64        `json:"seed"`
-	Chat        string        `json:"chat"` // "", "r1" or "chatml"
+	Chat        string        `json:"chat"` // "" or a template of model.ChatTemplates
 }
 
 // SteerSide is one of the two generations of a steering request.
@@ -86,13 +85,14 @@ func (s *Server) steerVectors(req *SteerRequest) ([]steer.Vector, error) {
 			if err != nil {
 				return nil, errorf(http.StatusBadRequest, "%s: npy: expected base64, %v", where, err)
 			}
-			x, shape, err := activations.ReadNpyArray(bytes.NewReader(b), int64(len(b)))
+			xs, err := steer.ReadVectorsNpy(bytes.NewReader(b), int64(len(b)), "npy")
 			if err != nil {
-				return nil, errorf(http.StatusBadRequest, "%s: npy: %v", where, err)
+				return nil, errorf(http.StatusBadRequest, "%s: %v", where, err)
 			}
-			if len(shape) == 2 && shape[0] != 1 {
-				return nil, errorf(http.StatusBadRequest, "%s: npy: expected one vector, found shape %v", where, shape)
+			if len(xs) != 1 {
+				return nil, errorf(http.StatusBadRequest, "%s: npy: expected one vector, found %d rows", where, len(xs))
 			}
+			x := xs[0]
 			if layer < 0 {
 				return nil, errorf(http.StatusBadRequest, "%s: layer: an uploaded vector needs one, a block from 0 to %d", where, m.Layers-1)
 			}
@@ -203,13 +203,13 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	prompt, special := req.Prompt, false
-	template, err := model.ChatTemplate(req.Chat)
-	if err != nil {
-		fail(w, errorf(http.StatusBadRequest, "steer: chat: %v", err))
-		return
-	}
-	if template != nil {
-		prompt, special = template(prompt), true
+	if req.Chat != "" {
+		p, err := model.ChatPrompt(req.Chat, prompt)
+		if err != nil {
+			fail(w, errorf(http.StatusBadRequest, "steer: chat: %v", err))
+			return
+		}
+		prompt, special = p, true
 	}
 	b := s.cfg.Backend
 	if err := checkPromptTokens(b, prompt, special); err != nil {

@@ -3,7 +3,9 @@ package web
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -119,6 +121,26 @@ func TestSteerAPI(t *testing.T) {
 	npy := base64.StdEncoding.EncodeToString(activations.EncodeNpy(v, 1, 64))
 	if code := ts.post(t, "/api/steer", req(20, `{"npy": "`+npy+`", "layer": 1}`), &res); code != 200 || res.Steered.Text == res.Default.Text {
 		t.Errorf("npy vector: %d %s", code, res.Error)
+	}
+	// The same vector as a 1-D float64 array and as a (64, 1) column: the
+	// workbench reads vectors as the command line does (steer.ReadVectorsNpy).
+	for _, shape := range []string{"(64,)", "(64, 1)"} {
+		hdr := "{'descr': '<f8', 'fortran_order': False, 'shape': " + shape + ", }"
+		hdr += strings.Repeat(" ", 63-(10+len(hdr))%64) + "\n"
+		raw := append([]byte("\x93NUMPY\x01\x00"), byte(len(hdr)), 0)
+		raw = append(raw, hdr...)
+		for i := range 64 {
+			f := 0.0
+			if i == 5 {
+				f = 1
+			}
+			raw = binary.LittleEndian.AppendUint64(raw, math.Float64bits(f))
+		}
+		up := base64.StdEncoding.EncodeToString(raw)
+		got := res
+		if code := ts.post(t, "/api/steer", req(20, `{"npy": "`+up+`", "layer": 1}`), &got); code != 200 || got.Steered.Text != res.Steered.Text {
+			t.Errorf("npy vector of shape %s as float64: %d %s", shape, code, got.Error)
+		}
 	}
 	var e map[string]any
 	for body, want := range map[string]string{

@@ -26,7 +26,7 @@ func init() {
 		name:    "dump",
 		noArgs:  true,
 		summary: "run a model over reasoning traces and record one activation per step",
-		usage:   "--model PATH|--backend URL --traces traces.jsonl --layers L,L... --out DIR [--chat r1|chatml] | --model PATH --generate --prompts FILE --layers L,L... --out DIR",
+		usage:   "--model PATH|--backend URL --traces traces.jsonl --layers L,L... --out DIR [--chat r1|chatml|qwen3|qwen3-nothink] | --model PATH --generate --prompts FILE --layers L,L... --out DIR",
 		help: `Runs each trace (its prompt, then its response) through the model, cuts the
 response into steps at the delimiter ("\n\n"), and records, for every step
 and every layer of --layers, the residual stream after that block at the

@@ -16,17 +16,19 @@ type modelFlags struct {
 }
 
 func (f *modelFlags) set(fs *flag.FlagSet) {
-	fs.StringVar(&f.model, "model", "", "the model: a Hugging Face directory (Llama, Qwen2) or a llama2.c checkpoint (required)")
+	fs.StringVar(&f.model, "model", "", "the model: a Hugging Face directory (Llama, Qwen2, Qwen3) or a llama2.c checkpoint (required)")
 	fs.StringVar(&f.tokenizer, "tokenizer", "", "the tokenizer (default: tokenizer.json in the model directory, or tokenizer.bin / tok<vocab>.bin beside a llama2.c checkpoint)")
-	fs.StringVar(&f.chat, "chat", "", "wrap prompts in a chat template: r1 (DeepSeek-R1-Distill) or chatml (Qwen2 instruct)")
+	fs.StringVar(&f.chat, "chat", "", "wrap prompts in a chat template: r1 (DeepSeek-R1-Distill; DeepSeek's turn tokens), chatml (Qwen2 instruct), qwen3 (Qwen3, thinking) or qwen3-nothink")
 	fs.StringVar(&f.backend, "backend", "", "run the model on a backend server (rise-backend/1 protocol) at this URL instead of --model")
 }
 
 // load opens the backend the flags name: the native runtime on --model, or
 // the server at --backend.
 func (f *modelFlags) load(ctx context.Context) (steer.Backend, error) {
-	if _, err := model.ChatTemplate(f.chat); err != nil {
-		return nil, usagef("--chat: %v", err)
+	if f.chat != "" {
+		if _, err := model.ChatPrompt(f.chat, ""); err != nil {
+			return nil, usagef("--chat: %v", err)
+		}
 	}
 	switch {
 	case f.model != "" && f.backend != "":
@@ -46,10 +48,15 @@ func (f *modelFlags) load(ctx context.Context) (steer.Backend, error) {
 // wrap applies the chat template to a prompt; special tokens are then
 // recognised in it.
 func (f *modelFlags) wrap(p string) (string, bool) {
-	if t, _ := model.ChatTemplate(f.chat); t != nil {
-		return t(p), true
+	if f.chat == "" {
+		return p, false
 	}
-	return p, false
+	w, err := model.ChatPrompt(f.chat, p)
+	if err != nil {
+		// load has checked the name.
+		return p, false
+	}
+	return w, true
 }
 
 // loadSteered opens the backend, like load, and reads and resolves the
@@ -104,9 +111,9 @@ func init() {
 		name:    "generate",
 		noArgs:  true,
 		summary: "generate text with a model, optionally steered",
-		usage:   "--model PATH [--tokenizer PATH] --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--steer SPEC.json] [--chat r1|chatml] [--json]",
+		usage:   "--model PATH [--tokenizer PATH] --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--steer SPEC.json] [--chat r1|chatml|qwen3|qwen3-nothink] [--json]",
 		help: `Runs a Llama-family model natively (llama2.c checkpoints; Hugging Face
-Llama and Qwen2 directories) and prints the text it generates after the
+Llama, Qwen2 and Qwen3 directories) and prints the text it generates after the
 prompt. An empty prompt starts from BOS alone. Temperature 0 (the default)
 decodes greedily; otherwise tokens are drawn with the seed, from the top-p
 nucleus.

@@ -104,7 +104,7 @@ func init() {
 		name:    "steer",
 		noArgs:  true,
 		summary: "sweep a steering spec over strengths and count the behaviours it causes",
-		usage:   "--model PATH --steer SPEC.json --alphas A,B,... --prompts FILE --out results.json [--max-tokens N] [--temperature T] [--seed S] [--chat r1|chatml] [--controls N] [--svg DIR]",
+		usage:   "--model PATH --steer SPEC.json --alphas A,B,... --prompts FILE --out results.json [--max-tokens N] [--temperature T] [--seed S] [--chat r1|chatml|qwen3|qwen3-nothink] [--controls N] [--svg DIR]",
 		help: `For each strength A in --alphas, multiplies the strength of every vector in
 the spec by A and generates for every prompt, with the same seed each time;
 splits each generation into steps at "\n\n", labels them by RISE's keyword

@@ -2,7 +2,6 @@ package model
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 )
 
@@ -35,27 +34,45 @@ func ChatMLPrompt(user string) string {
 	return "<|im_start|>user\n" + user + "<|im_end|>\n<|im_start|>assistant\n"
 }
 
-// chatTemplates are the templates ChatTemplate knows, by the name that
-// --chat and the API's "chat" take.
-var chatTemplates = map[string]func(string) string{
-	"r1":     R1ChatPrompt,
-	"chatml": ChatMLPrompt,
+// Qwen3ChatPrompt returns the prompt that the chat template of the Qwen3
+// models (Qwen/Qwen3-0.6B to -32B) renders for one user turn with the
+// generation prompt: "<|im_start|>user\n" + user +
+// "<|im_end|>\n<|im_start|>assistant\n". With thinking (the template's
+// default, enable_thinking true) nothing follows: the model opens its
+// "<think>\n" reasoning block itself. Without thinking the template
+// closes an empty block, "<think>\n\n</think>\n\n", so that the model
+// answers at once. The template writes no default system turn. Encode the
+// result with special true.
+//
+// DeepSeek-R1-0528-Qwen3-8B is a Qwen3 with DeepSeek's turn tokens
+// (<｜User｜>, <｜Assistant｜>) rather than ChatML: R1ChatPrompt writes
+// those, and opens "<think>\n" as the R1-Distill template does, which the
+// 0528 template may leave to the model.
+func Qwen3ChatPrompt(user string, thinking bool) string {
+	p := ChatMLPrompt(user)
+	if !thinking {
+		p += "<think>\n\n</think>\n\n"
+	}
+	return p
 }
 
-// ChatTemplate returns the chat template called name, as a function from
-// a user message to the model's prompt, or nil for "" (no template). The
-// prompts it makes hold special tokens: encode them with special true.
-func ChatTemplate(name string) (func(string) string, error) {
-	if name == "" {
-		return nil, nil
+// ChatTemplates are the names ChatPrompt knows, for flags and requests.
+var ChatTemplates = []string{"r1", "chatml", "qwen3", "qwen3-nothink"}
+
+// ChatPrompt renders one user turn with the named chat template: "r1"
+// (DeepSeek-R1-Distill, R1ChatPrompt), "chatml" (Qwen2 instruct,
+// ChatMLPrompt), "qwen3" (Qwen3 with thinking) or "qwen3-nothink" (Qwen3
+// without). Encode the result with special true.
+func ChatPrompt(template, user string) (string, error) {
+	switch template {
+	case "r1":
+		return R1ChatPrompt(user), nil
+	case "chatml":
+		return ChatMLPrompt(user), nil
+	case "qwen3":
+		return Qwen3ChatPrompt(user, true), nil
+	case "qwen3-nothink":
+		return Qwen3ChatPrompt(user, false), nil
 	}
-	if t, ok := chatTemplates[name]; ok {
-		return t, nil
-	}
-	names := make([]string, 0, len(chatTemplates))
-	for n := range chatTemplates {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return nil, fmt.Errorf("expected %s, found %q", strings.Join(names, " or "), name)
+	return "", fmt.Errorf("chat template: expected one of %s, found %q", strings.Join(ChatTemplates, ", "), template)
 }

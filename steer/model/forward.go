@@ -171,6 +171,12 @@ func (m *Model) blocks(ctx context.Context, sc *scratch, seqs []*Sequence, rows 
 		linear(sc.q, sc.xb, N, D, b.WQ, q, b.BQ)
 		linear(sc.k, sc.xb, N, D, b.WK, kv, b.BK)
 		linear(sc.v, sc.xb, N, D, b.WV, kv, b.BV)
+		if c.QKNorm {
+			// Qwen3: every query and key head is RMS-normalised on its
+			// own, before RoPE.
+			rmsNorm(sc.q, sc.q, b.QNorm, N*c.Heads, c.HeadDim, float32(c.NormEps))
+			rmsNorm(sc.k, sc.k, b.KNorm, N*c.KVHeads, c.HeadDim, float32(c.NormEps))
+		}
 		for r, row := range rows {
 			m.rope(sc.q[r*q:(r+1)*q], row.Pos)
 			m.rope(sc.k[r*kv:(r+1)*kv], row.Pos)
@@ -193,8 +199,62 @@ func (m *Model) blocks(ctx context.Context, sc *scratch, seqs []*Sequence, rows 
 		if hook != nil {
 			hook(l, sc.x, rows)
 		}
+		if r := nonFinite(sc.x, D); r >= 0 {
+			return &NonFiniteError{Layer: l, Seq: rows[r].Seq, Of: "sequence", Pos: rows[r].Pos, Hooked: hook != nil}
+		}
 	}
 	return nil
+}
+
+// nonFinite returns the first row of x (rows of d values) that holds a NaN
+// or ±Inf or whose sum of squares overflows float32, or -1. The sum is the
+// one the next RMSNorm computes (in float32, as transformers does): past
+// that, the norm divides by infinity and every later value is garbage.
+func nonFinite(x []float32, d int) int {
+	for r := 0; r < len(x); r += d {
+		var ss float32
+		for _, v := range x[r : r+d] {
+			ss += v * v
+		}
+		if !(ss <= math.MaxFloat32) {
+			return r / d
+		}
+	}
+	return -1
+}
+
+// NonFiniteError reports a residual stream that left float32's range
+// after a block (NaN, ±Inf, or values whose squares overflow, so that the
+// next RMSNorm cannot be computed): a hook pushed it there, or the weights
+// make it overflow. Forward stops with it rather than decode garbage.
+type NonFiniteError struct {
+	Layer  int    // the block after which it was found
+	Seq    int    // the sequence: its index in the batch, or the prompt's in Generate
+	Of     string // what Seq counts: "sequence" (Forward) or "prompt" (Generate)
+	Pos    int    // the position in that sequence
+	Hooked bool   // a hook ran after the block
+	// Cause says what the hooks did after Layer, when the HookFactory of
+	// a generation can tell (a HookExplainer); empty otherwise.
+	Cause string
+}
+
+func (e *NonFiniteError) Error() string {
+	s := fmt.Sprintf("the residual stream after block %d left float32's range (NaN, ±Inf or too large for its RMS norm) at position %d of %s %d", e.Layer, e.Pos, e.Of, e.Seq)
+	switch {
+	case e.Cause != "":
+		return s + ", after " + e.Cause
+	case e.Hooked:
+		return s + ", after the hook changed it"
+	}
+	return s + " with no hook: the weights overflow float32"
+}
+
+// A HookExplainer is a HookFactory that can say what its hooks do after a
+// block (which steering vectors, how strong), for the errors of a
+// generation whose residual stream stops being finite.
+type HookExplainer interface {
+	HookFactory
+	Explain(layer int) string
 }
 
 // ForwardFrom continues a sequence by one row whose residual stream after
@@ -263,12 +323,11 @@ func rmsNorm(out, x, w []float32, n, d int, eps float32) {
 	}
 }
 
-// Rope returns the RoPE tables at position pos: cos and sin of each of the
-// HeadDim/2 frequencies, as the forward pass rotates queries and keys.
-func (m *Model) Rope(pos int) (cos, sin []float32) {
-	half := m.HeadDim / 2
-	return m.cos[pos*half : (pos+1)*half], m.sin[pos*half : (pos+1)*half]
-}
+// Rope returns the RoPE tables at position pos ≥ 0: cos and sin of each of
+// the HeadDim/2 frequencies (with the config's rope scaling, and times
+// YaRN's attention factor where it has one), as the forward pass rotates
+// queries and keys. The slices are shared: do not change them.
+func (m *Model) Rope(pos int) (cos, sin []float32) { return m.ropeTab.at(pos) }
 
 // rope rotates the heads of one row of queries or keys at position pos.
 func (m *Model) rope(v []float32, pos int) {

@@ -2,6 +2,8 @@ package model
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -98,6 +100,14 @@ func Generate(ctx context.Context, m *Model, tok Tokenizer, prompts []string, o 
 	for step := 0; len(live) > 0; step++ {
 		logits, err := m.Forward(ctx, batch, toks, false, hook)
 		if err != nil {
+			var nf *NonFiniteError
+			if errors.As(err, &nf) {
+				nf.Seq, nf.Of = live[nf.Seq], "prompt"
+				if ex, ok := o.Hooks.(HookExplainer); ok {
+					nf.Cause = ex.Explain(nf.Layer)
+				}
+				return nil, fmt.Errorf("generate: %w", err)
+			}
 			return nil, err
 		}
 		var next []int

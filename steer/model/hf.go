@@ -1,7 +1,6 @@
 package model
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,86 +11,18 @@ import (
 	"github.com/rise-interp/rise/internal/safetensors"
 )
 
-// hfConfig is the part of a Hugging Face config.json the runtime reads.
-type hfConfig struct {
-	ModelType      string          `json:"model_type"`
-	Architectures  []string        `json:"architectures"`
-	HiddenSize     int             `json:"hidden_size"`
-	Intermediate   int             `json:"intermediate_size"`
-	Layers         int             `json:"num_hidden_layers"`
-	Heads          int             `json:"num_attention_heads"`
-	KVHeads        int             `json:"num_key_value_heads"`
-	HeadDim        int             `json:"head_dim"`
-	Vocab          int             `json:"vocab_size"`
-	MaxPositions   int             `json:"max_position_embeddings"`
-	RMSNormEps     float64         `json:"rms_norm_eps"`
-	RopeTheta      float64         `json:"rope_theta"`
-	RopeScaling    json.RawMessage `json:"rope_scaling"`
-	Tie            *bool           `json:"tie_word_embeddings"`
-	AttentionBias  bool            `json:"attention_bias"`
-	HiddenAct      string          `json:"hidden_act"`
-	SlidingWindow  bool            `json:"use_sliding_window"`
-	MLPBias        bool            `json:"mlp_bias"`
-	TorchDType     string          `json:"torch_dtype"`
-	PretrainingTP  int             `json:"pretraining_tp"`
-	RopeParameters json.RawMessage `json:"rope_parameters"`
-}
-
-// LoadHF reads a Hugging Face model directory of the Llama or Qwen2
-// architecture: config.json and the weights in *.safetensors (one file or
-// shards; F32, F16 or BF16), held in float32.
+// LoadHF reads a Hugging Face model directory of the Llama, Qwen2 or
+// Qwen3 architecture: config.json and the weights in *.safetensors (one
+// file or shards; F32, F16 or BF16), held in float32.
 func LoadHF(dir string) (*Model, error) {
 	cpath := filepath.Join(dir, "config.json")
 	b, err := os.ReadFile(cpath)
 	if err != nil {
 		return nil, err
 	}
-	var hc hfConfig
-	if err := json.Unmarshal(b, &hc); err != nil {
-		return nil, fmt.Errorf("%s: %w", cpath, err)
-	}
-	c := Config{Dim: hc.HiddenSize, Hidden: hc.Intermediate, Layers: hc.Layers, Heads: hc.Heads, KVHeads: hc.KVHeads,
-		HeadDim: hc.HeadDim, Vocab: hc.Vocab, MaxSeq: hc.MaxPositions, NormEps: hc.RMSNormEps, Theta: hc.RopeTheta}
-	switch hc.ModelType {
-	case "llama":
-		c.Arch, c.QKVBias = ArchLlama, hc.AttentionBias
-		c.Tied = hc.Tie != nil && *hc.Tie
-	case "qwen2":
-		c.Arch, c.QKVBias = ArchQwen2, true
-		c.Tied = hc.Tie != nil && *hc.Tie
-	default:
-		return nil, fmt.Errorf("%s: model_type %q (architectures %v): expected llama or qwen2, the architectures this runtime implements",
-			cpath, hc.ModelType, hc.Architectures)
-	}
-	if c.KVHeads == 0 {
-		c.KVHeads = c.Heads
-	}
-	if c.HeadDim == 0 && c.Heads > 0 {
-		c.HeadDim = c.Dim / c.Heads
-	}
-	if c.Theta == 0 {
-		c.Theta = 10000
-	}
-	if c.NormEps == 0 {
-		c.NormEps = 1e-6
-	}
-	if c.MaxSeq == 0 {
-		c.MaxSeq = 4096
-	}
-	switch {
-	case len(hc.RopeScaling) > 0 && string(hc.RopeScaling) != "null":
-		return nil, fmt.Errorf("%s: rope_scaling %s: this runtime implements plain RoPE only", cpath, hc.RopeScaling)
-	case hc.HiddenAct != "" && hc.HiddenAct != "silu":
-		return nil, fmt.Errorf("%s: hidden_act %q: expected silu (SwiGLU)", cpath, hc.HiddenAct)
-	case hc.SlidingWindow:
-		return nil, fmt.Errorf("%s: use_sliding_window is true: this runtime implements full attention only", cpath)
-	case hc.MLPBias:
-		return nil, fmt.Errorf("%s: mlp_bias is true: this runtime implements bias-free MLPs only", cpath)
-	case hc.PretrainingTP > 1:
-		return nil, fmt.Errorf("%s: pretraining_tp %d: expected 1", cpath, hc.PretrainingTP)
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", cpath, err)
+	c, err := parseHFConfig(cpath, b)
+	if err != nil {
+		return nil, err
 	}
 
 	files, err := filepath.Glob(filepath.Join(dir, "*.safetensors"))
@@ -172,6 +103,14 @@ func LoadHF(dir string) (*Model, error) {
 				return nil, err
 			}
 			if bl.BV, err = get(p+"self_attn.v_proj.bias", kv); err != nil {
+				return nil, err
+			}
+		}
+		if c.QKNorm {
+			if bl.QNorm, err = get(p+"self_attn.q_norm.weight", c.HeadDim); err != nil {
+				return nil, err
+			}
+			if bl.KNorm, err = get(p+"self_attn.k_norm.weight", c.HeadDim); err != nil {
 				return nil, err
 			}
 		}

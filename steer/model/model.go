@@ -2,19 +2,19 @@ package model
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 )
 
 // Architectures the native runtime runs.
 const (
 	ArchLlama = "llama" // Llama 2/3 and llama2.c checkpoints
-	ArchQwen2 = "qwen2" // Qwen2 (DeepSeek-R1-Distill-Qwen): Llama with q/k/v biases
+	ArchQwen2 = "qwen2" // Qwen2 (DeepSeek-R1-Distill-Qwen, QwQ): Llama with q/k/v biases
+	ArchQwen3 = "qwen3" // Qwen3 (and DeepSeek-R1-0528-Qwen3): Llama with per-head q/k RMSNorm
 )
 
 // Config describes a Llama-family decoder.
 type Config struct {
-	Arch    string // ArchLlama or ArchQwen2
+	Arch    string // ArchLlama, ArchQwen2 or ArchQwen3
 	Dim     int    // residual stream width (hidden_size)
 	Hidden  int    // MLP width (intermediate_size)
 	Layers  int    // decoder blocks
@@ -25,19 +25,25 @@ type Config struct {
 	MaxSeq  int    // longest sequence (max_position_embeddings, llama2.c seq_len)
 	NormEps float64
 	Theta   float64 // RoPE base
+	// Rope scales RoPE's frequencies (rope_scaling); the zero value is
+	// plain RoPE.
+	Rope RopeScaling
 	// RopeInterleaved rotates adjacent pairs (x[2i], x[2i+1]), as llama2.c
 	// and Meta's checkpoints do; otherwise the two halves of each head are
 	// rotated together (x[i], x[i+d/2]), as Hugging Face does.
 	RopeInterleaved bool
 	QKVBias         bool // q, k and v projections have biases (Qwen2)
-	Tied            bool // the output projection is the token embedding
+	// QKNorm applies an RMSNorm of HeadDim weights to every query and key
+	// head before RoPE (Qwen3's q_norm and k_norm).
+	QKNorm bool
+	Tied   bool // the output projection is the token embedding
 }
 
 // Validate reports a configuration that cannot describe a model.
 func (c Config) Validate() error {
 	switch {
-	case c.Arch != ArchLlama && c.Arch != ArchQwen2:
-		return fmt.Errorf("architecture: expected %s or %s, found %q", ArchLlama, ArchQwen2, c.Arch)
+	case c.Arch != ArchLlama && c.Arch != ArchQwen2 && c.Arch != ArchQwen3:
+		return fmt.Errorf("architecture: expected %s, %s or %s, found %q", ArchLlama, ArchQwen2, ArchQwen3, c.Arch)
 	case c.Dim < 1 || c.Hidden < 1 || c.Layers < 1 || c.Heads < 1 || c.Vocab < 1 || c.MaxSeq < 1:
 		return fmt.Errorf("expected positive sizes, found dim %d, hidden %d, layers %d, heads %d, vocab %d, max sequence %d",
 			c.Dim, c.Hidden, c.Layers, c.Heads, c.Vocab, c.MaxSeq)
@@ -50,7 +56,7 @@ func (c Config) Validate() error {
 	case !(c.NormEps > 0) || !(c.Theta > 0):
 		return fmt.Errorf("expected positive norm epsilon and RoPE theta, found %g and %g", c.NormEps, c.Theta)
 	}
-	return nil
+	return c.Rope.check()
 }
 
 // QDim and KVDim are the widths of the query and key/value projections.
@@ -63,6 +69,9 @@ func (c Config) Params() int64 {
 	per := 2*D + D*q + 2*D*kv + q*D + 3*D*H
 	if c.QKVBias {
 		per += q + 2*kv
+	}
+	if c.QKNorm {
+		per += 2 * int64(c.HeadDim)
 	}
 	n := int64(c.Vocab)*D + int64(c.Layers)*per + D
 	if !c.Tied {
@@ -77,6 +86,8 @@ type Block struct {
 	AttnNorm   []float32 // [Dim]
 	WQ, WK, WV []float32 // [qDim, Dim], [kvDim, Dim], [kvDim, Dim]
 	BQ, BK, BV []float32 // biases (Qwen2), nil otherwise
+	QNorm      []float32 // [HeadDim], per-head query norm (Qwen3), nil otherwise
+	KNorm      []float32 // [HeadDim], per-head key norm (Qwen3), nil otherwise
 	WO         []float32 // [Dim, qDim]
 	MLPNorm    []float32 // [Dim]
 	WGate, WUp []float32 // [Hidden, Dim]
@@ -92,11 +103,12 @@ type Model struct {
 	Norm   []float32 // [Dim]
 	Out    []float32 // [Vocab, Dim]; the same slice as Embed when tied
 
-	cos, sin []float32 // RoPE tables [MaxSeq, HeadDim/2]
+	ropeTab *ropeTables // cos and sin at the positions reached so far
 }
 
-// init checks the weights' sizes against the configuration and builds the
-// RoPE tables.
+// init checks the weights' sizes against the configuration and sets up
+// the RoPE tables, which fill as positions are reached: nothing here grows
+// with MaxSeq.
 func (m *Model) init() error {
 	c := m.Config
 	if err := c.Validate(); err != nil {
@@ -143,20 +155,16 @@ func (m *Model) init() error {
 				}
 			}
 		}
-	}
-	half := c.HeadDim / 2
-	m.cos = make([]float32, c.MaxSeq*half)
-	m.sin = make([]float32, c.MaxSeq*half)
-	for p := range c.MaxSeq {
-		for i := range half {
-			// Frequencies in float32 first, as both llama2.c and
-			// transformers compute inv_freq in float32.
-			inv := float32(1 / math.Pow(c.Theta, float64(2*i)/float64(c.HeadDim)))
-			a := float64(float32(p) * inv)
-			m.cos[p*half+i] = float32(math.Cos(a))
-			m.sin[p*half+i] = float32(math.Sin(a))
+		if c.QKNorm {
+			if err := check(fmt.Sprintf("block %d q norm", i), b.QNorm, c.HeadDim); err != nil {
+				return err
+			}
+			if err := check(fmt.Sprintf("block %d k norm", i), b.KNorm, c.HeadDim); err != nil {
+				return err
+			}
 		}
 	}
+	m.ropeTab = newRopeTables(c)
 	return nil
 }
 
@@ -189,6 +197,9 @@ func NewRandom(c Config, seed uint64) (*Model, error) {
 			MLPNorm: ones(D), WGate: normal(H * D), WUp: normal(H * D), WDown: normal(D * H)}
 		if c.QKVBias {
 			b.BQ, b.BK, b.BV = normal(q), normal(kv), normal(kv)
+		}
+		if c.QKNorm {
+			b.QNorm, b.KNorm = ones(c.HeadDim), ones(c.HeadDim)
 		}
 		m.Blocks = append(m.Blocks, b)
 	}

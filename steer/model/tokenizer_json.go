@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -99,16 +100,16 @@ type tjConfig struct {
 // added tokens (added tokens are matched literally in the raw text) and
 // BPE dropout (ignored, as at inference).
 func LoadTokenizerJSON(path string) (*BPETokenizer, error) {
-	data, err := os.ReadFile(path)
+	data, err := readBounded(path, "tokenizer.json")
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer.json: %w", err)
+		return nil, err
 	}
 	t, err := parseTokenizerJSON(path, data)
 	if err != nil {
 		return nil, err
 	}
 	cfgPath := filepath.Join(filepath.Dir(path), "tokenizer_config.json")
-	cfg, err := os.ReadFile(cfgPath)
+	cfg, err := readBounded(cfgPath, "tokenizer config")
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -120,6 +121,42 @@ func LoadTokenizerJSON(path string) (*BPETokenizer, error) {
 	}
 	t.eos = appendEndOfTurn(t.eos, t.vocab)
 	return t, nil
+}
+
+// maxTokenizerBytes bounds the size of a tokenizer.json (and of its
+// tokenizer_config.json): the largest published ones, Gemma 3's with 262k
+// tokens, are about 33 MB, and parsing holds several times the file in
+// memory.
+const maxTokenizerBytes = 64 << 20
+
+// maxMerges bounds the merges of a tokenizer.json: a merge makes a token,
+// and there are at most maxBPEID of those (Llama 3 has 280k merges,
+// Qwen2 151k).
+const maxMerges = maxBPEID
+
+// readBounded reads a tokenizer file of at most maxTokenizerBytes; what
+// names it in errors.
+func readBounded(path, what string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if st.Size() > maxTokenizerBytes {
+		return nil, fmt.Errorf("%s %s: %d bytes: expected at most %d MiB (the largest published tokenizers are about 33 MB)", what, path, st.Size(), maxTokenizerBytes>>20)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenizerBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if len(b) > maxTokenizerBytes {
+		return nil, fmt.Errorf("%s %s: more than %d MiB: expected at most that", what, path, maxTokenizerBytes>>20)
+	}
+	return b, nil
 }
 
 // parseTokenizerJSON builds a tokenizer from the bytes of a tokenizer.json;
@@ -144,6 +181,15 @@ func parseTokenizerJSON(path string, data []byte) (*BPETokenizer, error) {
 	}
 	if m.Vocab == nil {
 		return nil, errf("model.vocab", "missing, expected an object mapping tokens to ids")
+	}
+	if len(m.Vocab) > maxBPEID {
+		return nil, errf("model.vocab", "holds %d tokens, expected at most %d", len(m.Vocab), maxBPEID)
+	}
+	if len(m.Merges) > maxMerges {
+		return nil, errf("model.merges", "holds %d merges, expected at most %d", len(m.Merges), maxMerges)
+	}
+	if len(f.AddedTokens) > maxBPEID {
+		return nil, errf("added_tokens", "holds %d tokens, expected at most %d", len(f.AddedTokens), maxBPEID)
 	}
 	if m.ContinuingSubwordPrefix != nil && *m.ContinuingSubwordPrefix != "" {
 		return nil, errf("model.continuing_subword_prefix", "is %q, only byte-level BPE without one is supported", *m.ContinuingSubwordPrefix)

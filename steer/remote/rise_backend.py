@@ -27,7 +27,7 @@ every state.
 
     python3 rise_backend.py --reference DIR ...
 
-serves a Hugging Face-format Llama/Qwen2 directory (config.json,
+serves a Hugging Face-format Llama/Qwen2/Qwen3 directory (config.json,
 *.safetensors, tokenizer.json) with this file's own small PyTorch forward
 and byte-level BPE tokenizer, without transformers: the protocol layer can
 be tested on a machine that has torch alone.
@@ -662,18 +662,120 @@ def read_safetensors(path):
     return out
 
 
+ROPE_KEYS = {  # the parameters read for each rope_type, as steer/model/hfconfig.go
+    "default": (),
+    "linear": ("factor",),
+    "llama3": ("factor", "original_max_position_embeddings", "low_freq_factor", "high_freq_factor"),
+    "yarn": ("factor", "original_max_position_embeddings", "attention_factor", "beta_fast", "beta_slow",
+             "mscale", "mscale_all_dim", "truncate"),
+}
+
+
+def rope_config(c, where):
+    """RoPE of a config.json as transformers 5 standardises it and steer/model/hfconfig.go reads
+    it: rope_parameters or (older configs) rope_scaling, rope_type or type, rope_theta inside or
+    at the top level (default 10000). Returns (theta, params); refuses what is not implemented."""
+    def present(d):
+        return isinstance(d, dict) and len(d) > 0
+    field, p = "rope_parameters", c.get("rope_parameters")
+    if present(c.get("rope_scaling")):
+        if present(p):
+            for k, v in c["rope_scaling"].items():
+                if k in p and p[k] != v:
+                    raise ValueError("%s: rope_scaling.%s %r and rope_parameters.%s %r disagree" % (where, k, v, k, p[k]))
+        else:
+            field, p = "rope_scaling", c["rope_scaling"]
+    p = {k: v for k, v in (p or {}).items() if v is not None}
+    theta = c.get("rope_theta") if c.get("rope_theta") is not None else 10000.0
+    if "rope_theta" in p:
+        if c.get("rope_theta") is not None and c["rope_theta"] != p["rope_theta"]:
+            raise ValueError("%s: %s.rope_theta %r and rope_theta %r disagree" % (where, field, p["rope_theta"], c["rope_theta"]))
+        theta = p["rope_theta"]
+    if p.get("partial_rotary_factor", 1) != 1:
+        raise ValueError("%s: %s.partial_rotary_factor %r: only whole heads are rotated" % (where, field, p["partial_rotary_factor"]))
+    t = p.get("rope_type", p.get("type", "default"))
+    if t not in ROPE_KEYS:
+        raise ValueError("%s: %s.rope_type %r: expected default, linear, llama3 or yarn" % (where, field, t))
+    extra = sorted(set(p) - set(ROPE_KEYS[t]) - {"type", "rope_type", "rope_theta", "partial_rotary_factor"})
+    if extra:
+        raise ValueError("%s: %s.%s: not a parameter of rope_type %r implemented here" % (where, field, extra[0], t))
+    if t != "default" and "factor" not in p:
+        raise ValueError("%s: %s: rope_type %s needs a factor" % (where, field, t))
+    if t in ("llama3", "yarn"):
+        p = dict(p)
+        if c.get("original_max_position_embeddings") is not None:
+            p["original_max_position_embeddings"] = c["original_max_position_embeddings"]
+        p.setdefault("original_max_position_embeddings", c.get("max_position_embeddings") or 4096)
+    if t == "llama3":
+        for k in ("low_freq_factor", "high_freq_factor"):
+            if k not in p:
+                raise ValueError("%s: %s: rope_type llama3 needs %s" % (where, field, k))
+    p["rope_type"] = t
+    return float(theta), p
+
+
+def rope_frequencies(theta, p, head_dim):
+    """Inverse frequencies (float32) and the factor on cos and sin, with torch's float32 operations
+    in the order of transformers' modeling_rope_utils.py (default, linear, llama3, yarn)."""
+    dim = head_dim
+    pos_freqs = theta ** (torch.arange(0, dim, 2, dtype=torch.int64).to(torch.float32) / dim)
+    inv = 1.0 / pos_freqs
+    t = p["rope_type"]
+    if t == "linear":
+        return inv / p["factor"], 1.0
+    if t == "llama3":
+        f, lo, hi, old = p["factor"], p["low_freq_factor"], p["high_freq_factor"], p["original_max_position_embeddings"]
+        wave = 2 * math.pi / inv
+        scaled = torch.where(wave > old / lo, inv / f, inv)
+        smooth = (old / wave - lo) / (hi - lo)
+        mixed = (1 - smooth) * scaled / f + smooth * scaled
+        medium = ~(wave < old / hi) * ~(wave > old / lo)
+        return torch.where(medium, mixed, scaled), 1.0
+    if t == "yarn":
+        f, orig = p["factor"], p["original_max_position_embeddings"]
+
+        def mscale(scale, m=1):
+            return 1.0 if scale <= 1 else 0.1 * m * math.log(scale) + 1.0
+        att = p.get("attention_factor")
+        if att is None:
+            ms, ms_all = p.get("mscale"), p.get("mscale_all_dim")
+            att = mscale(f, ms) / mscale(f, ms_all) if ms and ms_all else mscale(f)
+        fast, slow = p.get("beta_fast") or 32, p.get("beta_slow") or 1
+
+        def corr(rot):
+            return dim * math.log(orig / (rot * 2 * math.pi)) / (2 * math.log(theta))
+        low, high = corr(fast), corr(slow)
+        if p.get("truncate", True):
+            low, high = math.floor(low), math.ceil(high)
+        low, high = max(low, 0), min(high, dim - 1)
+        if low == high:
+            high += 0.001
+        ramp = torch.clamp((torch.arange(dim // 2, dtype=torch.float32) - low) / (high - low), 0, 1)
+        keep = 1 - ramp
+        return (1.0 / (f * pos_freqs)) * (1 - keep) + (1.0 / pos_freqs) * keep, float(att)
+    return inv, 1.0
+
+
 class RefModel:
-    """Llama / Qwen2 forward in PyTorch, float32 (Hugging Face semantics: RMSNorm,
-    rotate_half RoPE, GQA, Qwen2 q/k/v biases, SwiGLU, tied embeddings)."""
+    """Llama / Qwen2 / Qwen3 forward in PyTorch, float32 (Hugging Face semantics: RMSNorm,
+    rotate_half RoPE with linear/llama3/yarn scaling, GQA, Qwen2 q/k/v biases, Qwen3 per-head
+    q/k RMSNorm before RoPE, SwiGLU, tied embeddings)."""
 
     def __init__(self, d, device):
-        with open(os.path.join(d, "config.json")) as f:
+        where = os.path.join(d, "config.json")
+        with open(where) as f:
             c = json.load(f)
         self.arch = c.get("model_type")
-        if self.arch not in ("llama", "qwen2"):
-            raise ValueError("%s/config.json: model_type %r: expected llama or qwen2" % (d, self.arch))
-        if c.get("rope_scaling"):
-            raise ValueError("%s/config.json: rope_scaling is not implemented by the reference forward" % d)
+        if self.arch not in ("llama", "qwen2", "qwen3"):
+            raise ValueError("%s: model_type %r: expected llama, qwen2 or qwen3" % (where, self.arch))
+        if c.get("attention_bias") and self.arch != "qwen2":
+            raise ValueError("%s: attention_bias is true: %s attention without biases only" % (where, self.arch))
+        for key, ok in (("hidden_act", lambda v: v in (None, "silu")), ("use_sliding_window", lambda v: not v),
+                        ("mlp_bias", lambda v: not v), ("use_mrope", lambda v: not v),
+                        ("partial_rotary_factor", lambda v: v in (None, 1)),
+                        ("layer_types", lambda v: all(x == "full_attention" for x in (v or [])))):
+            if not ok(c.get(key)):
+                raise ValueError("%s: %s %r is not implemented by the reference forward" % (where, key, c.get(key)))
         self.dim = c["hidden_size"]
         self.n_layers = c["num_hidden_layers"]
         self.heads = c["num_attention_heads"]
@@ -682,7 +784,7 @@ class RefModel:
         self.vocab = c["vocab_size"]
         self.max_seq = c.get("max_position_embeddings") or 4096
         self.eps = c.get("rms_norm_eps") or 1e-6
-        self.theta = c.get("rope_theta") or 10000.0
+        self.theta, self.rope = rope_config(c, where)
         self.device = device
         w = {}
         files = sorted(glob.glob(os.path.join(d, "*.safetensors")))
@@ -696,19 +798,26 @@ class RefModel:
         if self.lm_head is None or tied and "lm_head.weight" not in w:
             self.lm_head = self.w["model.embed_tokens.weight"]
         self.qkv_bias = self.arch == "qwen2" or bool(c.get("attention_bias"))
-        inv = 1.0 / (self.theta ** (torch.arange(0, self.head_dim, 2, dtype=torch.float64) / self.head_dim))
-        self.inv_freq = inv
+        self.qk_norm = self.arch == "qwen3"
+        inv, self.rope_scale = rope_frequencies(self.theta, self.rope, self.head_dim)
+        self.inv_freq = inv.to(device)
         self.hook = None  # hook(layer, h [T, D]) -> h or None
 
     def _norm(self, x, wname):
         var = x.pow(2).mean(-1, keepdim=True)
         return self.w[wname] * (x * torch.rsqrt(var + self.eps))
 
+    def _qk_norm(self, x, p, which):
+        # Qwen3: each head of q or k ([heads, T, hd] or [B, heads, hd]) RMS-normalised on its own.
+        if not self.qk_norm:
+            return x
+        return self._norm(x, p + "self_attn.%s_norm.weight" % which)
+
     def _rope(self, x, pos):
-        # x [H, T, hd]; HF rotate_half with emb = cat(freqs, freqs)
-        freqs = torch.outer(pos.to(torch.float64), self.inv_freq)
+        # x [H, T, hd]; HF rotate_half with emb = cat(freqs, freqs); angles p·inv_freq in float32
+        freqs = torch.outer(pos.to(torch.float32), self.inv_freq)
         emb = torch.cat([freqs, freqs], -1)
-        cos, sin = emb.cos().to(torch.float32), emb.sin().to(torch.float32)
+        cos, sin = emb.cos() * self.rope_scale, emb.sin() * self.rope_scale
         h = self.head_dim // 2
         rot = torch.cat([-x[..., h:], x[..., :h]], -1)
         return x * cos + rot * sin
@@ -740,8 +849,8 @@ class RefModel:
                 if self.qkv_bias and (p + "self_attn.%s_proj.bias" % name) in self.w:
                     y = y + self.w[p + "self_attn.%s_proj.bias" % name]
                 return y
-            q = proj("q").view(T, H, hd).transpose(0, 1)
-            k = proj("k").view(T, KV, hd).transpose(0, 1)
+            q = self._qk_norm(proj("q").view(T, H, hd).transpose(0, 1), p, "q")
+            k = self._qk_norm(proj("k").view(T, KV, hd).transpose(0, 1), p, "k")
             v = proj("v").view(T, KV, hd).transpose(0, 1)
             q, k = self._rope(q, pos), self._rope(k, pos)
             if cache["k"][l] is not None:
@@ -794,8 +903,8 @@ class RefModel:
                 if self.qkv_bias and (p + "self_attn.%s_proj.bias" % name) in self.w:
                     y = y + self.w[p + "self_attn.%s_proj.bias" % name]
                 return y
-            q = self._rope(proj("q").view(B, H, hd).transpose(0, 1), pos).transpose(0, 1)  # [B, H, hd]
-            k = self._rope(proj("k").view(B, KV, hd).transpose(0, 1), pos).transpose(0, 1)
+            q = self._rope(self._qk_norm(proj("q").view(B, H, hd), p, "q").transpose(0, 1), pos).transpose(0, 1)  # [B, H, hd]
+            k = self._rope(self._qk_norm(proj("k").view(B, KV, hd), p, "k").transpose(0, 1), pos).transpose(0, 1)
             v = proj("v").view(B, KV, hd)
             K = torch.cat([kpre[u], k[:, :, None, :]], 2).repeat_interleave(rep, 1)  # [B, H, P+1, hd]
             V = torch.cat([vpre[u], v[:, :, None, :]], 2).repeat_interleave(rep, 1)
