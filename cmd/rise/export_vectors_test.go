@@ -28,7 +28,7 @@ func TestExportOneDimensionalVector(t *testing.T) {
 	spec := filepath.Join(dir, "spec.json")
 	os.WriteFile(spec, []byte(`{"vectors": [{"source": "npy:v.npy", "layer": 1, "strength": 10}]}`), 0o644)
 	gguf := filepath.Join(dir, "cv.gguf")
-	if code, stdout, stderr := runRise(t, "export", "--steer", spec, "--format", "gguf", "--out", gguf); code != 0 {
+	if code, stdout, stderr := runRise(t, "export", "--steer", spec, "--format", "gguf", "--layers", "4", "--out", gguf); code != 0 {
 		t.Fatalf("export: exit %d: %s %s", code, stdout, stderr)
 	}
 	data, err := os.ReadFile(gguf)
