@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"regexp"
 	"strings"
 
+	"github.com/rise-interp/rise/internal/files"
 	"github.com/rise-interp/rise/internal/inputerr"
 	"github.com/rise-interp/rise/steer/model"
 
@@ -28,9 +28,9 @@ type Prompt struct {
 // "question", as in GSM8K) and optionally "answer" (GSM8K's worked answer
 // ending "#### 42" counts as 42), or else one prompt per non-empty line.
 func ReadPrompts(path string) ([]Prompt, error) {
-	f, err := os.Open(path)
+	f, _, err := files.OpenRegular(path)
 	if err != nil {
-		return nil, err
+		return nil, inputerr.Wrap(err)
 	}
 	defer f.Close()
 	var out []Prompt

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -15,11 +14,16 @@ import (
 	"github.com/rise-interp/rise/steer/model"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/files"
 	"github.com/rise-interp/rise/internal/inputerr"
 	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/sae/atlas"
 )
+
+// maxJSONFile bounds a steering spec or a confidence result read whole: a
+// spec is a few lines, a confidence result one vector of d_model numbers.
+const maxJSONFile = 64 << 20
 
 // Operators change the residual stream h along a unit direction v with a
 // strength a (DESIGN.md, steering conventions).
@@ -84,9 +88,9 @@ type Vector struct {
 
 // ReadSpec reads a steering spec file.
 func ReadSpec(path string) (*Spec, error) {
-	b, err := os.ReadFile(path)
+	b, err := files.ReadRegular(path, maxJSONFile, "a steering spec")
 	if err != nil {
-		return nil, err
+		return nil, inputerr.Wrap(err)
 	}
 	var s Spec
 	dec := json.NewDecoder(strings.NewReader(string(b)))
@@ -241,15 +245,11 @@ func ReadVectorsNpy(r io.Reader, size int64, name string) ([][]float32, error) {
 
 // ReadVectorsNpyFile is ReadVectorsNpy on a file.
 func ReadVectorsNpyFile(path string) ([][]float32, error) {
-	f, err := os.Open(path)
+	f, st, err := files.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
 	return ReadVectorsNpy(f, st.Size(), path)
 }
 
@@ -322,7 +322,7 @@ func readDirection(source string) ([]float32, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 	case "confidence":
-		b, err := os.ReadFile(rest)
+		b, err := files.ReadRegular(rest, maxJSONFile, "a confidence vector")
 		if err != nil {
 			return nil, err
 		}

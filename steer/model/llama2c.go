@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
+
+	"github.com/rise-interp/rise/internal/files"
 )
 
 // llama2.c checkpoint formats (github.com/karpathy/llama2.c, export.py):
@@ -33,15 +34,11 @@ const (
 
 // LoadLlama2C reads a llama2.c checkpoint, legacy or version 1.
 func LoadLlama2C(path string) (*Model, error) {
-	f, err := os.Open(path)
+	f, st, err := files.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
 	size := st.Size()
 	var head [8]byte
 	if _, err := io.ReadFull(f, head[:]); err != nil {

@@ -5,8 +5,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"os"
 	"unicode/utf8"
+
+	"github.com/rise-interp/rise/internal/files"
 )
 
 // Fixed ids of the llama2.c (SentencePiece Llama 2) vocabulary.
@@ -45,7 +46,8 @@ var _ Tokenizer = (*Llama2CTokenizer)(nil)
 // lengths and files whose piece count differs from vocabSize are reported
 // as errors naming the file and the piece index.
 func LoadLlama2CTokenizer(path string, vocabSize int) (*Llama2CTokenizer, error) {
-	data, err := os.ReadFile(path)
+	// A tok*.bin holds a few bytes per piece: 64 MiB is far beyond any.
+	data, err := files.ReadRegular(path, 64<<20, "a llama2.c tokenizer")
 	if err != nil {
 		return nil, fmt.Errorf("llama2.c tokenizer: %w", err)
 	}
