@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/rise-interp/rise/internal/memory"
 )
 
 // Summary is what "rise inspect" reports about a dump.
@@ -197,7 +199,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 		if l.MeanNorm != 0 || l.TotalVar != 0 {
 			stats = fmt.Sprintf("%.4g\t%.4g\t%.4g\t%.4g\t%.4g\t%.4g", l.MeanNorm, l.NormStd, l.MinNorm, l.MaxNorm, l.MeanVecNorm, l.TotalVar)
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%s\t%s\t\n", l.Number, l.Rows, strings.Join(l.DTypes, "+"), l.Shards, humanBytes(l.Bytes), stats)
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%s\t%s\t\n", l.Number, l.Rows, strings.Join(l.DTypes, "+"), l.Shards, memory.Bytes(uint64(max(l.Bytes, 0))), stats)
 	}
 	tw.Flush()
 	if len(s.FirstSteps) > 0 {
@@ -218,19 +220,6 @@ func pct(n, of int) float64 {
 		return 0
 	}
 	return 100 * float64(n) / float64(of)
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func oneLine(s string, n int) string {

@@ -80,29 +80,7 @@ func RenderMap(w io.Writer, f Format, title string, xy []float64, groups []strin
 // RenderCurves draws one line per named series over shared x values, such as
 // the silhouette of behaviour labels per layer (RISE Fig. 3).
 func RenderCurves(w io.Writer, f Format, title, xName, yName string, x []float64, ys map[string][]float64) error {
-	if len(x) < 2 {
-		return fmt.Errorf("curves: need at least two x values, got %d", len(x))
-	}
-	names := make([]string, 0, len(ys))
-	for k, y := range ys {
-		if len(y) != len(x) {
-			return fmt.Errorf("curves: series %q has %d values for %d x values", k, len(y), len(x))
-		}
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	var series []chart.Series
-	for i, k := range names {
-		col := palette[i%len(palette)]
-		series = append(series, chart.ContinuousSeries{Name: k, XValues: x, YValues: ys[k],
-			Style: chart.Style{StrokeColor: col, StrokeWidth: 2, DotColor: col, DotWidth: 3}})
-	}
-	c := chart.Chart{
-		Title: title, Width: 900, Height: 500, Series: series,
-		XAxis: chart.XAxis{Name: xName}, YAxis: chart.YAxis{Name: yName},
-	}
-	c.Elements = []chart.Renderable{chart.Legend(&c)}
-	return render(w, f, &c)
+	return RenderCurvesWithBands(w, f, title, xName, yName, x, ys, nil)
 }
 
 func render(w io.Writer, f Format, c *chart.Chart) error {
