@@ -3,8 +3,10 @@ package steer
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/rise-interp/rise/internal/vec"
+	"github.com/rise-interp/rise/sae/atlas"
 )
 
 // Control is a set of vectors a sweep runs beside the chosen ones, to show
@@ -42,4 +44,36 @@ func RandomControls(vs []Vector, n int, seed uint64) []Control {
 		out[i] = c
 	}
 	return out
+}
+
+// ShuffledControl returns the control that replaces every vector's
+// direction by its atlas's shuffled-label vector (atlas.BehaviourInfo's
+// ShuffledVector): the same construction on the same steps with the
+// behaviour labels shuffled. Every vector must come from an atlas
+// ("atlas:ATLAS.json#BEHAVIOUR") written with shuffled vectors (rise atlas
+// writes them); otherwise the error says which vector has none.
+func ShuffledControl(vs []Vector) (Control, error) {
+	c := Control{Name: "shuffled labels", Vectors: make([]Vector, len(vs))}
+	for i, v := range vs {
+		kind, rest, _ := strings.Cut(v.Source, ":")
+		path, name, ok := strings.Cut(rest, "#")
+		if kind != "atlas" || !ok {
+			return Control{}, fmt.Errorf("vector %d (%s): a shuffled-label control needs a behaviour vector of an atlas (atlas:ATLAS.json#BEHAVIOUR)", i, v.Source)
+		}
+		a, err := atlas.Load(path)
+		if err != nil {
+			return Control{}, err
+		}
+		info, ok := a.Behaviours[name]
+		if !ok || len(info.ShuffledVector) == 0 {
+			return Control{}, fmt.Errorf("vector %d (%s): the atlas has no shuffled-label vector for %q (made by an older rise atlas, or with --hold-out and shuffling off)", i, v.Source, name)
+		}
+		u, err := vec.Unit(info.ShuffledVector)
+		if err != nil || len(u) != len(v.Dir) {
+			return Control{}, fmt.Errorf("vector %d (%s): the shuffled-label vector has %d values, the vector %d", i, v.Source, len(info.ShuffledVector), len(v.Dir))
+		}
+		v.Dir = u
+		c.Vectors[i] = v
+	}
+	return c, nil
 }

@@ -3,8 +3,12 @@ package steer
 import (
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/rise-interp/rise/sae/atlas"
 )
 
 // The exact sign-flip test against values worked by hand: five equal
@@ -99,5 +103,30 @@ func TestRandomControls(t *testing.T) {
 	}
 	if again := RandomControls(vs, 3, 7); again[2].Vectors[0].Dir[5] != cs[2].Vectors[0].Dir[5] {
 		t.Error("the same seed gave other controls")
+	}
+}
+
+// TestShuffledControl: an atlas vector's control is its atlas's
+// shuffled-label vector at unit length, with the vector's spec; a vector
+// from elsewhere has none, and the error says why.
+func TestShuffledControl(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "atlas.json")
+	a := &atlas.Atlas{Format: atlas.AtlasFormat, Behaviours: map[string]atlas.BehaviourInfo{
+		"reflection": {Vector: []float32{1, 0, 0}, ShuffledVector: []float32{0, 3, 4}},
+	}}
+	if err := a.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	spec := VectorSpec{Source: "atlas:" + path + "#reflection", Layer: 1, Op: OpAdd, Strength: 4, Positions: PosStepBoundary}
+	c, err := ShuffledControl([]Vector{{VectorSpec: spec, Dir: []float32{1, 0, 0}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Vectors[0]; !reflect.DeepEqual(got.VectorSpec, spec) || got.Dir[0] != 0 || got.Dir[1] != 0.6 || got.Dir[2] != 0.8 {
+		t.Errorf("shuffled control %+v", got)
+	}
+	if _, err := ShuffledControl([]Vector{{VectorSpec: VectorSpec{Source: "npy:v.npy"}, Dir: []float32{1, 0, 0}}}); err == nil || !strings.Contains(err.Error(), "atlas") {
+		t.Errorf("an npy vector's shuffled control: %v", err)
 	}
 }

@@ -80,7 +80,7 @@ Examples:
 			if !(holdOut >= 0 && holdOut < 1) {
 				return usagef("--hold-out: expected a share in [0, 1), found %v", holdOut)
 			}
-			split := atlas.AttributionOptions{HoldOut: holdOut, HoldOutSeed: seed}
+			split := atlas.AttributionOptions{HoldOut: holdOut, HoldOutSeed: seed, Shuffled: true}
 			if sweep {
 				return runSweep(ctx, e, sweepArgs{saes: saePaths, data: data, out: out, svgDir: svgDir, layers: layers, seed: seed, maxSteps: maxSteps, attribution: split})
 			}

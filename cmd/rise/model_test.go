@@ -305,7 +305,7 @@ func TestSteerControls(t *testing.T) {
 			t.Errorf("strength %g: length stops %v", r.Strength, r.LengthStops)
 		}
 	}
-	if !strings.Contains(stdout, "random controls") || !strings.Contains(stdout, "p=") {
+	if !strings.Contains(stdout, "controls (random directions") || !strings.Contains(stdout, "p=") {
 		t.Errorf("steer output:\n%s", stdout)
 	}
 	// --controls 0 runs none.

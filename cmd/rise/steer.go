@@ -177,6 +177,13 @@ Example:
 			}
 			// The spec's vectors, then each control, as one progress bar.
 			sets := append([]steer.Control{{Name: "spec", Vectors: vs}}, steer.RandomControls(vs, controls, sf.seed)...)
+			if controls > 0 {
+				if sc, err := steer.ShuffledControl(vs); err == nil {
+					sets = append(sets, sc)
+				} else {
+					fmt.Fprintf(e.stderr, "rise steer: no shuffled-label control: %v\n", err)
+				}
+			}
 			bar := newProgress(e.stderr, "steering sweep")
 			var runs []steer.Run
 			var ctrl []controlRuns
@@ -256,7 +263,7 @@ func printDose(w io.Writer, runs []steer.Run, band map[string]measureRange) {
 		fmt.Fprintf(w, "%9g  %-28s  %-28s  %7.1f  %5.0f%%  %s\n", r.Strength, cell(r, "reflection"), cell(r, "backtracking"), r.Tokens, 100*r.LengthStops, acc)
 	}
 	if rb, ok := band["reflection"]; ok {
-		fmt.Fprintf(w, "random controls, reflection steps per generation:")
+		fmt.Fprintf(w, "controls (random directions, shuffled labels), reflection steps per generation:")
 		for i, r := range runs {
 			v := r.Behaviours["reflection"].Mean
 			where := "inside"
@@ -289,7 +296,7 @@ func drawDose(dir string, runs []steer.Run, band map[string]measureRange) error 
 		}
 		ys[name] = mean
 		if cb, ok := band[b]; ok {
-			bands = append(bands, atlas.Band{Name: b + ": random controls", Series: name, Lo: cb.Lo, Hi: cb.Hi, Dashed: true})
+			bands = append(bands, atlas.Band{Name: b + ": controls", Series: name, Lo: cb.Lo, Hi: cb.Hi, Dashed: true})
 		}
 		bands = append(bands, atlas.Band{Name: b + ": 95% interval", Series: name, Lo: lo, Hi: hi})
 	}

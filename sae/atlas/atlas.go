@@ -63,7 +63,18 @@ type BehaviourInfo struct {
 	// HeldOut judges the columns, chosen on the selection half, on the
 	// held-out half's steps (when the atlas was built with a split).
 	HeldOut *HeldOutInfo `json:"held_out,omitempty"`
+	// ShuffledVector is the same construction on the selection steps with
+	// their labels shuffled (when the atlas was built with Shuffled): a
+	// steering control of the same kind that carries no behaviour. The
+	// evidence rule refuses every column of a random label, so it is built
+	// without it (ShuffledRule).
+	ShuffledVector []float32 `json:"shuffled_vector,omitempty"`
 }
+
+// ShuffledRule is how the shuffled-label control vector is built: the
+// atlas's quantile, a looser drop and no evidence rule, which no random
+// label could meet.
+var ShuffledRule = SpecificOptions{StrongRatio: 0.9, MinFirings: -1, MinEnrichment: -1}
 
 // HeldOutInfo is how a behaviour's columns fare on the held-out steps.
 type HeldOutInfo struct {
@@ -251,6 +262,14 @@ func Build(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []ac
 	}
 	a.Rule = &RuleInfo{Measure: string(rule.Measure), Quantile: rule.Quantile, StrongRatio: rule.StrongRatio,
 		MinFirings: rule.MinFirings, MinEnrichment: rule.MinEnrichment}
+	if sh := attr.Shuffled; sh != nil {
+		for name, info := range a.Behaviours {
+			if v, _, err := sh.BehaviourVectorWith(name, ShuffledRule); err == nil {
+				info.ShuffledVector = v
+				a.Behaviours[name] = info
+			}
+		}
+	}
 	if h := attr.HeldOut; h != nil {
 		a.Split = &SplitInfo{HoldOut: attr.Options.HoldOut, Seed: attr.Options.HoldOutSeed,
 			SelectionTraces: attr.Traces, SelectionSteps: attr.Rows, HeldOutTraces: attr.HeldOutTraces, HeldOutSteps: h.Rows,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sort"
 
@@ -63,6 +64,11 @@ type AttributionOptions struct {
 	// same for every layer and SAE of a dump.
 	HoldOut     float64
 	HoldOutSeed uint64
+	// Shuffled also measures the selection steps with their labels
+	// shuffled among them (seeded by HoldOutSeed) into
+	// Attribution.Shuffled: the baseline a behaviour vector is held
+	// against, and the source of the shuffled-label steering control.
+	Shuffled bool
 }
 
 // Attribution holds, for every behaviour label found in a dump's steps and
@@ -105,6 +111,9 @@ type Attribution struct {
 	// traces of each half.
 	HeldOut               *Attribution
 	Traces, HeldOutTraces int
+	// Shuffled is the measurement of the selection steps with shuffled
+	// labels, when Options.Shuffled is set.
+	Shuffled *Attribution
 
 	sae *sae.SAE
 }
@@ -151,34 +160,62 @@ func Attribute(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps 
 		}
 		traces[half[i]][steps[i].Trace] = true
 	}
+	// Each row feeds its half's accumulator with its labels and, for a
+	// selection row with Shuffled, the shuffled accumulator with another
+	// selection row's labels.
+	const sel, held, shuffled = 0, 1, 2
+	shuffledLabels := make([][]int, len(steps))
+	if opts.Shuffled {
+		var rows []int
+		for i := range steps {
+			if half[i] == sel {
+				rows = append(rows, i)
+			}
+		}
+		perm := rand.New(rand.NewPCG(opts.HoldOutSeed, 0x5b0ff1e)).Perm(len(rows))
+		for k, i := range rows {
+			shuffledLabels[i] = stepLabels[rows[perm[k]]]
+		}
+	}
+	type target struct {
+		group  int
+		labels []int
+	}
+	var tbuf [2]target
+	targets := func(row int) []target { // reuses tbuf: no allocation per row
+		tbuf[0] = target{int(half[row]), stepLabels[row]}
+		if opts.Shuffled && half[row] == sel {
+			tbuf[1] = target{shuffled, shuffledLabels[row]}
+			return tbuf[:2]
+		}
+		return tbuf[:1]
+	}
 	nb, m := len(names), s.DSae
-	accs := [2]*Attribution{}
-	for h := range accs {
-		accs[h] = &Attribution{Behaviours: names, Counts: make([]int, nb), DSae: m,
+	accs := [3]*Attribution{}
+	sums := [3][][]float64{}
+	firesAll := [3][]int64{}
+	for g := range accs {
+		accs[g] = &Attribution{Behaviours: names, Counts: make([]int, nb), DSae: m,
 			Max: grid(nb, m), Mean: grid(nb, m), Rate: grid(nb, m), RateAll: make([]float32, m), Options: opts, sae: s}
-		accs[h].Fires = make([][]int64, nb)
+		accs[g].Fires = make([][]int64, nb)
+		sums[g] = make([][]float64, nb)
 		for b := range nb {
-			accs[h].Fires[b] = make([]int64, m)
+			accs[g].Fires[b] = make([]int64, m)
+			sums[g][b] = make([]float64, m)
 		}
+		firesAll[g] = make([]int64, m)
 	}
-	for i, labs := range stepLabels {
-		a := accs[half[i]]
-		a.Rows++
-		if len(labs) == 0 {
-			a.Unlabelled++
+	for i := range stepLabels {
+		for _, t := range targets(i) {
+			a := accs[t.group]
+			a.Rows++
+			if len(t.labels) == 0 {
+				a.Unlabelled++
+			}
+			for _, b := range t.labels {
+				a.Counts[b]++
+			}
 		}
-		for _, b := range labs {
-			a.Counts[b]++
-		}
-	}
-	sums := [2][][]float64{}
-	firesAll := [2][]int64{}
-	for h := range sums {
-		sums[h] = make([][]float64, nb)
-		for b := range nb {
-			sums[h][b] = make([]float64, m)
-		}
-		firesAll[h] = make([]int64, m)
 	}
 
 	it := layer.Batches(activations.BatchOptions{Size: opts.BatchSize})
@@ -190,24 +227,24 @@ func Attribute(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps 
 		s.PreActivations(x, xc[:len(x)], f[:n*m])
 		s.Activate(f[:n*m])
 		for i, row := range it.Rows() {
-			h := half[row]
-			a, sum, all := accs[h], sums[h], firesAll[h]
-			labs := stepLabels[row]
 			fr := f[i*m : (i+1)*m]
-			for j, v := range fr {
-				if v == 0 {
-					continue
-				}
-				if v > opts.FireThreshold {
-					all[j]++
-				}
-				for _, b := range labs {
-					sum[b][j] += float64(v)
-					if v > a.Max[b][j] {
-						a.Max[b][j] = v
+			for _, t := range targets(row) {
+				a, sum, all := accs[t.group], sums[t.group], firesAll[t.group]
+				for j, v := range fr {
+					if v == 0 {
+						continue
 					}
 					if v > opts.FireThreshold {
-						a.Fires[b][j]++
+						all[j]++
+					}
+					for _, b := range t.labels {
+						sum[b][j] += float64(v)
+						if v > a.Max[b][j] {
+							a.Max[b][j] = v
+						}
+						if v > opts.FireThreshold {
+							a.Fires[b][j]++
+						}
 					}
 				}
 			}
@@ -219,29 +256,33 @@ func Attribute(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("attribute: %w", err)
 	}
-	for h, a := range accs {
+	for g, a := range accs {
 		for b := range nb {
 			c := float64(a.Counts[b])
 			if c == 0 {
 				continue
 			}
 			for j := range m {
-				a.Mean[b][j] = float32(sums[h][b][j] / c)
+				a.Mean[b][j] = float32(sums[g][b][j] / c)
 				a.Rate[b][j] = float32(float64(a.Fires[b][j]) / c)
 			}
 		}
 		if a.Rows > 0 {
 			for j := range m {
-				a.RateAll[j] = float32(float64(firesAll[h][j]) / float64(a.Rows))
+				a.RateAll[j] = float32(float64(firesAll[g][j]) / float64(a.Rows))
 			}
 		}
 		a.rank()
 	}
-	a := accs[0]
-	a.Traces = len(traces[0])
+	a := accs[sel]
+	a.Traces = len(traces[sel])
 	if opts.HoldOut > 0 {
-		a.HeldOut, a.HeldOutTraces = accs[1], len(traces[1])
-		a.HeldOut.Traces = len(traces[1])
+		a.HeldOut, a.HeldOutTraces = accs[held], len(traces[held])
+		a.HeldOut.Traces = len(traces[held])
+	}
+	if opts.Shuffled {
+		a.Shuffled = accs[shuffled]
+		a.Shuffled.Traces = a.Traces
 	}
 	return a, nil
 }

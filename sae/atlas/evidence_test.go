@@ -96,3 +96,26 @@ func TestHoldOutSplit(t *testing.T) {
 		}
 	}
 }
+
+// TestShuffledVector: an atlas built with Shuffled holds, per behaviour, the
+// vector the same construction gives with the labels shuffled; it does not
+// point along the planted group, as the real vector does.
+func TestShuffledVector(t *testing.T) {
+	p := plantedDump(t)
+	a, err := Build(context.Background(), p.sae, p.layer, p.steps, Options{Layout: "pca", Clusters: 4, Seed: 1,
+		Attribution: AttributionOptions{HoldOut: 0.5, HoldOutSeed: 3, Shuffled: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{synth.Reflection, synth.Backtracking} {
+		info := a.Behaviours[b]
+		if len(info.ShuffledVector) != p.sae.DIn {
+			t.Fatalf("%s: shuffled vector of %d values", b, len(info.ShuffledVector))
+		}
+		real, shuf := vec.Cosine(info.Vector, groupDirection(t, p.truth, b)), vec.Cosine(info.ShuffledVector, groupDirection(t, p.truth, b))
+		t.Logf("%s: cosine with the planted group %.3f, shuffled-label vector %.3f", b, real, shuf)
+		if shuf > 0.3 || real < 0.7 {
+			t.Errorf("%s: real vector at %.3f, shuffled at %.3f with the planted group", b, real, shuf)
+		}
+	}
+}
