@@ -120,15 +120,8 @@ func Explain(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []
 			opts.Progress(stage, done, total)
 		}
 	}
-	held := make([]bool, len(steps))
-	texts := make([]string, len(steps))
-	traces := make([]string, len(steps))
-	for i := range steps {
-		held[i] = opts.HoldOut > 0 && heldOut(steps[i].Trace, opts.HoldOut, opts.HoldOutSeed)
-		texts[i], traces[i] = steps[i].Text, steps[i].Trace
-	}
 	prog("phrases", 0, 1)
-	corpus := NewCorpus(texts, traces, func(i int) bool { return !held[i] })
+	held, corpus := split(steps, opts)
 	prog("phrases", 1, 1)
 
 	m := s.DSae

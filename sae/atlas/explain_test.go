@@ -203,3 +203,103 @@ func TestExplainPlanted(t *testing.T) {
 		t.Errorf("first candidate's vector has cosine %.3f with the unnamed group's direction, expected at least 0.5", cos)
 	}
 }
+
+// TestAnnotateSearchAndReload explains the planted atlas, searches it by
+// phrase and reads the explanations back from disk.
+func TestAnnotateSearchAndReload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains an SAE")
+	}
+	ctx := context.Background()
+	cfg := synth.DefaultConfig()
+	cfg.Rows, cfg.DModel, cfg.Features, cfg.UnnamedRate = 8000, 64, 128, 0.08
+	path := filepath.Join(t.TempDir(), "dump")
+	if _, err := synth.Generate(ctx, path, cfg, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	d, steps := openDump(t, path)
+	layer := d.Layers[0]
+	s, _, err := sae.Train(ctx, layer, sae.TrainConfig{Arch: sae.TopK, Width: 256, K: 8, Batch: 256, Samples: 1_000_000, Seed: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := Explain(ctx, s, layer, steps, ExplainOptions{HoldOutSeed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Build(ctx, s, layer, steps, Options{Layout: "pca", Clusters: 12, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := vec.UnitRows(s.WDec, s.DSae, s.DIn)
+	if err := ex.Annotate(a, unit, steps, GroupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Candidates) == 0 || !slices.ContainsFunc(a.Candidates[0].Phrases, func(p Phrase) bool { return p.Text == synth.UnnamedPhrase }) {
+		t.Errorf("atlas candidates: the first does not say %q: %+v", synth.UnnamedPhrase, a.Candidates)
+	}
+	for _, c := range a.Clusters {
+		if c.Explained == nil || c.Explained.Size != c.Size {
+			t.Fatalf("cluster %d: explanation %+v for %d members", c.ID, c.Explained, c.Size)
+		}
+	}
+	hits, err := a.Search("Wait", 5)
+	if err != nil || len(hits) == 0 {
+		t.Fatalf("search wait: %v, %v", hits, err)
+	}
+	if hits[0].Behaviour != synth.Reflection {
+		t.Errorf("search wait: the best hit %+v is not a reflection feature", hits[0])
+	}
+	for i := 1; i < len(hits); i++ {
+		if hits[i].Score > hits[i-1].Score {
+			t.Errorf("search wait: hit %d scores %v above hit %d's %v", i, hits[i].Score, i-1, hits[i-1].Score)
+		}
+	}
+	if _, err := a.Search(" ,; ", 5); err == nil {
+		t.Error("search for no word: expected an error")
+	}
+
+	file := filepath.Join(t.TempDir(), "explanations.json")
+	if err := ex.Save(file); err != nil {
+		t.Fatal(err)
+	}
+	back, err := LoadExplanations(file, steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g1, err := ex.ExplainGroup(a.Candidates[0].Features, unit, s.DIn, steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2, err := back.ExplainGroup(a.Candidates[0].Features, unit, s.DIn, steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(g1.Phrases, g2.Phrases) || g1.MeanF1 != g2.MeanF1 || !slices.Equal(back.HeldOut, ex.HeldOut) {
+		t.Errorf("reloaded explanations differ: %v vs %v", g2.Phrases, g1.Phrases)
+	}
+	if _, err := LoadExplanations(file, steps[:10]); err == nil || !strings.Contains(err.Error(), "8000 rows") {
+		t.Errorf("explanations of other steps: got %v", err)
+	}
+}
+
+func TestExplainBadInputs(t *testing.T) {
+	layer, steps := tinyDump(t)
+	s := tinySAE(t)
+	ctx := context.Background()
+	if _, err := Explain(ctx, s, layer, steps[:3], ExplainOptions{}); err == nil || !strings.Contains(err.Error(), "found 3 steps") {
+		t.Errorf("3 steps for 5 rows: got %v", err)
+	}
+	if _, err := Explain(ctx, s, layer, steps, ExplainOptions{HoldOut: 1}); err == nil {
+		t.Error("hold-out 1: expected an error")
+	}
+	// Scored in-sample (no held-out traces): every feature gets a score.
+	ex, err := Explain(ctx, s, layer, steps, ExplainOptions{HoldOut: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Latent 0 is x0: it fires on rows 0, 1 and 4.
+	if fe := ex.Features[0]; fe.Fires != 3 || fe.Detection == nil || fe.Detection.Positives != 3 || fe.Detection.Steps != 5 {
+		t.Errorf("feature 0: %+v", fe)
+	}
+}
