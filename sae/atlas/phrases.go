@@ -229,7 +229,7 @@ func (c *Corpus) phrases(sc *logOddsScratch, rows []int32, weights []float64, op
 		}
 		return cands[i].Text < cands[j].Text
 	})
-	var out []Phrase
+	out := []Phrase{}
 	for _, p := range cands {
 		if len(out) == opts.Keep {
 			break
