@@ -42,8 +42,9 @@ type GroupOptions struct {
 	// group (for a label too common to reach it, half way from 1 to the
 	// most it can reach, as for attribution); default DefaultMinEnrichment.
 	MaxEnrichment float64
-	// Link is the decoder cosine at which two features of a cluster join
-	// one candidate group (single linkage); default 0.2.
+	// Link is the cosine between two features' phrase profiles (z-scores
+	// of their over-represented phrases) at which they join one candidate
+	// group (single linkage); default 0.3.
 	Link float64
 	// MinSize is the fewest features a candidate holds; default 3.
 	MinSize int
@@ -57,7 +58,7 @@ func (o GroupOptions) withDefaults() GroupOptions {
 		o.MaxEnrichment = DefaultMinEnrichment
 	}
 	if o.Link <= 0 {
-		o.Link = 0.2
+		o.Link = 0.3
 	}
 	if o.MinSize <= 0 {
 		o.MinSize = 3
@@ -98,7 +99,7 @@ func (ex *Explanations) ExplainGroup(ids []int, unit []float32, d int, steps []a
 		ws[k] = weight[r]
 	}
 	if len(rows) > 0 {
-		g.Phrases = ex.Corpus.phrases(newLogOddsScratch(ex.Corpus), rows, ws, ex.Options.Phrases)
+		g.Phrases, _ = ex.Corpus.phrases(newLogOddsScratch(ex.Corpus), rows, ws, ex.Options.Phrases)
 	}
 	g.Enrichment = ex.enrichment(rows, ws, steps)
 	g.Coherence = coherence(ids, unit, d)
@@ -171,48 +172,122 @@ func coherence(ids []int, unit []float32, d int) float64 {
 	return s / float64(len(ids)*(len(ids)-1)/2)
 }
 
-// Candidates returns the candidate behaviours nobody named: within each
-// atlas cluster (labels, by feature), the groups of features linked by a
-// decoder cosine of at least opts.Link (single linkage) with at least
-// MinSize members that fire, whose example steps carry none of the known
-// labels or response lengths above the enrichment they would need to be
-// named by it. They are ranked by Coherence × MeanF1, best first.
+// Candidates returns the candidate behaviours nobody named: groups of at
+// least MinSize features that fire on alike steps (their phrase profiles
+// have a cosine of at least opts.Link, single linkage), whose decoder
+// columns lean together (positive Coherence) and whose example
+// steps carry none of the known labels or response lengths above the
+// enrichment they would need to be named by it, ranked by Coherence ×
+// MeanF1, best first. An atlas cluster (labels, by feature, from k-means
+// over the decoder columns with k at most 20) is too coarse to be one
+// behaviour on an SAE of thousands of columns, so the groups are formed by
+// what the features fire on, and the decoder has its say through
+// Coherence; each group's Cluster is the atlas cluster most of its
+// members lie in.
 func (ex *Explanations) Candidates(labels []int, unit []float32, d int, steps []activations.Step, opts GroupOptions) ([]GroupExplanation, error) {
 	opts = opts.withDefaults()
 	if len(labels) != len(ex.Features) {
 		return nil, fmt.Errorf("candidates: expected a cluster for each of %d features, found %d", len(ex.Features), len(labels))
 	}
-	members := map[int][]int{}
-	for j, c := range labels {
-		if ex.Features[j].Fires > 0 && len(ex.Features[j].Phrases) > 0 {
-			members[c] = append(members[c], j)
-		}
-	}
-	clusters := make([]int, 0, len(members))
-	for c := range members {
-		clusters = append(clusters, c)
-	}
-	sort.Ints(clusters)
 	share := ex.labelShares(steps)
 	var out []GroupExplanation
-	for _, c := range clusters {
-		for _, ids := range linked(members[c], unit, d, opts.Link) {
-			if len(ids) < opts.MinSize {
-				continue
-			}
-			g, err := ex.ExplainGroup(ids, unit, d, steps)
-			if err != nil {
-				return nil, err
-			}
-			g.Cluster = c
-			if g.MeanF1 <= 0 || named(g.Enrichment, share, opts) {
-				continue
-			}
-			out = append(out, *g)
+	for _, ids := range ex.profileGroups(opts.Link) {
+		if len(ids) < opts.MinSize {
+			continue
 		}
+		g, err := ex.ExplainGroup(ids, unit, d, steps)
+		if err != nil {
+			return nil, err
+		}
+		g.Cluster = majority(ids, labels)
+		if g.MeanF1 <= 0 || g.Coherence <= 0 || named(g.Enrichment, share, opts) {
+			continue
+		}
+		out = append(out, *g)
 	}
 	sort.SliceStable(out, func(a, b int) bool { return out[a].Score > out[b].Score })
 	return out, nil
+}
+
+// profileGroups links two explained features when the cosine of their
+// phrase profiles is at least link, and returns the connected components
+// of more than one feature, each in increasing order. Only features that
+// share a phrase are compared.
+func (ex *Explanations) profileGroups(link float64) [][]int {
+	n := len(ex.Features)
+	norm := make([]float64, n)
+	holders := map[string][]int{}
+	for j, fe := range ex.Features {
+		for _, p := range fe.Profile {
+			norm[j] += p.Z * p.Z
+			holders[p.Text] = append(holders[p.Text], j)
+		}
+		norm[j] = math.Sqrt(norm[j])
+	}
+	zOf := func(j int, text string) float64 {
+		for _, p := range ex.Features[j].Profile {
+			if p.Text == text {
+				return p.Z
+			}
+		}
+		return 0
+	}
+	parent := make([]int, n)
+	for i := range parent {
+		parent[i] = i
+	}
+	find := func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	dot := map[int]float64{}
+	for j, fe := range ex.Features {
+		clear(dot)
+		for _, p := range fe.Profile {
+			for _, k := range holders[p.Text] {
+				if k > j {
+					dot[k] += p.Z * zOf(k, p.Text)
+				}
+			}
+		}
+		for k, v := range dot {
+			if v >= link*norm[j]*norm[k] {
+				parent[find(j)] = find(k)
+			}
+		}
+	}
+	comp := map[int][]int{}
+	for j := range n {
+		if len(ex.Features[j].Profile) > 0 {
+			r := find(j)
+			comp[r] = append(comp[r], j)
+		}
+	}
+	var out [][]int
+	for _, ids := range comp {
+		if len(ids) > 1 {
+			out = append(out, ids)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a][0] < out[b][0] })
+	return out
+}
+
+// majority is the atlas cluster most of ids lie in (the smallest on a tie).
+func majority(ids, labels []int) int {
+	count := map[int]int{}
+	best := -1
+	for _, id := range ids {
+		c := labels[id]
+		count[c]++
+		if best < 0 || count[c] > count[best] || count[c] == count[best] && c < best {
+			best = c
+		}
+	}
+	return best
 }
 
 // labelShares is each label's (and length's) share of the selection steps.
@@ -259,45 +334,6 @@ func named(enr, share map[string]float64, opts GroupOptions) bool {
 		}
 	}
 	return false
-}
-
-// linked splits ids into the connected components of the graph joining two
-// features whose unit decoder columns have a cosine of at least link.
-func linked(ids []int, unit []float32, d int, link float64) [][]int {
-	parent := make([]int, len(ids))
-	for i := range parent {
-		parent[i] = i
-	}
-	var find func(int) int
-	find = func(i int) int {
-		for parent[i] != i {
-			parent[i] = parent[parent[i]]
-			i = parent[i]
-		}
-		return i
-	}
-	for a := range ids {
-		ua := unit[ids[a]*d : (ids[a]+1)*d]
-		for b := a + 1; b < len(ids); b++ {
-			if float64(dot32(ua, unit[ids[b]*d:(ids[b]+1)*d])) >= link {
-				parent[find(a)] = find(b)
-			}
-		}
-	}
-	comp := map[int][]int{}
-	var roots []int
-	for i, id := range ids {
-		r := find(i)
-		if _, ok := comp[r]; !ok {
-			roots = append(roots, r)
-		}
-		comp[r] = append(comp[r], id)
-	}
-	out := make([][]int, len(roots))
-	for i, r := range roots {
-		out[i] = comp[r]
-	}
-	return out
 }
 
 func dot32(a, b []float32) float32 {

@@ -55,6 +55,10 @@ type FeatureExplanation struct {
 	Phrases   []Phrase   `json:"phrases"`
 	Detection *Detection `json:"detection,omitempty"`
 	Fires     int64      `json:"fires"` // steps (all of them) on which it fires
+	// Profile holds every phrase over-represented in the examples (up to
+	// PhraseOptions.Profile), overlapping ones included: features whose
+	// profiles are alike fire on alike steps (Candidates).
+	Profile []Phrase `json:"profile,omitempty"`
 	// Examples are the selection rows the phrases were drawn from: the
 	// top-activating ones, then the banded ones.
 	Examples []int32 `json:"examples,omitempty"`
@@ -190,7 +194,7 @@ func Explain(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []
 		rows := examples(tops[j], res[j], opts.Bands, opts.PerBand)
 		fe := FeatureExplanation{ID: j, Fires: fires[j], Examples: rows, Phrases: []Phrase{}}
 		if len(rows) > 0 {
-			fe.Phrases = corpus.phrases(sc, rows, nil, opts.Phrases)
+			fe.Phrases, fe.Profile = corpus.phrases(sc, rows, nil, opts.Phrases)
 		}
 		ex.Features[j] = fe
 		tops[j], res[j] = nil, nil

@@ -43,7 +43,7 @@ func TestPhrasesLogOdds(t *testing.T) {
 		}
 	}
 	c := NewCorpus(texts, nil, nil)
-	ps := c.phrases(newLogOddsScratch(c), []int32{0, 1, 2, 3, 4}, nil, PhraseOptions{Keep: 10, MinZ: 1})
+	ps, _ := c.phrases(newLogOddsScratch(c), []int32{0, 1, 2, 3, 4}, nil, PhraseOptions{Keep: 10, MinZ: 1})
 	if len(ps) == 0 || !strings.Contains(ps[0].Text, "hold") && !strings.Contains(ps[0].Text, "line") {
 		t.Fatalf("phrases %v: expected one of \"hold the line\" first", ps)
 	}
@@ -58,7 +58,7 @@ func TestPhrasesLogOdds(t *testing.T) {
 	al := a0 * 5 / 560
 	d := math.Log((ya+al)/(na+a0-ya-al)) - math.Log((yb+al)/(nb+a0-yb-al))
 	want := d / math.Sqrt(1/(ya+al)+1/(yb+al))
-	all := c.phrases(newLogOddsScratch(c), []int32{0, 1, 2, 3, 4}, nil, PhraseOptions{Keep: 100, MinZ: -100})
+	all, _ := c.phrases(newLogOddsScratch(c), []int32{0, 1, 2, 3, 4}, nil, PhraseOptions{Keep: 100, MinZ: -100})
 	found := false
 	for _, p := range all {
 		if p.Text == "hold" {
@@ -183,9 +183,8 @@ func TestExplainPlanted(t *testing.T) {
 		t.Errorf("first candidate's phrases %v do not name the withheld phrase %q", first.Phrases, synth.UnnamedPhrase)
 	}
 	// Most of its features recover the unnamed group's planted directions,
-	// and its vector points along the group's (measured, seed 1: three of
-	// five members at cosine 0.64 to 0.98, vector cosine 0.64; single
-	// linkage at 0.2 brings in two neighbours).
+	// and its vector points along the group's (measured, seed 1: five of
+	// seven members at cosine 0.64 to 0.99, vector cosine 0.85).
 	hits := 0
 	for _, j := range first.Features {
 		for _, f := range planted {
@@ -199,8 +198,10 @@ func TestExplainPlanted(t *testing.T) {
 		t.Errorf("first candidate: %d of its %d features recover an unnamed planted direction, expected most", hits, len(first.Features))
 	}
 	dir := groupDirection(t, truth, synth.Unnamed)
-	if cos := vec.Cosine(first.Vector, dir); cos < 0.5 {
-		t.Errorf("first candidate's vector has cosine %.3f with the unnamed group's direction, expected at least 0.5", cos)
+	cos := vec.Cosine(first.Vector, dir)
+	t.Logf("first candidate: %d of %d features recover an unnamed direction; vector cosine %.3f", hits, len(first.Features), cos)
+	if cos < 0.6 {
+		t.Errorf("first candidate's vector has cosine %.3f with the unnamed group's direction, expected at least 0.6", cos)
 	}
 }
 

@@ -127,6 +127,10 @@ type PhraseOptions struct {
 	// prior, spread over the phrases in proportion to the background;
 	// default 1000.
 	Prior float64
+	// Profile is the most phrases kept in a profile (every phrase above
+	// MinZ, overlapping or not), which compares what features fire on;
+	// default 24.
+	Profile int
 }
 
 func (o PhraseOptions) withDefaults() PhraseOptions {
@@ -141,6 +145,9 @@ func (o PhraseOptions) withDefaults() PhraseOptions {
 	}
 	if o.Prior <= 0 {
 		o.Prior = 1000
+	}
+	if o.Profile <= 0 {
+		o.Profile = 24
 	}
 	return o
 }
@@ -158,8 +165,8 @@ func (o PhraseOptions) withDefaults() PhraseOptions {
 // shortens a phrase already kept (contains it, or is contained in it) is
 // skipped, so "wait", "wait let" and "wait let me" do not crowd the list;
 // of phrases with the same z-score (they occur together) the longest is
-// kept.
-func (c *Corpus) phrases(sc *logOddsScratch, rows []int32, weights []float64, opts PhraseOptions) []Phrase {
+// kept. profile holds the best opts.Profile phrases, overlapping or not.
+func (c *Corpus) phrases(sc *logOddsScratch, rows []int32, weights []float64, opts PhraseOptions) (kept, profile []Phrase) {
 	opts = opts.withDefaults()
 	var na float64
 	// Visit the rows trace by trace, so that docs counts each phrase once
@@ -230,6 +237,7 @@ func (c *Corpus) phrases(sc *logOddsScratch, rows []int32, weights []float64, op
 		return cands[i].Text < cands[j].Text
 	})
 	out := []Phrase{}
+	profile = cands[:min(len(cands), opts.Profile):min(len(cands), opts.Profile)]
 	for _, p := range cands {
 		if len(out) == opts.Keep {
 			break
@@ -245,7 +253,7 @@ func (c *Corpus) phrases(sc *logOddsScratch, rows []int32, weights []float64, op
 			out = append(out, p)
 		}
 	}
-	return out
+	return out, profile
 }
 
 // containsPhrase reports whether phrase a contains phrase b as whole words.
