@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"sync"
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/internal/vec"
@@ -116,42 +117,63 @@ func (ex *Explanations) ExplainGroup(ids []int, unit []float32, d int, steps []a
 	return g, nil
 }
 
+// stepKeys holds, per step, its labels and its response length
+// ("length: short"), and the share of the selection steps carrying each
+// key; computed once per Explanations (the steps are always the same).
+type stepKeys struct {
+	once  sync.Once
+	keys  [][]string
+	share map[string]float64
+}
+
+// labelKeys returns each step's keys and each key's share of the selection
+// steps.
+func (ex *Explanations) labelKeys(steps []activations.Step) ([][]string, map[string]float64) {
+	sk := &ex.stepKeys
+	sk.once.Do(func() {
+		sk.keys = make([][]string, len(steps))
+		sk.share = map[string]float64{}
+		n := 0
+		for i := range steps {
+			st := &steps[i]
+			k := append([]string(nil), st.Labels...)
+			if raw, ok := st.Extra[LengthField]; ok {
+				var l string
+				if json.Unmarshal(raw, &l) == nil && l != "" {
+					k = append(k, "length: "+l)
+				}
+			}
+			sk.keys[i] = k
+			if !ex.HeldOut[i] {
+				n++
+				for _, key := range k {
+					sk.share[key]++
+				}
+			}
+		}
+		for key := range sk.share {
+			sk.share[key] /= float64(max(n, 1))
+		}
+	})
+	return sk.keys, sk.share
+}
+
 // enrichment is, per label and response length, the weighted share of rows
 // carrying it over its share of the selection steps.
 func (ex *Explanations) enrichment(rows []int32, ws []float64, steps []activations.Step) map[string]float64 {
-	base := map[string]float64{}
-	var nBase float64
-	keys := func(st *activations.Step) []string {
-		k := append([]string(nil), st.Labels...)
-		if raw, ok := st.Extra[LengthField]; ok {
-			var l string
-			if json.Unmarshal(raw, &l) == nil && l != "" {
-				k = append(k, "length: "+l)
-			}
-		}
-		return k
-	}
-	for i := range steps {
-		if ex.HeldOut[i] {
-			continue
-		}
-		nBase++
-		for _, k := range keys(&steps[i]) {
-			base[k]++
-		}
-	}
+	keys, share := ex.labelKeys(steps)
 	got := map[string]float64{}
 	var n float64
 	for k, r := range rows {
 		n += ws[k]
-		for _, key := range keys(&steps[r]) {
+		for _, key := range keys[r] {
 			got[key] += ws[k]
 		}
 	}
 	out := map[string]float64{}
-	for key, b := range base {
-		if n > 0 {
-			out[key] = (got[key] / n) / (b / nBase)
+	for key, b := range share {
+		if n > 0 && b > 0 {
+			out[key] = (got[key] / n) / b
 		}
 	}
 	return out
@@ -189,7 +211,7 @@ func (ex *Explanations) Candidates(labels []int, unit []float32, d int, steps []
 	if len(labels) != len(ex.Features) {
 		return nil, fmt.Errorf("candidates: expected a cluster for each of %d features, found %d", len(ex.Features), len(labels))
 	}
-	share := ex.labelShares(steps)
+	_, share := ex.labelKeys(steps)
 	var out []GroupExplanation
 	for _, ids := range ex.profileGroups(opts.Link) {
 		if len(ids) < opts.MinSize {
@@ -288,33 +310,6 @@ func majority(ids, labels []int) int {
 		}
 	}
 	return best
-}
-
-// labelShares is each label's (and length's) share of the selection steps.
-func (ex *Explanations) labelShares(steps []activations.Step) map[string]float64 {
-	all := make([]int32, 0, len(steps))
-	for i := range steps {
-		if !ex.HeldOut[i] {
-			all = append(all, int32(i))
-		}
-	}
-	share := map[string]float64{}
-	for _, r := range all {
-		st := &steps[r]
-		for _, l := range st.Labels {
-			share[l]++
-		}
-		if raw, ok := st.Extra[LengthField]; ok {
-			var l string
-			if json.Unmarshal(raw, &l) == nil && l != "" {
-				share["length: "+l]++
-			}
-		}
-	}
-	for k := range share {
-		share[k] /= float64(max(len(all), 1))
-	}
-	return share
 }
 
 // named reports whether some known label or length is enriched enough

@@ -72,6 +72,8 @@ type Explanations struct {
 	HeldOut []bool         `json:"-"`
 	Corpus  *Corpus        `json:"-"`
 	Options ExplainOptions `json:"-"`
+
+	stepKeys stepKeys // labels and lengths of the steps, for enrichment
 }
 
 // rowVal is a row and a latent value.
