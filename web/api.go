@@ -338,7 +338,7 @@ func (s *Server) feature(w http.ResponseWriter, r *http.Request) {
 	out := map[string]any{
 		"id": id, "x": f.X, "y": f.Y, "cluster": f.Cluster, "behaviour": f.Behaviour, "specificity": f.Specificity,
 		"fires": sum.Fires, "frequency": sum.Frequency, "mean_active": sum.MeanActive, "max": sum.Max,
-		"histogram": sum.Histogram,
+		"histogram": sum.Histogram, "explanation": f.Explanation, "detection": f.Detection,
 	}
 	if out["histogram"] == nil {
 		out["histogram"] = []sae.FeatureHistBin{}

@@ -23,6 +23,9 @@ type SteerVector struct {
 	Layer     *int   `json:"layer,omitempty"`
 	// Strength, when set, overrides the request's strength for this vector.
 	Strength *float64 `json:"strength,omitempty"`
+	// Features, several ids of the SAE, steer along the renormalised mean
+	// of their unit decoder columns (a candidate behaviour's vector).
+	Features []int `json:"features,omitempty"`
 }
 
 // SteerRequest is the body of POST /api/steer.
@@ -113,13 +116,15 @@ func (s *Server) steerVectors(req *SteerRequest) ([]steer.Vector, error) {
 			switch {
 			case v.Feature != nil:
 				dir, err = steer.FeatureDirection(sa, *v.Feature)
+			case len(v.Features) > 0:
+				dir, err = featuresDirection(sa, v.Features)
 			case v.Behaviour != "":
 				if an == nil {
 					return nil, errorf(http.StatusConflict, "%s: SAE %s has no atlas yet", where, v.SAE)
 				}
 				dir, err = steer.BehaviourDirection(an.atlas, v.Behaviour)
 			default:
-				return nil, errorf(http.StatusBadRequest, "%s: with sae, give feature or behaviour", where)
+				return nil, errorf(http.StatusBadRequest, "%s: with sae, give feature, features or behaviour", where)
 			}
 			if err != nil {
 				return nil, errorf(http.StatusBadRequest, "%s: SAE %s: %v", where, v.SAE, err)

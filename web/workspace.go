@@ -61,6 +61,7 @@ type analysis struct {
 	stats   *sae.FeatureStats
 	unit    []float32 // unit decoder rows, [d_sae, d_in]
 	venhoff map[string][]float32
+	ex      *atlas.Explanations // every feature's explanation (explain.go)
 }
 
 func (m *Model) snapshot() (state, job, errMsg string, s *sae.SAE, an *analysis) {
@@ -367,6 +368,9 @@ func analyse(ctx context.Context, m *Model, s *sae.SAE, seed uint64, cacheDir st
 				return nil, err
 			}
 		}
+	}
+	if err := explainAnalysis(ctx, m, s, an, seed, cacheDir, progress); err != nil {
+		return nil, err
 	}
 	progress("venhoff vectors", 0, 1)
 	for _, b := range attr.Behaviours {

@@ -70,7 +70,7 @@ type model struct {
 	offset     []float32 // [d_model]
 	scale      []float32 // [features]
 	freq       []float64 // base firing probability by feature
-	groups     [4][]int  // by label (other, reflection, backtracking), then long
+	groups     [5][]int  // reflection, backtracking, other, long, then unnamed (empty unless planted)
 	thr        [numConds][]uint32
 	noiseStd   float32
 	sigma      float64
@@ -79,9 +79,12 @@ type model struct {
 }
 
 // Group indices of model.groups, in the order of Behaviours.
-var groupOfLabel = [numLabels]int{labelOther: 2, labelReflection: 0, labelBacktracking: 1}
+var groupOfLabel = [numLabels]int{labelOther: 2, labelReflection: 0, labelBacktracking: 1, labelUnnamed: groupUnnamed}
 
-const groupLong = 3
+const (
+	groupLong    = 3
+	groupUnnamed = 4
+)
 
 func newModel(ctx context.Context, cfg Config) (*model, error) {
 	F, D := cfg.Features, cfg.DModel
@@ -126,12 +129,12 @@ func newModel(ctx context.Context, cfg Config) (*model, error) {
 	// every SAE has), and a boost several times over a middling base rate
 	// stays a probability. The window of ranks is twice as wide as needed,
 	// and the groups are dealt from it at random.
-	g := cfg.GroupSize
-	width := max(4*g, min(8*g, F-F/16))
+	g, ng := cfg.GroupSize, cfg.groups()
+	width := max(ng*g, min(2*ng*g, F-F/16))
 	start := min(F/16, F-width)
-	window := newRand(cfg.Seed, streamGroups, 0).Perm(width)[:4*g]
+	window := newRand(cfg.Seed, streamGroups, 0).Perm(width)[:ng*g]
 	for i, w := range window {
-		m.groups[i%4] = append(m.groups[i%4], featureOfRank[start+w])
+		m.groups[i%ng] = append(m.groups[i%ng], featureOfRank[start+w])
 	}
 
 	cohere(m.dirs, D, m.groups[:], cfg.GroupCoherence)

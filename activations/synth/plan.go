@@ -16,6 +16,7 @@ type planner struct {
 	planned            int // rows planned so far
 	longFraction       float64
 	reflect, backtrack float64
+	unnamed            float64
 	traces             int           // traces started
 	cur                *plannedTrace // trace being laid out
 	curID              string
@@ -33,7 +34,7 @@ type planner struct {
 func newPlanner(cfg Config) *planner {
 	p := &planner{
 		seed: cfg.Seed, rows: cfg.Rows, longFraction: cfg.LongFraction,
-		reflect: cfg.ReflectionRate, backtrack: cfg.BacktrackingRate, correct: true,
+		reflect: cfg.ReflectionRate, backtrack: cfg.BacktrackingRate, unnamed: cfg.UnnamedRate, correct: true,
 	}
 	for l := range numLabels {
 		p.labelLists[l] = []string{labelNames[l]}
@@ -53,9 +54,9 @@ func (p *planner) nextTrace() {
 	r := newRand(p.seed, streamTraces, uint64(p.traces))
 	remaining := p.rows - p.planned
 	long := r.Float64() < p.longFraction
-	t := writeTrace(r, long, p.reflect, p.backtrack)
+	t := writeTrace(r, long, p.reflect, p.backtrack, p.unnamed)
 	if long && len(t.steps) > remaining {
-		t = writeTrace(r, false, p.reflect, p.backtrack)
+		t = writeTrace(r, false, p.reflect, p.backtrack, p.unnamed)
 	}
 	if len(t.steps) > remaining {
 		t.steps = t.steps[:remaining]

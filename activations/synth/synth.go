@@ -144,6 +144,29 @@ type Config struct {
 	// than a trace's opening, is a reflection or a backtracking step.
 	ReflectionRate   float64 `json:"reflection_rate"`
 	BacktrackingRate float64 `json:"backtracking_rate"`
+	// UnnamedRate, when positive, plants a fifth behaviour nobody named:
+	// steps drawn at this rate that sum up the running total with their own
+	// phrase (UnnamedPhrase) and boost their own group of features
+	// (Truth.Behaviours[Unnamed]), but carry the label "other" in
+	// steps.jsonl. It is off by default, which leaves every dump as it was.
+	UnnamedRate float64 `json:"unnamed_rate,omitempty"`
+}
+
+// Unnamed names the planted behaviour whose label is withheld, in
+// Truth.Behaviours and Truth.StepCounts; UnnamedPhrase is the phrase every
+// one of its steps carries.
+const (
+	Unnamed       = "unnamed"
+	UnnamedPhrase = "to sum up"
+)
+
+// groups is the number of planted behaviour groups: four, and a fifth
+// when an unnamed behaviour is planted.
+func (c Config) groups() int {
+	if c.UnnamedRate > 0 {
+		return 5
+	}
+	return 4
 }
 
 // DefaultConfig returns the configuration of "rise synth" without flags:
@@ -192,8 +215,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("layer: expected a non-negative layer number, found %d", c.Layer)
 	case c.DType != activations.Float32 && c.DType != activations.Float16:
 		return fmt.Errorf("dtype: expected float32 or float16, found type code %d", int(c.DType))
-	case c.GroupSize < 1 || 4*c.GroupSize > c.Features:
-		return fmt.Errorf("group size: expected 1 to %d (features/4), found %d", c.Features/4, c.GroupSize)
+	case c.GroupSize < 1 || c.groups()*c.GroupSize > c.Features:
+		return fmt.Errorf("group size: expected 1 to %d (features/%d), found %d", c.Features/c.groups(), c.groups(), c.GroupSize)
 	case !in(c.ActivePerRow, 1e-9, MaxBaseRate*float64(c.Features)):
 		return fmt.Errorf("active features per row: expected more than 0 and at most %g (features × %g), found %g", MaxBaseRate*float64(c.Features), MaxBaseRate, c.ActivePerRow)
 	case !in(c.PowerLaw, 0, 4):
@@ -210,8 +233,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("noise norm: expected 0 to 10000, found %g", c.NoiseNorm)
 	case !in(c.LongFraction, 0, 1):
 		return fmt.Errorf("long fraction: expected 0 to 1, found %g", c.LongFraction)
-	case !in(c.ReflectionRate, 0, 0.9) || !in(c.BacktrackingRate, 0, 0.9) || !in(c.ReflectionRate+c.BacktrackingRate, 0, 0.9):
-		return fmt.Errorf("reflection and backtracking rates: expected each and their sum in [0, 0.9], found %g and %g", c.ReflectionRate, c.BacktrackingRate)
+	case !in(c.ReflectionRate, 0, 0.9) || !in(c.BacktrackingRate, 0, 0.9) || !in(c.UnnamedRate, 0, 0.9) || !in(c.ReflectionRate+c.BacktrackingRate+c.UnnamedRate, 0, 0.9):
+		return fmt.Errorf("reflection, backtracking and unnamed rates: expected each and their sum in [0, 0.9], found %g, %g and %g", c.ReflectionRate, c.BacktrackingRate, c.UnnamedRate)
 	}
 	return nil
 }
@@ -440,6 +463,11 @@ func generate(ctx context.Context, w *activations.Writer, cfg Config, progress f
 		sort.Ints(ids)
 		t.Behaviours[name] = ids
 	}
+	if cfg.UnnamedRate > 0 {
+		ids := append([]int(nil), m.groups[groupUnnamed]...)
+		sort.Ints(ids)
+		t.Behaviours[Unnamed] = ids
+	}
 	var active int64
 	for _, wk := range workers {
 		active += wk.active
@@ -452,7 +480,10 @@ func generate(ctx context.Context, w *activations.Writer, cfg Config, progress f
 		t.Scales[f] = float64(s)
 	}
 	for l, c := range pl.stepCounts {
-		t.StepCounts[labelNames[l]] = c
+		t.StepCounts[labelNames[l]] += c
+	}
+	if cfg.UnnamedRate > 0 {
+		t.StepCounts[Unnamed] = pl.stepCounts[labelUnnamed]
 	}
 	t.StepCounts[Short], t.StepCounts[Long] = pl.lengthSteps[0], pl.lengthSteps[1]
 	t.TraceCounts[Short], t.TraceCounts[Long] = pl.lengthTraces[0], pl.lengthTraces[1]

@@ -482,7 +482,7 @@ func TestTexts(t *testing.T) {
 	for i := range 1500 {
 		r := newRand(7, streamTraces, uint64(i))
 		long := i%15 == 0
-		tr := writeTrace(r, long, 0.15, 0.06)
+		tr := writeTrace(r, long, 0.15, 0.06, 0.05)
 		tok := tr.tokens()
 		if long && tok <= longMinTokens || !long && tok >= shortMaxTokens {
 			t.Errorf("trace %d (long %v): %d tokens", i, long, tok)
@@ -492,6 +492,9 @@ func TestTexts(t *testing.T) {
 		}
 		for j, s := range tr.steps {
 			counts[s.label]++
+			if s.label == labelUnnamed && !strings.Contains(strings.ToLower(s.text), UnnamedPhrase) {
+				t.Fatalf("trace %d step %d: %q planned as the unnamed behaviour lacks %q", i, j, s.text, UnnamedPhrase)
+			}
 			if got := keywordLabel(s.text); got != labelNames[s.label] {
 				t.Fatalf("trace %d step %d: %q planned as %s, keyword rules say %s", i, j, s.text, labelNames[s.label], got)
 			}
@@ -505,7 +508,7 @@ func TestTexts(t *testing.T) {
 			t.Errorf("trace %d: expected it to open and close with other steps", i)
 		}
 	}
-	if counts[labelReflection] == 0 || counts[labelBacktracking] == 0 {
+	if counts[labelReflection] == 0 || counts[labelBacktracking] == 0 || counts[labelUnnamed] == 0 {
 		t.Errorf("label counts %v", counts)
 	}
 }

@@ -25,10 +25,14 @@ const (
 	labelOther label = iota
 	labelReflection
 	labelBacktracking
+	// labelUnnamed is the planted behaviour whose label is withheld: its
+	// steps are written as "other" (Config.UnnamedRate).
+	labelUnnamed
 	numLabels
 )
 
-var labelNames = [numLabels]string{Other, Reflection, Backtracking}
+// labelNames are the labels steps.jsonl carries, by planned label.
+var labelNames = [numLabels]string{Other, Reflection, Backtracking, Other}
 
 // Token budgets of a trace's response, in approximate tokens (see
 // countTokens). RISE contrasts short responses (under 1000 tokens) with long
@@ -361,6 +365,20 @@ func backtrackingText(p *problem, r *rand.Rand, st *state) string {
 	)
 }
 
+// unnamedText sums up the running total. Every template carries the
+// withheld behaviour's phrase, UnnamedPhrase, and none of RISE's keywords,
+// so the keyword rules label it "other".
+func unnamedText(p *problem, r *rand.Rand, st *state) string {
+	u, per := p.fam.unit, p.fam.period
+	k := max(st.lastPeriod, 1)
+	return pick(r,
+		fmt.Sprintf("To sum up so far: %d %s after %s %d.", st.cur, u, per, k),
+		fmt.Sprintf("To sum up, the total now stands at %d %s.", st.cur, u),
+		fmt.Sprintf("So, to sum up: we have %d %s at this point.", st.cur, u),
+		fmt.Sprintf("To sum up the %s so far, the count is %d %s.", per, st.cur, u),
+	)
+}
+
 // traceWriter builds the steps of one trace.
 type traceWriter struct {
 	r         *rand.Rand
@@ -370,6 +388,7 @@ type traceWriter struct {
 	tokens    int // response tokens so far, delimiters included
 	reflect   float64
 	backtrack float64
+	unnamed   float64
 }
 
 func (w *traceWriter) add(text string, l label) {
@@ -392,6 +411,8 @@ func (w *traceWriter) inserts() {
 			w.add(reflectionText(&w.p, w.r, &w.st), labelReflection)
 		case u < w.reflect+w.backtrack:
 			w.add(backtrackingText(&w.p, w.r, &w.st), labelBacktracking)
+		case u < w.reflect+w.backtrack+w.unnamed:
+			w.add(unnamedText(&w.p, w.r, &w.st), labelUnnamed)
 		default:
 			return
 		}
@@ -401,9 +422,9 @@ func (w *traceWriter) inserts() {
 // writeTrace plans one trace: a problem, an opening step, periods computed
 // until the response reaches a drawn token target, and a closing answer.
 // Short traces stay under shortMaxTokens; long ones pass longMinTokens.
-func writeTrace(r *rand.Rand, long bool, reflect, backtrack float64) *plannedTrace {
+func writeTrace(r *rand.Rand, long bool, reflect, backtrack, unnamed float64) *plannedTrace {
 	fam := families[r.IntN(len(families))]
-	w := &traceWriter{r: r, p: fam.setup(r), reflect: reflect, backtrack: backtrack}
+	w := &traceWriter{r: r, p: fam.setup(r), reflect: reflect, backtrack: backtrack, unnamed: unnamed}
 	w.p.fam = fam
 	w.st.cur = w.p.start
 	target := between(r, shortTargetLow, shortTargetHigh)

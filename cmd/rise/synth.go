@@ -20,14 +20,14 @@ func init() {
 		dtype               string
 		layer               int
 		force               bool
-		coherence           float64
+		coherence, unnamed  float64
 	)
 	def := synth.DefaultConfig()
 	register(&command{
 		name:    "synth",
 		noArgs:  true,
 		summary: "write a synthetic activation dump with known behaviour features",
-		usage:   "--out DIR [--rows N] [--d-model D] [--features F] [--seed S] [--dtype float32|float16] [--layer L] [--group-coherence C] [--force]",
+		usage:   "--out DIR [--rows N] [--d-model D] [--features F] [--seed S] [--dtype float32|float16] [--layer L] [--group-coherence C] [--unnamed-rate R] [--force]",
 		help: `Writes a rise-activations/1 dump whose rows are sparse non-negative
 combinations of F planted unit directions, plus a shared mean offset and a
 little noise, the way residual streams look to a sparse autoencoder. The rows
@@ -37,6 +37,10 @@ backtracking or other by RISE's keyword rules, in short (<1000 tokens) and long
 for long responses, fires several times more often on its steps, and the
 features of a group lie close together (each has cosine --group-coherence with
 the group's shared direction), as behaviour features do on RISE's decoder map.
+--unnamed-rate R plants one more behaviour, drawn on a share R of the steps:
+steps that sum up the running total ("to sum up"), with their own group of
+features, whose label is withheld (steps.jsonl says "other"; truth.json names
+the group "unnamed"), to test what finds behaviours nobody named.
 
 Beside the dump's own files the directory holds the ground truth:
 truth.json (behaviour feature groups, firing rates, every parameter and the
@@ -56,6 +60,7 @@ Example:
 			fs.StringVar(&dtype, "dtype", def.DType.String(), "element type of the shards: float32 or float16")
 			fs.IntVar(&layer, "layer", def.Layer, "layer number recorded in the manifest")
 			fs.Float64Var(&coherence, "group-coherence", def.GroupCoherence, "cosine of each behaviour feature with its group's shared direction (0: groups as scattered as any features)")
+			fs.Float64Var(&unnamed, "unnamed-rate", 0, "share of the steps given to a planted behaviour whose label is withheld (0: none)")
 			fs.BoolVar(&force, "force", false, "replace an existing dump at --out")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
@@ -68,7 +73,7 @@ Example:
 			}
 			cfg := synth.DefaultConfig()
 			cfg.Rows, cfg.DModel, cfg.Features, cfg.Seed, cfg.Layer, cfg.DType = rows, dModel, feats, seed, layer, dt
-			cfg.GroupCoherence = coherence
+			cfg.GroupCoherence, cfg.UnnamedRate = coherence, unnamed
 			if err := cfg.Validate(); err != nil {
 				return usagef("%s", synthFlagNames(err))
 			}
@@ -92,6 +97,7 @@ func synthFlagNames(err error) string {
 		{"rows:", "--rows:"}, {"d_model:", "--d-model:"},
 		{"features × d_model:", "--features × --d-model:"}, {"features:", "--features:"},
 		{"layer:", "--layer:"}, {"dtype:", "--dtype:"}, {"group coherence:", "--group-coherence:"},
+		{"reflection, backtracking and unnamed rates:", "--unnamed-rate (with the reflection and backtracking rates):"},
 	} {
 		if rest, ok := strings.CutPrefix(msg, r.field); ok {
 			return r.flag + rest

@@ -44,6 +44,11 @@ type Feature struct {
 	Frequency   float64 `json:"frequency"`
 	Behaviour   string  `json:"behaviour,omitempty"` // top behaviour, "" if the latent never fires
 	Specificity float64 `json:"specificity"`
+	// Explanation and Detection, when the atlas was explained (Annotate):
+	// the phrases over-represented in the feature's example steps and how
+	// well they alone detect its firing on held-out steps.
+	Explanation []Phrase   `json:"explanation,omitempty"`
+	Detection   *Detection `json:"detection,omitempty"`
 }
 
 // ClusterInfo summarises one cluster of decoder columns.
@@ -51,6 +56,9 @@ type ClusterInfo struct {
 	ID         int            `json:"id"`
 	Size       int            `json:"size"`
 	Behaviours map[string]int `json:"behaviours"` // members by top behaviour
+	// Explained, when the atlas was explained (Annotate), is the cluster's
+	// explanation, coherence and enrichment (its vector left out).
+	Explained *GroupExplanation `json:"explained,omitempty"`
 }
 
 // BehaviourInfo is a behaviour's specific columns and its vector: the
@@ -122,6 +130,9 @@ type Atlas struct {
 	Split *SplitInfo `json:"split,omitempty"`
 	// Rule is the evidence a column needs to be tied to a behaviour.
 	Rule *RuleInfo `json:"rule,omitempty"`
+	// Candidates, when the atlas was explained (Annotate), are the
+	// candidate behaviours nobody named, best first.
+	Candidates []GroupExplanation `json:"candidates,omitempty"`
 }
 
 // RuleInfo states the attribution rule an atlas applied (SpecificOptions).

@@ -8,7 +8,7 @@ import (
 
 // openDump opens the dump at path, closed when the test ends, and reads its
 // steps.
-func openDump(t *testing.T, path string) (*activations.Dump, []activations.Step) {
+func openDump(t testing.TB, path string) (*activations.Dump, []activations.Step) {
 	t.Helper()
 	d, err := activations.Open(path)
 	if err != nil {

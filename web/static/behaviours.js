@@ -6,6 +6,7 @@ import {
   api, h, fill, errorBox, note, panel, enc, fmt, chip, diverging, navigate,
 } from './util.js';
 import {saePicker} from './atlas.js';
+import {candidatesPanel, searchPanel} from './candidates.js';
 
 const MAX_COLUMNS = 60;
 
@@ -37,7 +38,9 @@ export async function render(main, ctx) {
     panel('Behaviour vectors', behaviourTable(sae.name, b)),
     h('div', {class: 'two-col'},
       panel('Cosine between behaviour vectors', cosineTable(b.cosine)),
-      panel('Cosine with the Venhoff et al. vectors', venhoffTable(b.venhoff_cosine || {}))));
+      panel('Cosine with the Venhoff et al. vectors', venhoffTable(b.venhoff_cosine || {}))),
+    await candidatesPanel(sae.name, ctx.abort.signal),
+    searchPanel(sae.name, ctx.abort.signal));
 }
 
 function behaviourTable(sae, b) {

@@ -6,6 +6,7 @@ import {
   api, h, fill, errorBox, note, panel, enc, fmt, pct, chip, behaviourColour,
   mainLabel, swatch, tint,
 } from './util.js';
+import {explanationPanel} from './candidates.js';
 
 export async function render(main, ctx) {
   const sae = ctx.params.sae;
@@ -50,6 +51,7 @@ export async function render(main, ctx) {
       h('div', {class: 'col'},
         panel(`Top-activating steps (${(f.top_steps || []).length})`, topSteps(f.top_steps || [], info && info.dataset))),
       h('div', {class: 'col'},
+        explanationPanel(f),
         panel('Activation histogram', histogram(f.histogram || [])),
         panel('Behaviour enrichment', enrichment(f.behaviours || [])),
         panel('Nearest features (decoder cosine)', nearest(sae, f.nearest || [])))));

@@ -88,6 +88,8 @@ export async function render(main, ctx) {
   const qb = ctx.query.get('behaviour');
   if (qs && qf !== null && qf !== '') vectors.add({sae: qs, feature: parseInt(qf, 10)}, `${qs} · feature ${qf}`);
   if (qs && qb) vectors.add({sae: qs, behaviour: qb}, `${qs} · behaviour ${qb}`);
+  const qfs = (ctx.query.get('features') || '').split(',').filter((x) => x !== '').map((x) => parseInt(x, 10));
+  if (qs && qfs.length) vectors.add({sae: qs, features: qfs}, `${qs} · mean of features ${qfs.join(', ')}`);
 }
 
 // ---------- vectors ----------

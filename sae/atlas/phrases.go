@@ -1,0 +1,262 @@
+package atlas
+
+import (
+	"math"
+	"sort"
+	"strings"
+	"unicode"
+)
+
+// MaxNGram is the longest phrase, in words, that explanations consider.
+const MaxNGram = 4
+
+// Corpus holds the word n-grams (1 to MaxNGram words, lower-cased) of every
+// step text, interned: Steps[i] lists the phrase ids of step i, one per
+// occurrence. Background counts each phrase's occurrences over the steps
+// it was built from.
+type Corpus struct {
+	Phrases    []string
+	Steps      [][]int32
+	Trace      []int32 // each step's trace, numbered from 0; nil when unknown
+	Background []int64
+	Total      int64 // Σ Background
+	index      map[string]int32
+}
+
+// Words splits a text into lower-cased words: runs of letters, digits and
+// apostrophes.
+func Words(text string) []string {
+	return strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
+		return !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '\'')
+	})
+}
+
+// NewCorpus interns the n-grams of texts; background, when not nil, says
+// which texts count towards Background (all of them when nil); traces,
+// when not nil, holds each text's trace id.
+func NewCorpus(texts []string, traces []string, background func(i int) bool) *Corpus {
+	c := &Corpus{Steps: make([][]int32, len(texts)), index: map[string]int32{}}
+	if traces != nil {
+		c.Trace = make([]int32, len(texts))
+		ids := map[string]int32{}
+		for i, t := range traces {
+			id, ok := ids[t]
+			if !ok {
+				id = int32(len(ids))
+				ids[t] = id
+			}
+			c.Trace[i] = id
+		}
+	}
+	for i, t := range texts {
+		c.Steps[i] = c.intern(Words(t))
+	}
+	c.Background = make([]int64, len(c.Phrases))
+	for i, ids := range c.Steps {
+		if background != nil && !background(i) {
+			continue
+		}
+		for _, id := range ids {
+			c.Background[id]++
+		}
+		c.Total += int64(len(ids))
+	}
+	return c
+}
+
+func (c *Corpus) intern(words []string) []int32 {
+	var ids []int32
+	for i := range words {
+		for n := 1; n <= MaxNGram && i+n <= len(words); n++ {
+			p := strings.Join(words[i:i+n], " ")
+			id, ok := c.index[p]
+			if !ok {
+				id = int32(len(c.Phrases))
+				c.Phrases = append(c.Phrases, p)
+				c.index[p] = id
+			}
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// ID returns the id of a phrase (lower-cased, words separated by one
+// space), or -1 when no step contains it.
+func (c *Corpus) ID(phrase string) int32 {
+	if id, ok := c.index[strings.Join(Words(phrase), " ")]; ok {
+		return id
+	}
+	return -1
+}
+
+// Phrase is one phrase of an explanation and its weight: the z-score of its
+// weighted log-odds in the example steps against the background.
+type Phrase struct {
+	Text string  `json:"text"`
+	Z    float64 `json:"z"`
+}
+
+// logOddsScratch counts phrases over a set of example steps without
+// clearing a table of the whole vocabulary each time.
+type logOddsScratch struct {
+	count   []float64
+	docs    []int32  // example traces (or steps) holding the phrase
+	mark    []uint64 // the stamp of the last trace that counted a phrase in docs
+	stamp   uint64
+	touched []int32
+	order   []int32
+}
+
+func newLogOddsScratch(c *Corpus) *logOddsScratch {
+	n := len(c.Phrases)
+	return &logOddsScratch{count: make([]float64, n), docs: make([]int32, n), mark: make([]uint64, n)}
+}
+
+// PhraseOptions tune the phrases of an explanation.
+type PhraseOptions struct {
+	// Keep is the most phrases kept; default 6.
+	Keep int
+	// MinZ is the least z-score a phrase needs; default 3.
+	MinZ float64
+	// MinTraces is the fewest traces whose example steps must hold a
+	// phrase (steps, when the corpus has no traces); default 3. A number
+	// that runs through one trace's steps says nothing about a feature.
+	MinTraces int
+	// Prior is α₀, the total pseudo-count of the informative Dirichlet
+	// prior, spread over the phrases in proportion to the background;
+	// default 1000.
+	Prior float64
+	// Profile is the most phrases kept in a profile (every phrase above
+	// MinZ, overlapping or not), which compares what features fire on;
+	// default 24.
+	Profile int
+}
+
+func (o PhraseOptions) withDefaults() PhraseOptions {
+	if o.Keep <= 0 {
+		o.Keep = 6
+	}
+	if o.MinZ == 0 {
+		o.MinZ = 3
+	}
+	if o.MinTraces <= 0 {
+		o.MinTraces = 3
+	}
+	if o.Prior <= 0 {
+		o.Prior = 1000
+	}
+	if o.Profile <= 0 {
+		o.Profile = 24
+	}
+	return o
+}
+
+// phrases returns the phrases most over-represented in the example steps
+// (rows, each counted weight times) against the rest of the background, by
+// the weighted log-odds ratio with an informative Dirichlet prior of Monroe,
+// Colaresi and Quinn (2008, "Fightin' Words", §3.5.1):
+//
+//	δ_w = log((y_w^a+α_w)/(n^a+α₀−y_w^a−α_w)) − log((y_w^b+α_w)/(n^b+α₀−y_w^b−α_w))
+//	σ²(δ_w) ≈ 1/(y_w^a+α_w) + 1/(y_w^b+α_w),   z_w = δ_w/σ(δ_w)
+//
+// with a the example steps, b the background less the examples and
+// α_w = α₀·y_w/n over the background. A phrase that merely extends or
+// shortens a phrase already kept (contains it, or is contained in it) is
+// skipped, so "wait", "wait let" and "wait let me" do not crowd the list;
+// of phrases with the same z-score (they occur together) the longest is
+// kept. profile holds the best opts.Profile phrases, overlapping or not.
+func (c *Corpus) phrases(sc *logOddsScratch, rows []int32, weights []float64, opts PhraseOptions) (kept, profile []Phrase) {
+	opts = opts.withDefaults()
+	var na float64
+	// Visit the rows trace by trace, so that docs counts each phrase once
+	// per trace.
+	sc.order = sc.order[:0]
+	for k := range rows {
+		sc.order = append(sc.order, int32(k))
+	}
+	if c.Trace != nil {
+		sort.SliceStable(sc.order, func(a, b int) bool { return c.Trace[rows[sc.order[a]]] < c.Trace[rows[sc.order[b]]] })
+	}
+	last := int32(-1)
+	for _, k := range sc.order {
+		r := rows[k]
+		w := 1.0
+		if weights != nil {
+			w = weights[k]
+		}
+		if c.Trace == nil || c.Trace[r] != last {
+			sc.stamp++
+			if c.Trace != nil {
+				last = c.Trace[r]
+			}
+		}
+		ids := c.Steps[r]
+		for _, id := range ids {
+			if sc.count[id] == 0 {
+				sc.touched = append(sc.touched, id)
+			}
+			sc.count[id] += w
+			if sc.mark[id] != sc.stamp {
+				sc.mark[id] = sc.stamp
+				sc.docs[id]++
+			}
+		}
+		na += w * float64(len(ids))
+	}
+	nb := float64(c.Total) - na
+	var cands []Phrase
+	for _, id := range sc.touched {
+		ya, docs := sc.count[id], sc.docs[id]
+		sc.count[id], sc.docs[id] = 0, 0
+		if docs < int32(opts.MinTraces) || c.Total == 0 {
+			continue
+		}
+		alpha := opts.Prior * float64(c.Background[id]) / float64(c.Total)
+		if alpha <= 0 {
+			alpha = opts.Prior / float64(c.Total) // a phrase only the examples hold
+		}
+		yb := math.Max(float64(c.Background[id])-ya, 0)
+		if nb <= 0 {
+			continue
+		}
+		d := math.Log((ya+alpha)/(na+opts.Prior-ya-alpha)) - math.Log((yb+alpha)/(nb+opts.Prior-yb-alpha))
+		z := d / math.Sqrt(1/(ya+alpha)+1/(yb+alpha))
+		if z >= opts.MinZ {
+			cands = append(cands, Phrase{Text: c.Phrases[id], Z: z})
+		}
+	}
+	sc.touched = sc.touched[:0]
+	sort.Slice(cands, func(i, j int) bool {
+		if cands[i].Z != cands[j].Z {
+			return cands[i].Z > cands[j].Z
+		}
+		if li, lj := strings.Count(cands[i].Text, " "), strings.Count(cands[j].Text, " "); li != lj {
+			return li > lj
+		}
+		return cands[i].Text < cands[j].Text
+	})
+	out := []Phrase{}
+	profile = cands[:min(len(cands), opts.Profile):min(len(cands), opts.Profile)]
+	for _, p := range cands {
+		if len(out) == opts.Keep {
+			break
+		}
+		overlaps := false
+		for _, q := range out {
+			if containsPhrase(p.Text, q.Text) || containsPhrase(q.Text, p.Text) {
+				overlaps = true
+				break
+			}
+		}
+		if !overlaps {
+			out = append(out, p)
+		}
+	}
+	return out, profile
+}
+
+// containsPhrase reports whether phrase a contains phrase b as whole words.
+func containsPhrase(a, b string) bool {
+	return strings.Contains(" "+a+" ", " "+b+" ")
+}

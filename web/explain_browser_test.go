@@ -1,0 +1,107 @@
+package web
+
+import (
+	"context"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/rise-interp/rise/activations/synth"
+	"github.com/rise-interp/rise/sae"
+)
+
+// unnamedServer serves a planted dump with an unnamed behaviour ("to sum
+// up", labelled other) and an SAE trained on it, analysed and explained.
+func unnamedServer(t *testing.T) *testServer {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := synth.DefaultConfig()
+	cfg.Rows, cfg.DModel, cfg.Features, cfg.UnnamedRate = 8000, 64, 128, 0.08
+	dump := filepath.Join(dir, "unnamed")
+	ctx := context.Background()
+	if _, err := synth.Generate(ctx, dump, cfg, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	ws := &Workspace{Dir: filepath.Join(dir, "work")}
+	ds, err := ws.AddDataset(dump, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _, err := sae.Train(ctx, ds.Dump.Layers[0], sae.TrainConfig{Arch: sae.TopK, Width: 256, K: 8, Batch: 256, Samples: 1_000_000, Seed: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sae.Save(filepath.Join(dir, "un-sae"), s, sae.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	md, err := ws.AddSAE(filepath.Join(dir, "un-sae"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(ws, Config{Version: "test"})
+	srv.StartAnalysis(md)
+	ts := &testServer{Server: httptest.NewServer(srv), srv: srv, ws: ws}
+	t.Cleanup(func() {
+		ts.Close()
+		srv.Close()
+	})
+	ts.waitReady(t, "un-sae")
+	return ts
+}
+
+// TestBrowserCandidates opens the behaviours page of an SAE trained on a
+// dump with an unnamed behaviour: the candidate list names it by its
+// phrase, sorts on a click of a header, and its Steer button opens the
+// steering page with the candidate's features; phrase search lists
+// features; a feature page shows its explanation and detection score.
+func TestBrowserCandidates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	ts := unnamedServer(t)
+	b := newBrowser(t, ts)
+	b.open("/behaviours?sae=un-sae")
+	b.run("candidates", chromedp.WaitVisible(`[data-testid="candidates-table"] tbody tr`, chromedp.ByQuery))
+	var first string
+	b.run("first candidate", chromedp.Text(`[data-testid="candidates-table"] tbody tr`, &first, chromedp.ByQuery))
+	if !strings.Contains(first, synth.UnnamedPhrase) {
+		t.Errorf("the first candidate does not say %q: %q", synth.UnnamedPhrase, first)
+	}
+	// A click on "size" sorts by size, largest first.
+	var sizes []string
+	b.run("sort by size", chromedp.Click(`[data-testid="candidates-table"] th[data-col="size"]`, chromedp.ByQuery),
+		chromedp.Evaluate(`[...document.querySelectorAll('[data-testid="candidates-table"] tbody tr td:nth-child(3)')].map((e) => e.textContent)`, &sizes))
+	for i := 1; i < len(sizes); i++ {
+		if len(sizes[i]) > len(sizes[i-1]) || len(sizes[i]) == len(sizes[i-1]) && sizes[i] > sizes[i-1] {
+			t.Errorf("sorted by size: %v", sizes)
+			break
+		}
+	}
+	b.run("search", chromedp.SendKeys(`[data-testid="phrase-search"]`, "wait\r", chromedp.ByQuery),
+		chromedp.WaitVisible(`[data-testid="search-table"] tbody tr`, chromedp.ByQuery))
+	b.screenshot("candidates")
+
+	b.open("/behaviours?sae=un-sae")
+	b.run("steer a candidate", chromedp.WaitVisible(`[data-testid="candidate-steer"]`, chromedp.ByQuery),
+		chromedp.Click(`[data-testid="candidate-steer"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`[data-testid="steer-vectors"]`, chromedp.ByQuery))
+	var loc, vectors string
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && !strings.Contains(vectors, "mean of features") {
+		b.run("steer vectors", chromedp.Location(&loc), chromedp.Text(`[data-testid="steer-vectors"]`, &vectors, chromedp.ByQuery))
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(loc, "/steer?sae=un-sae&features=") || !strings.Contains(vectors, "mean of features") {
+		t.Errorf("Steer opened %s with vectors %q", loc, vectors)
+	}
+
+	b.open("/feature/un-sae/0")
+	b.run("feature explanation", chromedp.WaitVisible(`[data-testid="feature-detection"]`, chromedp.ByQuery))
+	b.screenshot("feature-explanation")
+	if len(b.console) > 0 {
+		t.Errorf("script errors: %v", b.console)
+	}
+}
