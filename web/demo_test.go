@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,8 +27,6 @@ func TestModelDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func(n, s int) { tinyTraces, tinySAESteps = n, s }(tinyTraces, tinySAESteps)
-	// Big enough that the layer-2 SAE has a reflection column that meets
-	// the attribution rule (10 firings, enrichment 1.5).
 	tinyTraces, tinySAESteps = 400, 600
 	ws := &Workspace{Dir: t.TempDir()}
 	srv := New(ws, Config{Version: "test", Demo: true, Backend: &steer.Native{Model: m, Tokenizer: tok}})
@@ -60,7 +59,23 @@ func TestModelDemo(t *testing.T) {
 		}
 		Error string `json:"error"`
 	}
-	body := `{"prompt": "Q: Start with 5. Add 3. What is the result?\nA: ", "vectors": [{"sae": "tinyreason-l2", "behaviour": "reflection"}],
+	// Steer with a behaviour vector of the layer-2 atlas: reflection's when
+	// its SAE, trained small here, has a column that meets the attribution
+	// rule, else the first behaviour that has one.
+	var bs struct {
+		Cosine struct {
+			Names []string `json:"names"`
+		} `json:"cosine"`
+	}
+	if code := ts.get(t, "/api/saes/tinyreason-l2/behaviours", &bs); code != 200 || len(bs.Cosine.Names) == 0 {
+		t.Fatalf("behaviours of tinyreason-l2: %d, with vectors %v", code, bs.Cosine.Names)
+	}
+	behaviour := bs.Cosine.Names[0]
+	if slices.Contains(bs.Cosine.Names, "reflection") {
+		behaviour = "reflection"
+	}
+	t.Logf("steering with %s (behaviours with vectors: %v)", behaviour, bs.Cosine.Names)
+	body := `{"prompt": "Q: Start with 5. Add 3. What is the result?\nA: ", "vectors": [{"sae": "tinyreason-l2", "behaviour": "` + behaviour + `"}],
 		"strength": 8, "positions": "step_boundary", "max_tokens": 60}`
 	if code := ts.post(t, "/api/steer", body, &res); code != 200 || !strings.HasPrefix(res.Default.Text, "5 + 3 = ") {
 		t.Fatalf("steer: %d %q %s", code, res.Default.Text, res.Error)
