@@ -119,7 +119,7 @@ func (s *Server) behaviourVector(w http.ResponseWriter, r *http.Request) {
 // exportZip saves the SAE as a SAELens directory in a temporary place and
 // sends it zipped.
 func (s *Server) exportZip(w http.ResponseWriter, r *http.Request) {
-	m, err := s.model(r)
+	m, err := s.saeOf(r)
 	if err != nil {
 		fail(w, err)
 		return

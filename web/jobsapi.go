@@ -93,7 +93,7 @@ func (s *Server) startJob(w http.ResponseWriter, r *http.Request) {
 	case "train":
 		j, err = s.StartTrain(req)
 	case "atlas":
-		m := s.ws.Model(req.SAE)
+		m := s.ws.SAE(req.SAE)
 		if m == nil {
 			err = errorf(http.StatusNotFound, "atlas job: no SAE %q (GET /api/saes lists them)", req.SAE)
 			break
@@ -146,9 +146,9 @@ func (s *Server) StartTrain(req TrainRequest) (*Job, error) {
 	}
 	name := req.Name
 	if name == "" {
-		name = s.ws.uniqueName(fmt.Sprintf("%s-l%d-%s", ds.Name, layer.Number, cfg.Defaults(layer.DModel, layer.Rows).Arch), func(n string) bool { return s.ws.Model(n) != nil })
+		name = s.ws.uniqueName(fmt.Sprintf("%s-l%d-%s", ds.Name, layer.Number, cfg.Defaults(layer.DModel, layer.Rows).Arch), func(n string) bool { return s.ws.SAE(n) != nil })
 	}
-	m, err := s.ws.reserveModel(name, ds, layer, "")
+	m, err := s.ws.reserveSAE(name, ds, layer, "")
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "train: %v", err)
 	}
@@ -197,7 +197,7 @@ func (s *Server) StartTrain(req TrainRequest) (*Job, error) {
 
 // StartAnalysis starts the job that computes an SAE's atlas, attribution
 // and feature statistics; the SAE is ready when it ends.
-func (s *Server) StartAnalysis(m *Model) *Job {
+func (s *Server) StartAnalysis(m *SAE) *Job {
 	_, _, _, sa, _ := m.snapshot()
 	cache := filepath.Join(s.ws.Dir, "saes", m.Name)
 	attached := make(chan struct{})
@@ -232,7 +232,7 @@ func (s *Server) StartAnalysis(m *Model) *Job {
 // the job ended other than done while the SAE still waits for it in the
 // state: the job's work, which marks its own failures, never ran (it was
 // cancelled while queued).
-func failUnlessDone(m *Model, j *Job, state, msg string) {
+func failUnlessDone(m *SAE, j *Job, state, msg string) {
 	<-j.Done()
 	if j.State() == StateDone {
 		return

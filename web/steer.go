@@ -98,7 +98,7 @@ func (s *Server) steerVectors(req *SteerRequest) ([]steer.Vector, error) {
 			}
 			dir = x
 		case v.SAE != "":
-			md := s.ws.Model(v.SAE)
+			md := s.ws.SAE(v.SAE)
 			if md == nil {
 				return nil, errorf(http.StatusNotFound, "%s: no SAE %q", where, v.SAE)
 			}

@@ -39,8 +39,9 @@ const (
 	SAEFailed    = "failed"
 )
 
-// Model is an SAE in the workspace with what the pages show about it.
-type Model struct {
+// SAE is an SAE in the workspace with what the pages show about it (the
+// runtime's model is steer.Backend's business, not this).
+type SAE struct {
 	Name    string
 	Path    string // its SAELens directory
 	Dataset *Dataset
@@ -63,13 +64,13 @@ type analysis struct {
 	venhoff map[string][]float32
 }
 
-func (m *Model) snapshot() (state, job, errMsg string, s *sae.SAE, an *analysis) {
+func (m *SAE) snapshot() (state, job, errMsg string, s *sae.SAE, an *analysis) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.state, m.job, m.err, m.sae, m.an
 }
 
-func (m *Model) set(state, job, errMsg string) {
+func (m *SAE) set(state, job, errMsg string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.state, m.job, m.err = state, job, errMsg
@@ -81,7 +82,7 @@ type Workspace struct {
 
 	mu       sync.RWMutex
 	datasets []*Dataset
-	models   []*Model
+	saes     []*SAE
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -173,8 +174,8 @@ func (w *Workspace) datasetTakenLocked(n string) bool {
 	return false
 }
 
-func (w *Workspace) modelTakenLocked(n string) bool {
-	for _, m := range w.models {
+func (w *Workspace) saeTakenLocked(n string) bool {
+	for _, m := range w.saes {
 		if m.Name == n {
 			return true
 		}
@@ -231,18 +232,18 @@ func (w *Workspace) Dataset(name string) *Dataset {
 	return nil
 }
 
-// Models lists the SAEs in the order they were added.
-func (w *Workspace) Models() []*Model {
+// SAEs lists the SAEs in the order they were added.
+func (w *Workspace) SAEs() []*SAE {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	return append([]*Model(nil), w.models...)
+	return append([]*SAE(nil), w.saes...)
 }
 
-// Model returns the SAE with the name, or nil.
-func (w *Workspace) Model(name string) *Model {
+// SAE returns the SAE with the name, or nil.
+func (w *Workspace) SAE(name string) *SAE {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	for _, m := range w.models {
+	for _, m := range w.saes {
 		if m.Name == name {
 			return m
 		}
@@ -250,25 +251,25 @@ func (w *Workspace) Model(name string) *Model {
 	return nil
 }
 
-// reserveModel adds an SAE that is still being made.
-func (w *Workspace) reserveModel(name string, ds *Dataset, layer *activations.Layer, job string) (*Model, error) {
+// reserveSAE adds an SAE that is still being made.
+func (w *Workspace) reserveSAE(name string, ds *Dataset, layer *activations.Layer, job string) (*SAE, error) {
 	if err := checkName("SAE", name); err != nil {
 		return nil, err
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.modelTakenLocked(name) {
+	if w.saeTakenLocked(name) {
 		return nil, fmt.Errorf("SAE name %q is taken", name)
 	}
-	m := &Model{Name: name, Path: filepath.Join(w.Dir, "saes", name), Dataset: ds, Layer: layer, state: SAETraining, job: job}
-	w.models = append(w.models, m)
+	m := &SAE{Name: name, Path: filepath.Join(w.Dir, "saes", name), Dataset: ds, Layer: layer, state: SAETraining, job: job}
+	w.saes = append(w.saes, m)
 	return m, nil
 }
 
 // AddSAE loads the SAE at path and ties it to a dataset: the one it was
 // trained on (by path) if the workspace has it, otherwise the first with a
 // layer of the SAE's hook layer and width.
-func (w *Workspace) AddSAE(path string) (*Model, error) {
+func (w *Workspace) AddSAE(path string) (*SAE, error) {
 	s, err := sae.LoadAny(path)
 	if err != nil {
 		return nil, err
@@ -280,9 +281,9 @@ func (w *Workspace) AddSAE(path string) (*Model, error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	name := w.uniqueName(filepath.Base(filepath.Clean(path)), w.modelTakenLocked)
-	m := &Model{Name: name, Path: path, Dataset: ds, Layer: layer, state: SAEAnalysing, sae: s}
-	w.models = append(w.models, m)
+	name := w.uniqueName(filepath.Base(filepath.Clean(path)), w.saeTakenLocked)
+	m := &SAE{Name: name, Path: path, Dataset: ds, Layer: layer, state: SAEAnalysing, sae: s}
+	w.saes = append(w.saes, m)
 	return m, nil
 }
 
@@ -318,7 +319,7 @@ func (w *Workspace) matchDataset(s *sae.SAE) (*Dataset, *activations.Layer) {
 // analyse computes an SAE's atlas, attribution and feature statistics, and
 // keeps the atlas and statistics in the workspace so the next start reads
 // them back instead of computing them again.
-func analyse(ctx context.Context, m *Model, s *sae.SAE, seed uint64, cacheDir string, progress func(stage string, done, total int64)) (*analysis, error) {
+func analyse(ctx context.Context, m *SAE, s *sae.SAE, seed uint64, cacheDir string, progress func(stage string, done, total int64)) (*analysis, error) {
 	ds := m.Dataset
 	if len(ds.Steps) == 0 {
 		return nil, fmt.Errorf("dataset %s has no steps.jsonl: the atlas needs the steps' behaviour labels", ds.Name)
