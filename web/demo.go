@@ -44,7 +44,7 @@ func (s *Server) SetupDemo(ctx context.Context) (*Job, error) {
 			return nil, err
 		}
 	}
-	if _, err := s.ws.AddDataset(dump, DemoDataset); err != nil {
+	if _, err := s.ws.AddDataset(s.ctx, dump, DemoDataset); err != nil {
 		return nil, err
 	}
 	saeDir := filepath.Join(dir, "saes", DemoSAE)

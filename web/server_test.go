@@ -48,7 +48,7 @@ func newTestServerWith(t testing.TB, c Config) *testServer {
 		t.Fatal(err)
 	}
 	ws := &Workspace{Dir: filepath.Join(dir, "work")}
-	if _, err := ws.AddDataset(dump, ""); err != nil {
+	if _, err := ws.AddDataset(context.Background(), dump, ""); err != nil {
 		t.Fatal(err)
 	}
 	srv := New(ws, c)

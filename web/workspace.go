@@ -119,9 +119,9 @@ func (w *Workspace) uniqueName(base string, taken func(string) bool) string {
 }
 
 // AddDataset opens the dump at path and adds it under a name derived from
-// its directory (or name, when not empty).
-func (w *Workspace) AddDataset(path, name string) (*Dataset, error) {
-	d, err := activations.Open(path)
+// its directory (or name, when not empty). Opening stops when ctx ends.
+func (w *Workspace) AddDataset(ctx context.Context, path, name string) (*Dataset, error) {
+	d, err := activations.OpenContext(ctx, path)
 	if err != nil {
 		return nil, err
 	}

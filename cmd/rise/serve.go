@@ -140,7 +140,7 @@ Examples:
 				}
 			}
 			for _, d := range datas {
-				if _, err := ws.AddDataset(d, ""); err != nil {
+				if _, err := ws.AddDataset(ctx, d, ""); err != nil {
 					return err
 				}
 			}
