@@ -216,11 +216,16 @@ type saeView struct {
 	Job      string `json:"job"`
 	Error    string `json:"error,omitempty"`
 	HasAtlas bool   `json:"has_atlas"`
+	// Deletable is set for an SAE the workbench trained (DELETE removes
+	// it); Resumable for an interrupted training (POST .../resume).
+	Deletable bool `json:"deletable"`
+	Resumable bool `json:"resumable"`
 }
 
 func (m *SAE) view() saeView {
 	state, job, errMsg, sa, an := m.snapshot()
-	v := saeView{Name: m.Name, Layer: m.Layer.Number, Dataset: m.Dataset.Name, State: state, Job: job, Error: errMsg, HasAtlas: an != nil}
+	v := saeView{Name: m.Name, Layer: m.Layer.Number, Dataset: m.Dataset.Name, State: state, Job: job, Error: errMsg, HasAtlas: an != nil,
+		Deletable: m.owned, Resumable: state == SAEInterrupted}
 	if sa != nil {
 		v.Arch, v.DIn, v.DSae = string(sa.InferenceArch()), sa.DIn, sa.DSae
 		if sa.Arch == sae.TopK || sa.Arch == sae.BatchTopK {
@@ -259,6 +264,8 @@ func (s *Server) ready(r *http.Request) (*SAE, *sae.SAE, *analysis, error) {
 	switch {
 	case state == SAEFailed:
 		return nil, nil, nil, errorf(http.StatusConflict, "SAE %s failed: %s", m.Name, errMsg)
+	case state == SAEInterrupted:
+		return nil, nil, nil, errorf(http.StatusConflict, "SAE %s is not trained: %s", m.Name, errMsg)
 	case an == nil:
 		return nil, nil, nil, &apiError{status: http.StatusConflict, job: job,
 			msg: fmt.Sprintf("SAE %s is not ready (%s); wait for job %s", m.Name, state, job)}

@@ -49,7 +49,7 @@ func (s *Server) SetupDemo(ctx context.Context) (*Job, error) {
 	}
 	saeDir := filepath.Join(dir, "saes", DemoSAE)
 	if _, err := os.Stat(filepath.Join(saeDir, "cfg.json")); err == nil {
-		if m, err := s.ws.AddSAE(saeDir); err == nil {
+		if m, err := s.ws.addTrained(saeDir); err == nil {
 			return s.StartAnalysis(m), nil
 		}
 		// A damaged SAE is trained again.

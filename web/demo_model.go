@@ -94,7 +94,7 @@ func (s *Server) SetupModelDemo(ctx context.Context, progress func(done, total i
 		name := fmt.Sprintf("%s-l%d", TinyDataset, l)
 		saeDir := filepath.Join(dir, "saes", name)
 		if _, err := os.Stat(filepath.Join(saeDir, "cfg.json")); err == nil {
-			if md, err := s.ws.AddSAE(saeDir); err == nil && md.Dataset == ds && md.Layer.Number == l {
+			if md, err := s.ws.addTrained(saeDir); err == nil && md.Dataset == ds && md.Layer.Number == l {
 				s.StartAnalysis(md)
 				continue
 			}

@@ -173,7 +173,7 @@ func TestJobQueueAPI(t *testing.T) {
 				q2 = s
 			}
 		}
-		if q2.State == SAEFailed && strings.Contains(q2.Error, "cancelled before it started") {
+		if q2.State == SAEInterrupted && q2.Resumable && strings.Contains(q2.Error, "cancelled before it started") {
 			break
 		}
 		if time.Now().After(deadline) {

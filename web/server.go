@@ -147,6 +147,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/datasets/{dataset}/sweep.svg", s.sweepChart(atlas.SVG))
 	m.HandleFunc("GET /api/datasets/{dataset}/sweep.png", s.sweepChart(atlas.PNG))
 	m.HandleFunc("GET /api/saes", s.saes)
+	m.HandleFunc("DELETE /api/saes/{sae}", s.deleteSAE)
+	m.HandleFunc("POST /api/saes/{sae}/resume", s.resumeSAE)
 	m.HandleFunc("GET /api/saes/{sae}/atlas", s.atlas)
 	m.HandleFunc("GET /api/saes/{sae}/atlas.json", s.atlasFile)
 	m.HandleFunc("GET /api/saes/{sae}/features/{id}", s.feature)

@@ -548,8 +548,8 @@ func TestJobStreams(t *testing.T) {
 	var list []saeView
 	ts.get(t, "/api/saes", &list)
 	for _, v := range list {
-		if v.Name == "cancelled" && v.State != SAEFailed {
-			t.Errorf("the SAE of a cancelled training is %s, want failed", v.State)
+		if v.Name == "cancelled" && (v.State != SAEInterrupted || !v.Resumable) {
+			t.Errorf("the SAE of a cancelled training is %s (resumable %v), want interrupted and resumable", v.State, v.Resumable)
 		}
 	}
 	var status map[string]any

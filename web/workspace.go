@@ -3,7 +3,10 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -37,6 +40,10 @@ const (
 	SAEAnalysing = "analysing"
 	SAEReady     = "ready"
 	SAEFailed    = "failed"
+	// SAEInterrupted is a training that stopped before it ended (cancelled,
+	// or the server stopped): its checkpoint and request are kept, and
+	// POST /api/saes/{sae}/resume continues it.
+	SAEInterrupted = "interrupted"
 )
 
 // SAE is an SAE in the workspace with what the pages show about it (the
@@ -46,6 +53,14 @@ type SAE struct {
 	Path    string // its SAELens directory
 	Dataset *Dataset
 	Layer   *activations.Layer
+
+	// owned is set for an SAE the workspace trained (under Dir/saes): it
+	// may be deleted, files and all. SAEs given on the command line never
+	// are.
+	owned bool
+	// train is the request that trains it, kept to resume an interrupted
+	// training.
+	train *TrainRequest
 
 	mu    sync.Mutex
 	state string
@@ -261,7 +276,11 @@ func (w *Workspace) reserveSAE(name string, ds *Dataset, layer *activations.Laye
 	if w.saeTakenLocked(name) {
 		return nil, fmt.Errorf("SAE name %q is taken", name)
 	}
-	m := &SAE{Name: name, Path: filepath.Join(w.Dir, "saes", name), Dataset: ds, Layer: layer, state: SAETraining, job: job}
+	dir := filepath.Join(w.saesDir(), name)
+	if _, err := os.Lstat(dir); err == nil {
+		return nil, fmt.Errorf("SAE name %q is taken by the files in %s, which this server did not read back (see its log); delete them to reuse the name", name, dir)
+	}
+	m := &SAE{Name: name, Path: dir, Dataset: ds, Layer: layer, state: SAETraining, job: job, owned: true}
 	w.saes = append(w.saes, m)
 	return m, nil
 }
@@ -269,7 +288,9 @@ func (w *Workspace) reserveSAE(name string, ds *Dataset, layer *activations.Laye
 // AddSAE loads the SAE at path and ties it to a dataset: the one it was
 // trained on (by path) if the workspace has it, otherwise the first with a
 // layer of the SAE's hook layer and width.
-func (w *Workspace) AddSAE(path string) (*SAE, error) {
+func (w *Workspace) AddSAE(path string) (*SAE, error) { return w.addSAE(path, false) }
+
+func (w *Workspace) addSAE(path string, owned bool) (*SAE, error) {
 	s, err := sae.LoadAny(path)
 	if err != nil {
 		return nil, err
@@ -282,7 +303,7 @@ func (w *Workspace) AddSAE(path string) (*SAE, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	name := w.uniqueName(filepath.Base(filepath.Clean(path)), w.saeTakenLocked)
-	m := &SAE{Name: name, Path: path, Dataset: ds, Layer: layer, state: SAEAnalysing, sae: s}
+	m := &SAE{Name: name, Path: path, Dataset: ds, Layer: layer, state: SAEAnalysing, sae: s, owned: owned}
 	w.saes = append(w.saes, m)
 	return m, nil
 }
@@ -318,7 +339,9 @@ func (w *Workspace) matchDataset(s *sae.SAE) (*Dataset, *activations.Layer) {
 
 // analyse computes an SAE's atlas, attribution and feature statistics, and
 // keeps the atlas and statistics in the workspace so the next start reads
-// them back instead of computing them again.
+// them back instead of computing them again. They are read back only when
+// cacheDir's derived.json names the same weights and data; otherwise they
+// are computed again, and derived.json is written after them.
 func analyse(ctx context.Context, m *SAE, s *sae.SAE, seed uint64, cacheDir string, progress func(stage string, done, total int64)) (*analysis, error) {
 	ds := m.Dataset
 	if len(ds.Steps) == 0 {
@@ -332,7 +355,15 @@ func analyse(ctx context.Context, m *SAE, s *sae.SAE, seed uint64, cacheDir stri
 	}
 	an.attr = attr
 	progress("feature statistics", 0, int64(m.Layer.Rows))
-	if cacheDir != "" {
+	derived := derivedFor(m, s)
+	reuse := cacheDir != "" && derivedMatches(cacheDir, derived)
+	if cacheDir != "" && !reuse {
+		// Whatever is there was derived from other weights or data.
+		if err := os.Remove(filepath.Join(cacheDir, derivedFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	if reuse {
 		if st, err := sae.LoadFeatureStats(cacheDir); err == nil && st.DSae == s.DSae && st.Rows == m.Layer.Rows {
 			an.stats = st
 		}
@@ -351,7 +382,7 @@ func analyse(ctx context.Context, m *SAE, s *sae.SAE, seed uint64, cacheDir stri
 		}
 	}
 	atlasPath := filepath.Join(cacheDir, "atlas.json")
-	if cacheDir != "" {
+	if reuse {
 		if a, err := atlas.Load(atlasPath); err == nil && a.DSae == s.DSae && a.DIn == s.DIn && a.Rows == m.Layer.Rows && a.Seed == seed {
 			an.atlas = a
 		}
@@ -367,6 +398,11 @@ func analyse(ctx context.Context, m *SAE, s *sae.SAE, seed uint64, cacheDir stri
 			if err := a.Save(atlasPath); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if cacheDir != "" && !reuse {
+		if err := writeDerived(cacheDir, derived); err != nil {
+			return nil, err
 		}
 	}
 	progress("venhoff vectors", 0, 1)

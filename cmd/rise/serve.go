@@ -151,6 +151,12 @@ Examples:
 				}
 				srv.StartAnalysis(m)
 			}
+			// SAEs trained from the browser in earlier runs, and trainings
+			// they left unfinished; what cannot be read back is said, not
+			// skipped.
+			if err := srv.Restore(); err != nil {
+				fmt.Fprintf(e.stderr, "rise serve: reading back %s:\n%v\n", work, err)
+			}
 			l, err := web.Listen(addr)
 			if err != nil {
 				return usagef("--addr: %v", err)
