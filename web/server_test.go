@@ -432,6 +432,19 @@ func TestPagesAndAssets(t *testing.T) {
 			t.Errorf("GET %s: %d, %.100s", p, resp.StatusCode, b)
 		}
 	}
+	// An unknown page gets the app, which draws its not-found page, with
+	// status 404; the API's unknown routes answer JSON.
+	for _, p := range []string{"/nope", "/atlas/extra/segments", "/feature/x"} {
+		resp, err := http.Get(ts.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 404 || !bytes.Contains(b, []byte("/static/app.js")) || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			t.Errorf("GET %s: %d %s, %.100s; want 404 and the app", p, resp.StatusCode, resp.Header.Get("Content-Type"), b)
+		}
+	}
 	if b := ts.bytes(t, "/static/app.js", "text/javascript; charset=utf-8"); len(b) == 0 {
 		t.Error("app.js is empty")
 	}
