@@ -14,24 +14,30 @@ const QUANTITIES = [
 ];
 
 export async function render(main, ctx) {
-  const [datasets, jobs] = await Promise.all([
+  const [datasets, jobs, saes] = await Promise.all([
     api('/api/datasets', {signal: ctx.abort.signal}),
     api('/api/jobs', {signal: ctx.abort.signal}),
+    api('/api/saes', {signal: ctx.abort.signal}),
   ]);
   let jobList = null;
-  const watcher = jobWatcher(ctx, () => jobList && jobList.refresh());
+  let saeList = null;
+  const refresh = () => { if (jobList) jobList.refresh(); if (saeList) saeList.refresh(); };
+  const watcher = jobWatcher(ctx, refresh);
   jobList = jobTable(ctx, (id) => watcher.attach(id));
-  const form = trainForm(datasets || [], ctx, (id) => { watcher.attach(id); jobList.refresh(); });
+  saeList = saeTable(ctx, (id) => { watcher.attach(id); refresh(); });
+  const form = trainForm(datasets || [], ctx, (id) => { watcher.attach(id); refresh(); });
 
   fill(main,
     h('h1', {}, 'Train a sparse autoencoder'),
     h('div', {class: 'train-layout'},
       panel('New training job', form),
       panel('Live training', watcher.el)),
+    panel('SAEs', saeList.el),
     panel('Jobs', jobList.el));
 
   jobList.show(jobs || []);
-  const poll = setInterval(() => jobList.refresh(), 3000);
+  saeList.show(saes || []);
+  const poll = setInterval(refresh, 3000);
   ctx.onCleanup(() => clearInterval(poll));
   ctx.onCleanup(() => watcher.stop());
 
@@ -83,13 +89,15 @@ function trainForm(datasets, ctx, started) {
     lamField.hidden = !(a === 'standard' || a === 'jumprelu');
     suggestName();
   }
-  dsSel.addEventListener('change', fillLayers);
-  layerSel.addEventListener('change', suggestName);
+  dsSel.addEventListener('change', () => { fillLayers(); setQuery({dataset: dsSel.value, layer: layerSel.value}); });
+  layerSel.addEventListener('change', () => { suggestName(); setQuery({dataset: dsSel.value, layer: layerSel.value}); });
   arch.addEventListener('change', archFields);
   name.addEventListener('input', () => { name.dataset.touched = '1'; });
   const pre = ctx.query.get('dataset');
   if (pre) dsSel.value = pre;
   fillLayers();
+  const preLayer = ctx.query.get('layer');
+  if (preLayer !== null && [...layerSel.options].some((o) => o.value === preLayer)) { layerSel.value = preLayer; suggestName(); }
   archFields();
 
   const form = h('form', {class: 'form-grid', novalidate: true},
@@ -284,6 +292,59 @@ function jobTable(ctx, watch) {
   async function cancelJob(id) {
     try { await api(`/api/jobs/${enc(id)}`, {method: 'DELETE'}); } catch (e) { el.prepend(errorBox(e)); }
     refresh();
+  }
+  return {el, show, refresh};
+}
+
+// ---------- SAEs ----------
+
+// saeTable lists the workspace's SAEs: Resume for an interrupted training,
+// Delete (asked twice) for an SAE trained here. SAEs given with --sae have
+// no Delete.
+function saeTable(ctx, started) {
+  const el = h('div', {testid: 'sae-table'});
+  const msg = h('div', {});
+  const armed = new Set(); // SAEs whose Delete was clicked once; kept across redraws
+  function show(saes) {
+    if (!saes.length) { fill(el, note('No SAE yet.')); return; }
+    fill(el, msg, h('table', {class: 'table'},
+      h('thead', {}, h('tr', {}, ['name', 'dataset', 'layer', 'state', ''].map((t) => h('th', {}, t)))),
+      h('tbody', {}, saes.map((s) => h('tr', {'data-sae': s.name},
+        h('td', {class: 'mono'}, s.name),
+        h('td', {}, s.dataset),
+        h('td', {class: 'num'}, String(s.layer)),
+        h('td', {}, stateBadge(s.state), s.error ? h('div', {class: 'small error-text'}, s.error) : null),
+        h('td', {class: 'actions'},
+          s.resumable ? h('button', {class: 'primary', testid: `sae-resume-${s.name}`, onclick: () => resume(s.name)}, 'Resume') : null,
+          s.deletable ? deleteButton(s.name) : null))))));
+  }
+  function deleteButton(name) {
+    const ask = `Delete ${name} and its files?`;
+    const b = h('button', {class: 'danger', testid: `sae-delete-${name}`}, armed.has(name) ? ask : 'Delete');
+    b.addEventListener('click', async () => {
+      if (!armed.has(name)) {
+        armed.add(name);
+        b.textContent = ask;
+        return;
+      }
+      armed.delete(name);
+      b.disabled = true;
+      try { await api(`/api/saes/${enc(name)}`, {method: 'DELETE'}); fill(msg); } catch (e) { fill(msg, errorBox(e)); }
+      refresh();
+    });
+    return b;
+  }
+  async function resume(name) {
+    try {
+      const job = await api(`/api/saes/${enc(name)}/resume`, {method: 'POST'});
+      fill(msg);
+      started(job.id);
+    } catch (e) {
+      fill(msg, errorBox(e));
+    }
+  }
+  async function refresh() {
+    try { show(await api('/api/saes', {signal: ctx.abort.signal}) || []); } catch (e) { if (e.name !== 'AbortError') fill(el, errorBox(e)); }
   }
   return {el, show, refresh};
 }
