@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/rise-interp/rise/activations"
@@ -31,12 +32,44 @@ type TrainRequest struct {
 	SAE      string  `json:"sae"` // atlas jobs
 }
 
+// listJobs answers GET /api/jobs?kind=K,...&offset=&limit=: a page of the
+// jobs, newest first, of the kinds given (all when none), without their
+// results (GET /api/jobs/{id} has them).
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
-	out := []JobView{}
-	for _, j := range s.jobs.List() {
-		out = append(out, j.View())
+	offset, err := intParam(r, "offset", 0, 0)
+	if err != nil {
+		fail(w, err)
+		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	limit, err := intParam(r, "limit", 50, 500)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	kinds := map[string]bool{}
+	if k := r.URL.Query().Get("kind"); k != "" {
+		for _, kind := range strings.Split(k, ",") {
+			if _, ok := DefaultJobLimits[kind]; !ok {
+				fail(w, errorf(http.StatusBadRequest, "parameter kind: expected train, atlas, sweep or steer (comma-separated), found %q", kind))
+				return
+			}
+			kinds[kind] = true
+		}
+	}
+	out := []JobView{}
+	total := 0
+	for _, j := range s.jobs.List() {
+		if len(kinds) > 0 && !kinds[j.Kind] {
+			continue
+		}
+		if total >= offset && len(out) < limit {
+			v := j.View()
+			v.Result = nil
+			out = append(out, v)
+		}
+		total++
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"total": total, "offset": offset, "limit": limit, "jobs": out})
 }
 
 func (s *Server) job(r *http.Request) (*Job, error) {

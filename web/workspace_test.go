@@ -38,11 +38,12 @@ func TestTrainSettingsOutOfRange(t *testing.T) {
 			t.Errorf("POST %s: error %q does not name %q", c.body, e.Error, c.field)
 		}
 	}
-	var saes, jobs []any
+	var saes []any
+	var jobs struct{ Total int }
 	ts.get(t, "/api/saes", &saes)
 	ts.get(t, "/api/jobs", &jobs)
-	if len(saes) != 0 || len(jobs) != 0 {
-		t.Errorf("refused requests left %d SAEs and %d jobs", len(saes), len(jobs))
+	if len(saes) != 0 || jobs.Total != 0 {
+		t.Errorf("refused requests left %d SAEs and %d jobs", len(saes), jobs.Total)
 	}
 }
 

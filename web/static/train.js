@@ -3,6 +3,12 @@
 
 import {api, h, fill, errorBox, note, panel, enc, fmt, setQuery, watchJob, jobEnded, pct} from './util.js';
 import {drawLineChart} from './chart.js';
+import {renderPager} from './datasets.js';
+
+// The jobs table lists these kinds a page at a time; steering requests
+// keep their own short history (GET /api/jobs?kind=steer).
+const TABLE_KINDS = 'train,atlas,sweep';
+const JOB_PAGE = 20;
 
 const ARCHS = ['standard', 'topk', 'batchtopk', 'jumprelu'];
 const QUANTITIES = [
@@ -16,7 +22,7 @@ const QUANTITIES = [
 export async function render(main, ctx) {
   const [datasets, jobs, saes] = await Promise.all([
     api('/api/datasets', {signal: ctx.abort.signal}),
-    api('/api/jobs', {signal: ctx.abort.signal}),
+    api(`/api/jobs?kind=${TABLE_KINDS}&limit=${JOB_PAGE}`, {signal: ctx.abort.signal}),
     api('/api/saes', {signal: ctx.abort.signal}),
   ]);
   let jobList = null;
@@ -35,7 +41,7 @@ export async function render(main, ctx) {
     panel('SAEs', saeList.el),
     panel('Jobs', jobList.el));
 
-  jobList.show(jobs || []);
+  jobList.show(jobs);
   saeList.show(saes || []);
   const poll = setInterval(refresh, 3000);
   ctx.onCleanup(() => clearInterval(poll));
@@ -45,7 +51,7 @@ export async function render(main, ctx) {
   if (want) {
     watcher.attach(want);
   } else {
-    const train = (jobs || []).filter((j) => j.kind === 'train');
+    const train = ((jobs && jobs.jobs) || []).filter((j) => j.kind === 'train');
     const running = train.find((j) => j.state === 'running') || train.filter((j) => j.state === 'queued').pop();
     if (running) watcher.attach(running.id);
   }
@@ -267,9 +273,13 @@ export function stateBadge(state) {
 
 function jobTable(ctx, watch) {
   const el = h('div', {});
-  function show(jobs) {
-    if (!jobs.length) { fill(el, note('No jobs yet.')); return; }
-    fill(el, h('table', {class: 'table'},
+  const pager = h('div', {class: 'pager'});
+  let offset = 0;
+  function show(page) {
+    const jobs = (page && page.jobs) || [];
+    if (!jobs.length && !offset) { fill(el, note('No jobs yet.')); return; }
+    renderPager(pager, page.total, page.offset, page.limit || JOB_PAGE, (o) => { offset = o; refresh(); });
+    fill(el, pager, h('table', {class: 'table'},
       h('thead', {}, h('tr', {}, ['id', 'kind', 'what', 'state', 'progress', 'created', ''].map((t) => h('th', {}, t)))),
       h('tbody', {}, jobs.map((j) => {
         const p = j.params || {};
@@ -279,7 +289,7 @@ function jobTable(ctx, watch) {
           h('td', {}, j.kind),
           h('td', {class: 'mono'}, p.name || p.sae || p.dataset || ''),
           h('td', {}, stateBadge(j.state), j.error ? h('div', {class: 'small error-text'}, j.error) : null),
-          h('td', {class: 'num'}, pr.total ? `${pr.stage ? pr.stage + ' ' : ''}${fmt(pr.done)}/${fmt(pr.total)}` : ''),
+          h('td', {class: 'num'}, progressText(j)),
           h('td', {class: 'small muted'}, j.created ? new Date(j.created).toLocaleString() : ''),
           h('td', {class: 'actions'},
             h('button', {onclick: () => watch(j.id)}, 'watch'),
@@ -287,7 +297,9 @@ function jobTable(ctx, watch) {
       }))));
   }
   async function refresh() {
-    try { show(await api('/api/jobs', {signal: ctx.abort.signal}) || []); } catch (e) { if (e.name !== 'AbortError') fill(el, errorBox(e)); }
+    try {
+      show(await api(`/api/jobs?kind=${TABLE_KINDS}&offset=${offset}&limit=${JOB_PAGE}`, {signal: ctx.abort.signal}));
+    } catch (e) { if (e.name !== 'AbortError') fill(el, errorBox(e)); }
   }
   async function cancelJob(id) {
     try { await api(`/api/jobs/${enc(id)}`, {method: 'DELETE'}); } catch (e) { el.prepend(errorBox(e)); }
@@ -347,4 +359,13 @@ function saeTable(ctx, started) {
     try { show(await api('/api/saes', {signal: ctx.abort.signal}) || []); } catch (e) { if (e.name !== 'AbortError') fill(el, errorBox(e)); }
   }
   return {el, show, refresh};
+}
+
+// progressText is a job's progress for the table: where a running job is,
+// the whole of a finished one.
+function progressText(j) {
+  const pr = j.progress || {};
+  if (!pr.total) return '';
+  if (j.state === 'done') return `${fmt(pr.total)}/${fmt(pr.total)}`;
+  return `${pr.stage ? pr.stage + ' ' : ''}${fmt(pr.done)}/${fmt(pr.total)}`;
 }
