@@ -299,3 +299,35 @@ func sameWeights(t testing.TB, a, b string) {
 		t.Errorf("the weights of %s differ from those of %s", a, b)
 	}
 }
+
+// TestRestoreSaysWhatItCannotRead: what a workspace holds but cannot list
+// is reported by name, never skipped without a word, and its name is not
+// taken over by a new training.
+func TestRestoreSaysWhatItCannotRead(t *testing.T) {
+	dump := plantedDump(t)
+	work := filepath.Join(t.TempDir(), "work")
+	for _, name := range []string{"empty", "elsewhere"} {
+		if err := os.MkdirAll(filepath.Join(work, "saes", name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	layer := 12
+	if err := writeJobRecord(filepath.Join(work, "saes", "elsewhere"), jobRecord{Request: TrainRequest{Kind: "train", Dataset: "gone", Layer: &layer},
+		DatasetPath: "/no/such/dump", Layer: layer}); err != nil {
+		t.Fatal(err)
+	}
+	ws := &Workspace{Dir: work}
+	if _, err := ws.AddDataset(context.Background(), dump, ""); err != nil {
+		t.Fatal(err)
+	}
+	srv := New(ws, Config{Version: "test"})
+	defer srv.Close()
+	err := srv.Restore()
+	if err == nil || !strings.Contains(err.Error(), "SAE empty: expected trained weights or a job.json") ||
+		!strings.Contains(err.Error(), "needs the dataset gone (/no/such/dump)") {
+		t.Errorf("Restore: %v, want both entries named", err)
+	}
+	if _, err := srv.StartTrain(TrainRequest{Kind: "train", Dataset: "planted", Name: "empty", Steps: 10}); err == nil || !strings.Contains(err.Error(), "taken by the files") {
+		t.Errorf("training under the name of files left in the workspace: %v, want a refusal", err)
+	}
+}

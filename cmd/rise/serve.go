@@ -51,7 +51,10 @@ generations side by side, with SAE features, behaviour vectors or uploaded
 Each --sae is tied to the --data dump it was trained on (its cfg.json names
 it) or else to the first dump with a layer of its hook layer and width; its
 atlas and feature statistics are computed in the background on start and
-kept in --work, as are SAEs trained from the browser.
+kept in --work, as are SAEs trained from the browser. A restart reads
+--work back: SAEs trained from the browser are listed again, and a
+training cut short (cancelled, Ctrl-C, or the process killed) is listed as
+interrupted, to resume from its checkpoint with the Resume button.
 
 The server listens on 127.0.0.1 unless --addr names another host; then
 --token is required, and every request must carry it (a browser opens the
