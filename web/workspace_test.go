@@ -270,6 +270,19 @@ func TestDeleteSAE(t *testing.T) {
 	// The name is free again, and the new SAE gets its own atlas.
 	ts.train(t, "mine", 200)
 	ts.waitReady(t, "mine")
+
+	// An SAE in training: its job is cancelled, then its files go.
+	id := ts.train(t, "busy", 1000000)
+	waitFile(t, filepath.Join(work, "saes", "busy", ckptFile))
+	if code := ts.send(t, "DELETE", "/api/saes/busy", "", nil); code != http.StatusOK {
+		t.Fatalf("DELETE of an SAE in training: %d", code)
+	}
+	if s := ts.srv.jobs.Get(id).State(); s != StateCancelled {
+		t.Errorf("the deleted SAE's training job is %s, want cancelled", s)
+	}
+	if _, err := os.Stat(filepath.Join(work, "saes", "busy")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the deleted SAE's directory after its training stopped: %v, want it gone", err)
+	}
 }
 
 func waitFile(t testing.TB, path string) {
