@@ -15,7 +15,7 @@ import (
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"version": s.cfg.Version, "demo": s.cfg.Demo, "model": s.modelInfo(),
-		"datasets": len(s.ws.Datasets()), "saes": len(s.ws.Models()), "jobs_running": s.jobs.Running(), "jobs_queued": s.jobs.Queued(),
+		"datasets": len(s.ws.Datasets()), "saes": len(s.ws.SAEs()), "jobs_running": s.jobs.Running(), "jobs_queued": s.jobs.Queued(),
 	})
 }
 
@@ -216,11 +216,16 @@ type saeView struct {
 	Job      string `json:"job"`
 	Error    string `json:"error,omitempty"`
 	HasAtlas bool   `json:"has_atlas"`
+	// Deletable is set for an SAE the workbench trained (DELETE removes
+	// it); Resumable for an interrupted training (POST .../resume).
+	Deletable bool `json:"deletable"`
+	Resumable bool `json:"resumable"`
 }
 
-func (m *Model) view() saeView {
+func (m *SAE) view() saeView {
 	state, job, errMsg, sa, an := m.snapshot()
-	v := saeView{Name: m.Name, Layer: m.Layer.Number, Dataset: m.Dataset.Name, State: state, Job: job, Error: errMsg, HasAtlas: an != nil}
+	v := saeView{Name: m.Name, Layer: m.Layer.Number, Dataset: m.Dataset.Name, State: state, Job: job, Error: errMsg, HasAtlas: an != nil,
+		Deletable: m.owned, Resumable: state == SAEInterrupted}
 	if sa != nil {
 		v.Arch, v.DIn, v.DSae = string(sa.InferenceArch()), sa.DIn, sa.DSae
 		if sa.Arch == sae.TopK || sa.Arch == sae.BatchTopK {
@@ -232,16 +237,16 @@ func (m *Model) view() saeView {
 
 func (s *Server) saes(w http.ResponseWriter, r *http.Request) {
 	out := []saeView{}
-	for _, m := range s.ws.Models() {
+	for _, m := range s.ws.SAEs() {
 		out = append(out, m.view())
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-// model returns the SAE named in the path.
-func (s *Server) model(r *http.Request) (*Model, error) {
+// saeOf returns the SAE named in the path.
+func (s *Server) saeOf(r *http.Request) (*SAE, error) {
 	name := pathValue(r, "sae")
-	m := s.ws.Model(name)
+	m := s.ws.SAE(name)
 	if m == nil {
 		return nil, errorf(http.StatusNotFound, "no SAE %q (GET /api/saes lists them)", name)
 	}
@@ -250,8 +255,8 @@ func (s *Server) model(r *http.Request) (*Model, error) {
 
 // ready returns the SAE named in the path with its analysis, or a 409 that
 // names the job making it.
-func (s *Server) ready(r *http.Request) (*Model, *sae.SAE, *analysis, error) {
-	m, err := s.model(r)
+func (s *Server) ready(r *http.Request) (*SAE, *sae.SAE, *analysis, error) {
+	m, err := s.saeOf(r)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -259,6 +264,8 @@ func (s *Server) ready(r *http.Request) (*Model, *sae.SAE, *analysis, error) {
 	switch {
 	case state == SAEFailed:
 		return nil, nil, nil, errorf(http.StatusConflict, "SAE %s failed: %s", m.Name, errMsg)
+	case state == SAEInterrupted:
+		return nil, nil, nil, errorf(http.StatusConflict, "SAE %s is not trained: %s", m.Name, errMsg)
 	case an == nil:
 		return nil, nil, nil, &apiError{status: http.StatusConflict, job: job,
 			msg: fmt.Sprintf("SAE %s is not ready (%s); wait for job %s", m.Name, state, job)}

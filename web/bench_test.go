@@ -30,7 +30,7 @@ func BenchmarkFeatureAPI(b *testing.B) {
 		b.Fatal(err)
 	}
 	ws := &Workspace{Dir: filepath.Join(dir, "work")}
-	ds, err := ws.AddDataset(dump, "")
+	ds, err := ws.AddDataset(context.Background(), dump, "")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -44,12 +44,12 @@ func (s *Server) SetupDemo(ctx context.Context) (*Job, error) {
 			return nil, err
 		}
 	}
-	if _, err := s.ws.AddDataset(dump, DemoDataset); err != nil {
+	if _, err := s.ws.AddDataset(s.ctx, dump, DemoDataset); err != nil {
 		return nil, err
 	}
 	saeDir := filepath.Join(dir, "saes", DemoSAE)
 	if _, err := os.Stat(filepath.Join(saeDir, "cfg.json")); err == nil {
-		if m, err := s.ws.AddSAE(saeDir); err == nil {
+		if m, err := s.ws.addTrained(saeDir); err == nil {
 			return s.StartAnalysis(m), nil
 		}
 		// A damaged SAE is trained again.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/rise-interp/rise/activations/reason"
+	"github.com/rise-interp/rise/internal/files"
 	"github.com/rise-interp/rise/steer"
 )
 
@@ -52,7 +53,7 @@ func FindTinyModel() (model, tokenizer string, ok bool) {
 // ModelDemoDir names the model demo's cache by the model's contents, so a
 // retrained model gets a fresh demo.
 func ModelDemoDir(base, modelPath string) (string, error) {
-	f, err := os.Open(modelPath)
+	f, _, err := files.OpenRegular(modelPath)
 	if err != nil {
 		return "", err
 	}
@@ -85,7 +86,7 @@ func (s *Server) SetupModelDemo(ctx context.Context, progress func(done, total i
 			return err
 		}
 	}
-	ds, err := s.ws.AddDataset(dump, TinyDataset)
+	ds, err := s.ws.AddDataset(s.ctx, dump, TinyDataset)
 	if err != nil {
 		return err
 	}
@@ -93,7 +94,7 @@ func (s *Server) SetupModelDemo(ctx context.Context, progress func(done, total i
 		name := fmt.Sprintf("%s-l%d", TinyDataset, l)
 		saeDir := filepath.Join(dir, "saes", name)
 		if _, err := os.Stat(filepath.Join(saeDir, "cfg.json")); err == nil {
-			if md, err := s.ws.AddSAE(saeDir); err == nil && md.Dataset == ds && md.Layer.Number == l {
+			if md, err := s.ws.addTrained(saeDir); err == nil && md.Dataset == ds && md.Layer.Number == l {
 				s.StartAnalysis(md)
 				continue
 			}

@@ -22,11 +22,11 @@ const explanationsFile = "explanations.json"
 // them into the atlas with its clusters' explanations and the candidate
 // behaviours, and saves both, so that the feature page and the candidates
 // need no work per request.
-func explainAnalysis(ctx context.Context, m *Model, s *sae.SAE, an *analysis, seed uint64, cacheDir string, progress func(stage string, done, total int64)) error {
+func explainAnalysis(ctx context.Context, m *SAE, s *sae.SAE, an *analysis, seed uint64, cacheDir string, reuse bool, progress func(stage string, done, total int64)) error {
 	steps := m.Dataset.Steps
 	path := filepath.Join(cacheDir, explanationsFile)
 	var ex *atlas.Explanations
-	if cacheDir != "" {
+	if cacheDir != "" && reuse { // cached explanations follow the weights, as the atlas does
 		if e, err := atlas.LoadExplanations(path, steps); err == nil && len(e.Features) == s.DSae && e.Options.HoldOutSeed == seed {
 			ex = e
 		}

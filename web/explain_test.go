@@ -86,7 +86,7 @@ func TestExplainAPI(t *testing.T) {
 		}
 	}
 	// The explanations are cached beside the atlas and read back whole.
-	ex, err := atlas.LoadExplanations(filepath.Join(ts.ws.Dir, "saes", "ex", explanationsFile), ts.ws.Model("ex").Dataset.Steps)
+	ex, err := atlas.LoadExplanations(filepath.Join(ts.ws.Dir, "saes", "ex", explanationsFile), ts.ws.SAE("ex").Dataset.Steps)
 	if err != nil || len(ex.Features) != 128 || !slices.Equal(ex.Features[want.ID].Phrases, want.Explanation) {
 		t.Errorf("cached explanations: %v", err)
 	}

@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/files"
 	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/sae/atlas"
 )
@@ -119,7 +121,7 @@ func (s *Server) behaviourVector(w http.ResponseWriter, r *http.Request) {
 // exportZip saves the SAE as a SAELens directory in a temporary place and
 // sends it zipped.
 func (s *Server) exportZip(w http.ResponseWriter, r *http.Request) {
-	m, err := s.model(r)
+	m, err := s.saeOf(r)
 	if err != nil {
 		fail(w, err)
 		return
@@ -143,21 +145,29 @@ func (s *Server) exportZip(w http.ResponseWriter, r *http.Request) {
 	var b bytes.Buffer
 	zw := zip.NewWriter(&b)
 	for _, name := range []string{"cfg.json", "sae_weights.safetensors"} {
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
+		if err := addToZip(zw, m.Name+"/"+name, filepath.Join(dir, name)); err != nil {
 			fail(w, err)
 			return
 		}
-		f, err := zw.Create(m.Name + "/" + name)
-		if err != nil {
-			fail(w, err)
-			return
-		}
-		f.Write(data)
 	}
 	if err := zw.Close(); err != nil {
 		fail(w, err)
 		return
 	}
 	download(w, "application/zip", m.Name+".zip", b.Bytes())
+}
+
+// addToZip copies the regular file at path into the archive as name.
+func addToZip(zw *zip.Writer, name, path string) error {
+	in, _, err := files.OpenRegular(path)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := zw.Create(name)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	return err
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -184,6 +185,9 @@ func (j *Job) end(result any, err error) {
 	switch {
 	case err == nil:
 		j.state, j.result = StateDone, result
+		if j.progress.Total > 0 { // a generation that stopped early is still whole
+			j.progress.Done = j.progress.Total
+		}
 	case j.ctx.Err() != nil && errors.Is(err, context.Canceled):
 		j.state, j.err = StateCancelled, "cancelled"
 	default:
@@ -209,12 +213,23 @@ type Jobs struct {
 	limits  map[string]int
 	running map[string]int
 	queues  map[string][]*Job
+	keep    map[string]int // ended jobs kept per kind (KeepEnded)
 }
+
+// KeepEnded is how many ended jobs of a kind the table keeps, newest
+// first; older ones are forgotten. Steering requests, answered as they
+// end, keep a short history; kinds it leaves out keep DefaultKeepEnded.
+var KeepEnded = map[string]int{"steer": 50}
+
+// DefaultKeepEnded is how many ended jobs of a kind not in KeepEnded the
+// table keeps.
+const DefaultKeepEnded = 200
 
 // NewJobs returns a job table whose jobs are cancelled with ctx. No kind
 // has a limit until SetLimit gives it one.
 func NewJobs(ctx context.Context) *Jobs {
-	return &Jobs{jobs: map[string]*Job{}, ctx: ctx, limits: map[string]int{}, running: map[string]int{}, queues: map[string][]*Job{}}
+	return &Jobs{jobs: map[string]*Job{}, ctx: ctx, limits: map[string]int{}, running: map[string]int{}, queues: map[string][]*Job{},
+		keep: maps.Clone(KeepEnded)}
 }
 
 // SetLimit lets at most n jobs of the kind run at once (n < 1: no limit).
@@ -291,6 +306,7 @@ func (js *Jobs) runLocked(j *Job) {
 		js.mu.Lock()
 		js.running[j.Kind]--
 		js.dispatchLocked(j.Kind)
+		js.pruneLocked(j.Kind)
 		js.mu.Unlock()
 	}()
 }
@@ -329,6 +345,38 @@ func (js *Jobs) endQueuedLocked(j *Job) {
 	j.cancel()
 	j.end(nil, context.Canceled)
 	js.wg.Done()
+	js.pruneLocked(j.Kind)
+}
+
+// pruneLocked forgets the oldest ended jobs of the kind beyond the number
+// it keeps.
+func (js *Jobs) pruneLocked(kind string) {
+	keep, ok := js.keep[kind]
+	if !ok {
+		keep = DefaultKeepEnded
+	}
+	var ended []*Job
+	for _, j := range js.jobs {
+		if j.Kind == kind && hasEnded(j.State()) {
+			ended = append(ended, j)
+		}
+	}
+	if len(ended) <= keep {
+		return
+	}
+	sort.Slice(ended, func(a, b int) bool { return newer(ended[b], ended[a]) })
+	for _, j := range ended[:len(ended)-keep] {
+		delete(js.jobs, j.ID)
+	}
+}
+
+// newer reports whether job a was created after job b (by id when at the
+// same instant: ids count up).
+func newer(a, b *Job) bool {
+	if !a.Created.Equal(b.Created) {
+		return a.Created.After(b.Created)
+	}
+	return len(a.ID) > len(b.ID) || (len(a.ID) == len(b.ID) && a.ID > b.ID)
 }
 
 // Get returns the job with the id, or nil.
@@ -346,12 +394,7 @@ func (js *Jobs) List() []*Job {
 		out = append(out, j)
 	}
 	js.mu.Unlock()
-	sort.Slice(out, func(a, b int) bool {
-		if !out[a].Created.Equal(out[b].Created) {
-			return out[a].Created.After(out[b].Created)
-		}
-		return len(out[a].ID) > len(out[b].ID) || (len(out[a].ID) == len(out[b].ID) && out[a].ID > out[b].ID)
-	})
+	sort.Slice(out, func(a, b int) bool { return newer(out[a], out[b]) })
 	return out
 }
 

@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/sae"
 )
 
@@ -30,12 +32,44 @@ type TrainRequest struct {
 	SAE      string  `json:"sae"` // atlas jobs
 }
 
+// listJobs answers GET /api/jobs?kind=K,...&offset=&limit=: a page of the
+// jobs, newest first, of the kinds given (all when none), without their
+// results (GET /api/jobs/{id} has them).
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
-	out := []JobView{}
-	for _, j := range s.jobs.List() {
-		out = append(out, j.View())
+	offset, err := intParam(r, "offset", 0, 0)
+	if err != nil {
+		fail(w, err)
+		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	limit, err := intParam(r, "limit", 50, 500)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	kinds := map[string]bool{}
+	if k := r.URL.Query().Get("kind"); k != "" {
+		for _, kind := range strings.Split(k, ",") {
+			if _, ok := DefaultJobLimits[kind]; !ok {
+				fail(w, errorf(http.StatusBadRequest, "parameter kind: expected train, atlas, sweep or steer (comma-separated), found %q", kind))
+				return
+			}
+			kinds[kind] = true
+		}
+	}
+	out := []JobView{}
+	total := 0
+	for _, j := range s.jobs.List() {
+		if len(kinds) > 0 && !kinds[j.Kind] {
+			continue
+		}
+		if total >= offset && len(out) < limit {
+			v := j.View()
+			v.Result = nil
+			out = append(out, v)
+		}
+		total++
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"total": total, "offset": offset, "limit": limit, "jobs": out})
 }
 
 func (s *Server) job(r *http.Request) (*Job, error) {
@@ -93,7 +127,7 @@ func (s *Server) startJob(w http.ResponseWriter, r *http.Request) {
 	case "train":
 		j, err = s.StartTrain(req)
 	case "atlas":
-		m := s.ws.Model(req.SAE)
+		m := s.ws.SAE(req.SAE)
 		if m == nil {
 			err = errorf(http.StatusNotFound, "atlas job: no SAE %q (GET /api/saes lists them)", req.SAE)
 			break
@@ -117,45 +151,109 @@ func (s *Server) startJob(w http.ResponseWriter, r *http.Request) {
 // trainEventEvery is the shortest time between two train events of a job.
 const trainEventEvery = 100 * time.Millisecond
 
-// StartTrain checks a training request and starts its job: train, save the
-// SAE as a SAELens directory in the workspace, then analyse it.
-func (s *Server) StartTrain(req TrainRequest) (*Job, error) {
+// trainCheckpointEvery is how often a training job checkpoints: every
+// twentieth of its steps, between 50 and 500 (rise train's default), so
+// that a killed server loses little of a run.
+func trainCheckpointEvery(steps int) int { return min(500, max(50, steps/20)) }
+
+// trainPlan checks a training request and returns what it trains on and
+// how.
+func (s *Server) trainPlan(req TrainRequest) (*Dataset, *activations.Layer, sae.TrainConfig, error) {
+	var cfg sae.TrainConfig
 	ds := s.ws.Dataset(req.Dataset)
 	if ds == nil {
-		return nil, errorf(http.StatusNotFound, "train: no dataset %q (GET /api/datasets lists them)", req.Dataset)
+		return nil, nil, cfg, errorf(http.StatusNotFound, "train: no dataset %q (GET /api/datasets lists them)", req.Dataset)
 	}
 	want := -1
 	if req.Layer != nil {
 		if *req.Layer < 0 {
-			return nil, errorf(http.StatusBadRequest, "train: layer: expected a layer number of dataset %s (%v), found %d", ds.Name, ds.Dump.LayerNumbers(), *req.Layer)
+			return nil, nil, cfg, errorf(http.StatusBadRequest, "train: layer: expected a layer number of dataset %s (%v), found %d", ds.Name, ds.Dump.LayerNumbers(), *req.Layer)
 		}
 		want = *req.Layer
 	}
 	layer, _, err := ds.Dump.ChooseLayer(want, -1)
 	if err != nil {
-		return nil, errorf(http.StatusBadRequest, "train: layer: dataset %s: %v", ds.Name, err)
+		return nil, nil, cfg, errorf(http.StatusBadRequest, "train: layer: dataset %s: %v", ds.Name, err)
 	}
-	cfg, err := sae.Settings{Preset: req.Preset, Arch: req.Arch, Width: req.Width, K: req.K, Sparsity: req.Sparsity,
+	cfg, err = sae.Settings{Preset: req.Preset, Arch: req.Arch, Width: req.Width, K: req.K, Sparsity: req.Sparsity,
 		Steps: req.Steps, Batch: req.Batch, LR: req.LR}.Config()
 	if err != nil {
-		return nil, errorf(http.StatusBadRequest, "train: %v", err)
+		return nil, nil, cfg, errorf(http.StatusBadRequest, "train: %v", err)
 	}
 	cfg.Seed = req.Seed
 	if err := cfg.Defaults(layer.DModel, layer.Rows).Validate(layer.DModel, layer.Rows); err != nil {
-		return nil, errorf(http.StatusBadRequest, "train: %v", err)
+		return nil, nil, cfg, errorf(http.StatusBadRequest, "train: %v", err)
+	}
+	cfg.CheckpointEvery = trainCheckpointEvery(cfg.Defaults(layer.DModel, layer.Rows).Steps)
+	return ds, layer, cfg, nil
+}
+
+// StartTrain checks a training request and starts its job: train, save the
+// SAE as a SAELens directory in the workspace, then analyse it. The request
+// is written to the SAE's directory first and the run checkpoints there,
+// so that a training cut short (cancelled, or the server stopped or
+// killed) can be resumed.
+func (s *Server) StartTrain(req TrainRequest) (*Job, error) {
+	ds, layer, cfg, err := s.trainPlan(req)
+	if err != nil {
+		return nil, err
 	}
 	name := req.Name
 	if name == "" {
-		name = s.ws.uniqueName(fmt.Sprintf("%s-l%d-%s", ds.Name, layer.Number, cfg.Defaults(layer.DModel, layer.Rows).Arch), func(n string) bool { return s.ws.Model(n) != nil })
+		name = s.ws.uniqueName(fmt.Sprintf("%s-l%d-%s", ds.Name, layer.Number, cfg.Defaults(layer.DModel, layer.Rows).Arch), func(n string) bool {
+			_, err := os.Lstat(filepath.Join(s.ws.saesDir(), n))
+			return s.ws.SAE(n) != nil || err == nil
+		})
 	}
-	m, err := s.ws.reserveModel(name, ds, layer, "")
+	m, err := s.ws.reserveSAE(name, ds, layer, "")
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "train: %v", err)
 	}
 	req.Name = name
-	dir := m.Path
-	cfg.Checkpoint = filepath.Join(dir, "training.ckpt")
-	attached := make(chan struct{}) // the model names the job before the job runs
+	n := layer.Number
+	req.Layer = &n
+	if err := writeJobRecord(m.Path, jobRecord{Request: req, DatasetPath: ds.Path, Layer: n}); err != nil {
+		s.ws.remove(m)
+		os.RemoveAll(m.Path)
+		return nil, fmt.Errorf("train: recording the job in %s: %w", m.Path, err)
+	}
+	m.mu.Lock()
+	m.train = &req
+	m.mu.Unlock()
+	return s.runTrain(m, cfg, false), nil
+}
+
+// ResumeTrain continues the interrupted training of an SAE from its
+// checkpoint (from the start when it wrote none). Training is deterministic
+// for its seed, so the SAE is the one an unbroken run gives.
+func (s *Server) ResumeTrain(m *SAE) (*Job, error) {
+	m.mu.Lock()
+	if m.state != SAEInterrupted || m.train == nil {
+		state := m.state
+		m.mu.Unlock()
+		return nil, errorf(http.StatusConflict, "resume: SAE %s: expected an interrupted training, found it %s", m.Name, state)
+	}
+	req := *m.train
+	m.state, m.err = SAETraining, ""
+	m.mu.Unlock()
+	_, _, cfg, err := s.trainPlan(req)
+	if err != nil {
+		m.set(SAEInterrupted, "", interruptedMsg(m))
+		return nil, err
+	}
+	_, statErr := os.Stat(filepath.Join(m.Path, ckptFile))
+	return s.runTrain(m, cfg, statErr == nil), nil
+}
+
+// runTrain starts the job that trains m with cfg, from its checkpoint when
+// resume is set.
+func (s *Server) runTrain(m *SAE, cfg sae.TrainConfig, resume bool) *Job {
+	ds, layer, dir, name := m.Dataset, m.Layer, m.Path, m.Name
+	m.mu.Lock()
+	req := *m.train
+	m.mu.Unlock()
+	cfg.Checkpoint, cfg.Resume = filepath.Join(dir, ckptFile), resume
+	attached := make(chan struct{}) // the SAE names the job before the job runs
 	j := s.jobs.Start("train", req, func(ctx context.Context, j *Job) (any, error) {
 		<-attached
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -173,7 +271,11 @@ func (s *Server) StartTrain(req TrainRequest) (*Job, error) {
 			}
 		})
 		if err != nil {
-			m.set(SAEFailed, j.ID, err.Error())
+			if ctx.Err() != nil {
+				m.set(SAEInterrupted, j.ID, interruptedMsg(m))
+			} else {
+				m.set(SAEFailed, j.ID, err.Error())
+			}
 			return nil, err
 		}
 		sa.Metadata = sae.Metadata{ModelName: ds.Dump.Manifest.Model, HookName: fmt.Sprintf("blocks.%d.hook_resid_post", layer.Number),
@@ -183,6 +285,7 @@ func (s *Server) StartTrain(req TrainRequest) (*Job, error) {
 			return nil, err
 		}
 		os.Remove(cfg.Checkpoint)
+		os.Remove(filepath.Join(dir, jobFile))
 		m.mu.Lock()
 		m.sae = sa
 		m.mu.Unlock()
@@ -191,15 +294,15 @@ func (s *Server) StartTrain(req TrainRequest) (*Job, error) {
 	})
 	m.set(SAETraining, j.ID, "")
 	close(attached)
-	go failUnlessDone(m, j, SAETraining, "its training job was cancelled before it started")
-	return j, nil
+	go failUnlessDone(m, j, SAETraining, SAEInterrupted, "its training job was cancelled before it started; resume it with POST /api/saes/"+name+"/resume")
+	return j
 }
 
 // StartAnalysis starts the job that computes an SAE's atlas, attribution
 // and feature statistics; the SAE is ready when it ends.
-func (s *Server) StartAnalysis(m *Model) *Job {
+func (s *Server) StartAnalysis(m *SAE) *Job {
 	_, _, _, sa, _ := m.snapshot()
-	cache := filepath.Join(s.ws.Dir, "saes", m.Name)
+	cache := s.ws.cacheDir(m)
 	attached := make(chan struct{})
 	j := s.jobs.Start("atlas", map[string]any{"kind": "atlas", "sae": m.Name}, func(ctx context.Context, j *Job) (any, error) {
 		<-attached
@@ -224,15 +327,15 @@ func (s *Server) StartAnalysis(m *Model) *Job {
 	})
 	m.set(SAEAnalysing, j.ID, "")
 	close(attached)
-	go failUnlessDone(m, j, SAEAnalysing, "its atlas job was cancelled before it started; start another with POST /api/jobs {\"kind\": \"atlas\"}")
+	go failUnlessDone(m, j, SAEAnalysing, SAEFailed, "its atlas job was cancelled before it started; start another with POST /api/jobs {\"kind\": \"atlas\"}")
 	return j
 }
 
-// failUnlessDone waits for the job and marks the SAE failed with msg if
-// the job ended other than done while the SAE still waits for it in the
+// failUnlessDone waits for the job and moves the SAE to state to with msg
+// if the job ended other than done while the SAE still waits for it in the
 // state: the job's work, which marks its own failures, never ran (it was
 // cancelled while queued).
-func failUnlessDone(m *Model, j *Job, state, msg string) {
+func failUnlessDone(m *SAE, j *Job, state, to, msg string) {
 	<-j.Done()
 	if j.State() == StateDone {
 		return
@@ -240,6 +343,6 @@ func failUnlessDone(m *Model, j *Job, state, msg string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.job == j.ID && m.state == state {
-		m.state, m.err = SAEFailed, msg
+		m.state, m.err = to, msg
 	}
 }

@@ -138,6 +138,8 @@ func (s *Server) routes() {
 	for _, p := range pages {
 		m.HandleFunc("GET "+p, s.index)
 	}
+	// Any other page: the app, answering 404, draws its own not-found page.
+	m.HandleFunc("/", s.notFound)
 	m.HandleFunc("GET /api/status", s.status)
 	m.HandleFunc("GET /api/datasets", s.datasets)
 	m.HandleFunc("GET /api/datasets/{dataset}/steps", s.steps)
@@ -147,6 +149,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/datasets/{dataset}/sweep.svg", s.sweepChart(atlas.SVG))
 	m.HandleFunc("GET /api/datasets/{dataset}/sweep.png", s.sweepChart(atlas.PNG))
 	m.HandleFunc("GET /api/saes", s.saes)
+	m.HandleFunc("DELETE /api/saes/{sae}", s.deleteSAE)
+	m.HandleFunc("POST /api/saes/{sae}/resume", s.resumeSAE)
 	m.HandleFunc("GET /api/saes/{sae}/atlas", s.atlas)
 	m.HandleFunc("GET /api/saes/{sae}/atlas.json", s.atlasFile)
 	m.HandleFunc("GET /api/saes/{sae}/features/{id}", s.feature)
@@ -170,7 +174,20 @@ func (s *Server) routes() {
 	})
 }
 
-func (s *Server) index(w http.ResponseWriter, r *http.Request) {
+func (s *Server) index(w http.ResponseWriter, r *http.Request) { s.servePage(w, http.StatusOK) }
+
+// notFound answers a GET of a page the workbench does not have with the app
+// and status 404, and the app shows its not-found page; other methods get a
+// JSON error.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		writeError(w, http.StatusNotFound, fmt.Errorf("no page or endpoint %s %s", r.Method, r.URL.Path))
+		return
+	}
+	s.servePage(w, http.StatusNotFound)
+}
+
+func (s *Server) servePage(w http.ResponseWriter, status int) {
 	b, err := staticFS.ReadFile("static/index.html")
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err)
@@ -178,6 +195,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(status)
 	w.Write(b)
 }
 

@@ -48,7 +48,7 @@ func newTestServerWith(t testing.TB, c Config) *testServer {
 		t.Fatal(err)
 	}
 	ws := &Workspace{Dir: filepath.Join(dir, "work")}
-	if _, err := ws.AddDataset(dump, ""); err != nil {
+	if _, err := ws.AddDataset(context.Background(), dump, ""); err != nil {
 		t.Fatal(err)
 	}
 	srv := New(ws, c)
@@ -432,6 +432,19 @@ func TestPagesAndAssets(t *testing.T) {
 			t.Errorf("GET %s: %d, %.100s", p, resp.StatusCode, b)
 		}
 	}
+	// An unknown page gets the app, which draws its not-found page, with
+	// status 404; the API's unknown routes answer JSON.
+	for _, p := range []string{"/nope", "/atlas/extra/segments", "/feature/x"} {
+		resp, err := http.Get(ts.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 404 || !bytes.Contains(b, []byte("/static/app.js")) || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			t.Errorf("GET %s: %d %s, %.100s; want 404 and the app", p, resp.StatusCode, resp.Header.Get("Content-Type"), b)
+		}
+	}
 	if b := ts.bytes(t, "/static/app.js", "text/javascript; charset=utf-8"); len(b) == 0 {
 		t.Error("app.js is empty")
 	}
@@ -548,8 +561,8 @@ func TestJobStreams(t *testing.T) {
 	var list []saeView
 	ts.get(t, "/api/saes", &list)
 	for _, v := range list {
-		if v.Name == "cancelled" && v.State != SAEFailed {
-			t.Errorf("the SAE of a cancelled training is %s, want failed", v.State)
+		if v.Name == "cancelled" && (v.State != SAEInterrupted || !v.Resumable) {
+			t.Errorf("the SAE of a cancelled training is %s (resumable %v), want interrupted and resumable", v.State, v.Resumable)
 		}
 	}
 	var status map[string]any

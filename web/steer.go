@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/rise-interp/rise/activations/label"
 	"github.com/rise-interp/rise/steer"
@@ -101,7 +102,7 @@ func (s *Server) steerVectors(req *SteerRequest) ([]steer.Vector, error) {
 			}
 			dir = x
 		case v.SAE != "":
-			md := s.ws.Model(v.SAE)
+			md := s.ws.SAE(v.SAE)
 			if md == nil {
 				return nil, errorf(http.StatusNotFound, "%s: no SAE %q", where, v.SAE)
 			}
@@ -221,9 +222,10 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	j := s.jobs.Start("steer", req, func(ctx context.Context, j *Job) (any, error) {
+	j := s.jobs.Start("steer", steerParams(&req), func(ctx context.Context, j *Job) (any, error) {
 		o := model.GenerateOptions{MaxTokens: req.MaxTokens, Temperature: req.Temperature, TopP: req.TopP, Seed: req.Seed, Special: special}
 		total := int64(2 * req.MaxTokens)
+		j.Progress("default", 0, total)
 		o.Progress = func(done, _ int) { j.Progress("default", int64(done), total) }
 		def, err := b.Generate(ctx, []string{prompt}, o)
 		if err != nil {
@@ -261,4 +263,31 @@ func side(g model.Generation) SteerSide {
 		sd.Steps = append(sd.Steps, SteerStep{Text: seg.Text, Labels: label.DefaultMatcher().Labels(seg.Text)})
 	}
 	return sd
+}
+
+// steerParams is what the job table keeps of a steering request: its
+// prompt's start and its vectors named, never an uploaded vector's bytes.
+func steerParams(req *SteerRequest) map[string]any {
+	const maxPrompt = 200
+	prompt := req.Prompt
+	if len(prompt) > maxPrompt {
+		cut := maxPrompt
+		for cut > 0 && !utf8.RuneStart(prompt[cut]) {
+			cut--
+		}
+		prompt = prompt[:cut] + "…"
+	}
+	vectors := make([]string, 0, len(req.Vectors))
+	for _, v := range req.Vectors {
+		switch {
+		case v.NPY != "":
+			vectors = append(vectors, fmt.Sprintf("uploaded .npy (%d bytes of base64)", len(v.NPY)))
+		case v.Feature != nil:
+			vectors = append(vectors, fmt.Sprintf("%s feature %d", v.SAE, *v.Feature))
+		default:
+			vectors = append(vectors, fmt.Sprintf("%s behaviour %s", v.SAE, v.Behaviour))
+		}
+	}
+	return map[string]any{"kind": "steer", "prompt": prompt, "vectors": vectors, "operator": req.Operator,
+		"strength": req.Strength, "max_tokens": req.MaxTokens}
 }

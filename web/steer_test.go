@@ -52,7 +52,7 @@ func storiesServer(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	ws := &Workspace{Dir: filepath.Join(dir, "work")}
-	ds, err := ws.AddDataset(dump, "")
+	ds, err := ws.AddDataset(context.Background(), dump, "")
 	if err != nil {
 		t.Fatal(err)
 	}

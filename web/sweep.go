@@ -59,11 +59,11 @@ func (s *Server) sweepOf(ds *Dataset) (*sweepResult, error) {
 		}
 	}
 	type pick struct {
-		m  *Model
+		m  *SAE
 		an *analysis
 	}
 	byLayer := map[int]pick{}
-	for _, m := range s.ws.Models() {
+	for _, m := range s.ws.SAEs() {
 		state, _, _, sa, an := m.snapshot()
 		if m.Dataset != ds || state != SAEReady || sa == nil {
 			continue

@@ -3,7 +3,10 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -37,14 +40,27 @@ const (
 	SAEAnalysing = "analysing"
 	SAEReady     = "ready"
 	SAEFailed    = "failed"
+	// SAEInterrupted is a training that stopped before it ended (cancelled,
+	// or the server stopped): its checkpoint and request are kept, and
+	// POST /api/saes/{sae}/resume continues it.
+	SAEInterrupted = "interrupted"
 )
 
-// Model is an SAE in the workspace with what the pages show about it.
-type Model struct {
+// SAE is an SAE in the workspace with what the pages show about it (the
+// runtime's model is steer.Backend's business, not this).
+type SAE struct {
 	Name    string
 	Path    string // its SAELens directory
 	Dataset *Dataset
 	Layer   *activations.Layer
+
+	// owned is set for an SAE the workspace trained (under Dir/saes): it
+	// may be deleted, files and all. SAEs given on the command line never
+	// are.
+	owned bool
+	// train is the request that trains it, kept to resume an interrupted
+	// training.
+	train *TrainRequest
 
 	mu    sync.Mutex
 	state string
@@ -64,13 +80,13 @@ type analysis struct {
 	ex      *atlas.Explanations // every feature's explanation (explain.go)
 }
 
-func (m *Model) snapshot() (state, job, errMsg string, s *sae.SAE, an *analysis) {
+func (m *SAE) snapshot() (state, job, errMsg string, s *sae.SAE, an *analysis) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.state, m.job, m.err, m.sae, m.an
 }
 
-func (m *Model) set(state, job, errMsg string) {
+func (m *SAE) set(state, job, errMsg string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.state, m.job, m.err = state, job, errMsg
@@ -82,7 +98,7 @@ type Workspace struct {
 
 	mu       sync.RWMutex
 	datasets []*Dataset
-	models   []*Model
+	saes     []*SAE
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -119,9 +135,9 @@ func (w *Workspace) uniqueName(base string, taken func(string) bool) string {
 }
 
 // AddDataset opens the dump at path and adds it under a name derived from
-// its directory (or name, when not empty).
-func (w *Workspace) AddDataset(path, name string) (*Dataset, error) {
-	d, err := activations.Open(path)
+// its directory (or name, when not empty). Opening stops when ctx ends.
+func (w *Workspace) AddDataset(ctx context.Context, path, name string) (*Dataset, error) {
+	d, err := activations.OpenContext(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -174,8 +190,8 @@ func (w *Workspace) datasetTakenLocked(n string) bool {
 	return false
 }
 
-func (w *Workspace) modelTakenLocked(n string) bool {
-	for _, m := range w.models {
+func (w *Workspace) saeTakenLocked(n string) bool {
+	for _, m := range w.saes {
 		if m.Name == n {
 			return true
 		}
@@ -232,18 +248,18 @@ func (w *Workspace) Dataset(name string) *Dataset {
 	return nil
 }
 
-// Models lists the SAEs in the order they were added.
-func (w *Workspace) Models() []*Model {
+// SAEs lists the SAEs in the order they were added.
+func (w *Workspace) SAEs() []*SAE {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	return append([]*Model(nil), w.models...)
+	return append([]*SAE(nil), w.saes...)
 }
 
-// Model returns the SAE with the name, or nil.
-func (w *Workspace) Model(name string) *Model {
+// SAE returns the SAE with the name, or nil.
+func (w *Workspace) SAE(name string) *SAE {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	for _, m := range w.models {
+	for _, m := range w.saes {
 		if m.Name == name {
 			return m
 		}
@@ -251,25 +267,31 @@ func (w *Workspace) Model(name string) *Model {
 	return nil
 }
 
-// reserveModel adds an SAE that is still being made.
-func (w *Workspace) reserveModel(name string, ds *Dataset, layer *activations.Layer, job string) (*Model, error) {
+// reserveSAE adds an SAE that is still being made.
+func (w *Workspace) reserveSAE(name string, ds *Dataset, layer *activations.Layer, job string) (*SAE, error) {
 	if err := checkName("SAE", name); err != nil {
 		return nil, err
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.modelTakenLocked(name) {
+	if w.saeTakenLocked(name) {
 		return nil, fmt.Errorf("SAE name %q is taken", name)
 	}
-	m := &Model{Name: name, Path: filepath.Join(w.Dir, "saes", name), Dataset: ds, Layer: layer, state: SAETraining, job: job}
-	w.models = append(w.models, m)
+	dir := filepath.Join(w.saesDir(), name)
+	if _, err := os.Lstat(dir); err == nil {
+		return nil, fmt.Errorf("SAE name %q is taken by the files in %s, which this server did not read back (see its log); delete them to reuse the name", name, dir)
+	}
+	m := &SAE{Name: name, Path: dir, Dataset: ds, Layer: layer, state: SAETraining, job: job, owned: true}
+	w.saes = append(w.saes, m)
 	return m, nil
 }
 
 // AddSAE loads the SAE at path and ties it to a dataset: the one it was
 // trained on (by path) if the workspace has it, otherwise the first with a
 // layer of the SAE's hook layer and width.
-func (w *Workspace) AddSAE(path string) (*Model, error) {
+func (w *Workspace) AddSAE(path string) (*SAE, error) { return w.addSAE(path, false) }
+
+func (w *Workspace) addSAE(path string, owned bool) (*SAE, error) {
 	s, err := sae.LoadAny(path)
 	if err != nil {
 		return nil, err
@@ -281,9 +303,9 @@ func (w *Workspace) AddSAE(path string) (*Model, error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	name := w.uniqueName(filepath.Base(filepath.Clean(path)), w.modelTakenLocked)
-	m := &Model{Name: name, Path: path, Dataset: ds, Layer: layer, state: SAEAnalysing, sae: s}
-	w.models = append(w.models, m)
+	name := w.uniqueName(filepath.Base(filepath.Clean(path)), w.saeTakenLocked)
+	m := &SAE{Name: name, Path: path, Dataset: ds, Layer: layer, state: SAEAnalysing, sae: s, owned: owned}
+	w.saes = append(w.saes, m)
 	return m, nil
 }
 
@@ -318,8 +340,10 @@ func (w *Workspace) matchDataset(s *sae.SAE) (*Dataset, *activations.Layer) {
 
 // analyse computes an SAE's atlas, attribution and feature statistics, and
 // keeps the atlas and statistics in the workspace so the next start reads
-// them back instead of computing them again.
-func analyse(ctx context.Context, m *Model, s *sae.SAE, seed uint64, cacheDir string, progress func(stage string, done, total int64)) (*analysis, error) {
+// them back instead of computing them again. They are read back only when
+// cacheDir's derived.json names the same weights and data; otherwise they
+// are computed again, and derived.json is written after them.
+func analyse(ctx context.Context, m *SAE, s *sae.SAE, seed uint64, cacheDir string, progress func(stage string, done, total int64)) (*analysis, error) {
 	ds := m.Dataset
 	if len(ds.Steps) == 0 {
 		return nil, fmt.Errorf("dataset %s has no steps.jsonl: the atlas needs the steps' behaviour labels", ds.Name)
@@ -332,7 +356,15 @@ func analyse(ctx context.Context, m *Model, s *sae.SAE, seed uint64, cacheDir st
 	}
 	an.attr = attr
 	progress("feature statistics", 0, int64(m.Layer.Rows))
-	if cacheDir != "" {
+	derived := derivedFor(m, s)
+	reuse := cacheDir != "" && derivedMatches(cacheDir, derived)
+	if cacheDir != "" && !reuse {
+		// Whatever is there was derived from other weights or data.
+		if err := os.Remove(filepath.Join(cacheDir, derivedFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	if reuse {
 		if st, err := sae.LoadFeatureStats(cacheDir); err == nil && st.DSae == s.DSae && st.Rows == m.Layer.Rows {
 			an.stats = st
 		}
@@ -351,7 +383,7 @@ func analyse(ctx context.Context, m *Model, s *sae.SAE, seed uint64, cacheDir st
 		}
 	}
 	atlasPath := filepath.Join(cacheDir, "atlas.json")
-	if cacheDir != "" {
+	if reuse {
 		if a, err := atlas.Load(atlasPath); err == nil && a.DSae == s.DSae && a.DIn == s.DIn && a.Rows == m.Layer.Rows && a.Seed == seed {
 			an.atlas = a
 		}
@@ -369,8 +401,13 @@ func analyse(ctx context.Context, m *Model, s *sae.SAE, seed uint64, cacheDir st
 			}
 		}
 	}
-	if err := explainAnalysis(ctx, m, s, an, seed, cacheDir, progress); err != nil {
+	if err := explainAnalysis(ctx, m, s, an, seed, cacheDir, reuse, progress); err != nil {
 		return nil, err
+	}
+	if cacheDir != "" && !reuse {
+		if err := writeDerived(cacheDir, derived); err != nil {
+			return nil, err
+		}
 	}
 	progress("venhoff vectors", 0, 1)
 	for _, b := range attr.Behaviours {

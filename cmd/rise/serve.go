@@ -51,7 +51,10 @@ generations side by side, with SAE features, behaviour vectors or uploaded
 Each --sae is tied to the --data dump it was trained on (its cfg.json names
 it) or else to the first dump with a layer of its hook layer and width; its
 atlas and feature statistics are computed in the background on start and
-kept in --work, as are SAEs trained from the browser.
+kept in --work, as are SAEs trained from the browser. A restart reads
+--work back: SAEs trained from the browser are listed again, and a
+training cut short (cancelled, Ctrl-C, or the process killed) is listed as
+interrupted, to resume from its checkpoint with the Resume button.
 
 The server listens on 127.0.0.1 unless --addr names another host; then
 --token is required, and every request must carry it (a browser opens the
@@ -140,7 +143,7 @@ Examples:
 				}
 			}
 			for _, d := range datas {
-				if _, err := ws.AddDataset(d, ""); err != nil {
+				if _, err := ws.AddDataset(ctx, d, ""); err != nil {
 					return err
 				}
 			}
@@ -150,6 +153,12 @@ Examples:
 					return err
 				}
 				srv.StartAnalysis(m)
+			}
+			// SAEs trained from the browser in earlier runs, and trainings
+			// they left unfinished; what cannot be read back is said, not
+			// skipped.
+			if err := srv.Restore(); err != nil {
+				fmt.Fprintf(e.stderr, "rise serve: reading back %s:\n%v\n", work, err)
 			}
 			l, err := web.Listen(addr)
 			if err != nil {

@@ -55,7 +55,11 @@ async function route() {
   current = ctx;
   fill(main, h('div', {class: 'loading'}, 'Loading…'));
   try {
-    if (!m) throw new ApiError(404, `No page at ${location.pathname}`, null);
+    if (!m) {
+      notFound(main);
+      if (id === navCounter) document.body.dataset.ready = '1';
+      return;
+    }
     const mod = await m.route.load();
     if (id !== navCounter) return;
     await mod.render(main, ctx);
@@ -66,6 +70,16 @@ async function route() {
     fill(main, errorBox(e), h('p', {}, h('a', {href: '/'}, 'Back to datasets')));
   }
   if (id === navCounter) document.body.dataset.ready = '1';
+}
+
+// notFound draws the page for a path the workbench does not have.
+function notFound(main) {
+  fill(main, h('section', {class: 'not-found', testid: 'not-found'},
+    h('h1', {}, 'Page not found'),
+    h('p', {}, 'The workbench has no page at ', h('code', {}, location.pathname), '.'),
+    h('ul', {class: 'links'},
+      [['/', 'Datasets'], ['/train', 'Train'], ['/atlas', 'Atlas'], ['/behaviours', 'Behaviours'], ['/steer', 'Steer']]
+        .map(([href, label]) => h('li', {}, h('a', {href}, label))))));
 }
 
 function navigate(url, replace) {

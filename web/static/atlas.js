@@ -54,9 +54,11 @@ export function saeSummary(s) {
   ].filter(Boolean).join(' · ');
 }
 
+// saePicker offers the SAEs that have weights (an interrupted training has
+// none yet: the train page resumes it).
 export function saePicker(saes, current, go) {
   const sel = h('select', {class: 'sae-picker', 'aria-label': 'SAE'},
-    saes.map((s) => h('option', {value: s.name, selected: s.name === current},
+    saes.filter((s) => s.state !== 'interrupted' || s.name === current).map((s) => h('option', {value: s.name, selected: s.name === current},
       `${s.name}${s.state !== 'ready' ? ` (${s.state})` : ''}`)));
   sel.addEventListener('change', () => go(sel.value));
   return sel;

@@ -1,5 +1,6 @@
-// Datasets page (/?dataset=&trace=): the dataset list, a step browser, a
-// trace list and a trace view coloured by behaviour.
+// Datasets page (/?dataset=&q=&label=&offset=&step=&trace=): the dataset
+// list, a step browser (its search, label filter, page and selected step
+// are in the URL), a trace list and a trace view coloured by behaviour.
 
 import {
   api, h, fill, errorBox, note, panel, enc, fmt, chip, legend, hbars,
@@ -24,8 +25,8 @@ export async function render(main, ctx) {
   }
 
   const traceView = h('div', {class: 'trace-view'});
-  const showTrace = (trace, push = true) => {
-    setQuery({trace}, push);
+  const showTrace = (trace, push = true, row = null) => {
+    setQuery({trace, step: row}, push);
     loadTrace(traceView, ds.name, trace, ctx);
   };
   const steps = stepBrowser(ds, showTrace, ctx);
@@ -64,12 +65,15 @@ function datasetCard(d, selected) {
 // ---------- step browser ----------
 
 function stepBrowser(ds, showTrace, ctx) {
-  const state = {q: '', label: '', offset: 0};
-  const search = h('input', {type: 'search', placeholder: 'Search step text…', class: 'grow', 'aria-label': 'search steps'});
+  const q = ctx.query;
+  const state = {q: (q.get('q') || '').trim(), label: q.get('label') || '', offset: Math.max(0, parseInt(q.get('offset'), 10) || 0)};
+  const search = h('input', {type: 'search', placeholder: 'Search step text…', class: 'grow', 'aria-label': 'search steps', value: state.q});
   const labelSel = h('select', {'aria-label': 'label filter'},
     h('option', {value: ''}, 'all labels'),
-    Object.keys(ds.labels || {}).sort().map((l) => h('option', {value: l}, l)),
-    h('option', {value: 'unlabelled'}, 'unlabelled'));
+    Object.keys(ds.labels || {}).sort().map((l) => h('option', {value: l, selected: l === state.label}, l)),
+    h('option', {value: 'unlabelled', selected: state.label === 'unlabelled'}, 'unlabelled'));
+  const selected = () => new URLSearchParams(location.search).get('step');
+  const remember = () => setQuery({q: state.q, label: state.label, offset: state.offset || null});
   const list = h('div', {class: 'step-list', testid: 'step-list'});
   const pager = h('div', {class: 'pager'});
   const el = panel('Steps', h('div', {class: 'toolbar'}, search, labelSel), pager, list);
@@ -85,28 +89,33 @@ function stepBrowser(ds, showTrace, ctx) {
       const r = await api(`/api/datasets/${enc(ds.name)}/steps?${p}`, {signal: ctx.abort.signal});
       if (my !== seq) return;
       list.classList.remove('stale');
-      fill(list, r.steps.length ? r.steps.map((s) => stepRow(s, showTrace)) : note('No steps match.'));
-      renderPager(pager, r.total, r.offset, r.limit || PAGE, (o) => { state.offset = o; load(); });
+      fill(list, r.steps.length ? r.steps.map((s) => stepRow(s, showTrace, String(s.row) === selected())) : note('No steps match.'));
+      renderPager(pager, r.total, r.offset, r.limit || PAGE, (o) => { state.offset = o; remember(); load(); });
     } catch (e) {
       if (e.name === 'AbortError') return;
       list.classList.remove('stale');
       fill(list, errorBox(e));
     }
   }
-  search.addEventListener('input', debounce(() => { state.q = search.value.trim(); state.offset = 0; load(); }, 250));
-  labelSel.addEventListener('change', () => { state.label = labelSel.value; state.offset = 0; load(); });
+  search.addEventListener('input', debounce(() => { state.q = search.value.trim(); state.offset = 0; remember(); load(); }, 250));
+  labelSel.addEventListener('change', () => { state.label = labelSel.value; state.offset = 0; remember(); load(); });
   return {el, load};
 }
 
-function stepRow(s, showTrace) {
+function stepRow(s, showTrace, isSelected) {
   const lab = mainLabel(s.labels);
-  return h('div', {class: 'step-row', style: {borderLeftColor: behaviourColour(lab)}, testid: 'step'},
+  const row = h('div', {class: 'step-row' + (isSelected ? ' selected' : ''), style: {borderLeftColor: behaviourColour(lab)}, testid: 'step', 'data-row': s.row},
     h('div', {class: 'step-meta'},
       h('span', {class: 'num muted'}, `#${s.row}`),
-      h('button', {class: 'linkish', onclick: () => showTrace(s.trace), title: 'open this trace'}, `${s.trace} · step ${s.step}`),
+      h('button', {class: 'linkish', onclick: () => {
+        for (const r of document.querySelectorAll('.step-row.selected')) r.classList.remove('selected');
+        row.classList.add('selected');
+        showTrace(s.trace, true, s.row);
+      }, title: 'open this trace'}, `${s.trace} · step ${s.step}`),
       (s.labels || []).map(chip),
       s.length ? h('span', {class: 'muted small'}, s.length) : null),
     h('div', {class: 'step-text'}, s.text));
+  return row;
 }
 
 export function renderPager(el, total, offset, limit, go) {

@@ -4,7 +4,7 @@
 
 import {
   api, h, fill, errorBox, note, panel, enc, fmt, chip, legend, behaviourColour,
-  mainLabel, tint,
+  mainLabel, tint, setQuery,
 } from './util.js';
 
 const FALLBACK_BEHAVIOURS = ['reflection', 'backtracking', 'other'];
@@ -108,7 +108,7 @@ function vectorList() {
 }
 
 function vectorAdder(saes, vectors, ctx) {
-  const saeSel = h('select', {'aria-label': 'SAE'}, saes.map((s) => h('option', {value: s.name}, s.name)));
+  const saeSel = h('select', {'aria-label': 'SAE'}, saes.filter((s) => s.state === 'ready').map((s) => h('option', {value: s.name}, s.name)));
   const q = ctx.query.get('sae');
   if (q && saes.some((s) => s.name === q)) saeSel.value = q;
   const featureId = h('input', {type: 'number', min: 0, placeholder: 'feature id', class: 'narrow', 'aria-label': 'feature id'});
@@ -127,9 +127,12 @@ function vectorAdder(saes, vectors, ctx) {
         if (b.behaviours && b.behaviours.length) names = b.behaviours.filter((x) => !x.error).map((x) => x.name);
       } catch { /* keep the fallback */ }
     }
+    const want = behSel.value || ctx.query.get('behaviour');
     fill(behSel, names.map((n) => h('option', {value: n}, n)));
+    if (want && names.includes(want)) behSel.value = want;
   }
-  saeSel.addEventListener('change', loadBehaviours);
+  saeSel.addEventListener('change', () => { setQuery({sae: saeSel.value}); loadBehaviours(); });
+  behSel.addEventListener('change', () => setQuery({behaviour: behSel.value}));
   loadBehaviours();
 
   addFeature.addEventListener('click', () => {

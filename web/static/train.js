@@ -3,6 +3,12 @@
 
 import {api, h, fill, errorBox, note, panel, enc, fmt, setQuery, watchJob, jobEnded, pct} from './util.js';
 import {drawLineChart} from './chart.js';
+import {renderPager} from './datasets.js';
+
+// The jobs table lists these kinds a page at a time; steering requests
+// keep their own short history (GET /api/jobs?kind=steer).
+const TABLE_KINDS = 'train,atlas,sweep';
+const JOB_PAGE = 20;
 
 const ARCHS = ['standard', 'topk', 'batchtopk', 'jumprelu'];
 const QUANTITIES = [
@@ -14,24 +20,30 @@ const QUANTITIES = [
 ];
 
 export async function render(main, ctx) {
-  const [datasets, jobs] = await Promise.all([
+  const [datasets, jobs, saes] = await Promise.all([
     api('/api/datasets', {signal: ctx.abort.signal}),
-    api('/api/jobs', {signal: ctx.abort.signal}),
+    api(`/api/jobs?kind=${TABLE_KINDS}&limit=${JOB_PAGE}`, {signal: ctx.abort.signal}),
+    api('/api/saes', {signal: ctx.abort.signal}),
   ]);
   let jobList = null;
-  const watcher = jobWatcher(ctx, () => jobList && jobList.refresh());
+  let saeList = null;
+  const refresh = () => { if (jobList) jobList.refresh(); if (saeList) saeList.refresh(); };
+  const watcher = jobWatcher(ctx, refresh);
   jobList = jobTable(ctx, (id) => watcher.attach(id));
-  const form = trainForm(datasets || [], ctx, (id) => { watcher.attach(id); jobList.refresh(); });
+  saeList = saeTable(ctx, (id) => { watcher.attach(id); refresh(); });
+  const form = trainForm(datasets || [], ctx, (id) => { watcher.attach(id); refresh(); });
 
   fill(main,
     h('h1', {}, 'Train a sparse autoencoder'),
     h('div', {class: 'train-layout'},
       panel('New training job', form),
       panel('Live training', watcher.el)),
+    panel('SAEs', saeList.el),
     panel('Jobs', jobList.el));
 
-  jobList.show(jobs || []);
-  const poll = setInterval(() => jobList.refresh(), 3000);
+  jobList.show(jobs);
+  saeList.show(saes || []);
+  const poll = setInterval(refresh, 3000);
   ctx.onCleanup(() => clearInterval(poll));
   ctx.onCleanup(() => watcher.stop());
 
@@ -39,7 +51,7 @@ export async function render(main, ctx) {
   if (want) {
     watcher.attach(want);
   } else {
-    const train = (jobs || []).filter((j) => j.kind === 'train');
+    const train = ((jobs && jobs.jobs) || []).filter((j) => j.kind === 'train');
     const running = train.find((j) => j.state === 'running') || train.filter((j) => j.state === 'queued').pop();
     if (running) watcher.attach(running.id);
   }
@@ -83,13 +95,15 @@ function trainForm(datasets, ctx, started) {
     lamField.hidden = !(a === 'standard' || a === 'jumprelu');
     suggestName();
   }
-  dsSel.addEventListener('change', fillLayers);
-  layerSel.addEventListener('change', suggestName);
+  dsSel.addEventListener('change', () => { fillLayers(); setQuery({dataset: dsSel.value, layer: layerSel.value}); });
+  layerSel.addEventListener('change', () => { suggestName(); setQuery({dataset: dsSel.value, layer: layerSel.value}); });
   arch.addEventListener('change', archFields);
   name.addEventListener('input', () => { name.dataset.touched = '1'; });
   const pre = ctx.query.get('dataset');
   if (pre) dsSel.value = pre;
   fillLayers();
+  const preLayer = ctx.query.get('layer');
+  if (preLayer !== null && [...layerSel.options].some((o) => o.value === preLayer)) { layerSel.value = preLayer; suggestName(); }
   archFields();
 
   const form = h('form', {class: 'form-grid', novalidate: true},
@@ -259,9 +273,13 @@ export function stateBadge(state) {
 
 function jobTable(ctx, watch) {
   const el = h('div', {});
-  function show(jobs) {
-    if (!jobs.length) { fill(el, note('No jobs yet.')); return; }
-    fill(el, h('table', {class: 'table'},
+  const pager = h('div', {class: 'pager'});
+  let offset = 0;
+  function show(page) {
+    const jobs = (page && page.jobs) || [];
+    if (!jobs.length && !offset) { fill(el, note('No jobs yet.')); return; }
+    renderPager(pager, page.total, page.offset, page.limit || JOB_PAGE, (o) => { offset = o; refresh(); });
+    fill(el, pager, h('table', {class: 'table'},
       h('thead', {}, h('tr', {}, ['id', 'kind', 'what', 'state', 'progress', 'created', ''].map((t) => h('th', {}, t)))),
       h('tbody', {}, jobs.map((j) => {
         const p = j.params || {};
@@ -271,7 +289,7 @@ function jobTable(ctx, watch) {
           h('td', {}, j.kind),
           h('td', {class: 'mono'}, p.name || p.sae || p.dataset || ''),
           h('td', {}, stateBadge(j.state), j.error ? h('div', {class: 'small error-text'}, j.error) : null),
-          h('td', {class: 'num'}, pr.total ? `${pr.stage ? pr.stage + ' ' : ''}${fmt(pr.done)}/${fmt(pr.total)}` : ''),
+          h('td', {class: 'num'}, progressText(j)),
           h('td', {class: 'small muted'}, j.created ? new Date(j.created).toLocaleString() : ''),
           h('td', {class: 'actions'},
             h('button', {onclick: () => watch(j.id)}, 'watch'),
@@ -279,11 +297,75 @@ function jobTable(ctx, watch) {
       }))));
   }
   async function refresh() {
-    try { show(await api('/api/jobs', {signal: ctx.abort.signal}) || []); } catch (e) { if (e.name !== 'AbortError') fill(el, errorBox(e)); }
+    try {
+      show(await api(`/api/jobs?kind=${TABLE_KINDS}&offset=${offset}&limit=${JOB_PAGE}`, {signal: ctx.abort.signal}));
+    } catch (e) { if (e.name !== 'AbortError') fill(el, errorBox(e)); }
   }
   async function cancelJob(id) {
     try { await api(`/api/jobs/${enc(id)}`, {method: 'DELETE'}); } catch (e) { el.prepend(errorBox(e)); }
     refresh();
   }
   return {el, show, refresh};
+}
+
+// ---------- SAEs ----------
+
+// saeTable lists the workspace's SAEs: Resume for an interrupted training,
+// Delete (asked twice) for an SAE trained here. SAEs given with --sae have
+// no Delete.
+function saeTable(ctx, started) {
+  const el = h('div', {testid: 'sae-table'});
+  const msg = h('div', {});
+  const armed = new Set(); // SAEs whose Delete was clicked once; kept across redraws
+  function show(saes) {
+    if (!saes.length) { fill(el, note('No SAE yet.')); return; }
+    fill(el, msg, h('table', {class: 'table'},
+      h('thead', {}, h('tr', {}, ['name', 'dataset', 'layer', 'state', ''].map((t) => h('th', {}, t)))),
+      h('tbody', {}, saes.map((s) => h('tr', {'data-sae': s.name},
+        h('td', {class: 'mono'}, s.name),
+        h('td', {}, s.dataset),
+        h('td', {class: 'num'}, String(s.layer)),
+        h('td', {}, stateBadge(s.state), s.error ? h('div', {class: 'small error-text'}, s.error) : null),
+        h('td', {class: 'actions'},
+          s.resumable ? h('button', {class: 'primary', testid: `sae-resume-${s.name}`, onclick: () => resume(s.name)}, 'Resume') : null,
+          s.deletable ? deleteButton(s.name) : null))))));
+  }
+  function deleteButton(name) {
+    const ask = `Delete ${name} and its files?`;
+    const b = h('button', {class: 'danger', testid: `sae-delete-${name}`}, armed.has(name) ? ask : 'Delete');
+    b.addEventListener('click', async () => {
+      if (!armed.has(name)) {
+        armed.add(name);
+        b.textContent = ask;
+        return;
+      }
+      armed.delete(name);
+      b.disabled = true;
+      try { await api(`/api/saes/${enc(name)}`, {method: 'DELETE'}); fill(msg); } catch (e) { fill(msg, errorBox(e)); }
+      refresh();
+    });
+    return b;
+  }
+  async function resume(name) {
+    try {
+      const job = await api(`/api/saes/${enc(name)}/resume`, {method: 'POST'});
+      fill(msg);
+      started(job.id);
+    } catch (e) {
+      fill(msg, errorBox(e));
+    }
+  }
+  async function refresh() {
+    try { show(await api('/api/saes', {signal: ctx.abort.signal}) || []); } catch (e) { if (e.name !== 'AbortError') fill(el, errorBox(e)); }
+  }
+  return {el, show, refresh};
+}
+
+// progressText is a job's progress for the table: where a running job is,
+// the whole of a finished one.
+function progressText(j) {
+  const pr = j.progress || {};
+  if (!pr.total) return '';
+  if (j.state === 'done') return `${fmt(pr.total)}/${fmt(pr.total)}`;
+  return `${pr.stage ? pr.stage + ' ' : ''}${fmt(pr.done)}/${fmt(pr.total)}`;
 }
