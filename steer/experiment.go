@@ -196,8 +196,9 @@ func Analyse(text string) (steps []label.Segment, counts map[string]int) {
 
 var numberRE = regexp.MustCompile(`-?\d[\d,]*(?:\.\d+)?`)
 
-// correct reports whether the last number in text equals the answer.
-func correct(text, answer string) bool {
+// Correct reports whether the last number in text equals the answer, as
+// sweeps judge a generation.
+func Correct(text, answer string) bool {
 	nums := numberRE.FindAllString(text, -1)
 	if len(nums) == 0 {
 		return false
@@ -247,7 +248,7 @@ func Sweep(ctx context.Context, b Backend, vs []Vector, strengths []float64, pro
 			steps, counts := Analyse(g.Text)
 			oc := Outcome{Prompt: i, Text: g.Text, Tokens: len(g.Tokens), Steps: len(steps), Counts: counts, Stop: g.Stop}
 			if prompts[i].Answer != "" {
-				ok := correct(g.Text, prompts[i].Answer)
+				ok := Correct(g.Text, prompts[i].Answer)
 				oc.Correct = &ok
 				judged++
 				if ok {

@@ -273,6 +273,17 @@ func TestBrowserSteer(t *testing.T) {
 	if st == def || st == "" {
 		t.Errorf("the STEERED pane %q does not differ from DEFAULT", st)
 	}
+	// Each pane says how it stopped; STEERED says where it leaves DEFAULT;
+	// a strength past 10 warns of off-target effects; sampling is offered.
+	var stop, diff, warn string
+	var temps int
+	b.run("read the panes' notes", chromedp.Text(`[data-testid="steer-steered"] [data-testid="steer-stop"]`, &stop, chromedp.ByQuery),
+		chromedp.Text(`[data-testid="steer-diff"]`, &diff, chromedp.ByQuery),
+		chromedp.Text(`[data-testid="steer-strength-warning"]`, &warn, chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelectorAll('[data-testid="steer-temperature"]').length`, &temps))
+	if !strings.Contains(stop, "tokens") || !strings.Contains(diff, "DEFAULT") || !strings.Contains(warn, "other behaviours") || temps != 1 {
+		t.Errorf("stop %q, diff %q, warning %q, temperature inputs %d", stop, diff, warn, temps)
+	}
 	if len(b.console) > 0 {
 		t.Errorf("script errors: %v", b.console)
 	}

@@ -163,6 +163,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/saes/{sae}/search", s.search)
 	m.HandleFunc("GET /api/saes/{sae}/candidates", s.candidates)
 	m.HandleFunc("GET /api/saes/{sae}/group", s.group)
+	m.HandleFunc("GET /api/steer/prompts", s.steerPrompts)
 	m.HandleFunc("GET /api/jobs", s.listJobs)
 	m.HandleFunc("POST /api/jobs", s.startJob)
 	m.HandleFunc("GET /api/jobs/{id}", s.getJob)

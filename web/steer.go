@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/rise-interp/rise/activations/label"
+	"github.com/rise-interp/rise/activations/reason"
 	"github.com/rise-interp/rise/steer"
 	"github.com/rise-interp/rise/steer/model"
 )
@@ -41,6 +43,9 @@ type SteerRequest struct {
 	TopP        float64       `json:"top_p"`
 	Seed        uint64        `json:"seed"`
 	Chat        string        `json:"chat"` // "" or a template of model.ChatTemplates
+	// Answer, when given, is checked against the last number of each
+	// generation (SteerSide.Correct).
+	Answer string `json:"answer,omitempty"`
 }
 
 // SteerSide is one of the two generations of a steering request.
@@ -50,6 +55,9 @@ type SteerSide struct {
 	Stop   string         `json:"stop"`
 	Steps  []SteerStep    `json:"steps"`
 	Counts map[string]int `json:"counts"`
+	// Correct says whether the generation's last number is the request's
+	// answer, when it gave one.
+	Correct *bool `json:"correct,omitempty"`
 }
 
 // SteerStep is a generated step and its behaviour labels.
@@ -237,7 +245,7 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		return map[string]any{"default": side(def[0]), "steered": side(st[0])}, nil
+		return map[string]any{"default": side(def[0], req.Answer), "steered": side(st[0], req.Answer)}, nil
 	})
 	// Wait for the job, queued or running; a client that leaves cancels it.
 	select {
@@ -256,13 +264,38 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-func side(g model.Generation) SteerSide {
+func side(g model.Generation, answer string) SteerSide {
 	segs, counts := steer.Analyse(g.Text)
 	sd := SteerSide{Text: g.Text, Tokens: len(g.Tokens), Stop: g.Stop, Counts: counts, Steps: []SteerStep{}}
 	for _, seg := range segs {
 		sd.Steps = append(sd.Steps, SteerStep{Text: seg.Text, Labels: label.DefaultMatcher().Labels(seg.Text)})
 	}
+	if answer != "" {
+		ok := steer.Correct(g.Text, answer)
+		sd.Correct = &ok
+	}
 	return sd
+}
+
+// heldOutProblems are the problems /api/steer/prompts offers the model
+// demo's steering page: of the kind its training traces hold, from a seed
+// they were not drawn with (make steer-demo uses the same).
+const heldOutProblems, heldOutSeed = 50, 99
+
+// steerPrompts answers GET /api/steer/prompts: held-out problems with their
+// answers when the server runs the model demo, else none.
+func (s *Server) steerPrompts(w http.ResponseWriter, r *http.Request) {
+	type problem struct {
+		Prompt string `json:"prompt"`
+		Answer string `json:"answer"`
+	}
+	out := []problem{}
+	if s.cfg.Backend != nil && s.ws.Dataset(TinyDataset) != nil {
+		for _, p := range reason.Problems(reason.Config{N: heldOutProblems, Seed: heldOutSeed}) {
+			out = append(out, problem{p.Prompt(), strconv.Itoa(p.Answer)})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"prompts": out})
 }
 
 // steerParams is what the job table keeps of a steering request: its

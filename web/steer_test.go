@@ -9,10 +9,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/activations/reason"
+	"github.com/rise-interp/rise/internal/shared"
 	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/steer"
 	"github.com/rise-interp/rise/steer/model"
@@ -156,5 +159,39 @@ func TestSteerAPI(t *testing.T) {
 		if code := ts.post(t, "/api/steer", body, &e); code/100 != 4 || !strings.Contains(fmt.Sprint(e["error"]), want) {
 			t.Errorf("POST %.80s: %d %v, want a 4xx mentioning %q", body, code, e, want)
 		}
+	}
+}
+
+// TestSteerPromptsAndAnswers: the model demo's steering page is offered
+// held-out problems with their answers (none elsewhere), and a request with
+// an answer says of each pane whether its last number is the answer.
+func TestSteerPromptsAndAnswers(t *testing.T) {
+	ts := storiesServer(t)
+	var got struct {
+		Prompts []struct{ Prompt, Answer string } `json:"prompts"`
+	}
+	if code := ts.get(t, "/api/steer/prompts", &got); code != 200 || len(got.Prompts) != 0 {
+		t.Fatalf("prompts without the model demo: %d %v", code, got.Prompts)
+	}
+	if _, err := ts.ws.AddDataset(context.Background(), filepath.Join(shared.Root(t), "testdata", "tiny"), TinyDataset); err != nil {
+		t.Fatal(err)
+	}
+	if code := ts.get(t, "/api/steer/prompts", &got); code != 200 || len(got.Prompts) != heldOutProblems {
+		t.Fatalf("prompts of the model demo: %d, %d of them", code, len(got.Prompts))
+	}
+	first := reason.Problems(reason.Config{N: 1, Seed: heldOutSeed})[0]
+	if got.Prompts[0].Prompt != first.Prompt() || got.Prompts[0].Answer != strconv.Itoa(first.Answer) {
+		t.Errorf("first prompt %+v, want the held-out problem %q = %d", got.Prompts[0], first.Prompt(), first.Answer)
+	}
+	var res struct {
+		Default, Steered struct {
+			Correct *bool `json:"correct"`
+			Stop    string
+		}
+		Error string `json:"error"`
+	}
+	body := `{"prompt": "Tom had 3", "vectors": [{"sae": "st-sae", "feature": 3}], "strength": 4, "max_tokens": 20, "answer": "3"}`
+	if code := ts.post(t, "/api/steer", body, &res); code != 200 || res.Default.Correct == nil || res.Steered.Correct == nil {
+		t.Fatalf("steer with an answer: %d %+v %s", code, res, res.Error)
 	}
 }

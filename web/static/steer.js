@@ -1,6 +1,8 @@
 // Steer page (/steer?sae=&feature=&behaviour=): build a steering vector
 // from features, behaviour vectors or uploaded .npy files, and compare the
-// default and steered generations step by step.
+// default and steered generations step by step. On the model demo it opens
+// on the best layer's reflection vector at the step boundaries, sampled,
+// with a held-out problem of the demo's own kind.
 
 import {
   api, h, fill, errorBox, note, panel, enc, fmt, chip, legend, behaviourColour,
@@ -10,10 +12,14 @@ import {
 const FALLBACK_BEHAVIOURS = ['reflection', 'backtracking', 'other'];
 
 export async function render(main, ctx) {
-  const [status, saes] = await Promise.all([
+  const [status, saes, held] = await Promise.all([
     api('/api/status', {signal: ctx.abort.signal}).catch((e) => e),
     api('/api/saes', {signal: ctx.abort.signal}).catch(() => []),
+    api('/api/steer/prompts', {signal: ctx.abort.signal}).catch(() => ({prompts: []})),
   ]);
+  const problems = (held && held.prompts) || [];
+  let problemAt = 0;
+  let answer = problems.length ? problems[0].answer : '';
   const banner = status instanceof Error ? errorBox(status)
     : !status.model ? h('div', {class: 'warning', testid: 'no-model'}, 'No model is attached: steering needs a model backend (rise serve --model ...)')
       : h('div', {class: 'note'}, `Model: ${status.model.name} · ${status.model.layers} layers · d_model ${status.model.d_model}`);
@@ -21,15 +27,37 @@ export async function render(main, ctx) {
   const vectors = vectorList();
   const adder = vectorAdder(saes || [], vectors, ctx);
 
-  const prompt = h('textarea', {rows: 5, class: 'prompt-input', placeholder: 'A problem for the model to reason about…', 'aria-label': 'prompt'},
-    'What is the sum of the first 20 odd numbers? Think step by step.');
+  const prompt = h('textarea', {rows: 5, class: 'prompt-input', placeholder: 'A problem for the model to reason about…', 'aria-label': 'prompt', testid: 'steer-prompt'},
+    problems.length ? problems[0].prompt : 'What is the sum of the first 20 odd numbers? Think step by step.');
+  // An answer goes with the problem it came with: editing the prompt drops it.
+  prompt.addEventListener('input', () => { answer = ''; });
+  const another = h('button', {testid: 'steer-another', title: 'the next held-out problem of the demo'}, 'Another problem');
+  another.hidden = !problems.length;
+  another.addEventListener('click', () => {
+    problemAt = (problemAt + 1) % problems.length;
+    prompt.value = problems[problemAt].prompt;
+    answer = problems[problemAt].answer;
+  });
   const operator = h('select', {'aria-label': 'operator'}, ['add', 'scale', 'clamp', 'ablate'].map((o) => h('option', {value: o}, o)));
-  const strength = h('input', {type: 'range', min: -20, max: 20, step: 0.5, value: 4, 'aria-label': 'strength'});
-  const strengthOut = h('output', {class: 'num strength-value'}, '4');
-  strength.addEventListener('input', () => { strengthOut.textContent = strength.value; });
+  const demo = problems.length > 0;
+  const strength = h('input', {type: 'range', min: -20, max: 20, step: 0.5, value: demo ? 8 : 4, 'aria-label': 'strength'});
+  const strengthBox = h('input', {type: 'number', min: -1e6, max: 1e6, step: 0.5, value: strength.value, class: 'narrow', 'aria-label': 'strength value', testid: 'steer-strength'});
+  const strengthWarn = h('div', {class: 'small warning-text', testid: 'steer-strength-warning'});
+  const showWarning = () => {
+    fill(strengthWarn, Math.abs(Number(strengthBox.value)) > 10
+      ? 'Strong steering often moves other behaviours too: compare every count below, not only the one you aim at.' : '');
+  };
+  strength.addEventListener('input', () => { strengthBox.value = strength.value; showWarning(); });
+  strengthBox.addEventListener('input', () => {
+    const v = Number(strengthBox.value);
+    if (Number.isFinite(v)) strength.value = Math.max(-20, Math.min(20, v));
+    showWarning();
+  });
   const positions = h('select', {'aria-label': 'positions'},
-    ['all', 'step_boundary', 'prompt', 'generated'].map((p) => h('option', {value: p, selected: p === 'all'}, p)));
-  const maxTokens = h('input', {type: 'number', min: 1, max: 4096, value: 256, class: 'narrow', 'aria-label': 'max tokens'});
+    ['all', 'step_boundary', 'prompt', 'generated'].map((p) => h('option', {value: p, selected: p === (demo ? 'step_boundary' : 'all')}, p)));
+  const maxTokens = h('input', {type: 'number', min: 1, max: 4096, value: demo ? 200 : 256, class: 'narrow', 'aria-label': 'max tokens'});
+  const temperature = h('input', {type: 'number', min: 0, max: 5, step: 0.1, value: demo ? 1 : 0, class: 'narrow', 'aria-label': 'temperature', testid: 'steer-temperature'});
+  const topP = h('input', {type: 'number', min: 0, max: 1, step: 0.05, value: 1, class: 'narrow', 'aria-label': 'top-p'});
   const seed = h('input', {type: 'number', value: 1, class: 'narrow', 'aria-label': 'seed'});
   const run = h('button', {class: 'primary', testid: 'steer-run'}, 'Run');
   const runMsg = h('span', {class: 'small muted'});
@@ -42,10 +70,13 @@ export async function render(main, ctx) {
       prompt: prompt.value,
       vectors: vectors.items.map((v) => v.spec),
       operator: operator.value,
-      strength: Number(strength.value),
+      strength: Number(strengthBox.value),
       positions: positions.value,
       max_tokens: parseInt(maxTokens.value, 10) || 0,
+      temperature: Number(temperature.value) || 0,
+      top_p: Number(topP.value) || 0,
       seed: parseInt(seed.value, 10) || 0,
+      answer,
     };
     run.disabled = true;
     fill(runMsg, 'Generating…');
@@ -54,7 +85,7 @@ export async function render(main, ctx) {
     try {
       const r = await api('/api/steer', {method: 'POST', body});
       showGeneration(defPane, r.default);
-      showGeneration(steerPane, r.steered);
+      showGeneration(steerPane, r.steered, r.default);
       fill(runMsg, r.job ? h('span', {}, 'job ', h('a', {href: `/train?job=${enc(r.job)}`, class: 'mono'}, r.job)) : '');
     } catch (e) {
       fill(defPane, errorBox(e));
@@ -69,13 +100,15 @@ export async function render(main, ctx) {
     h('h1', {}, 'Steer'),
     banner,
     h('div', {class: 'steer-layout'},
-      panel('Prompt', prompt),
+      panel('Prompt', prompt, h('div', {class: 'row'}, another)),
       panel('Steering vector', vectors.el, adder,
         h('div', {class: 'form-grid steer-controls'},
           h('label', {class: 'field'}, h('span', {class: 'field-label'}, 'operator'), operator),
-          h('label', {class: 'field wide'}, h('span', {class: 'field-label'}, 'strength ', strengthOut), strength),
+          h('label', {class: 'field wide'}, h('span', {class: 'field-label'}, 'strength'), h('div', {class: 'row'}, strength, strengthBox), strengthWarn),
           h('label', {class: 'field'}, h('span', {class: 'field-label'}, 'positions'), positions),
           h('label', {class: 'field'}, h('span', {class: 'field-label'}, 'max tokens'), maxTokens),
+          h('label', {class: 'field'}, h('span', {class: 'field-label'}, 'temperature'), temperature),
+          h('label', {class: 'field'}, h('span', {class: 'field-label'}, 'top-p'), topP),
           h('label', {class: 'field'}, h('span', {class: 'field-label'}, 'seed'), seed)),
         h('div', {class: 'row'}, run, runMsg))),
     h('div', {class: 'panes'},
@@ -90,6 +123,26 @@ export async function render(main, ctx) {
   if (qs && qb) vectors.add({sae: qs, behaviour: qb}, `${qs} · behaviour ${qb}`);
   const qfs = (ctx.query.get('features') || '').split(',').filter((x) => x !== '').map((x) => parseInt(x, 10));
   if (qs && qfs.length) vectors.add({sae: qs, features: qfs}, `${qs} · mean of features ${qfs.join(', ')}`);
+  if (demo && !vectors.items.length) await addDemoVector(vectors, saes || [], ctx);
+}
+
+// addDemoVector puts the reflection vector of the demo's best layer (the
+// layer whose behaviour columns separate best, by the sweep) on the list.
+async function addDemoVector(vectors, saes, ctx) {
+  const ready = saes.filter((s) => s.state === 'ready');
+  let pick = null;
+  try {
+    const sw = await api(`/api/datasets/${enc(ready.length ? ready[0].dataset : '')}/sweep`, {signal: ctx.abort.signal});
+    const best = sw.best && sw.best['columns: behaviours'];
+    pick = ready.find((s) => s.layer === best) || null;
+  } catch { /* no sweep: fall back below */ }
+  pick = pick || ready.find((s) => /-l2$/.test(s.name)) || ready[0];
+  if (!pick) return;
+  try {
+    const b = await api(`/api/saes/${enc(pick.name)}/behaviours`, {signal: ctx.abort.signal});
+    if (!(b.cosine && b.cosine.names || []).includes('reflection')) return;
+  } catch { return; }
+  vectors.add({sae: pick.name, behaviour: 'reflection'}, `${pick.name} · behaviour reflection`);
 }
 
 // ---------- vectors ----------
@@ -176,19 +229,33 @@ function toBase64(buf) {
 
 // ---------- output ----------
 
-function showGeneration(el, g) {
+// showGeneration draws one pane; with base (the DEFAULT generation) the
+// steps from the first one that differs are marked.
+function showGeneration(el, g, base) {
   if (!g) { fill(el, note('No output.')); return; }
   const steps = g.steps && g.steps.length ? g.steps
     : (g.text || '').split('\n\n').filter((t) => t.trim()).map((text) => ({text, labels: []}));
   const counts = g.counts || {};
   const entries = Object.entries(counts).sort((a, b) => b[1] - a[1]);
+  let diverge = -1;
+  if (base) {
+    const bs = (base.steps || []).map((s) => s.text);
+    diverge = steps.findIndex((s, i) => s.text !== bs[i]);
+    if (diverge < 0 && bs.length > steps.length) diverge = steps.length;
+  }
+  const stop = {eos: 'ended by itself', length: 'hit the token limit', context: 'filled the context'}[g.stop] || g.stop || '';
+  const verdict = g.correct === undefined || g.correct === null ? null
+    : h('span', {class: g.correct ? 'ok' : 'bad', testid: 'steer-correct'}, g.correct ? '✓ right answer' : '✗ wrong answer');
   fill(el,
+    h('div', {class: 'small muted', testid: 'steer-stop'}, `${steps.length} steps · ${g.tokens} tokens · ${stop}`, verdict ? ' · ' : '', verdict),
     entries.length ? h('div', {class: 'counts'}, entries.map(([k, v]) => h('span', {class: 'count'}, chip(k), h('span', {class: 'num'}, ` ${v}`))))
-      : h('div', {class: 'small muted'}, `${steps.length} steps`),
+      : null,
+    base ? h('div', {class: 'small muted', testid: 'steer-diff'}, diverge < 0 ? 'the same steps as DEFAULT'
+      : `differs from DEFAULT from step ${diverge} on (marked)`) : null,
     h('div', {class: 'gen-steps'}, steps.map((s, i) => {
       const lab = mainLabel(s.labels);
       const c = lab ? behaviourColour(lab) : '#e3e3e3';
-      return h('p', {class: 'trace-step', style: {borderLeftColor: c, background: lab ? tint(c) : 'transparent'}, title: (s.labels || []).join(', ')},
+      return h('p', {class: 'trace-step' + (diverge >= 0 && i >= diverge ? ' diverged' : ''), style: {borderLeftColor: c, background: lab ? tint(c) : 'transparent'}, title: (s.labels || []).join(', ')},
         h('span', {class: 'step-no num'}, i), s.text);
     })),
     entries.length ? legend(entries.map(([k]) => [k, behaviourColour(k)])) : null);
