@@ -1,12 +1,15 @@
 package steer
 
 import (
+	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 
 	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae/atlas"
+	"github.com/rise-interp/rise/steer/model"
 )
 
 // Control is a set of vectors a sweep runs beside the chosen ones, to show
@@ -76,4 +79,74 @@ func ShuffledControl(vs []Vector) (Control, error) {
 		c.Vectors[i] = v
 	}
 	return c, nil
+}
+
+// ControlRuns is one control's sweep.
+type ControlRuns struct {
+	Name string `json:"name"`
+	Runs []Run  `json:"runs"`
+}
+
+// MeasureRange is, per strength, the lowest and highest mean of a measure
+// over the controls.
+type MeasureRange struct {
+	Lo []float64 `json:"lo"`
+	Hi []float64 `json:"hi"`
+}
+
+// ControlBand spans the controls' means at each strength, for every
+// behaviour (and accuracy when the prompts have answers).
+func ControlBand(controls []ControlRuns, strengths int) map[string]MeasureRange {
+	if len(controls) == 0 {
+		return nil
+	}
+	band := map[string]MeasureRange{}
+	widen := func(name string, i int, v float64) {
+		r, ok := band[name]
+		if !ok {
+			r = MeasureRange{Lo: make([]float64, strengths), Hi: make([]float64, strengths)}
+			for k := range r.Lo {
+				r.Lo[k], r.Hi[k] = math.Inf(1), math.Inf(-1)
+			}
+			band[name] = r
+		}
+		r.Lo[i], r.Hi[i] = math.Min(r.Lo[i], v), math.Max(r.Hi[i], v)
+	}
+	for _, c := range controls {
+		for i, r := range c.Runs {
+			for b, iv := range r.Behaviours {
+				widen(b, i, iv.Mean)
+			}
+			if r.Accuracy != nil {
+				widen("accuracy", i, *r.Accuracy)
+			}
+		}
+	}
+	return band
+}
+
+// SweepControlled runs Sweep for the first set of vectors and for every
+// control after it, with the same prompts, strengths and seeds, and returns
+// the first set's runs and each control's. progress sees the work of all
+// the sets as one count.
+func SweepControlled(ctx context.Context, b Backend, sets []Control, strengths []float64, prompts []Prompt,
+	o model.GenerateOptions, wrap func(string) (string, bool), progress func(done, total int)) ([]Run, []ControlRuns, error) {
+	var runs []Run
+	var ctrl []ControlRuns
+	for si, set := range sets {
+		rs, err := Sweep(ctx, b, set.Vectors, strengths, prompts, o, wrap, func(done, total int) {
+			if progress != nil {
+				progress(si*total+done, len(sets)*total)
+			}
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		if si == 0 {
+			runs = rs
+		} else {
+			ctrl = append(ctrl, ControlRuns{Name: set.Name, Runs: rs})
+		}
+	}
+	return runs, ctrl, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/rise-interp/rise/internal/shared"
 )
 
 // chromium finds Debian's chromium. Browser tests skip without it, except
@@ -479,6 +480,55 @@ func TestBrowserQueue(t *testing.T) {
 		if s := ts.srv.jobs.Get(id).State(); s != StateCancelled {
 			t.Errorf("job %s is %s after its cancel button", id, s)
 		}
+	}
+	if len(b.console) > 0 {
+		t.Errorf("script errors: %v", b.console)
+	}
+}
+
+// TestBrowserSweep: the steering page's sweep runs held-out problems of
+// the model demo over strengths as a job and draws the dose-response with
+// its table (strength 0 without a p-value, the others with one).
+func TestBrowserSweep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test skipped in -short mode")
+	}
+	ts := storiesServer(t)
+	// A dataset under the model demo's name is what makes the server offer
+	// its held-out problems.
+	if _, err := ts.ws.AddDataset(context.Background(), filepath.Join(shared.Root(t), "testdata", "tiny"), TinyDataset); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, ts)
+	b.open("/steer?sae=st-sae&feature=3")
+	b.run("fill the sweep", chromedp.Evaluate(`(() => {
+		const set = (sel, v) => { const e = document.querySelector(sel); e.value = v; e.dispatchEvent(new Event('input', {bubbles: true})); };
+		set('[data-testid="sweep-strengths"]', '-6,0,6');
+		set('[data-testid="sweep-problems"]', '3');
+		set('input[aria-label="sweep controls"]', '1');
+		set('input[aria-label="max tokens"]', '12');
+	})()`, nil))
+	b.run("sweep", chromedp.Click(`[data-testid="sweep-run"]`, chromedp.ByQuery))
+	var rows int
+	var status, legend string
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		b.run("read the table", chromedp.Evaluate(`document.querySelectorAll('[data-testid="sweep-table"] tbody tr').length`, &rows),
+			chromedp.Text(`[data-testid="sweep-status"]`, &status, chromedp.ByQuery))
+		if rows > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.run("read the legend", chromedp.Text(`[data-testid="sweep-legend"]`, &legend, chromedp.ByQuery))
+	b.screenshot("steer-sweep")
+	if rows != 3 || !strings.Contains(status, "3 problems") || !strings.Contains(legend, "controls") {
+		t.Fatalf("sweep table rows %d, status %q, legend %q (console %v)", rows, status, legend, b.console)
+	}
+	var table string
+	b.run("read the cells", chromedp.Text(`[data-testid="sweep-table"]`, &table, chromedp.ByQuery))
+	if !strings.Contains(table, "p=") {
+		t.Errorf("no p-values in the sweep table: %q", table)
 	}
 	if len(b.console) > 0 {
 		t.Errorf("script errors: %v", b.console)

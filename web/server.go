@@ -54,7 +54,7 @@ type Config struct {
 // DefaultJobLimits are the jobs of each kind that run at once: one
 // training, one atlas and one sweep (each can use every core), and two
 // steering requests.
-var DefaultJobLimits = map[string]int{"train": 1, "atlas": 1, "sweep": 1, "steer": 2}
+var DefaultJobLimits = map[string]int{"train": 1, "atlas": 1, "sweep": 1, "steer": 2, "steer-sweep": 1}
 
 // Server is the workbench: the API, the websocket streams and the embedded
 // pages over a Workspace.
@@ -164,6 +164,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/saes/{sae}/candidates", s.candidates)
 	m.HandleFunc("GET /api/saes/{sae}/group", s.group)
 	m.HandleFunc("GET /api/steer/prompts", s.steerPrompts)
+	m.HandleFunc("POST /api/steer/sweep", s.steerSweep)
 	m.HandleFunc("GET /api/jobs", s.listJobs)
 	m.HandleFunc("POST /api/jobs", s.startJob)
 	m.HandleFunc("GET /api/jobs/{id}", s.getJob)

@@ -6,12 +6,14 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/reason"
@@ -193,5 +195,56 @@ func TestSteerPromptsAndAnswers(t *testing.T) {
 	body := `{"prompt": "Tom had 3", "vectors": [{"sae": "st-sae", "feature": 3}], "strength": 4, "max_tokens": 20, "answer": "3"}`
 	if code := ts.post(t, "/api/steer", body, &res); code != 200 || res.Default.Correct == nil || res.Steered.Correct == nil {
 		t.Fatalf("steer with an answer: %d %+v %s", code, res, res.Error)
+	}
+}
+
+// TestSteerSweepAPI: the browser's sweep runs the vectors over strengths on
+// the given prompts as one job, beside random-direction controls, and its
+// result carries what rise steer's does: every behaviour with intervals,
+// p-values against strength 0, the controls and their band.
+func TestSteerSweepAPI(t *testing.T) {
+	ts := storiesServer(t)
+	var job JobView
+	body := `{"vectors": [{"sae": "st-sae", "feature": 3}], "strengths": [-6, 0, 6], "controls": 2, "max_tokens": 12,
+		"prompts": [{"prompt": "Once upon a time"}, {"prompt": "Tom had a ball", "answer": "3"}, {"prompt": "The sun"}]}`
+	if code := ts.post(t, "/api/steer/sweep", body, &job); code != http.StatusAccepted || job.ID == "" {
+		t.Fatalf("sweep: %d %+v", code, job)
+	}
+	var v struct {
+		State  string `json:"state"`
+		Error  string `json:"error"`
+		Result struct {
+			Runs        []steer.Run                   `json:"runs"`
+			Controls    []steer.ControlRuns           `json:"controls"`
+			ControlBand map[string]steer.MeasureRange `json:"control_band"`
+			Prompts     int                           `json:"prompts"`
+		} `json:"result"`
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for ts.get(t, "/api/jobs/"+job.ID, &v); v.State == StateQueued || v.State == StateRunning; ts.get(t, "/api/jobs/"+job.ID, &v) {
+		if time.Now().After(deadline) {
+			t.Fatal("the sweep did not end")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r := v.Result
+	if v.State != StateDone || len(r.Runs) != 3 || len(r.Controls) != 2 || r.Prompts != 3 {
+		t.Fatalf("sweep ended %s (%s): %d runs, %d controls, %d prompts", v.State, v.Error, len(r.Runs), len(r.Controls), r.Prompts)
+	}
+	if _, ok := r.Runs[2].Behaviours["other"]; !ok || r.Runs[2].PValues == nil || r.Runs[1].AccuracyInterval == nil {
+		t.Errorf("run at 6: %+v", r.Runs[2])
+	}
+	if band, ok := r.ControlBand["other"]; !ok || len(band.Lo) != 3 {
+		t.Errorf("control band %+v", r.ControlBand)
+	}
+	for _, bad := range []string{
+		`{"vectors": [{"sae": "st-sae", "feature": 3}]}`, // no prompts, and no model demo to take problems from
+		`{"vectors": [{"sae": "st-sae", "feature": 3}], "prompts": [{"prompt": "x"}], "controls": 50}`,
+		`{"vectors": [], "prompts": [{"prompt": "x"}]}`,
+	} {
+		var e map[string]any
+		if code := ts.post(t, "/api/steer/sweep", bad, &e); code != http.StatusBadRequest {
+			t.Errorf("POST %s: %d %v, want 400", bad, code, e)
+		}
 	}
 }

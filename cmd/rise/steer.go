@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -44,52 +43,8 @@ type sweepResults struct {
 	// Controls are the same sweep with random directions in place of the
 	// spec's (same layers, operators, positions and strengths), and
 	// ControlBand the range of their means at each strength, per measure.
-	Controls    []controlRuns           `json:"controls,omitempty"`
-	ControlBand map[string]measureRange `json:"control_band,omitempty"`
-}
-
-// controlRuns is one control's sweep.
-type controlRuns struct {
-	Name string      `json:"name"`
-	Runs []steer.Run `json:"runs"`
-}
-
-// measureRange is, per strength, the lowest and highest mean of a measure
-// over the controls.
-type measureRange struct {
-	Lo []float64 `json:"lo"`
-	Hi []float64 `json:"hi"`
-}
-
-// controlBand spans the controls' means at each strength, for every
-// behaviour (and accuracy when the prompts have answers).
-func controlBand(controls []controlRuns, strengths int) map[string]measureRange {
-	if len(controls) == 0 {
-		return nil
-	}
-	band := map[string]measureRange{}
-	widen := func(name string, i int, v float64) {
-		r, ok := band[name]
-		if !ok {
-			r = measureRange{Lo: make([]float64, strengths), Hi: make([]float64, strengths)}
-			for k := range r.Lo {
-				r.Lo[k], r.Hi[k] = math.Inf(1), math.Inf(-1)
-			}
-			band[name] = r
-		}
-		r.Lo[i], r.Hi[i] = math.Min(r.Lo[i], v), math.Max(r.Hi[i], v)
-	}
-	for _, c := range controls {
-		for i, r := range c.Runs {
-			for b, iv := range r.Behaviours {
-				widen(b, i, iv.Mean)
-			}
-			if r.Accuracy != nil {
-				widen("accuracy", i, *r.Accuracy)
-			}
-		}
-	}
-	return band
+	Controls    []steer.ControlRuns           `json:"controls,omitempty"`
+	ControlBand map[string]steer.MeasureRange `json:"control_band,omitempty"`
 }
 
 func init() {
@@ -185,23 +140,11 @@ Example:
 				}
 			}
 			bar := newProgress(e.stderr, "steering sweep")
-			var runs []steer.Run
-			var ctrl []controlRuns
-			for si, set := range sets {
-				rs, err := steer.Sweep(ctx, b, set.Vectors, strengths, prompts,
-					sf.options(),
-					mf.wrapFunc(), func(done, total int) {
-						bar.update(int64(si*total+done), int64(len(sets)*total))
-					})
-				if err != nil {
-					bar.done()
-					return err
-				}
-				if si == 0 {
-					runs = rs
-				} else {
-					ctrl = append(ctrl, controlRuns{Name: set.Name, Runs: rs})
-				}
+			runs, ctrl, err := steer.SweepControlled(ctx, b, sets, strengths, prompts, sf.options(), mf.wrapFunc(),
+				func(done, total int) { bar.update(int64(done), int64(total)) })
+			if err != nil {
+				bar.done()
+				return err
 			}
 			bar.done()
 			model := mf.model
@@ -209,7 +152,7 @@ Example:
 				model = mf.backend
 			}
 			res := sweepResults{Format: "rise-steer/1", Model: model, Spec: specPath, Prompts: len(prompts), Seed: sf.seed,
-				MaxTokens: sf.maxTokens, Temperature: sf.temperature, Runs: runs, Controls: ctrl, ControlBand: controlBand(ctrl, len(strengths))}
+				MaxTokens: sf.maxTokens, Temperature: sf.temperature, Runs: runs, Controls: ctrl, ControlBand: steer.ControlBand(ctrl, len(strengths))}
 			js, err := json.MarshalIndent(res, "", " ")
 			if err != nil {
 				return err
@@ -245,7 +188,7 @@ func (f *modelFlags) wrapFunc() func(string) (string, bool) {
 // printDose writes the sweep as a table: each measure's mean with its 95%
 // interval, the p-value against strength 0, and where the controls' means
 // lay.
-func printDose(w io.Writer, runs []steer.Run, band map[string]measureRange) {
+func printDose(w io.Writer, runs []steer.Run, band map[string]steer.MeasureRange) {
 	fmt.Fprintf(w, "%9s  %-28s  %-28s  %7s  %6s  %s\n", "strength", "reflection [95%] p", "backtracking [95%] p", "tokens", "limit", "accuracy")
 	cell := func(r steer.Run, name string) string {
 		iv := r.Behaviours[name]
@@ -279,7 +222,7 @@ func printDose(w io.Writer, runs []steer.Run, band map[string]measureRange) {
 // drawDose writes the dose-response curves as SVG and PNG: reflection and
 // backtracking steps per generation with their 95% intervals, and the
 // range of the random controls.
-func drawDose(dir string, runs []steer.Run, band map[string]measureRange) error {
+func drawDose(dir string, runs []steer.Run, band map[string]steer.MeasureRange) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

@@ -6,8 +6,9 @@
 
 import {
   api, h, fill, errorBox, note, panel, enc, fmt, chip, legend, behaviourColour,
-  mainLabel, tint, setQuery,
+  mainLabel, tint, setQuery, watchJob, jobEnded,
 } from './util.js';
+import {drawLineChart} from './chart.js';
 
 const FALLBACK_BEHAVIOURS = ['reflection', 'backtracking', 'other'];
 
@@ -113,7 +114,8 @@ export async function render(main, ctx) {
         h('div', {class: 'row'}, run, runMsg))),
     h('div', {class: 'panes'},
       h('section', {class: 'panel pane'}, h('h2', {}, 'DEFAULT'), defPane),
-      h('section', {class: 'panel pane steered'}, h('h2', {}, 'STEERED'), steerPane)));
+      h('section', {class: 'panel pane steered'}, h('h2', {}, 'STEERED'), steerPane)),
+    sweepPanel({vectors, operator, positions, maxTokens, temperature, topP, seed, demo, ctx}));
 
   // prefill from the query
   const qs = ctx.query.get('sae');
@@ -259,4 +261,119 @@ function showGeneration(el, g, base) {
         h('span', {class: 'step-no num'}, i), s.text);
     })),
     entries.length ? legend(entries.map(([k]) => [k, behaviourColour(k)])) : null);
+}
+
+// ---------- sweep ----------
+
+// sweepPanel runs the vectors over strengths on many problems as a job
+// (POST /api/steer/sweep, the numbers rise steer gives) and draws the
+// dose-response of reflection, backtracking and accuracy with their 95%
+// intervals and the band of the random-direction controls.
+function sweepPanel({vectors, operator, positions, maxTokens, temperature, topP, seed, demo, ctx}) {
+  const strengths = h('input', {type: 'text', value: '-8,-4,0,4,8', class: 'mono', 'aria-label': 'sweep strengths', testid: 'sweep-strengths'});
+  const problems = h('input', {type: 'number', min: 1, max: 500, value: 50, class: 'narrow', 'aria-label': 'sweep problems', testid: 'sweep-problems'});
+  const controls = h('input', {type: 'number', min: 0, max: 10, value: 3, class: 'narrow', 'aria-label': 'sweep controls'});
+  const go = h('button', {testid: 'sweep-run'}, 'Run sweep');
+  const cancel = h('button', {hidden: true}, 'Cancel');
+  const status = h('span', {class: 'small muted', testid: 'sweep-status'});
+  const canvas = h('canvas', {testid: 'sweep-chart'});
+  const table = h('div', {testid: 'sweep-table'});
+  const legendEl = h('div', {class: 'row small', testid: 'sweep-legend'});
+  let stop = () => {};
+  let job = null;
+  ctx.abort.signal.addEventListener('abort', () => stop());
+
+  cancel.addEventListener('click', () => { if (job) api(`/api/jobs/${enc(job)}`, {method: 'DELETE'}).catch(() => {}); });
+  go.addEventListener('click', async () => {
+    const ss = strengths.value.split(',').map((x) => Number(x.trim())).filter((x) => Number.isFinite(x));
+    if (!vectors.items.length) { fill(status, errorBox(new Error('Add a vector to sweep.'))); return; }
+    const body = {
+      vectors: vectors.items.map((v) => v.spec), operator: operator.value, positions: positions.value, strengths: ss,
+      problems: parseInt(problems.value, 10) || 0, controls: parseInt(controls.value, 10) || 0,
+      max_tokens: parseInt(maxTokens.value, 10) || 0, temperature: Number(temperature.value) || 0,
+      top_p: Number(topP.value) || 0, seed: parseInt(seed.value, 10) || 0,
+    };
+    go.disabled = true;
+    fill(status, 'Starting…');
+    try {
+      const j = await api('/api/steer/sweep', {method: 'POST', body});
+      job = j.id;
+      cancel.hidden = false;
+      stop();
+      stop = watchJob(job, async (ev) => {
+        if (ev.type === 'progress' && ev.data && ev.data.total) {
+          fill(status, `job ${job}: ${Math.round(100 * ev.data.done / ev.data.total)}%`);
+        }
+        if (ev.type === 'state' && jobEnded(ev.state)) {
+          go.disabled = false;
+          cancel.hidden = true;
+          if (ev.state !== 'done') { fill(status, `job ${job} ${ev.state}${ev.data && ev.data.error ? ': ' + ev.data.error : ''}`); return; }
+          const v = await api(`/api/jobs/${enc(job)}`);
+          fill(status, `job ${job}: ${v.result.prompts} problems × ${v.result.strengths.length} strengths, ${v.result.controls.length} controls`);
+          drawSweep(canvas, legendEl, table, v.result);
+        }
+      });
+    } catch (e) {
+      go.disabled = false;
+      fill(status, errorBox(e));
+    }
+  });
+  return panel('Sweep',
+    h('p', {class: 'small muted'}, demo
+      ? 'The vectors above over several strengths on held-out problems of the demo, sampled with the seed above, beside random directions of the same norm (the controls).'
+      : 'The vectors above over several strengths, beside random directions of the same norm (the controls). Held-out problems are offered on the model demo; elsewhere use rise steer with --prompts.'),
+    h('div', {class: 'row'},
+      h('label', {class: 'field'}, h('span', {class: 'field-label'}, 'strengths'), strengths),
+      h('label', {class: 'field'}, h('span', {class: 'field-label'}, 'problems'), problems),
+      h('label', {class: 'field'}, h('span', {class: 'field-label'}, 'controls'), controls),
+      go, cancel, status),
+    canvas, legendEl, table);
+}
+
+const SWEEP_SERIES = [
+  ['reflection', (r) => r.behaviours && r.behaviours.reflection],
+  ['backtracking', (r) => r.behaviours && r.behaviours.backtracking],
+  ['accuracy', (r) => r.accuracy_interval],
+];
+
+function drawSweep(canvas, legendEl, table, res) {
+  const series = [];
+  for (const [name, get] of SWEEP_SERIES) {
+    const colour = name === 'accuracy' ? '#444' : behaviourColour(name);
+    const pts = res.runs.map((r) => [r.strength, get(r) ? get(r).mean : NaN]);
+    if (!pts.some(([, y]) => Number.isFinite(y))) continue;
+    series.push({name, colour, points: pts});
+    series.push({name: `${name} 95%`, colour, dash: [2, 3], points: res.runs.map((r) => [r.strength, get(r) ? get(r).lo : NaN])});
+    series.push({name: '', colour, dash: [2, 3], points: res.runs.map((r) => [r.strength, get(r) ? get(r).hi : NaN])});
+    const band = res.control_band && res.control_band[name];
+    if (band) {
+      series.push({name: `${name} controls`, colour: '#999', dash: [6, 3], points: res.strengths.map((x, i) => [x, band.lo[i]])});
+      series.push({name: '', colour: '#999', dash: [6, 3], points: res.strengths.map((x, i) => [x, band.hi[i]])});
+    }
+  }
+  requestAnimationFrame(() => drawLineChart(canvas, Math.max(320, canvas.parentElement.clientWidth - 32), 260, series,
+    {xLabel: 'strength', xTicks: res.strengths}));
+  // The legend draws each line as the chart does, dashes included.
+  const swatch = (x) => h('span', {style: {display: 'inline-block', width: '24px', verticalAlign: 'middle',
+    borderTop: `2px ${x.dash ? 'dashed' : 'solid'} ${x.colour}`}});
+  fill(legendEl, series.filter((x) => x.name).map((x) => h('span', {class: 'count'}, swatch(x), ` ${x.name}`)));
+  const cell = (iv, p, band) => {
+    if (!iv) return '–';
+    let s = `${fmt(iv.mean)} [${fmt(iv.lo)}, ${fmt(iv.hi)}]`;
+    if (p !== undefined) s += ` p=${fmt(p, 2)}`;
+    if (band) s += iv.mean < band[0] || iv.mean > band[1] ? ' · outside controls' : ' · inside controls';
+    return s;
+  };
+  fill(table, h('table', {class: 'data'},
+    h('thead', {}, h('tr', {}, h('th', {}, 'strength'), h('th', {}, 'reflection'), h('th', {}, 'backtracking'), h('th', {}, 'accuracy'), h('th', {}, 'tokens'))),
+    h('tbody', {}, res.runs.map((r, i) => {
+      const band = (name) => res.control_band && res.control_band[name] ? [res.control_band[name].lo[i], res.control_band[name].hi[i]] : null;
+      const p = (name) => r.strength !== 0 && r.p_values ? r.p_values[name] : undefined;
+      return h('tr', {},
+        h('td', {class: 'num'}, r.strength),
+        h('td', {}, cell(r.behaviours && r.behaviours.reflection, p('reflection'), band('reflection'))),
+        h('td', {}, cell(r.behaviours && r.behaviours.backtracking, p('backtracking'), band('backtracking'))),
+        h('td', {}, cell(r.accuracy_interval, p('accuracy'))),
+        h('td', {class: 'num'}, fmt(r.tokens)));
+    }))));
 }
