@@ -3,6 +3,7 @@ package web
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/sae/atlas"
+	"github.com/rise-interp/rise/steer"
 )
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
@@ -306,6 +308,11 @@ type behaviourStat struct {
 	Max        float32 `json:"max"`
 	Rate       float32 `json:"rate"`
 	Enrichment float64 `json:"enrichment"`
+	// Firings counts the behaviour's steps the feature fires on, and
+	// Evidence says whether firings and enrichment meet the attribution
+	// rule (atlas.DefaultMinFirings, DefaultMinEnrichment).
+	Firings  int64 `json:"firings"`
+	Evidence bool  `json:"evidence"`
 }
 
 type nearView struct {
@@ -373,6 +380,7 @@ func (s *Server) feature(w http.ResponseWriter, r *http.Request) {
 	out["top_steps"] = steps
 
 	a := an.attr
+	rule := atlas.SpecificOptions{MinFirings: atlas.DefaultMinFirings, MinEnrichment: atlas.DefaultMinEnrichment}
 	var labelled, fires float64
 	for b, c := range a.Counts {
 		labelled += float64(c)
@@ -380,7 +388,8 @@ func (s *Server) feature(w http.ResponseWriter, r *http.Request) {
 	}
 	bs := []behaviourStat{}
 	for b, name := range a.Behaviours {
-		st := behaviourStat{Name: name, Steps: a.Counts[b], Mean: a.Mean[b][id], Max: a.Max[b][id], Rate: a.Rate[b][id]}
+		st := behaviourStat{Name: name, Steps: a.Counts[b], Mean: a.Mean[b][id], Max: a.Max[b][id], Rate: a.Rate[b][id],
+			Firings: a.Firings(b, id), Evidence: a.Evidence(b, id, rule)}
 		if fires > 0 {
 			st.Enrichment = float64(a.Rate[b][id]) / (fires / labelled)
 		}
@@ -393,7 +402,51 @@ func (s *Server) feature(w http.ResponseWriter, r *http.Request) {
 		near = append(near, nearView{ID: n.ID, Cos: n.Cos, Behaviour: an.atlas.Features[n.ID].Behaviour})
 	}
 	out["nearest"] = near
+	if lens := s.logitLens(sa.WDec[id*sa.DIn : (id+1)*sa.DIn]); lens != nil {
+		out["logit_lens"] = lens
+	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// lensToken is one token of a feature's logit lens.
+type lensToken struct {
+	Token string  `json:"token"`
+	ID    int     `json:"id"`
+	Logit float32 `json:"logit"`
+}
+
+// logitLensTokens is how many promoted and suppressed tokens a feature page
+// shows.
+const logitLensTokens = 10
+
+// logitLens puts a decoder direction through the attached model's final
+// norm and head (model.LogitLens) and returns the tokens it promotes and
+// suppresses most; nil without a model in this process.
+func (s *Server) logitLens(dir []float32) map[string][]lensToken {
+	nat, ok := s.cfg.Backend.(*steer.Native)
+	if !ok || nat.Model.Dim != len(dir) {
+		return nil
+	}
+	logits, err := nat.Model.LogitLens(dir)
+	if err != nil {
+		return nil
+	}
+	n := min(nat.Tokenizer.VocabSize(), len(logits)) // rows past the tokenizer's vocabulary are padding
+	ids := make([]int, n)
+	for i := range ids {
+		ids[i] = i
+	}
+	sort.Slice(ids, func(a, b int) bool { return logits[ids[a]] > logits[ids[b]] })
+	pick := func(order []int) []lensToken {
+		out := []lensToken{}
+		for _, id := range order[:min(logitLensTokens, len(order))] {
+			out = append(out, lensToken{Token: nat.Tokenizer.Decode([]int{id}, true), ID: id, Logit: logits[id]})
+		}
+		return out
+	}
+	rev := slices.Clone(ids)
+	slices.Reverse(rev)
+	return map[string][]lensToken{"promoted": pick(ids), "suppressed": pick(rev)}
 }
 
 func (s *Server) behaviours(w http.ResponseWriter, r *http.Request) {

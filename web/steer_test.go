@@ -19,6 +19,7 @@ import (
 	"github.com/rise-interp/rise/activations/reason"
 	"github.com/rise-interp/rise/internal/shared"
 	"github.com/rise-interp/rise/sae"
+	"github.com/rise-interp/rise/sae/atlas"
 	"github.com/rise-interp/rise/steer"
 	"github.com/rise-interp/rise/steer/model"
 )
@@ -245,6 +246,47 @@ func TestSteerSweepAPI(t *testing.T) {
 		var e map[string]any
 		if code := ts.post(t, "/api/steer/sweep", bad, &e); code != http.StatusBadRequest {
 			t.Errorf("POST %s: %d %v, want 400", bad, code, e)
+		}
+	}
+}
+
+// TestFeatureLogitLensAndRule: with a model attached, a feature page lists
+// the tokens its direction promotes and suppresses (held to the runtime's
+// LogitLens); every behaviour row says its firings and whether they meet
+// the attribution rule.
+func TestFeatureLogitLensAndRule(t *testing.T) {
+	ts := storiesServer(t)
+	var f struct {
+		LogitLens struct {
+			Promoted, Suppressed []lensToken
+		} `json:"logit_lens"`
+		Behaviours []behaviourStat `json:"behaviours"`
+	}
+	if code := ts.get(t, "/api/saes/st-sae/features/3", &f); code != 200 {
+		t.Fatalf("feature: %d", code)
+	}
+	p, s := f.LogitLens.Promoted, f.LogitLens.Suppressed
+	if len(p) != logitLensTokens || len(s) != logitLensTokens || p[0].Logit < p[len(p)-1].Logit || s[0].Logit > p[len(p)-1].Logit {
+		t.Fatalf("logit lens: promoted %+v, suppressed %+v", p, s)
+	}
+	nat := ts.srv.cfg.Backend.(*steer.Native)
+	sa := ts.ws.SAE("st-sae")
+	_, _, _, weights, _ := sa.snapshot()
+	logits, err := nat.Model.LogitLens(weights.WDec[3*weights.DIn : 4*weights.DIn])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range append(p, s...) {
+		if logits[tok.ID] != tok.Logit || nat.Tokenizer.Decode([]int{tok.ID}, true) != tok.Token {
+			t.Errorf("lens token %+v: the runtime gives logit %v", tok, logits[tok.ID])
+		}
+	}
+	if len(f.Behaviours) == 0 {
+		t.Fatal("no behaviour rows")
+	}
+	for _, b := range f.Behaviours {
+		if want := b.Firings >= atlas.DefaultMinFirings && b.Enrichment >= 1.5; b.Evidence && !(b.Firings >= atlas.DefaultMinFirings) || want && !b.Evidence && b.Name != "other" {
+			t.Errorf("behaviour %s: firings %d, enrichment %.2f, evidence %v", b.Name, b.Firings, b.Enrichment, b.Evidence)
 		}
 	}
 }

@@ -53,7 +53,9 @@ export async function render(main, ctx) {
       h('div', {class: 'col'},
         explanationPanel(f),
         panel('Activation histogram', histogram(f.histogram || [])),
-        panel('Behaviour enrichment', enrichment(f.behaviours || [])),
+        panel('Behaviour enrichment', enrichment(f.behaviours || []),
+          h('p', {class: 'small muted'}, 'Tied to a behaviour only with at least 10 firings on its steps and 1.5 times their rate at large (the attribution rule; see the README).')),
+        f.logit_lens ? panel('Logit lens (the decoder direction through the model\'s final norm and head)', logitLens(f.logit_lens)) : null,
         panel('Nearest features (decoder cosine)', nearest(sae, f.nearest || [])))));
 }
 
@@ -139,16 +141,28 @@ function enrichment(rows) {
   if (!rows.length) return note('No behaviour labels.');
   const maxE = Math.max(1, ...rows.map((r) => r.enrichment || 0));
   return h('table', {class: 'table'},
-    h('thead', {}, h('tr', {}, ['behaviour', 'steps', 'mean', 'max', 'rate', 'enrichment'].map((t) => h('th', {}, t)))),
+    h('thead', {}, h('tr', {}, ['behaviour', 'steps', 'mean', 'max', 'rate', 'firings', 'enrichment', 'rule'].map((t) => h('th', {}, t)))),
     h('tbody', {}, rows.map((r) => h('tr', {},
       h('td', {}, chip(r.name)),
       h('td', {class: 'num'}, fmt(r.steps)),
       h('td', {class: 'num'}, fmt(r.mean)),
       h('td', {class: 'num'}, fmt(r.max)),
       h('td', {class: 'num'}, pct(r.rate)),
+      h('td', {class: 'num'}, fmt(r.firings)),
       h('td', {class: 'num enrich'},
         h('span', {class: 'enrich-bar', style: {width: `${Math.min(100, (100 * (r.enrichment || 0)) / maxE)}%`, background: behaviourColour(r.name)}}),
-        h('span', {}, fmt(r.enrichment)))))));
+        h('span', {}, fmt(r.enrichment))),
+      h('td', {testid: 'rule-evidence'}, r.evidence ? 'meets it' : 'too weak')))));
+}
+
+// logitLens lists the tokens a feature's direction promotes and suppresses
+// most when read by the model's head.
+function logitLens(l) {
+  const list = (rows) => h('ol', {class: 'lens'}, rows.map((t) => h('li', {},
+    h('code', {}, JSON.stringify(t.token)), h('span', {class: 'small muted'}, ` ${fmt(t.logit)}`))));
+  return h('div', {class: 'row', testid: 'logit-lens'},
+    h('div', {}, h('div', {class: 'field-label'}, 'promoted'), list(l.promoted || [])),
+    h('div', {}, h('div', {class: 'field-label'}, 'suppressed'), list(l.suppressed || [])));
 }
 
 function nearest(sae, rows) {
