@@ -383,6 +383,34 @@ func (st *File) Read(name string) (Tensor, error) {
 	return out, nil
 }
 
+// DType is the stored dtype of the named tensor; ok is false when the file
+// has no such tensor.
+func (st *File) DType(name string) (dtype string, ok bool) {
+	e := st.entries[name]
+	if e == nil {
+		return "", false
+	}
+	return e.dtype, true
+}
+
+// ReadRaw reads the named tensor's bytes as stored (little-endian elements
+// of its dtype, row-major) into dst, which must be exactly their size: a
+// caller keeps 16-bit weights as they are without a float32 copy. The
+// layout was checked when the file was opened.
+func (st *File) ReadRaw(name string, dst []byte) error {
+	e := st.entries[name]
+	if e == nil {
+		return fmt.Errorf("read safetensors %s: no tensor %q", st.path, name)
+	}
+	if int64(len(dst)) != e.end-e.begin {
+		return fmt.Errorf("read safetensors %s: tensor %q: expected a buffer of its %d bytes, found %d", st.path, name, e.end-e.begin, len(dst))
+	}
+	if _, err := st.r.ReadAt(dst, st.dataOff+e.begin); err != nil {
+		return fmt.Errorf("read safetensors %s: tensor %q: %v", st.path, name, err)
+	}
+	return nil
+}
+
 // decodeFloats converts little-endian elements of dtype in b into dst.
 func decodeFloats(dst []float32, b []byte, dtype string) {
 	switch dtype {
