@@ -1,0 +1,11 @@
+//go:build !amd64 || purego
+
+package model
+
+// Without the amd64 kernels, the pure-Go ones.
+func dotBF16(w []uint16, x []float32) float32               { return dotBF16Go(w, x) }
+func dotF16(w []uint16, x []float32) float32                { return dotF16Go(w, x) }
+func dotQ8(q []int8, scales []float32, x []float32) float32 { return dotQ8Go(q, scales, x) }
+
+// dotKernels names the kernels in use, for benchmarks.
+const dotKernels = "go"
