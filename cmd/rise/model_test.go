@@ -39,6 +39,14 @@ func TestGenerateCommand(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(stdout), &g) != nil || len(g.Tokens) != 10 || g.Stop != "length" {
 		t.Errorf("generate --json: exit %d, %s", code, stdout)
 	}
+	// Held in 16 bits or quantised, stories260K tells the same story for
+	// 25 tokens.
+	for _, p := range [][]string{{"--dtype", "bf16"}, {"--dtype", "f16"}, {"--quant", "q8"}, {"--dtype", "f32"}} {
+		code, out, stderr := runRise(t, append([]string{"generate", "--model", modelPath, "--prompt", "", "--max-tokens", "25"}, p...)...)
+		if code != 0 || !strings.HasPrefix(out, "Once upon a time") {
+			t.Errorf("generate %v: exit %d, %q, %s", p, code, out, stderr)
+		}
+	}
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -47,6 +55,10 @@ func TestGenerateCommand(t *testing.T) {
 		{[]string{"generate", "--prompt", "x"}, 2, "--model (or --backend) is required"},
 		{[]string{"generate", "--model", modelPath, "--max-tokens", "0"}, 2, "--max-tokens"},
 		{[]string{"generate", "--model", modelPath, "--chat", "vicuna"}, 2, "--chat"},
+		{[]string{"generate", "--model", modelPath, "--dtype", "fp8"}, 2, `--dtype: expected f32, bf16 or f16, found "fp8"`},
+		{[]string{"generate", "--model", modelPath, "--quant", "q4"}, 2, `--quant: expected q8, found "q4"`},
+		{[]string{"generate", "--model", modelPath, "--dtype", "bf16", "--quant", "q8"}, 2, "give --dtype or --quant, not both"},
+		{[]string{"generate", "--backend", "http://127.0.0.1:1", "--dtype", "bf16"}, 2, "--dtype and --quant apply to --model"},
 		{[]string{"generate", "--model", filepath.Join(t.TempDir(), "none.bin")}, 1, "none.bin"},
 		{[]string{"generate", "--model", modelPath, "--tokenizer", filepath.Join(t.TempDir(), "tok.bin")}, 1, "tok.bin"},
 	} {
