@@ -62,15 +62,23 @@ func LoadWith(model, tokenizer string, o Options) (*Model, Tokenizer, error) {
 
 // LoadModel opens a model without its tokenizer: a Hugging Face directory
 // or a llama2.c checkpoint.
-func LoadModel(path string) (*Model, error) {
+func LoadModel(path string) (*Model, error) { return LoadModelWith(path, Options{}) }
+
+// LoadModelWith is LoadModel with a choice of the weights' precision.
+func LoadModelWith(path string, o Options) (*Model, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
 	if st.IsDir() {
-		return LoadHF(path)
+		return LoadHFWith(path, o)
 	}
-	return LoadLlama2C(path)
+	m, err := LoadLlama2C(path)
+	if err != nil {
+		return nil, err
+	}
+	o.apply(m)
+	return m, nil
 }
 
 // LoadTokenizer opens a tokenizer by its file: tokenizer.json (Hugging
