@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -327,5 +328,43 @@ func TestSteerControls(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(out); strings.Contains(string(b), `"controls"`) {
 		t.Error("--controls 0 still wrote controls")
+	}
+}
+
+// TestBenchModel runs rise bench --model on stories260K: one decoding and
+// one prompt-reading result, at the precision asked for.
+func TestBenchModel(t *testing.T) {
+	modelPath := stories(t)
+	code, stdout, stderr := runRise(t, "bench", "--model", modelPath, "--quant", "q8", "--decode", "4", "--prompt-len", "8", "--reps", "1", "--batch", "2", "--json")
+	if code != 0 {
+		t.Fatalf("bench --model: exit %d: %s", code, stderr)
+	}
+	var kinds []string
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var r modelBenchResult
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		if r.Precision != "q8" || !(r.Median > 0) || r.WeightBytes <= 0 {
+			t.Errorf("result %+v", r)
+		}
+		kinds = append(kinds, fmt.Sprintf("%s/%d/%d", r.Kind, r.Batch, r.Tokens))
+	}
+	if strings.Join(kinds, " ") != "decode/2/8 prefill/1/8" {
+		t.Errorf("results %v, want decode of 2 sequences × 4 tokens and a prompt of 8", kinds)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "--dtype", "bf16"}, "--dtype and --quant apply to --model"},
+		{[]string{"bench", "--model", modelPath, "--dtype", "int4"}, `--dtype: expected f32, bf16 or f16, found "int4"`},
+		{[]string{"bench", "--model", modelPath, "--reps", "0"}, "--batch and --reps: expected at least 1"},
+		{[]string{"bench", "--model", modelPath, "--prompt-len", "100000"}, "the model holds 512 positions"},
+	} {
+		code, _, stderr := runRise(t, tc.args...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, %q; want 2 and %q", tc.args, code, stderr, tc.want)
+		}
 	}
 }
