@@ -112,3 +112,32 @@ func dotQ8Go(q []int8, scales []float32, x []float32) float32 {
 	}
 	return sum
 }
+
+// widenBF16Go writes the bfloat16 values src as float32 into dst.
+func widenBF16Go(dst []float32, src []uint16) {
+	dst = dst[:len(src)]
+	for i, h := range src {
+		dst[i] = bf16ToF32(h)
+	}
+}
+
+// widenF16Go writes the float16 values src as float32 into dst.
+func widenF16Go(dst []float32, src []uint16) {
+	t := f16Table()
+	dst = dst[:len(src)]
+	for i, h := range src {
+		dst[i] = t[h]
+	}
+}
+
+// widenQ8Go writes one row (or the tail of one) of Q8 blocks as float32
+// into dst: q[i] times the scale of its block of Q8Block.
+func widenQ8Go(dst []float32, q []int8, scales []float32) {
+	dst = dst[:len(q)]
+	for b, s := range scales {
+		lo := b * Q8Block
+		for i := lo; i < min(len(q), lo+Q8Block); i++ {
+			dst[i] = float32(q[i]) * s
+		}
+	}
+}

@@ -64,5 +64,51 @@ func dotQ8(q []int8, scales []float32, x []float32) float32 {
 	return s
 }
 
+//go:noescape
+func widenBF16AVX2(dst *float32, src *uint16, n int)
+
+//go:noescape
+func widenF16AVX2(dst *float32, src *uint16, n int)
+
+//go:noescape
+func widenQ8AVX2(dst *float32, q *int8, scales *float32, blocks int)
+
+// widenBF16 writes the bfloat16 values src as float32 into dst.
+func widenBF16(dst []float32, src []uint16) {
+	n := len(src) &^ 7
+	if haveAVX2 && n > 0 {
+		dst = dst[:len(src)]
+		widenBF16AVX2(&dst[0], &src[0], n)
+	} else {
+		n = 0
+	}
+	widenBF16Go(dst[n:], src[n:])
+}
+
+// widenF16 writes the float16 values src as float32 into dst.
+func widenF16(dst []float32, src []uint16) {
+	n := len(src) &^ 7
+	if haveF16C && n > 0 {
+		dst = dst[:len(src)]
+		widenF16AVX2(&dst[0], &src[0], n)
+	} else {
+		n = 0
+	}
+	widenF16Go(dst[n:], src[n:])
+}
+
+// widenQ8 writes one row of Q8 blocks as float32 into dst.
+func widenQ8(dst []float32, q []int8, scales []float32) {
+	nb := len(q) / Q8Block
+	if haveAVX2 && nb > 0 {
+		dst = dst[:len(q)]
+		scales = scales[:blocksPerRow(len(q))]
+		widenQ8AVX2(&dst[0], &q[0], &scales[0], nb)
+	} else {
+		nb = 0
+	}
+	widenQ8Go(dst[nb*Q8Block:], q[nb*Q8Block:], scales[nb:])
+}
+
 // dotKernels names the kernels in use, for benchmarks.
 var dotKernels = map[bool]string{true: "avx2", false: "go"}[haveAVX2]

@@ -192,3 +192,72 @@ TEXT ·cpuid1ECX(SB), NOSPLIT, $0-4
 	CPUID
 	MOVL CX, ret+0(FP)
 	RET
+
+// func widenBF16AVX2(dst *float32, src *uint16, n int)
+// n is a positive multiple of 8.
+TEXT ·widenBF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+
+wbf16loop:
+	VPMOVZXWD (SI), Y0
+	VPSLLD    $16, Y0, Y0
+	VMOVUPS   Y0, (DI)
+	ADDQ $16, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JNZ  wbf16loop
+	VZEROUPPER
+	RET
+
+// func widenF16AVX2(dst *float32, src *uint16, n int)
+// n is a positive multiple of 8.
+TEXT ·widenF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+
+wf16loop:
+	VCVTPH2PS (SI), Y0
+	VMOVUPS   Y0, (DI)
+	ADDQ $16, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JNZ  wf16loop
+	VZEROUPPER
+	RET
+
+// func widenQ8AVX2(dst *float32, q *int8, scales *float32, blocks int)
+// Each block is 32 weights and one scale; blocks is positive.
+TEXT ·widenQ8AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ q+8(FP), SI
+	MOVQ scales+16(FP), DX
+	MOVQ blocks+24(FP), CX
+
+wq8loop:
+	VBROADCASTSS (DX), Y8
+	VPMOVSXBD (SI), Y4
+	VPMOVSXBD 8(SI), Y5
+	VPMOVSXBD 16(SI), Y6
+	VPMOVSXBD 24(SI), Y7
+	VCVTDQ2PS Y4, Y4
+	VCVTDQ2PS Y5, Y5
+	VCVTDQ2PS Y6, Y6
+	VCVTDQ2PS Y7, Y7
+	VMULPS    Y8, Y4, Y4
+	VMULPS    Y8, Y5, Y5
+	VMULPS    Y8, Y6, Y6
+	VMULPS    Y8, Y7, Y7
+	VMOVUPS   Y4, (DI)
+	VMOVUPS   Y5, 32(DI)
+	VMOVUPS   Y6, 64(DI)
+	VMOVUPS   Y7, 96(DI)
+	ADDQ $32, SI
+	ADDQ $4, DX
+	ADDQ $128, DI
+	DECQ CX
+	JNZ  wq8loop
+	VZEROUPPER
+	RET

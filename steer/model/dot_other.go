@@ -7,5 +7,9 @@ func dotBF16(w []uint16, x []float32) float32               { return dotBF16Go(w
 func dotF16(w []uint16, x []float32) float32                { return dotF16Go(w, x) }
 func dotQ8(q []int8, scales []float32, x []float32) float32 { return dotQ8Go(q, scales, x) }
 
+func widenBF16(dst []float32, src []uint16)             { widenBF16Go(dst, src) }
+func widenF16(dst []float32, src []uint16)              { widenF16Go(dst, src) }
+func widenQ8(dst []float32, q []int8, scales []float32) { widenQ8Go(dst, q, scales) }
+
 // dotKernels names the kernels in use, for benchmarks.
 const dotKernels = "go"

@@ -108,23 +108,12 @@ func (w *Matrix) RowTo(dst []float32, r int) {
 	case F32:
 		copy(dst, w.F32[r*c:(r+1)*c])
 	case BF16:
-		for i, h := range w.Half[r*c : (r+1)*c] {
-			dst[i] = bf16ToF32(h)
-		}
+		widenBF16(dst, w.Half[r*c:(r+1)*c])
 	case F16:
-		t := f16Table()
-		for i, h := range w.Half[r*c : (r+1)*c] {
-			dst[i] = t[h]
-		}
+		widenF16(dst, w.Half[r*c:(r+1)*c])
 	case Q8:
 		nb := blocksPerRow(c)
-		q := w.Q[r*c : (r+1)*c]
-		for b := range nb {
-			s := w.Scales[r*nb+b]
-			for i := b * Q8Block; i < min(c, (b+1)*Q8Block); i++ {
-				dst[i] = float32(q[i]) * s
-			}
-		}
+		widenQ8(dst, w.Q[r*c:(r+1)*c], w.Scales[r*nb:(r+1)*nb])
 	}
 }
 

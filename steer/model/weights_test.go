@@ -297,3 +297,37 @@ func TestParsePrecision(t *testing.T) {
 		t.Errorf("ParseQuant(q4) accepted")
 	}
 }
+
+// TestWiden checks the platform's widening of rows (whole runs of 8 or
+// blocks of 32, and the tails) against the pure-Go loops, bit for bit.
+func TestWiden(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, cols := range []int{1, 8, 13, 32, 45, 96, 100} {
+		f := make([]float32, 3*cols)
+		for i := range f {
+			f[i] = float32(rng.NormFloat64())
+		}
+		base := NewMatrix(3, cols, f)
+		for _, d := range []DType{BF16, F16, Q8} {
+			w := base.To(d)
+			got, want := make([]float32, cols), make([]float32, cols)
+			for r := range 3 {
+				w.RowTo(got, r)
+				switch d {
+				case BF16:
+					widenBF16Go(want, w.Half[r*cols:(r+1)*cols])
+				case F16:
+					widenF16Go(want, w.Half[r*cols:(r+1)*cols])
+				case Q8:
+					nb := blocksPerRow(cols)
+					widenQ8Go(want, w.Q[r*cols:(r+1)*cols], w.Scales[r*nb:(r+1)*nb])
+				}
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%v, %d cols, row %d, value %d: %g, want %g", d, cols, r, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
