@@ -110,5 +110,30 @@ func widenQ8(dst []float32, q []int8, scales []float32) {
 	widenQ8Go(dst[nb*Q8Block:], q[nb*Q8Block:], scales[nb:])
 }
 
+//go:noescape
+func dotBF16x4AVX2(w *uint16, x *float32, stride, n int, out *float32)
+
+//go:noescape
+func dotF16x4AVX2(w *uint16, x *float32, stride, n int, out *float32)
+
+// haveDot4 reports whether dot4 has a kernel for rows of n weights of
+// dtype d (BF16 or F16).
+func haveDot4(d DType, n int) bool {
+	return n > 0 && n%8 == 0 && haveAVX2 && (d == BF16 || d == F16 && haveF16C)
+}
+
+// dot4 sets out[i] to the dot product of the 16-bit row w (dtype BF16 or
+// F16) with x[i·stride : i·stride+len(w)] for i < 4, reading w once.
+// Only where haveDot4.
+func dot4(d DType, w []uint16, x []float32, stride int, out *[4]float32) {
+	n := len(w)
+	_ = x[3*stride+n-1]
+	if d == BF16 {
+		dotBF16x4AVX2(&w[0], &x[0], stride, n, &out[0])
+	} else {
+		dotF16x4AVX2(&w[0], &x[0], stride, n, &out[0])
+	}
+}
+
 // dotKernels names the kernels in use, for benchmarks.
 var dotKernels = map[bool]string{true: "avx2", false: "go"}[haveAVX2]

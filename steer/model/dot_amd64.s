@@ -261,3 +261,136 @@ wq8loop:
 	JNZ  wq8loop
 	VZEROUPPER
 	RET
+
+// func dotBF16x4AVX2(w *uint16, x *float32, stride int, n int, out *float32)
+// Four dot products at once: w (n values, n a positive multiple of 8)
+// with the four vectors x, x+stride, x+2·stride and x+3·stride (stride in
+// float32s), into out[0:4]; each weight is widened once for the four.
+// Two runs of 8 weights a step, each into its own four sums, so that
+// eight multiply-add chains are in flight.
+TEXT ·dotBF16x4AVX2(SB), NOSPLIT, $0-40
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ stride+16(FP), R8
+	SHLQ $2, R8
+	LEAQ (R8)(R8*2), R9
+	MOVQ n+24(FP), CX
+	MOVQ out+32(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+dotBF16x4AVX2loop16:
+	CMPQ CX, $16
+	JL   dotBF16x4AVX2loop8
+	VPMOVZXWD (SI), Y8
+	VPSLLD    $16, Y8, Y8
+	VPMOVZXWD 16(SI), Y9
+	VPSLLD    $16, Y9, Y9
+	VFMADD231PS (DI), Y8, Y0
+	VFMADD231PS (DI)(R8*1), Y8, Y1
+	VFMADD231PS (DI)(R8*2), Y8, Y2
+	VFMADD231PS (DI)(R9*1), Y8, Y3
+	VFMADD231PS 32(DI), Y9, Y4
+	VFMADD231PS 32(DI)(R8*1), Y9, Y5
+	VFMADD231PS 32(DI)(R8*2), Y9, Y6
+	VFMADD231PS 32(DI)(R9*1), Y9, Y7
+	ADDQ $32, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  dotBF16x4AVX2loop16
+
+dotBF16x4AVX2loop8:
+	CMPQ CX, $8
+	JL   dotBF16x4AVX2done
+	VPMOVZXWD (SI), Y8
+	VPSLLD    $16, Y8, Y8
+	VFMADD231PS (DI), Y8, Y0
+	VFMADD231PS (DI)(R8*1), Y8, Y1
+	VFMADD231PS (DI)(R8*2), Y8, Y2
+	VFMADD231PS (DI)(R9*1), Y8, Y3
+
+dotBF16x4AVX2done:
+	VADDPS Y4, Y0, Y0
+	VADDPS Y5, Y1, Y1
+	VADDPS Y6, Y2, Y2
+	VADDPS Y7, Y3, Y3
+	// Sum each accumulator's lanes: out[i] = Σ lanes of Yi.
+	VHADDPS      Y1, Y0, Y0
+	VHADDPS      Y3, Y2, Y2
+	VHADDPS      Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVUPS      X0, (DX)
+	VZEROUPPER
+	RET
+
+// func dotF16x4AVX2(w *uint16, x *float32, stride int, n int, out *float32)
+// Four dot products at once: w (n values, n a positive multiple of 8)
+// with the four vectors x, x+stride, x+2·stride and x+3·stride (stride in
+// float32s), into out[0:4]; each weight is widened once for the four.
+// Two runs of 8 weights a step, each into its own four sums, so that
+// eight multiply-add chains are in flight.
+TEXT ·dotF16x4AVX2(SB), NOSPLIT, $0-40
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ stride+16(FP), R8
+	SHLQ $2, R8
+	LEAQ (R8)(R8*2), R9
+	MOVQ n+24(FP), CX
+	MOVQ out+32(FP), DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+dotF16x4AVX2loop16:
+	CMPQ CX, $16
+	JL   dotF16x4AVX2loop8
+	VCVTPH2PS (SI), Y8
+	VCVTPH2PS 16(SI), Y9
+	VFMADD231PS (DI), Y8, Y0
+	VFMADD231PS (DI)(R8*1), Y8, Y1
+	VFMADD231PS (DI)(R8*2), Y8, Y2
+	VFMADD231PS (DI)(R9*1), Y8, Y3
+	VFMADD231PS 32(DI), Y9, Y4
+	VFMADD231PS 32(DI)(R8*1), Y9, Y5
+	VFMADD231PS 32(DI)(R8*2), Y9, Y6
+	VFMADD231PS 32(DI)(R9*1), Y9, Y7
+	ADDQ $32, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  dotF16x4AVX2loop16
+
+dotF16x4AVX2loop8:
+	CMPQ CX, $8
+	JL   dotF16x4AVX2done
+	VCVTPH2PS (SI), Y8
+	VFMADD231PS (DI), Y8, Y0
+	VFMADD231PS (DI)(R8*1), Y8, Y1
+	VFMADD231PS (DI)(R8*2), Y8, Y2
+	VFMADD231PS (DI)(R9*1), Y8, Y3
+
+dotF16x4AVX2done:
+	VADDPS Y4, Y0, Y0
+	VADDPS Y5, Y1, Y1
+	VADDPS Y6, Y2, Y2
+	VADDPS Y7, Y3, Y3
+	// Sum each accumulator's lanes: out[i] = Σ lanes of Yi.
+	VHADDPS      Y1, Y0, Y0
+	VHADDPS      Y3, Y2, Y2
+	VHADDPS      Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVUPS      X0, (DX)
+	VZEROUPPER
+	RET

@@ -68,7 +68,11 @@ func gemmRows(out, x []float32, n, in int, w *Matrix, outDim int, beta float32) 
 			// meets it, so W streams from memory once.
 			for j0 := lo; j0 < hi; j0 += chunkRows {
 				j1 := min(hi, j0+chunkRows)
-				for r := range n {
+				r := 0
+				if n >= 4 && haveDot4(w.DType, in) {
+					r = w.dot4Rows(out, outDim, j0, j1, x, n, beta != 0)
+				}
+				for ; r < n; r++ {
 					w.dotRows(out[r*outDim+j0:r*outDim+j1], j0, x[r*in:(r+1)*in], beta != 0)
 				}
 			}
@@ -107,6 +111,31 @@ func (w *Matrix) dotRows(o []float32, lo int, x []float32, add bool) {
 		nb := blocksPerRow(c)
 		dotQ8Rows(o, w.Q[lo*c:(lo+len(o))*c], w.Scales[lo*nb:(lo+len(o))*nb], x, add)
 	}
+}
+
+// dot4Rows sets (with add, adds to) out[r, j] the products of rows j0..j1
+// of a 16-bit w with the rows of x in groups of four, each weight read
+// once per group, and returns how many rows of x it did (the rest go one
+// at a time). Only where haveDot4.
+func (w *Matrix) dot4Rows(out []float32, outDim, j0, j1 int, x []float32, n int, add bool) int {
+	c := w.Cols
+	var d [4]float32
+	done := 0
+	for j := j0; j < j1; j++ {
+		row := w.Half[j*c : (j+1)*c]
+		for r := 0; r+4 <= n; r += 4 {
+			dot4(w.DType, row, x[r*c:], c, &d)
+			for i, v := range d {
+				if add {
+					out[(r+i)*outDim+j] += v
+				} else {
+					out[(r+i)*outDim+j] = v
+				}
+			}
+			done = r + 4
+		}
+	}
+	return done
 }
 
 // gemmRowsF32 is gemmRows for float32 weights, through the BLAS.

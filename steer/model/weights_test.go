@@ -30,7 +30,7 @@ func productBound(n int, abs float64) float64 {
 // exact dot products of the widened weights, within productBound.
 func TestMatrixKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, cols := range []int{1, 7, 8, 31, 32, 33, 64, 100, 896} {
+	for _, cols := range []int{1, 7, 8, 31, 32, 33, 40, 64, 100, 896} {
 		rows := 70 + cols%5
 		f := make([]float32, rows*cols)
 		for i := range f {
@@ -40,7 +40,7 @@ func TestMatrixKernels(t *testing.T) {
 		for _, d := range []DType{BF16, F16, Q8} {
 			w := base.To(d)
 			wide := w.Float32()
-			for _, n := range []int{1, 3, dotRows + 4} {
+			for _, n := range []int{1, 3, 6, 9, dotRows + 4} {
 				x := make([]float32, n*cols)
 				for i := range x {
 					x[i] = float32(rng.NormFloat64())
