@@ -1,6 +1,6 @@
 #!/bin/sh
 # Speed of the model runtime beside llama.cpp, in one run on one machine:
-# batch-1 greedy decoding (128 tokens after a one-token prompt) and reading
+# batch-1 greedy decoding (DECODE tokens, 128 by default, after a one-token prompt) and reading
 # a 512-token prompt, on a random model of Qwen2-0.5B's shape, with the same
 # thread count, at each precision: rise f32 / llama.cpp f32, rise bf16 /
 # llama.cpp f16 (rise reads the BF16 safetensors; llama.cpp has no BF16
@@ -9,13 +9,16 @@
 # falls on both.
 #
 # usage: bench/runtime.sh    (make bench-runtime builds bin/rise first)
-# environment: THREADS (2), REPS (3), RISE (bin/rise), SHARED (../shared),
+# environment: THREADS (2), REPS (3), DECODE (128 tokens), PAIRS (which
+# precisions: "f32 bf16 f16 q8"), RISE (bin/rise), SHARED (../shared),
 # LLAMACPP_DIR (/tmp/rise-llamacpp: a copy of $SHARED/bench/llamacpp, set
 # up with npm there on first use), MODELS_DIR (/tmp/rise-bench-models),
 # PYTHON (/usr/bin/python3, with numpy).
 set -e
 T=${THREADS:-2}
 R=${REPS:-3}
+N=${DECODE:-128}
+PAIRS=${PAIRS:-f32 bf16 f16 q8}
 RISE=${RISE:-bin/rise}
 SHARED=${SHARED:-../shared}
 LL=${LLAMACPP_DIR:-/tmp/rise-llamacpp}
@@ -39,11 +42,17 @@ mkdir -p "$M"
 IDS=$(awk 'BEGIN { for (i = 0; i < 512; i++) printf "%s%d", (i ? "," : ""), (i * 7919 + 13) % 151936 }')
 
 echo "# $(nproc) cores, $T threads, $R repetitions; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-for pair in "f32 rand05b-hf --dtype=f32 f32" "bf16 rand05b-bf16-hf --dtype=bf16 f16" "f16 rand05b-hf --dtype=f16 f16" "q8 rand05b-hf --quant=q8 q8_0"; do
-	set -- $pair
+for p in $PAIRS; do
+	case $p in
+	f32) set -- f32 rand05b-hf --dtype=f32 f32 ;;
+	bf16) set -- bf16 rand05b-bf16-hf --dtype=bf16 f16 ;;
+	f16) set -- f16 rand05b-hf --dtype=f16 f16 ;;
+	q8) set -- q8 rand05b-hf --quant=q8 q8_0 ;;
+	*) echo "PAIRS: expected f32, bf16, f16 or q8, found $p" >&2; exit 2 ;;
+	esac
 	echo "## rise $1 vs llama.cpp $4"
-	"$LL/build/anchor" gen "$M/rand05b-$4.gguf" 128 "$T" "$R" --prompt-ids 0 | head -1 | sed "s|^|llama.cpp\tdecode\t$4\t|"
-	"$RISE" bench --model "$M/$2" "$3" --decode 128 --prompt-len 0 --reps "$R" --threads "$T"
+	"$LL/build/anchor" gen "$M/rand05b-$4.gguf" "$N" "$T" "$R" --prompt-ids 0 | head -1 | sed "s|^|llama.cpp\tdecode\t$4\t|"
+	"$RISE" bench --model "$M/$2" "$3" --decode "$N" --prompt-len 0 --reps "$R" --threads "$T"
 	for r in $(seq "$R"); do
 		(cd "$LL" && node greedy.mjs "$M/rand05b-$4.gguf" --n 1 --threads "$T" --ctx 1024 --prompt-ids "$IDS" | head -1) |
 			sed 's/.*"first_token_ms":\([0-9.]*\).*/\1/' | awk -v q="$4" '{ printf "llama.cpp\tprefill\t%s\t%.2f tok/s (512-token prompt, first token after %.0f ms)\n", q, 512000 / $1, $1 }'
