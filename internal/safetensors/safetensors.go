@@ -1,6 +1,7 @@
 // Package safetensors reads and writes the safetensors format (Hugging
 // Face's: a little-endian u64 header length, a JSON header of tensors and
-// their byte ranges, then the data), holding tensors as float32.
+// their byte ranges, then the data), holding tensors as float32 (or, with
+// ReadRaw, as the bytes stored).
 package safetensors
 
 import (
@@ -80,6 +81,7 @@ type File struct {
 	entries map[string]*stEntry
 	order   []string // tensor names in the header's order
 	meta    map[string]string
+	scratch []byte // ReadFloats's buffer
 }
 
 // Open opens path and validates its header: length, JSON,
@@ -408,6 +410,37 @@ func (st *File) ReadRaw(name string, dst []byte) error {
 	if _, err := st.r.ReadAt(dst, st.dataOff+e.begin); err != nil {
 		return fmt.Errorf("read safetensors %s: tensor %q: %v", st.path, name, err)
 	}
+	return nil
+}
+
+// ReadFloats converts elements [first, first+len(dst)) of the named
+// tensor (row-major; F32, F16, BF16 or F64) to float32 into dst, so that a
+// caller can convert a large tensor piece by piece. It reuses one buffer
+// of the File's from call to call (nothing is left for the garbage
+// collector): calls on one File must not run at the same time.
+func (st *File) ReadFloats(name string, dst []float32, first int64) error {
+	e := st.entries[name]
+	if e == nil {
+		return fmt.Errorf("read safetensors %s: no tensor %q", st.path, name)
+	}
+	switch e.dtype {
+	case F32, F16, BF16, F64:
+	default:
+		return fmt.Errorf("read safetensors %s: tensor %q has dtype %s, expected F32, F16, BF16 or F64", st.path, name, e.dtype)
+	}
+	esize := safetensorsDTypeSizes[e.dtype]
+	if n := (e.end - e.begin) / esize; first < 0 || first+int64(len(dst)) > n {
+		return fmt.Errorf("read safetensors %s: tensor %q: elements [%d, %d) asked for, expected a range within its %d", st.path, name, first, first+int64(len(dst)), n)
+	}
+	need := int64(len(dst)) * esize
+	if int64(cap(st.scratch)) < need {
+		st.scratch = make([]byte, need)
+	}
+	buf := st.scratch[:need]
+	if _, err := st.r.ReadAt(buf, st.dataOff+e.begin+first*esize); err != nil {
+		return fmt.Errorf("read safetensors %s: tensor %q: %v", st.path, name, err)
+	}
+	decodeFloats(dst, buf, e.dtype)
 	return nil
 }
 

@@ -400,4 +400,16 @@ func TestReadRaw(t *testing.T) {
 	if _, ok := st.DType("v"); ok {
 		t.Errorf("DType of a missing tensor")
 	}
+	part := make([]float32, 3)
+	if err := st.ReadFloats("w", part, 2); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range part {
+		if v != wide.Data[2+i] {
+			t.Errorf("ReadFloats element %d: %g, Read %g", 2+i, v, wide.Data[2+i])
+		}
+	}
+	if err := st.ReadFloats("w", part, 4); err == nil || !strings.Contains(err.Error(), "elements [4, 7) asked for, expected a range within its 6") {
+		t.Errorf("range past the end: %v", err)
+	}
 }

@@ -46,8 +46,8 @@ func (o Options) apply(m *Model) {
 
 // readMatrix reads a [rows, cols] tensor of st into the precision the
 // options give it. A 16-bit tensor kept at its precision is read into the
-// matrix's own memory; any other is read as float32 first (one tensor at
-// a time) and converted.
+// matrix's own memory, a float32 one as before; any other conversion reads
+// a slab of rows at a time as float32 and rounds it into the matrix.
 func readMatrix(st *safetensors.File, name string, rows, cols int, o Options) (Matrix, error) {
 	stored, _ := st.DType(name)
 	d := o.target(stored)
@@ -66,12 +66,29 @@ func readMatrix(st *safetensors.File, name string, rows, cols int, o Options) (M
 		}
 		return Matrix{Rows: rows, Cols: cols, DType: d, Half: h}, nil
 	}
-	t, err := st.Read(name)
-	if err != nil {
-		return Matrix{}, err
+	if d == F32 {
+		t, err := st.Read(name)
+		if err != nil {
+			return Matrix{}, err
+		}
+		return NewMatrix(rows, cols, t.Data), nil
 	}
-	w := NewMatrix(rows, cols, t.Data)
-	return w.To(d), nil
+	// Converted a slab of rows at a time, so that no float32 copy of the
+	// whole tensor is ever held.
+	w := newMatrix(rows, cols, d)
+	per := max(1, (1<<18)/max(1, cols))
+	buf := make([]float32, min(rows, per)*cols)
+	for r0 := 0; r0 < rows; r0 += per {
+		r1 := min(rows, r0+per)
+		slab := buf[:(r1-r0)*cols]
+		if err := st.ReadFloats(name, slab, int64(r0)*int64(cols)); err != nil {
+			return Matrix{}, err
+		}
+		for r := r0; r < r1; r++ {
+			w.setRow(r, slab[(r-r0)*cols:(r-r0+1)*cols])
+		}
+	}
+	return w, nil
 }
 
 // checkHFMemory refuses a model whose weights, at the precision they

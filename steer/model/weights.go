@@ -137,38 +137,54 @@ func (w *Matrix) To(d DType) Matrix {
 	if d == w.DType {
 		return *w
 	}
-	out := Matrix{Rows: w.Rows, Cols: w.Cols, DType: d}
-	c := w.Cols
+	out := newMatrix(w.Rows, w.Cols, d)
+	row := make([]float32, w.Cols)
+	for r := range w.Rows {
+		w.RowTo(row, r)
+		out.setRow(r, row)
+	}
+	return out
+}
+
+// newMatrix allocates a zero [rows, cols] matrix of precision d.
+func newMatrix(rows, cols int, d DType) Matrix {
+	out := Matrix{Rows: rows, Cols: cols, DType: d}
 	switch d {
 	case F32:
-		out.F32 = w.Float32()
+		out.F32 = make([]float32, rows*cols)
 	case BF16, F16:
-		out.Half = make([]uint16, w.Rows*c)
-		row := make([]float32, c)
-		for r := range w.Rows {
-			w.RowTo(row, r)
-			h := out.Half[r*c : (r+1)*c]
-			for i, v := range row {
-				if d == BF16 {
-					h[i] = f32ToBF16(v)
-				} else {
-					h[i] = float16.Fromfloat32(v).Bits()
-				}
-			}
+		out.Half = make([]uint16, rows*cols)
+	case Q8:
+		out.Q = make([]int8, rows*cols)
+		out.Scales = make([]float32, rows*blocksPerRow(cols))
+	default:
+		panic(fmt.Sprintf("model: a matrix of %v", d))
+	}
+	return out
+}
+
+// setRow stores the float32 values v as row r, rounding them to the
+// matrix's precision (BF16 and F16 to nearest, ties to even; Q8 as
+// quantizeRow).
+func (w *Matrix) setRow(r int, v []float32) {
+	c := w.Cols
+	switch w.DType {
+	case F32:
+		copy(w.F32[r*c:(r+1)*c], v)
+	case BF16:
+		h := w.Half[r*c : (r+1)*c]
+		for i, x := range v[:c] {
+			h[i] = f32ToBF16(x)
+		}
+	case F16:
+		h := w.Half[r*c : (r+1)*c]
+		for i, x := range v[:c] {
+			h[i] = float16.Fromfloat32(x).Bits()
 		}
 	case Q8:
 		nb := blocksPerRow(c)
-		out.Q = make([]int8, w.Rows*c)
-		out.Scales = make([]float32, w.Rows*nb)
-		row := make([]float32, c)
-		for r := range w.Rows {
-			w.RowTo(row, r)
-			quantizeRow(out.Q[r*c:(r+1)*c], out.Scales[r*nb:(r+1)*nb], row)
-		}
-	default:
-		panic(fmt.Sprintf("model: conversion to %v", d))
+		quantizeRow(w.Q[r*c:(r+1)*c], w.Scales[r*nb:(r+1)*nb], v[:c])
 	}
-	return out
 }
 
 // quantizeRow quantises one row into Q8 blocks: scale = max|w| / 127 and

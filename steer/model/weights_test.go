@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/rise-interp/rise/internal/safetensors"
@@ -327,6 +328,34 @@ func TestWiden(t *testing.T) {
 						t.Fatalf("%v, %d cols, row %d, value %d: %g, want %g", d, cols, r, i, got[i], want[i])
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestLoadConverts loads an F32 fixture at bf16 and q8, slab by slab:
+// the same weights as loading it in float32 and converting afterwards.
+func TestLoadConverts(t *testing.T) {
+	dir := filepath.Join(shared.Root(t), "testdata", "hf", "qwen2")
+	for _, o := range []Options{{DType: BF16, SetDType: true}, {DType: F16, SetDType: true}, {Quant: true}} {
+		m, err := LoadHFWith(dir, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := LoadHF(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := o.target(safetensors.F32)
+		want.Convert(d)
+		got, exp := m.matrices(), want.matrices()
+		if len(got) != len(exp) {
+			t.Fatalf("%v: %d matrices, want %d", d, len(got), len(exp))
+		}
+		for i := range got {
+			a, b := got[i], exp[i]
+			if a.DType != d || !slices.Equal(a.Half, b.Half) || !slices.Equal(a.Q, b.Q) || !slices.Equal(a.Scales, b.Scales) {
+				t.Fatalf("%v: matrix %d differs from the float32 model converted", d, i)
 			}
 		}
 	}
