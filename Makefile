@@ -19,7 +19,7 @@ TAGS := -tags openblas
 export CGO_LDFLAGS := $(or $(shell pkg-config --libs openblas 2>/dev/null),-lopenblas)
 endif
 
-.PHONY: all build run test test-blas vet bench fuzz testdata clean steer-demo confidence-demo tinyreason-eval
+.PHONY: all build run test test-blas vet bench bench-runtime fuzz testdata clean steer-demo confidence-demo tinyreason-eval
 
 all: build
 
@@ -52,6 +52,14 @@ BENCHFLAGS ?=
 bench: build
 	$(GO) test $(TAGS) -run '^$$' -bench '$(BENCH)' -benchmem ./...
 	$(BIN) bench $(BENCHFLAGS)
+
+# bench-runtime measures the model runtime beside llama.cpp on the same
+# random Qwen2-0.5B-shaped model, thread count and machine: decoding and
+# reading a 512-token prompt, f32, bf16 (llama.cpp f16), f16 and q8
+# (llama.cpp q8_0). It needs npm, numpy and a few GB in /tmp (see
+# testdata/bench/runtime.sh); CI does not run it.
+bench-runtime: build
+	RISE=$(BIN) testdata/bench/runtime.sh
 
 # fuzz runs each fuzz target for FUZZTIME (the seed corpora are the f.Add
 # calls of each target, and testdata/fuzz where a failure was kept).

@@ -16,6 +16,7 @@ require (
 	github.com/chromedp/chromedp v0.14.2
 	github.com/gorilla/websocket v1.5.3
 	github.com/wcharczuk/go-chart/v2 v2.1.2
+	golang.org/x/sys v0.34.0
 	gonum.org/v1/netlib v0.0.0-20220323200511-14de99971b2d
 )
 
@@ -27,7 +28,6 @@ require (
 	github.com/gobwas/ws v1.4.0 // indirect
 	github.com/golang/freetype v0.0.0-20170609003504-e2365dfdc4a0 // indirect
 	golang.org/x/image v0.25.0 // indirect
-	golang.org/x/sys v0.34.0 // indirect
 )
 
 require (

@@ -163,11 +163,13 @@ func buildConfGraph(m *model.Model, s *sae.SAE, layer, B, P int) (cg *confGraph,
 		cg.bound[n] = t
 		return n
 	}
-	transposed := func(w []float32, rows, cols int) []float32 { // [rows, cols] -> [cols, rows]
-		out := make([]float32, len(w))
+	transposed := func(w model.Matrix, rows, cols int) []float32 { // [rows, cols] -> [cols, rows], widened to float32
+		out := make([]float32, rows*cols)
+		row := make([]float32, cols)
 		for i := range rows {
-			for j := range cols {
-				out[j*rows+i] = w[i*cols+j]
+			w.RowTo(row, i)
+			for j, v := range row {
+				out[j*rows+i] = v
 			}
 		}
 		return out

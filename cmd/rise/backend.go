@@ -45,6 +45,7 @@ Example:
 		setFlags: func(fs *flag.FlagSet) {
 			fs.StringVar(&mf.model, "model", "", "the model: a Hugging Face directory (Llama, Qwen2) or a llama2.c checkpoint (required)")
 			fs.StringVar(&mf.tokenizer, "tokenizer", "", "the tokenizer, when it is not beside the model")
+			mf.setPrecision(fs)
 			fs.StringVar(&addr, "addr", "127.0.0.1:8000", "HOST:PORT to listen on")
 			fs.StringVar(&token, "token", "", "an access token every request must carry as \"Authorization: Bearer TOKEN\" (required when --addr is not a loopback address; clients read it from RISE_BACKEND_TOKEN)")
 		},

@@ -94,12 +94,14 @@ func init() {
 		steps, threads              int
 		warmup                      optionalInt
 		dIn, dSae, batch, k         int
+		mf                          modelFlags
+		mb                          modelBench
 	)
 	register(&command{
 		name:    "bench",
 		noArgs:  true,
 		summary: "measure the training engines' speed and compare it with PyTorch",
-		usage:   "[--json] [--engine fused|graph|all] [--config relu|topk|all] [--steps N] [--torch PATH] [--threads N]",
+		usage:   "[--json] [--engine fused|graph|all] [--config relu|topk|all] [--steps N] [--torch PATH] [--threads N] | --model PATH [--dtype D] [--quant q8] [--decode N] [--prompt-len N] [--batch N] [--reps N]",
 		help: `Trains SAEs for a few steps on random Gaussian data and reports samples
 per second, GFLOP/s and seconds per step for each engine and configuration:
 
@@ -124,10 +126,19 @@ bounds the engines' parallel work, and PyTorch's thread count. --d-in,
 --d-sae, --batch and --k override the sizes of every configuration chosen,
 for quick runs.
 
+With --model, rise bench measures the model runtime instead: greedy
+decoding of --batch sequences for --decode tokens after a one-token
+prompt, and reading a prompt of --prompt-len tokens in one forward pass,
+each --reps times on fresh sequences (tokens per second: the median, the
+smallest and the largest). --dtype and --quant choose the precision the
+weights are held in. make bench-runtime runs it beside llama.cpp on the
+same model, thread count and machine.
+
 Examples:
 
 	rise bench
-	rise bench --json --engine fused --config topk --steps 5`,
+	rise bench --json --engine fused --config topk --steps 5
+	rise bench --model DIR --dtype bf16 --decode 128 --prompt-len 512`,
 		setFlags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&jsonOut, "json", false, "print a JSON array, one object per engine and configuration")
 			fs.StringVar(&engineSel, "engine", "all", "engine to measure: fused, graph or all")
@@ -139,10 +150,25 @@ Examples:
 			fs.IntVar(&threads, "threads", 0, "threads for rise (GOMAXPROCS) and PyTorch (default GOMAXPROCS)")
 			fs.IntVar(&dIn, "d-in", 0, "override d_in of every configuration")
 			fs.IntVar(&dSae, "d-sae", 0, "override d_sae of every configuration")
-			fs.IntVar(&batch, "batch", 0, "override the batch of every configuration")
+			fs.IntVar(&batch, "batch", 0, "override the batch of every configuration; with --model, the sequences decoded together (default 1)")
 			fs.IntVar(&k, "k", 0, "override k of the topk configuration")
+			fs.StringVar(&mf.model, "model", "", "measure the model runtime on this model (a Hugging Face directory or a llama2.c checkpoint) instead of the SAE engines")
+			mf.setPrecision(fs)
+			fs.IntVar(&mb.decode, "decode", 128, "with --model: greedy decoding steps timed")
+			fs.IntVar(&mb.promptLen, "prompt-len", 512, "with --model: the length of the prompt read in one pass (0 skips it)")
+			fs.IntVar(&mb.reps, "reps", 3, "with --model: repetitions of each measurement")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
+			if mf.model != "" {
+				mb.batch, mb.threads = max(1, batch), threads
+				if batch < 0 {
+					mb.batch = batch
+				}
+				return runModelBench(ctx, e.stdout, &mf, mb, jsonOut)
+			}
+			if mf.dtype != "" || mf.quant != "" {
+				return usagef("--dtype and --quant apply to --model")
+			}
 			var engines []string
 			switch engineSel {
 			case "fused", "graph":

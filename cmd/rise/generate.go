@@ -13,6 +13,38 @@ import (
 // modelFlags are the flags every command that runs a model shares.
 type modelFlags struct {
 	model, tokenizer, chat, backend string
+	dtype, quant                    string
+}
+
+// setPrecision adds --dtype and --quant, the precision the native runtime
+// holds the weights in.
+func (f *modelFlags) setPrecision(fs *flag.FlagSet) {
+	fs.StringVar(&f.dtype, "dtype", "", "hold the model's weight matrices as f32, bf16 or f16 (default: as stored; sums are float32 either way)")
+	fs.StringVar(&f.quant, "quant", "", "quantise the weight matrices at load: q8 (8-bit blocks of 32 weights with one scale, as llama.cpp's Q8_0)")
+}
+
+// options reads --dtype and --quant.
+func (f *modelFlags) options() (model.Options, error) {
+	var o model.Options
+	if f.dtype != "" {
+		d, err := model.ParseDType(f.dtype)
+		if err != nil {
+			return o, usagef("--dtype: %v", err)
+		}
+		o.DType, o.SetDType = d, true
+	}
+	q, err := model.ParseQuant(f.quant)
+	if err != nil {
+		return o, usagef("--quant: %v", err)
+	}
+	o.Quant = q
+	if q && o.SetDType {
+		return o, usagef("give --dtype or --quant, not both: --quant %s holds the weights in its own format", f.quant)
+	}
+	if (f.dtype != "" || f.quant != "") && f.backend != "" {
+		return o, usagef("--dtype and --quant apply to --model, not to --backend %s, which holds its own weights", f.backend)
+	}
+	return o, nil
 }
 
 func (f *modelFlags) set(fs *flag.FlagSet) {
@@ -20,6 +52,7 @@ func (f *modelFlags) set(fs *flag.FlagSet) {
 	fs.StringVar(&f.tokenizer, "tokenizer", "", "the tokenizer (default: tokenizer.json in the model directory, or tokenizer.bin / tok<vocab>.bin beside a llama2.c checkpoint)")
 	fs.StringVar(&f.chat, "chat", "", "wrap prompts in a chat template: r1 (DeepSeek-R1-Distill; DeepSeek's turn tokens), chatml (Qwen2 instruct), qwen3 (Qwen3, thinking) or qwen3-nothink")
 	fs.StringVar(&f.backend, "backend", "", "run the model on a backend server (rise-backend/1 protocol) at this URL instead of --model")
+	f.setPrecision(fs)
 }
 
 // load opens the backend the flags name: the native runtime on --model, or
@@ -30,6 +63,10 @@ func (f *modelFlags) load(ctx context.Context) (steer.Backend, error) {
 			return nil, usagef("--chat: %v", err)
 		}
 	}
+	o, err := f.options()
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case f.model != "" && f.backend != "":
 		return nil, usagef("give --model or --backend, not both")
@@ -38,7 +75,7 @@ func (f *modelFlags) load(ctx context.Context) (steer.Backend, error) {
 	case f.model == "":
 		return nil, usagef("--model (or --backend) is required")
 	}
-	m, tok, err := model.Load(f.model, f.tokenizer)
+	m, tok, err := model.LoadWith(f.model, f.tokenizer, o)
 	if err != nil {
 		return nil, err
 	}

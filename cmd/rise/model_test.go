@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -39,6 +40,14 @@ func TestGenerateCommand(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(stdout), &g) != nil || len(g.Tokens) != 10 || g.Stop != "length" {
 		t.Errorf("generate --json: exit %d, %s", code, stdout)
 	}
+	// Held in 16 bits or quantised, stories260K tells the same story for
+	// 25 tokens.
+	for _, p := range [][]string{{"--dtype", "bf16"}, {"--dtype", "f16"}, {"--quant", "q8"}, {"--dtype", "f32"}} {
+		code, out, stderr := runRise(t, append([]string{"generate", "--model", modelPath, "--prompt", "", "--max-tokens", "25"}, p...)...)
+		if code != 0 || !strings.HasPrefix(out, "Once upon a time") {
+			t.Errorf("generate %v: exit %d, %q, %s", p, code, out, stderr)
+		}
+	}
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -47,6 +56,10 @@ func TestGenerateCommand(t *testing.T) {
 		{[]string{"generate", "--prompt", "x"}, 2, "--model (or --backend) is required"},
 		{[]string{"generate", "--model", modelPath, "--max-tokens", "0"}, 2, "--max-tokens"},
 		{[]string{"generate", "--model", modelPath, "--chat", "vicuna"}, 2, "--chat"},
+		{[]string{"generate", "--model", modelPath, "--dtype", "fp8"}, 2, `--dtype: expected f32, bf16 or f16, found "fp8"`},
+		{[]string{"generate", "--model", modelPath, "--quant", "q4"}, 2, `--quant: expected q8, found "q4"`},
+		{[]string{"generate", "--model", modelPath, "--dtype", "bf16", "--quant", "q8"}, 2, "give --dtype or --quant, not both"},
+		{[]string{"generate", "--backend", "http://127.0.0.1:1", "--dtype", "bf16"}, 2, "--dtype and --quant apply to --model"},
 		{[]string{"generate", "--model", filepath.Join(t.TempDir(), "none.bin")}, 1, "none.bin"},
 		{[]string{"generate", "--model", modelPath, "--tokenizer", filepath.Join(t.TempDir(), "tok.bin")}, 1, "tok.bin"},
 	} {
@@ -315,5 +328,43 @@ func TestSteerControls(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(out); strings.Contains(string(b), `"controls"`) {
 		t.Error("--controls 0 still wrote controls")
+	}
+}
+
+// TestBenchModel runs rise bench --model on stories260K: one decoding and
+// one prompt-reading result, at the precision asked for.
+func TestBenchModel(t *testing.T) {
+	modelPath := stories(t)
+	code, stdout, stderr := runRise(t, "bench", "--model", modelPath, "--quant", "q8", "--decode", "4", "--prompt-len", "8", "--reps", "1", "--batch", "2", "--json")
+	if code != 0 {
+		t.Fatalf("bench --model: exit %d: %s", code, stderr)
+	}
+	var kinds []string
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var r modelBenchResult
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		if r.Precision != "q8" || !(r.Median > 0) || r.WeightBytes <= 0 {
+			t.Errorf("result %+v", r)
+		}
+		kinds = append(kinds, fmt.Sprintf("%s/%d/%d", r.Kind, r.Batch, r.Tokens))
+	}
+	if strings.Join(kinds, " ") != "decode/2/8 prefill/1/8" {
+		t.Errorf("results %v, want decode of 2 sequences × 4 tokens and a prompt of 8", kinds)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "--dtype", "bf16"}, "--dtype and --quant apply to --model"},
+		{[]string{"bench", "--model", modelPath, "--dtype", "int4"}, `--dtype: expected f32, bf16 or f16, found "int4"`},
+		{[]string{"bench", "--model", modelPath, "--reps", "0"}, "--batch and --reps: expected at least 1"},
+		{[]string{"bench", "--model", modelPath, "--prompt-len", "100000"}, "the model holds 512 positions"},
+	} {
+		code, _, stderr := runRise(t, tc.args...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, %q; want 2 and %q", tc.args, code, stderr, tc.want)
+		}
 	}
 }

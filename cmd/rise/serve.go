@@ -88,6 +88,7 @@ Examples:
 			fs.Uint64Var(&seed, "seed", 1, "seed of the atlases and sweeps")
 			fs.StringVar(&mf.model, "model", "", "a model for the steering page: a llama2.c checkpoint or a Hugging Face Llama/Qwen2 directory")
 			fs.StringVar(&mf.tokenizer, "tokenizer", "", "the model's tokenizer, when it is not beside the model")
+			mf.setPrecision(fs)
 			fs.StringVar(&mf.backend, "backend", "", "a backend server (rise-backend/1) that runs the model for the steering page")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {

@@ -1,6 +1,7 @@
 // Package safetensors reads and writes the safetensors format (Hugging
 // Face's: a little-endian u64 header length, a JSON header of tensors and
-// their byte ranges, then the data), holding tensors as float32.
+// their byte ranges, then the data), holding tensors as float32 (or, with
+// ReadRaw, as the bytes stored).
 package safetensors
 
 import (
@@ -80,6 +81,7 @@ type File struct {
 	entries map[string]*stEntry
 	order   []string // tensor names in the header's order
 	meta    map[string]string
+	scratch []byte // ReadFloats's buffer
 }
 
 // Open opens path and validates its header: length, JSON,
@@ -381,6 +383,65 @@ func (st *File) Read(name string) (Tensor, error) {
 		off += m
 	}
 	return out, nil
+}
+
+// DType is the stored dtype of the named tensor; ok is false when the file
+// has no such tensor.
+func (st *File) DType(name string) (dtype string, ok bool) {
+	e := st.entries[name]
+	if e == nil {
+		return "", false
+	}
+	return e.dtype, true
+}
+
+// ReadRaw reads the named tensor's bytes as stored (little-endian elements
+// of its dtype, row-major) into dst, which must be exactly their size: a
+// caller keeps 16-bit weights as they are without a float32 copy. The
+// layout was checked when the file was opened.
+func (st *File) ReadRaw(name string, dst []byte) error {
+	e := st.entries[name]
+	if e == nil {
+		return fmt.Errorf("read safetensors %s: no tensor %q", st.path, name)
+	}
+	if int64(len(dst)) != e.end-e.begin {
+		return fmt.Errorf("read safetensors %s: tensor %q: expected a buffer of its %d bytes, found %d", st.path, name, e.end-e.begin, len(dst))
+	}
+	if _, err := st.r.ReadAt(dst, st.dataOff+e.begin); err != nil {
+		return fmt.Errorf("read safetensors %s: tensor %q: %v", st.path, name, err)
+	}
+	return nil
+}
+
+// ReadFloats converts elements [first, first+len(dst)) of the named
+// tensor (row-major; F32, F16, BF16 or F64) to float32 into dst, so that a
+// caller can convert a large tensor piece by piece. It reuses one buffer
+// of the File's from call to call (nothing is left for the garbage
+// collector): calls on one File must not run at the same time.
+func (st *File) ReadFloats(name string, dst []float32, first int64) error {
+	e := st.entries[name]
+	if e == nil {
+		return fmt.Errorf("read safetensors %s: no tensor %q", st.path, name)
+	}
+	switch e.dtype {
+	case F32, F16, BF16, F64:
+	default:
+		return fmt.Errorf("read safetensors %s: tensor %q has dtype %s, expected F32, F16, BF16 or F64", st.path, name, e.dtype)
+	}
+	esize := safetensorsDTypeSizes[e.dtype]
+	if n := (e.end - e.begin) / esize; first < 0 || first+int64(len(dst)) > n {
+		return fmt.Errorf("read safetensors %s: tensor %q: elements [%d, %d) asked for, expected a range within its %d", st.path, name, first, first+int64(len(dst)), n)
+	}
+	need := int64(len(dst)) * esize
+	if int64(cap(st.scratch)) < need {
+		st.scratch = make([]byte, need)
+	}
+	buf := st.scratch[:need]
+	if _, err := st.r.ReadAt(buf, st.dataOff+e.begin+first*esize); err != nil {
+		return fmt.Errorf("read safetensors %s: tensor %q: %v", st.path, name, err)
+	}
+	decodeFloats(dst, buf, e.dtype)
+	return nil
 }
 
 // decodeFloats converts little-endian elements of dtype in b into dst.

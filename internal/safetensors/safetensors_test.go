@@ -360,3 +360,56 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// TestReadRaw reads tensors' bytes as stored: a BF16 file's bytes are
+// the bfloat16 bit patterns Read widens, and a buffer of the wrong size
+// or a missing name is refused.
+func TestReadRaw(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.safetensors")
+	w := Tensor{Name: "w", Shape: []int{2, 3}, Data: []float32{1, -2.5, 0.1, 3e-3, 7, -0}}
+	if err := Write(path, []Tensor{w}, BF16, nil); err != nil {
+		t.Fatal(err)
+	}
+	st, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if d, ok := st.DType("w"); !ok || d != BF16 {
+		t.Fatalf("DType(w) = %q, %v", d, ok)
+	}
+	raw := make([]byte, 12)
+	if err := st.ReadRaw("w", raw); err != nil {
+		t.Fatal(err)
+	}
+	wide, err := st.Read("w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range wide.Data {
+		if got := math.Float32frombits(uint32(binary.LittleEndian.Uint16(raw[2*i:])) << 16); got != v {
+			t.Errorf("value %d: raw bytes give %g, Read %g", i, got, v)
+		}
+	}
+	if err := st.ReadRaw("w", make([]byte, 10)); err == nil || !strings.Contains(err.Error(), "expected a buffer of its 12 bytes, found 10") {
+		t.Errorf("short buffer: %v", err)
+	}
+	if err := st.ReadRaw("v", raw); err == nil || !strings.Contains(err.Error(), `no tensor "v"`) {
+		t.Errorf("missing tensor: %v", err)
+	}
+	if _, ok := st.DType("v"); ok {
+		t.Errorf("DType of a missing tensor")
+	}
+	part := make([]float32, 3)
+	if err := st.ReadFloats("w", part, 2); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range part {
+		if v != wide.Data[2+i] {
+			t.Errorf("ReadFloats element %d: %g, Read %g", 2+i, v, wide.Data[2+i])
+		}
+	}
+	if err := st.ReadFloats("w", part, 4); err == nil || !strings.Contains(err.Error(), "elements [4, 7) asked for, expected a range within its 6") {
+		t.Errorf("range past the end: %v", err)
+	}
+}

@@ -62,13 +62,19 @@ func BenchmarkDecode(b *testing.B) {
 		load func(testing.TB) *Model
 	}{
 		{"stories260K", func(t testing.TB) *Model { m, _ := loadStories(t); return m }},
-		{"qwen2-0.5B", func(t testing.TB) *Model {
+	}
+	for _, d := range []DType{F32, BF16, F16, Q8} {
+		models = append(models, struct {
+			name string
+			load func(testing.TB) *Model
+		}{"qwen2-0.5B-" + d.String(), func(t testing.TB) *Model {
 			m, err := NewRandom(Qwen2_0_5B, 1)
 			if err != nil {
 				t.Fatal(err)
 			}
+			m.Convert(d)
 			return m
-		}},
+		}})
 	}
 	for _, mc := range models {
 		var m *Model
@@ -107,7 +113,7 @@ func BenchmarkDecode(b *testing.B) {
 					elapsed += time.Since(start)
 					tokens += steps * batch
 				}
-				weightBytes := float64(4 * m.Params())
+				weightBytes := float64(m.WeightBytes())
 				b.ReportMetric(float64(tokens)/elapsed.Seconds(), "tokens/s")
 				b.ReportMetric(float64(batch)*bw/weightBytes, "bound_tokens/s")
 				b.ReportMetric(bw/1e9, "GB/s")

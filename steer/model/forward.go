@@ -101,7 +101,7 @@ func (m *Model) Forward(ctx context.Context, seqs []*Sequence, toks [][]int, all
 	var sc scratch
 	sc.x = grow(sc.x, N*D)
 	for r, row := range rows {
-		copy(sc.x[r*D:(r+1)*D], m.Embed[row.Token*D:(row.Token+1)*D])
+		m.Embed.RowTo(sc.x[r*D:(r+1)*D], row.Token)
 	}
 	if err := m.blocks(ctx, &sc, seqs, rows, 0, hook); err != nil {
 		return nil, err
@@ -144,7 +144,7 @@ func (m *Model) logits(x []float32, n int) []float32 {
 		rmsNorm(xn[i*c.Dim:(i+1)*c.Dim], x[i*c.Dim:(i+1)*c.Dim], m.Norm, 1, c.Dim, float32(c.NormEps))
 	}
 	out := make([]float32, n*c.Vocab)
-	linear(out, xn, n, c.Dim, m.Out, c.Vocab, nil)
+	linear(out, xn, n, c.Dim, &m.Out, c.Vocab, nil)
 	return out
 }
 
@@ -168,9 +168,9 @@ func (m *Model) blocks(ctx context.Context, sc *scratch, seqs []*Sequence, rows 
 		}
 		b := &m.Blocks[l]
 		rmsNorm(sc.xb, sc.x, b.AttnNorm, N, D, float32(c.NormEps))
-		linear(sc.q, sc.xb, N, D, b.WQ, q, b.BQ)
-		linear(sc.k, sc.xb, N, D, b.WK, kv, b.BK)
-		linear(sc.v, sc.xb, N, D, b.WV, kv, b.BV)
+		linear(sc.q, sc.xb, N, D, &b.WQ, q, b.BQ)
+		linear(sc.k, sc.xb, N, D, &b.WK, kv, b.BK)
+		linear(sc.v, sc.xb, N, D, &b.WV, kv, b.BV)
 		if c.QKNorm {
 			// Qwen3: every query and key head is RMS-normalised on its
 			// own, before RoPE.
@@ -188,14 +188,14 @@ func (m *Model) blocks(ctx context.Context, sc *scratch, seqs []*Sequence, rows 
 			s.v[l] = append(s.v[l], sc.v[r*kv:(r+1)*kv]...)
 		}
 		m.attention(sc.att, sc.q, seqs, rows, l)
-		linearAdd(sc.x, sc.att, N, q, b.WO, D)
+		linearAdd(sc.x, sc.att, N, q, &b.WO, D)
 		rmsNorm(sc.xb, sc.x, b.MLPNorm, N, D, float32(c.NormEps))
-		linear(sc.g, sc.xb, N, D, b.WGate, c.Hidden, nil)
-		linear(sc.u, sc.xb, N, D, b.WUp, c.Hidden, nil)
+		linear(sc.g, sc.xb, N, D, &b.WGate, c.Hidden, nil)
+		linear(sc.u, sc.xb, N, D, &b.WUp, c.Hidden, nil)
 		for i, g := range sc.g {
 			sc.g[i] = g / (1 + float32(math.Exp(float64(-g)))) * sc.u[i]
 		}
-		linearAdd(sc.x, sc.g, N, c.Hidden, b.WDown, D)
+		linearAdd(sc.x, sc.g, N, c.Hidden, &b.WDown, D)
 		if hook != nil {
 			hook(l, sc.x, rows)
 		}
@@ -450,65 +450,4 @@ func attendOne(o, qv, K, V []float32, off, kvd, T int, scale float32, scores []f
 			o[i] += w * x
 		}
 	}
-}
-
-// linear sets out[n, outDim] = x[n, in] · W[outDim, in]ᵀ + bias, splitting
-// W's rows across cores (a decoding step has one row per sequence, so the
-// work is in W).
-func linear(out, x []float32, n, in int, w []float32, outDim int, bias []float32) {
-	gemmRows(out, x, n, in, w, outDim, 0)
-	if bias != nil {
-		for r := range n {
-			o := out[r*outDim : (r+1)*outDim]
-			for i, b := range bias {
-				o[i] += b
-			}
-		}
-	}
-}
-
-// linearAdd adds x[n, in] · W[outDim, in]ᵀ to out.
-func linearAdd(out, x []float32, n, in int, w []float32, outDim int) {
-	gemmRows(out, x, n, in, w, outDim, 1)
-}
-
-// gemvRows is the number of rows up to which a product is done as one
-// matrix-vector product per row: with so few rows the work is streaming W,
-// and BLAS libraries serve a one-row GEMM worse than a GEMV.
-const gemvRows = 4
-
-// smallBatch is the number of rows up to which W·Xᵀ is computed instead of
-// X·Wᵀ (decoding steps of a batch of sequences).
-const smallBatch = 64
-
-func gemmRows(out, x []float32, n, in int, w []float32, outDim int, beta float32) {
-	impl := matmul.Impl()
-	parallel.For(outDim, 64, func(_, lo, hi int) {
-		if n <= gemvRows {
-			for r := range n {
-				impl.Sgemv(blas.NoTrans, hi-lo, in, 1, w[lo*in:hi*in], in, x[r*in:(r+1)*in], 1, beta, out[r*outDim+lo:r*outDim+hi], 1)
-			}
-			return
-		}
-		if n <= smallBatch {
-			// W·Xᵀ, [rows of W, n], is the shape BLAS kernels run
-			// fastest when n is small; its transpose goes to out.
-			t := make([]float32, (hi-lo)*n)
-			impl.Sgemm(blas.NoTrans, blas.Trans, hi-lo, n, in, 1, w[lo*in:hi*in], in, x, in, 0, t, n)
-			for r := range n {
-				o := out[r*outDim+lo : r*outDim+hi]
-				if beta == 0 {
-					for i := range o {
-						o[i] = t[i*n+r]
-					}
-				} else {
-					for i := range o {
-						o[i] += t[i*n+r]
-					}
-				}
-			}
-			return
-		}
-		impl.Sgemm(blas.NoTrans, blas.Trans, n, hi-lo, in, 1, x, in, w[lo*in:hi*in], in, beta, out[lo:], outDim)
-	})
 }

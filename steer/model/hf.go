@@ -13,8 +13,14 @@ import (
 
 // LoadHF reads a Hugging Face model directory of the Llama, Qwen2 or
 // Qwen3 architecture: config.json and the weights in *.safetensors (one
-// file or shards; F32, F16 or BF16), held in float32.
-func LoadHF(dir string) (*Model, error) {
+// file or shards; F32, F16 or BF16), each matrix held as stored.
+func LoadHF(dir string) (*Model, error) { return LoadHFWith(dir, Options{}) }
+
+// LoadHFWith is LoadHF with a choice of precision. Tensors are read one at
+// a time, and 16-bit matrices kept at their stored precision are read
+// straight into the model's memory, so loading takes little more memory
+// than the weights.
+func LoadHFWith(dir string, o Options) (*Model, error) {
 	cpath := filepath.Join(dir, "config.json")
 	b, err := os.ReadFile(cpath)
 	if err != nil {
@@ -33,35 +39,55 @@ func LoadHF(dir string) (*Model, error) {
 		return nil, fmt.Errorf("%s: no *.safetensors weights beside config.json", dir)
 	}
 	sort.Strings(files)
-	tensors := map[string]safetensors.Tensor{}
+	tensors := map[string]*safetensors.File{}
 	where := map[string]string{}
 	for _, f := range files {
-		ts, _, err := safetensors.Read(f)
+		st, err := safetensors.Open(f)
 		if err != nil {
 			return nil, err
 		}
-		for name, t := range ts {
+		defer st.Close()
+		for _, name := range st.Names() {
 			if prev, ok := where[name]; ok {
 				return nil, fmt.Errorf("%s: tensor %s is also in %s", f, name, prev)
 			}
-			tensors[name], where[name] = t, f
+			tensors[name], where[name] = st, f
 		}
 	}
+	if err := checkHFMemory(dir, tensors, o); err != nil {
+		return nil, err
+	}
 	used := map[string]bool{}
-	get := func(name string, shape ...int) ([]float32, error) {
-		t, ok := tensors[name]
+	find := func(name string, shape ...int) (*safetensors.File, error) {
+		st, ok := tensors[name]
 		if !ok {
 			return nil, fmt.Errorf("%s: no tensor %s in %s", dir, name, strings.Join(relNames(dir, files), ", "))
 		}
-		if !slices.Equal(t.Shape, shape) {
-			return nil, fmt.Errorf("%s: tensor %s: expected shape %v for this config, found %v", where[name], name, shape, t.Shape)
+		if got, _ := st.Shape(name); !slices.Equal(got, shape) {
+			return nil, fmt.Errorf("%s: tensor %s: expected shape %v for this config, found %v", where[name], name, shape, got)
 		}
 		used[name] = true
-		return t.Data, nil
+		return st, nil
+	}
+	get := func(name string, shape ...int) ([]float32, error) {
+		st, err := find(name, shape...)
+		if err != nil {
+			return nil, err
+		}
+		t, err := st.Read(name)
+		return t.Data, err
+	}
+	getM := func(dst *Matrix, name string, rows, cols int) error {
+		st, err := find(name, rows, cols)
+		if err != nil {
+			return err
+		}
+		*dst, err = readMatrix(st, name, rows, cols, o)
+		return err
 	}
 	D, H, q, kv := c.Dim, c.Hidden, c.QDim(), c.KVDim()
 	m := &Model{Config: c, Name: dir}
-	if m.Embed, err = get("model.embed_tokens.weight", c.Vocab, D); err != nil {
+	if err := getM(&m.Embed, "model.embed_tokens.weight", c.Vocab, D); err != nil {
 		return nil, err
 	}
 	if m.Norm, err = get("model.norm.weight", D); err != nil {
@@ -69,29 +95,33 @@ func LoadHF(dir string) (*Model, error) {
 	}
 	m.Out = m.Embed
 	if _, ok := tensors["lm_head.weight"]; ok || !c.Tied {
-		if m.Out, err = get("lm_head.weight", c.Vocab, D); err != nil {
+		if err := getM(&m.Out, "lm_head.weight", c.Vocab, D); err != nil {
 			return nil, err
 		}
 	}
 	for i := range c.Layers {
 		p := fmt.Sprintf("model.layers.%d.", i)
 		var bl Block
+		if bl.AttnNorm, err = get(p+"input_layernorm.weight", D); err != nil {
+			return nil, err
+		}
+		if bl.MLPNorm, err = get(p+"post_attention_layernorm.weight", D); err != nil {
+			return nil, err
+		}
 		for _, w := range []struct {
-			dst   *[]float32
-			name  string
-			shape []int
+			dst        *Matrix
+			name       string
+			rows, cols int
 		}{
-			{&bl.AttnNorm, "input_layernorm.weight", []int{D}},
-			{&bl.WQ, "self_attn.q_proj.weight", []int{q, D}},
-			{&bl.WK, "self_attn.k_proj.weight", []int{kv, D}},
-			{&bl.WV, "self_attn.v_proj.weight", []int{kv, D}},
-			{&bl.WO, "self_attn.o_proj.weight", []int{D, q}},
-			{&bl.MLPNorm, "post_attention_layernorm.weight", []int{D}},
-			{&bl.WGate, "mlp.gate_proj.weight", []int{H, D}},
-			{&bl.WUp, "mlp.up_proj.weight", []int{H, D}},
-			{&bl.WDown, "mlp.down_proj.weight", []int{D, H}},
+			{&bl.WQ, "self_attn.q_proj.weight", q, D},
+			{&bl.WK, "self_attn.k_proj.weight", kv, D},
+			{&bl.WV, "self_attn.v_proj.weight", kv, D},
+			{&bl.WO, "self_attn.o_proj.weight", D, q},
+			{&bl.WGate, "mlp.gate_proj.weight", H, D},
+			{&bl.WUp, "mlp.up_proj.weight", H, D},
+			{&bl.WDown, "mlp.down_proj.weight", D, H},
 		} {
-			if *w.dst, err = get(p+w.name, w.shape...); err != nil {
+			if err := getM(w.dst, p+w.name, w.rows, w.cols); err != nil {
 				return nil, err
 			}
 		}

@@ -10,8 +10,9 @@ import (
 // epsilon, then a dot product with every row of the output projection.
 func TestLogitLens(t *testing.T) {
 	m, _ := loadStories(t)
+	embed, out := m.Embed.Float32(), m.Out.Float32()
 	for _, tok := range []int{7, 260, 401} {
-		dir := m.Embed[tok*m.Dim : (tok+1)*m.Dim]
+		dir := embed[tok*m.Dim : (tok+1)*m.Dim]
 		got, err := m.LogitLens(dir)
 		if err != nil {
 			t.Fatal(err)
@@ -25,7 +26,7 @@ func TestLogitLens(t *testing.T) {
 		for r := range m.Vocab {
 			var want float64
 			for i, v := range dir {
-				want += float64(m.Norm[i]) * float64(v) * inv * float64(m.Out[r*m.Dim+i])
+				want += float64(m.Norm[i]) * float64(v) * inv * float64(out[r*m.Dim+i])
 			}
 			worst = math.Max(worst, math.Abs(want-float64(got[r])))
 		}

@@ -136,18 +136,19 @@ func LoadLlama2C(path string) (*Model, error) {
 		got[p.name] = all[at : at+p.n]
 		at += p.n
 	}
-	m := &Model{Config: c, Name: path, Embed: got["token embedding"], Norm: got["final norm"]}
+	m := &Model{Config: c, Name: path, Embed: NewMatrix(V, D, got["token embedding"]), Norm: got["final norm"]}
 	layer := func(name string, i, n int) []float32 { return got[name][i*n : (i+1)*n] }
+	mat := func(name string, i, rows, cols int) Matrix { return NewMatrix(rows, cols, layer(name, i, rows*cols)) }
 	for i := range L {
 		m.Blocks = append(m.Blocks, Block{
-			AttnNorm: layer("attention norms", i, D), WQ: layer("wq", i, q*D), WK: layer("wk", i, kv*D), WV: layer("wv", i, kv*D),
-			WO: layer("wo", i, D*q), MLPNorm: layer("ffn norms", i, D),
-			WGate: layer("w1", i, H*D), WDown: layer("w2", i, D*H), WUp: layer("w3", i, H*D),
+			AttnNorm: layer("attention norms", i, D), WQ: mat("wq", i, q, D), WK: mat("wk", i, kv, D), WV: mat("wv", i, kv, D),
+			WO: mat("wo", i, D, q), MLPNorm: layer("ffn norms", i, D),
+			WGate: mat("w1", i, H, D), WDown: mat("w2", i, D, H), WUp: mat("w3", i, H, D),
 		})
 	}
 	m.Out = m.Embed
 	if !shared {
-		m.Out = got["classifier"]
+		m.Out = NewMatrix(V, D, got["classifier"])
 	}
 	if err := m.init(); err != nil {
 		return nil, err

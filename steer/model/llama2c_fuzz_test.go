@@ -32,8 +32,8 @@ func FuzzLoadLlama2C(f *testing.F) {
 			t.Fatal(err)
 		}
 		m, err := LoadLlama2C(p)
-		if err == nil && (m.Dim < 1 || len(m.Embed) != m.Vocab*m.Dim) {
-			t.Fatalf("a model with dim %d and %d embedding values was accepted", m.Dim, len(m.Embed))
+		if err == nil && (m.Dim < 1 || m.Embed.Len() != m.Vocab*m.Dim) {
+			t.Fatalf("a model with dim %d and %d embedding values was accepted", m.Dim, m.Embed.Len())
 		}
 	})
 }

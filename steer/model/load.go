@@ -11,6 +11,11 @@ import (
 // another file) or a llama2.c checkpoint (with tokenizer, or else
 // tokenizer.bin or tok<vocab>.bin beside it).
 func Load(model, tokenizer string) (*Model, Tokenizer, error) {
+	return LoadWith(model, tokenizer, Options{})
+}
+
+// LoadWith is Load with a choice of the weights' precision.
+func LoadWith(model, tokenizer string, o Options) (*Model, Tokenizer, error) {
 	st, err := os.Stat(model)
 	if err != nil {
 		return nil, nil, err
@@ -20,7 +25,7 @@ func Load(model, tokenizer string) (*Model, Tokenizer, error) {
 		if _, err := os.Stat(filepath.Join(model, "config.json")); err != nil {
 			return nil, nil, fmt.Errorf("%s: expected a Hugging Face model directory with config.json, or a llama2.c checkpoint file", model)
 		}
-		if m, err = LoadHF(model); err != nil {
+		if m, err = LoadHFWith(model, o); err != nil {
 			return nil, nil, err
 		}
 		if tokenizer == "" {
@@ -30,6 +35,7 @@ func Load(model, tokenizer string) (*Model, Tokenizer, error) {
 		if m, err = LoadLlama2C(model); err != nil {
 			return nil, nil, err
 		}
+		o.apply(m)
 		if tokenizer == "" {
 			dir := filepath.Dir(model)
 			for _, name := range []string{"tokenizer.bin", fmt.Sprintf("tok%d.bin", m.Vocab), "tok.bin"} {
@@ -56,15 +62,23 @@ func Load(model, tokenizer string) (*Model, Tokenizer, error) {
 
 // LoadModel opens a model without its tokenizer: a Hugging Face directory
 // or a llama2.c checkpoint.
-func LoadModel(path string) (*Model, error) {
+func LoadModel(path string) (*Model, error) { return LoadModelWith(path, Options{}) }
+
+// LoadModelWith is LoadModel with a choice of the weights' precision.
+func LoadModelWith(path string, o Options) (*Model, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
 	if st.IsDir() {
-		return LoadHF(path)
+		return LoadHFWith(path, o)
 	}
-	return LoadLlama2C(path)
+	m, err := LoadLlama2C(path)
+	if err != nil {
+		return nil, err
+	}
+	o.apply(m)
+	return m, nil
 }
 
 // LoadTokenizer opens a tokenizer by its file: tokenizer.json (Hugging

@@ -84,24 +84,26 @@ func (c Config) Params() int64 {
 // [out, in], as torch.nn.Linear stores them.
 type Block struct {
 	AttnNorm   []float32 // [Dim]
-	WQ, WK, WV []float32 // [qDim, Dim], [kvDim, Dim], [kvDim, Dim]
+	WQ, WK, WV Matrix    // [qDim, Dim], [kvDim, Dim], [kvDim, Dim]
 	BQ, BK, BV []float32 // biases (Qwen2), nil otherwise
 	QNorm      []float32 // [HeadDim], per-head query norm (Qwen3), nil otherwise
 	KNorm      []float32 // [HeadDim], per-head key norm (Qwen3), nil otherwise
-	WO         []float32 // [Dim, qDim]
+	WO         Matrix    // [Dim, qDim]
 	MLPNorm    []float32 // [Dim]
-	WGate, WUp []float32 // [Hidden, Dim]
-	WDown      []float32 // [Dim, Hidden]
+	WGate, WUp Matrix    // [Hidden, Dim]
+	WDown      Matrix    // [Dim, Hidden]
 }
 
-// Model is a Llama-family decoder held in float32.
+// Model is a Llama-family decoder. Its weight matrices are held in
+// float32, bfloat16, float16 or Q8 (see Matrix); norms and biases, the
+// residual stream and every sum are float32.
 type Model struct {
 	Config
-	Name   string    // what it was loaded from, for messages
-	Embed  []float32 // [Vocab, Dim]
+	Name   string // what it was loaded from, for messages
+	Embed  Matrix // [Vocab, Dim]
 	Blocks []Block
 	Norm   []float32 // [Dim]
-	Out    []float32 // [Vocab, Dim]; the same slice as Embed when tied
+	Out    Matrix    // [Vocab, Dim]; the same weights as Embed when tied
 
 	ropeTab *ropeTables // cos and sin at the positions reached so far
 }
@@ -121,26 +123,41 @@ func (m *Model) init() error {
 		}
 		return nil
 	}
-	if err := check("token embedding", m.Embed, c.Vocab*D); err != nil {
+	checkM := func(name string, w *Matrix, rows, cols int) error {
+		if w.Rows != rows || w.Cols != cols || w.Len() != rows*cols {
+			return fmt.Errorf("%s: %s: expected a [%d, %d] matrix, found [%d, %d] holding %d values", m.Name, name, rows, cols, w.Rows, w.Cols, w.Len())
+		}
+		if w.DType == Q8 && len(w.Scales) != rows*blocksPerRow(cols) {
+			return fmt.Errorf("%s: %s: expected %d Q8 scales, found %d", m.Name, name, rows*blocksPerRow(cols), len(w.Scales))
+		}
+		return nil
+	}
+	if err := checkM("token embedding", &m.Embed, c.Vocab, D); err != nil {
 		return err
 	}
 	if err := check("final norm", m.Norm, D); err != nil {
 		return err
 	}
-	if err := check("output projection", m.Out, c.Vocab*D); err != nil {
+	if err := checkM("output projection", &m.Out, c.Vocab, D); err != nil {
 		return err
 	}
 	if len(m.Blocks) != c.Layers {
 		return fmt.Errorf("%s: expected %d blocks, found %d", m.Name, c.Layers, len(m.Blocks))
 	}
 	for i, b := range m.Blocks {
+		if err := check(fmt.Sprintf("block %d attention norm", i), b.AttnNorm, D); err != nil {
+			return err
+		}
+		if err := check(fmt.Sprintf("block %d mlp norm", i), b.MLPNorm, D); err != nil {
+			return err
+		}
 		for _, t := range []struct {
-			name string
-			v    []float32
-			n    int
-		}{{"attention norm", b.AttnNorm, D}, {"q", b.WQ, q * D}, {"k", b.WK, kv * D}, {"v", b.WV, kv * D}, {"o", b.WO, D * q},
-			{"mlp norm", b.MLPNorm, D}, {"gate", b.WGate, H * D}, {"up", b.WUp, H * D}, {"down", b.WDown, D * H}} {
-			if err := check(fmt.Sprintf("block %d %s", i, t.name), t.v, t.n); err != nil {
+			name       string
+			w          *Matrix
+			rows, cols int
+		}{{"q", &b.WQ, q, D}, {"k", &b.WK, kv, D}, {"v", &b.WV, kv, D}, {"o", &b.WO, D, q},
+			{"gate", &b.WGate, H, D}, {"up", &b.WUp, H, D}, {"down", &b.WDown, D, H}} {
+			if err := checkM(fmt.Sprintf("block %d %s", i, t.name), t.w, t.rows, t.cols); err != nil {
 				return err
 			}
 		}
@@ -191,10 +208,11 @@ func NewRandom(c Config, seed uint64) (*Model, error) {
 		return v
 	}
 	D, H, q, kv := c.Dim, c.Hidden, c.QDim(), c.KVDim()
-	m := &Model{Config: c, Name: "random model", Embed: normal(c.Vocab * D), Norm: ones(D)}
+	mat := func(rows, cols int) Matrix { return NewMatrix(rows, cols, normal(rows*cols)) }
+	m := &Model{Config: c, Name: "random model", Embed: mat(c.Vocab, D), Norm: ones(D)}
 	for range c.Layers {
-		b := Block{AttnNorm: ones(D), WQ: normal(q * D), WK: normal(kv * D), WV: normal(kv * D), WO: normal(D * q),
-			MLPNorm: ones(D), WGate: normal(H * D), WUp: normal(H * D), WDown: normal(D * H)}
+		b := Block{AttnNorm: ones(D), WQ: mat(q, D), WK: mat(kv, D), WV: mat(kv, D), WO: mat(D, q),
+			MLPNorm: ones(D), WGate: mat(H, D), WUp: mat(H, D), WDown: mat(D, H)}
 		if c.QKVBias {
 			b.BQ, b.BK, b.BV = normal(q), normal(kv), normal(kv)
 		}
@@ -205,10 +223,82 @@ func NewRandom(c Config, seed uint64) (*Model, error) {
 	}
 	m.Out = m.Embed
 	if !c.Tied {
-		m.Out = normal(c.Vocab * D)
+		m.Out = mat(c.Vocab, D)
 	}
 	if err := m.init(); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// matrices lists the model's weight matrices, the output projection last
+// and only when it is not the embedding.
+func (m *Model) matrices() []*Matrix {
+	ws := []*Matrix{&m.Embed}
+	for i := range m.Blocks {
+		b := &m.Blocks[i]
+		ws = append(ws, &b.WQ, &b.WK, &b.WV, &b.WO, &b.WGate, &b.WUp, &b.WDown)
+	}
+	if !m.tiedOut() {
+		ws = append(ws, &m.Out)
+	}
+	return ws
+}
+
+// tiedOut reports whether the output projection shares the embedding's
+// weights.
+func (m *Model) tiedOut() bool {
+	same := func(a, b Matrix) bool {
+		switch {
+		case len(a.F32) > 0 && len(b.F32) > 0:
+			return &a.F32[0] == &b.F32[0]
+		case len(a.Half) > 0 && len(b.Half) > 0:
+			return &a.Half[0] == &b.Half[0]
+		case len(a.Q) > 0 && len(b.Q) > 0:
+			return &a.Q[0] == &b.Q[0]
+		}
+		return false
+	}
+	return same(m.Embed, m.Out)
+}
+
+// WeightBytes is the memory the weights take as held: every matrix at
+// its precision (the embedding once when the output projection shares
+// it), plus the float32 norms and biases.
+func (m *Model) WeightBytes() int64 {
+	var n int64
+	for _, w := range m.matrices() {
+		n += w.Bytes()
+	}
+	vec := func(v []float32) { n += 4 * int64(len(v)) }
+	vec(m.Norm)
+	for _, b := range m.Blocks {
+		for _, v := range [][]float32{b.AttnNorm, b.MLPNorm, b.BQ, b.BK, b.BV, b.QNorm, b.KNorm} {
+			vec(v)
+		}
+	}
+	return n
+}
+
+// DTypes counts the model's weight matrices by precision.
+func (m *Model) DTypes() map[DType]int {
+	out := map[DType]int{}
+	for _, w := range m.matrices() {
+		out[w.DType]++
+	}
+	return out
+}
+
+// Convert changes the precision of every weight matrix to d, one matrix
+// at a time (each old matrix can be freed as soon as its copy is made).
+// Norms and biases stay float32. An output projection shared with the
+// embedding stays shared.
+func (m *Model) Convert(d DType) {
+	tied := m.tiedOut()
+	for _, w := range m.matrices() {
+		*w = w.To(d)
+	}
+	if tied {
+		m.Out = m.Embed
+	}
 }

@@ -61,7 +61,7 @@ func TestNonFiniteResidual(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad.Blocks[0].WDown[0] = float32(math.Inf(1))
+	bad.Blocks[0].WDown.F32[0] = float32(math.Inf(1))
 	_, err = bad.Forward(context.Background(), []*Sequence{bad.NewSequence()}, [][]int{{1, 2}}, false, nil)
 	if !errors.As(err, &nf) || nf.Layer != 0 || !strings.Contains(err.Error(), "with no hook") {
 		t.Errorf("overflowing weights: %v", err)

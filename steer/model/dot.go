@@ -1,0 +1,143 @@
+package model
+
+// The dot-product kernels of 16-bit and 8-bit weights with float32
+// activations. Each weight is widened exactly to float32 (a bfloat16 by a
+// shift, a float16 by table or by F16C, a Q8 weight as int8 times its
+// block's scale) and the products are summed in float32: the pure-Go
+// kernels keep four partial sums (element i goes to sum i mod 4) added as
+// (s0+s1)+(s2+s3); the AVX2 kernels keep 8-lane partial sums with fused
+// multiply-adds. Either way the result is the float32 dot product of the
+// widened row, summed in another order than one sequential loop would, so
+// it is within the usual summation bound, n·2⁻²⁴·Σ|wᵢxᵢ| (to first
+// order), of the exact dot product of the widened weights. A Q8 block's
+// products are summed first and then multiplied by the scale.
+
+// dotBF16Rows sets (with add, adds to) o[i] the dot product of row i of
+// the bfloat16 rows w with x.
+func dotBF16Rows(o []float32, w []uint16, x []float32, add bool) {
+	c := len(x)
+	for i := range o {
+		d := dotBF16(w[i*c:(i+1)*c], x)
+		if add {
+			o[i] += d
+		} else {
+			o[i] = d
+		}
+	}
+}
+
+// dotF16Rows is dotBF16Rows for float16 rows.
+func dotF16Rows(o []float32, w []uint16, x []float32, add bool) {
+	c := len(x)
+	for i := range o {
+		d := dotF16(w[i*c:(i+1)*c], x)
+		if add {
+			o[i] += d
+		} else {
+			o[i] = d
+		}
+	}
+}
+
+// dotQ8Rows is dotBF16Rows for Q8 rows: q holds the rows' weights and
+// scales their blocks' scales.
+func dotQ8Rows(o []float32, q []int8, scales []float32, x []float32, add bool) {
+	c := len(x)
+	nb := blocksPerRow(c)
+	for i := range o {
+		d := dotQ8(q[i*c:(i+1)*c], scales[i*nb:(i+1)*nb], x)
+		if add {
+			o[i] += d
+		} else {
+			o[i] = d
+		}
+	}
+}
+
+// dotBF16Go is the pure-Go bfloat16 kernel.
+func dotBF16Go(w []uint16, x []float32) float32 {
+	w = w[:len(x)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		s0 += bf16ToF32(w[i]) * x[i]
+		s1 += bf16ToF32(w[i+1]) * x[i+1]
+		s2 += bf16ToF32(w[i+2]) * x[i+2]
+		s3 += bf16ToF32(w[i+3]) * x[i+3]
+	}
+	for ; i < len(x); i++ {
+		s0 += bf16ToF32(w[i]) * x[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// dotF16Go is the pure-Go float16 kernel.
+func dotF16Go(w []uint16, x []float32) float32 {
+	t := f16Table()
+	w = w[:len(x)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		s0 += t[w[i]] * x[i]
+		s1 += t[w[i+1]] * x[i+1]
+		s2 += t[w[i+2]] * x[i+2]
+		s3 += t[w[i+3]] * x[i+3]
+	}
+	for ; i < len(x); i++ {
+		s0 += t[w[i]] * x[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// dotQ8Go is the pure-Go Q8 kernel.
+func dotQ8Go(q []int8, scales []float32, x []float32) float32 {
+	q = q[:len(x)]
+	var sum float32
+	for b, s := range scales {
+		lo := b * Q8Block
+		hi := min(len(x), lo+Q8Block)
+		qb, xb := q[lo:hi], x[lo:hi]
+		var s0, s1, s2, s3 float32
+		i := 0
+		for ; i+4 <= len(xb); i += 4 {
+			s0 += float32(qb[i]) * xb[i]
+			s1 += float32(qb[i+1]) * xb[i+1]
+			s2 += float32(qb[i+2]) * xb[i+2]
+			s3 += float32(qb[i+3]) * xb[i+3]
+		}
+		for ; i < len(xb); i++ {
+			s0 += float32(qb[i]) * xb[i]
+		}
+		sum += s * ((s0 + s1) + (s2 + s3))
+	}
+	return sum
+}
+
+// widenBF16Go writes the bfloat16 values src as float32 into dst.
+func widenBF16Go(dst []float32, src []uint16) {
+	dst = dst[:len(src)]
+	for i, h := range src {
+		dst[i] = bf16ToF32(h)
+	}
+}
+
+// widenF16Go writes the float16 values src as float32 into dst.
+func widenF16Go(dst []float32, src []uint16) {
+	t := f16Table()
+	dst = dst[:len(src)]
+	for i, h := range src {
+		dst[i] = t[h]
+	}
+}
+
+// widenQ8Go writes one row (or the tail of one) of Q8 blocks as float32
+// into dst: q[i] times the scale of its block of Q8Block.
+func widenQ8Go(dst []float32, q []int8, scales []float32) {
+	dst = dst[:len(q)]
+	for b, s := range scales {
+		lo := b * Q8Block
+		for i := lo; i < min(len(q), lo+Q8Block); i++ {
+			dst[i] = float32(q[i]) * s
+		}
+	}
+}

@@ -1,0 +1,139 @@
+//go:build amd64 && !purego
+
+package model
+
+import "golang.org/x/sys/cpu"
+
+// The AVX2 kernels (dot_amd64.s) take whole runs of 8 elements (Q8: whole
+// blocks); the rest of a row goes through the pure-Go ones. They need AVX2
+// and FMA, and F16C for float16.
+var (
+	haveAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+	haveF16C = haveAVX2 && cpuid1ECX()&(1<<29) != 0 // CPUID.1:ECX.F16C[bit 29]
+)
+
+// cpuid1ECX returns ECX of CPUID leaf 1 (x/sys/cpu does not report F16C).
+func cpuid1ECX() uint32
+
+//go:noescape
+func dotBF16AVX2(w *uint16, x *float32, n int) float32
+
+//go:noescape
+func dotF16AVX2(w *uint16, x *float32, n int) float32
+
+//go:noescape
+func dotQ8AVX2(q *int8, scales *float32, x *float32, blocks int) float32
+
+func dotBF16(w []uint16, x []float32) float32 {
+	n := len(x) &^ 7
+	if !haveAVX2 || n == 0 {
+		return dotBF16Go(w, x)
+	}
+	w = w[:len(x)]
+	s := dotBF16AVX2(&w[0], &x[0], n)
+	if n < len(x) {
+		s += dotBF16Go(w[n:], x[n:])
+	}
+	return s
+}
+
+func dotF16(w []uint16, x []float32) float32 {
+	n := len(x) &^ 7
+	if !haveF16C || n == 0 {
+		return dotF16Go(w, x)
+	}
+	w = w[:len(x)]
+	s := dotF16AVX2(&w[0], &x[0], n)
+	if n < len(x) {
+		s += dotF16Go(w[n:], x[n:])
+	}
+	return s
+}
+
+func dotQ8(q []int8, scales []float32, x []float32) float32 {
+	nb := len(x) / Q8Block
+	if !haveAVX2 || nb == 0 {
+		return dotQ8Go(q, scales, x)
+	}
+	q = q[:len(x)]
+	scales = scales[:blocksPerRow(len(x))]
+	s := dotQ8AVX2(&q[0], &scales[0], &x[0], nb)
+	if n := nb * Q8Block; n < len(x) {
+		s += dotQ8Go(q[n:], scales[nb:], x[n:])
+	}
+	return s
+}
+
+//go:noescape
+func widenBF16AVX2(dst *float32, src *uint16, n int)
+
+//go:noescape
+func widenF16AVX2(dst *float32, src *uint16, n int)
+
+//go:noescape
+func widenQ8AVX2(dst *float32, q *int8, scales *float32, blocks int)
+
+// widenBF16 writes the bfloat16 values src as float32 into dst.
+func widenBF16(dst []float32, src []uint16) {
+	n := len(src) &^ 7
+	if haveAVX2 && n > 0 {
+		dst = dst[:len(src)]
+		widenBF16AVX2(&dst[0], &src[0], n)
+	} else {
+		n = 0
+	}
+	widenBF16Go(dst[n:], src[n:])
+}
+
+// widenF16 writes the float16 values src as float32 into dst.
+func widenF16(dst []float32, src []uint16) {
+	n := len(src) &^ 7
+	if haveF16C && n > 0 {
+		dst = dst[:len(src)]
+		widenF16AVX2(&dst[0], &src[0], n)
+	} else {
+		n = 0
+	}
+	widenF16Go(dst[n:], src[n:])
+}
+
+// widenQ8 writes one row of Q8 blocks as float32 into dst.
+func widenQ8(dst []float32, q []int8, scales []float32) {
+	nb := len(q) / Q8Block
+	if haveAVX2 && nb > 0 {
+		dst = dst[:len(q)]
+		scales = scales[:blocksPerRow(len(q))]
+		widenQ8AVX2(&dst[0], &q[0], &scales[0], nb)
+	} else {
+		nb = 0
+	}
+	widenQ8Go(dst[nb*Q8Block:], q[nb*Q8Block:], scales[nb:])
+}
+
+//go:noescape
+func dotBF16x4AVX2(w *uint16, x *float32, stride, n int, out *float32)
+
+//go:noescape
+func dotF16x4AVX2(w *uint16, x *float32, stride, n int, out *float32)
+
+// haveDot4 reports whether dot4 has a kernel for rows of n weights of
+// dtype d (BF16 or F16).
+func haveDot4(d DType, n int) bool {
+	return n > 0 && n%8 == 0 && haveAVX2 && (d == BF16 || d == F16 && haveF16C)
+}
+
+// dot4 sets out[i] to the dot product of the 16-bit row w (dtype BF16 or
+// F16) with x[i·stride : i·stride+len(w)] for i < 4, reading w once.
+// Only where haveDot4.
+func dot4(d DType, w []uint16, x []float32, stride int, out *[4]float32) {
+	n := len(w)
+	_ = x[3*stride+n-1]
+	if d == BF16 {
+		dotBF16x4AVX2(&w[0], &x[0], stride, n, &out[0])
+	} else {
+		dotF16x4AVX2(&w[0], &x[0], stride, n, &out[0])
+	}
+}
+
+// dotKernels names the kernels in use, for benchmarks.
+var dotKernels = map[bool]string{true: "avx2", false: "go"}[haveAVX2]

@@ -1,0 +1,19 @@
+//go:build !amd64 || purego
+
+package model
+
+// Without the amd64 kernels, the pure-Go ones.
+func dotBF16(w []uint16, x []float32) float32               { return dotBF16Go(w, x) }
+func dotF16(w []uint16, x []float32) float32                { return dotF16Go(w, x) }
+func dotQ8(q []int8, scales []float32, x []float32) float32 { return dotQ8Go(q, scales, x) }
+
+func widenBF16(dst []float32, src []uint16)             { widenBF16Go(dst, src) }
+func widenF16(dst []float32, src []uint16)              { widenF16Go(dst, src) }
+func widenQ8(dst []float32, q []int8, scales []float32) { widenQ8Go(dst, q, scales) }
+
+// No kernel here does four vectors at once.
+func haveDot4(DType, int) bool                          { return false }
+func dot4(DType, []uint16, []float32, int, *[4]float32) { panic("model: no dot4 kernel") }
+
+// dotKernels names the kernels in use, for benchmarks.
+const dotKernels = "go"

@@ -1,0 +1,172 @@
+package model
+
+import (
+	"sync"
+
+	"gonum.org/v1/gonum/blas"
+
+	"github.com/rise-interp/rise/internal/matmul"
+	"github.com/rise-interp/rise/internal/parallel"
+)
+
+// linear sets out[n, outDim] = x[n, in] · W[outDim, in]ᵀ + bias, splitting
+// W's rows across cores (a decoding step has one row per sequence, so the
+// work is in W).
+func linear(out, x []float32, n, in int, w *Matrix, outDim int, bias []float32) {
+	gemmRows(out, x, n, in, w, outDim, 0)
+	if bias != nil {
+		for r := range n {
+			o := out[r*outDim : (r+1)*outDim]
+			for i, b := range bias {
+				o[i] += b
+			}
+		}
+	}
+}
+
+// linearAdd adds x[n, in] · W[outDim, in]ᵀ to out.
+func linearAdd(out, x []float32, n, in int, w *Matrix, outDim int) {
+	gemmRows(out, x, n, in, w, outDim, 1)
+}
+
+// gemvRows is the number of rows up to which a float32 product is done as
+// one matrix-vector product per row: with so few rows the work is
+// streaming W, and BLAS libraries serve a one-row GEMM worse than a GEMV.
+const gemvRows = 4
+
+// smallBatch is the number of rows up to which W·Xᵀ is computed instead of
+// X·Wᵀ (decoding steps of a batch of sequences).
+const smallBatch = 64
+
+// dotRows is the number of rows up to which a product with a 16-bit or
+// 8-bit matrix is done by the dot-product kernels, which widen each weight
+// as they read it; above it (reading a prompt) tiles of W are widened to
+// float32 and multiplied by the BLAS.
+const dotRows = 16
+
+// chunkRows is how many rows of W the dot-product kernels take at a time.
+const chunkRows = 16
+
+// tileRows is how many rows of a 16-bit or 8-bit W are widened at a time
+// for a BLAS product.
+const tileRows = 32
+
+// tiles holds the float32 tiles of the widening products, one per worker
+// at a time.
+var tiles sync.Pool
+
+// gemmRows sets (beta 0) or adds to (beta 1) out[n, outDim] the product
+// x[n, in] · W[outDim, in]ᵀ.
+func gemmRows(out, x []float32, n, in int, w *Matrix, outDim int, beta float32) {
+	if w.DType == F32 {
+		gemmRowsF32(out, x, n, in, w.F32, outDim, beta)
+		return
+	}
+	if n <= dotRows {
+		parallel.For(outDim, 64, func(_, lo, hi int) {
+			// A chunk of W's rows stays in cache while every row of x
+			// meets it, so W streams from memory once.
+			for j0 := lo; j0 < hi; j0 += chunkRows {
+				j1 := min(hi, j0+chunkRows)
+				r := 0
+				if n >= 4 && haveDot4(w.DType, in) {
+					r = w.dot4Rows(out, outDim, j0, j1, x, n, beta != 0)
+				}
+				for ; r < n; r++ {
+					w.dotRows(out[r*outDim+j0:r*outDim+j1], j0, x[r*in:(r+1)*in], beta != 0)
+				}
+			}
+		})
+		return
+	}
+	impl := matmul.Impl()
+	parallel.For(outDim, tileRows, func(_, lo, hi int) {
+		p, _ := tiles.Get().(*[]float32)
+		if p == nil {
+			p = new([]float32)
+		}
+		tile := grow(*p, tileRows*in)
+		for t0 := lo; t0 < hi; t0 += tileRows {
+			t1 := min(hi, t0+tileRows)
+			for j := t0; j < t1; j++ {
+				w.RowTo(tile[(j-t0)*in:], j)
+			}
+			impl.Sgemm(blas.NoTrans, blas.Trans, n, t1-t0, in, 1, x, in, tile, in, beta, out[t0:], outDim)
+		}
+		*p = tile
+		tiles.Put(p)
+	})
+}
+
+// dotRows sets (or, with add, adds to) o[i] the dot product of row lo+i
+// of w with x, for a 16-bit or 8-bit w.
+func (w *Matrix) dotRows(o []float32, lo int, x []float32, add bool) {
+	c := w.Cols
+	switch w.DType {
+	case BF16:
+		dotBF16Rows(o, w.Half[lo*c:(lo+len(o))*c], x, add)
+	case F16:
+		dotF16Rows(o, w.Half[lo*c:(lo+len(o))*c], x, add)
+	case Q8:
+		nb := blocksPerRow(c)
+		dotQ8Rows(o, w.Q[lo*c:(lo+len(o))*c], w.Scales[lo*nb:(lo+len(o))*nb], x, add)
+	}
+}
+
+// dot4Rows sets (with add, adds to) out[r, j] the products of rows j0..j1
+// of a 16-bit w with the rows of x in groups of four, each weight read
+// once per group, and returns how many rows of x it did (the rest go one
+// at a time). Only where haveDot4.
+func (w *Matrix) dot4Rows(out []float32, outDim, j0, j1 int, x []float32, n int, add bool) int {
+	c := w.Cols
+	var d [4]float32
+	done := 0
+	for j := j0; j < j1; j++ {
+		row := w.Half[j*c : (j+1)*c]
+		for r := 0; r+4 <= n; r += 4 {
+			dot4(w.DType, row, x[r*c:], c, &d)
+			for i, v := range d {
+				if add {
+					out[(r+i)*outDim+j] += v
+				} else {
+					out[(r+i)*outDim+j] = v
+				}
+			}
+			done = r + 4
+		}
+	}
+	return done
+}
+
+// gemmRowsF32 is gemmRows for float32 weights, through the BLAS.
+func gemmRowsF32(out, x []float32, n, in int, w []float32, outDim int, beta float32) {
+	impl := matmul.Impl()
+	parallel.For(outDim, 64, func(_, lo, hi int) {
+		if n <= gemvRows {
+			for r := range n {
+				impl.Sgemv(blas.NoTrans, hi-lo, in, 1, w[lo*in:hi*in], in, x[r*in:(r+1)*in], 1, beta, out[r*outDim+lo:r*outDim+hi], 1)
+			}
+			return
+		}
+		if n <= smallBatch {
+			// W·Xᵀ, [rows of W, n], is the shape BLAS kernels run
+			// fastest when n is small; its transpose goes to out.
+			t := make([]float32, (hi-lo)*n)
+			impl.Sgemm(blas.NoTrans, blas.Trans, hi-lo, n, in, 1, w[lo*in:hi*in], in, x, in, 0, t, n)
+			for r := range n {
+				o := out[r*outDim+lo : r*outDim+hi]
+				if beta == 0 {
+					for i := range o {
+						o[i] = t[i*n+r]
+					}
+				} else {
+					for i := range o {
+						o[i] += t[i*n+r]
+					}
+				}
+			}
+			return
+		}
+		impl.Sgemm(blas.NoTrans, blas.Trans, n, hi-lo, in, 1, x, in, w[lo*in:hi*in], in, beta, out[lo:], outDim)
+	})
+}

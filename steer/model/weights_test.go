@@ -1,0 +1,362 @@
+package model
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/rise-interp/rise/internal/safetensors"
+	"github.com/rise-interp/rise/internal/shared"
+)
+
+// productBound is the error allowed a float32 dot product of n terms
+// whose magnitudes sum to abs, against the exact sum: the classic bound
+// for recursive summation, γₙ·Σ|wᵢxᵢ| with γₙ = n·u/(1−n·u) and
+// u = 2⁻²⁴ (Higham, Accuracy and Stability of Numerical Algorithms,
+// 2nd ed., §3.1), which holds for any order of summation and with or
+// without fused multiply-adds; plus one rounding of a Q8 block's sum by its
+// scale, and a little for the tail added apart.
+func productBound(n int, abs float64) float64 {
+	u := math.Ldexp(1, -24)
+	k := float64(n + 3)
+	return k * u / (1 - k*u) * abs
+}
+
+// TestMatrixKernels checks the products of bfloat16, float16 and Q8
+// matrices, at one row (decoding), a few rows (a batch) and many rows
+// (reading a prompt, through widened tiles and the BLAS), against the
+// exact dot products of the widened weights, within productBound.
+func TestMatrixKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, cols := range []int{1, 7, 8, 31, 32, 33, 40, 64, 100, 896} {
+		rows := 70 + cols%5
+		f := make([]float32, rows*cols)
+		for i := range f {
+			f[i] = float32(rng.NormFloat64())
+		}
+		base := NewMatrix(rows, cols, f)
+		for _, d := range []DType{BF16, F16, Q8} {
+			w := base.To(d)
+			wide := w.Float32()
+			for _, n := range []int{1, 3, 6, 9, dotRows + 4} {
+				x := make([]float32, n*cols)
+				for i := range x {
+					x[i] = float32(rng.NormFloat64())
+				}
+				for _, beta := range []float32{0, 1} {
+					out := make([]float32, n*rows)
+					prior := make([]float32, len(out))
+					if beta == 1 {
+						for i := range out {
+							out[i] = float32(rng.NormFloat64())
+							prior[i] = out[i]
+						}
+					}
+					gemmRows(out, x, n, cols, &w, rows, beta)
+					for r := range n {
+						for j := range rows {
+							var exact, abs float64
+							for i := range cols {
+								p := float64(wide[j*cols+i]) * float64(x[r*cols+i])
+								exact += p
+								abs += math.Abs(p)
+							}
+							exact += float64(prior[r*rows+j])
+							abs += math.Abs(float64(prior[r*rows+j]))
+							got := float64(out[r*rows+j])
+							if math.Abs(got-exact) > productBound(cols+1, abs) {
+								t.Fatalf("%v, %d cols, %d rows of x, beta %g: row %d of x, row %d of W: %g, exact %g (bound %g)",
+									d, cols, n, beta, r, j, got, exact, productBound(cols+1, abs))
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestKernelsAgree runs the pure-Go and the platform kernels on the same
+// rows: both within productBound of the exact product.
+func TestKernelsAgree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{8, 24, 40, 64, 96, 200, 4864} {
+		f := make([]float32, n)
+		x := make([]float32, n)
+		for i := range f {
+			f[i], x[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+		}
+		base := NewMatrix(1, n, f)
+		for _, d := range []DType{BF16, F16, Q8} {
+			w := base.To(d)
+			wide := w.Float32()
+			var exact, abs float64
+			for i := range n {
+				exact += float64(wide[i]) * float64(x[i])
+				abs += math.Abs(float64(wide[i]) * float64(x[i]))
+			}
+			var goK, platform float32
+			switch d {
+			case BF16:
+				goK, platform = dotBF16Go(w.Half, x), dotBF16(w.Half, x)
+			case F16:
+				goK, platform = dotF16Go(w.Half, x), dotF16(w.Half, x)
+			case Q8:
+				goK, platform = dotQ8Go(w.Q, w.Scales, x), dotQ8(w.Q, w.Scales, x)
+			}
+			for _, k := range []struct {
+				name string
+				got  float32
+			}{{"go", goK}, {dotKernels, platform}} {
+				if math.Abs(float64(k.got)-exact) > productBound(n, abs) {
+					t.Errorf("%v, %d values, %s kernel: %g, exact %g", d, n, k.name, k.got, exact)
+				}
+			}
+		}
+	}
+}
+
+// TestConversions checks rounding to bfloat16 (to nearest, ties to even,
+// as torch's .to(torch.bfloat16)), Q8's blocks, and that widening is exact.
+func TestConversions(t *testing.T) {
+	for _, c := range []struct {
+		in   uint32
+		want uint16
+	}{
+		{0x3f800000, 0x3f80}, // 1
+		{0x3f808000, 0x3f80}, // halfway, even below
+		{0x3f818000, 0x3f82}, // halfway, even above
+		{0x3f808001, 0x3f81}, // just above halfway
+		{0x7f7fffff, 0x7f80}, // largest float32 rounds to +Inf
+		{0xff800000, 0xff80}, // -Inf
+	} {
+		if got := f32ToBF16(math.Float32frombits(c.in)); got != c.want {
+			t.Errorf("bfloat16 of %#08x: %#04x, want %#04x", c.in, got, c.want)
+		}
+	}
+	if h := f32ToBF16(float32(math.NaN())); bf16ToF32(h) == bf16ToF32(h) {
+		t.Errorf("bfloat16 of NaN is %#04x, not a NaN", h)
+	}
+	// A Q8 block: the largest magnitude maps to ±127.
+	row := make([]float32, 40)
+	for i := range row {
+		row[i] = float32(i) - 10
+	}
+	m := NewMatrix(1, 40, row)
+	w := m.To(Q8)
+	if w.Scales[0] != 21.0/127 || w.Q[31] != 127 || w.Q[0] != int8(math.Round(-10*127/21.0)) || w.Scales[1] != 29.0/127 || w.Q[39] != 127 {
+		t.Errorf("Q8 of -10..29: scales %v, q %v", w.Scales, w.Q)
+	}
+	// Widening a 16-bit matrix and narrowing it again changes nothing.
+	for _, d := range []DType{BF16, F16} {
+		v := make([]float32, 64)
+		for i := range v {
+			v[i] = float32(i)*0.37 - 11
+		}
+		m := NewMatrix(8, 8, v)
+		a := m.To(d)
+		m = NewMatrix(8, 8, a.Float32())
+		b := m.To(d)
+		for i := range a.Half {
+			if a.Half[i] != b.Half[i] {
+				t.Fatalf("%v: value %d: %#04x then %#04x", d, i, a.Half[i], b.Half[i])
+			}
+		}
+	}
+}
+
+// TestBF16LoadsAsStored loads the bfloat16 fixture: every weight matrix
+// stays 16-bit (no float32 copy), so the weights take half the bytes of
+// the same model widened to float32, less the float32 norms and biases.
+func TestBF16LoadsAsStored(t *testing.T) {
+	dir := filepath.Join(shared.Root(t), "testdata", "hf", "qwen2-bf16")
+	st, err := safetensors.Open(filepath.Join(dir, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := st.DType("model.embed_tokens.weight"); d != safetensors.BF16 {
+		t.Fatalf("the fixture's embedding is %s, expected BF16", d)
+	}
+	st.Close()
+	m, err := LoadHF(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := LoadHFWith(dir, Options{DType: F32, SetDType: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mats := len(m.matrices())
+	if got := m.DTypes(); got[BF16] != mats || len(got) != 1 {
+		t.Errorf("matrices by precision: %v, want all %d bf16", got, mats)
+	}
+	var vec, wts int64
+	for _, w := range m.matrices() {
+		if w.F32 != nil || len(w.Half) != w.Rows*w.Cols {
+			t.Fatalf("a [%d, %d] matrix holds %d float32 and %d 16-bit values", w.Rows, w.Cols, len(w.F32), len(w.Half))
+		}
+		wts += int64(w.Rows * w.Cols)
+	}
+	vec = f.WeightBytes() - 4*wts
+	if m.WeightBytes() != 2*wts+vec {
+		t.Errorf("weight bytes %d, want %d (2 per matrix weight, %d for the float32 vectors)", m.WeightBytes(), 2*wts+vec, vec)
+	}
+	t.Logf("weights: %d bytes as bf16, %d as float32", m.WeightBytes(), f.WeightBytes())
+}
+
+// compareQuantised runs a float32 model and a lower-precision copy of it
+// for 200 greedy tokens from BOS: it logs and returns the largest logit
+// difference along the float32 model's own tokens (teacher forcing), the
+// share of those positions whose argmax agrees, and how many of the
+// copy's own greedy tokens match before the first difference.
+func compareQuantised(t *testing.T, f, q *Model, steps int) (maxDiff float64, agree float64, prefix int) {
+	t.Helper()
+	ctx := context.Background()
+	sf, sq := f.NewSequence(), q.NewSequence()
+	tok := 1
+	same := 0
+	var ids []int
+	for range steps {
+		lf, err := f.Forward(ctx, []*Sequence{sf}, [][]int{{tok}}, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lq, err := q.Forward(ctx, []*Sequence{sq}, [][]int{{tok}}, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range lf {
+			maxDiff = math.Max(maxDiff, math.Abs(float64(lf[i]-lq[i])))
+		}
+		if argmax(lf) == argmax(lq) {
+			same++
+		}
+		tok = argmax(lf)
+		ids = append(ids, tok)
+	}
+	// The copy's free-running greedy tokens.
+	s := q.NewSequence()
+	tok = 1
+	for i := range steps {
+		l, err := q.Forward(ctx, []*Sequence{s}, [][]int{{tok}}, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok = argmax(l)
+		if tok != ids[i] {
+			break
+		}
+		prefix++
+	}
+	return maxDiff, float64(same) / float64(steps), prefix
+}
+
+// TestQuantisedLogits measures what bfloat16, float16 and Q8 weights do to
+// stories260K's logits against float32 over 200 greedy tokens. The bounds
+// are a few times the figures measured when the kernels were written
+// (logged by -v; f16 0.011, bf16 0.11, q8 0.42, argmax agreement 99% or
+// more): bf16 keeps 8 bits of mantissa, Q8 about 7 per block, f16 11.
+func TestQuantisedLogits(t *testing.T) {
+	f, _ := loadStories(t)
+	for _, c := range []struct {
+		d        DType
+		maxDiff  float64
+		minAgree float64
+	}{{F16, 0.05, 0.98}, {BF16, 0.5, 0.95}, {Q8, 1.5, 0.95}} {
+		q, _ := loadStories(t)
+		q.Convert(c.d)
+		if q.WeightBytes() >= f.WeightBytes() {
+			t.Errorf("%v: %d weight bytes, float32 %d", c.d, q.WeightBytes(), f.WeightBytes())
+		}
+		diff, agree, prefix := compareQuantised(t, f, q, 200)
+		t.Logf("%v: %d weight bytes (f32 %d); max |logit − f32| %.3g, argmax agreement %.1f%% over 200 tokens, identical greedy prefix %d tokens",
+			c.d, q.WeightBytes(), f.WeightBytes(), diff, 100*agree, prefix)
+		if diff > c.maxDiff || agree < c.minAgree {
+			t.Errorf("%v: max |logit − f32| %.3g (bound %g), argmax agreement %.3f (bound %g)", c.d, diff, c.maxDiff, agree, c.minAgree)
+		}
+	}
+}
+
+func TestParsePrecision(t *testing.T) {
+	for s, want := range map[string]DType{"f32": F32, "BF16": BF16, "float16": F16} {
+		if d, err := ParseDType(s); err != nil || d != want {
+			t.Errorf("ParseDType(%q) = %v, %v", s, d, err)
+		}
+	}
+	for _, s := range []string{"", "q8", "fp8"} {
+		if _, err := ParseDType(s); err == nil {
+			t.Errorf("ParseDType(%q) accepted", s)
+		}
+	}
+	if q, err := ParseQuant("q8"); !q || err != nil {
+		t.Errorf("ParseQuant(q8) = %v, %v", q, err)
+	}
+	if _, err := ParseQuant("q4"); err == nil {
+		t.Errorf("ParseQuant(q4) accepted")
+	}
+}
+
+// TestWiden checks the platform's widening of rows (whole runs of 8 or
+// blocks of 32, and the tails) against the pure-Go loops, bit for bit.
+func TestWiden(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, cols := range []int{1, 8, 13, 32, 45, 96, 100} {
+		f := make([]float32, 3*cols)
+		for i := range f {
+			f[i] = float32(rng.NormFloat64())
+		}
+		base := NewMatrix(3, cols, f)
+		for _, d := range []DType{BF16, F16, Q8} {
+			w := base.To(d)
+			got, want := make([]float32, cols), make([]float32, cols)
+			for r := range 3 {
+				w.RowTo(got, r)
+				switch d {
+				case BF16:
+					widenBF16Go(want, w.Half[r*cols:(r+1)*cols])
+				case F16:
+					widenF16Go(want, w.Half[r*cols:(r+1)*cols])
+				case Q8:
+					nb := blocksPerRow(cols)
+					widenQ8Go(want, w.Q[r*cols:(r+1)*cols], w.Scales[r*nb:(r+1)*nb])
+				}
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%v, %d cols, row %d, value %d: %g, want %g", d, cols, r, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestLoadConverts loads an F32 fixture at bf16 and q8, slab by slab:
+// the same weights as loading it in float32 and converting afterwards.
+func TestLoadConverts(t *testing.T) {
+	dir := filepath.Join(shared.Root(t), "testdata", "hf", "qwen2")
+	for _, o := range []Options{{DType: BF16, SetDType: true}, {DType: F16, SetDType: true}, {Quant: true}} {
+		m, err := LoadHFWith(dir, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := LoadHF(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := o.target(safetensors.F32)
+		want.Convert(d)
+		got, exp := m.matrices(), want.matrices()
+		if len(got) != len(exp) {
+			t.Fatalf("%v: %d matrices, want %d", d, len(got), len(exp))
+		}
+		for i := range got {
+			a, b := got[i], exp[i]
+			if a.DType != d || !slices.Equal(a.Half, b.Half) || !slices.Equal(a.Q, b.Q) || !slices.Equal(a.Scales, b.Scales) {
+				t.Fatalf("%v: matrix %d differs from the float32 model converted", d, i)
+			}
+		}
+	}
+}
