@@ -195,6 +195,26 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("the atlas drew %q points, want every one of the 128 features", n)
 	}
 	b.screenshot("atlas")
+	// Latents that never fire are drawn apart and counted in the legend;
+	// hiding them leaves the others.
+	// (Every latent of this SAE fires: three are made silent on the page.)
+	var dead int
+	b.run("count never-firing", chromedp.Evaluate(`(() => {
+		const m = window.riseAtlas;
+		if (!m.features.some((f) => !(f.frequency > 0))) { for (const i of [1, 2, 3]) m.features[i].frequency = 0; m.setColour('behaviour'); }
+		return m.features.filter((f) => !(f.frequency > 0)).length;
+	})()`, &dead))
+	var legend string
+	b.run("legend", chromedp.Text(`[data-testid="never-fires"]`, &legend, chromedp.ByQuery))
+	if dead == 0 || !strings.Contains(legend, "never fires") || !strings.Contains(legend, strconv.Itoa(dead)) {
+		t.Errorf("%d latents never fire but the legend %q does not say so", dead, legend)
+	}
+	b.run("hide never-firing", chromedp.Click(`[data-testid="hide-dead"]`, chromedp.ByQuery))
+	time.Sleep(100 * time.Millisecond)
+	if n := b.attr(`[data-testid="atlas-map"]`, "data-points"); n != strconv.Itoa(128-dead) {
+		t.Errorf("with the never-firing hidden the atlas drew %s points, want %d", n, 128-dead)
+	}
+	b.run("show never-firing", chromedp.Click(`[data-testid="hide-dead"]`, chromedp.ByQuery))
 	var pos struct{ X, Y float64 }
 	b.run("locate feature 7", chromedp.Evaluate(`(() => {
 		const c = document.querySelector('[data-testid="atlas-map"]');

@@ -114,9 +114,15 @@ async function loadAtlas(sae, area, selEl, silEl, ctx) {
     lassoBtn.setAttribute('aria-pressed', String(map.lasso));
     lassoBtn.classList.toggle('on', map.lasso);
   });
+  const size = h('input', {type: 'range', min: 0.5, max: 3, step: 0.25, value: 1, 'aria-label': 'point size', testid: 'point-size'});
+  size.addEventListener('input', () => map.setPointScale(Number(size.value)));
+  const hideDead = h('input', {type: 'checkbox', 'aria-label': 'hide latents that never fire', testid: 'hide-dead'});
+  hideDead.addEventListener('change', () => map.setHideDead(hideDead.checked));
   fill(area,
     h('div', {class: 'toolbar'},
       h('label', {}, 'colour by ', colour), lassoBtn,
+      h('label', {class: 'small'}, 'size ', size),
+      h('label', {class: 'small'}, hideDead, ' hide never-firing'),
       h('button', {onclick: () => map.fit()}, 'Reset view'),
       h('button', {onclick: () => map.clearSelection()}, 'Clear selection'),
       h('span', {class: 'muted small grow right'}, `${fmt(map.n)} features · ${atlas.layout || ''} layout`)),

@@ -7,6 +7,9 @@
 
 import {h, fill, fmt, pct, behaviourColour, clusterColour, gradient, NONE_COLOUR, swatch} from './util.js';
 
+// DEAD_COLOUR draws the latents that never fire, apart from the others.
+const DEAD_COLOUR = '#ececec';
+
 const GRID = 128;
 const HIT_PX = 7;
 const FREQ_BINS = 24;
@@ -187,22 +190,34 @@ export class AtlasMap {
         h('span', {class: 'num small'}, pct(10 ** hi)),
         dead ? h('span', {class: 'legend-item'}, swatch(NONE_COLOUR), 'never fires', h('span', {class: 'muted num'}, ` ${dead}`)) : null];
     } else {
+      // A latent that never fires has no behaviour to show: it is drawn
+      // apart (faint, and hidden with hideDead) and counted as such.
       const counts = new Map();
+      let dead = 0;
       for (let i = 0; i < this.n; i++) {
+        if (!(f[i].frequency > 0)) { add(DEAD_COLOUR, i); dead++; continue; }
         const b = f[i].behaviour || '';
         add(behaviourColour(b), i);
         counts.set(b, (counts.get(b) || 0) + 1);
       }
       legend = [...counts.entries()].sort((a, b) => b[1] - a[1]).map(([b, k]) =>
-        h('span', {class: 'legend-item'}, swatch(behaviourColour(b)), b || 'not specific', h('span', {class: 'muted num'}, ` ${k}`)));
+        h('span', {class: 'legend-item'}, swatch(behaviourColour(b)), b || 'no behaviour', h('span', {class: 'muted num'}, ` ${k}`)));
+      if (dead) legend.push(h('span', {class: 'legend-item', testid: 'never-fires'}, swatch(DEAD_COLOUR), 'never fires', h('span', {class: 'muted num'}, ` ${dead}`)));
     }
     // draw the grey (unspecific / other) points first, so coloured ones sit on top
-    const greyFirst = (c) => (c === NONE_COLOUR || c === behaviourColour('other') ? 0 : 1);
+    const greyFirst = (c) => (c === DEAD_COLOUR ? -1 : c === NONE_COLOUR || c === behaviourColour('other') ? 0 : 1);
     order.sort((a, b) => greyFirst(a) - greyFirst(b));
     this.groups = order.map((c) => ({colour: c, idx: Int32Array.from(groups.get(c))}));
     fill(this.legendEl, legend);
     this.schedule();
   }
+
+  // setPointScale multiplies the points' size (1: the default for the
+  // number of points).
+  setPointScale(v) { this.pointScale = v; this.schedule(); }
+
+  // setHideDead hides, or shows again, the latents that never fire.
+  setHideDead(on) { this.hideDead = on; this.schedule(); }
 
   // ---------- drawing ----------
 
@@ -219,13 +234,14 @@ export class AtlasMap {
     ctx.fillStyle = '#fff';
     ctx.fillRect(0, 0, W, H);
     const zoom = scale / this.baseScale;
-    const base = this.n > 20000 ? 1.6 : this.n > 4000 ? 2.4 : 3.4;
-    const r = Math.min(8, base + Math.log2(Math.max(1, zoom)) * 0.9);
+    const base = this.n > 20000 ? 2.2 : this.n > 4000 ? 3.2 : 4.6;
+    const r = Math.min(14, (base + Math.log2(Math.max(1, zoom)) * 0.9) * (this.pointScale || 1));
     const half = r / 2;
     const sel = this.selCount > 0;
     let drawn = 0;
     ctx.globalAlpha = sel ? 0.18 : 0.85;
     for (const g of this.groups) {
+      if (g.colour === DEAD_COLOUR && this.hideDead) continue;
       ctx.fillStyle = g.colour;
       const idx = g.idx;
       for (let j = 0; j < idx.length; j++) {
@@ -452,7 +468,7 @@ export class AtlasMap {
     const f = this.features[i];
     fill(this.tooltip,
       h('div', {}, h('strong', {}, `feature ${f.id}`)),
-      h('div', {}, swatch(behaviourColour(f.behaviour)), f.behaviour || 'not specific'),
+      h('div', {}, swatch(behaviourColour(f.behaviour)), f.behaviour || (f.frequency > 0 ? 'no behaviour' : 'never fires')),
       h('table', {class: 'kv'},
         h('tr', {}, h('th', {}, 'cluster'), h('td', {class: 'num'}, f.cluster ?? '–')),
         h('tr', {}, h('th', {}, 'frequency'), h('td', {class: 'num'}, pct(f.frequency))),
