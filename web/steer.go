@@ -282,20 +282,24 @@ func side(g model.Generation, answer string) SteerSide {
 // they were not drawn with (make steer-demo uses the same).
 const heldOutProblems, heldOutSeed = 50, 99
 
-// steerPrompts answers GET /api/steer/prompts: held-out problems with their
-// answers when the server runs the model demo, else none.
+// heldOutPrompts returns the first n held-out problems, with their
+// answers, when the server runs the model demo with its model; none
+// elsewhere.
+func (s *Server) heldOutPrompts(n int) []steer.Prompt {
+	out := []steer.Prompt{}
+	if s.cfg.Backend == nil || s.ws.Dataset(TinyDataset) == nil {
+		return out
+	}
+	for _, p := range reason.Problems(reason.Config{N: n, Seed: heldOutSeed}) {
+		out = append(out, steer.Prompt{Text: p.Prompt(), Answer: strconv.Itoa(p.Answer)})
+	}
+	return out
+}
+
+// steerPrompts answers GET /api/steer/prompts: the model demo's held-out
+// problems with their answers, else none.
 func (s *Server) steerPrompts(w http.ResponseWriter, r *http.Request) {
-	type problem struct {
-		Prompt string `json:"prompt"`
-		Answer string `json:"answer"`
-	}
-	out := []problem{}
-	if s.cfg.Backend != nil && s.ws.Dataset(TinyDataset) != nil {
-		for _, p := range reason.Problems(reason.Config{N: heldOutProblems, Seed: heldOutSeed}) {
-			out = append(out, problem{p.Prompt(), strconv.Itoa(p.Answer)})
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"prompts": out})
+	writeJSON(w, http.StatusOK, map[string]any{"prompts": s.heldOutPrompts(heldOutProblems)})
 }
 
 // steerParams is what the job table keeps of a steering request: its

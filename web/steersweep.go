@@ -4,9 +4,7 @@ import (
 	"cmp"
 	"context"
 	"net/http"
-	"strconv"
 
-	"github.com/rise-interp/rise/activations/reason"
 	"github.com/rise-interp/rise/steer"
 	"github.com/rise-interp/rise/steer/model"
 )
@@ -84,12 +82,9 @@ func (s *Server) steerSweep(w http.ResponseWriter, r *http.Request) {
 	}
 	prompts := req.Prompts
 	if len(prompts) == 0 {
-		if s.ws.Dataset(TinyDataset) == nil {
+		if prompts = s.heldOutPrompts(req.Problems); len(prompts) == 0 {
 			fail(w, errorf(http.StatusBadRequest, "sweep: prompts: expected prompts to sweep over (held-out problems are offered only on the model demo)"))
 			return
-		}
-		for _, p := range reason.Problems(reason.Config{N: req.Problems, Seed: heldOutSeed}) {
-			prompts = append(prompts, steer.Prompt{Text: p.Prompt(), Answer: strconv.Itoa(p.Answer)})
 		}
 	}
 	// The vectors at strength 1: the sweep multiplies them by each strength.
@@ -98,8 +93,10 @@ func (s *Server) steerSweep(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	sets := append([]steer.Control{{Name: "vectors", Vectors: vs}}, steer.RandomControls(vs, controls, req.Seed+1)...)
+	// The controls are drawn with the generations' seed, as rise steer
+	// draws them, so that the same request gives the command's numbers.
 	o := model.GenerateOptions{MaxTokens: req.MaxTokens, Temperature: temp, TopP: req.TopP, Seed: cmp.Or(req.Seed, 1)}
+	sets := append([]steer.Control{{Name: "vectors", Vectors: vs}}, steer.RandomControls(vs, controls, o.Seed)...)
 	b := s.cfg.Backend
 	params := map[string]any{"strengths": req.Strengths, "prompts": len(prompts), "controls": controls, "vectors": len(vs)}
 	j := s.jobs.Start("steer-sweep", params, func(ctx context.Context, j *Job) (any, error) {

@@ -125,15 +125,10 @@ type Attribution struct {
 // with that label. steps must hold one step per row of the layer, in row
 // order, and s must take rows of the layer's width.
 func Attribute(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []activations.Step, opts AttributionOptions) (*Attribution, error) {
+	if err := checkEncodeInput("attribute", s, layer, steps); err != nil {
+		return nil, err
+	}
 	switch {
-	case s == nil:
-		return nil, errors.New("attribute: no SAE given")
-	case layer == nil:
-		return nil, errors.New("attribute: no layer given")
-	case s.DIn != layer.DModel:
-		return nil, fmt.Errorf("attribute: the SAE takes rows of %d values but layer %s has rows of %d", s.DIn, layer.Name, layer.DModel)
-	case len(steps) != layer.Rows:
-		return nil, fmt.Errorf("attribute: expected one step per row of layer %s (%d), found %d steps", layer.Name, layer.Rows, len(steps))
 	case opts.BatchSize < 0:
 		return nil, fmt.Errorf("attribute: batch size must be positive (or 0 for the default), got %d", opts.BatchSize)
 	case !(opts.HoldOut >= 0 && opts.HoldOut < 1):
@@ -285,6 +280,23 @@ func Attribute(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps 
 		a.Shuffled.Traces = a.Traces
 	}
 	return a, nil
+}
+
+// checkEncodeInput checks what a streaming pass that encodes a layer's
+// rows with an SAE needs: both given, widths that agree, one step per row.
+// what names the pass in the error.
+func checkEncodeInput(what string, s *sae.SAE, layer *activations.Layer, steps []activations.Step) error {
+	switch {
+	case s == nil:
+		return fmt.Errorf("%s: no SAE given", what)
+	case layer == nil:
+		return fmt.Errorf("%s: no layer given", what)
+	case s.DIn != layer.DModel:
+		return fmt.Errorf("%s: the SAE takes rows of %d values but layer %s has rows of %d", what, s.DIn, layer.Name, layer.DModel)
+	case len(steps) != layer.Rows:
+		return fmt.Errorf("%s: expected one step per row of layer %s (%d), found %d steps", what, layer.Name, layer.Rows, len(steps))
+	}
+	return nil
 }
 
 // heldOut reports whether a trace falls in the held-out share of a split:

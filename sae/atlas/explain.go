@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"container/heap"
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -103,16 +102,10 @@ func (h *minHeap) Pop() any {
 // explanation on the held-out steps (Detection). steps hold one step per
 // row, in row order.
 func Explain(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []activations.Step, opts ExplainOptions) (*Explanations, error) {
-	switch {
-	case s == nil:
-		return nil, errors.New("explain: no SAE given")
-	case layer == nil:
-		return nil, errors.New("explain: no layer given")
-	case s.DIn != layer.DModel:
-		return nil, fmt.Errorf("explain: the SAE takes rows of %d values but layer %s has rows of %d", s.DIn, layer.Name, layer.DModel)
-	case len(steps) != layer.Rows:
-		return nil, fmt.Errorf("explain: expected one step per row of layer %s (%d), found %d steps", layer.Name, layer.Rows, len(steps))
-	case !(opts.HoldOut < 1):
+	if err := checkEncodeInput("explain", s, layer, steps); err != nil {
+		return nil, err
+	}
+	if !(opts.HoldOut < 1) {
 		return nil, fmt.Errorf("explain: hold-out share must be below 1, got %v", opts.HoldOut)
 	}
 	opts.BatchSize = cmp.Or(opts.BatchSize, DefaultAttributionBatch)
