@@ -381,19 +381,12 @@ func (s *Server) feature(w http.ResponseWriter, r *http.Request) {
 
 	a := an.attr
 	rule := atlas.SpecificOptions{MinFirings: atlas.DefaultMinFirings, MinEnrichment: atlas.DefaultMinEnrichment}
-	var labelled, fires float64
-	for b, c := range a.Counts {
-		labelled += float64(c)
-		fires += float64(a.Rate[b][id]) * float64(c)
-	}
+	// Enrichment is the attribution's own (rate on the behaviour's steps over
+	// the rate on all steps), the figure the rule judges.
 	bs := []behaviourStat{}
 	for b, name := range a.Behaviours {
-		st := behaviourStat{Name: name, Steps: a.Counts[b], Mean: a.Mean[b][id], Max: a.Max[b][id], Rate: a.Rate[b][id],
-			Firings: a.Firings(b, id), Evidence: a.Evidence(b, id, rule)}
-		if fires > 0 {
-			st.Enrichment = float64(a.Rate[b][id]) / (fires / labelled)
-		}
-		bs = append(bs, st)
+		bs = append(bs, behaviourStat{Name: name, Steps: a.Counts[b], Mean: a.Mean[b][id], Max: a.Max[b][id], Rate: a.Rate[b][id],
+			Enrichment: a.Enrichment(b, id), Firings: a.Firings(b, id), Evidence: a.Evidence(b, id, rule)})
 	}
 	out["behaviours"] = bs
 
