@@ -14,11 +14,11 @@ import (
 	"github.com/rise-interp/rise/steer"
 )
 
-func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{
+func (s *Server) status(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return map[string]any{
 		"version": s.cfg.Version, "demo": s.cfg.Demo, "model": s.modelInfo(),
 		"datasets": len(s.ws.Datasets()), "saes": len(s.ws.SAEs()), "jobs_running": s.jobs.Running(), "jobs_queued": s.jobs.Queued(),
-	})
+	}, nil
 }
 
 type layerView struct {
@@ -38,7 +38,7 @@ type datasetView struct {
 	Traces  int            `json:"traces"`
 }
 
-func (s *Server) datasets(w http.ResponseWriter, r *http.Request) {
+func (s *Server) datasets(_ http.ResponseWriter, r *http.Request) (any, error) {
 	out := []datasetView{}
 	for _, ds := range s.ws.Datasets() {
 		v := datasetView{Name: ds.Name, Rows: ds.Dump.Rows, DModel: ds.Dump.DModel, Model: ds.Dump.Manifest.Model,
@@ -48,7 +48,7 @@ func (s *Server) datasets(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, v)
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 func (s *Server) dataset(r *http.Request) (*Dataset, error) {
@@ -112,11 +112,10 @@ func (ds *Dataset) stepView(row int) stepView {
 	return stepView{Row: row, Trace: st.Trace, Step: st.Step, Text: st.Text, Labels: labels, Length: ds.stepLength[row]}
 }
 
-func (s *Server) steps(w http.ResponseWriter, r *http.Request) {
+func (s *Server) steps(_ http.ResponseWriter, r *http.Request) (any, error) {
 	ds, offset, limit, err := s.page(r, 50, 500)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	q := strings.ToLower(r.URL.Query().Get("q"))
 	label := r.URL.Query().Get("label")
@@ -155,14 +154,13 @@ func (s *Server) steps(w http.ResponseWriter, r *http.Request) {
 			visit(i)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"total": total, "offset": offset, "limit": limit, "steps": out})
+	return map[string]any{"total": total, "offset": offset, "limit": limit, "steps": out}, nil
 }
 
-func (s *Server) traces(w http.ResponseWriter, r *http.Request) {
+func (s *Server) traces(_ http.ResponseWriter, r *http.Request) (any, error) {
 	ds, offset, limit, err := s.page(r, 100, 1000)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	type traceView struct {
 		Trace    string         `json:"trace"`
@@ -183,27 +181,25 @@ func (s *Server) traces(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, v)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"total": len(ds.traceOrder), "offset": offset, "limit": limit, "traces": out})
+	return map[string]any{"total": len(ds.traceOrder), "offset": offset, "limit": limit, "traces": out}, nil
 }
 
-func (s *Server) trace(w http.ResponseWriter, r *http.Request) {
+func (s *Server) trace(_ http.ResponseWriter, r *http.Request) (any, error) {
 	ds, err := s.dataset(r)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	id := r.PathValue("trace")
 	rows, ok := ds.traceRows[id]
 	if !ok {
-		fail(w, errorf(http.StatusNotFound, "dataset %s has no trace %q", ds.Name, id))
-		return
+		return nil, errorf(http.StatusNotFound, "dataset %s has no trace %q", ds.Name, id)
 	}
 	steps := make([]stepView, len(rows))
 	for i, row := range rows {
 		steps[i] = ds.stepView(row)
 	}
 	tr := ds.Traces[id]
-	writeJSON(w, http.StatusOK, map[string]any{"trace": id, "prompt": tr.Prompt, "length": ds.stepLength[rows[0]], "steps": steps})
+	return map[string]any{"trace": id, "prompt": tr.Prompt, "length": ds.stepLength[rows[0]], "steps": steps}, nil
 }
 
 type saeView struct {
@@ -237,12 +233,12 @@ func (m *SAE) view() saeView {
 	return v
 }
 
-func (s *Server) saes(w http.ResponseWriter, r *http.Request) {
+func (s *Server) saes(_ http.ResponseWriter, r *http.Request) (any, error) {
 	out := []saeView{}
 	for _, m := range s.ws.SAEs() {
 		out = append(out, m.view())
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // saeOf returns the SAE named in the path.
@@ -275,23 +271,26 @@ func (s *Server) ready(r *http.Request) (*SAE, *sae.SAE, *analysis, error) {
 	return m, sa, an, nil
 }
 
-func (s *Server) atlas(w http.ResponseWriter, r *http.Request) {
+func (s *Server) atlas(_ http.ResponseWriter, r *http.Request) (any, error) {
 	_, _, an, err := s.ready(r)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, an.atlas)
+	return an.atlas, nil
 }
 
-// featureID reads the {id} path value.
-func featureID(r *http.Request, dSae int) (int, error) {
+// featureOf returns what ready does and the feature {id} of the path.
+func (s *Server) featureOf(r *http.Request) (*SAE, *sae.SAE, *analysis, int, error) {
+	m, sa, an, err := s.ready(r)
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
 	v := r.PathValue("id")
 	id, err := strconv.Atoi(v)
-	if err != nil || id < 0 || id >= dSae {
-		return 0, errorf(http.StatusNotFound, "feature %q: expected an id from 0 to %d", v, dSae-1)
+	if err != nil || id < 0 || id >= sa.DSae {
+		return nil, nil, nil, 0, errorf(http.StatusNotFound, "feature %q: expected an id from 0 to %d", v, sa.DSae-1)
 	}
-	return id, nil
+	return m, sa, an, id, nil
 }
 
 type topStep struct {
@@ -325,26 +324,18 @@ type nearView struct {
 // either side.
 const contextSteps = 1
 
-func (s *Server) feature(w http.ResponseWriter, r *http.Request) {
-	m, sa, an, err := s.ready(r)
+func (s *Server) feature(_ http.ResponseWriter, r *http.Request) (any, error) {
+	m, sa, an, id, err := s.featureOf(r)
 	if err != nil {
-		fail(w, err)
-		return
-	}
-	id, err := featureID(r, sa.DSae)
-	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	top, err := intParam(r, "top", 20, 1000)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	nn, err := intParam(r, "nearest", 10, 200)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	f := an.atlas.Features[id]
 	sum := an.stats.Feature(id)
@@ -398,7 +389,7 @@ func (s *Server) feature(w http.ResponseWriter, r *http.Request) {
 	if lens := s.logitLens(sa.WDec[id*sa.DIn : (id+1)*sa.DIn]); lens != nil {
 		out["logit_lens"] = lens
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // lensToken is one token of a feature's logit lens.
@@ -442,11 +433,10 @@ func (s *Server) logitLens(dir []float32) map[string][]lensToken {
 	return map[string][]lensToken{"promoted": pick(ids), "suppressed": pick(rev)}
 }
 
-func (s *Server) behaviours(w http.ResponseWriter, r *http.Request) {
+func (s *Server) behaviours(_ http.ResponseWriter, r *http.Request) (any, error) {
 	_, _, an, err := s.ready(r)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	names := make([]string, 0, len(an.atlas.Behaviours))
 	for n := range an.atlas.Behaviours {
@@ -484,6 +474,6 @@ func (s *Server) behaviours(w http.ResponseWriter, r *http.Request) {
 	if withVec == nil {
 		withVec = []string{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"behaviours": list,
-		"cosine": map[string]any{"names": withVec, "matrix": matrix}, "venhoff_cosine": venhoff})
+	return map[string]any{"behaviours": list,
+		"cosine": map[string]any{"names": withVec, "matrix": matrix}, "venhoff_cosine": venhoff}, nil
 }

@@ -62,64 +62,56 @@ func explainAnalysis(ctx context.Context, m *SAE, s *sae.SAE, an *analysis, seed
 
 // search answers GET /api/saes/{sae}/search?q=PHRASE&limit=N: the features
 // whose explanation holds the phrase, best first.
-func (s *Server) search(w http.ResponseWriter, r *http.Request) {
+func (s *Server) search(_ http.ResponseWriter, r *http.Request) (any, error) {
 	_, _, an, err := s.ready(r)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	limit, err := intParam(r, "limit", 50, 1000)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	q := r.URL.Query().Get("q")
 	hits, err := an.atlas.Search(q, limit)
 	if err != nil {
-		fail(w, errorf(http.StatusBadRequest, "parameter q: expected a phrase of at least one word, found %q", q))
-		return
+		return nil, errorf(http.StatusBadRequest, "parameter q: expected a phrase of at least one word, found %q", q)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"q": q, "hits": hits})
+	return map[string]any{"q": q, "hits": hits}, nil
 }
 
 // candidates answers GET /api/saes/{sae}/candidates: the candidate
 // behaviours nobody named, best first, with the labels that were known.
-func (s *Server) candidates(w http.ResponseWriter, r *http.Request) {
+func (s *Server) candidates(_ http.ResponseWriter, r *http.Request) (any, error) {
 	_, _, an, err := s.ready(r)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	cands := an.atlas.Candidates
 	if cands == nil {
 		cands = []atlas.GroupExplanation{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"candidates": cands, "known": an.attr.Behaviours})
+	return map[string]any{"candidates": cands, "known": an.attr.Behaviours}, nil
 }
 
 // group answers GET /api/saes/{sae}/group?features=1,2,3: the explanation,
 // coherence, enrichment and vector of a selection of features.
-func (s *Server) group(w http.ResponseWriter, r *http.Request) {
+func (s *Server) group(_ http.ResponseWriter, r *http.Request) (any, error) {
 	m, sa, an, err := s.ready(r)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	if an.ex == nil {
-		fail(w, errorf(http.StatusConflict, "SAE %s has no explanations", m.Name))
-		return
+		return nil, errorf(http.StatusConflict, "SAE %s has no explanations", m.Name)
 	}
 	ids, err := featureList(r.URL.Query().Get("features"), sa.DSae)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	g, err := an.ex.ExplainGroup(ids, an.unit, sa.DIn, m.Dataset.Steps)
 	if err != nil {
-		fail(w, errorf(http.StatusBadRequest, "%v", err))
-		return
+		return nil, errorf(http.StatusBadRequest, "%v", err)
 	}
-	writeJSON(w, http.StatusOK, g)
+	return g, nil
 }
 
 // featureList parses "1,2,3" into feature ids below dSae.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
 	"github.com/rise-interp/rise/activations/synth"
 	"github.com/rise-interp/rise/sae"
 )

@@ -17,88 +17,70 @@ import (
 	"github.com/rise-interp/rise/sae/atlas"
 )
 
-func writeChart(w http.ResponseWriter, f atlas.Format, b []byte, name string) {
+// chart is a chart shown inline, named name with its format's extension.
+func chart(f atlas.Format, b []byte, name string) file {
+	mime := "image/png"
 	if f == atlas.SVG {
-		w.Header().Set("Content-Type", "image/svg+xml")
-	} else {
-		w.Header().Set("Content-Type", "image/png")
+		mime = "image/svg+xml"
 	}
-	w.Header().Set("Content-Disposition", fmt.Sprintf("inline; filename=%q", name+"."+string(f)))
-	w.Write(b)
+	return file{mime: mime, name: name + "." + string(f), inline: true, data: b}
 }
 
-func download(w http.ResponseWriter, contentType, name string, b []byte) {
-	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
-	w.Write(b)
-}
+// download is a file the browser saves as name.
+func download(mime, name string, b []byte) file { return file{mime: mime, name: name, data: b} }
 
-func (s *Server) mapChart(f atlas.Format) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) { s.drawMap(w, r, f) }
-}
-
-func (s *Server) drawMap(w http.ResponseWriter, r *http.Request, f atlas.Format) {
-	m, _, an, err := s.ready(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	a := an.atlas
-	var groups []string
-	switch c := r.URL.Query().Get("color"); c {
-	case "", "behaviour":
-		groups = a.Groups()
-	case "cluster":
-		groups = make([]string, len(a.Features))
-		for i, ft := range a.Features {
-			groups[i] = fmt.Sprintf("cluster %d", ft.Cluster)
+func (s *Server) mapChart(f atlas.Format) apiFunc {
+	return func(_ http.ResponseWriter, r *http.Request) (any, error) {
+		m, _, an, err := s.ready(r)
+		if err != nil {
+			return nil, err
 		}
-	default:
-		fail(w, errorf(http.StatusBadRequest, "parameter color: expected behaviour or cluster, found %q", c))
-		return
+		a := an.atlas
+		var groups []string
+		switch c := r.URL.Query().Get("color"); c {
+		case "", "behaviour":
+			groups = a.Groups()
+		case "cluster":
+			groups = make([]string, len(a.Features))
+			for i, ft := range a.Features {
+				groups[i] = fmt.Sprintf("cluster %d", ft.Cluster)
+			}
+		default:
+			return nil, errorf(http.StatusBadRequest, "parameter color: expected behaviour or cluster, found %q", c)
+		}
+		var b bytes.Buffer
+		if err := atlas.RenderMap(&b, f, fmt.Sprintf("%s: decoder columns (%s)", m.Name, a.Layout), a.XY(), groups); err != nil {
+			return nil, err
+		}
+		return chart(f, b.Bytes(), m.Name+"-map"), nil
 	}
-	var b bytes.Buffer
-	if err := atlas.RenderMap(&b, f, fmt.Sprintf("%s: decoder columns (%s)", m.Name, a.Layout), a.XY(), groups); err != nil {
-		fail(w, err)
-		return
-	}
-	writeChart(w, f, b.Bytes(), m.Name+"-map")
 }
 
-func (s *Server) atlasFile(w http.ResponseWriter, r *http.Request) {
+func (s *Server) atlasFile(_ http.ResponseWriter, r *http.Request) (any, error) {
 	m, _, an, err := s.ready(r)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	b, err := json.MarshalIndent(an.atlas, "", " ")
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
-	download(w, "application/json", m.Name+"-atlas.json", append(b, '\n'))
+	return download("application/json", m.Name+"-atlas.json", append(b, '\n')), nil
 }
 
-func (s *Server) featureVector(w http.ResponseWriter, r *http.Request) {
-	m, sa, _, err := s.ready(r)
+func (s *Server) featureVector(_ http.ResponseWriter, r *http.Request) (any, error) {
+	m, sa, _, id, err := s.featureOf(r)
 	if err != nil {
-		fail(w, err)
-		return
-	}
-	id, err := featureID(r, sa.DSae)
-	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	row := sa.WDec[id*sa.DIn : (id+1)*sa.DIn]
-	download(w, "application/octet-stream", fmt.Sprintf("%s-feature%d.npy", m.Name, id), activations.EncodeNpy(row, 1, sa.DIn))
+	return download("application/octet-stream", fmt.Sprintf("%s-feature%d.npy", m.Name, id), activations.EncodeNpy(row, 1, sa.DIn)), nil
 }
 
-func (s *Server) behaviourVector(w http.ResponseWriter, r *http.Request) {
+func (s *Server) behaviourVector(_ http.ResponseWriter, r *http.Request) (any, error) {
 	m, sa, an, err := s.ready(r)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	name := r.PathValue("behaviour")
 	b, ok := an.atlas.Behaviours[name]
@@ -108,53 +90,45 @@ func (s *Server) behaviourVector(w http.ResponseWriter, r *http.Request) {
 			known = append(known, k)
 		}
 		sort.Strings(known)
-		fail(w, errorf(http.StatusNotFound, "SAE %s has no behaviour %q (known: %v)", m.Name, name, known))
-		return
+		return nil, errorf(http.StatusNotFound, "SAE %s has no behaviour %q (known: %v)", m.Name, name, known)
 	}
 	if b.Vector == nil {
-		fail(w, errorf(http.StatusConflict, "SAE %s has no vector for %s: %s", m.Name, name, b.Error))
-		return
+		return nil, errorf(http.StatusConflict, "SAE %s has no vector for %s: %s", m.Name, name, b.Error)
 	}
-	download(w, "application/octet-stream", fmt.Sprintf("%s-%s.npy", m.Name, name), activations.EncodeNpy(b.Vector, 1, sa.DIn))
+	return download("application/octet-stream", fmt.Sprintf("%s-%s.npy", m.Name, name), activations.EncodeNpy(b.Vector, 1, sa.DIn)), nil
 }
 
 // exportZip saves the SAE as a SAELens directory in a temporary place and
 // sends it zipped.
-func (s *Server) exportZip(w http.ResponseWriter, r *http.Request) {
+func (s *Server) exportZip(_ http.ResponseWriter, r *http.Request) (any, error) {
 	m, err := s.saeOf(r)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	_, _, _, sa, _ := m.snapshot()
 	if sa == nil {
-		fail(w, errorf(http.StatusConflict, "SAE %s is still training", m.Name))
-		return
+		return nil, errorf(http.StatusConflict, "SAE %s is still training", m.Name)
 	}
 	tmp, err := os.MkdirTemp("", "rise-export-")
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	defer os.RemoveAll(tmp)
 	dir := filepath.Join(tmp, m.Name)
 	if err := sae.Save(dir, sa, sae.SaveOptions{}); err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	var b bytes.Buffer
 	zw := zip.NewWriter(&b)
 	for _, name := range []string{"cfg.json", "sae_weights.safetensors"} {
 		if err := addToZip(zw, m.Name+"/"+name, filepath.Join(dir, name)); err != nil {
-			fail(w, err)
-			return
+			return nil, err
 		}
 	}
 	if err := zw.Close(); err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
-	download(w, "application/zip", m.Name+".zip", b.Bytes())
+	return download("application/zip", m.Name+".zip", b.Bytes()), nil
 }
 
 // addToZip copies the regular file at path into the archive as name.

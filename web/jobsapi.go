@@ -35,23 +35,20 @@ type TrainRequest struct {
 // listJobs answers GET /api/jobs?kind=K,...&offset=&limit=: a page of the
 // jobs, newest first, of the kinds given (all when none), without their
 // results (GET /api/jobs/{id} has them).
-func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listJobs(_ http.ResponseWriter, r *http.Request) (any, error) {
 	offset, err := intParam(r, "offset", 0, 0)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	limit, err := intParam(r, "limit", 50, 500)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	kinds := map[string]bool{}
 	if k := r.URL.Query().Get("kind"); k != "" {
 		for _, kind := range strings.Split(k, ",") {
 			if _, ok := DefaultJobLimits[kind]; !ok {
-				fail(w, errorf(http.StatusBadRequest, "parameter kind: expected train, atlas, sweep or steer (comma-separated), found %q", kind))
-				return
+				return nil, errorf(http.StatusBadRequest, "parameter kind: expected train, atlas, sweep or steer (comma-separated), found %q", kind)
 			}
 			kinds[kind] = true
 		}
@@ -69,7 +66,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 		}
 		total++
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"total": total, "offset": offset, "limit": limit, "jobs": out})
+	return map[string]any{"total": total, "offset": offset, "limit": limit, "jobs": out}, nil
 }
 
 func (s *Server) job(r *http.Request) (*Job, error) {
@@ -81,46 +78,41 @@ func (s *Server) job(r *http.Request) (*Job, error) {
 	return j, nil
 }
 
-func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getJob(_ http.ResponseWriter, r *http.Request) (any, error) {
 	j, err := s.job(r)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, j.View())
+	return j.View(), nil
 }
 
 // cancelJob cancels a job: a queued one ends at once (200), a running one
 // is asked to stop (202) and ends cancelled when its work returns. A job
 // that has ended is left as it is (409).
-func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
+func (s *Server) cancelJob(_ http.ResponseWriter, r *http.Request) (any, error) {
 	j, err := s.job(r)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	if v := j.View(); hasEnded(v.State) {
-		fail(w, errorf(http.StatusConflict, "job %s: expected a queued or running job to cancel, found it %s at %s", j.ID, v.State, v.Finished.Format(time.RFC3339)))
-		return
+		return nil, errorf(http.StatusConflict, "job %s: expected a queued or running job to cancel, found it %s at %s", j.ID, v.State, v.Finished.Format(time.RFC3339))
 	}
 	j.Cancel()
-	status := http.StatusAccepted
 	if hasEnded(j.State()) {
-		status = http.StatusOK
+		return j.View(), nil
 	}
-	writeJSON(w, status, j.View())
+	return accepted{j.View()}, nil
 }
 
 // maxJobBody bounds the body of POST /api/jobs.
 const maxJobBody = 1 << 20
 
-func (s *Server) startJob(w http.ResponseWriter, r *http.Request) {
+func (s *Server) startJob(w http.ResponseWriter, r *http.Request) (any, error) {
 	var req TrainRequest
 	release, err := s.readJSON(w, r, maxJobBody, &req, "job request", `{"kind": "train", "dataset": ...}`)
 	defer release()
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	var j *Job
 	switch req.Kind {
@@ -142,10 +134,9 @@ func (s *Server) startJob(w http.ResponseWriter, r *http.Request) {
 		err = errorf(http.StatusBadRequest, "job kind: expected \"train\" or \"atlas\", found %q", req.Kind)
 	}
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusAccepted, j.View())
+	return accepted{j.View()}, nil
 }
 
 // trainEventEvery is the shortest time between two train events of a job.

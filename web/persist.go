@@ -264,18 +264,16 @@ func (w *Workspace) remove(m *SAE) {
 
 // resumeSAE answers POST /api/saes/{sae}/resume: 202 and the training job
 // that continues an interrupted training, 409 when it is not interrupted.
-func (s *Server) resumeSAE(w http.ResponseWriter, r *http.Request) {
+func (s *Server) resumeSAE(_ http.ResponseWriter, r *http.Request) (any, error) {
 	m, err := s.saeOf(r)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	j, err := s.ResumeTrain(m)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusAccepted, j.View())
+	return accepted{j.View()}, nil
 }
 
 // deleteWait bounds the wait for an SAE's job to stop before its files are
@@ -286,15 +284,13 @@ const deleteWait = 30 * time.Second
 // removed, its job cancelled first and its files (weights, checkpoint,
 // derived files) with it; an SAE given on the command line is refused with
 // 409, its files untouched.
-func (s *Server) deleteSAE(w http.ResponseWriter, r *http.Request) {
+func (s *Server) deleteSAE(_ http.ResponseWriter, r *http.Request) (any, error) {
 	m, err := s.saeOf(r)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	if !m.owned {
-		fail(w, errorf(http.StatusConflict, "delete SAE %s: it was given on the command line (--sae %s), and the workbench deletes only the SAEs it trained", m.Name, m.Path))
-		return
+		return nil, errorf(http.StatusConflict, "delete SAE %s: it was given on the command line (--sae %s), and the workbench deletes only the SAEs it trained", m.Name, m.Path)
 	}
 	// A training job that ends as it is cancelled starts the atlas job:
 	// stop jobs until none of the SAE's runs.
@@ -308,15 +304,13 @@ func (s *Server) deleteSAE(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-j.Done():
 		case <-time.After(deleteWait):
-			fail(w, errorf(http.StatusConflict, "delete SAE %s: its job %s did not stop within %v; try again", m.Name, j.ID, deleteWait))
-			return
+			return nil, errorf(http.StatusConflict, "delete SAE %s: its job %s did not stop within %v; try again", m.Name, j.ID, deleteWait)
 		}
 	}
 	s.ws.remove(m)
 	if err := os.RemoveAll(m.Path); err != nil {
-		fail(w, fmt.Errorf("delete SAE %s: removing %s: %w", m.Name, m.Path, err))
-		return
+		return nil, fmt.Errorf("delete SAE %s: removing %s: %w", m.Name, m.Path, err)
 	}
 	s.sweeps.invalidate(m.Dataset.Name)
-	writeJSON(w, http.StatusOK, map[string]any{"deleted": m.Name})
+	return map[string]any{"deleted": m.Name}, nil
 }

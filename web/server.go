@@ -140,37 +140,37 @@ func (s *Server) routes() {
 	}
 	// Any other page: the app, answering 404, draws its own not-found page.
 	m.HandleFunc("/", s.notFound)
-	m.HandleFunc("GET /api/status", s.status)
-	m.HandleFunc("GET /api/datasets", s.datasets)
-	m.HandleFunc("GET /api/datasets/{dataset}/steps", s.steps)
-	m.HandleFunc("GET /api/datasets/{dataset}/traces", s.traces)
-	m.HandleFunc("GET /api/datasets/{dataset}/traces/{trace}", s.trace)
-	m.HandleFunc("GET /api/datasets/{dataset}/sweep", s.sweep)
-	m.HandleFunc("GET /api/datasets/{dataset}/sweep.svg", s.sweepChart(atlas.SVG))
-	m.HandleFunc("GET /api/datasets/{dataset}/sweep.png", s.sweepChart(atlas.PNG))
-	m.HandleFunc("GET /api/saes", s.saes)
-	m.HandleFunc("DELETE /api/saes/{sae}", s.deleteSAE)
-	m.HandleFunc("POST /api/saes/{sae}/resume", s.resumeSAE)
-	m.HandleFunc("GET /api/saes/{sae}/atlas", s.atlas)
-	m.HandleFunc("GET /api/saes/{sae}/atlas.json", s.atlasFile)
-	m.HandleFunc("GET /api/saes/{sae}/features/{id}", s.feature)
-	m.HandleFunc("GET /api/saes/{sae}/features/{id}/vector.npy", s.featureVector)
-	m.HandleFunc("GET /api/saes/{sae}/behaviours", s.behaviours)
-	m.HandleFunc("GET /api/saes/{sae}/behaviours/{behaviour}/vector.npy", s.behaviourVector)
-	m.HandleFunc("GET /api/saes/{sae}/export.zip", s.exportZip)
-	m.HandleFunc("GET /api/saes/{sae}/map.svg", s.mapChart(atlas.SVG))
-	m.HandleFunc("GET /api/saes/{sae}/map.png", s.mapChart(atlas.PNG))
-	m.HandleFunc("GET /api/saes/{sae}/search", s.search)
-	m.HandleFunc("GET /api/saes/{sae}/candidates", s.candidates)
-	m.HandleFunc("GET /api/saes/{sae}/group", s.group)
-	m.HandleFunc("GET /api/steer/prompts", s.steerPrompts)
-	m.HandleFunc("POST /api/steer/sweep", s.steerSweep)
-	m.HandleFunc("GET /api/jobs", s.listJobs)
-	m.HandleFunc("POST /api/jobs", s.startJob)
-	m.HandleFunc("GET /api/jobs/{id}", s.getJob)
-	m.HandleFunc("DELETE /api/jobs/{id}", s.cancelJob)
+	m.HandleFunc("GET /api/status", api(s.status))
+	m.HandleFunc("GET /api/datasets", api(s.datasets))
+	m.HandleFunc("GET /api/datasets/{dataset}/steps", api(s.steps))
+	m.HandleFunc("GET /api/datasets/{dataset}/traces", api(s.traces))
+	m.HandleFunc("GET /api/datasets/{dataset}/traces/{trace}", api(s.trace))
+	m.HandleFunc("GET /api/datasets/{dataset}/sweep", api(s.sweep))
+	m.HandleFunc("GET /api/datasets/{dataset}/sweep.svg", api(s.sweepChart(atlas.SVG)))
+	m.HandleFunc("GET /api/datasets/{dataset}/sweep.png", api(s.sweepChart(atlas.PNG)))
+	m.HandleFunc("GET /api/saes", api(s.saes))
+	m.HandleFunc("DELETE /api/saes/{sae}", api(s.deleteSAE))
+	m.HandleFunc("POST /api/saes/{sae}/resume", api(s.resumeSAE))
+	m.HandleFunc("GET /api/saes/{sae}/atlas", api(s.atlas))
+	m.HandleFunc("GET /api/saes/{sae}/atlas.json", api(s.atlasFile))
+	m.HandleFunc("GET /api/saes/{sae}/features/{id}", api(s.feature))
+	m.HandleFunc("GET /api/saes/{sae}/features/{id}/vector.npy", api(s.featureVector))
+	m.HandleFunc("GET /api/saes/{sae}/behaviours", api(s.behaviours))
+	m.HandleFunc("GET /api/saes/{sae}/behaviours/{behaviour}/vector.npy", api(s.behaviourVector))
+	m.HandleFunc("GET /api/saes/{sae}/export.zip", api(s.exportZip))
+	m.HandleFunc("GET /api/saes/{sae}/map.svg", api(s.mapChart(atlas.SVG)))
+	m.HandleFunc("GET /api/saes/{sae}/map.png", api(s.mapChart(atlas.PNG)))
+	m.HandleFunc("GET /api/saes/{sae}/search", api(s.search))
+	m.HandleFunc("GET /api/saes/{sae}/candidates", api(s.candidates))
+	m.HandleFunc("GET /api/saes/{sae}/group", api(s.group))
+	m.HandleFunc("GET /api/steer/prompts", api(s.steerPrompts))
+	m.HandleFunc("POST /api/steer/sweep", api(s.steerSweep))
+	m.HandleFunc("GET /api/jobs", api(s.listJobs))
+	m.HandleFunc("POST /api/jobs", api(s.startJob))
+	m.HandleFunc("GET /api/jobs/{id}", api(s.getJob))
+	m.HandleFunc("DELETE /api/jobs/{id}", api(s.cancelJob))
 	m.HandleFunc("GET /api/jobs/{id}/events", s.jobEvents)
-	m.HandleFunc("POST /api/steer", s.steer)
+	m.HandleFunc("POST /api/steer", api(s.steer))
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no API endpoint %s %s (see GET /api/status and the API reference)", r.Method, r.URL.Path))
 	})
@@ -241,6 +241,47 @@ func writeError(w http.ResponseWriter, status int, err error) {
 // fail answers with err: its own status when it is an apiError, 400 when it
 // is the caller's fault (inputerr), 500 otherwise.
 func fail(w http.ResponseWriter, err error) { writeError(w, statusOf(err), err) }
+
+// An apiFunc answers a request with a value or an error; api writes either,
+// so a handler never writes its own answer. A handler reads w only to limit
+// the request's body (readJSON).
+type apiFunc func(w http.ResponseWriter, r *http.Request) (any, error)
+
+// accepted is an answer with status 202: a job that was started.
+type accepted struct{ v any }
+
+// file is an answer that is not JSON: a chart shown inline, or a download.
+type file struct {
+	mime, name string
+	inline     bool
+	data       []byte
+}
+
+// api turns an apiFunc into a handler: errors by their kind (fail), files
+// as they are, anything else as JSON with status 200.
+func api(f apiFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := f(w, r)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		switch v := v.(type) {
+		case accepted:
+			writeJSON(w, http.StatusAccepted, v.v)
+		case file:
+			disposition := "attachment"
+			if v.inline {
+				disposition = "inline"
+			}
+			w.Header().Set("Content-Type", v.mime)
+			w.Header().Set("Content-Disposition", fmt.Sprintf("%s; filename=%q", disposition, v.name))
+			w.Write(v.data)
+		default:
+			writeJSON(w, http.StatusOK, v)
+		}
+	}
+}
 
 // statusOf is the status of an error by its kind, never by its wording.
 func statusOf(err error) int {

@@ -187,48 +187,41 @@ func checkPromptTokens(b steer.Backend, prompt string, special bool) error {
 // steerHandler runs a steering request as a job: the DEFAULT and the
 // STEERED generation with the same seed. The response waits for the job; a
 // client that leaves cancels it.
-func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
+func (s *Server) steer(w http.ResponseWriter, r *http.Request) (any, error) {
 	if s.cfg.Backend == nil {
-		writeError(w, http.StatusServiceUnavailable, fmt.Errorf(
-			"no model attached: this server was started without a model, so it cannot generate text to steer (rise serve --model PATH)"))
-		return
+		return nil, errorf(http.StatusServiceUnavailable,
+			"no model attached: this server was started without a model, so it cannot generate text to steer (rise serve --model PATH)")
 	}
 	var req SteerRequest
 	release, err := s.readJSON(w, r, maxSteerBody, &req, "steer", `{"prompt": ..., "vectors": [...]}`)
 	defer release()
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	if len(req.Prompt) > maxPromptBytes {
-		fail(w, errorf(http.StatusBadRequest, "steer: prompt: expected at most %d bytes, found %d", maxPromptBytes, len(req.Prompt)))
-		return
+		return nil, errorf(http.StatusBadRequest, "steer: prompt: expected at most %d bytes, found %d", maxPromptBytes, len(req.Prompt))
 	}
 	if req.MaxTokens == 0 {
 		req.MaxTokens = 128
 	}
 	if req.MaxTokens < 0 || req.MaxTokens > 4096 {
-		fail(w, errorf(http.StatusBadRequest, "steer: max_tokens: expected 1 to 4096, found %d", req.MaxTokens))
-		return
+		return nil, errorf(http.StatusBadRequest, "steer: max_tokens: expected 1 to 4096, found %d", req.MaxTokens)
 	}
 	vs, err := s.steerVectors(&req)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	prompt, special := req.Prompt, false
 	if req.Chat != "" {
 		p, err := model.ChatPrompt(req.Chat, prompt)
 		if err != nil {
-			fail(w, errorf(http.StatusBadRequest, "steer: chat: %v", err))
-			return
+			return nil, errorf(http.StatusBadRequest, "steer: chat: %v", err)
 		}
 		prompt, special = p, true
 	}
 	b := s.cfg.Backend
 	if err := checkPromptTokens(b, prompt, special); err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	j := s.jobs.Start("steer", steerParams(&req), func(ctx context.Context, j *Job) (any, error) {
 		o := model.GenerateOptions{MaxTokens: req.MaxTokens, Temperature: req.Temperature, TopP: req.TopP, Seed: req.Seed, Special: special}
@@ -252,16 +245,15 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) {
 	case <-j.Done():
 	case <-r.Context().Done():
 		j.Cancel()
-		return
+		return nil, r.Context().Err() // the client has left: nobody reads this
 	}
 	v := j.View()
 	if v.State != StateDone {
-		fail(w, errorf(http.StatusInternalServerError, "steer: job %s %s: %s", j.ID, v.State, v.Error))
-		return
+		return nil, errorf(http.StatusInternalServerError, "steer: job %s %s: %s", j.ID, v.State, v.Error)
 	}
 	res := v.Result.(map[string]any)
 	res["job"] = j.ID
-	writeJSON(w, http.StatusOK, res)
+	return res, nil
 }
 
 func side(g model.Generation, answer string) SteerSide {
@@ -298,8 +290,8 @@ func (s *Server) heldOutPrompts(n int) []steer.Prompt {
 
 // steerPrompts answers GET /api/steer/prompts: the model demo's held-out
 // problems with their answers, else none.
-func (s *Server) steerPrompts(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"prompts": s.heldOutPrompts(heldOutProblems)})
+func (s *Server) steerPrompts(_ http.ResponseWriter, r *http.Request) (any, error) {
+	return map[string]any{"prompts": s.heldOutPrompts(heldOutProblems)}, nil
 }
 
 // steerParams is what the job table keeps of a steering request: its

@@ -39,18 +39,16 @@ const (
 // holds the runs (means with bootstrap intervals, paired p-values against
 // strength 0, every behaviour, accuracy) without the generations' texts,
 // the controls' runs and their band.
-func (s *Server) steerSweep(w http.ResponseWriter, r *http.Request) {
+func (s *Server) steerSweep(w http.ResponseWriter, r *http.Request) (any, error) {
 	if s.cfg.Backend == nil {
-		writeError(w, http.StatusServiceUnavailable, errorf(http.StatusServiceUnavailable,
-			"no model attached: a steering sweep needs a model (rise serve --model PATH)"))
-		return
+		return nil, errorf(http.StatusServiceUnavailable,
+			"no model attached: a steering sweep needs a model (rise serve --model PATH)")
 	}
 	var req SweepRequest
 	release, err := s.readJSON(w, r, maxSteerBody, &req, "sweep", `{"vectors": [...], "strengths": [-8, 0, 8]}`)
 	defer release()
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	if len(req.Strengths) == 0 {
 		req.Strengths = []float64{-8, -4, 0, 4, 8}
@@ -77,21 +75,18 @@ func (s *Server) steerSweep(w http.ResponseWriter, r *http.Request) {
 		err = errorf(http.StatusBadRequest, "sweep: expected 1 to %d prompts or problems", maxSweepPrompts)
 	}
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	prompts := req.Prompts
 	if len(prompts) == 0 {
 		if prompts = s.heldOutPrompts(req.Problems); len(prompts) == 0 {
-			fail(w, errorf(http.StatusBadRequest, "sweep: prompts: expected prompts to sweep over (held-out problems are offered only on the model demo)"))
-			return
+			return nil, errorf(http.StatusBadRequest, "sweep: prompts: expected prompts to sweep over (held-out problems are offered only on the model demo)")
 		}
 	}
 	// The vectors at strength 1: the sweep multiplies them by each strength.
 	vs, err := s.steerVectors(&SteerRequest{Vectors: req.Vectors, Operator: req.Operator, Strength: 1, Positions: req.Positions})
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, err
 	}
 	// The controls are drawn with the generations' seed, as rise steer
 	// draws them, so that the same request gives the command's numbers.
@@ -117,5 +112,5 @@ func (s *Server) steerSweep(w http.ResponseWriter, r *http.Request) {
 		return map[string]any{"runs": runs, "controls": ctrl, "control_band": steer.ControlBand(ctrl, len(req.Strengths)),
 			"prompts": len(prompts), "strengths": req.Strengths}, nil
 	})
-	writeJSON(w, http.StatusAccepted, j.View())
+	return accepted{j.View()}, nil
 }

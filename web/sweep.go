@@ -108,48 +108,39 @@ func (s *Server) sweepOf(ds *Dataset) (*sweepResult, error) {
 	return nil, &apiError{status: http.StatusConflict, job: e.job.ID, msg: "the sweep of " + ds.Name + " is being computed; wait for job " + e.job.ID}
 }
 
-func (s *Server) sweep(w http.ResponseWriter, r *http.Request) {
+// sweepResult answers the separation sweep of the dataset in the path, or
+// a 409 naming the job that computes it.
+func (s *Server) sweepResult(r *http.Request) (*Dataset, *sweepResult, error) {
 	ds, err := s.dataset(r)
 	if err != nil {
-		fail(w, err)
-		return
+		return nil, nil, err
 	}
 	res, err := s.sweepOf(ds)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
+	return ds, res, err
 }
 
-func (s *Server) sweepChart(f atlas.Format) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) { s.drawSweep(w, r, f) }
+func (s *Server) sweep(_ http.ResponseWriter, r *http.Request) (any, error) {
+	_, res, err := s.sweepResult(r)
+	return res, err
 }
 
-func (s *Server) drawSweep(w http.ResponseWriter, r *http.Request, f atlas.Format) {
-	ds, err := s.dataset(r)
-	if err != nil {
-		fail(w, err)
-		return
+func (s *Server) sweepChart(f atlas.Format) apiFunc {
+	return func(_ http.ResponseWriter, r *http.Request) (any, error) {
+		ds, res, err := s.sweepResult(r)
+		if err != nil {
+			return nil, err
+		}
+		if len(res.Layers) < 2 {
+			return nil, errorf(http.StatusConflict, "dataset %s has ready SAEs on %d layer: a curve needs two layers or more", ds.Name, len(res.Layers))
+		}
+		layers, curves, err := atlas.SweepCurves(res.Layers)
+		if err != nil {
+			return nil, err
+		}
+		var b bytes.Buffer
+		if err := atlas.RenderCurves(&b, f, "separation by layer (cosine silhouette)", "layer", "silhouette", layers, curves); err != nil {
+			return nil, err
+		}
+		return chart(f, b.Bytes(), ds.Name+"-sweep"), nil
 	}
-	res, err := s.sweepOf(ds)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	if len(res.Layers) < 2 {
-		fail(w, errorf(http.StatusConflict, "dataset %s has ready SAEs on %d layer: a curve needs two layers or more", ds.Name, len(res.Layers)))
-		return
-	}
-	layers, curves, err := atlas.SweepCurves(res.Layers)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	var b bytes.Buffer
-	if err := atlas.RenderCurves(&b, f, "separation by layer (cosine silhouette)", "layer", "silhouette", layers, curves); err != nil {
-		fail(w, err)
-		return
-	}
-	writeChart(w, f, b.Bytes(), ds.Name+"-sweep")
 }
