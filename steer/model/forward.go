@@ -395,19 +395,7 @@ func (m *Model) attention(out, q []float32, seqs []*Sequence, rows []Row, l int)
 			for i := range nb {
 				row := scores[i*T : (i+1)*T]
 				n := first.Pos + i + 1 // causal: keys up to the row's own position
-				mx := float32(math.Inf(-1))
-				for _, d := range row[:n] {
-					if d > mx {
-						mx = d
-					}
-				}
-				var sum float32
-				for t := range n {
-					e := float32(math.Exp(float64(row[t] - mx)))
-					row[t] = e
-					sum += e
-				}
-				inv := 1 / sum
+				inv := 1 / softmaxNumerators(row[:n])
 				for t := range n {
 					row[t] *= inv
 				}
@@ -423,25 +411,15 @@ func (m *Model) attention(out, q []float32, seqs []*Sequence, rows []Row, l int)
 // head starts at column off of rows of stride kvd.
 func attendOne(o, qv, K, V []float32, off, kvd, T int, scale float32, scores []float32) {
 	hd := len(qv)
-	mx := float32(math.Inf(-1))
 	for t := range T {
 		kt := K[t*kvd+off : t*kvd+off+hd]
 		var d float32
 		for i, x := range qv {
 			d += x * kt[i]
 		}
-		d *= scale
-		scores[t] = d
-		if d > mx {
-			mx = d
-		}
+		scores[t] = d * scale
 	}
-	var sum float32
-	for t := range T {
-		e := float32(math.Exp(float64(scores[t] - mx)))
-		scores[t] = e
-		sum += e
-	}
+	sum := softmaxNumerators(scores[:T])
 	clear(o)
 	for t := range T {
 		w := scores[t] / sum
@@ -450,4 +428,22 @@ func attendOne(o, qv, K, V []float32, off, kvd, T int, scale float32, scores []f
 			o[i] += w * x
 		}
 	}
+}
+
+// softmaxNumerators replaces row by exp(row - max(row)), softmax's
+// numerators shifted for stability, and returns their sum.
+func softmaxNumerators(row []float32) float32 {
+	mx := float32(math.Inf(-1))
+	for _, d := range row {
+		if d > mx {
+			mx = d
+		}
+	}
+	var sum float32
+	for t, d := range row {
+		e := float32(math.Exp(float64(d - mx)))
+		row[t] = e
+		sum += e
+	}
+	return sum
 }

@@ -334,14 +334,13 @@ func tjNull(raw json.RawMessage) bool {
 // parseNormalizer returns the normalization function of a normalizer
 // entry; field names it in errors.
 func parseNormalizer(raw json.RawMessage, field string) (func(string) string, error) {
-	if tjNull(raw) {
-		return func(s string) string { return s }, nil
-	}
-	var c tjComponent
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, fmt.Errorf("%s: expected an object with a type: %v", field, err)
+	c, err := tjParseComponent(raw, field)
+	if err != nil {
+		return nil, err
 	}
 	switch c.Type {
+	case "": // null or absent
+		return func(s string) string { return s }, nil
 	case "NFC":
 		return norm.NFC.String, nil
 	case "NFD":
@@ -372,14 +371,13 @@ func parseNormalizer(raw json.RawMessage, field string) (func(string) string, er
 // parsePreTokenizer appends the splitting steps of a pre_tokenizer entry
 // and records whether it has a ByteLevel step.
 func (t *BPETokenizer) parsePreTokenizer(raw json.RawMessage, field string, byteLevel *bool) error {
-	if tjNull(raw) {
-		return nil
-	}
-	var c tjComponent
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return fmt.Errorf("%s: expected an object with a type: %v", field, err)
+	c, err := tjParseComponent(raw, field)
+	if err != nil {
+		return err
 	}
 	switch c.Type {
+	case "": // null or absent
+		return nil
 	case "Sequence":
 		for i, p := range c.Pretokenizers {
 			if err := t.parsePreTokenizer(p, fmt.Sprintf("%s.pretokenizers[%d]", field, i), byteLevel); err != nil {
@@ -422,14 +420,13 @@ func (t *BPETokenizer) parsePreTokenizer(raw json.RawMessage, field string, byte
 
 // checkDecoder accepts a ByteLevel decoder, alone or in a Sequence.
 func checkDecoder(raw json.RawMessage, field string) error {
-	if tjNull(raw) {
-		return fmt.Errorf("%s: missing, expected a ByteLevel decoder", field)
-	}
-	var c tjComponent
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return fmt.Errorf("%s: expected an object with a type: %v", field, err)
+	c, err := tjParseComponent(raw, field)
+	if err != nil {
+		return err
 	}
 	switch c.Type {
+	case "": // null or absent
+		return fmt.Errorf("%s: missing, expected a ByteLevel decoder", field)
 	case "ByteLevel":
 		return nil
 	case "Sequence":
@@ -446,14 +443,13 @@ func checkDecoder(raw json.RawMessage, field string) error {
 // parsePostProcessor takes the BOS id from a TemplateProcessing whose
 // single-sequence template starts with a special token.
 func (t *BPETokenizer) parsePostProcessor(raw json.RawMessage, field string) error {
-	if tjNull(raw) {
-		return nil
-	}
-	var c tjComponent
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return fmt.Errorf("%s: expected an object with a type: %v", field, err)
+	c, err := tjParseComponent(raw, field)
+	if err != nil {
+		return err
 	}
 	switch c.Type {
+	case "": // null or absent
+		return nil
 	case "Sequence":
 		for i, p := range c.Processors {
 			if err := t.parsePostProcessor(p, fmt.Sprintf("%s.processors[%d]", field, i)); err != nil {
@@ -560,4 +556,20 @@ func tokContains(xs []int, x int) bool {
 		}
 	}
 	return false
+}
+
+// tjParseComponent reads a typed component (normalizer, pre_tokenizer,
+// decoder, post_processor): one of type "" when it is null or absent.
+func tjParseComponent(raw json.RawMessage, field string) (tjComponent, error) {
+	var c tjComponent
+	if tjNull(raw) {
+		return c, nil
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return c, fmt.Errorf("%s: expected an object with a type: %v", field, err)
+	}
+	if c.Type == "" {
+		return c, fmt.Errorf("%s: expected an object with a type, found none", field)
+	}
+	return c, nil
 }
