@@ -114,6 +114,40 @@ func (o *CaptureOptions) normalise(blocks int) ([]int, error) {
 	return layers, nil
 }
 
+// stepStates encodes a trace as the model reads it (its prompt, wrapped
+// when o says so, then its response), cuts the response into steps at the
+// delimiter, and returns the ids, the prompt's length in tokens, the steps
+// and, per step, the position of the token whose state is the step's: the
+// one that completes the delimiter after it, or the step's last token when
+// no delimiter follows. o must be normalised.
+func stepStates(tok model.Tokenizer, tr activations.Trace, o CaptureOptions) (ids []int, promptLen int, segs []label.Segment, pos []int) {
+	prompt, special := tr.Prompt, false
+	if o.Wrap != nil {
+		prompt, special = o.Wrap(prompt)
+	}
+	// The prompt and response are encoded together, as the model saw
+	// them; when the tokenizer joins tokens across the seam, they are
+	// encoded apart instead.
+	pids := model.WithBOS(tok, tok.Encode(prompt, false, special))
+	promptLen = len(pids)
+	ids = model.WithBOS(tok, tok.Encode(prompt+tr.Response, false, special))
+	if len(ids) < promptLen || !slices.Equal(ids[:promptLen], pids) {
+		ids = append(append([]int(nil), pids...), tok.Encode(tr.Response, false, false)...)
+	}
+	rids := ids[promptLen:]
+	segs = label.Split(tr.Response, label.SegmentOptions{Delimiter: o.Delimiter})
+	pos = make([]int, len(segs))
+	for i, s := range segs {
+		target := s.End
+		if j := strings.Index(tr.Response[s.End:], o.Delimiter); j >= 0 && strings.TrimSpace(tr.Response[s.End:s.End+j]) == "" {
+			target = s.End + j + len(o.Delimiter)
+		}
+		k := sort.Search(len(rids), func(k int) bool { return len(tok.Decode(rids[:k+1], false)) >= target })
+		pos[i] = promptLen + min(k, len(rids)-1)
+	}
+	return ids, promptLen, segs, pos
+}
+
 // CaptureRecords runs every trace (its prompt, then its response) through
 // m and hands emit, trace by trace, the steps of the response (cut at the
 // delimiter) with the residual stream after each layer at the token that
@@ -132,29 +166,8 @@ func CaptureRecords(ctx context.Context, m *model.Model, tok model.Tokenizer, tr
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		prompt, special := tr.Prompt, false
-		if o.Wrap != nil {
-			prompt, special = o.Wrap(prompt)
-		}
-		// The prompt and response are encoded together, as the model saw
-		// them; when the tokenizer joins tokens across the seam, they are
-		// encoded apart instead.
-		pids := model.WithBOS(tok, tok.Encode(prompt, false, special))
-		ids := model.WithBOS(tok, tok.Encode(prompt+tr.Response, false, special))
-		if len(ids) < len(pids) || !slices.Equal(ids[:len(pids)], pids) {
-			ids = append(append([]int(nil), pids...), tok.Encode(tr.Response, false, false)...)
-		}
-		rids := ids[len(pids):]
-		segs := label.Split(tr.Response, label.SegmentOptions{Delimiter: o.Delimiter})
-		pos := make([]int, len(segs))
-		for i, s := range segs {
-			target := s.End
-			if j := strings.Index(tr.Response[s.End:], o.Delimiter); j >= 0 && strings.TrimSpace(tr.Response[s.End:s.End+j]) == "" {
-				target = s.End + j + len(o.Delimiter)
-			}
-			k := sort.Search(len(rids), func(k int) bool { return len(tok.Decode(rids[:k+1], false)) >= target })
-			pos[i] = len(pids) + min(k, len(rids)-1)
-		}
+		ids, promptLen, segs, pos := stepStates(tok, tr, o)
+		rids := ids[promptLen:]
 		keep := len(segs)
 		for keep > 0 && pos[keep-1] >= m.MaxSeq {
 			keep--
@@ -187,7 +200,7 @@ func CaptureRecords(ctx context.Context, m *model.Model, tok model.Tokenizer, tr
 			}
 		}
 		seq := rec.seq
-		seq.PromptLen = len(pids)
+		seq.PromptLen = promptLen
 		last := pos[len(pos)-1]
 		for at := 0; at <= last; at += o.Chunk {
 			end := min(last+1, at+o.Chunk)
@@ -196,7 +209,7 @@ func CaptureRecords(ctx context.Context, m *model.Model, tok model.Tokenizer, tr
 			}
 		}
 		for i, s := range segs {
-			start := len(pids)
+			start := promptLen
 			if i > 0 {
 				start = pos[i-1] + 1
 			}

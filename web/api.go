@@ -389,6 +389,8 @@ func (s *Server) feature(_ http.ResponseWriter, r *http.Request) (any, error) {
 	if lens := s.logitLens(sa.WDec[id*sa.DIn : (id+1)*sa.DIn]); lens != nil {
 		out["logit_lens"] = lens
 	}
+	_, noModel := s.nativeFor(m, sa.DIn)
+	out["token_view"] = noModel == nil
 	return out, nil
 }
 

@@ -155,6 +155,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/saes/{sae}/atlas.json", api(s.atlasFile))
 	m.HandleFunc("GET /api/saes/{sae}/features/{id}", api(s.feature))
 	m.HandleFunc("GET /api/saes/{sae}/features/{id}/vector.npy", api(s.featureVector))
+	m.HandleFunc("GET /api/saes/{sae}/features/{id}/tokens", api(s.featureTokens))
+	m.HandleFunc("GET /api/saes/{sae}/features/{id}/effect", api(s.featureEffect))
 	m.HandleFunc("GET /api/saes/{sae}/behaviours", api(s.behaviours))
 	m.HandleFunc("GET /api/saes/{sae}/behaviours/{behaviour}/vector.npy", api(s.behaviourVector))
 	m.HandleFunc("GET /api/saes/{sae}/export.zip", api(s.exportZip))

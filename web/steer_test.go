@@ -292,3 +292,77 @@ func TestFeatureLogitLensAndRule(t *testing.T) {
 		}
 	}
 }
+
+// TestFeatureTokenView: with a model attached, a feature's examples come
+// token by token, and the activation at each example's state token is the
+// one the dump holds (the token-level run is the capture's); the steering
+// effect lists the tokens the feature's direction moves most, in order.
+// Without a model both answer 409.
+func TestFeatureTokenView(t *testing.T) {
+	ts := storiesServer(t)
+	id := -1
+	for i := range 64 {
+		var f struct {
+			Fires     int  `json:"fires"`
+			TokenView bool `json:"token_view"`
+		}
+		if code := ts.get(t, fmt.Sprintf("/api/saes/st-sae/features/%d", i), &f); code != 200 || !f.TokenView {
+			t.Fatalf("feature %d: %d, token_view %v", i, code, f.TokenView)
+		}
+		if f.Fires >= 3 {
+			id = i
+			break
+		}
+	}
+	if id < 0 {
+		t.Fatal("no feature fires three times")
+	}
+	var tv struct {
+		Examples []tokenExample `json:"examples"`
+	}
+	if code := ts.get(t, fmt.Sprintf("/api/saes/st-sae/features/%d/tokens?top=3", id), &tv); code != 200 || len(tv.Examples) != 3 {
+		t.Fatalf("tokens: %d, %d examples", code, len(tv.Examples))
+	}
+	ds := ts.ws.Dataset("stories")
+	for _, ex := range tv.Examples {
+		if d := math.Abs(float64(ex.StateValue - ex.DumpValue)); d > 1e-3*math.Max(1, math.Abs(float64(ex.DumpValue))) || ex.DumpValue <= 0 {
+			t.Errorf("row %d: %v at the state token, the dump has %v", ex.Row, ex.StateValue, ex.DumpValue)
+		}
+		var text strings.Builder
+		states := 0
+		for _, tok := range ex.Tokens {
+			if tok.Step == 0 {
+				text.WriteString(tok.Text)
+				if tok.State {
+					states++
+				}
+			}
+		}
+		if want := ds.Steps[ex.Row].Text; !strings.Contains(text.String(), want) || states != 1 {
+			t.Errorf("row %d: its tokens spell %q with %d state tokens, want the step %q and one", ex.Row, text.String(), states, want)
+		}
+	}
+	var eff struct {
+		Rising, Falling []effectToken
+		States          int `json:"states"`
+	}
+	if code := ts.get(t, fmt.Sprintf("/api/saes/st-sae/features/%d/effect", id), &eff); code != 200 || eff.States == 0 {
+		t.Fatalf("effect: %d, %d states", code, eff.States)
+	}
+	if len(eff.Rising) != effectTokens || len(eff.Falling) != effectTokens || eff.Rising[0].Delta < eff.Rising[effectTokens-1].Delta ||
+		eff.Falling[0].Delta > eff.Falling[effectTokens-1].Delta || eff.Rising[effectTokens-1].Delta < eff.Falling[effectTokens-1].Delta {
+		t.Errorf("effect: rising %+v, falling %+v", eff.Rising, eff.Falling)
+	}
+	bare := httptest.NewServer(New(ts.ws, Config{Version: "test"}))
+	defer bare.Close()
+	for _, path := range []string{"tokens", "effect"} {
+		resp, err := http.Get(fmt.Sprintf("%s/api/saes/st-sae/features/%d/%s", bare.URL, id, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusConflict {
+			t.Errorf("%s without a model: %d, want 409", path, resp.StatusCode)
+		}
+	}
+}

@@ -49,13 +49,15 @@ export async function render(main, ctx) {
         h('a', {class: 'button', href: `/api/saes/${enc(sae)}/features/${f.id}/vector.npy`, download: `${sae}-feature-${f.id}.npy`}, 'vector.npy'))),
     h('div', {class: 'feature-layout'},
       h('div', {class: 'col'},
-        panel(`Top-activating steps (${(f.top_steps || []).length})`, topSteps(f.top_steps || [], info && info.dataset))),
+        panel(`Top-activating steps (${(f.top_steps || []).length})`, topSteps(f.top_steps || [], info && info.dataset)),
+        f.token_view ? panel('Token by token (the model reads each example\'s trace; the SAE encodes every token)', tokenView(sae, f.id, ctx)) : null),
       h('div', {class: 'col'},
         explanationPanel(f),
         panel('Activation histogram', histogram(f.histogram || [])),
         panel('Behaviour enrichment', enrichment(f.behaviours || []),
           h('p', {class: 'small muted'}, 'Tied to a behaviour only with at least 10 firings on its steps and 1.5 times their rate at large (the attribution rule; see the README).')),
         f.logit_lens ? panel('Logit lens (the decoder direction through the model\'s final norm and head)', logitLens(f.logit_lens)) : null,
+        f.token_view ? panel('Steering effect (next-token log-probability at step states)', steeringEffect(sae, f.id)) : null,
         panel('Nearest features (decoder cosine)', nearest(sae, f.nearest || [])))));
 }
 
@@ -173,4 +175,54 @@ function nearest(sae, rows) {
       h('td', {}, h('a', {href: `/feature/${enc(sae)}/${r.id}`, class: 'num'}, r.id)),
       h('td', {class: 'num'}, fmt(r.cos)),
       h('td', {}, r.behaviour ? chip(r.behaviour) : h('span', {class: 'muted'}, '–'))))));
+}
+
+// tokenView shows the feature's activation on every token of its top
+// examples and the steps around them, read by the attached model.
+function tokenView(sae, id, ctx) {
+  const box = h('div', {class: 'token-view', testid: 'token-view'}, note('Running the model on the examples…'));
+  api(`/api/saes/${enc(sae)}/features/${id}/tokens?top=10`, {signal: ctx.abort.signal}).then((res) => {
+    const exs = res.examples || [];
+    if (!exs.length) {
+      fill(box, note('No example has a trace with a response to run.'));
+      return;
+    }
+    const max = Math.max(1e-9, ...exs.flatMap((e) => e.tokens.map((t) => t.v)));
+    fill(box, exs.map((e) => h('div', {class: 'token-example', testid: 'token-example'},
+      h('div', {class: 'small muted'}, `${e.trace} · step ${e.step} · at its state token ${fmt(e.state_value)} (dump ${fmt(e.dump_value)})`),
+      h('div', {class: 'tokens'}, e.tokens.map((t) => h('span', {
+        class: `tok${t.step !== 0 ? ' tok-context' : ''}${t.state ? ' state' : ''}`,
+        title: `${fmt(t.v)}${t.state ? ' (the step\'s state)' : ''}`,
+        style: t.v > 0 ? {background: `rgba(230, 120, 20, ${(0.15 + 0.85 * t.v / max).toFixed(3)})`} : {},
+      }, t.t))))));
+  }).catch((e) => {
+    if (e.name !== 'AbortError') fill(box, errorBox(e));
+  });
+  return box;
+}
+
+// steeringEffect measures, on request, the tokens whose next-token
+// log-probability the feature's direction raises and lowers most.
+function steeringEffect(sae, id) {
+  const out = h('div', {testid: 'steering-effect'});
+  const run = h('button', {testid: 'measure-effect'}, 'Measure');
+  run.addEventListener('click', async () => {
+    run.disabled = true;
+    fill(out, note('Running the model with and without the feature…'));
+    try {
+      const r = await api(`/api/saes/${enc(sae)}/features/${id}/effect`);
+      const list = (rows) => h('ol', {class: 'lens'}, rows.map((t) => h('li', {},
+        h('code', {}, JSON.stringify(t.token)), h('span', {class: 'small muted'}, ` ${t.delta >= 0 ? '+' : ''}${fmt(t.delta)}`))));
+      fill(out,
+        h('p', {class: 'small muted'}, `Decoder column added at strength ${fmt(r.strength)} (the feature at its largest activation) at ${r.states} step states of ${r.traces} traces; mean change in nats.`),
+        h('div', {class: 'row'},
+          h('div', {}, h('div', {class: 'field-label'}, 'rises'), list(r.rising || [])),
+          h('div', {}, h('div', {class: 'field-label'}, 'falls'), list(r.falling || []))));
+    } catch (e) {
+      fill(out, errorBox(e));
+    } finally {
+      run.disabled = false;
+    }
+  });
+  return h('div', {}, run, out);
 }
