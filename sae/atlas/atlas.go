@@ -229,6 +229,13 @@ func Build(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []ac
 	for _, c := range attr.Counts {
 		labelled += float64(c)
 	}
+	// A feature is named for the behaviour it is most active on only when
+	// the attribution rule's evidence holds (DefaultMinFirings,
+	// DefaultMinEnrichment), as for the behaviour vectors' columns.
+	rule, err := opts.Attribution.Specific.withDefaults(attr)
+	if err != nil {
+		return nil, fmt.Errorf("atlas: %w", err)
+	}
 	a.Features = make([]Feature, n)
 	for j := range n {
 		f := Feature{ID: j, X: xy[2*j], Y: xy[2*j+1], Cluster: cl.Labels[j], Specificity: float64(attr.Specificity[j])}
@@ -239,7 +246,7 @@ func Build(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []ac
 		if labelled > 0 {
 			f.Frequency = fires / labelled
 		}
-		if t := attr.Top[j]; t >= 0 {
+		if t := attr.Top[j]; t >= 0 && attr.Evidence(t, j, rule) {
 			f.Behaviour = attr.Behaviours[t]
 		}
 		a.Features[j] = f
@@ -266,10 +273,6 @@ func Build(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []ac
 			info.Columns = []int{}
 		}
 		a.Behaviours[name] = info
-	}
-	rule, err := opts.Attribution.Specific.withDefaults(attr)
-	if err != nil {
-		return nil, fmt.Errorf("atlas: %w", err)
 	}
 	a.Rule = &RuleInfo{Measure: string(rule.Measure), Quantile: rule.Quantile, StrongRatio: rule.StrongRatio,
 		MinFirings: rule.MinFirings, MinEnrichment: rule.MinEnrichment}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"path/filepath"
 	"testing"
 
@@ -35,6 +36,21 @@ func TestBuildAtlas(t *testing.T) {
 				if c := vec.Cosine(v, groupDirection(t, p.truth, b)); c < 0.7 {
 					t.Errorf("%s vector has cosine %.3f with the planted group, want ≥ 0.7", b, c)
 				}
+			}
+			// The map names a feature's behaviour only on the attribution
+			// rule's evidence: never for one that fired fewer than
+			// DefaultMinFirings times in all.
+			weak, named := 0, 0
+			for _, f := range a.Features {
+				if fires := math.Round(f.Frequency * float64(len(p.steps))); fires < DefaultMinFirings && fires > 0 {
+					weak++
+					if f.Behaviour != "" {
+						named++
+					}
+				}
+			}
+			if named > 0 {
+				t.Errorf("%d of %d features that fired fewer than %d times are named for a behaviour", named, weak, DefaultMinFirings)
 			}
 			sb, ss := a.Silhouette["behaviours"], a.Silhouette["behaviours_shuffled"]
 			if !(sb > 0.1 && sb > ss+0.1) {
