@@ -130,11 +130,11 @@ func ControlBand(controls []ControlRuns, strengths int) map[string]MeasureRange 
 // the first set's runs and each control's. progress sees the work of all
 // the sets as one count.
 func SweepControlled(ctx context.Context, b Backend, sets []Control, strengths []float64, prompts []Prompt,
-	o model.GenerateOptions, wrap func(string) (string, bool), progress func(done, total int)) ([]Run, []ControlRuns, error) {
+	o model.GenerateOptions, so SweepOptions, progress func(done, total int)) ([]Run, []ControlRuns, error) {
 	var runs []Run
 	var ctrl []ControlRuns
 	for si, set := range sets {
-		rs, err := Sweep(ctx, b, set.Vectors, strengths, prompts, o, wrap, func(done, total int) {
+		rs, err := Sweep(ctx, b, set.Vectors, strengths, prompts, o, so, func(done, total int) {
 			if progress != nil {
 				progress(si*total+done, len(sets)*total)
 			}

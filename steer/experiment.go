@@ -140,8 +140,8 @@ func (r *Run) measures(behaviours []string) map[string][]float64 {
 // summarise fills in the intervals, the share of length stops and, when a
 // run has strength 0, every run's p-values against it. The resampling is
 // seeded, so the same runs give the same numbers.
-func summarise(runs []Run, seed uint64) {
-	behaviours := append(label.DefaultMatcher().Behaviours(), label.Other)
+func summarise(runs []Run, seed uint64, m *label.Matcher) {
+	behaviours := append(m.Behaviours(), label.Other)
 	var base map[string][]float64
 	for i := range runs {
 		if runs[i].Strength == 0 {
@@ -183,8 +183,12 @@ func summarise(runs []Run, seed uint64) {
 // Analyse splits a generated text into steps at "\n\n" and labels them by
 // RISE's keyword rules.
 func Analyse(text string) (steps []label.Segment, counts map[string]int) {
+	return AnalyseWith(label.DefaultMatcher(), text)
+}
+
+// AnalyseWith is Analyse with the rules of m.
+func AnalyseWith(m *label.Matcher, text string) (steps []label.Segment, counts map[string]int) {
 	counts = map[string]int{}
-	m := label.DefaultMatcher()
 	for _, seg := range label.Split(text, label.SegmentOptions{}) {
 		steps = append(steps, seg)
 		for _, l := range m.Labels(seg.Text) {
@@ -209,18 +213,29 @@ func Correct(text, answer string) bool {
 	return norm(nums[len(nums)-1]) == norm(answer)
 }
 
+// SweepOptions say how a sweep reads its prompts and counts behaviours.
+type SweepOptions struct {
+	// Wrap, when not nil, turns a prompt into the model's input (a chat
+	// template) and says whether special tokens in it are meant.
+	Wrap func(string) (string, bool)
+	// Matcher labels the generated steps; nil means RISE's keyword rules.
+	// Every behaviour it names is counted in every run.
+	Matcher *label.Matcher
+}
+
 // Sweep generates for every prompt at every strength, each vector's
 // strength in vs multiplied by the run's, with the same seed, and counts the
-// behaviours of the generated steps. wrap, when not nil, turns a prompt
-// into the model's input (a chat template) and says whether special tokens
-// in it are meant.
+// behaviours of the generated steps.
 func Sweep(ctx context.Context, b Backend, vs []Vector, strengths []float64, prompts []Prompt,
-	o model.GenerateOptions, wrap func(string) (string, bool), progress func(done, total int)) ([]Run, error) {
+	o model.GenerateOptions, so SweepOptions, progress func(done, total int)) ([]Run, error) {
+	if so.Matcher == nil {
+		so.Matcher = label.DefaultMatcher()
+	}
 	inputs := make([]string, len(prompts))
 	for i, p := range prompts {
 		inputs[i] = p.Text
-		if wrap != nil {
-			inputs[i], o.Special = wrap(p.Text)
+		if so.Wrap != nil {
+			inputs[i], o.Special = so.Wrap(p.Text)
 		}
 	}
 	var runs []Run
@@ -245,7 +260,7 @@ func Sweep(ctx context.Context, b Backend, vs []Vector, strengths []float64, pro
 		run := Run{Strength: a}
 		var right, judged float64
 		for i, g := range gens {
-			steps, counts := Analyse(g.Text)
+			steps, counts := AnalyseWith(so.Matcher, g.Text)
 			oc := Outcome{Prompt: i, Text: g.Text, Tokens: len(g.Tokens), Steps: len(steps), Counts: counts, Stop: g.Stop}
 			if prompts[i].Answer != "" {
 				ok := Correct(g.Text, prompts[i].Answer)
@@ -272,6 +287,6 @@ func Sweep(ctx context.Context, b Backend, vs []Vector, strengths []float64, pro
 		}
 		runs = append(runs, run)
 	}
-	summarise(runs, o.Seed)
+	summarise(runs, o.Seed, so.Matcher)
 	return runs, nil
 }

@@ -82,7 +82,7 @@ func (s *Server) search(_ http.ResponseWriter, r *http.Request) (any, error) {
 // candidates answers GET /api/saes/{sae}/candidates: the candidate
 // behaviours nobody named, best first, with the labels that were known.
 func (s *Server) candidates(_ http.ResponseWriter, r *http.Request) (any, error) {
-	_, _, an, err := s.ready(r)
+	m, _, an, err := s.ready(r)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func (s *Server) candidates(_ http.ResponseWriter, r *http.Request) (any, error)
 	if cands == nil {
 		cands = []atlas.GroupExplanation{}
 	}
-	return map[string]any{"candidates": cands, "known": an.attr.Behaviours}, nil
+	return map[string]any{"candidates": cands, "known": an.attr.Behaviours, "dataset": m.Dataset.Name}, nil
 }
 
 // group answers GET /api/saes/{sae}/group?features=1,2,3: the explanation,

@@ -102,6 +102,23 @@ func TestBrowserCandidates(t *testing.T) {
 	b.open("/feature/un-sae/0")
 	b.run("feature explanation", chromedp.WaitVisible(`[data-testid="feature-detection"]`, chromedp.ByQuery))
 	b.screenshot("feature-explanation")
+
+	// Naming the first candidate labels its steps and recomputes the atlas,
+	// which then has the behaviour.
+	b.open("/behaviours?sae=un-sae")
+	var named string
+	b.run("name a candidate", chromedp.WaitVisible(`[data-testid="candidate-name"]`, chromedp.ByQuery),
+		chromedp.SendKeys(`[data-testid="candidate-name"]`, "summary", chromedp.ByQuery),
+		chromedp.Click(`[data-testid="candidate-name-save"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`[data-testid="candidate-named"]`, chromedp.ByQuery),
+		chromedp.Text(`[data-testid="candidate-named"]`, &named, chromedp.ByQuery))
+	if !strings.HasPrefix(named, "summary: ") || strings.HasPrefix(named, "summary: 0 ") {
+		t.Errorf("naming says %q", named)
+	}
+	ts.waitReady(t, "un-sae")
+	if ts.ws.Dataset("unnamed").labels["summary"] == 0 {
+		t.Error("no step is labelled summary after naming")
+	}
 	if len(b.console) > 0 {
 		t.Errorf("script errors: %v", b.console)
 	}

@@ -220,11 +220,14 @@ type derivedHeader struct {
 	Dataset string `json:"dataset"`
 	Layer   int    `json:"layer"`
 	Rows    int    `json:"rows"`
+	// Named names the behaviours named on the dataset (namedHash): files
+	// derived under other labels are not reused.
+	Named string `json:"named,omitempty"`
 }
 
 func derivedFor(m *SAE, s *sae.SAE) derivedHeader {
 	p, _ := filepath.Abs(m.Dataset.Path)
-	return derivedHeader{Format: derivedFormat, SAE: weightsHash(s), Dataset: p, Layer: m.Layer.Number, Rows: m.Layer.Rows}
+	return derivedHeader{Format: derivedFormat, SAE: weightsHash(s), Dataset: p, Layer: m.Layer.Number, Rows: m.Layer.Rows, Named: m.Dataset.namedHash()}
 }
 
 // derivedMatches reports whether the files in dir were derived from want.

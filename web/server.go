@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rise-interp/rise/internal/inputerr"
@@ -68,6 +69,8 @@ type Server struct {
 
 	sweeps *sweepCache
 	bodies *bodyBudget
+	// namedMu orders the writes of named behaviours (named.go).
+	namedMu sync.Mutex
 }
 
 // New returns a server over the workspace. Close stops its jobs.
@@ -146,6 +149,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/datasets/{dataset}/traces", api(s.traces))
 	m.HandleFunc("GET /api/datasets/{dataset}/traces/{trace}", api(s.trace))
 	m.HandleFunc("GET /api/datasets/{dataset}/sweep", api(s.sweep))
+	m.HandleFunc("GET /api/datasets/{dataset}/behaviours", api(s.namedList))
+	m.HandleFunc("POST /api/datasets/{dataset}/behaviours", api(s.nameBehaviour))
 	m.HandleFunc("GET /api/datasets/{dataset}/sweep.svg", api(s.sweepChart(atlas.SVG)))
 	m.HandleFunc("GET /api/datasets/{dataset}/sweep.png", api(s.sweepChart(atlas.PNG)))
 	m.HandleFunc("GET /api/saes", api(s.saes))

@@ -223,6 +223,10 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := checkPromptTokens(b, prompt, special); err != nil {
 		return nil, err
 	}
+	matcher, err := s.ws.matcher()
+	if err != nil {
+		return nil, err
+	}
 	j := s.jobs.Start("steer", steerParams(&req), func(ctx context.Context, j *Job) (any, error) {
 		o := model.GenerateOptions{MaxTokens: req.MaxTokens, Temperature: req.Temperature, TopP: req.TopP, Seed: req.Seed, Special: special}
 		total := int64(2 * req.MaxTokens)
@@ -238,7 +242,7 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return map[string]any{"default": side(def[0], req.Answer), "steered": side(st[0], req.Answer)}, nil
+		return map[string]any{"default": side(def[0], req.Answer, matcher), "steered": side(st[0], req.Answer, matcher)}, nil
 	})
 	// Wait for the job, queued or running; a client that leaves cancels it.
 	select {
@@ -256,11 +260,11 @@ func (s *Server) steer(w http.ResponseWriter, r *http.Request) (any, error) {
 	return res, nil
 }
 
-func side(g model.Generation, answer string) SteerSide {
-	segs, counts := steer.Analyse(g.Text)
+func side(g model.Generation, answer string, m *label.Matcher) SteerSide {
+	segs, counts := steer.AnalyseWith(m, g.Text)
 	sd := SteerSide{Text: g.Text, Tokens: len(g.Tokens), Stop: g.Stop, Counts: counts, Steps: []SteerStep{}}
 	for _, seg := range segs {
-		sd.Steps = append(sd.Steps, SteerStep{Text: seg.Text, Labels: label.DefaultMatcher().Labels(seg.Text)})
+		sd.Steps = append(sd.Steps, SteerStep{Text: seg.Text, Labels: m.Labels(seg.Text)})
 	}
 	if answer != "" {
 		ok := steer.Correct(g.Text, answer)

@@ -92,10 +92,14 @@ func (s *Server) steerSweep(w http.ResponseWriter, r *http.Request) (any, error)
 	// draws them, so that the same request gives the command's numbers.
 	o := model.GenerateOptions{MaxTokens: req.MaxTokens, Temperature: temp, TopP: req.TopP, Seed: cmp.Or(req.Seed, 1)}
 	sets := append([]steer.Control{{Name: "vectors", Vectors: vs}}, steer.RandomControls(vs, controls, o.Seed)...)
+	matcher, err := s.ws.matcher()
+	if err != nil {
+		return nil, err
+	}
 	b := s.cfg.Backend
 	params := map[string]any{"strengths": req.Strengths, "prompts": len(prompts), "controls": controls, "vectors": len(vs)}
 	j := s.jobs.Start("steer-sweep", params, func(ctx context.Context, j *Job) (any, error) {
-		runs, ctrl, err := steer.SweepControlled(ctx, b, sets, req.Strengths, prompts, o, nil, func(done, total int) {
+		runs, ctrl, err := steer.SweepControlled(ctx, b, sets, req.Strengths, prompts, o, steer.SweepOptions{Matcher: matcher}, func(done, total int) {
 			j.Progress("sweep", int64(done), int64(total))
 		})
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/activations/label"
 	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/sae/atlas"
@@ -32,6 +33,7 @@ type Dataset struct {
 	lower      []string // each step's text, lower-cased, for search
 	traceOrder []string // trace ids in order of first appearance
 	traceRows  map[string][]int
+	named      label.Rules // behaviours named in the workspace (named.go)
 }
 
 // SAE states.
@@ -177,6 +179,19 @@ func (w *Workspace) AddDataset(ctx context.Context, path, name string) (*Dataset
 		return nil, fmt.Errorf("dataset name %q is taken", name)
 	}
 	ds.Name = name
+	if w.Dir != "" {
+		all, err := w.readNamed()
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+		if rules := all[name]; len(rules) > 0 {
+			if _, err := ds.applyNamed(rules); err != nil {
+				d.Close()
+				return nil, fmt.Errorf("%s: dataset %s: %v", namedFile, name, err)
+			}
+		}
+	}
 	w.datasets = append(w.datasets, ds)
 	return ds, nil
 }

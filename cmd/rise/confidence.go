@@ -144,7 +144,7 @@ Example:
 				f.Prompts = len(prompts)
 				gbar := newProgress(e.stderr, "generating before and after")
 				runs, err := steer.Sweep(ctx, b, []steer.Vector{vec}, []float64{0, 1}, prompts, model.GenerateOptions{MaxTokens: maxTokens, Temperature: temperature, Seed: seed},
-					mf.wrapFunc(), func(d, t int) { gbar.update(int64(d), int64(t)) })
+					steer.SweepOptions{Wrap: mf.wrapFunc()}, func(d, t int) { gbar.update(int64(d), int64(t)) })
 				gbar.done()
 				if err != nil {
 					return err

@@ -321,10 +321,21 @@ func TestSteerControls(t *testing.T) {
 	if !strings.Contains(stdout, "controls (random directions") || !strings.Contains(stdout, "p=") {
 		t.Errorf("steer output:\n%s", stdout)
 	}
-	// --controls 0 runs none.
+	// --controls 0 runs none; --rules counts its behaviours too.
+	rules := filepath.Join(dir, "rules.json")
+	os.WriteFile(rules, []byte(`{"storytelling": ["once upon a time", "the"]}`), 0o644)
 	if code, _, stderr := runRise(t, "steer", "--model", modelPath, "--steer", spec, "--alphas", "0,1", "--prompts", prompts,
-		"--max-tokens", "5", "--controls", "0", "--out", out); code != 0 {
+		"--max-tokens", "5", "--controls", "0", "--rules", rules, "--out", out); code != 0 {
 		t.Fatalf("--controls 0: %s", stderr)
+	}
+	var counted struct {
+		Runs []steer.Run `json:"runs"`
+	}
+	if b, _ := os.ReadFile(out); json.Unmarshal(b, &counted) != nil || len(counted.Runs) != 2 {
+		t.Fatalf("results with --rules: %s", b)
+	}
+	if _, ok := counted.Runs[0].Behaviours["storytelling"]; !ok {
+		t.Errorf("--rules: the behaviour is not counted: %+v", counted.Runs[0].Behaviours)
 	}
 	if b, _ := os.ReadFile(out); strings.Contains(string(b), `"controls"`) {
 		t.Error("--controls 0 still wrote controls")

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rise-interp/rise/activations/label"
 	"github.com/rise-interp/rise/internal/atomicfile"
 	"github.com/rise-interp/rise/sae/atlas"
 	"github.com/rise-interp/rise/steer"
@@ -52,7 +53,7 @@ func init() {
 		mf                                 modelFlags
 		sf                                 samplingFlags
 		specPath, alphas, promptsPath, out string
-		svgDir                             string
+		svgDir, rulesPath                  string
 		limit, controls                    int
 	)
 	register(&command{
@@ -77,7 +78,9 @@ strengths: results.json holds their runs and the band their means span,
 and the table says whether the spec's reflection curve leaves that band.
 --svg DIR draws the dose-response curves with their intervals and the
 controls' band as dose.svg and dose.png. Write strength 1 in the spec to
-sweep the strength itself.
+sweep the strength itself. --rules FILE adds behaviours to count (a JSON
+object mapping each behaviour to its phrases, as rise label --rules reads,
+or the workbench's named behaviours).
 Without --steer it makes one unsteered run: the model's own accuracy and
 behaviour counts.
 
@@ -97,6 +100,7 @@ Example:
 			fs.StringVar(&svgDir, "svg", "", "also draw the dose-response chart into DIR")
 			sf.set(fs, "tokens to generate per prompt at most", "random seed, the same for every strength")
 			fs.IntVar(&controls, "controls", 3, "random directions to sweep beside the spec's as controls (0: none)")
+			fs.StringVar(&rulesPath, "rules", "", "also count the behaviours of a JSON rules `FILE` (as rise label --rules reads), besides RISE's")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
 			if promptsPath == "" || out == "" {
@@ -119,6 +123,21 @@ Example:
 			if specPath == "" {
 				controls = 0 // nothing to control for
 			}
+			rules := label.DefaultRules()
+			if rulesPath != "" {
+				extra, err := label.LoadRules(rulesPath)
+				if err != nil {
+					return err
+				}
+				rules = append(rules, extra...)
+				if err := rules.Validate(); err != nil {
+					return fmt.Errorf("%s: %v", rulesPath, err)
+				}
+			}
+			matcher, err := rules.Compile()
+			if err != nil {
+				return err
+			}
 			b, vs, err := mf.loadSteered(ctx, specPath)
 			if err != nil {
 				return err
@@ -140,7 +159,7 @@ Example:
 				}
 			}
 			bar := newProgress(e.stderr, "steering sweep")
-			runs, ctrl, err := steer.SweepControlled(ctx, b, sets, strengths, prompts, sf.options(), mf.wrapFunc(),
+			runs, ctrl, err := steer.SweepControlled(ctx, b, sets, strengths, prompts, sf.options(), steer.SweepOptions{Wrap: mf.wrapFunc(), Matcher: matcher},
 				func(done, total int) { bar.update(int64(done), int64(total)) })
 			if err != nil {
 				bar.done()

@@ -75,6 +75,7 @@ export async function candidatesPanel(sae, signal) {
       {name: 'top enrichment', num: true, value: maxEnr, cell: (g) => fmt(maxEnr(g), 2)},
       {name: 'features', cell: (g) => h('span', {class: 'id-list'}, g.features.slice(0, 12).map((id) => h('a', {href: `/feature/${enc(sae)}/${id}`, class: 'num'}, id)), g.features.length > 12 ? ' …' : '')},
       {name: '', cell: (g) => h('a', {class: 'button', testid: 'candidate-steer', href: `/steer?sae=${enc(sae)}&features=${g.features.join(',')}`}, 'Steer')},
+      {name: 'name it', cell: (g) => nameForm(c.dataset, g)},
     ], {testid: 'candidates-table'}) : note('No candidate: every group of features that fires together carries a known label.'));
 }
 
@@ -103,4 +104,25 @@ export function searchPanel(sae, signal) {
   };
   input.addEventListener('keydown', (e) => { if (e.key === 'Enter') go(); });
   return panel('Find features by phrase', h('div', {class: 'row'}, input, h('button', {onclick: go}, 'Search')), out);
+}
+
+// nameForm names a candidate: its phrases become a keyword rule of the
+// dataset, saved in the workspace; the dataset's SAEs are analysed again
+// with the new behaviour.
+function nameForm(dataset, g) {
+  const phrases = (g.phrases || []).map((p) => p.text).slice(0, 8);
+  const input = h('input', {type: 'text', placeholder: 'name', class: 'narrow', 'aria-label': 'behaviour name', testid: 'candidate-name'});
+  const go = h('button', {testid: 'candidate-name-save', disabled: !phrases.length, title: phrases.length ? `label the steps that say: ${phrases.join(', ')}` : 'no phrase to label steps with'}, 'Name');
+  const out = h('div', {class: 'small'});
+  go.addEventListener('click', async () => {
+    go.disabled = true;
+    try {
+      const r = await api(`/api/datasets/${enc(dataset)}/behaviours`, {method: 'POST', body: {name: input.value.trim(), phrases}});
+      fill(out, h('span', {testid: 'candidate-named'}, `${r.behaviour}: ${r.steps} steps labelled; the atlas is being recomputed.`));
+    } catch (e) {
+      fill(out, errorBox(e));
+      go.disabled = false;
+    }
+  });
+  return h('div', {}, h('div', {class: 'row'}, input, go), out);
 }
