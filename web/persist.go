@@ -32,11 +32,15 @@ import (
 // Dir/cache/NAME, so that nothing under Dir/saes is anything but an SAE the
 // workspace made (and may delete).
 const (
-	jobFile       = "job.json"
-	jobFormat     = "rise-train-job/1"
-	ckptFile      = "training.ckpt"
-	derivedFile   = "derived.json"
-	derivedFormat = "rise-derived/1"
+	jobFile     = "job.json"
+	jobFormat   = "rise-train-job/1"
+	ckptFile    = "training.ckpt"
+	derivedFile = "derived.json"
+	// derivedFormat changes whenever the analysis computes something else
+	// from the same SAE and data, so that files an older rise derived are
+	// computed again: 2 names features for a behaviour only on the
+	// attribution rule's evidence, and knows named behaviours.
+	derivedFormat = "rise-derived/2"
 	weightsFile   = "sae_weights.safetensors"
 )
 
