@@ -298,6 +298,10 @@ type topStep struct {
 	Value  float32  `json:"value"`
 	Before []string `json:"before"`
 	After  []string `json:"after"`
+	// NextLabels are the labels of the step after it: a step's state is
+	// read at the delimiter that ends it, so a feature of a behaviour often
+	// peaks on the step before one.
+	NextLabels []string `json:"next_labels"`
 }
 
 type behaviourStat struct {
@@ -357,7 +361,7 @@ func (s *Server) feature(_ http.ResponseWriter, r *http.Request) (any, error) {
 		if row < 0 || row >= len(ds.Steps) {
 			continue
 		}
-		ts := topStep{stepView: ds.stepView(row), Value: t.Value, Before: []string{}, After: []string{}}
+		ts := topStep{stepView: ds.stepView(row), Value: t.Value, Before: []string{}, After: []string{}, NextLabels: []string{}}
 		rows := ds.traceRows[ds.Steps[row].Trace]
 		p := sort.SearchInts(rows, row)
 		for q := max(0, p-contextSteps); q < p; q++ {
@@ -365,6 +369,9 @@ func (s *Server) feature(_ http.ResponseWriter, r *http.Request) (any, error) {
 		}
 		for q := p + 1; q < len(rows) && q <= p+contextSteps; q++ {
 			ts.After = append(ts.After, ds.Steps[rows[q]].Text)
+		}
+		if p+1 < len(rows) {
+			ts.NextLabels = append(ts.NextLabels, ds.Steps[rows[p+1]].Labels...)
 		}
 		steps = append(steps, ts)
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -287,10 +288,12 @@ func TestWorkbenchAPI(t *testing.T) {
 		ID       int `json:"id"`
 		Fires    int `json:"fires"`
 		TopSteps []struct {
-			Row    int      `json:"row"`
-			Value  float32  `json:"value"`
-			Text   string   `json:"text"`
-			Before []string `json:"before"`
+			Row        int      `json:"row"`
+			Value      float32  `json:"value"`
+			Text       string   `json:"text"`
+			Before     []string `json:"before"`
+			After      []string `json:"after"`
+			NextLabels []string `json:"next_labels"`
 		} `json:"top_steps"`
 		Behaviours []behaviourStat `json:"behaviours"`
 		Nearest    []nearView      `json:"nearest"`
@@ -305,6 +308,20 @@ func TestWorkbenchAPI(t *testing.T) {
 	for i := 1; i < len(f.TopSteps); i++ {
 		if f.TopSteps[i].Value > f.TopSteps[i-1].Value {
 			t.Errorf("top steps out of order: %v after %v", f.TopSteps[i].Value, f.TopSteps[i-1].Value)
+		}
+	}
+	// Each top step carries the labels of the step after it (none after a
+	// trace's last step).
+	ds := ts.ws.Dataset(ts.ws.SAE("small").Dataset.Name)
+	for _, st := range f.TopSteps {
+		rows := ds.traceRows[ds.Steps[st.Row].Trace]
+		p := slices.Index(rows, st.Row)
+		var want []string
+		if p+1 < len(rows) {
+			want = ds.Steps[rows[p+1]].Labels
+		}
+		if !slices.Equal(st.NextLabels, want) && !(len(want) == 0 && len(st.NextLabels) == 0) {
+			t.Errorf("row %d: next labels %v, want %v", st.Row, st.NextLabels, want)
 		}
 	}
 	for i, n := range f.Nearest {

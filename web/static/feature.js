@@ -92,7 +92,8 @@ function topSteps(steps, dataset) {
         h('span', {class: 'act-bar'}, h('span', {style: {width: `${(100 * s.value) / max}%`}})),
         h('span', {class: 'num act-value'}, fmt(s.value)),
         h('a', {href: `/?${dataset ? `dataset=${enc(dataset)}&` : ''}trace=${enc(s.trace)}`, class: 'mono small'}, `${s.trace} · step ${s.step}`),
-        (s.labels || []).map(chip)),
+        (s.labels || []).map(chip),
+        (s.next_labels || []).length ? h('span', {class: 'small muted', testid: 'next-labels'}, ' next step: ', s.next_labels.map(chip)) : null),
       (s.before || []).map((t) => h('div', {class: 'context'}, t)),
       h('div', {class: 'step-text hit', style: {borderLeftColor: c, background: tint(c, 0.08)}}, s.text),
       (s.after || []).map((t) => h('div', {class: 'context'}, t))));
