@@ -49,6 +49,10 @@ type Feature struct {
 	// well they alone detect its firing on held-out steps.
 	Explanation []Phrase   `json:"explanation,omitempty"`
 	Detection   *Detection `json:"detection,omitempty"`
+	// Next and NextDetection explain it by the steps that follow the ones
+	// it fires on (FeatureExplanation.Next).
+	Next          []Phrase   `json:"next,omitempty"`
+	NextDetection *Detection `json:"next_detection,omitempty"`
 }
 
 // ClusterInfo summarises one cluster of decoder columns.

@@ -61,6 +61,14 @@ type FeatureExplanation struct {
 	// Examples are the selection rows the phrases were drawn from: the
 	// top-activating ones, then the banded ones.
 	Examples []int32 `json:"examples,omitempty"`
+	// Next are the phrases over-represented in the steps that follow the
+	// examples in their traces, and NextDetection how well they alone, in
+	// the step after a held-out step, tell whether the feature fires on
+	// it. A step's state is read at the delimiter that ends it, so a
+	// feature often fires on the step before a behaviour shows: its own
+	// phrases then say little and the next step's say what it anticipates.
+	Next          []Phrase   `json:"next,omitempty"`
+	NextDetection *Detection `json:"next_detection,omitempty"`
 }
 
 // Explanations are the explanations of every feature of an SAE over a
@@ -68,7 +76,10 @@ type FeatureExplanation struct {
 type Explanations struct {
 	Features []FeatureExplanation `json:"features"`
 	// HeldOut marks the rows whose traces were held out for scoring.
-	HeldOut []bool         `json:"-"`
+	HeldOut []bool `json:"-"`
+	// NextRow is the row of the step after each row in its trace, -1
+	// after a trace's last step.
+	NextRow []int32        `json:"-"`
 	Corpus  *Corpus        `json:"-"`
 	Options ExplainOptions `json:"-"`
 
@@ -177,7 +188,7 @@ func Explain(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []
 		return nil, fmt.Errorf("explain: %w", err)
 	}
 
-	ex := &Explanations{Features: make([]FeatureExplanation, m), HeldOut: held, Corpus: corpus, Options: opts}
+	ex := &Explanations{Features: make([]FeatureExplanation, m), HeldOut: held, NextRow: nextRows(steps), Corpus: corpus, Options: opts}
 	sc := newLogOddsScratch(corpus)
 	for j := range m {
 		if j%256 == 0 {
@@ -190,6 +201,15 @@ func Explain(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []
 		fe := FeatureExplanation{ID: j, Fires: fires[j], Examples: rows, Phrases: []Phrase{}}
 		if len(rows) > 0 {
 			fe.Phrases, fe.Profile = corpus.phrases(sc, rows, nil, opts.Phrases)
+			var next []int32
+			for _, r := range rows {
+				if n := ex.NextRow[r]; n >= 0 {
+					next = append(next, n)
+				}
+			}
+			if len(next) > 0 {
+				fe.Next, _ = corpus.phrases(sc, next, nil, opts.Phrases)
+			}
 		}
 		ex.Features[j] = fe
 		tops[j], res[j] = nil, nil
@@ -236,6 +256,8 @@ func examples(top minHeap, res []rowVal, bands, perBand int) []int32 {
 
 // detect scores every explanation on the held-out rows (or, inSample, on
 // the selection rows): heldFires lists per feature the rows it fires on.
+// Each feature's own phrases are looked for in the step itself, its next
+// phrases in the step after it.
 func (ex *Explanations) detect(ctx context.Context, heldFires [][]int32, inSample bool) error {
 	c := ex.Corpus
 	var eval []int32 // the rows scored
@@ -256,22 +278,51 @@ func (ex *Explanations) detect(ctx context.Context, heldFires [][]int32, inSampl
 		for _, p := range fe.Phrases {
 			need[c.ID(p.Text)] = true
 		}
+		for _, p := range fe.Next {
+			need[c.ID(p.Text)] = true
+		}
 	}
-	postings := map[int32][]int32{} // phrase → indices in eval of the steps containing it
-	for k, r := range eval {
+	// postings lists, per phrase, the indices in eval of the steps that
+	// contain it; nextPostings of the steps whose next step does.
+	postings, nextPostings := map[int32][]int32{}, map[int32][]int32{}
+	index := func(into map[int32][]int32, k int, ids []int32) {
 		var last int32 = -1
-		ids := append([]int32(nil), c.Steps[r]...)
+		ids = append([]int32(nil), ids...)
 		sort.Slice(ids, func(a, b int) bool { return ids[a] < ids[b] })
 		for _, id := range ids {
 			if id != last && need[id] {
-				postings[id] = append(postings[id], int32(k))
+				into[id] = append(into[id], int32(k))
 			}
 			last = id
+		}
+	}
+	for k, r := range eval {
+		index(postings, k, c.Steps[r])
+		if ex.NextRow != nil {
+			if n := ex.NextRow[r]; n >= 0 {
+				index(nextPostings, k, c.Steps[n])
+			}
 		}
 	}
 	score := make([]float64, len(eval))
 	fired := make([]bool, len(eval))
 	var touched []int32
+	score1 := func(phrases []Phrase, post map[int32][]int32, positives int) *Detection {
+		for _, p := range phrases {
+			for _, k := range post[c.ID(p.Text)] {
+				if score[k] == 0 {
+					touched = append(touched, k)
+				}
+				score[k] += p.Z
+			}
+		}
+		d := detection(score, fired, touched, positives, len(eval))
+		for _, k := range touched {
+			score[k] = 0
+		}
+		touched = touched[:0]
+		return d
+	}
 	for j := range ex.Features {
 		if j%1024 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -282,24 +333,28 @@ func (ex *Explanations) detect(ctx context.Context, heldFires [][]int32, inSampl
 		for _, r := range heldFires[j] {
 			fired[pos[r]] = true
 		}
-		for _, p := range fe.Phrases {
-			for _, k := range postings[c.ID(p.Text)] {
-				if score[k] == 0 {
-					touched = append(touched, k)
-				}
-				score[k] += p.Z
-			}
-		}
-		fe.Detection = detection(score, fired, touched, len(heldFires[j]), len(eval))
-		for _, k := range touched {
-			score[k] = 0
+		fe.Detection = score1(fe.Phrases, postings, len(heldFires[j]))
+		if len(fe.Next) > 0 {
+			fe.NextDetection = score1(fe.Next, nextPostings, len(heldFires[j]))
 		}
 		for _, r := range heldFires[j] {
 			fired[pos[r]] = false
 		}
-		touched = touched[:0]
 	}
 	return nil
+}
+
+// nextRows returns, per row, the row of the next step of its trace (the
+// row after it, when it holds the same trace's next step), or -1.
+func nextRows(steps []activations.Step) []int32 {
+	next := make([]int32, len(steps))
+	for i := range steps {
+		next[i] = -1
+		if i+1 < len(steps) && steps[i+1].Trace == steps[i].Trace && steps[i+1].Step == steps[i].Step+1 {
+			next[i] = int32(i + 1)
+		}
+	}
+	return next
 }
 
 // detection computes precision, recall and F1 of "some phrase matches" and

@@ -2,12 +2,14 @@ package atlas
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/synth"
 	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
@@ -302,5 +304,71 @@ func TestExplainBadInputs(t *testing.T) {
 	// Latent 0 is x0: it fires on rows 0, 1 and 4.
 	if fe := ex.Features[0]; fe.Fires != 3 || fe.Detection == nil || fe.Detection.Positives != 3 || fe.Detection.Steps != 5 {
 		t.Errorf("feature 0: %+v", fe)
+	}
+}
+
+// TestExplainNextStep: a feature that fires on the step before "Wait, let
+// me check" (its state is read where that step ends) is explained by its
+// next step's phrases, which tell on held-out steps when it fires, while
+// its own step's phrases do not.
+func TestExplainNextStep(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dump")
+	w, err := activations.Create(dir, activations.WriterOptions{Model: "test", DModel: 2, Layers: []int{0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []activations.Step
+	var rows []float32
+	for i := range 400 {
+		tr := fmt.Sprintf("t%03d", i)
+		wait := i%3 == 0
+		texts := []string{fmt.Sprintf("%d + %d = %d.", i, 7, i+7), fmt.Sprintf("%d - %d = %d.", i+7, 3, i+4), fmt.Sprintf("The answer is %d.", i+4)}
+		if wait {
+			texts[2] = fmt.Sprintf("Wait, let me check: %d - 3 = %d. Yes.", i+7, i+4)
+		}
+		for s, text := range texts {
+			steps = append(steps, activations.Step{Trace: tr, Step: s, Text: text})
+			x := []float32{0, 1}
+			if wait && s == 1 {
+				x[0] = 1
+			}
+			rows = append(rows, x...)
+		}
+	}
+	if err := w.WriteRows(0, rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteSteps(steps...); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d, steps := openDump(t, dir)
+	s, err := sae.New(sae.Standard, 2, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.WEnc = []float32{1, 0}
+	s.BEnc = []float32{-0.5}
+	s.WDec = []float32{1, 0}
+	s.BDec = []float32{0, 0}
+	s.InputScale = 1
+	ex, err := Explain(context.Background(), s, d.Layers[0], steps, ExplainOptions{HoldOut: 0.5, HoldOutSeed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe := ex.Features[0]
+	if fe.Fires != 134 {
+		t.Fatalf("the feature fires on %d steps, want 134", fe.Fires)
+	}
+	if len(fe.Next) == 0 || !slices.ContainsFunc(fe.Next, func(p Phrase) bool { return strings.Contains(p.Text, "wait") || strings.Contains(p.Text, "check") }) {
+		t.Errorf("next-step phrases %v: want \"wait\" or \"check\"", fe.Next)
+	}
+	if nd := fe.NextDetection; nd == nil || nd.F1 < 0.95 {
+		t.Errorf("next-step detection %+v, want F1 ≥ 0.95", nd)
+	}
+	if od := fe.Detection; od != nil && od.F1 > 0.5 {
+		t.Errorf("own-step detection %+v: the step's own words should not tell", od)
 	}
 }

@@ -25,6 +25,7 @@ func (ex *Explanations) Annotate(a *Atlas, unit []float32, steps []activations.S
 	for j := range a.Features {
 		fe := ex.Features[j]
 		a.Features[j].Explanation, a.Features[j].Detection = fe.Phrases, fe.Detection
+		a.Features[j].Next, a.Features[j].NextDetection = fe.Next, fe.NextDetection
 		c := a.Features[j].Cluster
 		labels[j] = c
 		if c >= 0 && c < len(members) {
@@ -95,7 +96,7 @@ func LoadExplanations(path string, steps []activations.Step) (*Explanations, err
 		}
 	}
 	opts := ExplainOptions{HoldOut: f.HoldOut, HoldOutSeed: f.HoldOutSeed, Phrases: f.Phrases}
-	ex := &Explanations{Features: f.Features, Options: opts}
+	ex := &Explanations{Features: f.Features, Options: opts, NextRow: nextRows(steps)}
 	ex.HeldOut, ex.Corpus = split(steps, opts)
 	return ex, nil
 }

@@ -45,7 +45,12 @@ export function explanationPanel(f) {
       : note('No phrase is over-represented in this feature\'s steps.'),
     d ? h('p', {class: 'small', testid: 'feature-detection'},
       `Detection: precision ${fmt(d.precision, 2)}, recall ${fmt(d.recall, 2)}, F1 ${fmt(d.f1, 2)}, AUC ${fmt(d.auc, 2)} `,
-      h('span', {class: 'muted'}, `(fires on ${d.positives} of ${d.steps} held-out steps)`)) : null);
+      h('span', {class: 'muted'}, `(fires on ${d.positives} of ${d.steps} held-out steps)`)) : null,
+    f.next && f.next.length ? h('div', {testid: 'feature-next-explanation'},
+      h('div', {class: 'field-label'}, 'the step after: phrases over-represented in the steps that follow its examples'),
+      h('p', {}, f.next.map((p) => h('span', {class: 'phrase-chip', title: `z ${fmt(p.z, 2)}`}, h('q', {}, p.text), ' '))),
+      f.next_detection ? h('p', {class: 'small'},
+        `Detection from the next step: precision ${fmt(f.next_detection.precision, 2)}, recall ${fmt(f.next_detection.recall, 2)}, F1 ${fmt(f.next_detection.f1, 2)}, AUC ${fmt(f.next_detection.auc, 2)}`) : null) : null);
 }
 
 // candidatesPanel lists the candidate behaviours of an SAE.
