@@ -353,6 +353,7 @@ func (s *Server) feature(w http.ResponseWriter, r *http.Request) {
 		"id": id, "x": f.X, "y": f.Y, "cluster": f.Cluster, "behaviour": f.Behaviour, "specificity": f.Specificity,
 		"fires": sum.Fires, "frequency": sum.Frequency, "mean_active": sum.MeanActive, "max": sum.Max,
 		"histogram": sum.Histogram, "explanation": f.Explanation, "detection": f.Detection,
+		"token": f.Token,
 	}
 	if out["histogram"] == nil {
 		out["histogram"] = []sae.FeatureHistBin{}

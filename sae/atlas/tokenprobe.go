@@ -126,7 +126,11 @@ type TokenFlag struct {
 	Behaviour string  `json:"behaviour"`
 	Mode      string  `json:"mode"`
 	Ratio     float64 `json:"ratio"`
+	Threshold float64 `json:"threshold"`
 	Flagged   bool    `json:"flagged"`
+	// LeftOut says whether the feature is left out of the behaviour's
+	// vector (flagged, and not kept on request).
+	LeftOut bool `json:"left_out"`
 }
 
 // DefaultTriggers returns the phrases of RISE's keyword rule for a
@@ -253,14 +257,8 @@ func (t *TokenTally) Probe(mode string, triggers []string, trueWithout bool, opt
 	if !trueWithout {
 		trueN += t.n[TokenTrueWithTrigger]
 	}
-	quoted := quoteAll(triggers)
-	switch {
-	case trueN < minSteps:
-		return nil, fmt.Errorf("token probe: expected at least %d steps labelled %s%s, found %d", minSteps, opts.Behaviour, map[bool]string{true: " without a trigger", false: ""}[trueWithout], trueN)
-	case t.n[TokenTrigger] < minSteps && mode == TokenModeData:
-		return nil, fmt.Errorf("token probe: expected at least %d steps not labelled %s whose text carries a trigger (%s), found %d; with keyword labels no such step exists, so inject the triggers with a model (--model)", minSteps, opts.Behaviour, quoted, t.n[TokenTrigger])
-	case t.n[TokenTrigger] < minSteps:
-		return nil, fmt.Errorf("token probe: expected at least %d steps not labelled %s to inject %s into, found %d", minSteps, opts.Behaviour, quoted, t.n[TokenTrigger])
+	if err := checkTokenCounts(mode, triggers, trueWithout, trueN, t.n[TokenTrigger], opts.Behaviour, minSteps); err != nil {
+		return nil, err
 	}
 	p := &TokenProbe{Behaviour: opts.Behaviour, Mode: mode, Triggers: slices.Clone(triggers), Threshold: thr,
 		TrueSteps: trueN, TriggerSteps: t.n[TokenTrigger], BaselineSteps: t.n[TokenBaseline], TrueWithoutTrigger: trueWithout,
@@ -291,6 +289,20 @@ func (t *TokenTally) Probe(mode string, triggers []string, trueWithout bool, opt
 		p.Features[k] = sc
 	}
 	return p, nil
+}
+
+// checkTokenCounts checks that both sides of the ratio have enough steps.
+func checkTokenCounts(mode string, triggers []string, trueWithout bool, trueN, trigN int, behaviour string, minSteps int) error {
+	quoted := quoteAll(triggers)
+	switch {
+	case trueN < minSteps:
+		return fmt.Errorf("token probe: expected at least %d steps labelled %s%s, found %d", minSteps, behaviour, map[bool]string{true: " without a trigger", false: ""}[trueWithout], trueN)
+	case trigN < minSteps && mode == TokenModeData:
+		return fmt.Errorf("token probe: expected at least %d steps not labelled %s whose text carries a trigger (%s), found %d; with keyword labels no such step exists, so inject the triggers with a model (--model)", minSteps, behaviour, quoted, trigN)
+	case trigN < minSteps:
+		return fmt.Errorf("token probe: expected at least %d steps not labelled %s to inject %s into, found %d", minSteps, behaviour, quoted, trigN)
+	}
+	return nil
 }
 
 func quoteAll(s []string) string {
@@ -334,13 +346,12 @@ func ProbeTokensData(ctx context.Context, s *sae.SAE, layer *activations.Layer, 
 		return nil, err
 	}
 	groups := make([]TokenGroup, len(steps))
-	var trueWithout int
+	var count [numTokenGroups]int
 	for i := range steps {
 		b, trig := steps[i].HasLabel(opts.Behaviour), HasTrigger(m, steps[i].Text)
 		switch {
 		case b && !trig:
 			groups[i] = TokenTrue
-			trueWithout++
 		case b:
 			groups[i] = TokenTrueWithTrigger
 		case trig:
@@ -348,6 +359,17 @@ func ProbeTokensData(ctx context.Context, s *sae.SAE, layer *activations.Layer, 
 		default:
 			groups[i] = TokenBaseline
 		}
+		count[groups[i]]++
+	}
+	// Too few steps on either side is an error before the layer is read.
+	minSteps := cmp.Or(opts.MinSteps, DefaultTokenMinSteps)
+	trueWithout := count[TokenTrue] >= minSteps
+	trueN := count[TokenTrue]
+	if !trueWithout {
+		trueN += count[TokenTrueWithTrigger]
+	}
+	if err := checkTokenCounts(TokenModeData, triggers, trueWithout, trueN, count[TokenTrigger], opts.Behaviour, minSteps); err != nil {
+		return nil, err
 	}
 	it := layer.Batches(activations.BatchOptions{Size: cmp.Or(opts.BatchSize, DefaultAttributionBatch)})
 	var g []TokenGroup
@@ -364,7 +386,7 @@ func ProbeTokensData(ctx context.Context, s *sae.SAE, layer *activations.Layer, 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("token probe: %w", err)
 	}
-	return tally.Probe(TokenModeData, triggers, trueWithout >= cmp.Or(opts.MinSteps, DefaultTokenMinSteps), opts)
+	return tally.Probe(TokenModeData, triggers, trueWithout, opts)
 }
 
 // RecordTokenProbe writes a token probe's verdicts into the atlas: each
@@ -386,7 +408,8 @@ func (a *Atlas) RecordTokenProbe(s *sae.SAE, p *TokenProbe, keep bool) error {
 		if sc.Feature < 0 || sc.Feature >= len(a.Features) {
 			return fmt.Errorf("atlas: token probe of feature %d: expected 0 to %d", sc.Feature, len(a.Features)-1)
 		}
-		a.Features[sc.Feature].Token = &TokenFlag{Behaviour: p.Behaviour, Mode: p.Mode, Ratio: sc.Ratio, Flagged: sc.Flagged}
+		a.Features[sc.Feature].Token = &TokenFlag{Behaviour: p.Behaviour, Mode: p.Mode, Ratio: sc.Ratio, Threshold: p.Threshold,
+			Flagged: sc.Flagged, LeftOut: sc.Flagged && !keep && slices.Contains(info.Columns, sc.Feature)}
 		if sc.Flagged {
 			flagged[sc.Feature] = true
 		}
