@@ -348,7 +348,7 @@ func (s *Server) feature(_ http.ResponseWriter, r *http.Request) (any, error) {
 		"id": id, "x": f.X, "y": f.Y, "cluster": f.Cluster, "behaviour": f.Behaviour, "specificity": f.Specificity,
 		"fires": sum.Fires, "frequency": sum.Frequency, "mean_active": sum.MeanActive, "max": sum.Max,
 		"histogram": sum.Histogram, "explanation": f.Explanation, "detection": f.Detection,
-		"next": f.Next, "next_detection": f.NextDetection,
+		"next": f.Next, "next_detection": f.NextDetection, "token": f.Token,
 	}
 	if out["histogram"] == nil {
 		out["histogram"] = []sae.FeatureHistBin{}

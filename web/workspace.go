@@ -406,6 +406,9 @@ func analyse(ctx context.Context, m *SAE, s *sae.SAE, seed uint64, cacheDir stri
 	if an.atlas == nil {
 		a, err := atlas.Build(ctx, s, m.Layer, ds.Steps, atlas.Options{Seed: seed, Attributed: attr,
 			Progress: func(stage string, done, total int) { progress(stage, int64(done), int64(total)) }})
+		if err == nil {
+			err = probeTokenFeatures(ctx, a, s, m.Layer, ds.Steps)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -51,13 +51,17 @@ const maxOrthoWork = 1 << 32
 // multiply-adds; above this only the first features are checked against all.
 const maxCosWork = 1 << 33
 
-// numConds is the number of (label, length) conditions of a step.
-const numConds = int(numLabels) * 2
+// numConds is the number of (label, length, trigger) conditions of a step.
+const numConds = int(numLabels) * 2 * 2
 
-// cond is the condition index of a step: its label and whether its trace is long.
-func cond(l label, long bool) uint8 {
-	c := uint8(l) * 2
+// cond is the condition index of a step: its label, whether its trace is
+// long and whether its text carries the token trigger.
+func cond(l label, long, trigger bool) uint8 {
+	c := uint8(l) * 4
 	if long {
+		c += 2
+	}
+	if trigger {
 		c++
 	}
 	return c
@@ -70,7 +74,7 @@ type model struct {
 	offset     []float32 // [d_model]
 	scale      []float32 // [features]
 	freq       []float64 // base firing probability by feature
-	groups     [5][]int  // reflection, backtracking, other, long, then unnamed (empty unless planted)
+	groups     [6][]int  // reflection, backtracking, other, long, then unnamed and token (empty unless planted)
 	thr        [numConds][]uint32
 	noiseStd   float32
 	sigma      float64
@@ -84,6 +88,7 @@ var groupOfLabel = [numLabels]int{labelOther: 2, labelReflection: 0, labelBacktr
 const (
 	groupLong    = 3
 	groupUnnamed = 4
+	groupToken   = 5
 )
 
 func newModel(ctx context.Context, cfg Config) (*model, error) {
@@ -129,12 +134,13 @@ func newModel(ctx context.Context, cfg Config) (*model, error) {
 	// every SAE has), and a boost several times over a middling base rate
 	// stays a probability. The window of ranks is twice as wide as needed,
 	// and the groups are dealt from it at random.
-	g, ng := cfg.GroupSize, cfg.groups()
+	slots := cfg.groupSlots()
+	g, ng := cfg.GroupSize, len(slots)
 	width := max(ng*g, min(2*ng*g, F-F/16))
 	start := min(F/16, F-width)
 	window := newRand(cfg.Seed, streamGroups, 0).Perm(width)[:ng*g]
 	for i, w := range window {
-		m.groups[i%ng] = append(m.groups[i%ng], featureOfRank[start+w])
+		m.groups[slots[i%ng]] = append(m.groups[slots[i%ng]], featureOfRank[start+w])
 	}
 
 	cohere(m.dirs, D, m.groups[:], cfg.GroupCoherence)
@@ -142,19 +148,28 @@ func newModel(ctx context.Context, cfg Config) (*model, error) {
 	boosted := func(p float64) float64 { return min(cfg.Boost*p, MaxBoostedRate) }
 	for l := range numLabels {
 		for _, long := range []bool{false, true} {
-			c := cond(l, long)
-			rate := append([]float64(nil), m.freq...)
-			for _, f := range m.groups[groupOfLabel[l]] {
-				rate[f] = boosted(m.freq[f])
-			}
-			if long {
-				for _, f := range m.groups[groupLong] {
+			for _, trigger := range []bool{false, true} {
+				c := cond(l, long, trigger)
+				rate := append([]float64(nil), m.freq...)
+				for _, f := range m.groups[groupOfLabel[l]] {
 					rate[f] = boosted(m.freq[f])
 				}
-			}
-			m.thr[c] = make([]uint32, F)
-			for f, p := range rate {
-				m.thr[c][f] = uint32(math.Min(p*(1<<32), math.MaxUint32))
+				if long {
+					for _, f := range m.groups[groupLong] {
+						rate[f] = boosted(m.freq[f])
+					}
+				}
+				if trigger {
+					// The token feature fires on the trigger whatever
+					// the step's label, as often as a feature can.
+					for _, f := range m.groups[groupToken] {
+						rate[f] = MaxBoostedRate
+					}
+				}
+				m.thr[c] = make([]uint32, F)
+				for f, p := range rate {
+					m.thr[c][f] = uint32(math.Min(p*(1<<32), math.MaxUint32))
+				}
 			}
 		}
 	}

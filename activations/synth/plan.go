@@ -17,12 +17,14 @@ type planner struct {
 	longFraction       float64
 	reflect, backtrack float64
 	unnamed            float64
+	tokenRate          float64
 	traces             int           // traces started
 	cur                *plannedTrace // trace being laid out
 	curID              string
 	curStep, curToken  int
 	stepCounts         [numLabels]int
-	lengthSteps        [2]int // short, long
+	triggerCounts      [numLabels]int // steps whose text carries the token trigger
+	lengthSteps        [2]int         // short, long
 	lengthTraces       [2]int
 	truncated          int
 	labelLists         [numLabels][]string
@@ -34,7 +36,7 @@ type planner struct {
 func newPlanner(cfg Config) *planner {
 	p := &planner{
 		seed: cfg.Seed, rows: cfg.Rows, longFraction: cfg.LongFraction,
-		reflect: cfg.ReflectionRate, backtrack: cfg.BacktrackingRate, unnamed: cfg.UnnamedRate, correct: true,
+		reflect: cfg.ReflectionRate, backtrack: cfg.BacktrackingRate, unnamed: cfg.UnnamedRate, tokenRate: cfg.TokenRate, correct: true,
 	}
 	for l := range numLabels {
 		p.labelLists[l] = []string{labelNames[l]}
@@ -54,9 +56,9 @@ func (p *planner) nextTrace() {
 	r := newRand(p.seed, streamTraces, uint64(p.traces))
 	remaining := p.rows - p.planned
 	long := r.Float64() < p.longFraction
-	t := writeTrace(r, long, p.reflect, p.backtrack, p.unnamed)
+	t := writeTrace(r, long, p.reflect, p.backtrack, p.unnamed, p.tokenRate)
 	if long && len(t.steps) > remaining {
-		t = writeTrace(r, false, p.reflect, p.backtrack, p.unnamed)
+		t = writeTrace(r, false, p.reflect, p.backtrack, p.unnamed, p.tokenRate)
 	}
 	if len(t.steps) > remaining {
 		t.steps = t.steps[:remaining]
@@ -102,8 +104,11 @@ func (p *planner) plan(n int, conds []uint8, steps []activations.Step, tokens []
 			Trace: p.curID, Step: p.curStep, Text: s.text, Labels: p.labelLists[s.label],
 			TokenStart: start, TokenEnd: stop, Extra: p.lengthExtra[b2i(t.long)],
 		})
-		conds[i] = cond(s.label, t.long)
+		conds[i] = cond(s.label, t.long, s.trigger)
 		p.stepCounts[s.label]++
+		if s.trigger {
+			p.triggerCounts[s.label]++
+		}
 		p.lengthSteps[b2i(t.long)]++
 		p.curToken = end
 		p.curStep++

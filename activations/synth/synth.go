@@ -150,6 +150,15 @@ type Config struct {
 	// (Truth.Behaviours[Unnamed]), but carry the label "other" in
 	// steps.jsonl. It is off by default, which leaves every dump as it was.
 	UnnamedRate float64 `json:"unnamed_rate,omitempty"`
+	// TokenRate, when positive, plants a token feature: a group of
+	// features (Truth.Behaviours[Token]) that fire on every step whose
+	// text carries TokenTrigger, whatever the step's label, and the
+	// trigger is written at the head of this share of the steps that are
+	// not reflection steps (some reflection templates carry it already).
+	// Chosen by contrast, such features look like reflection features but
+	// see only the word; "rise probe-tokens" is meant to tell them apart.
+	// It is off by default, which leaves every dump as it was.
+	TokenRate float64 `json:"token_rate,omitempty"`
 }
 
 // Unnamed names the planted behaviour whose label is withheld, in
@@ -160,13 +169,31 @@ const (
 	UnnamedPhrase = "to sum up"
 )
 
-// groups is the number of planted behaviour groups: four, and a fifth
-// when an unnamed behaviour is planted.
+// Token names the planted token feature's group in Truth.Behaviours;
+// TokenTrigger is the word that makes it fire (RISE's first reflection
+// phrase, the trigger a contrast of reflection steps picks up first).
+const (
+	Token        = "token"
+	TokenTrigger = "Wait"
+)
+
+// groups is the number of planted behaviour groups: four, one more when
+// an unnamed behaviour is planted and one more for a token feature.
 func (c Config) groups() int {
+	return len(c.groupSlots())
+}
+
+// groupSlots lists the indices into model.groups of the planted groups, in
+// the order features are dealt to them.
+func (c Config) groupSlots() []int {
+	slots := []int{0, 1, 2, groupLong}
 	if c.UnnamedRate > 0 {
-		return 5
+		slots = append(slots, groupUnnamed)
 	}
-	return 4
+	if c.TokenRate > 0 {
+		slots = append(slots, groupToken)
+	}
+	return slots
 }
 
 // DefaultConfig returns the configuration of "rise synth" without flags:
@@ -235,6 +262,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("long fraction: expected 0 to 1, found %g", c.LongFraction)
 	case !in(c.ReflectionRate, 0, 0.9) || !in(c.BacktrackingRate, 0, 0.9) || !in(c.UnnamedRate, 0, 0.9) || !in(c.ReflectionRate+c.BacktrackingRate+c.UnnamedRate, 0, 0.9):
 		return fmt.Errorf("reflection, backtracking and unnamed rates: expected each and their sum in [0, 0.9], found %g, %g and %g", c.ReflectionRate, c.BacktrackingRate, c.UnnamedRate)
+	case !in(c.TokenRate, 0, 0.9):
+		return fmt.Errorf("token rate: expected 0 to 0.9, found %g", c.TokenRate)
 	}
 	return nil
 }
@@ -278,6 +307,9 @@ type Truth struct {
 	// StepCounts counts the steps (rows) per label and per trace length:
 	// keys reflection, backtracking, other, short, long.
 	StepCounts map[string]int `json:"step_counts"`
+	// TriggerSteps counts, when a token feature is planted, the steps whose
+	// text carries TokenTrigger, by label.
+	TriggerSteps map[string]int `json:"trigger_steps,omitempty"`
 	// TraceCounts counts the traces: keys short, long, and truncated (the
 	// last trace, when the dump ends inside it; it is short).
 	TraceCounts map[string]int `json:"trace_counts"`
@@ -467,6 +499,17 @@ func generate(ctx context.Context, w *activations.Writer, cfg Config, progress f
 		ids := append([]int(nil), m.groups[groupUnnamed]...)
 		sort.Ints(ids)
 		t.Behaviours[Unnamed] = ids
+	}
+	if cfg.TokenRate > 0 {
+		ids := append([]int(nil), m.groups[groupToken]...)
+		sort.Ints(ids)
+		t.Behaviours[Token] = ids
+		t.TriggerSteps = map[string]int{}
+		for l, c := range pl.triggerCounts {
+			if c > 0 {
+				t.TriggerSteps[labelNames[l]] += c
+			}
+		}
 	}
 	var active int64
 	for _, wk := range workers {

@@ -482,7 +482,7 @@ func TestTexts(t *testing.T) {
 	for i := range 1500 {
 		r := newRand(7, streamTraces, uint64(i))
 		long := i%15 == 0
-		tr := writeTrace(r, long, 0.15, 0.06, 0.05)
+		tr := writeTrace(r, long, 0.15, 0.06, 0.05, 0)
 		tok := tr.tokens()
 		if long && tok <= longMinTokens || !long && tok >= shortMaxTokens {
 			t.Errorf("trace %d (long %v): %d tokens", i, long, tok)

@@ -4,6 +4,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	steplabel "github.com/rise-interp/rise/activations/label"
 )
 
 // The step texts of a synthetic dump come from a small grammar of arithmetic
@@ -55,6 +59,24 @@ type plannedStep struct {
 	text   string
 	label  label
 	tokens int // approximate tokens of text, without the delimiter
+	// trigger tells whether text carries TokenTrigger (as RISE's keyword
+	// rules match a phrase: case-insensitively, as a whole word).
+	trigger bool
+}
+
+// triggerMatcher finds TokenTrigger in a step's text.
+var triggerMatcher = steplabel.Rules{{Behaviour: Token, Phrases: []string{TokenTrigger}}}.MustCompile()
+
+// hasTrigger reports whether text carries TokenTrigger.
+func hasTrigger(text string) bool { return triggerMatcher.Labels(text)[0] == Token }
+
+// withTrigger writes TokenTrigger at the head of text: "Wait, the total ...".
+func withTrigger(text string) string {
+	r, n := utf8.DecodeRuneInString(text)
+	if n > 0 && !(unicode.IsUpper(r) && n < len(text) && unicode.IsUpper(rune(text[n]))) {
+		text = string(unicode.ToLower(r)) + text[n:]
+	}
+	return TokenTrigger + ", " + text
 }
 
 // plannedTrace is a whole trace: its problem and its steps.
@@ -389,15 +411,19 @@ type traceWriter struct {
 	reflect   float64
 	backtrack float64
 	unnamed   float64
+	tokenRate float64 // share of the steps not labelled reflection that get TokenTrigger
 }
 
 func (w *traceWriter) add(text string, l label) {
+	if w.tokenRate > 0 && l != labelReflection && w.r.Float64() < w.tokenRate {
+		text = withTrigger(text)
+	}
 	n := countTokens(text)
 	if len(w.steps) > 0 {
 		w.tokens++ // the "\n\n" before this step
 	}
 	w.tokens += n
-	w.steps = append(w.steps, plannedStep{text: text, label: l, tokens: n})
+	w.steps = append(w.steps, plannedStep{text: text, label: l, tokens: n, trigger: hasTrigger(text)})
 }
 
 // inserts draws the reflection and backtracking steps that come before the
@@ -422,9 +448,9 @@ func (w *traceWriter) inserts() {
 // writeTrace plans one trace: a problem, an opening step, periods computed
 // until the response reaches a drawn token target, and a closing answer.
 // Short traces stay under shortMaxTokens; long ones pass longMinTokens.
-func writeTrace(r *rand.Rand, long bool, reflect, backtrack, unnamed float64) *plannedTrace {
+func writeTrace(r *rand.Rand, long bool, reflect, backtrack, unnamed, tokenRate float64) *plannedTrace {
 	fam := families[r.IntN(len(families))]
-	w := &traceWriter{r: r, p: fam.setup(r), reflect: reflect, backtrack: backtrack, unnamed: unnamed}
+	w := &traceWriter{r: r, p: fam.setup(r), reflect: reflect, backtrack: backtrack, unnamed: unnamed, tokenRate: tokenRate}
 	w.p.fam = fam
 	w.st.cur = w.p.start
 	target := between(r, shortTargetLow, shortTargetHigh)

@@ -21,13 +21,14 @@ func init() {
 		layer               int
 		force               bool
 		coherence, unnamed  float64
+		tokenRate           float64
 	)
 	def := synth.DefaultConfig()
 	register(&command{
 		name:    "synth",
 		noArgs:  true,
 		summary: "write a synthetic activation dump with known behaviour features",
-		usage:   "--out DIR [--rows N] [--d-model D] [--features F] [--seed S] [--dtype float32|float16] [--layer L] [--group-coherence C] [--unnamed-rate R] [--force]",
+		usage:   "--out DIR [--rows N] [--d-model D] [--features F] [--seed S] [--dtype float32|float16] [--layer L] [--group-coherence C] [--unnamed-rate R] [--token-rate R] [--force]",
 		help: `Writes a rise-activations/1 dump whose rows are sparse non-negative
 combinations of F planted unit directions, plus a shared mean offset and a
 little noise, the way residual streams look to a sparse autoencoder. The rows
@@ -41,6 +42,12 @@ the group's shared direction), as behaviour features do on RISE's decoder map.
 steps that sum up the running total ("to sum up"), with their own group of
 features, whose label is withheld (steps.jsonl says "other"; truth.json names
 the group "unnamed"), to test what finds behaviours nobody named.
+--token-rate R plants a token feature: a group of features (truth.json's
+group "token") that fires on every step whose text carries "Wait", whatever
+its label, and writes "Wait, " at the head of a share R of the steps that
+are not reflection steps (their labels stay as planned), to test what tells
+behaviour features from features that only see a trigger word
+(rise probe-tokens).
 
 Beside the dump's own files the directory holds the ground truth:
 truth.json (behaviour feature groups, firing rates, every parameter and the
@@ -61,6 +68,7 @@ Example:
 			fs.IntVar(&layer, "layer", def.Layer, "layer number recorded in the manifest")
 			fs.Float64Var(&coherence, "group-coherence", def.GroupCoherence, "cosine of each behaviour feature with its group's shared direction (0: groups as scattered as any features)")
 			fs.Float64Var(&unnamed, "unnamed-rate", 0, "share of the steps given to a planted behaviour whose label is withheld (0: none)")
+			fs.Float64Var(&tokenRate, "token-rate", 0, "share of the non-reflection steps that get the trigger \"Wait\", on which a planted token feature fires (0: none)")
 			fs.BoolVar(&force, "force", false, "replace an existing dump at --out")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
@@ -73,7 +81,7 @@ Example:
 			}
 			cfg := synth.DefaultConfig()
 			cfg.Rows, cfg.DModel, cfg.Features, cfg.Seed, cfg.Layer, cfg.DType = rows, dModel, feats, seed, layer, dt
-			cfg.GroupCoherence, cfg.UnnamedRate = coherence, unnamed
+			cfg.GroupCoherence, cfg.UnnamedRate, cfg.TokenRate = coherence, unnamed, tokenRate
 			if err := cfg.Validate(); err != nil {
 				return usagef("%s", synthFlagNames(err))
 			}
@@ -98,6 +106,7 @@ func synthFlagNames(err error) string {
 		{"features × d_model:", "--features × --d-model:"}, {"features:", "--features:"},
 		{"layer:", "--layer:"}, {"dtype:", "--dtype:"}, {"group coherence:", "--group-coherence:"},
 		{"reflection, backtracking and unnamed rates:", "--unnamed-rate (with the reflection and backtracking rates):"},
+		{"token rate:", "--token-rate:"},
 	} {
 		if rest, ok := strings.CutPrefix(msg, r.field); ok {
 			return r.flag + rest

@@ -53,6 +53,10 @@ type Feature struct {
 	// it fires on (FeatureExplanation.Next).
 	Next          []Phrase   `json:"next,omitempty"`
 	NextDetection *Detection `json:"next_detection,omitempty"`
+	// Token, when a token probe (rise probe-tokens) measured the feature,
+	// is how much of its activation its behaviour's trigger words alone
+	// explain, and whether that flags it (RecordTokenProbe).
+	Token *TokenFlag `json:"token,omitempty"`
 }
 
 // ClusterInfo summarises one cluster of decoder columns.
@@ -81,6 +85,11 @@ type BehaviourInfo struct {
 	// evidence rule refuses every column of a random label, so it is built
 	// without it (ShuffledRule).
 	ShuffledVector []float32 `json:"shuffled_vector,omitempty"`
+	// TokenColumns, when a token probe ran, are the columns it flagged as
+	// seeing only the trigger tokens; Vector then leaves them out, and
+	// VectorWithTokens is the vector with them (RecordTokenProbe).
+	TokenColumns     []int     `json:"token_columns,omitempty"`
+	VectorWithTokens []float32 `json:"vector_with_token_features,omitempty"`
 }
 
 // ShuffledRule is how the shuffled-label control vector is built: the
@@ -137,6 +146,9 @@ type Atlas struct {
 	// Candidates, when the atlas was explained (Annotate), are the
 	// candidate behaviours nobody named, best first.
 	Candidates []GroupExplanation `json:"candidates,omitempty"`
+	// TokenProbes, by behaviour, are the token probes recorded in the
+	// atlas (without their per-feature scores, which are in Features).
+	TokenProbes map[string]*TokenProbe `json:"token_probes,omitempty"`
 }
 
 // RuleInfo states the attribution rule an atlas applied (SpecificOptions).

@@ -47,6 +47,7 @@ export async function render(main, ctx) {
       h('div', {class: 'feature-actions'},
         h('a', {class: 'button primary', href: `/steer?sae=${enc(sae)}&feature=${f.id}`, testid: 'steer-with-feature'}, 'Steer with this feature'),
         h('a', {class: 'button', href: `/api/saes/${enc(sae)}/features/${f.id}/vector.npy`, download: `${sae}-feature-${f.id}.npy`}, 'vector.npy'))),
+    tokenVerdict(f.token),
     h('div', {class: 'feature-layout'},
       h('div', {class: 'col'},
         panel(`Top-activating steps (${(f.top_steps || []).length})`, topSteps(f.top_steps || [], info && info.dataset)),
@@ -59,6 +60,19 @@ export async function render(main, ctx) {
         f.logit_lens ? panel('Logit lens (the decoder direction through the model\'s final norm and head)', logitLens(f.logit_lens)) : null,
         f.token_view ? panel('Steering effect (next-token log-probability at step states)', steeringEffect(sae, f.id)) : null,
         panel('Nearest features (decoder cosine)', nearest(sae, f.nearest || [])))));
+}
+
+// tokenVerdict says what the token probe (rise probe-tokens) found: how
+// much of the feature's activation its behaviour's trigger words alone
+// explain, and whether that flags it.
+function tokenVerdict(t) {
+  if (!t) return null;
+  const how = t.mode === 'injected' ? 'written into steps that are not' : 'in steps that are not';
+  const text = t.flagged
+    ? `Token feature: the trigger words alone, ${how} ${t.behaviour}, bring ${fmt(t.ratio)}× its mean activation on ${t.behaviour} steps (flagged at ${fmt(t.threshold)} or more)` +
+      (t.left_out ? `; left out of the ${t.behaviour} vector.` : '; kept in the vector on request.')
+    : `Token probe: the trigger words alone, ${how} ${t.behaviour}, bring ${fmt(t.ratio)}× its mean activation on ${t.behaviour} steps (under ${fmt(t.threshold)}: not a token feature).`;
+  return h('div', {class: t.flagged ? 'warning' : 'note', testid: 'feature-token', 'data-flagged': String(t.flagged)}, text);
 }
 
 function stat(label, value) {
