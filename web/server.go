@@ -148,6 +148,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/datasets/{dataset}/sweep", s.sweep)
 	m.HandleFunc("GET /api/datasets/{dataset}/sweep.svg", s.sweepChart(atlas.SVG))
 	m.HandleFunc("GET /api/datasets/{dataset}/sweep.png", s.sweepChart(atlas.PNG))
+	m.HandleFunc("POST /api/datasets/{dataset}/report", s.report)
 	m.HandleFunc("GET /api/saes", s.saes)
 	m.HandleFunc("DELETE /api/saes/{sae}", s.deleteSAE)
 	m.HandleFunc("POST /api/saes/{sae}/resume", s.resumeSAE)

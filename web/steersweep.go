@@ -98,7 +98,8 @@ func (s *Server) steerSweep(w http.ResponseWriter, r *http.Request) {
 	o := model.GenerateOptions{MaxTokens: req.MaxTokens, Temperature: temp, TopP: req.TopP, Seed: cmp.Or(req.Seed, 1)}
 	sets := append([]steer.Control{{Name: "vectors", Vectors: vs}}, steer.RandomControls(vs, controls, o.Seed)...)
 	b := s.cfg.Backend
-	params := map[string]any{"strengths": req.Strengths, "prompts": len(prompts), "controls": controls, "vectors": len(vs)}
+	params := map[string]any{"strengths": req.Strengths, "prompts": len(prompts), "controls": controls, "vectors": len(vs),
+		"seed": o.Seed, "temperature": temp, "max_tokens": req.MaxTokens}
 	j := s.jobs.Start("steer-sweep", params, func(ctx context.Context, j *Job) (any, error) {
 		runs, ctrl, err := steer.SweepControlled(ctx, b, sets, req.Strengths, prompts, o, nil, func(done, total int) {
 			j.Progress("sweep", int64(done), int64(total))

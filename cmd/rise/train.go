@@ -7,13 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/sae"
+	"github.com/rise-interp/rise/web/report"
 )
 
 // chooseLayer picks the layer a command works on (activations.ChooseLayer:
@@ -154,9 +154,9 @@ Examples:
 				return err
 			}
 			bar := newProgress(e.stderr, "training")
-			var curve trainingCurve
+			var curve report.TrainingCurve
 			s, res, err := sae.Train(ctx, l, cfg, func(ev sae.TrainEvent) {
-				curve.add(ev)
+				curve.Add(ev)
 				bar.updateInfo(int64(ev.Step), int64(ev.Steps), fmt.Sprintf("loss %.4g mse %.4g L0 %.1f dead %.1f%% %.0f/s",
 					ev.Loss.Total, ev.Loss.MSE, ev.Loss.L0, 100*ev.DeadFraction, ev.SamplesPerSec))
 			})
@@ -176,7 +176,7 @@ Examples:
 			}
 			s.Metadata = sae.Metadata{ModelName: dump.Manifest.Model, HookName: fmt.Sprintf("blocks.%d.hook_resid_post", l.Number),
 				HookLayer: l.Number, Dataset: data, Position: dump.Manifest.Position}
-			extra := map[string]any{"rise_training": res.Record(), "rise_training_curve": curve}
+			extra := map[string]any{"rise_training": res.Record(), report.CurveKey: curve}
 			if err := sae.Save(out, s, sae.SaveOptions{DType: dtype, Extra: extra}); err != nil {
 				return err
 			}
@@ -208,39 +208,4 @@ func printTrainResult(w io.Writer, out string, s *sae.SAE, r *sae.TrainResult) {
 		fmt.Fprintf(w, ", resumed from step %d", r.ResumedFrom)
 	}
 	fmt.Fprintf(w, "\nfinal batch: loss %.5g, mse %.5g, L0 %.2f; dead latents %.1f%%\n", r.Final.Total, r.Final.MSE, r.Final.L0, 100*r.DeadFraction)
-}
-
-// trainingCurve is the run's losses at up to about curvePoints evenly spaced
-// steps (and the last), kept in cfg.json's metadata as rise_training_curve
-// for rise report. A resumed run records the steps it ran itself.
-type trainingCurve struct {
-	Every        int       `json:"every"`
-	Step         []int     `json:"step"`
-	Loss         []float64 `json:"loss"`
-	MSE          []float64 `json:"mse"`
-	L0           []float64 `json:"l0"`
-	DeadFraction []float64 `json:"dead_fraction"`
-	LR           []float64 `json:"lr"`
-}
-
-const curvePoints = 200
-
-func (c *trainingCurve) add(ev sae.TrainEvent) {
-	if c.Every == 0 {
-		c.Every = max(1, (ev.Steps+curvePoints-1)/curvePoints)
-	}
-	if ev.Step%c.Every != 0 && ev.Step != ev.Steps {
-		return
-	}
-	for _, v := range []float64{ev.Loss.Total, ev.Loss.MSE, ev.Loss.L0, ev.DeadFraction, ev.LR} {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return // JSON has no NaN; such a step is not drawn
-		}
-	}
-	c.Step = append(c.Step, ev.Step)
-	c.Loss = append(c.Loss, ev.Loss.Total)
-	c.MSE = append(c.MSE, ev.Loss.MSE)
-	c.L0 = append(c.L0, ev.Loss.L0)
-	c.DeadFraction = append(c.DeadFraction, ev.DeadFraction)
-	c.LR = append(c.LR, ev.LR)
 }

@@ -45,8 +45,10 @@ type Inputs struct {
 	// memory; at most one of the two.
 	Sweep      string
 	SweepValue *Sweep
-	// Steer are results.json files of rise steer.
-	Steer []string
+	// Steer are results.json files of rise steer, and SteerValues sweeps
+	// in memory (the workbench's), shown after them.
+	Steer       []string
+	SteerValues []NamedSteering
 	// Confidence are conf.json files of rise confidence.
 	Confidence []string
 
@@ -69,6 +71,14 @@ type NamedAtlas struct {
 	// SAE is the SAE it was built from, when known.
 	SAE   string
 	Atlas *atlas.Atlas
+}
+
+// NamedSteering is a steering sweep with the name the report gives it and
+// the request that made it.
+type NamedSteering struct {
+	Name     string
+	Command  string
+	Steering *Steering
 }
 
 // Report is a made report, ready to be written as HTML or Markdown.

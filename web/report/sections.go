@@ -233,16 +233,6 @@ type named struct {
 	rec  map[string]any
 }
 
-// curve is cfg.json's rise_training_curve, as rise train writes it.
-type curve struct {
-	Every        int       `json:"every"`
-	Step         []int     `json:"step"`
-	Loss         []float64 `json:"loss"`
-	MSE          []float64 `json:"mse"`
-	L0           []float64 `json:"l0"`
-	DeadFraction []float64 `json:"dead_fraction"`
-}
-
 // training shows an SAE's training record and curve, and the command that
 // retrains it.
 func (b *builder) training(p string, layer int, raw map[string]json.RawMessage) ([]block, error) {
@@ -281,8 +271,8 @@ func (b *builder) training(p string, layer int, raw map[string]json.RawMessage) 
 	b.commands = append(b.commands, command{what: "SAE " + p, line: line, note: note})
 	b.seeds = append(b.seeds, []string{"SAE " + p + ": initialisation and data order", value(rec["seed"])})
 
-	var c curve
-	if r, ok := raw["rise_training_curve"]; ok {
+	var c TrainingCurve
+	if r, ok := raw[CurveKey]; ok {
 		if err := json.Unmarshal(r, &c); err != nil {
 			return nil, inputerr.Errorf("%s: cfg.json: metadata field \"rise_training_curve\": expected the curve rise train writes: %v", p, err)
 		}
@@ -606,17 +596,29 @@ func cosine(a, b []float32) string {
 
 // steering shows each sweep with its intervals, p-values and controls.
 func (b *builder) steering() error {
-	if len(b.in.Steer) == 0 {
+	if len(b.in.Steer) == 0 && len(b.in.SteerValues) == 0 {
 		return nil
 	}
 	s := section{id: "steering", title: "Steering sweeps"}
 	s.add(para{"Behaviour steps per generation at each strength, with 95% percentile bootstrap intervals over the prompts and the two-sided p-value of a paired sign-flip test against strength 0 (same prompts and seeds). The controls are the same sweep with random unit directions and with the shuffled-label vector; their band is the range of the controls' means at each strength."})
+	all := make([]NamedSteering, 0, len(b.in.Steer)+len(b.in.SteerValues))
 	for _, p := range b.in.Steer {
 		st, err := LoadSteering(p)
 		if err != nil {
 			return err
 		}
 		b.hash("steering results", p)
+		all = append(all, NamedSteering{Name: p, Steering: st})
+	}
+	for _, ns := range b.in.SteerValues {
+		if ns.Steering == nil || len(ns.Steering.Runs) == 0 {
+			return inputerr.Errorf("steering sweep %s: expected at least one strength, found none", ns.Name)
+		}
+	}
+	all = append(all, b.in.SteerValues...)
+	for i, ns := range all {
+		p, st := ns.Name, ns.Steering
+		fromFile := i < len(b.in.Steer)
 		s.add(heading{p})
 		var ctrlNames []string
 		random := 0
@@ -681,6 +683,11 @@ func (b *builder) steering() error {
 		var alphas []string
 		for _, r := range st.Runs {
 			alphas = append(alphas, strconv.FormatFloat(r.Strength, 'g', -1, 64))
+		}
+		if !fromFile {
+			b.commands = append(b.commands, command{what: "steering " + p, line: "# " + ns.Command, note: "made in the workbench"})
+			b.seeds = append(b.seeds, []string{"steering " + p + ": sampling, controls, bootstrap and sign flips", strconv.FormatUint(st.Seed, 10)})
+			continue
 		}
 		b.commands = append(b.commands, command{what: "steering " + p,
 			line: fmt.Sprintf("rise steer --model %s --steer %s --alphas=%s --prompts PROMPTS --limit %d --max-tokens %d --temperature %s --seed %d --controls %d --out %s",
