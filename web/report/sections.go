@@ -338,6 +338,9 @@ func (b *builder) atlasSections() error {
 		if a == nil || len(a.Features) == 0 {
 			return inputerr.Errorf("atlas %s: field \"features\": expected the decoder columns, found none", na.Name)
 		}
+		if err := checkAtlas(na.Name, a); err != nil {
+			return err
+		}
 		layer := -1
 		if na.SAE == "" {
 			na.SAE, layer = b.matchSAE(a)
@@ -398,6 +401,24 @@ func (b *builder) atlasSections() error {
 		b.seeds = append(b.seeds, []string{"atlas " + na.Name + ": layout, clusters and held-out traces", strconv.FormatUint(a.Seed, 10)})
 	}
 	b.r.sections = append(b.r.sections, s)
+	return nil
+}
+
+// checkAtlas checks what the map needs of an atlas: finite coordinates and
+// behaviour columns among its features.
+func checkAtlas(name string, a *atlas.Atlas) error {
+	for i, f := range a.Features {
+		if math.IsNaN(f.X) || math.IsInf(f.X, 0) || math.IsNaN(f.Y) || math.IsInf(f.Y, 0) {
+			return inputerr.Errorf("atlas %s: features[%d]: expected finite x and y, found %v and %v", name, i, f.X, f.Y)
+		}
+	}
+	for _, bn := range slices.Sorted(maps.Keys(a.Behaviours)) {
+		for _, c := range a.Behaviours[bn].Columns {
+			if c < 0 || c >= len(a.Features) {
+				return inputerr.Errorf("atlas %s: behaviours[%q].columns: expected columns 0 to %d, found %d", name, bn, len(a.Features)-1, c)
+			}
+		}
+	}
 	return nil
 }
 
