@@ -285,7 +285,7 @@ func (b *builder) training(p string, layer int, raw map[string]json.RawMessage) 
 	for i, st := range c.Step {
 		x[i] = float64(st)
 	}
-	svg, err := curvesSVG("training loss of "+p, "step", "loss (per row, scaled inputs)", x, map[string][]float64{"loss": c.Loss, "MSE": c.MSE}, nil)
+	svg, err := seriesSVG("training loss of "+p, "step", "loss (per row, scaled inputs)", x, map[string][]float64{"loss": c.Loss, "MSE": c.MSE})
 	if err != nil {
 		return nil, wrap(p, err)
 	}
@@ -777,7 +777,7 @@ func (b *builder) confidence() error {
 			for i := range x {
 				x[i] = float64(i + 1)
 			}
-			svg, err := curvesSVG("next-token entropy while learning the scores", "iteration", "entropy (nats)", x, map[string][]float64{"entropy": c.Curve}, nil)
+			svg, err := seriesSVG("next-token entropy while learning the scores", "iteration", "entropy (nats)", x, map[string][]float64{"entropy": c.Curve})
 			if err != nil {
 				return wrap(p, err)
 			}
