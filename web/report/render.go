@@ -52,7 +52,7 @@ func (code) isBlock()    {}
 
 const css = `body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.7em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}h3{margin-top:1.5em}
-table{border-collapse:collapse;margin:.8em 0;font-size:13px}caption{text-align:left;font-weight:600;padding:.3em 0}
+table{border-collapse:collapse;margin:.8em 0;font-size:13px;display:block;overflow-x:auto;max-width:100%}caption{text-align:left;font-weight:600;padding:.3em 0}
 th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right;vertical-align:top}th{background:#f4f4f4}
 td:first-child,th:first-child{text-align:left}.mono{font-family:ui-monospace,Menlo,Consolas,monospace;text-align:left;word-break:break-all}
 figure{margin:1em 0}figure svg{max-width:100%;height:auto}figcaption{font-size:13px;color:#444}

@@ -556,19 +556,16 @@ func (b *builder) separation() error {
 
 // vectors lists the atlases' behaviour vectors and their cosines.
 func (b *builder) vectors() error {
-	type named struct {
-		name string
-		v    []float32
+	type vector struct {
+		name        string
+		v, shuffled []float32
 	}
-	var vs []named
+	var vs []vector
 	for _, na := range b.atlases {
 		for _, name := range slices.Sorted(maps.Keys(na.Atlas.Behaviours)) {
 			bi := na.Atlas.Behaviours[name]
 			if len(bi.Vector) > 0 {
-				vs = append(vs, named{na.Name + "#" + name, bi.Vector})
-			}
-			if len(bi.ShuffledVector) > 0 {
-				vs = append(vs, named{na.Name + "#" + name + " (shuffled labels)", bi.ShuffledVector})
+				vs = append(vs, vector{na.Name + "#" + name, bi.Vector, bi.ShuffledVector})
 			}
 		}
 	}
@@ -581,17 +578,19 @@ func (b *builder) vectors() error {
 		b.r.sections = append(b.r.sections, s)
 		return nil
 	}
-	s.add(para{"Each behaviour vector is the renormalised mean of the decoder columns specific to the behaviour (RISE §4); its shuffled-label twin is the same construction with the labels shuffled, the control rise steer runs. The table gives their cosines (\"-\" for vectors of different widths)."})
+	s.add(para{"Each behaviour vector is the renormalised mean of the decoder columns specific to the behaviour (RISE §4); its shuffled-label twin is the same construction with the labels shuffled, the control rise steer runs. The table gives the vectors' cosines with each other and with their twins (\"-\" for vectors of different widths, or no twin)."})
 	head := []string{"vector"}
 	for i := range vs {
 		head = append(head, fmt.Sprintf("v%d", i+1))
 	}
+	head = append(head, "its shuffled-label twin")
 	var rows [][]string
 	for i, a := range vs {
 		row := []string{fmt.Sprintf("v%d %s", i+1, a.name)}
 		for _, c := range vs {
 			row = append(row, cosine(a.v, c.v))
 		}
+		row = append(row, cosine(a.v, a.shuffled))
 		rows = append(rows, row)
 	}
 	s.add(table{caption: "Cosines", head: head, rows: rows})
