@@ -105,3 +105,22 @@ func TestBadInputs(t *testing.T) {
 		t.Error("a cancelled build succeeded")
 	}
 }
+
+// TestMissingBehaviour: a sweep whose runs count no reflection (labels of
+// another scheme) shows "-" for it, not zeros, and draws no curve of it.
+func TestMissingBehaviour(t *testing.T) {
+	iv := steer.Interval{Mean: 2, Lo: 1, Hi: 3}
+	runs := []steer.Run{{Strength: -1, Behaviours: map[string]steer.Interval{"other": iv}}, {Strength: 1, Behaviours: map[string]steer.Interval{"other": iv}}}
+	r, err := Build(context.Background(), Inputs{Data: tinyDump, SteerValues: []NamedSteering{{Name: "s", Steering: &Steering{Format: SteerFormat, Runs: runs}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md bytes.Buffer
+	r.WriteMarkdown(&md)
+	if want := "| -1 | - | - | - | - | - | - | 2.000 [1.000, 3.000] |"; !strings.Contains(md.String(), want) {
+		t.Errorf("report.md lacks %q:\n%s", want, md.String())
+	}
+	if r.Figures() != 0 {
+		t.Errorf("%d figures, want none (no behaviour the dose curve draws)", r.Figures())
+	}
+}

@@ -44,6 +44,16 @@ func pct(v float64) string {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
+// behaviour writes a run's interval for a behaviour, "-" when the run has
+// none for it.
+func behaviour(r steer.Run, name string) string {
+	iv, ok := r.Behaviours[name]
+	if !ok {
+		return "-"
+	}
+	return interval(iv)
+}
+
 func interval(iv steer.Interval) string {
 	return fmt.Sprintf("%s [%s, %s]", fixed(iv.Mean), fixed(iv.Lo), fixed(iv.Hi))
 }
@@ -661,13 +671,14 @@ func (b *builder) steering() error {
 			}
 			return "-"
 		}
-		band := func(name string, i int, mean float64) string {
+		band := func(name string, i int, r steer.Run) string {
 			cb, ok := st.ControlBand[name]
-			if !ok {
+			iv, has := r.Behaviours[name]
+			if !ok || !has {
 				return "-"
 			}
 			where := "inside"
-			if mean < cb.Lo[i] || mean > cb.Hi[i] {
+			if iv.Mean < cb.Lo[i] || iv.Mean > cb.Hi[i] {
 				where = "outside"
 			}
 			return fmt.Sprintf("[%s, %s] %s", fixed(cb.Lo[i]), fixed(cb.Hi[i]), where)
@@ -679,16 +690,16 @@ func (b *builder) steering() error {
 				acc, accP = interval(*r.AccuracyInterval), pv(r, "accuracy")
 			}
 			rows = append(rows, []string{num(r.Strength),
-				interval(r.Behaviours["reflection"]), pv(r, "reflection"), band("reflection", i, r.Behaviours["reflection"].Mean),
-				interval(r.Behaviours["backtracking"]), pv(r, "backtracking"), band("backtracking", i, r.Behaviours["backtracking"].Mean),
-				interval(r.Behaviours["other"]), interval(r.TokensInterval), pv(r, "tokens"), pct(r.LengthStops), acc, accP})
+				behaviour(r, "reflection"), pv(r, "reflection"), band("reflection", i, r),
+				behaviour(r, "backtracking"), pv(r, "backtracking"), band("backtracking", i, r),
+				behaviour(r, "other"), interval(r.TokensInterval), pv(r, "tokens"), pct(r.LengthStops), acc, accP})
 		}
 		s.add(table{caption: "Steps per generation by strength", head: []string{"strength", "reflection [95%]", "p", "controls", "backtracking [95%]", "p", "controls", "other [95%]", "tokens [95%]", "p", "at the token limit", "accuracy [95%]", "p"}, rows: rows})
 		if len(st.Controls) > 0 {
 			var crows [][]string
 			for _, c := range st.Controls {
 				for _, r := range c.Runs {
-					crows = append(crows, []string{c.Name, num(r.Strength), interval(r.Behaviours["reflection"]), pv(r, "reflection"), interval(r.Behaviours["backtracking"]), pv(r, "backtracking")})
+					crows = append(crows, []string{c.Name, num(r.Strength), behaviour(r, "reflection"), pv(r, "reflection"), behaviour(r, "backtracking"), pv(r, "backtracking")})
 				}
 			}
 			s.add(table{caption: "Controls", head: []string{"control", "strength", "reflection [95%]", "p", "backtracking [95%]", "p"}, rows: crows})
@@ -698,7 +709,9 @@ func (b *builder) steering() error {
 			if err != nil {
 				return wrap(p, err)
 			}
-			s.add(b.fig("dose", fmt.Sprintf("Reflection and backtracking steps per generation by steering strength in %s, with 95%% intervals and the controls' range (dashed).", p), svg))
+			if svg != nil {
+				s.add(b.fig("dose", fmt.Sprintf("Reflection and backtracking steps per generation by steering strength in %s, with 95%% intervals and the controls' range (dashed).", p), svg))
+			}
 		}
 		var alphas []string
 		for _, r := range st.Runs {
@@ -725,6 +738,9 @@ func doseSVG(st *Steering) ([]byte, error) {
 	ys := map[string][]float64{}
 	var bands []atlas.Band
 	for _, bname := range []string{"reflection", "backtracking"} {
+		if slices.ContainsFunc(st.Runs, func(r steer.Run) bool { _, ok := r.Behaviours[bname]; return !ok }) {
+			continue // not counted at every strength: not drawn
+		}
 		name := bname + " steps"
 		mean, lo, hi := make([]float64, len(st.Runs)), make([]float64, len(st.Runs)), make([]float64, len(st.Runs))
 		for i, r := range st.Runs {
@@ -737,6 +753,9 @@ func doseSVG(st *Steering) ([]byte, error) {
 			bands = append(bands, atlas.Band{Name: bname + ": controls", Series: name, Lo: cb.Lo, Hi: cb.Hi, Dashed: true})
 		}
 		bands = append(bands, atlas.Band{Name: bname + ": 95% interval", Series: name, Lo: lo, Hi: hi})
+	}
+	if len(ys) == 0 {
+		return nil, nil
 	}
 	return curvesSVG("behaviour steps per generation by steering strength", "strength", "steps per generation", x, ys, bands)
 }
