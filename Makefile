@@ -83,7 +83,8 @@ testdata: build
 # reasoning model (testdata/tinyreason): traces, step activations after
 # three blocks, an SAE and an atlas per layer, the separation by layer, and a
 # sweep of the reflection vector the atlas found (not a planted one) over
-# strengths on held-out problems: out/steer-demo/results.json and dose.svg.
+# strengths on held-out problems: out/steer-demo/results.json and dose.svg;
+# then all of it in one page, out/steer-demo/report.html (rise report).
 # The sweep samples (temperature 1, a fixed seed): greedy decoding of a
 # model this small picks the majority step every time and hides the
 # minority behaviours the vector moves.
@@ -109,6 +110,9 @@ steer-demo: build
 		--prompts $(DEMO_OUT)/heldout.jsonl --max-tokens 400 --temperature $(STEER_TEMP) --seed 1 --out $(DEMO_OUT)/results.json --svg $(DEMO_OUT)
 	$(BIN) export --steer $(DEMO_OUT)/reflection.json --format gguf --out $(DEMO_OUT)/reflection.gguf --model $(TINY_MODEL) 2>/dev/null || \
 		echo "(the spec steers at step boundaries, which a GGUF control vector cannot: no reflection.gguf)"
+	$(BIN) report --data $(DEMO_OUT)/dump --sae $(DEMO_OUT)/sae-l1 --sae $(DEMO_OUT)/sae-l2 --sae $(DEMO_OUT)/sae-l3 \
+		--atlas $(DEMO_OUT)/atlas-l1.json --atlas $(DEMO_OUT)/atlas-l2.json --atlas $(DEMO_OUT)/atlas-l3.json \
+		--sweep $(DEMO_OUT)/sweep.json --steer $(DEMO_OUT)/results.json --model $(TINY_MODEL) --out $(DEMO_OUT)/report.html
 
 # tinyreason-eval reproduces the figures of the tiny reasoning model's card
 # (testdata/tinyreason/README.md): 200 held-out problems, greedy and sampled.

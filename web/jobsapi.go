@@ -11,6 +11,7 @@ import (
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/sae"
+	"github.com/rise-interp/rise/web/report"
 )
 
 // TrainRequest is the body of POST /api/jobs for a training job. Zero
@@ -251,7 +252,9 @@ func (s *Server) runTrain(m *SAE, cfg sae.TrainConfig, resume bool) *Job {
 			return nil, err
 		}
 		var last time.Time
+		var curve report.TrainingCurve
 		sa, res, err := sae.Train(ctx, layer, cfg, func(ev sae.TrainEvent) {
+			curve.Add(ev)
 			j.mu.Lock()
 			j.progress = Progress{Stage: "train", Done: int64(ev.Step), Total: int64(ev.Steps)}
 			j.mu.Unlock()
@@ -271,7 +274,7 @@ func (s *Server) runTrain(m *SAE, cfg sae.TrainConfig, resume bool) *Job {
 		}
 		sa.Metadata = sae.Metadata{ModelName: ds.Dump.Manifest.Model, HookName: fmt.Sprintf("blocks.%d.hook_resid_post", layer.Number),
 			HookLayer: layer.Number, Dataset: ds.Path, Position: ds.Dump.Manifest.Position}
-		if err := sae.Save(dir, sa, sae.SaveOptions{Extra: map[string]any{"rise_training": res.Record()}}); err != nil {
+		if err := sae.Save(dir, sa, sae.SaveOptions{Extra: map[string]any{"rise_training": res.Record(), report.CurveKey: curve}}); err != nil {
 			m.set(SAEFailed, j.ID, err.Error())
 			return nil, err
 		}

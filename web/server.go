@@ -153,6 +153,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/datasets/{dataset}/behaviours", api(s.nameBehaviour))
 	m.HandleFunc("GET /api/datasets/{dataset}/sweep.svg", api(s.sweepChart(atlas.SVG)))
 	m.HandleFunc("GET /api/datasets/{dataset}/sweep.png", api(s.sweepChart(atlas.PNG)))
+	m.HandleFunc("POST /api/datasets/{dataset}/report", api(s.report))
 	m.HandleFunc("GET /api/saes", api(s.saes))
 	m.HandleFunc("DELETE /api/saes/{sae}", api(s.deleteSAE))
 	m.HandleFunc("POST /api/saes/{sae}/resume", api(s.resumeSAE))

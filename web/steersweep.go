@@ -97,7 +97,8 @@ func (s *Server) steerSweep(w http.ResponseWriter, r *http.Request) (any, error)
 		return nil, err
 	}
 	b := s.cfg.Backend
-	params := map[string]any{"strengths": req.Strengths, "prompts": len(prompts), "controls": controls, "vectors": len(vs)}
+	params := map[string]any{"strengths": req.Strengths, "prompts": len(prompts), "controls": controls, "vectors": len(vs),
+		"seed": o.Seed, "temperature": temp, "max_tokens": req.MaxTokens}
 	j := s.jobs.Start("steer-sweep", params, func(ctx context.Context, j *Job) (any, error) {
 		runs, ctrl, err := steer.SweepControlled(ctx, b, sets, req.Strengths, prompts, o, steer.SweepOptions{Matcher: matcher}, func(done, total int) {
 			j.Progress("sweep", int64(done), int64(total))

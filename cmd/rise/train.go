@@ -13,6 +13,7 @@ import (
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/sae"
+	"github.com/rise-interp/rise/web/report"
 )
 
 // chooseLayer picks the layer a command works on (activations.ChooseLayer:
@@ -153,7 +154,9 @@ Examples:
 				return err
 			}
 			bar := newProgress(e.stderr, "training")
+			var curve report.TrainingCurve
 			s, res, err := sae.Train(ctx, l, cfg, func(ev sae.TrainEvent) {
+				curve.Add(ev)
 				bar.updateInfo(int64(ev.Step), int64(ev.Steps), fmt.Sprintf("loss %.4g mse %.4g L0 %.1f dead %.1f%% %.0f/s",
 					ev.Loss.Total, ev.Loss.MSE, ev.Loss.L0, 100*ev.DeadFraction, ev.SamplesPerSec))
 			})
@@ -173,7 +176,7 @@ Examples:
 			}
 			s.Metadata = sae.Metadata{ModelName: dump.Manifest.Model, HookName: fmt.Sprintf("blocks.%d.hook_resid_post", l.Number),
 				HookLayer: l.Number, Dataset: data, Position: dump.Manifest.Position}
-			extra := map[string]any{"rise_training": res.Record()}
+			extra := map[string]any{"rise_training": res.Record(), report.CurveKey: curve}
 			if err := sae.Save(out, s, sae.SaveOptions{DType: dtype, Extra: extra}); err != nil {
 				return err
 			}

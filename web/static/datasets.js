@@ -35,6 +35,7 @@ export async function render(main, ctx) {
   fill(main,
     h('h1', {}, 'Datasets'),
     cards,
+    reportBar(ds),
     h('div', {class: 'two-col'},
       h('div', {class: 'col'}, steps.el, traces.el),
       h('div', {class: 'col sticky'}, panel('Trace', traceView))));
@@ -44,6 +45,28 @@ export async function render(main, ctx) {
   if (trace) waits.push(loadTrace(traceView, ds.name, trace, ctx));
   else fill(traceView, note('Click a trace (in the step list or the trace list) to read it here.'));
   await Promise.all(waits);
+}
+
+// reportBar makes the dataset's report (as rise report writes it) on the
+// server and offers it as report.html and report.md to save.
+function reportBar(ds) {
+  const out = h('span', {class: 'report-links', testid: 'report-links'});
+  const button = h('button', {type: 'button', testid: 'make-report'}, 'Make report');
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    fill(out, h('span', {class: 'muted'}, 'measuring the SAEs and drawing the figures…'));
+    try {
+      const r = await api(`/api/datasets/${enc(ds.name)}/report`, {method: 'POST'});
+      const file = (text, type, name) => h('a', {href: URL.createObjectURL(new Blob([text], {type})), download: name}, name);
+      fill(out, file(r.html, 'text/html', r.name + '.html'), ' ', file(r.markdown, 'text/markdown', r.name + '.md'),
+        h('span', {class: 'muted'}, ` (${r.figures} figures)`));
+    } catch (e) {
+      fill(out, errorBox(e));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return h('div', {class: 'toolbar'}, button, out);
 }
 
 function datasetCard(d, selected) {
