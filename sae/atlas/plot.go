@@ -2,6 +2,7 @@ package atlas
 
 import (
 	"fmt"
+	"html"
 	"io"
 	"sort"
 
@@ -86,9 +87,26 @@ func RenderCurves(w io.Writer, f Format, title, xName, yName string, x []float64
 func render(w io.Writer, f Format, c *chart.Chart) error {
 	switch f {
 	case SVG:
+		escapeTexts(c)
 		return c.Render(chart.SVG, w)
 	case PNG:
 		return c.Render(chart.PNG, w)
 	}
 	return fmt.Errorf("unknown chart format %q: expected svg or png", f)
+}
+
+// escapeTexts escapes the chart's title, axis names and series names for
+// SVG, in place (the legend reads the same series): go-chart writes text
+// into the markup as it is, and a name read from a file (a behaviour, a
+// label) must not add markup or a request to the drawing.
+func escapeTexts(c *chart.Chart) {
+	e := html.EscapeString
+	c.Title = e(c.Title)
+	c.XAxis.Name, c.YAxis.Name = e(c.XAxis.Name), e(c.YAxis.Name)
+	for i, s := range c.Series {
+		if cs, ok := s.(chart.ContinuousSeries); ok {
+			cs.Name = e(cs.Name)
+			c.Series[i] = cs
+		}
+	}
 }

@@ -39,3 +39,21 @@ func TestRenderCharts(t *testing.T) {
 		t.Error("an unknown format was accepted")
 	}
 }
+
+// TestChartsEscapeNames: names from files (behaviours, labels, titles) are
+// text in the SVG, never markup.
+func TestChartsEscapeNames(t *testing.T) {
+	bad := `<script>alert(1)</script><image href="http://example.com/x.png"/>`
+	var m, c bytes.Buffer
+	if err := RenderMap(&m, SVG, bad, []float64{0, 0, 1, 1, 2, 0}, []string{bad, "reflection", bad}); err != nil {
+		t.Fatal(err)
+	}
+	if err := RenderCurvesWithBands(&c, SVG, bad, bad, bad, []float64{1, 2}, map[string][]float64{bad: {1, 2}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"map": m.Bytes(), "curves": c.Bytes()} {
+		if s := string(b); strings.Contains(s, "<script") || strings.Contains(s, "<image") || !strings.Contains(s, "&lt;script&gt;") {
+			t.Errorf("%s: a name with markup is not escaped", name)
+		}
+	}
+}
