@@ -17,22 +17,6 @@ import (
 	"github.com/rise-interp/rise/steer/model"
 )
 
-// confidenceFile is the content of conf.json.
-type confidenceFile struct {
-	Format string `json:"format"`
-	Model  string `json:"model"`
-	SAE    string `json:"sae"`
-	*steer.ConfidenceResult
-	Iters                 int        `json:"iters"`
-	EntropyBefore         float64    `json:"entropy_before"`
-	EntropyAfter          float64    `json:"entropy_after"`
-	EntropyStates         int        `json:"entropy_states"`
-	ReflectionStepsBefore float64    `json:"reflection_steps_before"`
-	ReflectionStepsAfter  float64    `json:"reflection_steps_after"`
-	Prompts               int        `json:"prompts"`
-	Spec                  steer.Spec `json:"spec"`
-}
-
 func init() {
 	var (
 		mf                                     modelFlags
@@ -126,7 +110,7 @@ Example:
 				return err
 			}
 			vec := steer.Vector{VectorSpec: steer.VectorSpec{Layer: layer, Op: steer.OpAdd, Strength: res.Norm, Positions: steer.PosStepBoundary}, Dir: res.Vector}
-			f := confidenceFile{Format: "rise-confidence/1", Model: mf.model, SAE: saePath, ConfidenceResult: res, Iters: iters}
+			f := steer.ConfidenceFile{Format: steer.ConfidenceFormat, Model: mf.model, SAE: saePath, ConfidenceResult: *res, Iters: iters}
 			if f.EntropyBefore, f.EntropyStates, err = cb.BoundaryEntropy(ctx, held, nil); err != nil {
 				return err
 			}

@@ -31,23 +31,6 @@ func parseFloats(s string) ([]float64, error) {
 	return out, nil
 }
 
-// sweepResults is the content of results.json.
-type sweepResults struct {
-	Format      string      `json:"format"`
-	Model       string      `json:"model"`
-	Spec        string      `json:"spec"`
-	Prompts     int         `json:"prompts"`
-	Seed        uint64      `json:"seed"`
-	MaxTokens   int         `json:"max_tokens"`
-	Temperature float64     `json:"temperature"`
-	Runs        []steer.Run `json:"runs"`
-	// Controls are the same sweep with random directions in place of the
-	// spec's (same layers, operators, positions and strengths), and
-	// ControlBand the range of their means at each strength, per measure.
-	Controls    []steer.ControlRuns           `json:"controls,omitempty"`
-	ControlBand map[string]steer.MeasureRange `json:"control_band,omitempty"`
-}
-
 func init() {
 	var (
 		mf                                 modelFlags
@@ -170,7 +153,7 @@ Example:
 			if model == "" {
 				model = mf.backend
 			}
-			res := sweepResults{Format: "rise-steer/1", Model: model, Spec: specPath, Prompts: len(prompts), Seed: sf.seed,
+			res := steer.Results{Format: steer.ResultsFormat, Model: model, Spec: specPath, Prompts: len(prompts), Seed: sf.seed,
 				MaxTokens: sf.maxTokens, Temperature: sf.temperature, Runs: runs, Controls: ctrl, ControlBand: steer.ControlBand(ctrl, len(strengths))}
 			js, err := json.MarshalIndent(res, "", " ")
 			if err != nil {

@@ -27,19 +27,6 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
-// SweepFormat tags sweep.json.
-const SweepFormat = "rise-sweep/1"
-
-// sweepFile is the content of sweep.json.
-type sweepFile struct {
-	Format string              `json:"format"`
-	Data   string              `json:"data"`
-	Seed   uint64              `json:"seed"`
-	Layers []*atlas.Separation `json:"layers"`
-	// Best names, for each figure, the layer where it is highest.
-	Best map[string]int `json:"best"`
-}
-
 type sweepArgs struct {
 	saes                      []string
 	data, out, svgDir, layers string
@@ -119,7 +106,7 @@ func runSweep(ctx context.Context, e *env, a sweepArgs) error {
 	}
 	sort.Slice(jobs, func(i, j int) bool { return jobs[i].layer.Number < jobs[j].layer.Number })
 
-	f := &sweepFile{Format: SweepFormat, Data: a.data, Seed: a.seed, Best: map[string]int{}}
+	f := &atlas.SweepFile{Format: atlas.SweepFormat, Data: a.data, Seed: a.seed, Best: map[string]int{}}
 	bar := newProgress(e.stderr, "sweep")
 	for i, j := range jobs {
 		bar.updateInfo(int64(i), int64(len(jobs)), fmt.Sprintf("layer %d", j.layer.Number))
@@ -181,7 +168,7 @@ func drawSweep(dir string, seps []*atlas.Separation) error {
 }
 
 // printSweep prints one line per layer and the best layers.
-func printSweep(w io.Writer, out string, f *sweepFile) {
+func printSweep(w io.Writer, out string, f *atlas.SweepFile) {
 	fmt.Fprintf(w, "wrote %s: %d layers\n", out, len(f.Layers))
 	fmt.Fprintf(w, "%6s  %-22s  %-22s  %-22s  %-22s\n", "layer", "columns: behaviours", "columns: length", "steps: behaviours", "steps: length")
 	cell := func(m map[string]float64, k string) string {

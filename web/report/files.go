@@ -9,59 +9,24 @@ import (
 	"github.com/rise-interp/rise/steer"
 )
 
-// The formats of the files a report reads, as their "format" field names them.
+// The files a report reads, as rise atlas --sweep, rise steer and rise
+// confidence write them.
 const (
-	SweepFormat      = "rise-sweep/1"
-	SteerFormat      = "rise-steer/1"
-	ConfidenceFormat = "rise-confidence/1"
+	SweepFormat      = atlas.SweepFormat
+	SteerFormat      = steer.ResultsFormat
+	ConfidenceFormat = steer.ConfidenceFormat
 )
 
-// Sweep is the content of sweep.json, as rise atlas --sweep writes it: the
-// separation of behaviours and of response lengths on each layer.
-type Sweep struct {
-	Format string              `json:"format"`
-	Data   string              `json:"data"`
-	Seed   uint64              `json:"seed"`
-	Layers []*atlas.Separation `json:"layers"`
-	Best   map[string]int      `json:"best"`
-}
-
-// Steering is the content of results.json, as rise steer writes it: a sweep
-// of strengths with, per strength, the behaviours' means, bootstrap
-// intervals and p-values, and the same sweep for each control.
-type Steering struct {
-	Format      string                        `json:"format"`
-	Model       string                        `json:"model"`
-	Spec        string                        `json:"spec"`
-	Prompts     int                           `json:"prompts"`
-	Seed        uint64                        `json:"seed"`
-	MaxTokens   int                           `json:"max_tokens"`
-	Temperature float64                       `json:"temperature"`
-	Runs        []steer.Run                   `json:"runs"`
-	Controls    []steer.ControlRuns           `json:"controls,omitempty"`
-	ControlBand map[string]steer.MeasureRange `json:"control_band,omitempty"`
-}
-
-// Confidence is what a report reads of conf.json, as rise confidence writes
-// it: the learned vector's top columns, its entropy curve, and what it did.
-type Confidence struct {
-	Format                string              `json:"format"`
-	Model                 string              `json:"model"`
-	SAE                   string              `json:"sae"`
-	Layer                 int                 `json:"layer"`
-	Top                   []steer.ColumnScore `json:"top_columns"`
-	Norm                  float64             `json:"norm"`
-	Curve                 []float64           `json:"entropy_curve"`
-	States                int                 `json:"states"`
-	Iters                 int                 `json:"iters"`
-	EntropyBefore         float64             `json:"entropy_before"`
-	EntropyAfter          float64             `json:"entropy_after"`
-	EntropyStates         int                 `json:"entropy_states"`
-	ReflectionStepsBefore float64             `json:"reflection_steps_before"`
-	ReflectionStepsAfter  float64             `json:"reflection_steps_after"`
-	Prompts               int                 `json:"prompts"`
-	Spec                  json.RawMessage     `json:"spec"`
-}
+type (
+	// Sweep is sweep.json: the separation of behaviours and of response
+	// lengths on each layer.
+	Sweep = atlas.SweepFile
+	// Steering is results.json: a sweep of strengths with its controls,
+	// intervals and p-values.
+	Steering = steer.Results
+	// Confidence is conf.json: a confidence vector and what it did.
+	Confidence = steer.ConfidenceFile
+)
 
 // readJSON reads a JSON file whose "format" must be want.
 func readJSON(path, want string, dst any, format func() string) error {
