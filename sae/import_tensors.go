@@ -1,0 +1,210 @@
+package sae
+
+import (
+	"archive/zip"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/nlpodyssey/gopickle/pytorch"
+	"github.com/nlpodyssey/gopickle/types"
+
+	"github.com/rise-interp/rise/internal/files"
+	"github.com/rise-interp/rise/internal/memory"
+	"github.com/rise-interp/rise/internal/safetensors"
+)
+
+// namedTensor is one tensor of a checkpoint, as float32 in row-major order.
+type namedTensor struct {
+	shape []int
+	data  []float32
+}
+
+// readSafetensorsAll reads every tensor of a safetensors file as float32;
+// integer tensors (such as a stored k) are converted too. The tensors'
+// float32 copies are checked to fit in memory first.
+func readSafetensorsAll(path string) (map[string]namedTensor, error) {
+	st, err := safetensors.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	var floats uint64
+	for _, name := range st.Names() {
+		shape, _ := st.Shape(name)
+		n := uint64(1)
+		for _, d := range shape {
+			n = memory.Product(n, u64(d))
+		}
+		floats = memory.Sum(floats, n)
+	}
+	if err := checkMemory(memory.Product(4, floats), path+": its tensors as float32"); err != nil {
+		return nil, err
+	}
+	out := map[string]namedTensor{}
+	for _, name := range st.Names() {
+		shape, _ := st.Shape(name)
+		dtype, _ := st.DType(name)
+		switch dtype {
+		case safetensors.F32, safetensors.F16, safetensors.BF16, safetensors.F64:
+			t, err := st.Read(name)
+			if err != nil {
+				return nil, err
+			}
+			out[name] = namedTensor{shape: t.Shape, data: t.Data}
+		case "I64", "I32":
+			n := 1
+			for _, d := range shape {
+				n *= d
+			}
+			size := 8
+			if dtype == "I32" {
+				size = 4
+			}
+			raw := make([]byte, n*size)
+			if err := st.ReadRaw(name, raw); err != nil {
+				return nil, err
+			}
+			data := make([]float32, n)
+			for i := range data {
+				var v int64
+				for b := size - 1; b >= 0; b-- {
+					v = v<<8 | int64(raw[i*size+b])
+				}
+				if size == 4 {
+					v = int64(int32(v))
+				}
+				data[i] = float32(v)
+			}
+			out[name] = namedTensor{shape: slices.Clone(shape), data: data}
+		default:
+			return nil, fmt.Errorf("%s: tensor %s has dtype %s, expected a float or integer type", path, name, dtype)
+		}
+	}
+	return out, nil
+}
+
+// readTorchStateDict reads a PyTorch checkpoint written by torch.save of a
+// state dict (the zip format of PyTorch 1.6 and later) with
+// github.com/nlpodyssey/gopickle, honouring each tensor's offset and
+// strides. Before the pickle is read, the archive's members must fit in
+// memory twice over (the storages and their float32 copies). The reader's
+// own failures on a broken file are returned as errors.
+func readTorchStateDict(path string) (_ map[string]namedTensor, err error) {
+	f, fi, err := files.OpenRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	zr, zerr := zip.NewReader(f, fi.Size())
+	f.Close()
+	if zerr != nil {
+		return nil, fmt.Errorf("%s: expected a PyTorch checkpoint (a zip archive, torch.save since PyTorch 1.6): %v", path, zerr)
+	}
+	var bytes uint64
+	for _, m := range zr.File {
+		bytes = memory.Sum(bytes, m.UncompressedSize64)
+	}
+	if err := checkMemory(memory.Product(2, bytes), path+": its tensors"); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: broken PyTorch checkpoint: %v", path, r)
+		}
+	}()
+	obj, err := pytorch.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: expected a PyTorch state dict: %v", path, err)
+	}
+	entries := map[string]any{}
+	switch d := obj.(type) {
+	case *types.OrderedDict:
+		for k, e := range d.Map {
+			name, ok := k.(string)
+			if !ok {
+				return nil, fmt.Errorf("%s: state dict key %v is not a string", path, k)
+			}
+			entries[name] = e.Value
+		}
+	case *types.Dict:
+		for _, e := range *d {
+			name, ok := e.Key.(string)
+			if !ok {
+				return nil, fmt.Errorf("%s: state dict key %v is not a string", path, e.Key)
+			}
+			entries[name] = e.Value
+		}
+	default:
+		return nil, fmt.Errorf("%s: expected a state dict (a mapping of names to tensors), found %T", path, obj)
+	}
+	out := map[string]namedTensor{}
+	for name, v := range entries {
+		t, ok := v.(*pytorch.Tensor)
+		if !ok {
+			return nil, fmt.Errorf("%s: entry %s is a %T, expected a tensor", path, name, v)
+		}
+		nt, err := torchTensor(t)
+		if err != nil {
+			return nil, fmt.Errorf("%s: tensor %s: %w", path, name, err)
+		}
+		out[name] = nt
+	}
+	return out, nil
+}
+
+// torchTensor gathers a tensor's elements from its storage by offset and
+// strides into row-major float32.
+func torchTensor(t *pytorch.Tensor) (namedTensor, error) {
+	var get func(i int) float32
+	var n int
+	switch s := t.Source.(type) {
+	case *pytorch.FloatStorage:
+		get, n = func(i int) float32 { return s.Data[i] }, len(s.Data)
+	case *pytorch.HalfStorage:
+		get, n = func(i int) float32 { return s.Data[i] }, len(s.Data)
+	case *pytorch.BFloat16Storage:
+		get, n = func(i int) float32 { return s.Data[i] }, len(s.Data)
+	case *pytorch.DoubleStorage:
+		get, n = func(i int) float32 { return float32(s.Data[i]) }, len(s.Data)
+	case *pytorch.LongStorage:
+		get, n = func(i int) float32 { return float32(s.Data[i]) }, len(s.Data)
+	case *pytorch.IntStorage:
+		get, n = func(i int) float32 { return float32(s.Data[i]) }, len(s.Data)
+	default:
+		return namedTensor{}, fmt.Errorf("storage %T is not a number type rise reads (float32, float16, bfloat16, float64, int64, int32)", t.Source)
+	}
+	if len(t.Size) != len(t.Stride) {
+		return namedTensor{}, fmt.Errorf("has %d dimensions but %d strides", len(t.Size), len(t.Stride))
+	}
+	count := 1
+	last := t.StorageOffset // the largest storage index the tensor reaches
+	for i, d := range t.Size {
+		if d < 0 || t.Stride[i] < 0 || (d > 0 && count > math.MaxInt32/d) {
+			return namedTensor{}, fmt.Errorf("has size %v and strides %v, expected non-negative ones", t.Size, t.Stride)
+		}
+		count *= d
+		if d > 0 {
+			last += (d - 1) * t.Stride[i]
+		}
+	}
+	if t.StorageOffset < 0 || (count > 0 && last >= n) {
+		return namedTensor{}, fmt.Errorf("size %v, strides %v and offset %d reach past its storage of %d elements", t.Size, t.Stride, t.StorageOffset, n)
+	}
+	data := make([]float32, count)
+	idx := make([]int, len(t.Size))
+	for k := range data {
+		off := t.StorageOffset
+		for i, v := range idx {
+			off += v * t.Stride[i]
+		}
+		data[k] = get(off)
+		for i := len(idx) - 1; i >= 0; i-- {
+			idx[i]++
+			if idx[i] < t.Size[i] {
+				break
+			}
+			idx[i] = 0
+		}
+	}
+	return namedTensor{shape: slices.Clone(t.Size), data: data}, nil
+}
