@@ -1,7 +1,10 @@
 package sae
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/json"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -162,6 +165,35 @@ func testImportR1Broken(t *testing.T, dir string) {
 			}
 		})
 	}
+	t.Run("storage shorter than its claim", func(t *testing.T) {
+		// Rewrite ae.pt with every tensor storage cut to half: the pickle
+		// still claims the full sizes, which must be refused before any
+		// allocation, not read past the data.
+		d := edit(t, "dictlearn_pt", "", nil)
+		p := filepath.Join(d, DictLearnTorchFile)
+		zr, err := zip.OpenReader(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		zw := zip.NewWriter(&buf)
+		for _, m := range zr.File {
+			rc, _ := m.Open()
+			b, _ := io.ReadAll(rc)
+			rc.Close()
+			if strings.Contains(m.Name, "/data/") {
+				b = b[:len(b)/2]
+			}
+			w, _ := zw.CreateHeader(&zip.FileHeader{Name: m.Name, Method: zip.Store})
+			w.Write(b)
+		}
+		zr.Close()
+		zw.Close()
+		os.WriteFile(p, buf.Bytes(), 0o644)
+		if _, err := LoadAny(d); err == nil || !strings.Contains(err.Error(), "its archive member holds") {
+			t.Fatalf("error %v, expected a refused storage size", err)
+		}
+	})
 	t.Run("truncated ae.pt", func(t *testing.T) {
 		d := edit(t, "dictlearn_pt", "", nil)
 		p := filepath.Join(d, DictLearnTorchFile)

@@ -3,9 +3,13 @@ package sae
 import (
 	"archive/zip"
 	"fmt"
+	"io"
 	"math"
+	pathpkg "path"
 	"slices"
+	"strings"
 
+	"github.com/nlpodyssey/gopickle/pickle"
 	"github.com/nlpodyssey/gopickle/pytorch"
 	"github.com/nlpodyssey/gopickle/types"
 
@@ -84,35 +88,120 @@ func readSafetensorsAll(path string) (map[string]namedTensor, error) {
 	return out, nil
 }
 
+// torchStorageClasses are the storage types of a PyTorch checkpoint rise
+// reads, with their element sizes in bytes.
+var torchStorageClasses = map[string]struct {
+	class pytorch.StorageClassInterface
+	size  uint64
+}{
+	"FloatStorage": {&pytorch.FloatStorageClass{}, 4}, "HalfStorage": {&pytorch.HalfStorageClass{}, 2},
+	"BFloat16Storage": {&pytorch.BFloat16StorageClass{}, 2}, "DoubleStorage": {&pytorch.DoubleStorageClass{}, 8},
+	"LongStorage": {&pytorch.LongStorageClass{}, 8}, "IntStorage": {&pytorch.IntStorageClass{}, 4},
+}
+
 // readTorchStateDict reads a PyTorch checkpoint written by torch.save of a
-// state dict (the zip format of PyTorch 1.6 and later) with
-// github.com/nlpodyssey/gopickle, honouring each tensor's offset and
-// strides. Before the pickle is read, the archive's members must fit in
-// memory twice over (the storages and their float32 copies). The reader's
-// own failures on a broken file are returned as errors.
+// state dict (the zip format of PyTorch 1.6 and later), unpickling
+// data.pkl with github.com/nlpodyssey/gopickle and honouring each tensor's
+// offset and strides. It resolves the tensors' storages itself, as
+// gopickle's pytorch.Load does, but checks each storage's claimed size
+// against its archive member before allocating it, so a broken file
+// cannot claim more memory than it holds; the members together must fit
+// in memory twice over (the storages and their float32 copies). The
+// reader's own failures on a broken file are returned as errors.
 func readTorchStateDict(path string) (_ map[string]namedTensor, err error) {
 	f, fi, err := files.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
-	zr, zerr := zip.NewReader(f, fi.Size())
-	f.Close()
-	if zerr != nil {
-		return nil, fmt.Errorf("%s: expected a PyTorch checkpoint (a zip archive, torch.save since PyTorch 1.6): %v", path, zerr)
+	defer f.Close()
+	zr, err := zip.NewReader(f, fi.Size())
+	if err != nil {
+		return nil, fmt.Errorf("%s: expected a PyTorch checkpoint (a zip archive, torch.save since PyTorch 1.6): %v", path, err)
 	}
 	var bytes uint64
+	members := map[string]*zip.File{}
+	var pkl *zip.File
 	for _, m := range zr.File {
 		bytes = memory.Sum(bytes, m.UncompressedSize64)
+		dir, base := pathpkg.Split(m.Name)
+		switch {
+		case base == "data.pkl" && strings.Count(dir, "/") == 1:
+			pkl = m
+		case strings.HasSuffix(dir, "/data/"):
+			members[base] = m
+		}
+	}
+	if pkl == nil {
+		return nil, fmt.Errorf("%s: no data.pkl in the archive: expected a checkpoint written by torch.save", path)
 	}
 	if err := checkMemory(memory.Product(2, bytes), path+": its tensors"); err != nil {
 		return nil, err
+	}
+	if pkl.UncompressedSize64 > maxConfigBytes {
+		return nil, fmt.Errorf("%s: data.pkl claims %d bytes, expected a state dict's pickle of at most %d", path, pkl.UncompressedSize64, maxConfigBytes)
 	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%s: broken PyTorch checkpoint: %v", path, r)
 		}
 	}()
-	obj, err := pytorch.Load(path)
+	rc, err := pkl.Open()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	defer rc.Close()
+	u := pickle.NewUnpickler(io.LimitReader(rc, int64(pkl.UncompressedSize64)))
+	u.FindClass = func(module, name string) (any, error) {
+		if module == "torch._utils" && name == "_rebuild_tensor_v2" {
+			return &pytorch.RebuildTensorV2{}, nil
+		}
+		if c, ok := torchStorageClasses[name]; ok && module == "torch" {
+			return c.class, nil
+		}
+		return nil, fmt.Errorf("class %s.%s is not part of a state dict of tensors rise reads", module, name)
+	}
+	loaded := map[string]pytorch.StorageInterface{}
+	u.PersistentLoad = func(id any) (any, error) {
+		t, ok := id.(*types.Tuple)
+		if !ok || t.Len() < 5 || t.Get(0) != "storage" {
+			return nil, fmt.Errorf("persistent id %v: expected (\"storage\", class, key, location, size)", id)
+		}
+		class, okc := t.Get(1).(pytorch.StorageClassInterface)
+		key, okk := t.Get(2).(string)
+		loc, okl := t.Get(3).(string)
+		size, oks := t.Get(4).(int)
+		if !okc || !okk || !okl || !oks || size < 0 {
+			return nil, fmt.Errorf("persistent id %v: expected (\"storage\", class, key, location, size)", id)
+		}
+		if s, ok := loaded[key]; ok {
+			return s, nil
+		}
+		m, ok := members[key]
+		if !ok {
+			return nil, fmt.Errorf("storage %s is not in the archive", key)
+		}
+		var elem uint64
+		for _, c := range torchStorageClasses {
+			if c.class == class {
+				elem = c.size
+			}
+		}
+		if memory.Product(u64(size), elem) != m.UncompressedSize64 {
+			return nil, fmt.Errorf("storage %s claims %d elements of %d bytes, its archive member holds %d bytes", key, size, elem, m.UncompressedSize64)
+		}
+		r, err := m.Open()
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		s := class.New(size, loc)
+		if err := s.SetFromFileWithSize(r, size); err != nil {
+			return nil, fmt.Errorf("storage %s: %v", key, err)
+		}
+		loaded[key] = s
+		return s, nil
+	}
+	obj, err := u.Load()
 	if err != nil {
 		return nil, fmt.Errorf("%s: expected a PyTorch state dict: %v", path, err)
 	}
