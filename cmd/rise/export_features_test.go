@@ -13,7 +13,7 @@ import (
 func TestExportFeatures(t *testing.T) {
 	dir := t.TempDir()
 	dump, saeDir := filepath.Join(dir, "dump"), filepath.Join(dir, "sae")
-	if code, _, stderr := runRise(t, "synth", "--out", dump, "--rows", "1500", "--d-model", "16", "--features", "32"); code != 0 {
+	if code, _, stderr := runRise(t, "synth", "--out", dump, "--rows", "1500", "--d-model", "64", "--features", "32"); code != 0 {
 		t.Fatalf("synth: exit %d: %s", code, stderr)
 	}
 	if code, _, stderr := runRise(t, "train", "--data", dump, "--arch", "topk", "--k", "4", "--width", "32", "--steps", "150", "--out", saeDir); code != 0 {
@@ -36,11 +36,12 @@ func TestExportFeatures(t *testing.T) {
 		}
 	}
 	html := filepath.Join(dir, "d.html")
-	if code, stdout, stderr := runRise(t, "export", "--dashboard", "--sae", saeDir, "--data", dump, "--out", html, "--top", "3", "--by", "f1"); code != 0 || !strings.Contains(stdout, "3 feature pages") {
+	if code, stdout, stderr := runRise(t, "export", "--dashboard", "--sae", saeDir, "--data", dump, "--out", html, "--top", "3", "--by", "f1",
+		"--model", filepath.Join("..", "..", "testdata", "hf", "llama")); code != 0 || !strings.Contains(stdout, "3 feature pages") {
 		t.Fatalf("dashboard: exit %d, %q %q", code, stdout, stderr)
 	}
-	if b, err := os.ReadFile(html); err != nil || strings.Count(string(b), `<section class="feature"`) != 3 {
-		t.Errorf("dashboard file: %v, %d sections", err, strings.Count(string(b), `<section class="feature"`))
+	if b, err := os.ReadFile(html); err != nil || strings.Count(string(b), `<section class="feature"`) != 3 || strings.Count(string(b), "<h3>Logit lens</h3>") != 3 {
+		t.Errorf("dashboard file: %v, %d sections, %d logit lenses", err, strings.Count(string(b), `<section class="feature"`), strings.Count(string(b), "<h3>Logit lens</h3>"))
 	}
 	np := filepath.Join(dir, "np")
 	if code, stdout, stderr := runRise(t, "export", "--neuronpedia", "--sae", saeDir, "--data", dump, "--out", np, "--model-id", "tiny", "--batch", "16"); code != 0 || !strings.Contains(stdout, "32 features in 2 batches") {

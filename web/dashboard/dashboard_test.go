@@ -16,6 +16,7 @@ import (
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/sae"
+	"github.com/rise-interp/rise/steer/model"
 )
 
 // fixture is a small dump whose SAE's latents are known without running
@@ -318,5 +319,41 @@ func TestNeuronpediaExportLayout(t *testing.T) {
 	}
 	if _, err := WriteNeuronpedia(context.Background(), out, rep, NeuronpediaMeta{ModelID: "a/b", SourceSet: "s"}); err == nil || !strings.Contains(err.Error(), "without slashes") {
 		t.Errorf("model id with a slash: %v", err)
+	}
+}
+
+// TestModelLens checks the lens's choice of tokens on the project's tiny
+// Llama: the promoted are the largest logits of the direction, largest
+// first, the suppressed the smallest, smallest first.
+func TestModelLens(t *testing.T) {
+	m, tok, err := model.Load(filepath.Join("..", "..", "testdata", "hf", "llama"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := make([]float32, m.Dim)
+	for i := range dir {
+		dir[i] = float32(i%7) - 3
+	}
+	l, err := ModelLens(m, tok, 5)(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logits, _ := m.LogitLens(dir)
+	order := make([]int, min(tok.VocabSize(), len(logits)))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return logits[order[a]] > logits[order[b]] })
+	if len(l.Promoted) != 5 || len(l.Suppressed) != 5 {
+		t.Fatalf("%d promoted and %d suppressed, expected 5 each", len(l.Promoted), len(l.Suppressed))
+	}
+	for k := range 5 {
+		p, s := order[k], order[len(order)-1-k]
+		if l.Promoted[k].ID != p || l.Promoted[k].Logit != logits[p] || l.Suppressed[k].ID != s || l.Suppressed[k].Logit != logits[s] {
+			t.Errorf("rank %d: promoted %+v suppressed %+v, expected ids %d and %d", k, l.Promoted[k], l.Suppressed[k], p, s)
+		}
+	}
+	if _, err := ModelLens(m, tok, 5)(dir[1:]); err == nil {
+		t.Error("a direction of the wrong width has a lens")
 	}
 }
