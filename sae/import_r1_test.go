@@ -204,3 +204,31 @@ func testImportR1Broken(t *testing.T, dir string) {
 		}
 	})
 }
+
+// FuzzReadTorchStateDict feeds broken PyTorch checkpoints to the ae.pt
+// reader, seeded with a tiny dictionary_learning checkpoint written by
+// testdata/import_r1/write_saes.py: every input must end in tensors or an
+// error, without a crash, a hang or an allocation the file does not hold.
+func FuzzReadTorchStateDict(f *testing.F) {
+	seed, err := os.ReadFile("testdata/import_r1/ae_seed.pt")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add(seed[:len(seed)/2])
+	f.Add([]byte("PK\x03\x04"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ts, err := decodeTorchStateDict("ae.pt", bytes.NewReader(b), int64(len(b)))
+		if err == nil {
+			for name, x := range ts {
+				n := 1
+				for _, d := range x.shape {
+					n *= d
+				}
+				if n != len(x.data) {
+					t.Fatalf("tensor %s: shape %v but %d values", name, x.shape, len(x.data))
+				}
+			}
+		}
+	})
+}

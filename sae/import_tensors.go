@@ -2,6 +2,8 @@ package sae
 
 import (
 	"archive/zip"
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
@@ -108,21 +110,34 @@ var torchStorageClasses = map[string]struct {
 // cannot claim more memory than it holds; the members together must fit
 // in memory twice over (the storages and their float32 copies). The
 // reader's own failures on a broken file are returned as errors.
-func readTorchStateDict(path string) (_ map[string]namedTensor, err error) {
+func readTorchStateDict(path string) (map[string]namedTensor, error) {
 	f, fi, err := files.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	zr, err := zip.NewReader(f, fi.Size())
+	return decodeTorchStateDict(path, f, fi.Size())
+}
+
+// decodeTorchStateDict is readTorchStateDict on the size bytes of r; path
+// names them in errors.
+func decodeTorchStateDict(path string, r io.ReaderAt, size int64) (_ map[string]namedTensor, err error) {
+	zr, err := zip.NewReader(r, size)
 	if err != nil {
 		return nil, fmt.Errorf("%s: expected a PyTorch checkpoint (a zip archive, torch.save since PyTorch 1.6): %v", path, err)
 	}
-	var bytes uint64
+	var total uint64
 	members := map[string]*zip.File{}
 	var pkl *zip.File
 	for _, m := range zr.File {
-		bytes = memory.Sum(bytes, m.UncompressedSize64)
+		limit := uint64(size)
+		if m.Method != zip.Store {
+			limit = memory.Product(limit, 1100) // deflate expands at most about 1032 times
+		}
+		if m.UncompressedSize64 > limit {
+			return nil, fmt.Errorf("%s: member %s claims %d bytes, more than an archive of %d bytes can hold (corrupt archive)", path, m.Name, m.UncompressedSize64, size)
+		}
+		total = memory.Sum(total, m.UncompressedSize64)
 		dir, base := pathpkg.Split(m.Name)
 		switch {
 		case base == "data.pkl" && strings.Count(dir, "/") == 1:
@@ -134,7 +149,7 @@ func readTorchStateDict(path string) (_ map[string]namedTensor, err error) {
 	if pkl == nil {
 		return nil, fmt.Errorf("%s: no data.pkl in the archive: expected a checkpoint written by torch.save", path)
 	}
-	if err := checkMemory(memory.Product(2, bytes), path+": its tensors"); err != nil {
+	if err := checkMemory(memory.Product(2, total), path+": its tensors"); err != nil {
 		return nil, err
 	}
 	if pkl.UncompressedSize64 > maxConfigBytes {
@@ -149,8 +164,15 @@ func readTorchStateDict(path string) (_ map[string]namedTensor, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
-	defer rc.Close()
-	u := pickle.NewUnpickler(io.LimitReader(rc, int64(pkl.UncompressedSize64)))
+	data, err := io.ReadAll(io.LimitReader(rc, int64(pkl.UncompressedSize64)))
+	rc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%s: data.pkl: %v", path, err)
+	}
+	if err := scanPickle(data); err != nil {
+		return nil, fmt.Errorf("%s: data.pkl: %w", path, err)
+	}
+	u := pickle.NewUnpickler(bytes.NewReader(data))
 	u.FindClass = func(module, name string) (any, error) {
 		if module == "torch._utils" && name == "_rebuild_tensor_v2" {
 			return &pytorch.RebuildTensorV2{}, nil
@@ -296,4 +318,88 @@ func torchTensor(t *pytorch.Tensor) (namedTensor, error) {
 		}
 	}
 	return namedTensor{shape: slices.Clone(t.Size), data: data}, nil
+}
+
+// scanPickle walks the opcodes of a pickle (protocols 0 to 5, after
+// Python's pickletools) and checks that every length an opcode gives lies
+// within the data, before an unpickler allocates by it; an unknown opcode
+// or data past STOP's reach is an error.
+func scanPickle(b []byte) error {
+	i := 0
+	need := func(n uint64) error {
+		if n > uint64(len(b)-i) {
+			return fmt.Errorf("opcode at byte %d claims %d bytes, %d remain (truncated or corrupt pickle)", i, n, len(b)-i)
+		}
+		return nil
+	}
+	line := func() error {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return fmt.Errorf("opcode at byte %d: no end of line (truncated pickle)", i)
+		}
+		i += j + 1
+		return nil
+	}
+	for i < len(b) {
+		op := b[i]
+		i++
+		var err error
+		switch op {
+		case '.': // STOP
+			return nil
+		case '(', '0', '1', '2', 'N', 0x88, 0x89, ']', 'a', 'e', 'l', ')', 't', 0x85, 0x86, 0x87, '}', 'd', 's', 'u',
+			0x8f, 0x90, 0x91, 'o', 0x81, 0x92, 'R', 'b', 0x93, 0x94, 'Q', 0x97, 0x98:
+		case 'K', 'h', 'q', 0x80, 0x82: // one-byte argument
+			err = need(1)
+			i++
+		case 'M', 0x83:
+			err = need(2)
+			i += 2
+		case 'J', 'j', 'r', 0x84:
+			err = need(4)
+			i += 4
+		case 'G':
+			err = need(8)
+			i += 8
+		case 0x95: // FRAME: an 8-byte length, then the frame's opcodes
+			err = need(8)
+			i += 8
+		case 0x8a, 'U', 'C', 0x8c: // one-byte length, then data
+			if err = need(1); err == nil {
+				n := uint64(b[i])
+				i++
+				if err = need(n); err == nil {
+					i += int(n)
+				}
+			}
+		case 0x8b, 'T', 'B', 'X': // four-byte length, then data
+			if err = need(4); err == nil {
+				n := uint64(binary.LittleEndian.Uint32(b[i:]))
+				i += 4
+				if err = need(n); err == nil {
+					i += int(n)
+				}
+			}
+		case 0x96, 0x8d, 0x8e: // eight-byte length, then data
+			if err = need(8); err == nil {
+				n := binary.LittleEndian.Uint64(b[i:])
+				i += 8
+				if err = need(n); err == nil {
+					i += int(n)
+				}
+			}
+		case 'I', 'L', 'S', 'V', 'F', 'g', 'p', 'P':
+			err = line()
+		case 'c', 'i':
+			if err = line(); err == nil {
+				err = line()
+			}
+		default:
+			return fmt.Errorf("unknown pickle opcode 0x%02x at byte %d", op, i-1)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("no STOP opcode: truncated pickle")
 }
