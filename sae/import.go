@@ -360,7 +360,7 @@ func LoadAny(path string) (_ *SAE, err error) {
 		return nil, fmt.Errorf("load SAE %s: unrecognised file: expected a SAELens, sparsify, Llama Scope or dictionary_learning directory, its config or weights file, or a Gemma Scope params.npz", path)
 	}
 	switch {
-	case IsLlamaScope(path):
+	case isLlamaScope(path):
 		return ImportLlamaScope(path)
 	case fileExists(filepath.Join(path, SAELensWeightsFile)):
 		return Load(path)

@@ -41,9 +41,9 @@ type llamaScopeConfig struct {
 	ModelName                    string             `json:"model_name"`
 }
 
-// IsLlamaScope reports whether dir holds an lm-saes SAE: config.json with
+// isLlamaScope reports whether dir holds an lm-saes SAE: config.json with
 // hook_point_in beside sae_weights.safetensors, and no SAELens cfg.json.
-func IsLlamaScope(dir string) bool {
+func isLlamaScope(dir string) bool {
 	if fileExists(filepath.Join(dir, SAELensConfigFile)) || !fileExists(filepath.Join(dir, SAELensWeightsFile)) {
 		return false
 	}

@@ -232,3 +232,29 @@ func FuzzReadTorchStateDict(f *testing.F) {
 		}
 	})
 }
+
+// TestScanPickle checks the opcode walk on pickles written by hand from
+// the opcodes' definitions (Python's pickletools): lengths past the data
+// are refused before an unpickler would allocate by them.
+func TestScanPickle(t *testing.T) {
+	cases := []struct {
+		name string
+		b    []byte
+		want string // "" for a pickle that passes
+	}{
+		{"empty dict", []byte("\x80\x02}q\x00."), ""},
+		{"unicode", []byte("\x80\x02X\x03\x00\x00\x00abcq\x00."), ""},
+		{"global", []byte("\x80\x02ctorch._utils\n_rebuild_tensor_v2\nq\x00."), ""},
+		{"unicode claims 4 GiB", []byte("\x80\x02X\xff\xff\xff\xffabc."), "claims 4294967295 bytes"},
+		{"bytes8 claims 2^63", []byte("\x80\x04\x8e\x00\x00\x00\x00\x00\x00\x00\x80ab."), "claims 9223372036854775808 bytes"},
+		{"no stop", []byte("\x80\x02}"), "no STOP"},
+		{"unknown opcode", []byte("\x80\x02\xff."), "unknown pickle opcode 0xff"},
+		{"global cut", []byte("\x80\x02ctorch"), "no end of line"},
+	}
+	for _, c := range cases {
+		err := scanPickle(c.b)
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s: %v, expected %q", c.name, err, c.want)
+		}
+	}
+}
