@@ -357,3 +357,19 @@ func TestModelLens(t *testing.T) {
 		t.Error("a direction of the wrong width has a lens")
 	}
 }
+
+func TestBuildStopsWhenCancelled(t *testing.T) {
+	fx := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Build(ctx, fx.sae, fx.layer, fx.steps, Options{Features: []int{0}}); err == nil || !strings.Contains(err.Error(), "context canceled") {
+		t.Errorf("cancelled build: %v", err)
+	}
+	rep, err := Build(context.Background(), fx.sae, fx.layer, fx.steps, Options{Features: []int{0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WriteNeuronpedia(ctx, t.TempDir(), rep, NeuronpediaMeta{ModelID: "m", SourceSet: "s"}); err == nil || !strings.Contains(err.Error(), "context canceled") {
+		t.Errorf("cancelled export: %v", err)
+	}
+}
