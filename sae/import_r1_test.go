@@ -84,7 +84,7 @@ func TestImportR1Layouts(t *testing.T) {
 }
 
 func testImportDictionaryLearning(t *testing.T, dir string, exp r1Expected) {
-	for _, sub := range []string{"dictlearn_pt", "dictlearn_st"} {
+	for _, sub := range []string{"dictlearn_pt", "dictlearn_mod", "dictlearn_st"} {
 		t.Run(sub, func(t *testing.T) {
 			s, err := LoadAny(filepath.Join(dir, sub))
 			if err != nil {

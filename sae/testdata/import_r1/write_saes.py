@@ -5,6 +5,7 @@ what their own forward passes make of a few input vectors.
 
 OUT_DIR/dictlearn_pt/       ae.pt (torch.save of a BatchTopKSAE state dict,
                             saprmarks/dictionary_learning) + config.json
+OUT_DIR/dictlearn_mod/      the same tensors as a module's state_dict()
 OUT_DIR/dictlearn_st/       the same tensors as ae.safetensors (k as I64)
 OUT_DIR/llamascope/         config.json + sae_weights.safetensors in the
                             layout of OpenMOSS lm-saes (Llama-Scope-R1-Distill)
@@ -84,6 +85,25 @@ def main(out):
         with open(os.path.join(out, sub, "config.json"), "w") as f:
             json.dump(cfg, f)
     torch.save(sd, os.path.join(out, "dictlearn_pt", "ae.pt"))
+
+    # The same tensors as the state dict of a module with BatchTopKSAE's
+    # parameter and buffer names, as torch.save(ae.state_dict()) writes it
+    # (an OrderedDict with _metadata, contiguous parameters).
+    class BatchTopKLike(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("k", torch.tensor(k, dtype=torch.int64))
+            self.register_buffer("threshold", torch.tensor(-1.0))
+            self.decoder = torch.nn.Linear(d_sae, d_in, bias=False)
+            self.encoder = torch.nn.Linear(d_in, d_sae)
+            self.b_dec = torch.nn.Parameter(torch.zeros(d_in))
+
+    ae = BatchTopKLike()
+    ae.load_state_dict(sd)
+    os.makedirs(os.path.join(out, "dictlearn_mod"), exist_ok=True)
+    with open(os.path.join(out, "dictlearn_mod", "config.json"), "w") as f:
+        json.dump(cfg, f)
+    torch.save(ae.state_dict(), os.path.join(out, "dictlearn_mod", "ae.pt"))
     write_safetensors(os.path.join(out, "dictlearn_st", "ae.safetensors"), sd)
 
     # lm-saes (Llama-Scope-R1-Distill): encoder/decoder nn.Linear weights,
