@@ -226,6 +226,12 @@ func Build(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []ac
 		}
 		rep.Features[k] = f
 		if opts.Lens != nil {
+			if k%32 == 0 {
+				if err := ctx.Err(); err != nil {
+					return nil, fmt.Errorf("dashboard: %w", err)
+				}
+				prog("logit lens", k, len(ids))
+			}
 			l, err := opts.Lens(f.Decoder)
 			if err != nil {
 				return nil, fmt.Errorf("dashboard: feature %d: logit lens: %w", j, err)
