@@ -26,18 +26,12 @@ type r1Expected struct {
 	LlamaScopeXHat [][]float32 `json:"llamascope_xhat"`
 }
 
-// writeR1SAEs runs the independent writer into a temporary directory and
-// returns it with the expected latents. It skips where python3 with torch
-// is missing.
-func writeR1SAEs(t *testing.T) (string, r1Expected) {
+// r1Fixture is the committed output of testdata/import_r1/write_saes.py.
+const r1Fixture = "testdata/import_r1/out"
+
+// readR1Expected reads what the writer computed for the SAEs in dir.
+func readR1Expected(t *testing.T, dir string) r1Expected {
 	t.Helper()
-	if out, err := exec.Command(pythonTorch, "-c", "import torch").CombinedOutput(); err != nil {
-		t.Skipf("skipping: %s cannot import torch (%v: %s); the layouts' writer needs it", pythonTorch, err, strings.TrimSpace(string(out)))
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command(pythonTorch, "testdata/import_r1/write_saes.py", dir).CombinedOutput(); err != nil {
-		t.Fatalf("write_saes.py: %v\n%s", err, out)
-	}
 	b, err := os.ReadFile(filepath.Join(dir, "expected.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +40,21 @@ func writeR1SAEs(t *testing.T) (string, r1Expected) {
 	if err := json.Unmarshal(b, &exp); err != nil {
 		t.Fatal(err)
 	}
-	return dir, exp
+	return exp
+}
+
+// writeR1SAEs runs the independent writer into a temporary directory and
+// returns it. It skips where python3 with torch is missing.
+func writeR1SAEs(t *testing.T) string {
+	t.Helper()
+	if out, err := exec.Command(pythonTorch, "-c", "import torch").CombinedOutput(); err != nil {
+		t.Skipf("skipping: %s cannot import torch (%v: %s); the committed files are tested instead", pythonTorch, err, strings.TrimSpace(string(out)))
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command(pythonTorch, "testdata/import_r1/write_saes.py", dir).CombinedOutput(); err != nil {
+		t.Fatalf("write_saes.py: %v\n%s", err, out)
+	}
+	return dir
 }
 
 // checkLatents encodes exp.X with s and compares with want.
@@ -73,14 +81,23 @@ func checkLatents(t *testing.T, s *SAE, x, want [][]float32) {
 
 // TestImportR1Layouts imports SAEs in the layouts of dictionary_learning
 // (BatchTopK, ae.pt and ae.safetensors) and lm-saes (Llama-Scope-R1-Distill)
-// written by an independent Python script, and checks that they encode as
-// those projects' own formulas do; broken variants are refused. The writer
-// runs once (starting torch takes seconds).
+// written by an independent Python script (testdata/import_r1/write_saes.py,
+// whose output is committed in testdata/import_r1/out), and checks that
+// they encode as those projects' own formulas do; broken variants are
+// refused.
 func TestImportR1Layouts(t *testing.T) {
-	dir, exp := writeR1SAEs(t)
-	t.Run("dictionary_learning", func(t *testing.T) { testImportDictionaryLearning(t, dir, exp) })
-	t.Run("llama_scope", func(t *testing.T) { testImportLlamaScope(t, dir, exp) })
-	t.Run("broken", func(t *testing.T) { testImportR1Broken(t, dir) })
+	exp := readR1Expected(t, r1Fixture)
+	t.Run("dictionary_learning", func(t *testing.T) { testImportDictionaryLearning(t, r1Fixture, exp) })
+	t.Run("llama_scope", func(t *testing.T) { testImportLlamaScope(t, r1Fixture, exp) })
+	t.Run("broken", func(t *testing.T) { testImportR1Broken(t, r1Fixture) })
+	// Where torch is at hand, the files are written afresh by the script
+	// (the committed ones are its output) and imported the same way.
+	t.Run("regenerated", func(t *testing.T) {
+		dir := writeR1SAEs(t)
+		fresh := readR1Expected(t, dir)
+		testImportDictionaryLearning(t, dir, fresh)
+		testImportLlamaScope(t, dir, fresh)
+	})
 }
 
 func testImportDictionaryLearning(t *testing.T, dir string, exp r1Expected) {
@@ -206,11 +223,11 @@ func testImportR1Broken(t *testing.T, dir string) {
 }
 
 // FuzzReadTorchStateDict feeds broken PyTorch checkpoints to the ae.pt
-// reader, seeded with a tiny dictionary_learning checkpoint written by
+// reader, seeded with the tiny dictionary_learning checkpoint written by
 // testdata/import_r1/write_saes.py: every input must end in tensors or an
 // error, without a crash, a hang or an allocation the file does not hold.
 func FuzzReadTorchStateDict(f *testing.F) {
-	seed, err := os.ReadFile("testdata/import_r1/ae_seed.pt")
+	seed, err := os.ReadFile(filepath.Join(r1Fixture, "dictlearn_pt", DictLearnTorchFile))
 	if err != nil {
 		f.Fatal(err)
 	}
