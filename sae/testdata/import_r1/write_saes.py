@@ -3,6 +3,10 @@ what their own forward passes make of a few input vectors.
 
     python3 write_saes.py OUT_DIR
 
+(sae/testdata/import_r1/out is its output: cd sae && /usr/bin/python3
+testdata/import_r1/write_saes.py testdata/import_r1/out; torch 1.13, seeded,
+so the files come out byte for byte the same.)
+
 OUT_DIR/dictlearn_pt/       ae.pt (torch.save of a BatchTopKSAE state dict,
                             saprmarks/dictionary_learning) + config.json
 OUT_DIR/dictlearn_mod/      the same tensors as a module's state_dict()
