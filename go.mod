@@ -15,6 +15,7 @@ require (
 	github.com/chromedp/cdproto v0.0.0-20250724212937-08a3db8b4327
 	github.com/chromedp/chromedp v0.14.2
 	github.com/gorilla/websocket v1.5.3
+	github.com/nlpodyssey/gopickle v0.3.0
 	github.com/wcharczuk/go-chart/v2 v2.1.2
 	golang.org/x/sys v0.34.0
 	gonum.org/v1/netlib v0.0.0-20220323200511-14de99971b2d
@@ -39,7 +40,6 @@ require (
 	github.com/google/flatbuffers v2.0.6+incompatible // indirect
 	github.com/google/uuid v1.3.0 // indirect
 	github.com/leesper/go_rng v0.0.0-20190531154944-a612b043e353 // indirect
-	github.com/nlpodyssey/gopickle v0.3.0 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/xtgo/set v1.0.0 // indirect
 	// gorgonia.org/tensor's own pin of this module panics at start on Go 1.26;

@@ -336,8 +336,10 @@ func ImportSparsify(dir string) (*SAE, error) {
 
 // LoadAny reads an SAE in whichever format path holds: a SAELens directory
 // (cfg.json + sae_weights.safetensors), a sparsify directory
-// (sae.safetensors + cfg.json), or a Gemma Scope params.npz (the file, or a
-// directory holding it). path may also name one of those files. Its errors
+// (sae.safetensors + cfg.json), a Gemma Scope params.npz (the file, or a
+// directory holding it), an lm-saes (Llama Scope) directory (config.json +
+// sae_weights.safetensors) or a dictionary_learning one (ae.pt or
+// ae.safetensors, with config.json). path may also name one of those files. Its errors
 // are the caller's (inputerr): the SAE named is missing or broken.
 func LoadAny(path string) (_ *SAE, err error) {
 	defer func() { err = inputerr.Wrap(err) }()
@@ -348,21 +350,27 @@ func LoadAny(path string) (_ *SAE, err error) {
 	if !fi.IsDir() {
 		base := filepath.Base(path)
 		switch {
-		case base == SAELensWeightsFile || base == SAELensConfigFile || base == SparsifyWeightsFile:
+		case base == SAELensWeightsFile || base == SAELensConfigFile || base == SparsifyWeightsFile || base == LlamaScopeConfigFile:
 			return LoadAny(filepath.Dir(path))
+		case base == DictLearnTorchFile || base == DictLearnSafetensorsFile:
+			return ImportDictionaryLearning(path)
 		case strings.HasSuffix(strings.ToLower(base), ".npz"):
 			return ImportGemmaScope(path)
 		}
-		return nil, fmt.Errorf("load SAE %s: unrecognised file: expected a SAELens or sparsify directory, its cfg.json or .safetensors file, or a Gemma Scope params.npz", path)
+		return nil, fmt.Errorf("load SAE %s: unrecognised file: expected a SAELens, sparsify, Llama Scope or dictionary_learning directory, its config or weights file, or a Gemma Scope params.npz", path)
 	}
 	switch {
+	case isLlamaScope(path):
+		return ImportLlamaScope(path)
 	case fileExists(filepath.Join(path, SAELensWeightsFile)):
 		return Load(path)
+	case fileExists(filepath.Join(path, DictLearnTorchFile)) || fileExists(filepath.Join(path, DictLearnSafetensorsFile)):
+		return ImportDictionaryLearning(path)
 	case fileExists(filepath.Join(path, SparsifyWeightsFile)):
 		return ImportSparsify(path)
 	case fileExists(filepath.Join(path, GemmaScopeFile)):
 		return ImportGemmaScope(filepath.Join(path, GemmaScopeFile))
 	}
-	return nil, fmt.Errorf("load SAE %s: no SAE found: expected %s + %s (SAELens), %s + cfg.json (sparsify) or %s (Gemma Scope)",
-		path, SAELensConfigFile, SAELensWeightsFile, SparsifyWeightsFile, GemmaScopeFile)
+	return nil, fmt.Errorf("load SAE %s: no SAE found: expected %s + %s (SAELens), %s + cfg.json (sparsify), %s (Gemma Scope), config.json + %s (Llama Scope, lm-saes) or %s / %s (dictionary_learning)",
+		path, SAELensConfigFile, SAELensWeightsFile, SparsifyWeightsFile, GemmaScopeFile, SAELensWeightsFile, DictLearnTorchFile, DictLearnSafetensorsFile)
 }

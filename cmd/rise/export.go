@@ -19,11 +19,14 @@ func init() {
 	var (
 		specPath, format, out, hint, modelPath string
 		blocks                                 int
+		fx                                     featureExport
 	)
 	register(&command{
 		name:    "export",
-		summary: "export a steering spec as GGUF control vectors (llama.cpp, repeng) or .npy",
-		usage:   "--steer SPEC.json --format gguf|npy --out FILE [--model-hint NAME] [--model PATH | --layers N]",
+		summary: "export a steering spec (GGUF control vectors, .npy), an SAE's features for Neuronpedia, or an HTML feature dashboard",
+		usage: "--steer SPEC.json --format gguf|npy --out FILE [--model-hint NAME] [--model PATH | --layers N]\n" +
+			"  rise export --neuronpedia --sae SAE --data DUMP --out DIR [--model-id ID] [--source-set NAME] [--features 1,2,3 | --top N --by frequency|max|f1]\n" +
+			"  rise export --dashboard --sae SAE --data DUMP --out FILE.html (--features 1,2,3 | --top N --by frequency|max|f1) [--model PATH]",
 		help: `Writes the vectors of a steering spec for other tools.
 
 gguf: a control-vector file as llama.cpp reads it (--control-vector FILE):
@@ -44,18 +47,26 @@ block for, so a layer out of range is refused here instead.
 
 Example:
 
-	rise export --steer reflect.json --format gguf --out reflect.gguf --model-hint qwen2 --layers 28`,
+	rise export --steer reflect.json --format gguf --out reflect.gguf --model-hint qwen2 --layers 28
+` + featureExportHelp,
 		setFlags: func(fs *flag.FlagSet) {
 			fs.StringVar(&specPath, "steer", "", "the steering spec (required)")
 			fs.StringVar(&format, "format", "gguf", "gguf or npy")
 			fs.StringVar(&out, "out", "", "the file to write (required)")
 			fs.StringVar(&hint, "model-hint", "", "controlvector.model_hint (default: the model's architecture, or \"llama\")")
-			fs.StringVar(&modelPath, "model", "", "a model to check the spec against")
+			fs.StringVar(&modelPath, "model", "", "a model to check the spec against (--dashboard, --neuronpedia: the model of the logit lens)")
 			fs.IntVar(&blocks, "layers", 0, "the model's number of blocks, to check the spec's layers against (instead of --model)")
+			fx.setFlags(fs)
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
 				return usagef("expected no arguments, found %q", fs.Arg(0))
+			}
+			if fx.neuronpedia || fx.dashboard {
+				if specPath != "" {
+					return usagef("--steer exports a steering spec; --neuronpedia and --dashboard export an SAE's features: give one")
+				}
+				return fx.run(ctx, e, out, modelPath)
 			}
 			if specPath == "" || out == "" {
 				return usagef("--steer and --out are required")
