@@ -1,4 +1,4 @@
-package label
+package label_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/activations/label"
 	"github.com/rise-interp/rise/activations/synth"
 )
 
@@ -28,7 +29,7 @@ func TestSynthTracesRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := LabelTraces(traces, Options{})
+	got := label.LabelTraces(traces, label.Options{})
 	if len(got) != len(planted) {
 		t.Fatalf("cut %d steps from the responses, the dump has %d", len(got), len(planted))
 	}
