@@ -391,8 +391,10 @@ func (s *Server) feature(w http.ResponseWriter, r *http.Request) {
 	out["behaviours"] = bs
 
 	near := []nearView{}
-	for _, n := range atlas.NearestUnit(an.unit, sa.DSae, sa.DIn, id, nn) {
-		near = append(near, nearView{ID: n.ID, Cos: n.Cos, Behaviour: an.atlas.Features[n.ID].Behaviour})
+	if nn > 0 { // ?nearest=0 asks for none
+		for _, n := range atlas.NearestUnit(an.unit, sa.DSae, sa.DIn, id, nn) {
+			near = append(near, nearView{ID: n.ID, Cos: n.Cos, Behaviour: an.atlas.Features[n.ID].Behaviour})
+		}
 	}
 	out["nearest"] = near
 	if lens := s.logitLens(sa.WDec[id*sa.DIn : (id+1)*sa.DIn]); lens != nil {
