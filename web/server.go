@@ -158,6 +158,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/saes/{sae}/behaviours", s.behaviours)
 	m.HandleFunc("GET /api/saes/{sae}/behaviours/{behaviour}/vector.npy", s.behaviourVector)
 	m.HandleFunc("GET /api/saes/{sae}/export.zip", s.exportZip)
+	m.HandleFunc("GET /api/saes/{sae}/selection/vector.npy", s.selectionVector)
+	m.HandleFunc("GET /api/saes/{sae}/selection/steps", s.selectionSteps)
 	m.HandleFunc("GET /api/saes/{sae}/map.svg", s.mapChart(atlas.SVG))
 	m.HandleFunc("GET /api/saes/{sae}/map.png", s.mapChart(atlas.PNG))
 	m.HandleFunc("GET /api/saes/{sae}/search", s.search)

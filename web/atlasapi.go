@@ -1,0 +1,173 @@
+package web
+
+import (
+	"container/heap"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/rise-interp/rise/activations"
+)
+
+// A selection on the atlas is a set of feature ids of one SAE, given as
+// ?features=1,2,3. These handlers only read: the selection's mean
+// direction as .npy, and the steps on which the selection fires most.
+
+// selectionIDs reads the features parameter: distinct ids, in ascending
+// order, at least one.
+func selectionIDs(r *http.Request, dSae int) ([]int, error) {
+	v := r.URL.Query().Get("features")
+	if v == "" {
+		return nil, errorf(http.StatusBadRequest, "parameter features: expected comma-separated feature ids from 0 to %d, found none", dSae-1)
+	}
+	ids, err := featureList(v, dSae)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
+// selectionVector sends the renormalised mean of the selection's unit
+// decoder columns (the vector /steer builds from the same ids) as a
+// [1, d_in] float32 .npy.
+func (s *Server) selectionVector(w http.ResponseWriter, r *http.Request) {
+	m, sa, _, err := s.ready(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	ids, err := selectionIDs(r, sa.DSae)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	dir, err := featuresDirection(sa, ids)
+	if err != nil {
+		fail(w, errorf(http.StatusBadRequest, "SAE %s: %v", m.Name, err))
+		return
+	}
+	download(w, "application/octet-stream", fmt.Sprintf("%s-selection-%d.npy", m.Name, len(ids)), activations.EncodeNpy(dir, 1, sa.DIn))
+}
+
+// selectionStep is a step on which a selection fires, with the sum of the
+// selection's latents there and how many of them fire.
+type selectionStep struct {
+	stepView
+	Value  float64 `json:"value"`
+	Firing int     `json:"firing"`
+}
+
+// selectionBatch is how many rows one encoding pass of the selection's
+// steps holds.
+const selectionBatch = 256
+
+// selectionSteps encodes every row of the SAE's layer and answers the top
+// rows by the sum of the selected latents (ties: the lower row first).
+// The pass costs what one epoch of encoding costs (rows × d_in × d_sae
+// multiply-adds) and stops when the client leaves.
+func (s *Server) selectionSteps(w http.ResponseWriter, r *http.Request) {
+	m, sa, _, err := s.ready(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	ids, err := selectionIDs(r, sa.DSae)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	top, err := intParam(r, "top", 20, 200)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	ds, layer := m.Dataset, m.Layer
+	if layer.DModel != sa.DIn {
+		fail(w, errorf(http.StatusConflict, "SAE %s reads %d values a row, layer %s of dataset %s has %d", m.Name, sa.DIn, layer.Name, ds.Name, layer.DModel))
+		return
+	}
+	best := &rowHeap{}
+	d, n := sa.DIn, sa.DSae
+	xc := make([]float32, selectionBatch*d)
+	f := make([]float32, selectionBatch*n)
+	it := layer.Batches(activations.BatchOptions{Size: selectionBatch})
+	for it.Next(r.Context()) {
+		rows := it.Rows()
+		fb := f[:len(rows)*n]
+		sa.PreActivations(it.X(), xc[:len(rows)*d], fb)
+		sa.Activate(fb)
+		for k, row := range rows {
+			lat := fb[k*n : (k+1)*n]
+			var sum float64
+			firing := 0
+			for _, id := range ids {
+				if v := lat[id]; v > 0 {
+					sum += float64(v)
+					firing++
+				}
+			}
+			if firing == 0 {
+				continue
+			}
+			c := rowScore{row: row, value: sum, firing: firing}
+			if best.Len() < top {
+				heap.Push(best, c)
+			} else if top > 0 && c.better((*best)[0]) {
+				(*best)[0] = c
+				heap.Fix(best, 0)
+			}
+		}
+	}
+	if err := it.Err(); err != nil {
+		fail(w, fmt.Errorf("SAE %s: reading layer %s: %w", m.Name, layer.Name, err))
+		return
+	}
+	if err := r.Context().Err(); err != nil {
+		return // the client left
+	}
+	found := slices.Clone(*best)
+	slices.SortFunc(found, func(a, b rowScore) int {
+		if a.better(b) {
+			return -1
+		}
+		return 1
+	})
+	out := []selectionStep{}
+	for _, c := range found {
+		if c.row < 0 || c.row >= len(ds.Steps) {
+			continue
+		}
+		out = append(out, selectionStep{stepView: ds.stepView(c.row), Value: c.value, Firing: c.firing})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"features": ids, "rows": layer.Rows, "steps": out})
+}
+
+// rowScore is a row and the selection's sum on it.
+type rowScore struct {
+	row    int
+	value  float64
+	firing int
+}
+
+// better orders rows by value, then by row (the lower first).
+func (a rowScore) better(b rowScore) bool {
+	if a.value != b.value {
+		return a.value > b.value
+	}
+	return a.row < b.row
+}
+
+// rowHeap is a min-heap of the best rows so far: its root is the worst.
+type rowHeap []rowScore
+
+func (h rowHeap) Len() int           { return len(h) }
+func (h rowHeap) Less(i, j int) bool { return h[j].better(h[i]) }
+func (h rowHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *rowHeap) Push(x any)        { *h = append(*h, x.(rowScore)) }
+func (h *rowHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
