@@ -94,7 +94,8 @@ func (b *browser) screenXY(id int) (float64, float64) {
 // hovering a point shows the text of its feature's top-activating step;
 // shift+click selects points (kept in the URL); the selection's .npy is
 // the renormalised mean of its unit decoder columns, and its top steps are
-// the rows where the sum of its latents is largest.
+// the rows where the sum of its latents is largest; another k recolours the
+// map by its clusters.
 func TestBrowserAtlasRegionsHoverSelection(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
@@ -285,11 +286,22 @@ func TestBrowserAtlasRegionsHoverSelection(t *testing.T) {
 	}
 	b.screenshot("atlas-selection")
 
-	// The selection comes back with the URL.
+	// Another k: the map takes its clusters' colours, the URL keeps it.
+	k := len(at.Clusters) + 1
+	b.eval(fmt.Sprintf(`{const s = document.querySelector('[data-testid="cluster-k-select"]'); s.value = '%d'; s.dispatchEvent(new Event('change'));}`, k), nil)
+	b.waitFor("the clusters of another k", fmt.Sprintf(`document.querySelector('[data-testid="cluster-k"]').textContent === '%d' && new URLSearchParams(location.search).get('k') === '%d'`, k, k))
+	var legend string
+	b.eval(`document.querySelector('.atlas-legend').textContent`, &legend)
+	if !strings.HasPrefix(legend, fmt.Sprintf("%d clusters:", k)) {
+		t.Errorf("with k = %d the map's legend says %q", k, legend)
+	}
+	b.screenshot("atlas-k")
+
+	// The selection and k come back with the URL.
 	var url string
 	b.eval(`location.pathname + location.search`, &url)
 	b.open(url)
-	b.waitFor("the selection after a reload", `document.querySelector('[data-testid="selection-size"]')?.textContent === '3'`)
+	b.waitFor("the selection and k after a reload", fmt.Sprintf(`document.querySelector('[data-testid="selection-size"]')?.textContent === '3' && document.querySelector('[data-testid="cluster-k"]')?.textContent === '%d'`, k))
 	if len(b.console) > 0 {
 		t.Errorf("script errors: %v", b.console)
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/sae/atlas"
 )
 
 // A selection on the atlas is a set of feature ids of one SAE, given as
@@ -171,3 +172,76 @@ func (h *rowHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return x
 }
+
+// clusterView is a clustering of the decoder columns for one k.
+type clusterView struct {
+	K      int   `json:"k"`
+	Labels []int `json:"labels"` // by feature id
+	Sizes  []int `json:"sizes"`  // by cluster
+	// Silhouette is the cosine silhouette of the clustering (on a sample
+	// of columns, as the atlas's own).
+	Silhouette *float64 `json:"silhouette"`
+	Chosen     bool     `json:"chosen"` // the atlas's own k
+}
+
+// maxClustersK is the largest k the clusters endpoint runs.
+const maxClustersK = 100
+
+// clusters answers the clustering of the SAE's unit decoder columns into k
+// groups: the atlas's own for its k, otherwise spherical k-means with the
+// atlas's seed and restarts (atlas.KMeans), computed once and kept.
+func (s *Server) clusters(w http.ResponseWriter, r *http.Request) {
+	m, sa, an, err := s.ready(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	n, d := sa.DSae, sa.DIn
+	hi := min(maxClustersK, n-1)
+	k, err := intParam(r, "k", len(an.atlas.Clusters), hi)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if k < 2 {
+		fail(w, errorf(http.StatusBadRequest, "parameter k: expected 2 to %d clusters, found %d", hi, k))
+		return
+	}
+	if v, ok := an.kclusters.Load(k); ok {
+		writeJSON(w, http.StatusOK, v)
+		return
+	}
+	var labels []int
+	chosen := k == len(an.atlas.Clusters)
+	if chosen {
+		labels = make([]int, n)
+		for i, f := range an.atlas.Features {
+			labels[i] = f.Cluster
+		}
+	} else {
+		cl, err := atlas.KMeans(an.unit, n, d, k, atlas.KMeansOptions{Restarts: 3, Seed: an.atlas.Seed, Context: r.Context()})
+		if err != nil {
+			if r.Context().Err() != nil {
+				return // the client left
+			}
+			fail(w, fmt.Errorf("SAE %s: clusters for k = %d: %w", m.Name, k, err))
+			return
+		}
+		labels = cl.Labels
+	}
+	v := &clusterView{K: k, Labels: labels, Sizes: make([]int, k), Chosen: chosen}
+	for _, l := range labels {
+		if l >= 0 && l < k {
+			v.Sizes[l]++
+		}
+	}
+	if sc, _, err := atlas.SilhouetteSample(an.unit, n, d, labels, clusterSilhouettePoints, an.atlas.Seed); err == nil {
+		v.Silhouette = &sc
+	}
+	an.kclusters.Store(k, v)
+	writeJSON(w, http.StatusOK, v)
+}
+
+// clusterSilhouettePoints is how many columns the silhouette of a
+// clustering samples (the atlas samples as many).
+const clusterSilhouettePoints = 8192

@@ -1,17 +1,24 @@
 package web
 
 import (
+	"fmt"
+	"math"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rise-interp/rise/sae"
 )
 
-// TestSelectionAPIErrors: a selection's vector and steps refuse a bad
-// features or top parameter with a 400 that says what was expected and
+// TestAtlasSelectionAndClustersAPI: a selection's vector and steps refuse a
+// bad features or top parameter with a 400 that says what was expected and
 // what was found, and an unknown SAE with a 404; a feature asked for no
-// nearest features answers an empty list.
-func TestSelectionAPIErrors(t *testing.T) {
+// nearest features answers an empty list. The clusters of another k than
+// the atlas's are a spherical k-means fixed point (each column with the
+// centroid nearest to it, each centroid the renormalised mean of its
+// members); those of the atlas's k are the atlas's.
+func TestAtlasSelectionAndClustersAPI(t *testing.T) {
 	dump := plantedDump(t)
 	dir := filepath.Join(t.TempDir(), "given")
 	trainSAE(t, dump, dir, 1)
@@ -30,6 +37,8 @@ func TestSelectionAPIErrors(t *testing.T) {
 		{"/api/saes/given/selection/steps?features=1&top=201", 400, "parameter top: expected at most 200, found 201"},
 		{"/api/saes/given/selection/steps?features=1&top=x", 400, `parameter top: expected a non-negative integer, found "x"`},
 		{"/api/saes/nope/selection/steps?features=1", 404, `no SAE "nope"`},
+		{"/api/saes/given/clusters?k=1", 400, "parameter k: expected 2 to 100 clusters, found 1"},
+		{"/api/saes/given/clusters?k=101", 400, "parameter k: expected at most 100, found 101"},
 	} {
 		var e struct{ Error string }
 		if code := ts.get(t, c.path, &e); code != c.status || !strings.Contains(e.Error, c.want) {
@@ -43,5 +52,84 @@ func TestSelectionAPIErrors(t *testing.T) {
 	}
 	if code := ts.get(t, "/api/saes/given/features/3?top=1&nearest=0", &f); code != http.StatusOK || f.Nearest == nil || len(f.Nearest) != 0 {
 		t.Errorf("GET a feature with nearest=0: %d, nearest %v; want 200 and an empty list", code, f.Nearest)
+	}
+
+	var own struct {
+		Features []struct{ Cluster int } `json:"features"`
+		Clusters []struct{ Size int }    `json:"clusters"`
+	}
+	ts.get(t, "/api/saes/given/atlas", &own)
+	var cv clusterView
+	if code := ts.get(t, "/api/saes/given/clusters", &cv); code != http.StatusOK || !cv.Chosen || cv.K != len(own.Clusters) {
+		t.Fatalf("GET clusters: %d, k %d chosen %v; want the atlas's k %d", code, cv.K, cv.Chosen, len(own.Clusters))
+	}
+	for i, f := range own.Features {
+		if cv.Labels[i] != f.Cluster {
+			t.Fatalf("the clusters of the atlas's k differ from the atlas's at feature %d: %d vs %d", i, cv.Labels[i], f.Cluster)
+		}
+	}
+
+	k := len(own.Clusters) + 1
+	if code := ts.get(t, fmt.Sprintf("/api/saes/given/clusters?k=%d", k), &cv); code != http.StatusOK || cv.K != k || cv.Chosen || len(cv.Labels) != 128 {
+		t.Fatalf("GET clusters?k=%d: %d, k %d, chosen %v, %d labels", k, code, cv.K, cv.Chosen, len(cv.Labels))
+	}
+	if cv.Silhouette == nil || *cv.Silhouette < -1 || *cv.Silhouette > 1 {
+		t.Errorf("clusters?k=%d: silhouette %v", k, cv.Silhouette)
+	}
+	s, err := sae.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := s.DIn
+	unit := make([][]float64, s.DSae)
+	for j := range unit {
+		var norm float64
+		for _, w := range s.WDec[j*d : (j+1)*d] {
+			norm += float64(w) * float64(w)
+		}
+		unit[j] = make([]float64, d)
+		for i, w := range s.WDec[j*d : (j+1)*d] {
+			unit[j][i] = float64(w) / math.Sqrt(norm)
+		}
+	}
+	cent := make([][]float64, k)
+	for c := range cent {
+		cent[c] = make([]float64, d)
+	}
+	sizes := make([]int, k)
+	for j, l := range cv.Labels {
+		if l < 0 || l >= k {
+			t.Fatalf("feature %d in cluster %d of %d", j, l, k)
+		}
+		sizes[l]++
+		for i, x := range unit[j] {
+			cent[l][i] += x
+		}
+	}
+	if fmt.Sprint(sizes) != fmt.Sprint(cv.Sizes) {
+		t.Errorf("sizes %v, counted %v", cv.Sizes, sizes)
+	}
+	dot := func(a, b []float64) float64 {
+		var s float64
+		for i := range a {
+			s += a[i] * b[i]
+		}
+		return s
+	}
+	for c := range cent {
+		if sizes[c] == 0 {
+			t.Fatalf("cluster %d of %d is empty", c, k)
+		}
+		n := math.Sqrt(dot(cent[c], cent[c]))
+		for i := range cent[c] {
+			cent[c][i] /= n
+		}
+	}
+	for j, l := range cv.Labels {
+		for c := range cent {
+			if dot(unit[j], cent[c]) > dot(unit[j], cent[l])+1e-4 {
+				t.Fatalf("feature %d is in cluster %d but nearer the centroid of %d (cos %.5f vs %.5f)", j, l, c, dot(unit[j], cent[c]), dot(unit[j], cent[l]))
+			}
+		}
 	}
 }

@@ -160,6 +160,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/saes/{sae}/export.zip", s.exportZip)
 	m.HandleFunc("GET /api/saes/{sae}/selection/vector.npy", s.selectionVector)
 	m.HandleFunc("GET /api/saes/{sae}/selection/steps", s.selectionSteps)
+	m.HandleFunc("GET /api/saes/{sae}/clusters", s.clusters)
 	m.HandleFunc("GET /api/saes/{sae}/map.svg", s.mapChart(atlas.SVG))
 	m.HandleFunc("GET /api/saes/{sae}/map.png", s.mapChart(atlas.PNG))
 	m.HandleFunc("GET /api/saes/{sae}/search", s.search)

@@ -102,7 +102,6 @@ async function loadAtlas(sae, area, selEl, silEl, clEl, ctx) {
     return;
   }
   showSilhouette(atlas.silhouette, silEl);
-  showClusters(atlas, clEl);
   const describe = stepDescriber(sae, () => map);
   const map = new AtlasMap(atlas.features || [], {
     onOpen: (f) => navigate(`/feature/${enc(sae.name)}/${f.id}`),
@@ -159,6 +158,7 @@ async function loadAtlas(sae, area, selEl, silEl, clEl, ctx) {
     regionLegend(regions),
     h('div', {class: 'small muted'}, 'Drag to pan, wheel to zoom, hover for details and a top step, click a point to open its feature page; shift+drag selects a box, shift+click adds or removes a point, alt+drag (or Lasso) a free shape; 0 resets, Esc clears.'));
   map.resize();
+  showClusters(sae, atlas, clEl, map, colour, ctx);
   const sel = (ctx.query.get('sel') || '').split(',').filter((x) => /^\d+$/.test(x)).map(Number);
   if (sel.length) map.selectIds(sel);
   else showSelection(sae, [], selEl, () => map.clearSelection(), ctx);
@@ -303,19 +303,65 @@ async function readSelection(sae, ids, el, ctx) {
 
 // showClusters gives the number of clusters, how k was chosen (the
 // silhouette of each k tried, when the atlas tried several) and each
-// cluster's size.
-function showClusters(atlas, el) {
-  const cl = (atlas.clusters || []).slice().sort((a, b) => b.size - a.size);
-  if (!cl.length) { fill(el, note('No clusters in this atlas.')); return; }
-  const k = cl.length;
+// cluster's size, and offers other k: the server clusters the columns
+// again (GET /api/saes/{sae}/clusters?k=) and the map takes its colours.
+function showClusters(sae, atlas, el, map, colourSel, ctx) {
+  const own = atlas.clusters || [];
+  if (!own.length) { fill(el, note('No clusters in this atlas.')); return; }
+  const chosen = own.length;
   const choice = Object.entries(atlas.cluster_choice || {}).map(([kk, v]) => [Number(kk), v]).sort((a, b) => a[0] - b[0]);
+  const ks = choice.length ? choice.map(([kk]) => kk) : [];
+  for (let kk = 2; kk <= Math.min(20, map.n - 1); kk++) if (!ks.includes(kk)) ks.push(kk);
+  if (!ks.includes(chosen)) ks.push(chosen);
+  ks.sort((a, b) => a - b);
+  const pick = h('select', {'aria-label': 'clusters k', testid: 'cluster-k-select'},
+    ks.map((kk) => h('option', {value: kk}, `k = ${kk}${kk === chosen ? ' (the atlas\'s)' : ''}`)));
+  const body = h('div', {});
+  const status = h('span', {class: 'small muted'});
+  const show = (k, sizes, silhouette) => {
+    fill(body,
+      h('p', {class: 'small'}, h('strong', {class: 'num', testid: 'cluster-k'}, k), ' clusters',
+        k === chosen ? (choice.length ? ' (k chosen by the best silhouette)' : ' (k given when the atlas was built)') : ' (spherical k-means again, the atlas\'s seed)',
+        silhouette !== null && silhouette !== undefined ? `, silhouette ${fmt(silhouette)}` : '', '.'),
+      hbars(sizes.map((n, c) => [`c${c}`, n, clusterColour(c)]).filter((r) => r[1] > 0).sort((a, b) => b[1] - a[1])));
+  };
+  const apply = async (k) => {
+    pick.value = String(k);
+    if (k === chosen) {
+      const sizes = new Array(chosen).fill(0);
+      for (const c of own) sizes[c.id] = c.size;
+      for (const f of map.features) f.cluster = f.atlasCluster ?? f.cluster;
+      show(k, sizes, atlas.silhouette && atlas.silhouette.clusters);
+      if (map.mode === 'cluster') map.setColour('cluster');
+      setQuery({k: null});
+      fill(status, '');
+      return;
+    }
+    fill(status, 'clustering…');
+    pick.disabled = true;
+    try {
+      const r = await api(`/api/saes/${enc(sae.name)}/clusters?k=${k}`, {signal: ctx.abort.signal});
+      for (const f of map.features) f.cluster = r.labels[f.id];
+      show(r.k, r.sizes, r.silhouette);
+      colourSel.value = 'cluster';
+      map.setColour('cluster');
+      setQuery({k: String(k), colour: 'cluster'});
+      fill(status, '');
+    } catch (e) {
+      if (e.name !== 'AbortError') fill(status, errorBox(e));
+    } finally {
+      pick.disabled = false;
+    }
+  };
+  for (const f of map.features) f.atlasCluster = f.cluster;
+  pick.addEventListener('change', () => apply(Number(pick.value)));
   fill(el,
-    h('p', {class: 'small'}, h('strong', {class: 'num', testid: 'cluster-k'}, k), ' clusters (spherical k-means, ',
-      choice.length ? 'k chosen by the best silhouette' : 'k given when the atlas was built', ').'),
-    choice.length ? h('table', {class: 'kv small', testid: 'cluster-choice'}, h('caption', {}, 'silhouette by k'),
-      choice.map(([kk, v]) => h('tr', {class: kk === k ? 'k-chosen' : ''}, h('th', {}, `k = ${kk}${kk === k ? ' (chosen)' : ''}`), h('td', {class: 'num'}, fmt(v))))) : null,
-    hbars(cl.map((c) => [`c${c.id}`, c.size, clusterColour(c.id)])),
-    h('p', {class: 'small muted'}, 'The atlas keeps the clusters of this k only; rise atlas --clusters K builds another.'));
+    h('div', {class: 'row'}, pick, status),
+    body,
+    choice.length ? h('table', {class: 'kv small', testid: 'cluster-choice'}, h('caption', {}, 'silhouette by k, when the atlas chose k'),
+      choice.map(([kk, v]) => h('tr', {class: kk === chosen ? 'k-chosen' : ''}, h('th', {}, `k = ${kk}${kk === chosen ? ' (chosen)' : ''}`), h('td', {class: 'num'}, fmt(v))))) : null);
+  const want = Number(ctx.query.get('k'));
+  apply(ks.includes(want) ? want : chosen);
 }
 
 function showSilhouette(s, el) {

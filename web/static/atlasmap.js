@@ -215,6 +215,7 @@ export class AtlasMap {
     order.sort((a, b) => greyFirst(a) - greyFirst(b));
     this.groups = order.map((c) => ({colour: c, idx: Int32Array.from(groups.get(c))}));
     fill(this.legendEl, legend);
+    this.hideTip(); // its colour and cluster may be stale: the next move draws it again
     this.schedule();
   }
 
