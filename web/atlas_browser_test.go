@@ -95,7 +95,7 @@ func (b *browser) screenXY(id int) (float64, float64) {
 // shift+click selects points (kept in the URL); the selection's .npy is
 // the renormalised mean of its unit decoder columns, and its top steps are
 // the rows where the sum of its latents is largest; another k recolours the
-// map by its clusters.
+// map by its clusters; the selection, k and the view survive a reload.
 func TestBrowserAtlasRegionsHoverSelection(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test skipped in -short mode")
@@ -297,11 +297,22 @@ func TestBrowserAtlasRegionsHoverSelection(t *testing.T) {
 	}
 	b.screenshot("atlas-k")
 
-	// The selection and k come back with the URL.
+	// Zoom in: the URL keeps the view.
+	b.eval(`window.riseAtlas.zoomAt(250, 200, 2.5)`, nil)
+	b.waitFor("the view in the URL", `(new URLSearchParams(location.search).get('view') || '').endsWith(',2.5')`)
+	var centre []float64
+	b.eval(`window.riseAtlas.toData(window.riseAtlas.width / 2, window.riseAtlas.height / 2)`, &centre)
+
+	// The selection, k and the view come back with the URL.
 	var url string
 	b.eval(`location.pathname + location.search`, &url)
 	b.open(url)
 	b.waitFor("the selection and k after a reload", fmt.Sprintf(`document.querySelector('[data-testid="selection-size"]')?.textContent === '3' && document.querySelector('[data-testid="cluster-k"]')?.textContent === '%d'`, k))
+	var view []float64
+	b.eval(`(() => { const m = window.riseAtlas; return [...m.toData(m.width / 2, m.height / 2), m.scale / m.baseScale]; })()`, &view)
+	if len(view) != 3 || math.Abs(view[2]-2.5) > 1e-3 || math.Hypot(view[0]-centre[0], view[1]-centre[1]) > 1e-3 {
+		t.Errorf("after a reload the view is %v, want centre %v at zoom 2.5", view, centre)
+	}
 	if len(b.console) > 0 {
 		t.Errorf("script errors: %v", b.console)
 	}

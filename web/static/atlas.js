@@ -1,12 +1,14 @@
-// Atlas page (/atlas?sae=NAME&colour=&regions=0&sel=1,2,3): the map of an
+// Atlas page (/atlas?sae=NAME&colour=&regions=0&k=&sel=1,2,3&view=x,y,zoom&
+// size=&dead=hide): the map of an
 // SAE's decoder columns with its behaviour regions, a selection to steer
 // with, download or read, its clusters and silhouette figures, the layer
-// sweep of its dataset, and export links. The colour, the regions toggle
-// and the selection live in the URL.
+// sweep of its dataset, and export links. The colour, the regions toggle,
+// k, the selection, the view, the point size and whether never-firing
+// latents are hidden live in the URL.
 
 import {
   api, h, fill, errorBox, note, panel, enc, fmt, navigate, watchJob, jobEnded, hbars,
-  behaviourColour, clusterColour, PALETTE, legend, setQuery, swatch,
+  behaviourColour, clusterColour, PALETTE, legend, setQuery, swatch, debounce,
 } from './util.js';
 import {AtlasMap} from './atlasmap.js';
 import {drawLineChart} from './chart.js';
@@ -110,6 +112,7 @@ async function loadAtlas(sae, area, selEl, silEl, clEl, ctx) {
       showSelection(sae, sel, selEl, () => map.clearSelection(), ctx);
     },
     describe,
+    onView: debounce((v) => { if (ctx.live) setQuery({view: v}); }, 250),
   });
   const regions = behaviourRegions(atlas);
   map.setRegions(regions);
@@ -140,10 +143,19 @@ async function loadAtlas(sae, area, selEl, silEl, clEl, ctx) {
     lassoBtn.setAttribute('aria-pressed', String(map.lasso));
     lassoBtn.classList.toggle('on', map.lasso);
   });
-  const size = h('input', {type: 'range', min: 0.5, max: 3, step: 0.25, value: 1, 'aria-label': 'point size', testid: 'point-size'});
-  size.addEventListener('input', () => map.setPointScale(Number(size.value)));
-  const hideDead = h('input', {type: 'checkbox', 'aria-label': 'hide latents that never fire', testid: 'hide-dead'});
-  hideDead.addEventListener('change', () => map.setHideDead(hideDead.checked));
+  const wantSize = Number(ctx.query.get('size'));
+  const size = h('input', {type: 'range', min: 0.5, max: 3, step: 0.25, value: wantSize >= 0.5 && wantSize <= 3 ? wantSize : 1, 'aria-label': 'point size', testid: 'point-size'});
+  size.addEventListener('input', () => {
+    map.setPointScale(Number(size.value));
+    setQuery({size: Number(size.value) === 1 ? null : size.value});
+  });
+  map.setPointScale(Number(size.value));
+  const hideDead = h('input', {type: 'checkbox', 'aria-label': 'hide latents that never fire', testid: 'hide-dead', checked: ctx.query.get('dead') === 'hide'});
+  hideDead.addEventListener('change', () => {
+    map.setHideDead(hideDead.checked);
+    setQuery({dead: hideDead.checked ? 'hide' : null});
+  });
+  map.setHideDead(hideDead.checked);
   fill(area,
     h('div', {class: 'toolbar'},
       h('label', {}, 'colour by ', colour), lassoBtn,
@@ -158,6 +170,7 @@ async function loadAtlas(sae, area, selEl, silEl, clEl, ctx) {
     regionLegend(regions),
     h('div', {class: 'small muted'}, 'Drag to pan, wheel to zoom, hover for details and a top step, click a point to open its feature page; shift+drag selects a box, shift+click adds or removes a point, alt+drag (or Lasso) a free shape; 0 resets, Esc clears.'));
   map.resize();
+  map.setView(ctx.query.get('view'));
   showClusters(sae, atlas, clEl, map, colour, ctx);
   const sel = (ctx.query.get('sel') || '').split(',').filter((x) => /^\d+$/.test(x)).map(Number);
   if (sel.length) map.selectIds(sel);

@@ -16,13 +16,16 @@ const HIT_PX = 7;
 const FREQ_BINS = 24;
 
 export class AtlasMap {
-  constructor(features, {onOpen, onSelect, describe, testid = 'atlas-map'} = {}) {
+  constructor(features, {onOpen, onSelect, onView, describe, testid = 'atlas-map'} = {}) {
     this.features = features;
     this.onOpen = onOpen || (() => {});
     this.onSelect = onSelect || (() => {});
     // describe(feature) gives a promise of a line about it for the tooltip
     // (an example step), or null.
     this.describe = describe || null;
+    // onView(view) hears of each change of the view (see view()).
+    this.onView = onView || (() => {});
+    this.lastView = undefined;
     this.regions = [];
     this.showRegions = true;
     const n = features.length;
@@ -123,6 +126,30 @@ export class AtlasMap {
     const i = this.indexOf.get(id);
     if (i === undefined) return null;
     return {x: this.xs[i] * this.scale + this.tx, y: -this.ys[i] * this.scale + this.ty};
+  }
+
+  // view says where the view is: "x,y,zoom" (the data point at the centre
+  // and the zoom over the fitted view), or null for the fitted view.
+  view() {
+    if (!this.width) return null;
+    const [cx, cy] = this.toData(this.width / 2, this.height / 2);
+    const z = this.scale / this.baseScale;
+    const b = this.bounds;
+    const span = Math.max(b.maxx - b.minx, b.maxy - b.miny);
+    const fitted = Math.abs(z - 1) < 1e-3 && Math.hypot(cx - (b.minx + b.maxx) / 2, cy - (b.miny + b.maxy) / 2) < 1e-3 * span;
+    return fitted ? null : `${+cx.toPrecision(6)},${+cy.toPrecision(6)},${+z.toPrecision(4)}`;
+  }
+
+  // setView shows the view that view() gave; a malformed one is ignored.
+  setView(v) {
+    const p = String(v || '').split(',').map(Number);
+    if (p.length !== 3 || !p.every(Number.isFinite) || !(p[2] > 0) || !this.width) return false;
+    const s = Math.min(this.baseScale * 2000, Math.max(this.baseScale * 0.2, this.baseScale * p[2]));
+    this.scale = s;
+    this.tx = this.width / 2 - p[0] * s;
+    this.ty = this.height / 2 + p[1] * s;
+    this.schedule();
+    return true;
   }
 
   toData(sx, sy) {
@@ -310,6 +337,11 @@ export class AtlasMap {
       ctx.stroke();
     }
     this.drawGesture(ctx);
+    const v = this.view();
+    if (v !== this.lastView) {
+      this.lastView = v;
+      this.onView(v);
+    }
   }
 
   drawRegions(ctx) {
