@@ -397,8 +397,11 @@ func (s *Server) feature(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	out["nearest"] = near
-	if lens := s.logitLens(sa.WDec[id*sa.DIn : (id+1)*sa.DIn]); lens != nil {
-		out["logit_lens"] = lens
+	// ?lens=0 leaves the logit lens out (the atlas's tooltip wants only the top step)
+	if r.URL.Query().Get("lens") != "0" {
+		if lens := s.logitLens(sa.WDec[id*sa.DIn : (id+1)*sa.DIn]); lens != nil {
+			out["logit_lens"] = lens
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

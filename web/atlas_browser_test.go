@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -247,6 +248,28 @@ func TestBrowserAtlasRegionsHoverSelection(t *testing.T) {
 		}
 	}
 
+	// The ids as CSV: a header and a row per selected feature.
+	b.clickTestid("selection-csv", 1)
+	select {
+	case guid = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the CSV did not download (console: %v)", b.console)
+	}
+	csv, err := os.ReadFile(filepath.Join(dl, guid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(csv)), "\n")
+	var csvIDs []int
+	for _, l := range lines[1:] {
+		var id int
+		fmt.Sscan(strings.Split(l, ",")[0], &id)
+		csvIDs = append(csvIDs, id)
+	}
+	if lines[0] != "id,x,y,cluster,behaviour" || fmt.Sprint(csvIDs) != fmt.Sprint(sel) {
+		t.Errorf("the ids CSV:\n%s\nwant the header and ids %v", csv, sel)
+	}
+
 	// Read: the top steps are the rows with the largest sum of the
 	// selected latents, in order.
 	type scored struct {
@@ -326,6 +349,13 @@ func TestBrowserAtlasSteer(t *testing.T) {
 		t.Skip("browser test skipped in -short mode")
 	}
 	ts := storiesServer(t)
+	// The tooltip asks for a feature without its logit lens.
+	var with, without map[string]any
+	ts.get(t, "/api/saes/st-sae/features/3?top=1", &with)
+	ts.get(t, "/api/saes/st-sae/features/3?top=1&nearest=0&lens=0", &without)
+	if with["logit_lens"] == nil || without["logit_lens"] != nil {
+		t.Errorf("logit lens: %v by default, %v with lens=0; want it, then none", with["logit_lens"] != nil, without["logit_lens"] != nil)
+	}
 	b := newBrowser(t, ts)
 	b.open("/atlas?sae=st-sae")
 	b.waitFor("the map", `!!window.riseAtlas && window.riseAtlas.n > 0`)

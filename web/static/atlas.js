@@ -207,7 +207,7 @@ function stepDescriber(sae, mapOf) {
       const m = mapOf();
       if (!m || m.hover < 0 || m.features[m.hover].id !== f.id) return null;
       if (!cache.has(f.id)) {
-        const p = api(`/api/saes/${enc(sae.name)}/features/${f.id}?top=1&nearest=0`)
+        const p = api(`/api/saes/${enc(sae.name)}/features/${f.id}?top=1&nearest=0&lens=0`)
           .then((r) => (r.top_steps && r.top_steps.length ? r.top_steps[0].text : null));
         p.catch(() => cache.delete(f.id));
         cache.set(f.id, p);
