@@ -154,6 +154,16 @@ func TestBrowserAtlasRegionsHoverSelection(t *testing.T) {
 	b.clickTestid("show-regions", 1)
 	b.waitFor("regions shown", `document.querySelector('[data-testid="atlas-map"]').dataset.regions !== ''`)
 
+	// A click on a region's name selects its columns.
+	b.clickTestid("region-reflection", 1)
+	b.waitFor("the reflection columns selected", fmt.Sprintf(`document.querySelector('[data-testid="selection-size"]')?.textContent === '%d'`, len(at.Behaviours["reflection"].Columns)))
+	var picked []int
+	b.eval(`window.riseAtlas.selection().map((f) => f.id)`, &picked)
+	if cols := slices.Sorted(slices.Values(at.Behaviours["reflection"].Columns)); fmt.Sprint(picked) != fmt.Sprint(cols) {
+		t.Errorf("the reflection region selects %v, want its columns %v", picked, at.Behaviours["reflection"].Columns)
+	}
+	b.eval(`window.riseAtlas.clearSelection()`, nil)
+
 	// Features that fire and lie apart from every other point on the
 	// screen, so that a click lands on them alone.
 	var apart []int

@@ -167,7 +167,7 @@ async function loadAtlas(sae, area, selEl, silEl, clEl, ctx) {
       h('span', {class: 'muted small grow right'}, `${fmt(map.n)} features · ${atlas.layout || ''} layout`)),
     map.el,
     map.legendEl,
-    regionLegend(regions),
+    regionLegend(regions, (r) => map.selectIds(r.ids)),
     h('div', {class: 'small muted'}, 'Drag to pan, wheel to zoom, hover for details and a top step, click a point to open its feature page; shift+drag selects a box, shift+click adds or removes a point, alt+drag (or Lasso) a free shape; 0 resets, Esc clears.'));
   map.resize();
   map.setView(ctx.query.get('view'));
@@ -190,11 +190,13 @@ function behaviourRegions(atlas) {
     .map(([name, b]) => ({name, colour: behaviourColour(name), ids: b.columns}));
 }
 
-function regionLegend(regions) {
+// regionLegend names the regions; a click on one selects its columns.
+function regionLegend(regions, select) {
   if (!regions.length) return h('div', {class: 'small muted', testid: 'region-legend'}, 'No behaviour has attributed columns: no regions to draw.');
   return h('div', {class: 'legend small', testid: 'region-legend'},
-    h('span', {class: 'muted'}, 'regions (convex hull of the attributed columns):'),
-    regions.map((r) => h('span', {class: 'legend-item'}, swatch(r.colour), r.name, h('span', {class: 'muted num'}, ` ${r.ids.length}`))));
+    h('span', {class: 'muted'}, 'regions (convex hull of the attributed columns; click to select them):'),
+    regions.map((r) => h('button', {class: 'legend-item region-pick', testid: `region-${r.name}`, title: `select the ${r.ids.length} columns attributed to ${r.name}`,
+      onclick: () => select(r)}, swatch(r.colour), r.name, h('span', {class: 'muted num'}, ` ${r.ids.length}`))));
 }
 
 // stepDescriber gives the map the text of a feature's top-activating step,
