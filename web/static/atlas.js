@@ -1,10 +1,9 @@
-// Atlas page (/atlas?sae=NAME&colour=&regions=0&k=&sel=1,2,3&view=x,y,zoom&
-// size=&dead=hide): the map of an
-// SAE's decoder columns with its behaviour regions, a selection to steer
-// with, download or read, its clusters and silhouette figures, the layer
-// sweep of its dataset, and export links. The colour, the regions toggle,
-// k, the selection, the view, the point size and whether never-firing
-// latents are hidden live in the URL.
+// Atlas page (/atlas?sae=NAME&colour=&regions=0&k=&sel=1,2,3&view=x,y,zoom
+// &size=&dead=hide): the map of an SAE's decoder columns with its behaviour
+// regions, a selection to steer with, download or read, its clusters and
+// silhouette figures, the layer sweep of its dataset, and export links. The
+// colour, the regions toggle, k, the selection, the view, the point size and
+// whether never-firing latents are hidden live in the URL.
 
 import {
   api, h, fill, errorBox, note, panel, enc, fmt, navigate, watchJob, jobEnded, hbars,
@@ -199,6 +198,13 @@ function regionLegend(regions, select) {
       onclick: () => select(r)}, swatch(r.colour), r.name, h('span', {class: 'muted num'}, ` ${r.ids.length}`))));
 }
 
+// TIP_CHARS is the most of a step the tooltip quotes.
+const TIP_CHARS = 300;
+
+function clip(text, n) {
+  return text.length > n ? text.slice(0, n - 1) + '…' : text;
+}
+
 // stepDescriber gives the map the text of a feature's top-activating step,
 // asked for once the pointer rests on it and kept.
 function stepDescriber(sae, mapOf) {
@@ -210,7 +216,7 @@ function stepDescriber(sae, mapOf) {
       if (!m || m.hover < 0 || m.features[m.hover].id !== f.id) return null;
       if (!cache.has(f.id)) {
         const p = api(`/api/saes/${enc(sae.name)}/features/${f.id}?top=1&nearest=0&lens=0`)
-          .then((r) => (r.top_steps && r.top_steps.length ? r.top_steps[0].text : null));
+          .then((r) => (r.top_steps && r.top_steps.length ? clip(r.top_steps[0].text, TIP_CHARS) : null));
         p.catch(() => cache.delete(f.id));
         cache.set(f.id, p);
       }
