@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/sae/atlas"
 )
 
@@ -65,8 +66,11 @@ const selectionBatch = 256
 
 // selectionSteps encodes every row of the SAE's layer and answers the top
 // rows by the sum of the selected latents (ties: the lower row first).
-// The pass costs what one epoch of encoding costs (rows × d_in × d_sae
-// multiply-adds) and stops when the client leaves.
+// An SAE whose activation acts on each latent alone (ReLU, JumpReLU)
+// encodes the selected latents only: rows × d_in × |selection|
+// multiply-adds. A TopK SAE needs every latent of a row to know which k
+// fire: rows × d_in × d_sae, what one epoch of encoding costs. The pass
+// stops when the client leaves.
 func (s *Server) selectionSteps(w http.ResponseWriter, r *http.Request) {
 	m, sa, _, err := s.ready(r)
 	if err != nil {
@@ -89,21 +93,29 @@ func (s *Server) selectionSteps(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	best := &rowHeap{}
-	d, n := sa.DIn, sa.DSae
+	enc, at := sa, ids // the SAE that encodes, and where the selected latents are in its rows
+	if a := sa.InferenceArch(); a == sae.Standard || a == sae.JumpReLU {
+		enc = restrictLatents(sa, ids)
+		at = make([]int, len(ids))
+		for c := range at {
+			at[c] = c
+		}
+	}
+	d, n := enc.DIn, enc.DSae
 	xc := make([]float32, selectionBatch*d)
 	f := make([]float32, selectionBatch*n)
 	it := layer.Batches(activations.BatchOptions{Size: selectionBatch})
 	for it.Next(r.Context()) {
 		rows := it.Rows()
 		fb := f[:len(rows)*n]
-		sa.PreActivations(it.X(), xc[:len(rows)*d], fb)
-		sa.Activate(fb)
+		enc.PreActivations(it.X(), xc[:len(rows)*d], fb)
+		enc.Activate(fb)
 		for k, row := range rows {
 			lat := fb[k*n : (k+1)*n]
 			var sum float64
 			firing := 0
-			for _, id := range ids {
-				if v := lat[id]; v > 0 {
+			for _, c := range at {
+				if v := lat[c]; v > 0 {
 					sum += float64(v)
 					firing++
 				}
@@ -142,6 +154,32 @@ func (s *Server) selectionSteps(w http.ResponseWriter, r *http.Request) {
 		out = append(out, selectionStep{stepView: ds.stepView(c.row), Value: c.value, Firing: c.firing})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"features": ids, "rows": layer.Rows, "steps": out})
+}
+
+// restrictLatents is the encoder of s over the latents ids alone, in
+// that order: for an activation that acts on each latent alone (ReLU,
+// JumpReLU) it gives those latents the values s gives them. It has no
+// decoder.
+func restrictLatents(s *sae.SAE, ids []int) *sae.SAE {
+	m := len(ids)
+	r := &sae.SAE{Arch: s.InferenceArch(), DIn: s.DIn, DSae: m, WEnc: make([]float32, s.DIn*m), BEnc: make([]float32, m),
+		BDec: s.BDec, ApplyBDecToInput: s.ApplyBDecToInput, InputScale: s.InputScale}
+	for i := range s.DIn {
+		src, dst := s.WEnc[i*s.DSae:(i+1)*s.DSae], r.WEnc[i*m:(i+1)*m]
+		for c, id := range ids {
+			dst[c] = src[id]
+		}
+	}
+	for c, id := range ids {
+		r.BEnc[c] = s.BEnc[id]
+	}
+	if s.Threshold != nil {
+		r.Threshold = make([]float32, m)
+		for c, id := range ids {
+			r.Threshold[c] = s.Threshold[id]
+		}
+	}
+	return r
 }
 
 // rowScore is a row and the selection's sum on it.

@@ -2,12 +2,17 @@ package web
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
+	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/sae"
 )
 
@@ -129,6 +134,118 @@ func TestAtlasSelectionAndClustersAPI(t *testing.T) {
 		for c := range cent {
 			if dot(unit[j], cent[c]) > dot(unit[j], cent[l])+1e-4 {
 				t.Fatalf("feature %d is in cluster %d but nearer the centroid of %d (cos %.5f vs %.5f)", j, l, c, dot(unit[j], cent[c]), dot(unit[j], cent[l]))
+			}
+		}
+	}
+}
+
+// TestSelectionStepsByArch: the selection's top steps are the rows with the
+// largest sum of the selected latents, as the full encoder gives them,
+// for a ReLU and a JumpReLU SAE (which encode the selected latents only)
+// and a TopK one (which encodes every latent).
+func TestSelectionStepsByArch(t *testing.T) {
+	dump := plantedDump(t)
+	d, err := activations.Open(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	layer := d.Layers[0]
+	dirs := map[string]string{}
+	for i, arch := range []sae.Arch{sae.Standard, sae.JumpReLU, sae.TopK} {
+		s, err := sae.New(arch, layer.DModel, 96, 6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Init(uint64(i+1), 1, nil, 0.05)
+		rng := rand.New(rand.NewPCG(uint64(i), 7))
+		for j := range s.BEnc {
+			s.BEnc[j] = float32(rng.NormFloat64() * 0.1)
+		}
+		for j := range s.BDec {
+			s.BDec[j] = float32(rng.NormFloat64() * 0.1)
+		}
+		for j := range s.Threshold {
+			// about the size of the pre-activations (which reach some 8), so
+			// that the thresholds decide which rows fire
+			s.Threshold[j] = float32(rng.Float64() * 6)
+		}
+		s.Metadata.HookLayer = layer.Number
+		name := "sae-" + string(arch)
+		dirs[name] = filepath.Join(t.TempDir(), name)
+		if err := sae.Save(dirs[name], s, sae.SaveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts := serverOn(t, dump, filepath.Join(t.TempDir(), "work"), slices.Collect(maps.Values(dirs))...)
+	for name, dir := range dirs {
+		ts.waitReady(t, name)
+		s, err := sae.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := make([]float32, layer.Rows*layer.DModel)
+		if err := layer.ReadRows(0, x); err != nil {
+			t.Fatal(err)
+		}
+		f := make([]float32, layer.Rows*s.DSae)
+		s.Encode(x, f)
+		// The selection: five latents that fire neither most nor least.
+		fires := make([]int, s.DSae)
+		for i, v := range f {
+			if v > 0 {
+				fires[i%s.DSae]++
+			}
+		}
+		order := make([]int, s.DSae)
+		for j := range order {
+			order[j] = j
+		}
+		sort.SliceStable(order, func(a, b int) bool { return fires[order[a]] > fires[order[b]] })
+		ids := slices.Sorted(slices.Values(order[5:10]))
+		query := fmt.Sprint(ids[4], ",", ids[0], ",", ids[1], ",", ids[2], ",", ids[3], ",", ids[0]) // unordered, one twice
+		type scored struct {
+			row    int
+			sum    float64
+			firing int
+		}
+		var ref []scored
+		for row := range layer.Rows {
+			var c scored
+			c.row = row
+			for _, id := range ids {
+				if v := f[row*s.DSae+id]; v > 0 {
+					c.sum += float64(v)
+					c.firing++
+				}
+			}
+			if c.firing > 0 {
+				ref = append(ref, c)
+			}
+		}
+		sort.SliceStable(ref, func(i, j int) bool { return ref[i].sum > ref[j].sum })
+		var got struct {
+			Rows  int             `json:"rows"`
+			Steps []selectionStep `json:"steps"`
+		}
+		if code := ts.get(t, "/api/saes/"+name+"/selection/steps?top=200&features="+query, &got); code != http.StatusOK {
+			t.Fatalf("%s: selection steps: %d", name, code)
+		}
+		if len(ref) < 200 || len(got.Steps) != 200 || got.Rows != layer.Rows {
+			t.Fatalf("%s: %d steps of %d rows, want 200 of %d (%d rows fire)", name, len(got.Steps), got.Rows, layer.Rows, len(ref))
+		}
+		for i, st := range got.Steps {
+			var sum float64
+			firing := 0
+			for _, id := range ids {
+				if v := f[st.Row*s.DSae+id]; v > 0 {
+					sum += float64(v)
+					firing++
+				}
+			}
+			if math.Abs(st.Value-ref[i].sum) > 1e-4*ref[i].sum || math.Abs(sum-st.Value) > 1e-4*sum || firing != st.Firing {
+				t.Fatalf("%s: step %d is row %d with sum %g (%d firing); the encoder gives that row %g (%d firing), and rank %d row %d with %g",
+					name, i, st.Row, st.Value, st.Firing, sum, firing, i, ref[i].row, ref[i].sum)
 			}
 		}
 	}
