@@ -390,12 +390,17 @@ func (s *Server) feature(_ http.ResponseWriter, r *http.Request) (any, error) {
 	out["behaviours"] = bs
 
 	near := []nearView{}
-	for _, n := range atlas.NearestUnit(an.unit, sa.DSae, sa.DIn, id, nn) {
-		near = append(near, nearView{ID: n.ID, Cos: n.Cos, Behaviour: an.atlas.Features[n.ID].Behaviour})
+	if nn > 0 { // ?nearest=0 asks for none
+		for _, n := range atlas.NearestUnit(an.unit, sa.DSae, sa.DIn, id, nn) {
+			near = append(near, nearView{ID: n.ID, Cos: n.Cos, Behaviour: an.atlas.Features[n.ID].Behaviour})
+		}
 	}
 	out["nearest"] = near
-	if lens := s.logitLens(sa.WDec[id*sa.DIn : (id+1)*sa.DIn]); lens != nil {
-		out["logit_lens"] = lens
+	// ?lens=0 leaves the logit lens out (the atlas's tooltip wants only the top step)
+	if r.URL.Query().Get("lens") != "0" {
+		if lens := s.logitLens(sa.WDec[id*sa.DIn : (id+1)*sa.DIn]); lens != nil {
+			out["logit_lens"] = lens
+		}
 	}
 	_, noModel := s.nativeFor(m, sa.DIn)
 	out["token_view"] = noModel == nil

@@ -80,6 +80,9 @@ type analysis struct {
 	unit    []float32 // unit decoder rows, [d_sae, d_in]
 	venhoff map[string][]float32
 	ex      *atlas.Explanations // every feature's explanation (explain.go)
+	// kclusters keeps the clusterings of other k than the atlas's, by k
+	// (atlasapi.go).
+	kclusters sync.Map
 }
 
 func (m *SAE) snapshot() (state, job, errMsg string, s *sae.SAE, an *analysis) {

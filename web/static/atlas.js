@@ -1,9 +1,13 @@
-// Atlas page (/atlas?sae=NAME): the map of an SAE's decoder columns, its
-// silhouette figures, the layer sweep of its dataset, and export links.
+// Atlas page (/atlas?sae=NAME&colour=&regions=0&k=&sel=1,2,3&view=x,y,zoom
+// &size=&dead=hide): the map of an SAE's decoder columns with its behaviour
+// regions, a selection to steer with, download or read, its clusters and
+// silhouette figures, the layer sweep of its dataset, and export links. The
+// colour, the regions toggle, k, the selection, the view, the point size and
+// whether never-firing latents are hidden live in the URL.
 
 import {
   api, h, fill, errorBox, note, panel, enc, fmt, navigate, watchJob, jobEnded, hbars,
-  behaviourColour, PALETTE, legend,
+  behaviourColour, clusterColour, PALETTE, legend, setQuery, swatch, debounce,
 } from './util.js';
 import {AtlasMap} from './atlasmap.js';
 import {drawLineChart} from './chart.js';
@@ -26,6 +30,7 @@ export async function render(main, ctx) {
   const mapArea = h('div', {class: 'map-area'});
   const selection = h('div', {}, note('Shift+drag for a box, Alt+drag (or lasso mode) for a lasso.'));
   const silhouette = h('div', {});
+  const clusters = h('div', {testid: 'atlas-clusters'});
   const sweep = h('div', {});
   fill(main,
     h('div', {class: 'page-head'},
@@ -37,12 +42,13 @@ export async function render(main, ctx) {
       h('div', {class: 'atlas-main'}, mapArea),
       h('aside', {class: 'atlas-side'},
         panel('Selection', selection),
+        panel('Clusters', clusters),
         panel('Silhouette', silhouette),
         panel('Separation by layer', sweep),
         panel('Exports', exportLinks(sae)))));
 
   await Promise.all([
-    loadAtlas(sae, mapArea, selection, silhouette, ctx),
+    loadAtlas(sae, mapArea, selection, silhouette, clusters, ctx),
     loadSweep(sae.dataset, sweep, ctx),
   ]);
 }
@@ -78,7 +84,7 @@ function exportLinks(sae) {
 
 // ---------- the map ----------
 
-async function loadAtlas(sae, area, selEl, silEl, ctx) {
+async function loadAtlas(sae, area, selEl, silEl, clEl, ctx) {
   fill(area, h('div', {class: 'loading'}, 'Loading atlas…'));
   let atlas;
   try {
@@ -88,48 +94,135 @@ async function loadAtlas(sae, area, selEl, silEl, ctx) {
     if (e.status === 409 && e.body && e.body.job) {
       waitForJob(e.body.job, e.message, area, () => { if (ctx.live) navigate(location.pathname + location.search, true); }, ctx);
       fill(silEl, note('Available once the atlas is built.'));
+      fill(clEl, note('Available once the atlas is built.'));
       return;
     }
     fill(area, errorBox(e));
     fill(silEl, note('–'));
+    fill(clEl, note('–'));
     return;
   }
   showSilhouette(atlas.silhouette, silEl);
+  const describe = stepDescriber(sae, () => map);
   const map = new AtlasMap(atlas.features || [], {
     onOpen: (f) => navigate(`/feature/${enc(sae.name)}/${f.id}`),
-    onSelect: (sel) => showSelection(sae, sel, selEl, () => map.clearSelection()),
+    onSelect: (sel) => {
+      setQuery({sel: sel.length && sel.length <= MAX_URL_SELECTION ? sel.map((f) => f.id).join(',') : null});
+      showSelection(sae, sel, selEl, () => map.clearSelection(), ctx);
+    },
+    describe,
+    onView: debounce((v) => { if (ctx.live) setQuery({view: v}); }, 250),
   });
+  const regions = behaviourRegions(atlas);
+  map.setRegions(regions);
   window.riseAtlas = map;
   ctx.onCleanup(() => {
     map.destroy();
     if (window.riseAtlas === map) window.riseAtlas = null;
   });
 
+  const modes = ['behaviour', 'cluster', 'frequency'];
+  const wantColour = modes.includes(ctx.query.get('colour')) ? ctx.query.get('colour') : 'behaviour';
   const colour = h('select', {'aria-label': 'colour by'},
-    ['behaviour', 'cluster', 'frequency'].map((m) => h('option', {value: m}, m)));
-  colour.addEventListener('change', () => map.setColour(colour.value));
+    modes.map((m) => h('option', {value: m, selected: m === wantColour}, m)));
+  colour.addEventListener('change', () => {
+    map.setColour(colour.value);
+    setQuery({colour: colour.value === 'behaviour' ? null : colour.value});
+  });
+  if (wantColour !== 'behaviour') map.setColour(wantColour);
+  const showRegions = h('input', {type: 'checkbox', 'aria-label': 'behaviour regions', testid: 'show-regions', checked: ctx.query.get('regions') !== '0'});
+  showRegions.addEventListener('change', () => {
+    map.setShowRegions(showRegions.checked);
+    setQuery({regions: showRegions.checked ? null : '0'});
+  });
+  map.setShowRegions(showRegions.checked);
   const lassoBtn = h('button', {'aria-pressed': 'false', title: 'lasso mode (or hold Alt while dragging)'}, 'Lasso');
   lassoBtn.addEventListener('click', () => {
     map.lasso = !map.lasso;
     lassoBtn.setAttribute('aria-pressed', String(map.lasso));
     lassoBtn.classList.toggle('on', map.lasso);
   });
-  const size = h('input', {type: 'range', min: 0.5, max: 3, step: 0.25, value: 1, 'aria-label': 'point size', testid: 'point-size'});
-  size.addEventListener('input', () => map.setPointScale(Number(size.value)));
-  const hideDead = h('input', {type: 'checkbox', 'aria-label': 'hide latents that never fire', testid: 'hide-dead'});
-  hideDead.addEventListener('change', () => map.setHideDead(hideDead.checked));
+  const wantSize = Number(ctx.query.get('size'));
+  const size = h('input', {type: 'range', min: 0.5, max: 3, step: 0.25, value: wantSize >= 0.5 && wantSize <= 3 ? wantSize : 1, 'aria-label': 'point size', testid: 'point-size'});
+  size.addEventListener('input', () => {
+    map.setPointScale(Number(size.value));
+    setQuery({size: Number(size.value) === 1 ? null : size.value});
+  });
+  map.setPointScale(Number(size.value));
+  const hideDead = h('input', {type: 'checkbox', 'aria-label': 'hide latents that never fire', testid: 'hide-dead', checked: ctx.query.get('dead') === 'hide'});
+  hideDead.addEventListener('change', () => {
+    map.setHideDead(hideDead.checked);
+    setQuery({dead: hideDead.checked ? 'hide' : null});
+  });
+  map.setHideDead(hideDead.checked);
   fill(area,
     h('div', {class: 'toolbar'},
       h('label', {}, 'colour by ', colour), lassoBtn,
       h('label', {class: 'small'}, 'size ', size),
       h('label', {class: 'small'}, hideDead, ' hide never-firing'),
+      h('label', {class: 'small', title: 'the convex hull of the columns attributed to each behaviour'}, showRegions, ' regions'),
       h('button', {onclick: () => map.fit()}, 'Reset view'),
       h('button', {onclick: () => map.clearSelection()}, 'Clear selection'),
       h('span', {class: 'muted small grow right'}, `${fmt(map.n)} features · ${atlas.layout || ''} layout`)),
     map.el,
     map.legendEl,
-    h('div', {class: 'small muted'}, 'Drag to pan, wheel to zoom, hover for details, click a point to open its feature page; shift+drag selects a box, alt+drag (or Lasso) a free shape; 0 resets, Esc clears.'));
+    regionLegend(regions, (r) => map.selectIds(r.ids)),
+    h('div', {class: 'small muted'}, 'Drag to pan, wheel to zoom, hover for details and a top step, click a point to open its feature page; shift+drag selects a box, shift+click adds or removes a point, alt+drag (or Lasso) a free shape; 0 resets, Esc clears.'));
   map.resize();
+  map.setView(ctx.query.get('view'));
+  showClusters(sae, atlas, clEl, map, colour, ctx);
+  const sel = (ctx.query.get('sel') || '').split(',').filter((x) => /^\d+$/.test(x)).map(Number);
+  if (sel.length) map.selectIds(sel);
+  else showSelection(sae, [], selEl, () => map.clearSelection(), ctx);
+}
+
+// MAX_URL_SELECTION is the largest selection the URL keeps (the server
+// takes at most 4096 ids in one request).
+const MAX_URL_SELECTION = 4096;
+
+// behaviourRegions lists, for each behaviour with attributed columns but
+// the catch-all "other", its columns and colour.
+function behaviourRegions(atlas) {
+  return Object.entries(atlas.behaviours || {})
+    .filter(([name, b]) => name !== 'other' && b.columns && b.columns.length)
+    .sort((a, b) => a[0].localeCompare(b[0]))
+    .map(([name, b]) => ({name, colour: behaviourColour(name), ids: b.columns}));
+}
+
+// regionLegend names the regions; a click on one selects its columns.
+function regionLegend(regions, select) {
+  if (!regions.length) return h('div', {class: 'small muted', testid: 'region-legend'}, 'No behaviour has attributed columns: no regions to draw.');
+  return h('div', {class: 'legend small', testid: 'region-legend'},
+    h('span', {class: 'muted'}, 'regions (convex hull of the attributed columns; click to select them):'),
+    regions.map((r) => h('button', {class: 'legend-item region-pick', testid: `region-${r.name}`, title: `select the ${r.ids.length} columns attributed to ${r.name}`,
+      onclick: () => select(r)}, swatch(r.colour), r.name, h('span', {class: 'muted num'}, ` ${r.ids.length}`))));
+}
+
+// TIP_CHARS is the most of a step the tooltip quotes.
+const TIP_CHARS = 300;
+
+function clip(text, n) {
+  return text.length > n ? text.slice(0, n - 1) + '…' : text;
+}
+
+// stepDescriber gives the map the text of a feature's top-activating step,
+// asked for once the pointer rests on it and kept.
+function stepDescriber(sae, mapOf) {
+  const cache = new Map();
+  return (f) => {
+    if (cache.has(f.id)) return cache.get(f.id);
+    return new Promise((resolve) => setTimeout(resolve, 120)).then(() => {
+      const m = mapOf();
+      if (!m || m.hover < 0 || m.features[m.hover].id !== f.id) return null;
+      if (!cache.has(f.id)) {
+        const p = api(`/api/saes/${enc(sae.name)}/features/${f.id}?top=1&nearest=0&lens=0`)
+          .then((r) => (r.top_steps && r.top_steps.length ? clip(r.top_steps[0].text, TIP_CHARS) : null));
+        p.catch(() => cache.delete(f.id));
+        cache.set(f.id, p);
+      }
+      return cache.get(f.id);
+    });
+  };
 }
 
 function waitForJob(jobId, message, area, done, ctx) {
@@ -157,9 +250,9 @@ function waitForJob(jobId, message, area, done, ctx) {
   ctx.onCleanup(stop);
 }
 
-function showSelection(sae, sel, el, clear) {
+function showSelection(sae, sel, el, clear, ctx) {
   if (!sel.length) {
-    fill(el, note('Nothing selected. Shift+drag for a box, Alt+drag (or lasso mode) for a lasso.'));
+    fill(el, note('Nothing selected. Shift+drag for a box, shift+click for a point, Alt+drag (or lasso mode) for a lasso.'));
     return;
   }
   const counts = new Map();
@@ -167,13 +260,129 @@ function showSelection(sae, sel, el, clear) {
   const rows = [...counts.entries()].sort((a, b) => b[1] - a[1])
     .map(([b, n]) => [b || 'not specific', n, behaviourColour(b)]);
   const max = 400;
+  const ids = sel.map((f) => f.id);
+  const list = ids.join(',');
+  const base = `/api/saes/${enc(sae.name)}/selection`;
+  const tooMany = ids.length > MAX_URL_SELECTION;
+  const steps = h('div', {class: 'sel-steps', testid: 'selection-steps'});
+  const read = h('button', {class: 'small-btn', testid: 'selection-read', disabled: tooMany}, 'Top steps');
+  read.addEventListener('click', () => readSelection(sae, ids, steps, ctx));
+  const steer = h('button', {class: 'small-btn', testid: 'selection-steer', disabled: tooMany,
+    title: 'steer with the mean of the selected unit decoder columns'}, 'Steer →');
+  steer.addEventListener('click', () => navigate(`/steer?sae=${enc(sae.name)}&features=${list}`));
+  const stem = `${sae.name}-selection-${ids.length}`;
   fill(el,
     h('div', {class: 'sel-head'}, h('strong', {class: 'num', testid: 'selection-size'}, fmt(sel.length)), ' features selected ',
       h('button', {class: 'small-btn', onclick: clear}, 'clear')),
     hbars(rows),
+    h('div', {class: 'sel-actions'},
+      steer, read,
+      tooMany ? h('span', {class: 'small muted'}, `.npy for at most ${MAX_URL_SELECTION} features`)
+        : h('a', {href: `${base}/vector.npy?features=${list}`, download: `${stem}.npy`, testid: 'selection-npy',
+          title: 'the renormalised mean of the selected unit decoder columns, float32 [1, d_in]'}, 'mean .npy'),
+      h('button', {class: 'small-btn', testid: 'selection-json', onclick: () => saveBlob(`${stem}.json`, 'application/json',
+        JSON.stringify({sae: sae.name, features: sel.map((f) => ({id: f.id, x: f.x, y: f.y, cluster: f.cluster, behaviour: f.behaviour || null}))}, null, 1))}, 'ids .json'),
+      h('button', {class: 'small-btn', testid: 'selection-csv', onclick: () => saveBlob(`${stem}.csv`, 'text/csv',
+        'id,x,y,cluster,behaviour\n' + sel.map((f) => [f.id, f.x, f.y, f.cluster, f.behaviour || ''].join(',')).join('\n') + '\n')}, 'ids .csv')),
+    steps,
     h('div', {class: 'id-list'}, sel.slice(0, max).map((f) =>
       h('a', {href: `/feature/${enc(sae.name)}/${f.id}`, class: 'num', style: {color: behaviourColour(f.behaviour)}}, f.id))),
     sel.length > max ? note(`… and ${sel.length - max} more`) : null);
+}
+
+// saveBlob downloads text made on the page as a file.
+function saveBlob(name, type, text) {
+  const url = URL.createObjectURL(new Blob([text], {type}));
+  const a = h('a', {href: url, download: name});
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+// readSelection shows the steps on which the selection fires most (the sum
+// of its latents), read by the server over every step of the dataset.
+async function readSelection(sae, ids, el, ctx) {
+  fill(el, h('div', {class: 'loading'}, `Encoding the steps for ${fmt(ids.length)} features…`));
+  let r;
+  try {
+    r = await api(`/api/saes/${enc(sae.name)}/selection/steps?top=20&features=${ids.join(',')}`, {signal: ctx.abort.signal});
+  } catch (e) {
+    if (e.name !== 'AbortError') fill(el, errorBox(e));
+    return;
+  }
+  if (!r.steps.length) { fill(el, note(`None of the ${ids.length} features fires on any of the ${fmt(r.rows)} steps.`)); return; }
+  fill(el,
+    h('div', {class: 'small muted'}, `Top ${r.steps.length} of ${fmt(r.rows)} steps by the sum of the selected latents:`),
+    r.steps.map((st) => h('div', {class: 'sel-step', testid: 'selection-step', 'data-row': st.row},
+      h('div', {class: 'small muted'},
+        h('a', {href: `/?dataset=${enc(sae.dataset)}&trace=${enc(st.trace)}&step=${st.row}`}, `${st.trace} #${st.step}`),
+        ` · sum ${fmt(st.value)} · ${st.firing} firing`,
+        st.labels.length ? ' · ' + st.labels.join(', ') : ''),
+      h('div', {class: 'step-text'}, st.text))));
+}
+
+// showClusters gives the number of clusters, how k was chosen (the
+// silhouette of each k tried, when the atlas tried several) and each
+// cluster's size, and offers other k: the server clusters the columns
+// again (GET /api/saes/{sae}/clusters?k=) and the map takes its colours.
+function showClusters(sae, atlas, el, map, colourSel, ctx) {
+  const own = atlas.clusters || [];
+  if (!own.length) { fill(el, note('No clusters in this atlas.')); return; }
+  const chosen = own.length;
+  const choice = Object.entries(atlas.cluster_choice || {}).map(([kk, v]) => [Number(kk), v]).sort((a, b) => a[0] - b[0]);
+  const ks = choice.length ? choice.map(([kk]) => kk) : [];
+  for (let kk = 2; kk <= Math.min(20, map.n - 1); kk++) if (!ks.includes(kk)) ks.push(kk);
+  if (!ks.includes(chosen)) ks.push(chosen);
+  ks.sort((a, b) => a - b);
+  const pick = h('select', {'aria-label': 'clusters k', testid: 'cluster-k-select'},
+    ks.map((kk) => h('option', {value: kk}, `k = ${kk}${kk === chosen ? ' (the atlas\'s)' : ''}`)));
+  const body = h('div', {});
+  const status = h('span', {class: 'small muted'});
+  const show = (k, sizes, silhouette) => {
+    fill(body,
+      h('p', {class: 'small'}, h('strong', {class: 'num', testid: 'cluster-k'}, k), ' clusters',
+        k === chosen ? (choice.length ? ' (k chosen by the best silhouette)' : ' (k given when the atlas was built)') : ' (spherical k-means again, the atlas\'s seed)',
+        silhouette !== null && silhouette !== undefined ? `, silhouette ${fmt(silhouette)}` : '', '.'),
+      hbars(sizes.map((n, c) => [`c${c}`, n, clusterColour(c)]).filter((r) => r[1] > 0).sort((a, b) => b[1] - a[1])));
+  };
+  const apply = async (k) => {
+    pick.value = String(k);
+    if (k === chosen) {
+      const sizes = new Array(chosen).fill(0);
+      for (const c of own) sizes[c.id] = c.size;
+      for (const f of map.features) f.cluster = f.atlasCluster ?? f.cluster;
+      show(k, sizes, atlas.silhouette && atlas.silhouette.clusters);
+      if (map.mode === 'cluster') map.setColour('cluster');
+      setQuery({k: null});
+      fill(status, '');
+      return;
+    }
+    fill(status, 'clustering…');
+    pick.disabled = true;
+    try {
+      const r = await api(`/api/saes/${enc(sae.name)}/clusters?k=${k}`, {signal: ctx.abort.signal});
+      for (const f of map.features) f.cluster = r.labels[f.id];
+      show(r.k, r.sizes, r.silhouette);
+      colourSel.value = 'cluster';
+      map.setColour('cluster');
+      setQuery({k: String(k), colour: 'cluster'});
+      fill(status, '');
+    } catch (e) {
+      if (e.name !== 'AbortError') fill(status, errorBox(e));
+    } finally {
+      pick.disabled = false;
+    }
+  };
+  for (const f of map.features) f.atlasCluster = f.cluster;
+  pick.addEventListener('change', () => apply(Number(pick.value)));
+  fill(el,
+    h('div', {class: 'row'}, pick, status),
+    body,
+    choice.length ? h('table', {class: 'kv small', testid: 'cluster-choice'}, h('caption', {}, 'silhouette by k, when the atlas chose k'),
+      choice.map(([kk, v]) => h('tr', {class: kk === chosen ? 'k-chosen' : ''}, h('th', {}, `k = ${kk}${kk === chosen ? ' (chosen)' : ''}`), h('td', {class: 'num'}, fmt(v))))) : null);
+  const want = Number(ctx.query.get('k'));
+  apply(ks.includes(want) ? want : chosen);
 }
 
 function showSilhouette(s, el) {

@@ -2,8 +2,9 @@
 // Points are drawn with fillRect batched per colour and redrawn on
 // requestAnimationFrame only when the view changes; hover hit-testing uses
 // a uniform grid index. Drag pans, the wheel zooms around the cursor,
-// shift+drag box-selects, alt+drag (or lasso mode) lasso-selects, a click
-// on a point opens it.
+// shift+drag box-selects, shift+click adds or removes a point, alt+drag (or
+// lasso mode) lasso-selects, a click on a point opens it. Behaviour regions
+// (the convex hull of each behaviour's columns) are drawn under the points.
 
 import {h, fill, fmt, pct, behaviourColour, clusterColour, gradient, NONE_COLOUR, swatch} from './util.js';
 
@@ -15,10 +16,18 @@ const HIT_PX = 7;
 const FREQ_BINS = 24;
 
 export class AtlasMap {
-  constructor(features, {onOpen, onSelect, testid = 'atlas-map'} = {}) {
+  constructor(features, {onOpen, onSelect, onView, describe, testid = 'atlas-map'} = {}) {
     this.features = features;
     this.onOpen = onOpen || (() => {});
     this.onSelect = onSelect || (() => {});
+    // describe(feature) gives a promise of a line about it for the tooltip
+    // (an example step), or null.
+    this.describe = describe || null;
+    // onView(view) hears of each change of the view (see view()).
+    this.onView = onView || (() => {});
+    this.lastView = undefined;
+    this.regions = [];
+    this.showRegions = true;
     const n = features.length;
     this.n = n;
     this.xs = new Float32Array(n);
@@ -119,6 +128,30 @@ export class AtlasMap {
     return {x: this.xs[i] * this.scale + this.tx, y: -this.ys[i] * this.scale + this.ty};
   }
 
+  // view says where the view is: "x,y,zoom" (the data point at the centre
+  // and the zoom over the fitted view), or null for the fitted view.
+  view() {
+    if (!this.width) return null;
+    const [cx, cy] = this.toData(this.width / 2, this.height / 2);
+    const z = this.scale / this.baseScale;
+    const b = this.bounds;
+    const span = Math.max(b.maxx - b.minx, b.maxy - b.miny);
+    const fitted = Math.abs(z - 1) < 1e-3 && Math.hypot(cx - (b.minx + b.maxx) / 2, cy - (b.miny + b.maxy) / 2) < 1e-3 * span;
+    return fitted ? null : `${+cx.toPrecision(6)},${+cy.toPrecision(6)},${+z.toPrecision(4)}`;
+  }
+
+  // setView shows the view that view() gave; a malformed one is ignored.
+  setView(v) {
+    const p = String(v || '').split(',').map(Number);
+    if (p.length !== 3 || !p.every(Number.isFinite) || !(p[2] > 0) || !this.width) return false;
+    const s = Math.min(this.baseScale * 2000, Math.max(this.baseScale * 0.2, this.baseScale * p[2]));
+    this.scale = s;
+    this.tx = this.width / 2 - p[0] * s;
+    this.ty = this.height / 2 + p[1] * s;
+    this.schedule();
+    return true;
+  }
+
   toData(sx, sy) {
     return [(sx - this.tx) / this.scale, -(sy - this.ty) / this.scale];
   }
@@ -209,6 +242,7 @@ export class AtlasMap {
     order.sort((a, b) => greyFirst(a) - greyFirst(b));
     this.groups = order.map((c) => ({colour: c, idx: Int32Array.from(groups.get(c))}));
     fill(this.legendEl, legend);
+    this.hideTip(); // its colour and cluster may be stale: the next move draws it again
     this.schedule();
   }
 
@@ -218,6 +252,24 @@ export class AtlasMap {
 
   // setHideDead hides, or shows again, the latents that never fire.
   setHideDead(on) { this.hideDead = on; this.schedule(); }
+
+  // setRegions sets the behaviour regions: for each {name, colour, ids},
+  // the convex hull of those features' points.
+  setRegions(list) {
+    this.regions = [];
+    for (const r of list) {
+      const pts = [];
+      for (const id of r.ids) {
+        const i = this.indexOf.get(id);
+        if (i !== undefined) pts.push([this.xs[i], this.ys[i]]);
+      }
+      if (pts.length) this.regions.push({name: r.name, colour: r.colour, hull: convexHull(pts), size: pts.length});
+    }
+    this.schedule();
+  }
+
+  // setShowRegions shows or hides the behaviour regions.
+  setShowRegions(on) { this.showRegions = on; this.schedule(); }
 
   // ---------- drawing ----------
 
@@ -238,6 +290,7 @@ export class AtlasMap {
     const r = Math.min(14, (base + Math.log2(Math.max(1, zoom)) * 0.9) * (this.pointScale || 1));
     const half = r / 2;
     const sel = this.selCount > 0;
+    this.drawRegions(ctx);
     let drawn = 0;
     ctx.globalAlpha = sel ? 0.18 : 0.85;
     for (const g of this.groups) {
@@ -284,6 +337,45 @@ export class AtlasMap {
       ctx.stroke();
     }
     this.drawGesture(ctx);
+    const v = this.view();
+    if (v !== this.lastView) {
+      this.lastView = v;
+      this.onView(v);
+    }
+  }
+
+  drawRegions(ctx) {
+    const {scale, tx, ty} = this;
+    const shown = [];
+    if (this.showRegions) {
+      for (const g of this.regions) {
+        const pts = g.hull.map(([x, y]) => [x * scale + tx, -y * scale + ty]);
+        ctx.strokeStyle = g.colour;
+        ctx.fillStyle = g.colour;
+        ctx.lineJoin = 'round';
+        ctx.lineCap = 'round';
+        ctx.beginPath();
+        ctx.moveTo(pts[0][0], pts[0][1]);
+        for (const [x, y] of pts.slice(1)) ctx.lineTo(x, y);
+        if (pts.length > 2) {
+          ctx.closePath();
+          ctx.globalAlpha = 0.1;
+          ctx.fill();
+          ctx.globalAlpha = 0.7;
+          ctx.lineWidth = 1.5;
+        } else {
+          // one or two points: a rounded stroke marks them
+          if (pts.length === 1) ctx.lineTo(pts[0][0] + 0.01, pts[0][1]);
+          ctx.globalAlpha = 0.2;
+          ctx.lineWidth = 18;
+        }
+        ctx.stroke();
+        shown.push(`${g.name}:${g.hull.length}`);
+      }
+      ctx.globalAlpha = 1;
+    }
+    // what is drawn, for tests and scripts: behaviour:hull vertices
+    this.canvas.dataset.regions = shown.join(',');
   }
 
   drawGesture(ctx) {
@@ -359,6 +451,27 @@ export class AtlasMap {
     this.selectWhere((x, y) => x >= minx && x <= maxx && y >= miny && y <= maxy && inPolygon(x, y, poly));
   }
 
+  // toggle adds the feature at index i to the selection, or removes it.
+  toggle(i) {
+    this.selected[i] ^= 1;
+    this.selCount += this.selected[i] ? 1 : -1;
+    this.schedule();
+    this.onSelect(this.selection());
+  }
+
+  // selectIds selects the features with these ids (unknown ones are left
+  // out).
+  selectIds(ids) {
+    const want = new Set(ids);
+    const byId = (i) => want.has(this.features[i].id);
+    this.selected.fill(0);
+    let n = 0;
+    for (let i = 0; i < this.n; i++) if (byId(i)) { this.selected[i] = 1; n++; }
+    this.selCount = n;
+    this.schedule();
+    this.onSelect(this.selection());
+  }
+
   clearSelection() {
     this.selected.fill(0);
     this.selCount = 0;
@@ -415,10 +528,11 @@ export class AtlasMap {
       c.classList.remove('panning');
       if (e.type === 'pointercancel') { this.schedule(); return; }
       if (!d.moved) {
+        const i = this.pick(d.x0, d.y0);
         if (d.mode === 'pan') {
-          const i = this.pick(d.x0, d.y0);
           if (i >= 0) this.onOpen(this.features[i]);
-        } else this.clearSelection();
+        } else if (d.mode === 'box' && i >= 0) this.toggle(i);
+        else this.clearSelection();
       } else if (d.mode === 'box') this.selectBox(d.x0, d.y0, d.x, d.y);
       else if (d.mode === 'lasso' && d.path.length > 2) this.selectLasso(d.path);
       this.schedule();
@@ -459,25 +573,52 @@ export class AtlasMap {
   }
 
   setHover(i, x, y) {
+    const changed = i !== this.hover || this.tooltip.hidden;
     if (i !== this.hover) {
       this.hover = i;
       this.schedule();
     }
     if (i < 0) { this.hideTip(); this.canvas.style.cursor = ''; return; }
     this.canvas.style.cursor = 'pointer';
-    const f = this.features[i];
-    fill(this.tooltip,
-      h('div', {}, h('strong', {}, `feature ${f.id}`)),
-      h('div', {}, swatch(behaviourColour(f.behaviour)), f.behaviour || (f.frequency > 0 ? 'no behaviour' : 'never fires')),
-      h('table', {class: 'kv'},
-        h('tr', {}, h('th', {}, 'cluster'), h('td', {class: 'num'}, f.cluster ?? '–')),
-        h('tr', {}, h('th', {}, 'frequency'), h('td', {class: 'num'}, pct(f.frequency))),
-        h('tr', {}, h('th', {}, 'specificity'), h('td', {class: 'num'}, fmt(f.specificity)))));
-    this.tooltip.hidden = false;
+    if (changed) {
+      const f = this.features[i];
+      const ask = this.describe && f.frequency > 0;
+      fill(this.tooltip,
+        h('div', {}, h('strong', {}, `feature ${f.id}`)),
+        h('div', {}, swatch(behaviourColour(f.behaviour)), f.behaviour || (f.frequency > 0 ? 'no behaviour' : 'never fires')),
+        h('table', {class: 'kv'},
+          h('tr', {}, h('th', {}, 'cluster'), h('td', {class: 'num'}, f.cluster ?? '–')),
+          h('tr', {}, h('th', {}, 'frequency'), h('td', {class: 'num'}, pct(f.frequency))),
+          h('tr', {}, h('th', {}, 'specificity'), h('td', {class: 'num'}, fmt(f.specificity)))),
+        ask ? h('div', {class: 'tip-step small', testid: 'tip-step'}, h('span', {class: 'muted'}, 'top step…')) : null);
+      this.tooltip.hidden = false;
+      if (ask) this.describeLater(i);
+    }
+    this.placeTip(x, y);
+  }
+
+  placeTip(x, y) {
     const tw = this.tooltip.offsetWidth, th = this.tooltip.offsetHeight;
     const left = x + 14 + tw > this.width ? x - 14 - tw : x + 14;
     const top = Math.min(Math.max(0, y - th / 2), this.height - th);
     this.tooltip.style.transform = `translate(${Math.round(left)}px, ${Math.round(top)}px)`;
+    this.tipAt = [x, y];
+  }
+
+  // describeLater asks for the hovered feature's line and shows it if the
+  // pointer is still on that feature.
+  describeLater(i) {
+    const f = this.features[i];
+    Promise.resolve(this.describe(f)).then((text) => {
+      if (this.hover !== i || this.tooltip.hidden) return;
+      const el = this.tooltip.querySelector('[data-testid="tip-step"]');
+      if (el) fill(el, text ? h('span', {class: 'tip-quote'}, text) : h('span', {class: 'muted'}, 'no example step'));
+      if (this.tipAt) this.placeTip(...this.tipAt);
+    }, (e) => {
+      if (this.hover !== i) return;
+      const el = this.tooltip.querySelector('[data-testid="tip-step"]');
+      if (el) fill(el, h('span', {class: 'muted'}, `top step: ${e.message}`));
+    });
   }
 
   hideTip() {
@@ -492,4 +633,27 @@ function inPolygon(x, y, poly) {
     if ((yi > y) !== (yj > y) && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
   }
   return inside;
+}
+
+// convexHull is Andrew's monotone chain: the hull of points [x, y] in
+// counter-clockwise order without repeated or collinear points.
+export function convexHull(points) {
+  const p = points.slice().sort((a, b) => a[0] - b[0] || a[1] - b[1])
+    .filter((q, i, a) => i === 0 || q[0] !== a[i - 1][0] || q[1] !== a[i - 1][1]);
+  if (p.length < 3) return p;
+  const cross = (o, a, b) => (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
+  const lower = [];
+  for (const q of p) {
+    while (lower.length >= 2 && cross(lower[lower.length - 2], lower[lower.length - 1], q) <= 0) lower.pop();
+    lower.push(q);
+  }
+  const upper = [];
+  for (let i = p.length - 1; i >= 0; i--) {
+    const q = p[i];
+    while (upper.length >= 2 && cross(upper[upper.length - 2], upper[upper.length - 1], q) <= 0) upper.pop();
+    upper.push(q);
+  }
+  upper.pop();
+  lower.pop();
+  return lower.concat(upper);
 }

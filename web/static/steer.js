@@ -124,7 +124,10 @@ export async function render(main, ctx) {
   if (qs && qf !== null && qf !== '') vectors.add({sae: qs, feature: parseInt(qf, 10)}, `${qs} · feature ${qf}`);
   if (qs && qb) vectors.add({sae: qs, behaviour: qb}, `${qs} · behaviour ${qb}`);
   const qfs = (ctx.query.get('features') || '').split(',').filter((x) => x !== '').map((x) => parseInt(x, 10));
-  if (qs && qfs.length) vectors.add({sae: qs, features: qfs}, `${qs} · mean of features ${qfs.join(', ')}`);
+  if (qs && qfs.length) {
+    const shown = qfs.length > 12 ? `${qfs.slice(0, 12).join(', ')}, … (${qfs.length} features)` : qfs.join(', ');
+    vectors.add({sae: qs, features: qfs}, `${qs} · mean of features ${shown}`);
+  }
   if (demo && !vectors.items.length) await addDemoVector(vectors, saes || [], ctx);
 }
 
