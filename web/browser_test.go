@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,24 +18,9 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/rise-interp/rise/internal/browsertest"
 	"github.com/rise-interp/rise/internal/shared"
 )
-
-// chromium finds Debian's chromium. Browser tests skip without it, except
-// under CI (CI set), where .ci/run installs it and its absence is a failure.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("no chromium on PATH: .ci/run installs Debian's chromium for the browser tests")
-	}
-	t.Skip("no chromium on PATH (apt-get install chromium): browser tests skipped")
-	return ""
-}
 
 // artifactDir is where the browser tests leave their screenshots:
 // $RISE_ARTIFACTS, or .artifacts/browser at the repository root.
@@ -62,17 +46,7 @@ type browser struct {
 }
 
 func newBrowser(t *testing.T, ts *testServer, flags ...chromedp.ExecAllocatorOption) *browser {
-	exe := chromium(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.WindowSize(1400, 900),
-		chromedp.Flag("disable-gpu", true))
-	opts = append(opts, flags...)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(actx)
-	t.Cleanup(cancel2)
-	ctx, cancel3 := context.WithTimeout(ctx, 4*time.Minute)
-	t.Cleanup(cancel3)
+	ctx := browsertest.New(t, 4*time.Minute, 1400, 900, flags...)
 	b := &browser{t: t, ctx: ctx, ts: ts, dir: artifactDir(t)}
 	chromedp.ListenTarget(ctx, func(ev any) {
 		switch e := ev.(type) {

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +13,8 @@ import (
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/rise-interp/rise/internal/browsertest"
 )
 
 // checkReportInBrowser opens report.html in Debian's chromium, from a
@@ -24,31 +24,11 @@ import (
 // imply at a visible size. A copy of the page with an image from a local
 // server shows that the watch sees a request when there is one.
 func checkReportInBrowser(t *testing.T, path string) {
-	exe := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			exe = p
-			break
-		}
-	}
-	if exe == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("no chromium on PATH: .ci/run installs Debian's chromium for the browser tests")
-		}
-		t.Skip("no chromium on PATH (apt-get install chromium): browser test skipped")
-	}
 	var hits sync.Map
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Store(r.URL.Path, true) }))
 	defer srv.Close()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
-		chromedp.WindowSize(1200, 900), chromedp.Flag("disable-gpu", true))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel2 := chromedp.NewContext(actx)
-	defer cancel2()
-	ctx, cancel3 := context.WithTimeout(ctx, time.Minute)
-	defer cancel3()
+	ctx := browsertest.New(t, time.Minute, 1200, 900)
 
 	var mu sync.Mutex
 	var requests, logs []string

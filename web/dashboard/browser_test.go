@@ -3,7 +3,6 @@ package dashboard
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,30 +12,16 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-)
 
-// chromium finds Debian's chromium. The test skips without it, except under
-// CI (CI set), where its absence is a failure.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("no chromium on PATH: .ci/run installs Debian's chromium for the browser tests")
-	}
-	t.Skip("no chromium on PATH (apt-get install chromium): browser test skipped")
-	return ""
-}
+	"github.com/rise-interp/rise/internal/browsertest"
+)
 
 // TestDashboardOpensFromDisk writes a dashboard, opens it from file:// in
 // headless chromium and checks that it renders every feature page (its
 // histogram bars, examples, explanation and detection scores) while the
 // browser asks for nothing but the file itself.
 func TestDashboardOpensFromDisk(t *testing.T) {
-	exe := chromium(t)
+	browsertest.Chromium(t)
 	fx := newFixture(t)
 	rep, err := Build(context.Background(), fx.sae, fx.layer, fx.steps, Options{Features: []int{0, 1}, Top: 4, HoldOut: 0.5})
 	if err != nil {
@@ -53,14 +38,7 @@ func TestDashboardOpensFromDisk(t *testing.T) {
 	}
 	url := "file://" + path
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
-		chromedp.WindowSize(1200, 900), chromedp.Flag("disable-gpu", true))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel2 := chromedp.NewContext(actx)
-	defer cancel2()
-	ctx, cancel3 := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel3()
+	ctx := browsertest.New(t, 2*time.Minute, 1200, 900)
 	var mu sync.Mutex
 	var requests, problems []string
 	chromedp.ListenTarget(ctx, func(ev any) {
