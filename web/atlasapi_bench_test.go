@@ -7,11 +7,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/rise-interp/rise/activations/synth"
 	"github.com/rise-interp/rise/sae"
 )
 
@@ -23,50 +21,10 @@ import (
 // so the request should cost about what that pass costs; a ReLU SAE of the
 // same width (RISE's recipe) encodes the 32 selected latents only.
 func BenchmarkSelectionSteps(b *testing.B) {
-	dir := b.TempDir()
-	dump := filepath.Join(dir, "demo")
-	if _, err := synth.Generate(context.Background(), dump, synth.DefaultConfig(), false, nil); err != nil {
-		b.Fatal(err)
-	}
-	ws := &Workspace{Dir: filepath.Join(dir, "work")}
-	ds, err := ws.AddDataset(context.Background(), dump, "")
-	if err != nil {
-		b.Fatal(err)
-	}
 	const width = 2048
-	s, err := sae.New(sae.TopK, ds.Dump.DModel, width, 32)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s.Init(1, 1, nil, 0)
-	s.Metadata.HookLayer = ds.Dump.Layers[0].Number
-	saeDir := filepath.Join(dir, "sel")
-	if err := sae.Save(saeDir, s, sae.SaveOptions{}); err != nil {
-		b.Fatal(err)
-	}
-	relu, err := sae.New(sae.Standard, ds.Dump.DModel, width, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	relu.Init(2, 1, nil, 0)
-	relu.Metadata.HookLayer = ds.Dump.Layers[0].Number
-	reluDir := filepath.Join(dir, "sel-relu")
-	if err := sae.Save(reluDir, relu, sae.SaveOptions{}); err != nil {
-		b.Fatal(err)
-	}
-	srv := New(ws, Config{})
-	defer srv.Close()
-	for _, p := range []string{saeDir, reluDir} {
-		m, err := ws.AddSAE(p)
-		if err != nil {
-			b.Fatal(err)
-		}
-		j := srv.StartAnalysis(m)
-		<-j.Done()
-		if v := j.View(); v.State != StateDone {
-			b.Fatalf("analysis: %s", v.Error)
-		}
-	}
+	ws, ds, srv := benchDemo(b)
+	s := benchSAE(b, ws, srv, "sel", sae.TopK, width, 32, 1)
+	benchSAE(b, ws, srv, "sel-relu", sae.Standard, width, 0, 2)
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 	rng := rand.New(rand.NewPCG(1, 2))

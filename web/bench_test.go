@@ -24,38 +24,9 @@ import (
 // the features mean. Setting up (statistics, UMAP of 16,384 columns) takes
 // a minute.
 func BenchmarkFeatureAPI(b *testing.B) {
-	dir := b.TempDir()
-	dump := filepath.Join(dir, "demo")
-	if _, err := synth.Generate(context.Background(), dump, synth.DefaultConfig(), false, nil); err != nil {
-		b.Fatal(err)
-	}
-	ws := &Workspace{Dir: filepath.Join(dir, "work")}
-	ds, err := ws.AddDataset(context.Background(), dump, "")
-	if err != nil {
-		b.Fatal(err)
-	}
 	const width = 16384
-	s, err := sae.New(sae.TopK, ds.Dump.DModel, width, 32)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s.Init(1, 1, nil, 0)
-	s.Metadata.HookLayer = ds.Dump.Layers[0].Number
-	saeDir := filepath.Join(dir, "wide")
-	if err := sae.Save(saeDir, s, sae.SaveOptions{}); err != nil {
-		b.Fatal(err)
-	}
-	m, err := ws.AddSAE(saeDir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := New(ws, Config{})
-	defer srv.Close()
-	j := srv.StartAnalysis(m)
-	<-j.Done()
-	if v := j.View(); v.State != StateDone {
-		b.Fatalf("analysis: %s", v.Error)
-	}
+	ws, _, srv := benchDemo(b)
+	benchSAE(b, ws, srv, "wide", sae.TopK, width, 32, 1)
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -82,4 +53,51 @@ func BenchmarkFeatureAPI(b *testing.B) {
 	}
 	b.ReportMetric(q(0.5), "p50_ms")
 	b.ReportMetric(q(0.95), "p95_ms")
+}
+
+// benchDemo serves the 20,000-step demo dump (d_model 256) from a fresh
+// workspace.
+func benchDemo(b *testing.B) (*Workspace, *Dataset, *Server) {
+	b.Helper()
+	dir := b.TempDir()
+	dump := filepath.Join(dir, "demo")
+	if _, err := synth.Generate(context.Background(), dump, synth.DefaultConfig(), false, nil); err != nil {
+		b.Fatal(err)
+	}
+	ws := &Workspace{Dir: filepath.Join(dir, "work")}
+	ds, err := ws.AddDataset(context.Background(), dump, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := New(ws, Config{})
+	b.Cleanup(srv.Close)
+	return ws, ds, srv
+}
+
+// benchSAE adds a randomly initialised SAE (the pages' cost does not
+// depend on what its features mean) on the workspace's first dataset and
+// waits for its analysis.
+func benchSAE(b *testing.B, ws *Workspace, srv *Server, name string, arch sae.Arch, width, k int, seed uint64) *sae.SAE {
+	b.Helper()
+	ds := ws.Datasets()[0]
+	s, err := sae.New(arch, ds.Dump.DModel, width, k)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.Init(seed, 1, nil, 0)
+	s.Metadata.HookLayer = ds.Dump.Layers[0].Number
+	dir := filepath.Join(b.TempDir(), name)
+	if err := sae.Save(dir, s, sae.SaveOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	m, err := ws.AddSAE(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	j := srv.StartAnalysis(m)
+	<-j.Done()
+	if v := j.View(); v.State != StateDone {
+		b.Fatalf("analysis of %s: %s", name, v.Error)
+	}
+	return s
 }
