@@ -31,19 +31,10 @@ func tokenServer(t *testing.T) (*testServer, *synth.Truth) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	F, D := cfg.Features, cfg.DModel
-	s, err := sae.New(sae.Standard, D, F, 0)
+	s, err := sae.Oracle(truth.Directions, truth.Offset, truth.Features, truth.DModel, -0.25)
 	if err != nil {
 		t.Fatal(err)
 	}
-	copy(s.WDec, truth.Directions)
-	for f := range F {
-		for d := range D {
-			s.WEnc[d*F+f] = truth.Directions[f*D+d]
-		}
-		s.BEnc[f] = -0.25
-	}
-	copy(s.BDec, truth.Offset)
 	s.Metadata.HookLayer = cfg.Layer
 	if err := sae.Save(filepath.Join(dir, "tok-sae"), s, sae.SaveOptions{}); err != nil {
 		t.Fatal(err)

@@ -21,19 +21,10 @@ func oracleSAE(t *testing.T, dir, out string) *synth.Truth {
 	if err != nil {
 		t.Fatal(err)
 	}
-	F, D := truth.Features, truth.DModel
-	s, err := sae.New(sae.Standard, D, F, 0)
+	s, err := sae.Oracle(truth.Directions, truth.Offset, truth.Features, truth.DModel, -0.25)
 	if err != nil {
 		t.Fatal(err)
 	}
-	copy(s.WDec, truth.Directions)
-	for f := range F {
-		for d := range D {
-			s.WEnc[d*F+f] = truth.Directions[f*D+d]
-		}
-		s.BEnc[f] = -0.25
-	}
-	copy(s.BDec, truth.Offset)
 	s.Metadata.HookLayer = truth.Layer
 	if err := sae.Save(out, s, sae.SaveOptions{}); err != nil {
 		t.Fatal(err)

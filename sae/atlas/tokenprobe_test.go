@@ -29,19 +29,10 @@ func plantedTokenDump(t *testing.T, tokenRate float64) (string, *synth.Truth, *s
 	if err != nil {
 		t.Fatal(err)
 	}
-	F, D := cfg.Features, cfg.DModel
-	s, err := sae.New(sae.Standard, D, F, 0)
+	s, err := sae.Oracle(truth.Directions, truth.Offset, truth.Features, truth.DModel, -0.25)
 	if err != nil {
 		t.Fatal(err)
 	}
-	copy(s.WDec, truth.Directions)
-	for f := range F {
-		for d := range D {
-			s.WEnc[d*F+f] = truth.Directions[f*D+d]
-		}
-		s.BEnc[f] = -0.25
-	}
-	copy(s.BDec, truth.Offset)
 	return dir, truth, s
 }
 
