@@ -22,6 +22,10 @@ type explainLine struct {
 	Phrases   []atlas.Phrase   `json:"phrases"`
 	Detection *atlas.Detection `json:"detection"`
 	Fires     int64            `json:"fires"`
+	// Next and NextDetection explain the feature by the steps after the
+	// ones it fires on (atlas.FeatureExplanation.Next).
+	Next          []atlas.Phrase   `json:"next,omitempty"`
+	NextDetection *atlas.Detection `json:"next_detection,omitempty"`
 }
 
 func init() {
@@ -30,12 +34,13 @@ func init() {
 		layer, top, keep   int
 		holdOut            float64
 		seed               uint64
+		numbers            bool
 	)
 	register(&command{
 		name:    "explain",
 		noArgs:  true,
 		summary: "explain every SAE feature by the phrases of its steps, scored on held-out steps",
-		usage:   "--sae SAE_DIR --data DUMP [--layer L] [--hold-out 0.5] [--seed S] [--top N] [--keep N] --out explanations.jsonl",
+		usage:   "--sae SAE_DIR --data DUMP [--layer L] [--hold-out 0.5] [--seed S] [--top N] [--keep N] [--numbers] --out explanations.jsonl",
 		help: `Explains every feature of an SAE without a language model. One pass over
 the layer's rows encodes them with the SAE and keeps, per feature, its
 top-activating steps and a sample of its firing steps in activation bands;
@@ -47,11 +52,16 @@ detection score of Paulo et al. (2024), its phrases standing in for the
 judge: on the held-out traces (--hold-out, split by a hash of the trace id
 and --seed, as rise atlas does), a step is predicted to fire when it holds
 a phrase; precision, recall and F1 of that prediction and the AUC of the
-summed z-scores of the phrases a step holds.
+summed z-scores of the phrases a step holds. Phrases with a digit are
+left out unless --numbers: in reasoning traces the operands of each step
+crowd out the words. A step's state is read at the delimiter that ends it,
+so a feature often fires on the step before a behaviour shows: the
+phrases of the steps that follow its examples (next) are scored the same
+way, each step judged by the step after it.
 
 explanations.jsonl has one line per feature: id, phrases (text, z),
-detection (precision, recall, f1, auc, positives, steps) and fires (steps
-of the whole dump on which it fires).
+detection (precision, recall, f1, auc, positives, steps), fires (steps of
+the whole dump on which it fires), and next and next_detection.
 
 Example:
 
@@ -65,6 +75,7 @@ Example:
 			fs.Uint64Var(&seed, "seed", 1, "seed of the held-out split and of the banded sample")
 			fs.IntVar(&top, "top", 20, "top-activating example steps per feature")
 			fs.IntVar(&keep, "keep", 6, "most phrases per explanation")
+			fs.BoolVar(&numbers, "numbers", false, "keep phrases with a digit in them")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
 			if saePath == "" || data == "" || out == "" {
@@ -95,7 +106,7 @@ Example:
 			start := time.Now()
 			bar := newProgress(e.stderr, "explain")
 			ex, err := atlas.Explain(ctx, in.sae, in.layer, steps, atlas.ExplainOptions{Top: top, HoldOut: split, HoldOutSeed: seed,
-				Phrases:  atlas.PhraseOptions{Keep: keep},
+				Phrases:  atlas.PhraseOptions{Keep: keep, Numbers: numbers},
 				Progress: func(stage string, done, total int) { bar.updateInfo(int64(done), int64(total), stage) }})
 			bar.done()
 			if err != nil {
@@ -107,7 +118,8 @@ Example:
 			var f1 float64
 			scored := 0
 			for _, fe := range ex.Features {
-				if err := enc.Encode(explainLine{ID: fe.ID, Phrases: fe.Phrases, Detection: fe.Detection, Fires: fe.Fires}); err != nil {
+				if err := enc.Encode(explainLine{ID: fe.ID, Phrases: fe.Phrases, Detection: fe.Detection, Fires: fe.Fires,
+					Next: fe.Next, NextDetection: fe.NextDetection}); err != nil {
 					return err
 				}
 				if fe.Detection != nil && fe.Detection.Positives > 0 {

@@ -372,3 +372,33 @@ func TestExplainNextStep(t *testing.T) {
 		t.Errorf("own-step detection %+v: the step's own words should not tell", od)
 	}
 }
+
+// TestPhrasesLeaveOutNumbers: phrases with a digit (the operands of a
+// step) are left out unless asked for.
+func TestPhrasesLeaveOutNumbers(t *testing.T) {
+	var texts []string
+	var traces []string
+	for i := range 60 {
+		if i < 12 {
+			texts = append(texts, "so 59 x 3 = 177 here")
+		} else {
+			texts = append(texts, fmt.Sprintf("we add %d and %d", i, i+1))
+		}
+		traces = append(traces, fmt.Sprint("t", i))
+	}
+	c := NewCorpus(texts, traces, nil)
+	rows := []int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
+	words, _ := c.phrases(newLogOddsScratch(c), rows, nil, PhraseOptions{Keep: 10, MinZ: 1})
+	nums, _ := c.phrases(newLogOddsScratch(c), rows, nil, PhraseOptions{Keep: 10, MinZ: 1, Numbers: true})
+	for _, p := range words {
+		if strings.ContainsAny(p.Text, "0123456789") {
+			t.Errorf("phrase %q has a digit", p.Text)
+		}
+	}
+	if !slices.ContainsFunc(words, func(p Phrase) bool { return p.Text == "so" || p.Text == "x" || p.Text == "here" || strings.HasPrefix(p.Text, "so") }) {
+		t.Errorf("phrases %v: want the examples' words", words)
+	}
+	if !slices.ContainsFunc(nums, func(p Phrase) bool { return strings.ContainsAny(p.Text, "0123456789") }) {
+		t.Errorf("with Numbers, phrases %v: want one with a digit", nums)
+	}
+}

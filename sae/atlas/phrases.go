@@ -21,6 +21,7 @@ type Corpus struct {
 	Background []int64
 	Total      int64 // Σ Background
 	index      map[string]int32
+	numeric    []bool // whether each phrase has a digit
 }
 
 // Words splits a text into lower-cased words: runs of letters, digits and
@@ -73,6 +74,7 @@ func (c *Corpus) intern(words []string) []int32 {
 			if !ok {
 				id = int32(len(c.Phrases))
 				c.Phrases = append(c.Phrases, p)
+				c.numeric = append(c.numeric, strings.ContainsAny(p, "0123456789"))
 				c.index[p] = id
 			}
 			ids = append(ids, id)
@@ -131,6 +133,10 @@ type PhraseOptions struct {
 	// MinZ, overlapping or not), which compares what features fire on;
 	// default 24.
 	Profile int
+	// Numbers keeps phrases with a digit in them. By default they are left
+	// out: in reasoning traces the operands of each step ("59 x", "393")
+	// crowd out the words that name what a feature fires on.
+	Numbers bool
 }
 
 func (o PhraseOptions) withDefaults() PhraseOptions {
@@ -209,7 +215,7 @@ func (c *Corpus) phrases(sc *logOddsScratch, rows []int32, weights []float64, op
 	for _, id := range sc.touched {
 		ya, docs := sc.count[id], sc.docs[id]
 		sc.count[id], sc.docs[id] = 0, 0
-		if docs < int32(opts.MinTraces) || c.Total == 0 {
+		if docs < int32(opts.MinTraces) || c.Total == 0 || !opts.Numbers && c.numeric[id] {
 			continue
 		}
 		alpha := opts.Prior * float64(c.Background[id]) / float64(c.Total)
