@@ -65,46 +65,26 @@ func newTestServerWith(t testing.TB, c Config) *testServer {
 // returning the status.
 func (ts *testServer) get(t testing.TB, path string, v any) int {
 	t.Helper()
-	resp, err := http.Get(ts.URL + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if v != nil {
-		if err := json.Unmarshal(b, v); err != nil {
-			t.Fatalf("GET %s: %d, body not JSON: %v: %.200s", path, resp.StatusCode, err, b)
-		}
-	}
-	return resp.StatusCode
+	return ts.send(t, http.MethodGet, path, "", v)
 }
 
 func (ts *testServer) post(t testing.TB, path, body string, v any) int {
 	t.Helper()
-	resp, err := http.Post(ts.URL+path, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if v != nil {
-		if err := json.Unmarshal(b, v); err != nil {
-			t.Fatalf("POST %s: %d, body not JSON: %v: %.200s", path, resp.StatusCode, err, b)
-		}
-	}
-	return resp.StatusCode
+	return ts.send(t, http.MethodPost, path, body, v)
 }
 
-// send makes a request with a JSON body (the workbench's own pages send
-// every change as JSON) and decodes the JSON answer into v (when not nil),
-// returning the status.
+// send makes a request, with a JSON body when there is one (the
+// workbench's own pages send every change as JSON), and decodes the JSON
+// answer into v (when not nil), returning the status.
 func (ts *testServer) send(t testing.TB, method, path, body string, v any) int {
 	t.Helper()
 	req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if body != "" || method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
