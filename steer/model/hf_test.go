@@ -110,16 +110,7 @@ func TestHFParity(t *testing.T) {
 					}
 				}
 				// Greedy continuation, one token at a time through the cache.
-				var ids []int
-				logits := got[(len(p.IDs)-1)*m.Vocab:]
-				for range p.Greedy {
-					next := argmax(logits)
-					ids = append(ids, next)
-					if logits, err = m.Forward(context.Background(), []*Sequence{s}, [][]int{{next}}, false, nil); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if !slices.Equal(ids, p.Greedy) {
+				if ids := greedyFrom(t, m, s, got[(len(p.IDs)-1)*m.Vocab:], len(p.Greedy)); !slices.Equal(ids, p.Greedy) {
 					t.Errorf("prompt %d: greedy ids %v, want %v", pi, ids, p.Greedy)
 				}
 			}
@@ -160,15 +151,7 @@ func TestHFGreedyLlamaCpp(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				var ids []int
-				for range p.Greedy {
-					next := argmax(logits)
-					ids = append(ids, next)
-					if logits, err = m.Forward(context.Background(), []*Sequence{s}, [][]int{{next}}, false, nil); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if !slices.Equal(ids, p.Greedy) {
+				if ids := greedyFrom(t, m, s, logits, len(p.Greedy)); !slices.Equal(ids, p.Greedy) {
 					t.Errorf("prompt %d: greedy ids %v, want llama.cpp's %v", pi, ids, p.Greedy)
 				}
 			}
@@ -217,4 +200,20 @@ func TestPublishedConfigs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// greedyFrom continues sequence s, whose last logits are given, for n
+// greedy tokens one at a time through its cache.
+func greedyFrom(t *testing.T, m *Model, s *Sequence, logits []float32, n int) []int {
+	t.Helper()
+	var ids []int
+	for range n {
+		next := argmax(logits)
+		ids = append(ids, next)
+		var err error
+		if logits, err = m.Forward(context.Background(), []*Sequence{s}, [][]int{{next}}, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ids
 }
