@@ -15,30 +15,30 @@ import (
 // ?features=1,2,3. These handlers only read: the selection's mean
 // direction as .npy, and the steps on which the selection fires most.
 
-// selectionIDs reads the features parameter: distinct ids, in ascending
-// order, at least one.
-func selectionIDs(r *http.Request, dSae int) ([]int, error) {
+// selectionOf returns what ready does and the selection of the features
+// parameter: distinct ids, in ascending order, at least one.
+func (s *Server) selectionOf(r *http.Request) (*SAE, *sae.SAE, *analysis, []int, error) {
+	m, sa, an, err := s.ready(r)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
 	v := r.URL.Query().Get("features")
 	if v == "" {
-		return nil, errorf(http.StatusBadRequest, "parameter features: expected comma-separated feature ids from 0 to %d, found none", dSae-1)
+		return nil, nil, nil, nil, errorf(http.StatusBadRequest, "parameter features: expected comma-separated feature ids from 0 to %d, found none", sa.DSae-1)
 	}
-	ids, err := featureList(v, dSae)
+	ids, err := featureList(v, sa.DSae)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, nil, err
 	}
 	slices.Sort(ids)
-	return slices.Compact(ids), nil
+	return m, sa, an, slices.Compact(ids), nil
 }
 
 // selectionVector sends the renormalised mean of the selection's unit
 // decoder columns (the vector /steer builds from the same ids) as a
 // [1, d_in] float32 .npy.
 func (s *Server) selectionVector(_ http.ResponseWriter, r *http.Request) (any, error) {
-	m, sa, _, err := s.ready(r)
-	if err != nil {
-		return nil, err
-	}
-	ids, err := selectionIDs(r, sa.DSae)
+	m, sa, _, ids, err := s.selectionOf(r)
 	if err != nil {
 		return nil, err
 	}
@@ -69,11 +69,7 @@ const selectionBatch = 256
 // fire: rows × d_in × d_sae, what one epoch of encoding costs. The pass
 // stops when the client leaves.
 func (s *Server) selectionSteps(w http.ResponseWriter, r *http.Request) (any, error) {
-	m, sa, _, err := s.ready(r)
-	if err != nil {
-		return nil, err
-	}
-	ids, err := selectionIDs(r, sa.DSae)
+	m, sa, _, ids, err := s.selectionOf(r)
 	if err != nil {
 		return nil, err
 	}

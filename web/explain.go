@@ -96,16 +96,12 @@ func (s *Server) candidates(_ http.ResponseWriter, r *http.Request) (any, error)
 // group answers GET /api/saes/{sae}/group?features=1,2,3: the explanation,
 // coherence, enrichment and vector of a selection of features.
 func (s *Server) group(_ http.ResponseWriter, r *http.Request) (any, error) {
-	m, sa, an, err := s.ready(r)
+	m, sa, an, ids, err := s.selectionOf(r)
 	if err != nil {
 		return nil, err
 	}
 	if an.ex == nil {
 		return nil, errorf(http.StatusConflict, "SAE %s has no explanations", m.Name)
-	}
-	ids, err := featureList(r.URL.Query().Get("features"), sa.DSae)
-	if err != nil {
-		return nil, err
 	}
 	g, err := an.ex.ExplainGroup(ids, an.unit, sa.DIn, m.Dataset.Steps)
 	if err != nil {
