@@ -116,9 +116,10 @@ func kmeansRun(ctx context.Context, x []float32, n, d, k, maxIter int, rng *rand
 	if _, err := clusterAssign(ctx, x, n, d, cent, k, labels, sim); err != nil {
 		return nil, err
 	}
+	sums := newClusterSums(x, n, d, k)
 	for it := 0; it < maxIter; it++ {
 		clusterFixEmpty(x, n, d, k, cent, labels, sim)
-		clusterCentroids(x, n, d, k, labels, cent)
+		sums.update(labels, cent)
 		changed, err := clusterAssign(ctx, x, n, d, cent, k, labels, sim)
 		if err != nil {
 			return nil, err
@@ -128,63 +129,97 @@ func kmeansRun(ctx context.Context, x []float32, n, d, k, maxIter int, rng *rand
 		}
 	}
 	clusterFixEmpty(x, n, d, k, cent, labels, sim)
-	clusterCentroids(x, n, d, k, labels, cent)
+	sums.update(labels, cent)
 	return &Clustering{K: k, Labels: labels, Centroids: cent, Objective: clusterObjective(x, n, d, cent, labels)}, nil
 }
 
-// kmeansPlusPlus picks k seeds by k-means++ (Arthur & Vassilvitskii 2007):
-// the first uniformly, each next with probability proportional to its cosine
-// distance to the nearest seed so far.
+// kmeansPlusPlus picks k seeds by greedy k-means++ (Arthur & Vassilvitskii
+// 2007, §6; the seeding of scikit-learn's KMeans): the first uniformly; for
+// each next one, 2 + ⌊ln k⌋ candidates drawn with probability proportional
+// to their cosine distance to the nearest seed so far, of which the one
+// that leaves the smallest sum of those distances is kept. Trying several
+// candidates makes a seeding that misses a cluster much rarer than with one.
 func kmeansPlusPlus(ctx context.Context, x []float32, n, d, k int, rng *rand.Rand) ([]float32, error) {
 	cent := make([]float32, k*d)
 	dist := make([]float64, n)
 	for i := range dist {
 		dist[i] = math.Inf(1)
 	}
+	trials := 2 + int(math.Log(float64(k)))
 	dots := make([]float32, n)
+	best := make([]float64, n) // dist after the best candidate so far
+	try := make([]float64, n)
 	chosen := make(map[int]bool, k)
-	c := rng.IntN(n)
+	// draw samples a row with probability proportional to dist, -1 when
+	// every row coincides with a seed.
+	draw := func(total float64) int {
+		c := -1
+		if total > 0 {
+			u := rng.Float64() * total
+			acc := 0.0
+			for i, v := range dist {
+				if v <= 0 {
+					continue
+				}
+				acc += v
+				c = i
+				if acc > u {
+					break
+				}
+			}
+		}
+		return c
+	}
+	// after sets out to dist updated with candidate c and returns its sum.
+	after := func(c int, out []float64) float64 {
+		clusterDots(x, n, d, x[c*d:(c+1)*d], dots)
+		var sum float64
+		for i, v := range dots {
+			dv := math.Max(0, 1-float64(v))
+			if i == c {
+				dv = 0
+			}
+			out[i] = math.Min(dist[i], dv)
+			sum += out[i]
+		}
+		return sum
+	}
 	for j := 0; j < k; j++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if j > 0 {
+		c := -1
+		if j == 0 {
+			c = rng.IntN(n)
+			after(c, best)
+		} else {
 			total := 0.0
 			for _, v := range dist {
 				total += v
 			}
-			c = -1
-			if total > 0 {
-				u := rng.Float64() * total
-				acc := 0.0
-				for i, v := range dist {
-					if v <= 0 {
-						continue
-					}
-					acc += v
-					c = i
-					if acc > u {
-						break
-					}
+			bestSum := math.Inf(1)
+			for range trials {
+				t := draw(total)
+				if t < 0 || chosen[t] {
+					continue
+				}
+				if sum := after(t, try); sum < bestSum {
+					c, bestSum = t, sum
+					best, try = try, best
 				}
 			}
-			if c < 0 || chosen[c] {
+			if c < 0 {
 				// All remaining rows coincide with a seed: take any unused row.
 				c = rng.IntN(n)
 				for chosen[c] {
 					c = (c + 1) % n
 				}
+				after(c, best)
 			}
 		}
 		chosen[c] = true
 		copy(cent[j*d:(j+1)*d], x[c*d:(c+1)*d])
-		clusterDots(x, n, d, cent[j*d:(j+1)*d], dots)
-		for i, v := range dots {
-			if dv := math.Max(0, 1-float64(v)); dv < dist[i] {
-				dist[i] = dv
-			}
-		}
-		dist[c] = 0
+		copy(dist, best)
 	}
 	return cent, nil
 }
@@ -298,6 +333,70 @@ func clusterCentroids(x []float32, n, d, k int, labels []int, cent []float32) {
 		}
 		nn = math.Sqrt(nn)
 		for c, v := range s {
+			if nn > 0 {
+				cent[j*d+c] = float32(v / nn)
+			} else {
+				cent[j*d+c] = 0
+			}
+		}
+	}
+}
+
+// clusterSums keeps the float64 sum of each cluster's rows between Lloyd
+// iterations, so that a new labelling costs only the rows whose label
+// changed: few after the first iterations, where recomputing every sum
+// costs n·d additions each time.
+type clusterSums struct {
+	x       []float32
+	n, d, k int
+	sums    []float64
+	count   []int
+	held    []int // the label each row's values are summed under, -1 none
+}
+
+func newClusterSums(x []float32, n, d, k int) *clusterSums {
+	held := make([]int, n)
+	for i := range held {
+		held[i] = -1
+	}
+	return &clusterSums{x: x, n: n, d: d, k: k, sums: make([]float64, k*d), count: make([]int, k), held: held}
+}
+
+// update moves each row whose label changed to its new cluster's sum and
+// sets each centroid to its renormalised sum (zero for an empty cluster).
+func (s *clusterSums) update(labels []int, cent []float32) {
+	d := s.d
+	for i, l := range labels {
+		p := s.held[i]
+		if l == p {
+			continue
+		}
+		row := s.x[i*d : (i+1)*d]
+		if p >= 0 {
+			sp := s.sums[p*d : (p+1)*d]
+			for c, v := range row {
+				sp[c] -= float64(v)
+			}
+			s.count[p]--
+		}
+		sl := s.sums[l*d : (l+1)*d]
+		for c, v := range row {
+			sl[c] += float64(v)
+		}
+		s.count[l]++
+		s.held[i] = l
+	}
+	for j := range s.k {
+		sj := s.sums[j*d : (j+1)*d]
+		if s.count[j] == 0 {
+			clear(sj) // no rounding residue left behind
+		}
+		nn := 0.0
+		for _, v := range sj {
+			nn += v * v
+		}
+		nn = math.Sqrt(nn)
+		for c, v := range sj {
 			if nn > 0 {
 				cent[j*d+c] = float32(v / nn)
 			} else {
