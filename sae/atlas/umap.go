@@ -29,8 +29,9 @@ type UMAPOptions struct {
 	// Spread is the scale of the target membership curve beyond MinDist.
 	// Default 1.
 	Spread float64
-	// Epochs is the number of optimisation epochs. Default 200 when
-	// n > 10000, otherwise 500.
+	// Epochs is the number of optimisation epochs. Default, as umap-js
+	// chooses: 500 up to 2,500 rows, 400 up to 5,000, 300 up to 7,500,
+	// then 200.
 	Epochs int
 	// Seed fixes every random choice: the same input, options and seed
 	// give the same layout whatever GOMAXPROCS.
@@ -54,10 +55,7 @@ func (o UMAPOptions) withDefaults(n int) (UMAPOptions, error) {
 	o.MinDist = cmp.Or(o.MinDist, 0.1)
 	o.Spread = cmp.Or(o.Spread, 1)
 	if o.Epochs == 0 {
-		o.Epochs = 500
-		if n > 10000 {
-			o.Epochs = 200
-		}
+		o.Epochs = umapDefaultEpochs(n)
 	}
 	o.NegativeSamples = cmp.Or(o.NegativeSamples, 5)
 	o.LearningRate = cmp.Or(o.LearningRate, 1)
@@ -79,6 +77,20 @@ func (o UMAPOptions) withDefaults(n int) (UMAPOptions, error) {
 		return o, fmt.Errorf("umap: LearningRate must be a positive number, got %v", o.LearningRate)
 	}
 	return o, nil
+}
+
+// umapDefaultEpochs is umap-js's number of epochs for n rows (the larger
+// the graph, the more edges each epoch samples, so fewer epochs are needed).
+func umapDefaultEpochs(n int) int {
+	switch {
+	case n <= 2500:
+		return 500
+	case n <= 5000:
+		return 400
+	case n <= 7500:
+		return 300
+	}
+	return 200
 }
 
 // UMAP lays out the n rows of x (row-major, d values each) in two
@@ -509,6 +521,36 @@ func gramSchmidt(v []float64, d, p int) bool {
 	return ok
 }
 
+// fastPow returns x^y for x > 0 as 2^(y·log2 x), with log2 from the
+// float64 exponent and an atanh series of the mantissa and 2^f from a
+// Taylor series: relative error below 1e-6, cheaper than math.Pow, which the layout's gradients call for every sample. Outside
+// [1e-200, 1e200] it falls back to math.Pow.
+func fastPow(x, y float64) float64 {
+	if !(x >= 1e-200 && x <= 1e200) {
+		return math.Pow(x, y)
+	}
+	// x = m·2^e with m in [√½, √2).
+	bits := math.Float64bits(x)
+	e := int((bits>>52)&0x7ff) - 1023
+	m := math.Float64frombits(bits&^(0x7ff<<52) | 1023<<52) // [1, 2)
+	if m > math.Sqrt2 {
+		m /= 2
+		e++
+	}
+	// ln m = 2·atanh(s), s = (m−1)/(m+1), |s| ≤ 0.172.
+	s := (m - 1) / (m + 1)
+	s2 := s * s
+	lnm := 2 * s * (1 + s2*(1.0/3+s2*(1.0/5+s2*(1.0/7+s2*(1.0/9)))))
+	t := y * (float64(e) + lnm*(1/math.Ln2)) // log2 of the result
+	if !(t > -1000 && t < 1000) {
+		return math.Pow(x, y)
+	}
+	n := float64(int64(t+1000.5)) - 1000 // round(t), t in (-1000, 1000)
+	g := (t - n) * math.Ln2              // |g| ≤ ln2/2
+	p := 1 + g*(1+g*(1.0/2+g*(1.0/6+g*(1.0/24+g*(1.0/120+g*(1.0/720))))))
+	return p * math.Float64frombits(uint64(int64(n)+1023)<<52)
+}
+
 // umapClip limits a gradient component to [-4, 4], as in the paper's
 // reference optimisation.
 func umapClip(v float64) float64 {
@@ -530,11 +572,21 @@ func umapClip(v float64) float64 {
 func umapOptimise(ctx context.Context, y []float64, n int, heads, tails []int32, weights []float64, a, b float64, opts UMAPOptions) error {
 	const block = 256
 	epochs := opts.Epochs
-	m := len(weights)
-	// Group edges by head (counting sort, stable).
+	var wmax float64
+	for _, w := range weights {
+		wmax = max(wmax, w)
+	}
+	// An edge lighter than wmax/epochs would first be sampled after the
+	// last epoch: leave it out (umap-learn and umap-js do the same).
+	keep := func(e int) bool { return weights[e] >= wmax/float64(epochs) }
+	// Group the kept edges by head (counting sort, stable).
 	start := make([]int, n+1)
-	for _, h := range heads {
-		start[h+1]++
+	m := 0
+	for e, h := range heads {
+		if keep(e) {
+			start[h+1]++
+			m++
+		}
 	}
 	for i := range n {
 		start[i+1] += start[i]
@@ -542,11 +594,10 @@ func umapOptimise(ctx context.Context, y []float64, n int, heads, tails []int32,
 	fill := slices.Clone(start[:n])
 	tail := make([]int32, m)
 	eps := make([]float64, m)
-	var wmax float64
-	for _, w := range weights {
-		wmax = max(wmax, w)
-	}
 	for e, h := range heads {
+		if !keep(e) {
+			continue
+		}
 		s := fill[h]
 		fill[h]++
 		tail[s] = tails[e]
@@ -583,7 +634,7 @@ func umapOptimise(ctx context.Context, y []float64, n int, heads, tails []int32,
 					dy := yy - old[2*j+1]
 					d2 := dx*dx + dy*dy
 					if d2 > 0 {
-						pb := math.Exp(b * math.Log(d2))
+						pb := fastPow(d2, b)
 						c := -2 * a * b * (pb / d2) / (a*pb + 1)
 						yx += umapClip(c*dx) * alpha
 						yy += umapClip(c*dy) * alpha
@@ -603,7 +654,7 @@ func umapOptimise(ctx context.Context, y []float64, n int, heads, tails []int32,
 						d2 := dx*dx + dy*dy
 						gx, gy := 4.0, 4.0
 						if d2 > 0 {
-							c := 2 * b / ((0.001 + d2) * (a*math.Exp(b*math.Log(d2)) + 1))
+							c := 2 * b / ((0.001 + d2) * (a*fastPow(d2, b) + 1))
 							gx, gy = umapClip(c*dx), umapClip(c*dy)
 						}
 						yx += gx * alpha

@@ -256,3 +256,22 @@ func BenchmarkUMAP(b *testing.B) {
 		})
 	}
 }
+
+// TestFastPow checks fastPow against math.Pow over the distances and
+// exponents the layout meets (b is about 0.5 to 2 for min_dist in [0, 1]),
+// and beyond the range it approximates.
+func TestFastPow(t *testing.T) {
+	for _, y := range []float64{0.3, 0.79, 1, 1.58, 2.5} {
+		for x := 1e-12; x < 1e12; x *= 1.37 {
+			want, got := math.Pow(x, y), fastPow(x, y)
+			if math.Abs(got-want) > 1e-6*want {
+				t.Fatalf("fastPow(%g, %g) = %g, math.Pow %g", x, y, got, want)
+			}
+		}
+	}
+	for _, x := range []float64{1e-300, 1e300, 0} {
+		if got, want := fastPow(x, 0.79), math.Pow(x, 0.79); got != want {
+			t.Errorf("fastPow(%g, 0.79) = %g, want math.Pow's %g", x, got, want)
+		}
+	}
+}
