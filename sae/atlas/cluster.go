@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -150,6 +151,9 @@ func kmeansPlusPlus(ctx context.Context, x []float32, n, d, k int, rng *rand.Ran
 	best := make([]float64, n) // dist after the best candidate so far
 	try := make([]float64, n)
 	chosen := make(map[int]bool, k)
+	cands := make([]int, 0, trials)
+	candRows := make([]float32, trials*d)
+	many := make([]float32, n*trials)
 	// draw samples a row with probability proportional to dist, -1 when
 	// every row coincides with a seed.
 	draw := func(total float64) int {
@@ -197,13 +201,31 @@ func kmeansPlusPlus(ctx context.Context, x []float32, n, d, k int, rng *rand.Ran
 			for _, v := range dist {
 				total += v
 			}
-			bestSum := math.Inf(1)
+			// Draw the candidates, then measure them all in one pass over x.
+			cands = cands[:0]
 			for range trials {
-				t := draw(total)
-				if t < 0 || chosen[t] {
-					continue
+				if t := draw(total); t >= 0 && !chosen[t] && !slices.Contains(cands, t) {
+					cands = append(cands, t)
 				}
-				if sum := after(t, try); sum < bestSum {
+			}
+			if len(cands) > 0 {
+				for q, t := range cands {
+					copy(candRows[q*d:(q+1)*d], x[t*d:(t+1)*d])
+				}
+				clusterDotsMany(x, n, d, candRows[:len(cands)*d], len(cands), many)
+			}
+			bestSum := math.Inf(1)
+			for q, t := range cands {
+				var sum float64
+				for i := range n {
+					dv := math.Max(0, 1-float64(many[i*len(cands)+q]))
+					if i == t {
+						dv = 0
+					}
+					try[i] = math.Min(dist[i], dv)
+					sum += try[i]
+				}
+				if sum < bestSum {
 					c, bestSum = t, sum
 					best, try = try, best
 				}
@@ -232,6 +254,17 @@ func clusterDots(x []float32, n, d int, c []float32, dots []float32) {
 		r0 := b * clusterRowBlock
 		r1 := min(n, r0+clusterRowBlock)
 		impl.Sgemv(blas.NoTrans, r1-r0, d, 1, x[r0*d:r1*d], d, c, 1, 0, dots[r0:r1], 1)
+	})
+}
+
+// clusterDotsMany sets out[i·m + q] = x_i · c_q for the m rows of c, over
+// fixed row blocks on all cores.
+func clusterDotsMany(x []float32, n, d int, c []float32, m int, out []float32) {
+	impl := matmul.Impl()
+	parallel.Each((n+clusterRowBlock-1)/clusterRowBlock, func(_, b int) {
+		r0 := b * clusterRowBlock
+		r1 := min(n, r0+clusterRowBlock)
+		impl.Sgemm(blas.NoTrans, blas.Trans, r1-r0, m, d, 1, x[r0*d:r1*d], d, c, d, 0, out[r0*m:r1*m], m)
 	})
 }
 

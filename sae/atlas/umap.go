@@ -540,7 +540,7 @@ func fastPow(x, y float64) float64 {
 	// ln m = 2·atanh(s), s = (m−1)/(m+1), |s| ≤ 0.172.
 	s := (m - 1) / (m + 1)
 	s2 := s * s
-	lnm := 2 * s * (1 + s2*(1.0/3+s2*(1.0/5+s2*(1.0/7+s2*(1.0/9)))))
+	lnm := 2 * s * (1 + s2*(1.0/3+s2*(1.0/5+s2*(1.0/7))))
 	t := y * (float64(e) + lnm*(1/math.Ln2)) // log2 of the result
 	if !(t > -1000 && t < 1000) {
 		return math.Pow(x, y)
