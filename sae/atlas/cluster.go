@@ -70,6 +70,11 @@ type KMeansOptions struct {
 // rows, with blocked float32 Gram products (gonum's Sgemm); the result
 // depends only on the inputs and opts.Seed, not on GOMAXPROCS.
 func KMeans(x []float32, n, d, k int, opts KMeansOptions) (*Clustering, error) {
+	return kmeans(x, n, d, k, opts, nil)
+}
+
+// kmeans is KMeans, with the rows' n×n dot products when gram is not nil.
+func kmeans(x []float32, n, d, k int, opts KMeansOptions, gram []float32) (*Clustering, error) {
 	ctx := opts.Context
 	if ctx == nil {
 		ctx = context.Background()
@@ -92,7 +97,7 @@ func KMeans(x []float32, n, d, k int, opts KMeansOptions) (*Clustering, error) {
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x9e3779b97f4a7c15))
 	var best *Clustering
 	for r := 0; r < restarts; r++ {
-		c, err := kmeansRun(ctx, xs, n, d, k, maxIter, rng)
+		c, err := kmeansRun(ctx, xs, n, d, k, maxIter, gram, rng)
 		if err != nil {
 			return nil, err
 		}
@@ -104,8 +109,8 @@ func KMeans(x []float32, n, d, k int, opts KMeansOptions) (*Clustering, error) {
 }
 
 // kmeansRun is one seeding and Lloyd iteration of spherical k-means.
-func kmeansRun(ctx context.Context, x []float32, n, d, k, maxIter int, rng *rand.Rand) (*Clustering, error) {
-	cent, err := kmeansPlusPlus(ctx, x, n, d, k, rng)
+func kmeansRun(ctx context.Context, x []float32, n, d, k, maxIter int, gram []float32, rng *rand.Rand) (*Clustering, error) {
+	cent, err := kmeansPlusPlus(ctx, x, n, d, k, gram, rng)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +145,10 @@ func kmeansRun(ctx context.Context, x []float32, n, d, k, maxIter int, rng *rand
 // to their cosine distance to the nearest seed so far, of which the one
 // that leaves the smallest sum of those distances is kept. Trying several
 // candidates makes a seeding that misses a cluster much rarer than with one.
-func kmeansPlusPlus(ctx context.Context, x []float32, n, d, k int, rng *rand.Rand) ([]float32, error) {
+//
+// gram, when not nil, holds the n×n dot products of the rows, which ChooseK
+// computes once for the many seedings it runs on a small sample.
+func kmeansPlusPlus(ctx context.Context, x []float32, n, d, k int, gram []float32, rng *rand.Rand) ([]float32, error) {
 	cent := make([]float32, k*d)
 	dist := make([]float64, n)
 	for i := range dist {
@@ -151,9 +159,6 @@ func kmeansPlusPlus(ctx context.Context, x []float32, n, d, k int, rng *rand.Ran
 	best := make([]float64, n) // dist after the best candidate so far
 	try := make([]float64, n)
 	chosen := make(map[int]bool, k)
-	cands := make([]int, 0, trials)
-	candRows := make([]float32, trials*d)
-	many := make([]float32, n*trials)
 	// draw samples a row with probability proportional to dist, -1 when
 	// every row coincides with a seed.
 	draw := func(total float64) int {
@@ -176,7 +181,11 @@ func kmeansPlusPlus(ctx context.Context, x []float32, n, d, k int, rng *rand.Ran
 	}
 	// after sets out to dist updated with candidate c and returns its sum.
 	after := func(c int, out []float64) float64 {
-		clusterDots(x, n, d, x[c*d:(c+1)*d], dots)
+		if gram != nil {
+			copy(dots, gram[c*n:(c+1)*n])
+		} else {
+			clusterDots(x, n, d, x[c*d:(c+1)*d], dots)
+		}
 		var sum float64
 		for i, v := range dots {
 			dv := math.Max(0, 1-float64(v))
@@ -201,31 +210,15 @@ func kmeansPlusPlus(ctx context.Context, x []float32, n, d, k int, rng *rand.Ran
 			for _, v := range dist {
 				total += v
 			}
-			// Draw the candidates, then measure them all in one pass over x.
-			cands = cands[:0]
-			for range trials {
-				if t := draw(total); t >= 0 && !chosen[t] && !slices.Contains(cands, t) {
-					cands = append(cands, t)
-				}
-			}
-			if len(cands) > 0 {
-				for q, t := range cands {
-					copy(candRows[q*d:(q+1)*d], x[t*d:(t+1)*d])
-				}
-				clusterDotsMany(x, n, d, candRows[:len(cands)*d], len(cands), many)
-			}
 			bestSum := math.Inf(1)
-			for q, t := range cands {
-				var sum float64
-				for i := range n {
-					dv := math.Max(0, 1-float64(many[i*len(cands)+q]))
-					if i == t {
-						dv = 0
-					}
-					try[i] = math.Min(dist[i], dv)
-					sum += try[i]
+			tried := make([]int, 0, trials)
+			for range trials {
+				t := draw(total)
+				if t < 0 || chosen[t] || slices.Contains(tried, t) {
+					continue
 				}
-				if sum < bestSum {
+				tried = append(tried, t)
+				if sum := after(t, try); sum < bestSum {
 					c, bestSum = t, sum
 					best, try = try, best
 				}
@@ -254,17 +247,6 @@ func clusterDots(x []float32, n, d int, c []float32, dots []float32) {
 		r0 := b * clusterRowBlock
 		r1 := min(n, r0+clusterRowBlock)
 		impl.Sgemv(blas.NoTrans, r1-r0, d, 1, x[r0*d:r1*d], d, c, 1, 0, dots[r0:r1], 1)
-	})
-}
-
-// clusterDotsMany sets out[i·m + q] = x_i · c_q for the m rows of c, over
-// fixed row blocks on all cores.
-func clusterDotsMany(x []float32, n, d int, c []float32, m int, out []float32) {
-	impl := matmul.Impl()
-	parallel.Each((n+clusterRowBlock-1)/clusterRowBlock, func(_, b int) {
-		r0 := b * clusterRowBlock
-		r1 := min(n, r0+clusterRowBlock)
-		impl.Sgemm(blas.NoTrans, blas.Trans, r1-r0, m, d, 1, x[r0*d:r1*d], d, c, d, 0, out[r0*m:r1*m], m)
 	})
 }
 
@@ -607,6 +589,10 @@ func Agglomerative(x []float32, n, d, k int) (*Clustering, error) {
 	return &Clustering{K: kk, Labels: labels, Centroids: cent, Objective: clusterObjective(xs, n, d, cent, labels)}, nil
 }
 
+// chooseKGramMax is the largest n for which ChooseK holds the n×n dot
+// products of the rows (64 MiB at 4,096) for the seedings of every k.
+const chooseKGramMax = 4096
+
 // ChooseK picks the number of clusters by silhouette (Rousseeuw 1987): it
 // runs KMeans (spherical k-means with k-means++ seeding) with opts for every
 // k in ks and returns the k with the highest mean silhouette (the smallest
@@ -625,13 +611,20 @@ func ChooseK(x []float32, n, d int, ks []int, opts KMeansOptions) (best int, sco
 	if err != nil {
 		return 0, nil, fmt.Errorf("atlas: ChooseK: %w", err)
 	}
+	// The seedings of every k read the rows' dot products: on a sample
+	// small enough, compute them all once.
+	var gram []float32
+	if n <= chooseKGramMax {
+		gram = make([]float32, n*n)
+		matmul.Gemm(blas.NoTrans, blas.Trans, n, n, d, 1, xs, d, xs, d, 0, gram, n)
+	}
 	scores = make(map[int]float64, len(ks))
 	bestScore := math.Inf(-1)
 	for _, k := range ks {
 		if _, done := scores[k]; done {
 			continue
 		}
-		c, err := KMeans(xs, n, d, k, opts)
+		c, err := kmeans(xs, n, d, k, opts, gram)
 		if err != nil {
 			return 0, nil, err
 		}
