@@ -9,8 +9,10 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/rise-interp/rise/internal/matmul"
 	"github.com/rise-interp/rise/internal/parallel"
 	"github.com/rise-interp/rise/internal/vec"
 )
@@ -331,9 +333,11 @@ func umapFitCurve(minDist, spread float64) (a, b float64) {
 	return math.Exp(p), math.Exp(q)
 }
 
-// umapPCAMax is the largest n for which the starting layout comes from PCA;
-// above it umapTopComponents, which needs no n×n workspace, is used.
-var umapPCAMax = 8192
+// umapPCAMax is the largest n for which the starting layout comes from PCA
+// (float64, gonum); above it umapTopComponents, the same two components by
+// float32 matrix products, is used (at 8,192 rows of 1,536 it costs a
+// fraction of PCA's time).
+var umapPCAMax = 4096
 
 // umapInit returns the starting layout: the first two principal components
 // of the unit rows scaled to [-10, 10], with a little seeded jitter so that
@@ -371,24 +375,15 @@ func umapInit(ctx context.Context, u []float32, n, d int, seed uint64) []float64
 
 // umapTopComponents returns the coordinates of the n rows of u on their
 // first two principal components, n×2, by subspace iteration with four
-// vectors (Halko, Martinsson and Tropp 2011) and a Rayleigh–Ritz step.
-// Work is split into fixed row blocks whose partial sums are added in block
-// order, so the result does not depend on GOMAXPROCS. It returns nil when
-// the rows have no spread.
+// vectors (Halko, Martinsson and Tropp 2011) and a Rayleigh–Ritz step. The
+// products with the rows are float32 matrix products (matmul.Gemm), each
+// row of a product computed whole by one call, so the result does not
+// depend on GOMAXPROCS; the mean and the small steps are float64. It
+// returns nil when the rows have no spread.
 func umapTopComponents(u []float32, n, d int, seed uint64) []float64 {
 	const p, rounds, block = 4, 12, 512
 	blocks := (n + block - 1) / block
 	partial := make([][]float64, blocks)
-	// sumBlocks adds the per-block vectors of length l in block order.
-	sumBlocks := func(l int) []float64 {
-		out := make([]float64, l)
-		for _, v := range partial {
-			for j := range out {
-				out[j] += v[j]
-			}
-		}
-		return out
-	}
 	parallel.Each(blocks, func(_, b int) {
 		acc := make([]float64, d)
 		for i := b * block; i < min(n, (b+1)*block); i++ {
@@ -398,7 +393,12 @@ func umapTopComponents(u []float32, n, d int, seed uint64) []float64 {
 		}
 		partial[b] = acc
 	})
-	mean := sumBlocks(d)
+	mean := make([]float64, d)
+	for _, v := range partial {
+		for j := range mean {
+			mean[j] += v[j]
+		}
+	}
 	for j := range mean {
 		mean[j] /= float64(n)
 	}
@@ -407,49 +407,48 @@ func umapTopComponents(u []float32, n, d int, seed uint64) []float64 {
 	for i := range v {
 		v[i] = rng.NormFloat64()
 	}
-	z := make([]float64, n*p)
-	project := func() { // z = (U - 1μᵀ) V
-		var mv [p]float64
+	v32 := make([]float32, d*p) // V as a d×p row-major matrix
+	z32 := make([]float32, n*p) // Z = (U - 1μᵀ) V, n×p
+	w32 := make([]float32, d*p) // Uᵀ Z, d×p
+	project := func() {
 		for c := range p {
 			for j := range d {
-				mv[c] += mean[j] * v[c*d+j]
+				v32[j*p+c] = float32(v[c*d+j])
 			}
 		}
-		parallel.Each(blocks, func(_, b int) {
-			for i := b * block; i < min(n, (b+1)*block); i++ {
-				row := u[i*d : (i+1)*d]
-				for c := range p {
-					col := v[c*d : (c+1)*d]
-					var s float64
-					for j, x := range row {
-						s += float64(x) * col[j]
-					}
-					z[i*p+c] = s - mv[c]
-				}
+		matmul.Gemm(blas.NoTrans, blas.NoTrans, n, p, d, 1, u, d, v32, p, 0, z32, p)
+		var mv [p]float32
+		for c := range p {
+			var s float64
+			for j := range d {
+				s += mean[j] * v[c*d+j]
 			}
-		})
+			mv[c] = float32(s)
+		}
+		for i := range n {
+			for c := range p {
+				z32[i*p+c] -= mv[c]
+			}
+		}
 	}
 	for range rounds {
 		if !gramSchmidt(v, d, p) {
 			return nil
 		}
 		project()
-		// V = (U - 1μᵀ)ᵀ Z.
-		parallel.Each(blocks, func(_, b int) {
-			acc := make([]float64, d*p)
-			for i := b * block; i < min(n, (b+1)*block); i++ {
-				row := u[i*d : (i+1)*d]
-				for c := range p {
-					zc := z[i*p+c]
-					col := acc[c*d : (c+1)*d]
-					for j, x := range row {
-						col[j] += (float64(x) - mean[j]) * zc
-					}
-				}
+		// V = (U - 1μᵀ)ᵀ Z = UᵀZ - μ (1ᵀZ).
+		matmul.Gemm(blas.Trans, blas.NoTrans, d, p, n, 1, u, d, z32, p, 0, w32, p)
+		var zs [p]float64
+		for i := range n {
+			for c := range p {
+				zs[c] += float64(z32[i*p+c])
 			}
-			partial[b] = acc
-		})
-		copy(v, sumBlocks(d*p))
+		}
+		for c := range p {
+			for j := range d {
+				v[c*d+j] = float64(w32[j*p+c]) - mean[j]*zs[c]
+			}
+		}
 	}
 	if !gramSchmidt(v, d, p) {
 		return nil
@@ -461,7 +460,7 @@ func umapTopComponents(u []float32, n, d int, seed uint64) []float64 {
 		for c := r; c < p; c++ {
 			var s float64
 			for i := range n {
-				s += z[i*p+r] * z[i*p+c]
+				s += float64(z32[i*p+r]) * float64(z32[i*p+c])
 			}
 			g.SetSym(r, c, s)
 		}
@@ -478,7 +477,7 @@ func umapTopComponents(u []float32, n, d int, seed uint64) []float64 {
 			col := p - 1 - k
 			var s float64
 			for c := range p {
-				s += z[i*p+c] * vecs.At(c, col)
+				s += float64(z32[i*p+c]) * vecs.At(c, col)
 			}
 			out[2*i+k] = s
 		}
@@ -521,34 +520,74 @@ func gramSchmidt(v []float64, d, p int) bool {
 	return ok
 }
 
-// fastPow returns x^y for x > 0 as 2^(y·log2 x), with log2 from the
-// float64 exponent and an atanh series of the mantissa and 2^f from a
-// Taylor series: relative error below 1e-6, cheaper than math.Pow, which the layout's gradients call for every sample. Outside
-// [1e-200, 1e200] it falls back to math.Pow.
-func fastPow(x, y float64) float64 {
-	if !(x >= 1e-200 && x <= 1e200) {
-		return math.Pow(x, y)
+// umapGradients tabulates the two gradient coefficients of the layout's
+// SGD as functions of the squared distance d² between two points: the
+// attraction −2ab·d^(2(b−1)) / (1 + a·d^(2b)) and the repulsion
+// 2b / ((0.001 + d²)(1 + a·d^(2b))) (McInnes et al. 2018, §4.3 and the
+// reference implementation). Every sample needs one of them and a power
+// d^(2b) costs more than the rest of the sample; the tables hold them at
+// 512 points per octave of d² over [2^-32, 2^32], read by the float's
+// exponent and top mantissa bits and interpolated linearly in d² (relative
+// error below 1e-5, TestUMAPGradientTables), computed exactly outside.
+type umapGradients struct {
+	a, b     float64
+	att, rep []float64
+}
+
+const (
+	umapGradOctaves = 32 // the tables cover d² in [2^-umapGradOctaves, 2^umapGradOctaves)
+	umapGradBits    = 9  // mantissa bits per octave: 2^9 points
+	umapGradShift   = 52 - umapGradBits
+)
+
+func newUMAPGradients(a, b float64) *umapGradients {
+	m := 2*umapGradOctaves<<umapGradBits + 1
+	g := &umapGradients{a: a, b: b, att: make([]float64, m), rep: make([]float64, m)}
+	for t := range m {
+		e := t>>umapGradBits - umapGradOctaves
+		d2 := math.Ldexp(1+float64(t&(1<<umapGradBits-1))/(1<<umapGradBits), e)
+		g.att[t], g.rep[t] = g.exact(d2)
 	}
-	// x = m·2^e with m in [√½, √2).
-	bits := math.Float64bits(x)
-	e := int((bits>>52)&0x7ff) - 1023
-	m := math.Float64frombits(bits&^(0x7ff<<52) | 1023<<52) // [1, 2)
-	if m > math.Sqrt2 {
-		m /= 2
-		e++
+	return g
+}
+
+// exact returns the attraction and repulsion coefficients at d2 > 0.
+func (g *umapGradients) exact(d2 float64) (att, rep float64) {
+	pb := math.Pow(d2, g.b)
+	return -2 * g.a * g.b * (pb / d2) / (g.a*pb + 1), 2 * g.b / ((0.001 + d2) * (g.a*pb + 1))
+}
+
+// lookup returns the table slot of d2 and its place between that slot and
+// the next, or ok false outside the tables.
+func (g *umapGradients) lookup(d2 float64) (slot int, frac float64, ok bool) {
+	bits := math.Float64bits(d2)
+	e := int(bits>>52) - 1023 // d2 > 0 and finite: the sign bit is clear
+	if e < -umapGradOctaves || e >= umapGradOctaves {
+		return 0, 0, false
 	}
-	// ln m = 2·atanh(s), s = (m−1)/(m+1), |s| ≤ 0.172.
-	s := (m - 1) / (m + 1)
-	s2 := s * s
-	lnm := 2 * s * (1 + s2*(1.0/3+s2*(1.0/5+s2*(1.0/7))))
-	t := y * (float64(e) + lnm*(1/math.Ln2)) // log2 of the result
-	if !(t > -1000 && t < 1000) {
-		return math.Pow(x, y)
+	slot = (e+umapGradOctaves)<<umapGradBits | int(bits>>umapGradShift)&(1<<umapGradBits-1)
+	frac = float64(bits&(1<<umapGradShift-1)) * (1.0 / (1 << umapGradShift))
+	return slot, frac, true
+}
+
+// attraction returns −2ab·d^(2(b−1)) / (1 + a·d^(2b)) for d2 > 0.
+func (g *umapGradients) attraction(d2 float64) float64 {
+	t, f, ok := g.lookup(d2)
+	if !ok {
+		att, _ := g.exact(d2)
+		return att
 	}
-	n := float64(int64(t+1000.5)) - 1000 // round(t), t in (-1000, 1000)
-	g := (t - n) * math.Ln2              // |g| ≤ ln2/2
-	p := 1 + g*(1+g*(1.0/2+g*(1.0/6+g*(1.0/24+g*(1.0/120+g*(1.0/720))))))
-	return p * math.Float64frombits(uint64(int64(n)+1023)<<52)
+	return g.att[t] + f*(g.att[t+1]-g.att[t])
+}
+
+// repulsion returns 2b / ((0.001 + d²)(1 + a·d^(2b))) for d2 > 0.
+func (g *umapGradients) repulsion(d2 float64) float64 {
+	t, f, ok := g.lookup(d2)
+	if !ok {
+		_, rep := g.exact(d2)
+		return rep
+	}
+	return g.rep[t] + f*(g.rep[t+1]-g.rep[t])
 }
 
 // umapClip limits a gradient component to [-4, 4], as in the paper's
@@ -572,6 +611,7 @@ func umapClip(v float64) float64 {
 func umapOptimise(ctx context.Context, y []float64, n int, heads, tails []int32, weights []float64, a, b float64, opts UMAPOptions) error {
 	const block = 256
 	epochs := opts.Epochs
+	grad := newUMAPGradients(a, b)
 	var wmax float64
 	for _, w := range weights {
 		wmax = max(wmax, w)
@@ -634,8 +674,7 @@ func umapOptimise(ctx context.Context, y []float64, n int, heads, tails []int32,
 					dy := yy - old[2*j+1]
 					d2 := dx*dx + dy*dy
 					if d2 > 0 {
-						pb := fastPow(d2, b)
-						c := -2 * a * b * (pb / d2) / (a*pb + 1)
+						c := grad.attraction(d2)
 						yx += umapClip(c*dx) * alpha
 						yy += umapClip(c*dy) * alpha
 					}
@@ -654,7 +693,7 @@ func umapOptimise(ctx context.Context, y []float64, n int, heads, tails []int32,
 						d2 := dx*dx + dy*dy
 						gx, gy := 4.0, 4.0
 						if d2 > 0 {
-							c := 2 * b / ((0.001 + d2) * (a*fastPow(d2, b) + 1))
+							c := grad.repulsion(d2)
 							gx, gy = umapClip(c*dx), umapClip(c*dy)
 						}
 						yx += gx * alpha
