@@ -59,9 +59,10 @@ type KMeansOptions struct {
 // groups by spherical k-means (Dhillon & Modha 2001): each row is assigned
 // to the centroid with the largest dot product, i.e. the smallest cosine
 // distance 1 − cos, and each centroid is the renormalised mean of its
-// members. Centroids are seeded by k-means++ (Arthur & Vassilvitskii 2007)
-// with weights 1 − cos, which for unit vectors is half the squared Euclidean
-// distance, so this is the original D² weighting. A cluster left empty is
+// members. Centroids are seeded by greedy k-means++ (Arthur & Vassilvitskii
+// 2007; several candidates per seed, see kmeansPlusPlus) with weights
+// 1 − cos, which for unit vectors is half the squared Euclidean distance,
+// so this is the original D² weighting. A cluster left empty is
 // re-seeded with the row farthest from its own centroid. Of opts.Restarts
 // seedings the one with the lowest objective is returned.
 //
