@@ -619,23 +619,35 @@ func ChooseK(x []float32, n, d int, ks []int, opts KMeansOptions) (best int, sco
 		gram = make([]float32, n*n)
 		matmul.Gemm(blas.NoTrans, blas.Trans, n, n, d, 1, xs, d, xs, d, 0, gram, n)
 	}
-	scores = make(map[int]float64, len(ks))
-	bestScore := math.Inf(-1)
-	for _, k := range ks {
-		if _, done := scores[k]; done {
-			continue
-		}
+	// Each k is clustered and scored on its own (KMeans seeds its
+	// generator from opts.Seed alone), so the values of k run in parallel:
+	// the products of one k on a small sample keep the cores only partly
+	// busy.
+	uniq := slices.Clone(ks)
+	slices.Sort(uniq)
+	uniq = slices.Compact(uniq)
+	vals := make([]float64, len(uniq))
+	errs := make([]error, len(uniq))
+	parallel.Each(len(uniq), func(_, t int) {
+		k := uniq[t]
 		c, err := kmeans(xs, n, d, k, opts, gram)
 		if err != nil {
-			return 0, nil, err
+			errs[t] = err
+			return
 		}
-		s, _, err := Silhouette(xs, n, d, c.Labels)
-		if err != nil {
-			return 0, nil, fmt.Errorf("atlas: ChooseK: k = %d: %w", k, err)
+		if vals[t], _, err = Silhouette(xs, n, d, c.Labels); err != nil {
+			errs[t] = fmt.Errorf("atlas: ChooseK: k = %d: %w", k, err)
 		}
-		scores[k] = s
-		if s > bestScore || (s == bestScore && k < best) {
-			best, bestScore = k, s
+	})
+	scores = make(map[int]float64, len(uniq))
+	bestScore := math.Inf(-1)
+	for t, k := range uniq {
+		if errs[t] != nil {
+			return 0, nil, errs[t]
+		}
+		scores[k] = vals[t]
+		if vals[t] > bestScore {
+			best, bestScore = k, vals[t]
 		}
 	}
 	return best, scores, nil
