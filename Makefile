@@ -19,7 +19,7 @@ TAGS := -tags openblas
 export CGO_LDFLAGS := $(or $(shell pkg-config --libs openblas 2>/dev/null),-lopenblas)
 endif
 
-.PHONY: all build run test test-blas vet bench bench-runtime fuzz testdata clean steer-demo confidence-demo tinyreason-eval
+.PHONY: all build run test test-blas vet bench bench-runtime bench-atlas fuzz testdata clean steer-demo confidence-demo tinyreason-eval
 
 all: build
 
@@ -60,6 +60,13 @@ bench: build
 # testdata/bench/runtime.sh); CI does not run it.
 bench-runtime: build
 	RISE=$(BIN) testdata/bench/runtime.sh
+
+# bench-atlas times rise atlas, the whole command, beside umap-js 1.4.0's
+# UMAP alone on the same 8,192 clustered unit rows of 1,536 values, and
+# prints both layouts' trustworthiness (testdata/bench/atlas.sh; it needs
+# npm, and N=, D= change the rows). CI does not run it.
+bench-atlas: build
+	RISE=$(BIN) testdata/bench/atlas.sh
 
 # fuzz runs each fuzz target for FUZZTIME (the seed corpora are the f.Add
 # calls of each target, and testdata/fuzz where a failure was kept).

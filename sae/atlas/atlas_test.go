@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
@@ -75,4 +77,58 @@ func TestBuildAtlas(t *testing.T) {
 	if _, err := Build(ctx, p.sae, p.layer, p.steps, Options{Layout: "tsne"}); err == nil {
 		t.Error("an unknown layout was accepted")
 	}
+}
+
+// TestChooseClustersMatchesFullSearch checks that the atlas's cheap cluster
+// choice (a sample of the columns, one k-means seeding, few iterations)
+// picks the k that the full silhouette search (every column, three
+// seedings, k-means to convergence) picks, on planted clusters of unequal
+// sizes and spreads, each with more columns than the sample holds.
+func TestChooseClustersMatchesFullSearch(t *testing.T) {
+	ks := []int{2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}
+	for _, c := range []struct {
+		k    int
+		seed uint64
+	}{{3, 1}, {7, 2}, {12, 3}, {17, 4}} {
+		t.Run(fmt.Sprint(c.k), func(t *testing.T) {
+			const d = 64
+			x, n := unevenClusters(c.k, 2600, d, c.seed)
+			full, fullScores, err := ChooseK(x, n, d, ks, KMeansOptions{Restarts: 3, Seed: c.seed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, scores, err := chooseClusters(context.Background(), x, n, d, c.seed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if full != c.k {
+				t.Fatalf("the full search chose k = %d on %d planted clusters (scores %v)", full, c.k, fullScores)
+			}
+			if got != full {
+				t.Errorf("chooseClusters chose k = %d, the full search %d (scores %v, full %v)", got, full, scores, fullScores)
+			}
+		})
+	}
+}
+
+// unevenClusters returns about n unit rows in k clusters around random
+// directions: cluster c holds a share of the rows proportional to k + c
+// and its rows have cosine between about 0.8 and 0.95 with its direction.
+func unevenClusters(k, n, d int, seed uint64) ([]float32, int) {
+	rng := rand.New(rand.NewPCG(seed, 9))
+	dirs := unitRows(rng, k, d)
+	var x []float32
+	for c := range k {
+		members := 2 * n * (k + c) / (k * (3*k - 1))
+		noise := (0.3 + 0.4*float64(c)/float64(k)) / math.Sqrt(float64(d))
+		for range members {
+			row := make([]float32, d)
+			for j := range row {
+				row[j] = dirs[c*d+j] + float32(noise*rng.NormFloat64())
+			}
+			clusterUnit(row)
+			x = append(x, row...)
+		}
+	}
+	return x, len(x) / d
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -58,9 +59,10 @@ type KMeansOptions struct {
 // groups by spherical k-means (Dhillon & Modha 2001): each row is assigned
 // to the centroid with the largest dot product, i.e. the smallest cosine
 // distance 1 − cos, and each centroid is the renormalised mean of its
-// members. Centroids are seeded by k-means++ (Arthur & Vassilvitskii 2007)
-// with weights 1 − cos, which for unit vectors is half the squared Euclidean
-// distance, so this is the original D² weighting. A cluster left empty is
+// members. Centroids are seeded by greedy k-means++ (Arthur & Vassilvitskii
+// 2007; several candidates per seed, see kmeansPlusPlus) with weights
+// 1 − cos, which for unit vectors is half the squared Euclidean distance,
+// so this is the original D² weighting. A cluster left empty is
 // re-seeded with the row farthest from its own centroid. Of opts.Restarts
 // seedings the one with the lowest objective is returned.
 //
@@ -69,6 +71,11 @@ type KMeansOptions struct {
 // rows, with blocked float32 Gram products (gonum's Sgemm); the result
 // depends only on the inputs and opts.Seed, not on GOMAXPROCS.
 func KMeans(x []float32, n, d, k int, opts KMeansOptions) (*Clustering, error) {
+	return kmeans(x, n, d, k, opts, nil)
+}
+
+// kmeans is KMeans, with the rows' n×n dot products when gram is not nil.
+func kmeans(x []float32, n, d, k int, opts KMeansOptions, gram []float32) (*Clustering, error) {
 	ctx := opts.Context
 	if ctx == nil {
 		ctx = context.Background()
@@ -91,7 +98,7 @@ func KMeans(x []float32, n, d, k int, opts KMeansOptions) (*Clustering, error) {
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x9e3779b97f4a7c15))
 	var best *Clustering
 	for r := 0; r < restarts; r++ {
-		c, err := kmeansRun(ctx, xs, n, d, k, maxIter, rng)
+		c, err := kmeansRun(ctx, xs, n, d, k, maxIter, gram, rng)
 		if err != nil {
 			return nil, err
 		}
@@ -103,8 +110,8 @@ func KMeans(x []float32, n, d, k int, opts KMeansOptions) (*Clustering, error) {
 }
 
 // kmeansRun is one seeding and Lloyd iteration of spherical k-means.
-func kmeansRun(ctx context.Context, x []float32, n, d, k, maxIter int, rng *rand.Rand) (*Clustering, error) {
-	cent, err := kmeansPlusPlus(ctx, x, n, d, k, rng)
+func kmeansRun(ctx context.Context, x []float32, n, d, k, maxIter int, gram []float32, rng *rand.Rand) (*Clustering, error) {
+	cent, err := kmeansPlusPlus(ctx, x, n, d, k, gram, rng)
 	if err != nil {
 		return nil, err
 	}
@@ -116,9 +123,10 @@ func kmeansRun(ctx context.Context, x []float32, n, d, k, maxIter int, rng *rand
 	if _, err := clusterAssign(ctx, x, n, d, cent, k, labels, sim); err != nil {
 		return nil, err
 	}
+	sums := newClusterSums(x, n, d, k)
 	for it := 0; it < maxIter; it++ {
 		clusterFixEmpty(x, n, d, k, cent, labels, sim)
-		clusterCentroids(x, n, d, k, labels, cent)
+		sums.update(labels, cent)
 		changed, err := clusterAssign(ctx, x, n, d, cent, k, labels, sim)
 		if err != nil {
 			return nil, err
@@ -128,63 +136,106 @@ func kmeansRun(ctx context.Context, x []float32, n, d, k, maxIter int, rng *rand
 		}
 	}
 	clusterFixEmpty(x, n, d, k, cent, labels, sim)
-	clusterCentroids(x, n, d, k, labels, cent)
+	sums.update(labels, cent)
 	return &Clustering{K: k, Labels: labels, Centroids: cent, Objective: clusterObjective(x, n, d, cent, labels)}, nil
 }
 
-// kmeansPlusPlus picks k seeds by k-means++ (Arthur & Vassilvitskii 2007):
-// the first uniformly, each next with probability proportional to its cosine
-// distance to the nearest seed so far.
-func kmeansPlusPlus(ctx context.Context, x []float32, n, d, k int, rng *rand.Rand) ([]float32, error) {
+// kmeansPlusPlus picks k seeds by greedy k-means++ (Arthur & Vassilvitskii
+// 2007, §6; the seeding of scikit-learn's KMeans): the first uniformly; for
+// each next one, 2 + ⌊ln k⌋ candidates drawn with probability proportional
+// to their cosine distance to the nearest seed so far, of which the one
+// that leaves the smallest sum of those distances is kept. Trying several
+// candidates makes a seeding that misses a cluster much rarer than with one.
+//
+// gram, when not nil, holds the n×n dot products of the rows, which ChooseK
+// computes once for the many seedings it runs on a small sample.
+func kmeansPlusPlus(ctx context.Context, x []float32, n, d, k int, gram []float32, rng *rand.Rand) ([]float32, error) {
 	cent := make([]float32, k*d)
 	dist := make([]float64, n)
 	for i := range dist {
 		dist[i] = math.Inf(1)
 	}
+	trials := 2 + int(math.Log(float64(k)))
 	dots := make([]float32, n)
+	best := make([]float64, n) // dist after the best candidate so far
+	try := make([]float64, n)
 	chosen := make(map[int]bool, k)
-	c := rng.IntN(n)
+	// draw samples a row with probability proportional to dist, -1 when
+	// every row coincides with a seed.
+	draw := func(total float64) int {
+		c := -1
+		if total > 0 {
+			u := rng.Float64() * total
+			acc := 0.0
+			for i, v := range dist {
+				if v <= 0 {
+					continue
+				}
+				acc += v
+				c = i
+				if acc > u {
+					break
+				}
+			}
+		}
+		return c
+	}
+	// after sets out to dist updated with candidate c and returns its sum.
+	after := func(c int, out []float64) float64 {
+		if gram != nil {
+			copy(dots, gram[c*n:(c+1)*n])
+		} else {
+			clusterDots(x, n, d, x[c*d:(c+1)*d], dots)
+		}
+		var sum float64
+		for i, v := range dots {
+			dv := math.Max(0, 1-float64(v))
+			if i == c {
+				dv = 0
+			}
+			out[i] = math.Min(dist[i], dv)
+			sum += out[i]
+		}
+		return sum
+	}
 	for j := 0; j < k; j++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if j > 0 {
+		c := -1
+		if j == 0 {
+			c = rng.IntN(n)
+			after(c, best)
+		} else {
 			total := 0.0
 			for _, v := range dist {
 				total += v
 			}
-			c = -1
-			if total > 0 {
-				u := rng.Float64() * total
-				acc := 0.0
-				for i, v := range dist {
-					if v <= 0 {
-						continue
-					}
-					acc += v
-					c = i
-					if acc > u {
-						break
-					}
+			bestSum := math.Inf(1)
+			tried := make([]int, 0, trials)
+			for range trials {
+				t := draw(total)
+				if t < 0 || chosen[t] || slices.Contains(tried, t) {
+					continue
+				}
+				tried = append(tried, t)
+				if sum := after(t, try); sum < bestSum {
+					c, bestSum = t, sum
+					best, try = try, best
 				}
 			}
-			if c < 0 || chosen[c] {
+			if c < 0 {
 				// All remaining rows coincide with a seed: take any unused row.
 				c = rng.IntN(n)
 				for chosen[c] {
 					c = (c + 1) % n
 				}
+				after(c, best)
 			}
 		}
 		chosen[c] = true
 		copy(cent[j*d:(j+1)*d], x[c*d:(c+1)*d])
-		clusterDots(x, n, d, cent[j*d:(j+1)*d], dots)
-		for i, v := range dots {
-			if dv := math.Max(0, 1-float64(v)); dv < dist[i] {
-				dist[i] = dv
-			}
-		}
-		dist[c] = 0
+		copy(dist, best)
 	}
 	return cent, nil
 }
@@ -298,6 +349,70 @@ func clusterCentroids(x []float32, n, d, k int, labels []int, cent []float32) {
 		}
 		nn = math.Sqrt(nn)
 		for c, v := range s {
+			if nn > 0 {
+				cent[j*d+c] = float32(v / nn)
+			} else {
+				cent[j*d+c] = 0
+			}
+		}
+	}
+}
+
+// clusterSums keeps the float64 sum of each cluster's rows between Lloyd
+// iterations, so that a new labelling costs only the rows whose label
+// changed: few after the first iterations, where recomputing every sum
+// costs n·d additions each time.
+type clusterSums struct {
+	x       []float32
+	n, d, k int
+	sums    []float64
+	count   []int
+	held    []int // the label each row's values are summed under, -1 none
+}
+
+func newClusterSums(x []float32, n, d, k int) *clusterSums {
+	held := make([]int, n)
+	for i := range held {
+		held[i] = -1
+	}
+	return &clusterSums{x: x, n: n, d: d, k: k, sums: make([]float64, k*d), count: make([]int, k), held: held}
+}
+
+// update moves each row whose label changed to its new cluster's sum and
+// sets each centroid to its renormalised sum (zero for an empty cluster).
+func (s *clusterSums) update(labels []int, cent []float32) {
+	d := s.d
+	for i, l := range labels {
+		p := s.held[i]
+		if l == p {
+			continue
+		}
+		row := s.x[i*d : (i+1)*d]
+		if p >= 0 {
+			sp := s.sums[p*d : (p+1)*d]
+			for c, v := range row {
+				sp[c] -= float64(v)
+			}
+			s.count[p]--
+		}
+		sl := s.sums[l*d : (l+1)*d]
+		for c, v := range row {
+			sl[c] += float64(v)
+		}
+		s.count[l]++
+		s.held[i] = l
+	}
+	for j := range s.k {
+		sj := s.sums[j*d : (j+1)*d]
+		if s.count[j] == 0 {
+			clear(sj) // no rounding residue left behind
+		}
+		nn := 0.0
+		for _, v := range sj {
+			nn += v * v
+		}
+		nn = math.Sqrt(nn)
+		for c, v := range sj {
 			if nn > 0 {
 				cent[j*d+c] = float32(v / nn)
 			} else {
@@ -475,6 +590,10 @@ func Agglomerative(x []float32, n, d, k int) (*Clustering, error) {
 	return &Clustering{K: kk, Labels: labels, Centroids: cent, Objective: clusterObjective(xs, n, d, cent, labels)}, nil
 }
 
+// chooseKGramMax is the largest n for which ChooseK holds the n×n dot
+// products of the rows (64 MiB at 4,096) for the seedings of every k.
+const chooseKGramMax = 4096
+
 // ChooseK picks the number of clusters by silhouette (Rousseeuw 1987): it
 // runs KMeans (spherical k-means with k-means++ seeding) with opts for every
 // k in ks and returns the k with the highest mean silhouette (the smallest
@@ -493,23 +612,42 @@ func ChooseK(x []float32, n, d int, ks []int, opts KMeansOptions) (best int, sco
 	if err != nil {
 		return 0, nil, fmt.Errorf("atlas: ChooseK: %w", err)
 	}
-	scores = make(map[int]float64, len(ks))
+	// The seedings of every k read the rows' dot products: on a sample
+	// small enough, compute them all once.
+	var gram []float32
+	if n <= chooseKGramMax {
+		gram = make([]float32, n*n)
+		matmul.Gemm(blas.NoTrans, blas.Trans, n, n, d, 1, xs, d, xs, d, 0, gram, n)
+	}
+	// Each k is clustered and scored on its own (KMeans seeds its
+	// generator from opts.Seed alone), so the values of k run in parallel:
+	// the products of one k on a small sample keep the cores only partly
+	// busy.
+	uniq := slices.Clone(ks)
+	slices.Sort(uniq)
+	uniq = slices.Compact(uniq)
+	vals := make([]float64, len(uniq))
+	errs := make([]error, len(uniq))
+	parallel.Each(len(uniq), func(_, t int) {
+		k := uniq[t]
+		c, err := kmeans(xs, n, d, k, opts, gram)
+		if err != nil {
+			errs[t] = err
+			return
+		}
+		if vals[t], _, err = Silhouette(xs, n, d, c.Labels); err != nil {
+			errs[t] = fmt.Errorf("atlas: ChooseK: k = %d: %w", k, err)
+		}
+	})
+	scores = make(map[int]float64, len(uniq))
 	bestScore := math.Inf(-1)
-	for _, k := range ks {
-		if _, done := scores[k]; done {
-			continue
+	for t, k := range uniq {
+		if errs[t] != nil {
+			return 0, nil, errs[t]
 		}
-		c, err := KMeans(xs, n, d, k, opts)
-		if err != nil {
-			return 0, nil, err
-		}
-		s, _, err := Silhouette(xs, n, d, c.Labels)
-		if err != nil {
-			return 0, nil, fmt.Errorf("atlas: ChooseK: k = %d: %w", k, err)
-		}
-		scores[k] = s
-		if s > bestScore || (s == bestScore && k < best) {
-			best, bestScore = k, s
+		scores[k] = vals[t]
+		if vals[t] > bestScore {
+			best, bestScore = k, vals[t]
 		}
 	}
 	return best, scores, nil

@@ -9,8 +9,10 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/rise-interp/rise/internal/matmul"
 	"github.com/rise-interp/rise/internal/parallel"
 	"github.com/rise-interp/rise/internal/vec"
 )
@@ -29,8 +31,9 @@ type UMAPOptions struct {
 	// Spread is the scale of the target membership curve beyond MinDist.
 	// Default 1.
 	Spread float64
-	// Epochs is the number of optimisation epochs. Default 200 when
-	// n > 10000, otherwise 500.
+	// Epochs is the number of optimisation epochs. Default, as umap-js
+	// chooses: 500 up to 2,500 rows, 400 up to 5,000, 300 up to 7,500,
+	// then 200.
 	Epochs int
 	// Seed fixes every random choice: the same input, options and seed
 	// give the same layout whatever GOMAXPROCS.
@@ -54,10 +57,7 @@ func (o UMAPOptions) withDefaults(n int) (UMAPOptions, error) {
 	o.MinDist = cmp.Or(o.MinDist, 0.1)
 	o.Spread = cmp.Or(o.Spread, 1)
 	if o.Epochs == 0 {
-		o.Epochs = 500
-		if n > 10000 {
-			o.Epochs = 200
-		}
+		o.Epochs = umapDefaultEpochs(n)
 	}
 	o.NegativeSamples = cmp.Or(o.NegativeSamples, 5)
 	o.LearningRate = cmp.Or(o.LearningRate, 1)
@@ -79,6 +79,20 @@ func (o UMAPOptions) withDefaults(n int) (UMAPOptions, error) {
 		return o, fmt.Errorf("umap: LearningRate must be a positive number, got %v", o.LearningRate)
 	}
 	return o, nil
+}
+
+// umapDefaultEpochs is umap-js's number of epochs for n rows (the larger
+// the graph, the more edges each epoch samples, so fewer epochs are needed).
+func umapDefaultEpochs(n int) int {
+	switch {
+	case n <= 2500:
+		return 500
+	case n <= 5000:
+		return 400
+	case n <= 7500:
+		return 300
+	}
+	return 200
 }
 
 // UMAP lays out the n rows of x (row-major, d values each) in two
@@ -140,13 +154,26 @@ func UMAP(x []float32, n, d int, opts UMAPOptions) ([]float64, error) {
 	return y, nil
 }
 
-// umapUnitRows checks that x is finite and returns a copy with unit rows;
+// umapUnitRows checks that x is finite and returns it with unit rows: x
+// itself when every row is already within 1e-5 of unit length (as the
+// atlas passes them: no second copy of a large decoder), otherwise a copy;
 // zero rows stay zero and so sit at cosine distance 1 from every row.
 func umapUnitRows(x []float32, n, d int) ([]float32, error) {
-	for i, v := range x[:n*d] {
-		if f := float64(v); math.IsNaN(f) || math.IsInf(f, 0) {
-			return nil, fmt.Errorf("umap: row %d column %d is %v, expected a finite number", i/d, i%d, f)
+	unit := true
+	for i := range n {
+		var s float64
+		for j, v := range x[i*d : (i+1)*d] {
+			if f := float64(v); math.IsNaN(f) || math.IsInf(f, 0) {
+				return nil, fmt.Errorf("umap: row %d column %d is %v, expected a finite number", i, j, f)
+			}
+			s += float64(v) * float64(v)
 		}
+		if math.Abs(s-1) > 2e-5 {
+			unit = false
+		}
+	}
+	if unit {
+		return x, nil
 	}
 	return vec.UnitRows(x, n, d), nil
 }
@@ -319,9 +346,11 @@ func umapFitCurve(minDist, spread float64) (a, b float64) {
 	return math.Exp(p), math.Exp(q)
 }
 
-// umapPCAMax is the largest n for which the starting layout comes from PCA;
-// above it umapTopComponents, which needs no n×n workspace, is used.
-var umapPCAMax = 8192
+// umapPCAMax is the largest n for which the starting layout comes from PCA
+// (float64, gonum); above it umapTopComponents, the same two components by
+// float32 matrix products, is used (at 8,192 rows of 1,536 it costs a
+// fraction of PCA's time).
+var umapPCAMax = 4096
 
 // umapInit returns the starting layout: the first two principal components
 // of the unit rows scaled to [-10, 10], with a little seeded jitter so that
@@ -359,24 +388,15 @@ func umapInit(ctx context.Context, u []float32, n, d int, seed uint64) []float64
 
 // umapTopComponents returns the coordinates of the n rows of u on their
 // first two principal components, n×2, by subspace iteration with four
-// vectors (Halko, Martinsson and Tropp 2011) and a Rayleigh–Ritz step.
-// Work is split into fixed row blocks whose partial sums are added in block
-// order, so the result does not depend on GOMAXPROCS. It returns nil when
-// the rows have no spread.
+// vectors (Halko, Martinsson and Tropp 2011) and a Rayleigh–Ritz step. The
+// products with the rows are float32 matrix products (matmul.Gemm), each
+// row of a product computed whole by one call, so the result does not
+// depend on GOMAXPROCS; the mean and the small steps are float64. It
+// returns nil when the rows have no spread.
 func umapTopComponents(u []float32, n, d int, seed uint64) []float64 {
 	const p, rounds, block = 4, 12, 512
 	blocks := (n + block - 1) / block
 	partial := make([][]float64, blocks)
-	// sumBlocks adds the per-block vectors of length l in block order.
-	sumBlocks := func(l int) []float64 {
-		out := make([]float64, l)
-		for _, v := range partial {
-			for j := range out {
-				out[j] += v[j]
-			}
-		}
-		return out
-	}
 	parallel.Each(blocks, func(_, b int) {
 		acc := make([]float64, d)
 		for i := b * block; i < min(n, (b+1)*block); i++ {
@@ -386,7 +406,12 @@ func umapTopComponents(u []float32, n, d int, seed uint64) []float64 {
 		}
 		partial[b] = acc
 	})
-	mean := sumBlocks(d)
+	mean := make([]float64, d)
+	for _, v := range partial {
+		for j := range mean {
+			mean[j] += v[j]
+		}
+	}
 	for j := range mean {
 		mean[j] /= float64(n)
 	}
@@ -395,49 +420,48 @@ func umapTopComponents(u []float32, n, d int, seed uint64) []float64 {
 	for i := range v {
 		v[i] = rng.NormFloat64()
 	}
-	z := make([]float64, n*p)
-	project := func() { // z = (U - 1μᵀ) V
-		var mv [p]float64
+	v32 := make([]float32, d*p) // V as a d×p row-major matrix
+	z32 := make([]float32, n*p) // Z = (U - 1μᵀ) V, n×p
+	w32 := make([]float32, d*p) // Uᵀ Z, d×p
+	project := func() {
 		for c := range p {
 			for j := range d {
-				mv[c] += mean[j] * v[c*d+j]
+				v32[j*p+c] = float32(v[c*d+j])
 			}
 		}
-		parallel.Each(blocks, func(_, b int) {
-			for i := b * block; i < min(n, (b+1)*block); i++ {
-				row := u[i*d : (i+1)*d]
-				for c := range p {
-					col := v[c*d : (c+1)*d]
-					var s float64
-					for j, x := range row {
-						s += float64(x) * col[j]
-					}
-					z[i*p+c] = s - mv[c]
-				}
+		matmul.Gemm(blas.NoTrans, blas.NoTrans, n, p, d, 1, u, d, v32, p, 0, z32, p)
+		var mv [p]float32
+		for c := range p {
+			var s float64
+			for j := range d {
+				s += mean[j] * v[c*d+j]
 			}
-		})
+			mv[c] = float32(s)
+		}
+		for i := range n {
+			for c := range p {
+				z32[i*p+c] -= mv[c]
+			}
+		}
 	}
 	for range rounds {
 		if !gramSchmidt(v, d, p) {
 			return nil
 		}
 		project()
-		// V = (U - 1μᵀ)ᵀ Z.
-		parallel.Each(blocks, func(_, b int) {
-			acc := make([]float64, d*p)
-			for i := b * block; i < min(n, (b+1)*block); i++ {
-				row := u[i*d : (i+1)*d]
-				for c := range p {
-					zc := z[i*p+c]
-					col := acc[c*d : (c+1)*d]
-					for j, x := range row {
-						col[j] += (float64(x) - mean[j]) * zc
-					}
-				}
+		// V = (U - 1μᵀ)ᵀ Z = UᵀZ - μ (1ᵀZ).
+		matmul.Gemm(blas.Trans, blas.NoTrans, d, p, n, 1, u, d, z32, p, 0, w32, p)
+		var zs [p]float64
+		for i := range n {
+			for c := range p {
+				zs[c] += float64(z32[i*p+c])
 			}
-			partial[b] = acc
-		})
-		copy(v, sumBlocks(d*p))
+		}
+		for c := range p {
+			for j := range d {
+				v[c*d+j] = float64(w32[j*p+c]) - mean[j]*zs[c]
+			}
+		}
 	}
 	if !gramSchmidt(v, d, p) {
 		return nil
@@ -449,7 +473,7 @@ func umapTopComponents(u []float32, n, d int, seed uint64) []float64 {
 		for c := r; c < p; c++ {
 			var s float64
 			for i := range n {
-				s += z[i*p+r] * z[i*p+c]
+				s += float64(z32[i*p+r]) * float64(z32[i*p+c])
 			}
 			g.SetSym(r, c, s)
 		}
@@ -466,7 +490,7 @@ func umapTopComponents(u []float32, n, d int, seed uint64) []float64 {
 			col := p - 1 - k
 			var s float64
 			for c := range p {
-				s += z[i*p+c] * vecs.At(c, col)
+				s += float64(z32[i*p+c]) * vecs.At(c, col)
 			}
 			out[2*i+k] = s
 		}
@@ -509,6 +533,76 @@ func gramSchmidt(v []float64, d, p int) bool {
 	return ok
 }
 
+// umapGradients tabulates the two gradient coefficients of the layout's
+// SGD as functions of the squared distance d² between two points: the
+// attraction −2ab·d^(2(b−1)) / (1 + a·d^(2b)) and the repulsion
+// 2b / ((0.001 + d²)(1 + a·d^(2b))) (McInnes et al. 2018, §4.3 and the
+// reference implementation). Every sample needs one of them and a power
+// d^(2b) costs more than the rest of the sample; the tables hold them at
+// 512 points per octave of d² over [2^-32, 2^32], read by the float's
+// exponent and top mantissa bits and interpolated linearly in d² (relative
+// error below 1e-5, TestUMAPGradientTables), computed exactly outside.
+type umapGradients struct {
+	a, b     float64
+	att, rep []float64
+}
+
+const (
+	umapGradOctaves = 32 // the tables cover d² in [2^-umapGradOctaves, 2^umapGradOctaves)
+	umapGradBits    = 9  // mantissa bits per octave: 2^9 points
+	umapGradShift   = 52 - umapGradBits
+)
+
+func newUMAPGradients(a, b float64) *umapGradients {
+	m := 2*umapGradOctaves<<umapGradBits + 1
+	g := &umapGradients{a: a, b: b, att: make([]float64, m), rep: make([]float64, m)}
+	for t := range m {
+		e := t>>umapGradBits - umapGradOctaves
+		d2 := math.Ldexp(1+float64(t&(1<<umapGradBits-1))/(1<<umapGradBits), e)
+		g.att[t], g.rep[t] = g.exact(d2)
+	}
+	return g
+}
+
+// exact returns the attraction and repulsion coefficients at d2 > 0.
+func (g *umapGradients) exact(d2 float64) (att, rep float64) {
+	pb := math.Pow(d2, g.b)
+	return -2 * g.a * g.b * (pb / d2) / (g.a*pb + 1), 2 * g.b / ((0.001 + d2) * (g.a*pb + 1))
+}
+
+// lookup returns the table slot of d2 and its place between that slot and
+// the next, or ok false outside the tables.
+func (g *umapGradients) lookup(d2 float64) (slot int, frac float64, ok bool) {
+	bits := math.Float64bits(d2)
+	e := int(bits>>52) - 1023 // d2 > 0 and finite: the sign bit is clear
+	if e < -umapGradOctaves || e >= umapGradOctaves {
+		return 0, 0, false
+	}
+	slot = (e+umapGradOctaves)<<umapGradBits | int(bits>>umapGradShift)&(1<<umapGradBits-1)
+	frac = float64(bits&(1<<umapGradShift-1)) * (1.0 / (1 << umapGradShift))
+	return slot, frac, true
+}
+
+// attraction returns −2ab·d^(2(b−1)) / (1 + a·d^(2b)) for d2 > 0.
+func (g *umapGradients) attraction(d2 float64) float64 {
+	t, f, ok := g.lookup(d2)
+	if !ok {
+		att, _ := g.exact(d2)
+		return att
+	}
+	return g.att[t] + f*(g.att[t+1]-g.att[t])
+}
+
+// repulsion returns 2b / ((0.001 + d²)(1 + a·d^(2b))) for d2 > 0.
+func (g *umapGradients) repulsion(d2 float64) float64 {
+	t, f, ok := g.lookup(d2)
+	if !ok {
+		_, rep := g.exact(d2)
+		return rep
+	}
+	return g.rep[t] + f*(g.rep[t+1]-g.rep[t])
+}
+
 // umapClip limits a gradient component to [-4, 4], as in the paper's
 // reference optimisation.
 func umapClip(v float64) float64 {
@@ -530,11 +624,22 @@ func umapClip(v float64) float64 {
 func umapOptimise(ctx context.Context, y []float64, n int, heads, tails []int32, weights []float64, a, b float64, opts UMAPOptions) error {
 	const block = 256
 	epochs := opts.Epochs
-	m := len(weights)
-	// Group edges by head (counting sort, stable).
+	grad := newUMAPGradients(a, b)
+	var wmax float64
+	for _, w := range weights {
+		wmax = max(wmax, w)
+	}
+	// An edge lighter than wmax/epochs would first be sampled after the
+	// last epoch: leave it out (umap-learn and umap-js do the same).
+	keep := func(e int) bool { return weights[e] >= wmax/float64(epochs) }
+	// Group the kept edges by head (counting sort, stable).
 	start := make([]int, n+1)
-	for _, h := range heads {
-		start[h+1]++
+	m := 0
+	for e, h := range heads {
+		if keep(e) {
+			start[h+1]++
+			m++
+		}
 	}
 	for i := range n {
 		start[i+1] += start[i]
@@ -542,11 +647,10 @@ func umapOptimise(ctx context.Context, y []float64, n int, heads, tails []int32,
 	fill := slices.Clone(start[:n])
 	tail := make([]int32, m)
 	eps := make([]float64, m)
-	var wmax float64
-	for _, w := range weights {
-		wmax = max(wmax, w)
-	}
 	for e, h := range heads {
+		if !keep(e) {
+			continue
+		}
 		s := fill[h]
 		fill[h]++
 		tail[s] = tails[e]
@@ -583,8 +687,7 @@ func umapOptimise(ctx context.Context, y []float64, n int, heads, tails []int32,
 					dy := yy - old[2*j+1]
 					d2 := dx*dx + dy*dy
 					if d2 > 0 {
-						pb := math.Exp(b * math.Log(d2))
-						c := -2 * a * b * (pb / d2) / (a*pb + 1)
+						c := grad.attraction(d2)
 						yx += umapClip(c*dx) * alpha
 						yy += umapClip(c*dy) * alpha
 					}
@@ -603,7 +706,7 @@ func umapOptimise(ctx context.Context, y []float64, n int, heads, tails []int32,
 						d2 := dx*dx + dy*dy
 						gx, gy := 4.0, 4.0
 						if d2 > 0 {
-							c := 2 * b / ((0.001 + d2) * (a*math.Exp(b*math.Log(d2)) + 1))
+							c := grad.repulsion(d2)
 							gx, gy = umapClip(c*dx), umapClip(c*dy)
 						}
 						yx += gx * alpha

@@ -1,6 +1,7 @@
 package atlas
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -254,5 +255,75 @@ func BenchmarkUMAP(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestUMAPGradientTables checks the tabulated gradient coefficients
+// against the formulas (computed here with math.Pow) over the squared
+// distances the layout meets and beyond the tables' range, for the curves
+// of min_dist 0.1 (a = 1.577, b = 0.895, as umap-learn fits), 0 and 0.5.
+func TestUMAPGradientTables(t *testing.T) {
+	for _, minDist := range []float64{0.1, 0, 0.5} {
+		a, b := umapFitCurve(minDist, 1)
+		g := newUMAPGradients(a, b)
+		for d2 := 1e-15; d2 < 1e15; d2 *= 1.0137 {
+			pb := math.Pow(d2, b)
+			att := -2 * a * b * pb / d2 / (a*pb + 1)
+			rep := 2 * b / ((0.001 + d2) * (a*pb + 1))
+			if got := g.attraction(d2); math.Abs(got-att) > 1e-5*math.Abs(att) {
+				t.Fatalf("min_dist %v: attraction(%g) = %g, want %g", minDist, d2, got, att)
+			}
+			if got := g.repulsion(d2); math.Abs(got-rep) > 1e-5*rep {
+				t.Fatalf("min_dist %v: repulsion(%g) = %g, want %g", minDist, d2, got, rep)
+			}
+		}
+	}
+}
+
+// TestKNNExactMatchesBruteForce checks the blocked, symmetric exact search
+// against the definition (every pair's cosine distance in float64, sorted)
+// on more rows than one block, and that it does not depend on the number
+// of goroutines.
+func TestKNNExactMatchesBruteForce(t *testing.T) {
+	const n, d, k = 1300, 20, 15
+	x := randomUnit(n, d, 8)
+	ctx := context.Background()
+	g, err := knnExact(ctx, x, n, d, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.sortRows()
+	order := make([]int, 0, n)
+	dist := make([]float64, n)
+	for i := range n {
+		order = order[:0]
+		for j := range n {
+			var dot float64
+			for c := range d {
+				dot += float64(x[i*d+c]) * float64(x[j*d+c])
+			}
+			dist[j] = 1 - dot
+			if j != i {
+				order = append(order, j)
+			}
+		}
+		slices.SortFunc(order, func(a, b int) int { return cmp.Compare(dist[a], dist[b]) })
+		for s := range k {
+			got := g.idx[i*k+s]
+			// Rows at the same distance (to float32 rounding) may swap.
+			if math.Abs(dist[got]-dist[order[s]]) > 1e-5 || math.Abs(float64(g.dist[i*k+s])-dist[order[s]]) > 1e-5 {
+				t.Fatalf("row %d, neighbour %d: got row %d at %v (exact %v), want row %d at %v",
+					i, s, got, g.dist[i*k+s], dist[got], order[s], dist[order[s]])
+			}
+		}
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	one, err := knnExact(ctx, x, n, d, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one.sortRows()
+	if !slices.Equal(one.idx, g.idx) || !slices.Equal(one.dist, g.dist) {
+		t.Error("knnExact depends on GOMAXPROCS")
 	}
 }
