@@ -1,0 +1,235 @@
+package sae
+
+import (
+	"github.com/rise-interp/rise/internal/parallel"
+)
+
+// The fused engine's path for ReLU and JumpReLU once the SAE has become
+// sparse. The encoder product stays dense (every pre-activation is needed to
+// know which latents fire), but the decoder product and the gradient
+// products that involve the activations or their gradients need only the
+// active (row, latent) entries, since ∂f/∂pre is zero elsewhere:
+//
+//	x_hat_b   = b_dec + Σ_{j active in b} f_bj W_dec[j]
+//	∂pre_bj   = ∂x_hat_b · W_dec[j] (+ λ/B ||W_dec[j]|| for the L1)
+//	∂W_dec[j] = Σ_{b: j active} f_bj ∂x_hat_b
+//	∂W_enc[:, j] = Σ_{b: j active} ∂pre_bj x_c,b
+//
+// For JumpReLU the threshold's gradient also needs ∂x_hat_b · W_dec[j] at
+// the entries inside the kernel's window |pre - θ| < ε/2, active or not, so
+// those entries are kept too (with f = 0 when inactive).
+//
+// A step costs about 2·B·d_in·d_sae for the encoder plus 8·nnz·d_in for the
+// rest, in level-1 kernels that run several times slower per FLOP than
+// sgemm: the path pays once the share of active entries falls below
+// sparseMaxDensity, which an L1 SAE reaches within a few hundred steps of
+// training. Each step measures its own density and picks the path, so the
+// early, dense steps lose nothing.
+
+// fusedMode chooses the fused engine's path for ReLU and JumpReLU.
+type fusedMode int
+
+const (
+	fusedAuto   fusedMode = iota // by the step's density of active entries
+	fusedDense                   // always the dense products
+	fusedSparse                  // always the products over active entries
+)
+
+// sparseMaxDensity is the largest share of active (row, latent) entries at
+// which a ReLU or JumpReLU step runs over active entries only. Measured with
+// BenchmarkFusedReLUDensity (d_in 1536, d_sae 2048, batch 1024, OpenBLAS, 2
+// cores): the sparse step is faster below about this density.
+const sparseMaxDensity = 0.10
+
+// sparseActive runs a ReLU or JumpReLU step over the active entries when
+// the step's density calls for it (or the mode forces it) and reports
+// whether it did; when it returns false nothing has been written and the
+// dense path must run.
+func (e *fusedEngine) sparseActive(s *SAE, cfg LossConfig, g *Gradients, fired []int64, loss *Loss) bool {
+	if e.mode == fusedDense {
+		e.lastSparse = false
+		return false
+	}
+	b, d, m := e.b, e.d, e.m
+	jump := s.Arch == JumpReLU
+	eps := cfg.bandwidth()
+	// inWindow is the JumpReLU kernel's support, computed as dense does.
+	inWindow := func(p, th float32) bool {
+		z := (p - th) / eps
+		return z > -0.5 && z < 0.5
+	}
+
+	// Count the entries (and the active ones) of each row.
+	parallel.For(b, 16, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			var n, on int32
+			row := e.pre[r*m : (r+1)*m]
+			if jump {
+				for j, p := range row {
+					th := s.Threshold[j]
+					if p > th {
+						on++
+						n++
+					} else if inWindow(p, th) {
+						n++
+					}
+				}
+			} else {
+				for _, p := range row {
+					if p > 0 {
+						on++
+					}
+				}
+				n = on
+			}
+			e.rowCount[r], e.activeCount[r] = n, on
+		}
+	})
+	var total, active int64
+	for r := range b {
+		total += int64(e.rowCount[r])
+		active += int64(e.activeCount[r])
+	}
+	if e.mode == fusedAuto && float64(total) > sparseMaxDensity*float64(b)*float64(m) {
+		e.lastSparse = false
+		return false
+	}
+	e.lastSparse = true
+	loss.L0 = float64(active) / float64(b)
+
+	// List the entries row by row.
+	at := int32(0)
+	for r := range b {
+		e.rowStart[r] = at
+		at += e.rowCount[r]
+	}
+	e.rowStart[b] = at
+	if cap(e.main) < int(at) {
+		e.main = make([]entry, at)
+	}
+	e.main = e.main[:at]
+	parallel.For(b, 16, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			i := e.rowStart[r]
+			row := e.pre[r*m : (r+1)*m]
+			for j, p := range row {
+				var on, keep bool
+				if jump {
+					th := s.Threshold[j]
+					on = p > th
+					keep = on || inWindow(p, th)
+				} else {
+					on = p > 0
+					keep = on
+				}
+				if keep {
+					v := float32(0)
+					if on {
+						v = p
+					}
+					e.main[i] = entry{row: int32(r), lat: int32(j), v: v}
+					i++
+				}
+			}
+		}
+	})
+
+	// x_hat_b = b_dec + Σ_j f_bj W_dec[j], then the reconstruction error
+	// and ∂x_hat_b · W_dec[j] for every entry.
+	impl := vec
+	parallel.For(b, 16, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			out := e.xhat[r*d : (r+1)*d]
+			copy(out, s.BDec)
+			for _, en := range e.main[e.rowStart[r]:e.rowStart[r+1]] {
+				if en.v != 0 {
+					impl.Saxpy(d, en.v, s.WDec[int(en.lat)*d:int(en.lat+1)*d], 1, out, 1)
+				}
+			}
+		}
+	})
+	e.reconstructionGrad(g, loss)
+	parallel.For(b, 16, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			dx := e.dxh[r*d : (r+1)*d]
+			for i := e.rowStart[r]; i < e.rowStart[r+1]; i++ {
+				en := &e.main[i]
+				en.d = impl.Sdot(d, dx, 1, s.WDec[int(en.lat)*d:int(en.lat+1)*d], 1)
+			}
+		}
+	})
+
+	e.aux = e.aux[:0]
+	e.groupByLatent()
+	lam := cfg.Sparsity
+	lb := lam / float32(b)
+	if !jump {
+		e.rowNorms(s.WDec, m, d)
+	}
+	sumF := e.perLat2 // Σ_b f_bj (ReLU) or ∂/∂θ_j (JumpReLU)
+	// Per latent: ∂W_dec[j], ∂W_encᵀ[j], ∂b_enc[j] and the sparsity
+	// penalty's share.
+	parallel.For(m, 64, func(_, lo, hi int) {
+		for j := lo; j < hi; j++ {
+			gd := g.WDec[j*d : (j+1)*d]
+			ge := e.dWencT[j*d : (j+1)*d]
+			clear(gd)
+			clear(ge)
+			var gb float32
+			var acc float64
+			var th, norm float32
+			if jump {
+				th = s.Threshold[j]
+			} else {
+				norm = e.colNorm[j]
+			}
+			for _, k := range e.byLatent[e.latStart[j]:e.latStart[j+1]] {
+				en := &e.main[k]
+				if en.v != 0 {
+					impl.Saxpy(d, en.v, e.dxh[int(en.row)*d:int(en.row+1)*d], 1, gd, 1)
+					if fired != nil {
+						fired[j]++
+					}
+				}
+				dp := en.d
+				if jump {
+					p := e.pre[int(en.row)*m+j]
+					if inWindow(p, th) {
+						acc += float64(dp) * float64(-th/eps)
+						acc += float64(lb) * float64(-1/eps)
+					}
+					if !(p > th) {
+						dp = 0
+					}
+				} else {
+					acc += float64(en.v)
+					dp += lb * norm
+				}
+				if dp != 0 {
+					impl.Saxpy(d, dp, e.xc[int(en.row)*d:int(en.row+1)*d], 1, ge, 1)
+				}
+				gb += dp
+			}
+			g.BEnc[j] = gb
+			sumF[j] = acc
+			if !jump && norm > 0 && acc != 0 {
+				// ∂n_j/∂W_dec[j] = W_dec[j] / n_j.
+				impl.Saxpy(d, lb*float32(acc)/norm, s.WDec[j*d:(j+1)*d], 1, gd, 1)
+			}
+		}
+	})
+	if jump {
+		loss.Sparsity = float64(lb) * float64(active)
+		for j := range m {
+			g.LogThreshold[j] = float32(sumF[j]) * s.Threshold[j]
+		}
+	} else {
+		var sp float64
+		for j := range m {
+			sp += sumF[j] * float64(e.colNorm[j])
+		}
+		loss.Sparsity = float64(lb) * sp
+	}
+	transpose(e.dWencT, m, d, g.WEnc)
+	return true
+}
