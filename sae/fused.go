@@ -61,6 +61,11 @@ type fusedEngine struct {
 	mode        fusedMode
 	lastSparse  bool
 	activeCount []int32 // [B] scratch: active entries per row
+	// entries by row (latent, activation, ∂x_hat·W_dec) and by latent
+	// (row, activation, ∂pre)
+	eLat, cRow []int32
+	eVal, eD   []float32
+	cVal, cDp  []float32
 }
 
 // entry is one active latent of one row: its activation and the gradient
