@@ -213,6 +213,10 @@ func TestRunTrainBench(t *testing.T) {
 		t.Errorf("result %+v: want positive seconds, samples/s × seconds = 3072 and positive losses", r)
 	}
 
+	if sum := r.DenseStepS*float64(r.Steps-r.ActiveSteps) + r.ActiveStepS*float64(r.ActiveSteps); !(sum > 0.5*r.Seconds && sum <= r.Seconds) {
+		t.Errorf("the step times add up to %v s of the run's %v s", sum, r.Seconds)
+	}
+
 	// The initial weights: W_enc = W_decᵀ, decoder rows of norm 0.1 (the
 	// preset's), b_dec the scaled mean of the rows.
 	tensors, meta, err := safetensors.Read(filepath.Join(ref, RunRefWeights))

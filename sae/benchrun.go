@@ -55,9 +55,14 @@ type RunBenchResult struct {
 	FinalL0     float64 `json:"final_l0"`
 	// ActiveSteps counts the steps the fused engine ran over active
 	// entries instead of dense products.
-	ActiveSteps int    `json:"active_steps"`
-	BLAS        string `json:"blas,omitempty"`
-	Threads     int    `json:"threads"`
+	ActiveSteps int `json:"active_steps"`
+	// DenseStepS and ActiveStepS are the mean wall-clock seconds of the
+	// dense steps and of the steps over active entries (0 when none ran),
+	// each with its batch's reading and update.
+	DenseStepS  float64 `json:"dense_step_s,omitempty"`
+	ActiveStepS float64 `json:"active_step_s,omitempty"`
+	BLAS        string  `json:"blas,omitempty"`
+	Threads     int     `json:"threads"`
 }
 
 // Reference files a whole-run benchmark writes for the PyTorch reference.
@@ -96,10 +101,16 @@ func RunTrainBench(ctx context.Context, layer *activations.Layer, c RunBenchConf
 	fused, _ := t.eng.(*fusedEngine)
 	cpu0, cpuOK := processCPU()
 	active := 0
+	var activeSec, denseSec, last float64
 	_, res, err := t.run(ctx, func(ev TrainEvent) {
+		el := ev.Elapsed.Seconds()
 		if fused != nil && fused.lastSparse {
 			active++
+			activeSec += el - last
+		} else {
+			denseSec += el - last
 		}
+		last = el
 		if c.Progress != nil {
 			c.Progress(ev.Step, ev.Steps)
 		}
@@ -116,6 +127,7 @@ func RunTrainBench(ctx context.Context, layer *activations.Layer, c RunBenchConf
 		Engine: cfg.EngineName, Arch: BenchArchName(cfg.Arch), DIn: layer.DModel, DSae: cfg.Width, Batch: cfg.Batch,
 		Steps: res.Steps, Seconds: sec, CPUSeconds: cpu, SamplesPerS: float64(res.Samples) / sec,
 		FinalLoss: res.Final.Total, FinalMSE: res.Final.MSE, FinalL0: res.Final.L0, ActiveSteps: active,
+		DenseStepS: meanOf(denseSec, res.Steps-active), ActiveStepS: meanOf(activeSec, active),
 		BLAS: matmul.BLASName, Threads: runtime.GOMAXPROCS(0),
 	}, nil
 }
@@ -197,4 +209,12 @@ func writeNpyInt64(path string, v []int64) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// meanOf is sum/n, or 0 when n is 0.
+func meanOf(sum float64, n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
 }

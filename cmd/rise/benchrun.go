@@ -164,9 +164,20 @@ func printRunTable(w io.Writer, rows []runRow, l *activations.Layer, data string
 			fmt.Fprintf(w, "CPU time: torch over rise %.2fx (less sensitive than wall time to other work on the machine)\n", t.CPUSeconds/r0.CPUSeconds)
 		}
 	}
+	if r0.ActiveSteps > 0 || r0.DenseStepS > 0 {
+		fmt.Fprintf(w, "rise per step: dense %s, over active entries %s\n", stepTime(r0.DenseStepS), stepTime(r0.ActiveStepS))
+	}
 	for _, n := range notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
+}
+
+// stepTime formats a mean step time, "-" when no such step ran.
+func stepTime(s float64) string {
+	if s == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f s", s)
 }
 
 // benchRunCommand checks rise bench's flags for --run and runs it: the flags
