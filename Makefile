@@ -54,7 +54,7 @@ test-blas:
 BENCH ?= .
 BENCHFLAGS ?=
 BENCHDUMP ?= $(or $(TMPDIR),/tmp)/rise-bench-d1536
-BENCHRUNSTEPS ?= 300
+BENCHRUNSTEPS ?= 1000
 bench: build
 	$(GO) test $(TAGS) -run '^$$' -bench '$(BENCH)' -benchmem ./...
 	$(BIN) bench --config topk $(BENCHFLAGS)

@@ -131,7 +131,7 @@ for quick runs.
 With --run DUMP, rise bench times a whole training run instead: the RISE
 recipe (rise train --preset rise: ReLU, d_sae 2048 or --d-sae, L1 λ 2e-3
 per dimension, batch 1024, Adam lr 1e-4, 10% warm-up then cosine decay)
-for --steps steps (default 300) on a layer of the dump (--layer), from the
+for --steps steps (default 1000) on a layer of the dump (--layer), from the
 first batch read to the last update, and reports samples per second, the
 run's seconds and the final loss. The PyTorch reference
 testdata/bench/torch_run.py (or --torch PATH) then repeats the run
@@ -154,7 +154,7 @@ Examples:
 	rise bench
 	rise bench --json --engine fused --config topk --steps 5
 	rise synth --out /tmp/d1536 --rows 65536 --d-model 1536 --features 4096
-	rise bench --run /tmp/d1536 --steps 300
+	rise bench --run /tmp/d1536
 	rise bench --model DIR --dtype bf16 --decode 128 --prompt-len 512`,
 		setFlags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&jsonOut, "json", false, "print a JSON array, one object per engine and configuration")
