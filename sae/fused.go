@@ -21,7 +21,9 @@ var vec gonum.Implementation
 // allocates nothing once the first has run. TopK and BatchTopK use a sparse
 // decoder: only the active latents enter the decoder product and its
 // gradients, so a step costs about 2·B·d_in·d_sae for the encoder plus
-// O(B·k·d_in), against five dense products for ReLU and JumpReLU.
+// O(B·k·d_in). ReLU and JumpReLU run five dense products while many latents
+// fire, and only the encoder product plus products over the active entries
+// once few do (fusedactive.go).
 func NewFusedEngine() Engine { return &fusedEngine{} }
 
 type fusedEngine struct {

@@ -20,11 +20,11 @@ import (
 // those entries are kept too (with f = 0 when inactive).
 //
 // A step costs about 2·B·d_in·d_sae for the encoder plus 8·nnz·d_in for the
-// rest, in level-1 kernels that run several times slower per FLOP than
-// sgemm: the path pays once the share of active entries falls below
-// sparseMaxDensity, which an L1 SAE reaches within a few hundred steps of
-// training. Each step measures its own density and picks the path, so the
-// early, dense steps lose nothing.
+// rest, in gathered kernels (gather.go) that run several times slower per
+// FLOP than sgemm: the path pays once the share of active entries falls
+// below sparseMaxDensity, which an L1 SAE trained by the RISE recipe
+// reaches within a few hundred steps. Each step measures its own density
+// and picks the path, so the early, dense steps lose nothing.
 
 // fusedMode chooses the fused engine's path for ReLU and JumpReLU.
 type fusedMode int
