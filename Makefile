@@ -45,13 +45,21 @@ test-blas:
 	$(GO) test $(TAGS) -count=1 ./sae/... ./steer/...
 
 # bench runs every benchmark (BENCH=Name narrows them down), then rise bench:
-# the engines' speed at full size against the PyTorch reference, when
-# python3 can import torch. BENCHFLAGS passes flags to rise bench.
+# the TopK engines' speed per step at full size against the PyTorch
+# reference, and a whole run of the RISE recipe (ReLU, d_sae 2048) on a
+# planted dump of d_model 1536 (written to BENCHDUMP on first use, 400 MB)
+# beside testdata/bench/torch_run.py, when python3 can import torch.
+# BENCHFLAGS passes flags to the per-step rise bench; BENCHRUNSTEPS sets the
+# whole run's steps.
 BENCH ?= .
 BENCHFLAGS ?=
+BENCHDUMP ?= $(or $(TMPDIR),/tmp)/rise-bench-d1536
+BENCHRUNSTEPS ?= 1000
 bench: build
 	$(GO) test $(TAGS) -run '^$$' -bench '$(BENCH)' -benchmem ./...
-	$(BIN) bench $(BENCHFLAGS)
+	$(BIN) bench --config topk $(BENCHFLAGS)
+	@[ -f $(BENCHDUMP)/manifest.json ] || $(BIN) synth --out $(BENCHDUMP) --rows 65536 --d-model 1536 --features 4096
+	$(BIN) bench --run $(BENCHDUMP) --steps $(BENCHRUNSTEPS)
 
 # bench-runtime measures the model runtime beside llama.cpp on the same
 # random Qwen2-0.5B-shaped model, thread count and machine: decoding and

@@ -21,11 +21,14 @@ var vec gonum.Implementation
 // allocates nothing once the first has run. TopK and BatchTopK use a sparse
 // decoder: only the active latents enter the decoder product and its
 // gradients, so a step costs about 2·B·d_in·d_sae for the encoder plus
-// O(B·k·d_in), against five dense products for ReLU and JumpReLU.
+// O(B·k·d_in). ReLU and JumpReLU run five dense products while many latents
+// fire, and only the encoder product plus products over the active entries
+// once few do (fusedactive.go).
 func NewFusedEngine() Engine { return &fusedEngine{} }
 
 type fusedEngine struct {
-	b, d, m int // the shapes the buffers are sized for
+	b, d, m int  // the shapes the buffers are sized for
+	arch    Arch // and the architecture
 
 	xs, xc, xhat, dxh []float32 // [B, D]
 	pre, df           []float32 // [B, M]; df is used by the dense path
@@ -53,6 +56,18 @@ type fusedEngine struct {
 	perLat2  []float64   // [M]
 	perWork  [][]float64 // one [M] per worker
 	ties     []int32     // [B]
+
+	// ReLU and JumpReLU: how the step chooses between the dense products
+	// and the products over active entries (see sparseActive), and what
+	// the last step chose.
+	mode        fusedMode
+	lastSparse  bool
+	activeCount []int32 // [B] scratch: active entries per row
+	// entries by row (latent, activation, ∂x_hat·W_dec) and by latent
+	// (row, activation, ∂pre)
+	eLat, cRow []int32
+	eVal, eD   []float32
+	cVal, cDp  []float32
 }
 
 // entry is one active latent of one row: its activation and the gradient
@@ -66,10 +81,10 @@ func (e *fusedEngine) Name() string { return "fused" }
 
 func (e *fusedEngine) ensure(s *SAE, b int) {
 	d, m := s.DIn, s.DSae
-	if e.b == b && e.d == d && e.m == m {
+	if e.b == b && e.d == d && e.m == m && e.arch == s.Arch {
 		return
 	}
-	e.b, e.d, e.m = b, d, m
+	e.b, e.d, e.m, e.arch = b, d, m, s.Arch
 	e.xs, e.xc, e.xhat, e.dxh = make([]float32, b*d), make([]float32, b*d), make([]float32, b*d), make([]float32, b*d)
 	e.pre = make([]float32, b*m)
 	e.colNorm = make([]float32, m)
@@ -81,15 +96,17 @@ func (e *fusedEngine) ensure(s *SAE, b int) {
 	e.perLat, e.perLat2 = make([]float64, max(m, d)), make([]float64, m)
 	e.perWork = make([][]float64, nw)
 	e.ties = make([]int32, b)
+	e.rowStart, e.auxStart, e.rowCount = make([]int32, b+1), make([]int32, b+1), make([]int32, b)
+	e.latStart = make([]int32, m+1)
+	e.dWencT = make([]float32, m*d)
+	e.activeCount = make([]int32, b)
 	switch s.Arch {
 	case TopK, BatchTopK:
 		e.df = nil
-		e.rowStart, e.auxStart, e.rowCount = make([]int32, b+1), make([]int32, b+1), make([]int32, b)
-		e.latStart = make([]int32, m+1)
-		e.dWencT = make([]float32, m*d)
 		e.ehat, e.dehat = make([]float32, b*d), make([]float32, b*d)
 	default:
 		e.df = make([]float32, b*m)
+		e.ehat, e.dehat = nil, nil
 	}
 }
 
@@ -127,7 +144,9 @@ func (e *fusedEngine) Step(s *SAE, x []float32, cfg LossConfig, dead []bool, g *
 	var loss Loss
 	switch s.Arch {
 	case Standard, JumpReLU:
-		e.dense(s, cfg, g, fired, &loss)
+		if !e.sparseActive(s, cfg, g, fired, &loss) {
+			e.dense(s, cfg, g, fired, &loss)
+		}
 	case TopK, BatchTopK:
 		e.sparse(s, cfg, dead, g, fired, &loss)
 	default:
@@ -182,7 +201,7 @@ func (e *fusedEngine) reconstructionGrad(g *Gradients, loss *Loss) {
 	colSum(e.dxh, b, d, g.BDec, e.perLat)
 }
 
-// dense runs ReLU and JumpReLU: five dense products.
+// dense runs ReLU and JumpReLU with five dense products.
 func (e *fusedEngine) dense(s *SAE, cfg LossConfig, g *Gradients, fired []int64, loss *Loss) {
 	b, d, m := e.b, e.d, e.m
 	f := e.pre // activations overwrite pre-activations only after use; keep pre in df first

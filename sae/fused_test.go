@@ -10,9 +10,15 @@ import (
 
 // TestFusedStepReusesBuffers checks that, once the first step has sized its
 // buffers, a step allocates only the few bytes of its goroutines, never
-// buffers proportional to the batch or the SAE.
+// buffers proportional to the batch or the SAE; ReLU and JumpReLU on both
+// of their paths.
 func TestFusedStepReusesBuffers(t *testing.T) {
-	for _, arch := range []Arch{Standard, TopK, BatchTopK, JumpReLU} {
+	type run struct {
+		arch Arch
+		mode fusedMode
+	}
+	for _, tc := range []run{{Standard, fusedDense}, {Standard, fusedSparse}, {TopK, fusedAuto}, {BatchTopK, fusedAuto}, {JumpReLU, fusedDense}, {JumpReLU, fusedSparse}} {
+		arch := tc.arch
 		s, _ := New(arch, 64, 4096, 8)
 		s.Init(1, 1, nil, 0.01)
 		rng := rand.New(rand.NewPCG(1, 2))
@@ -26,7 +32,7 @@ func TestFusedStepReusesBuffers(t *testing.T) {
 		}
 		fired := make([]int64, 4096)
 		g := NewGradients(s)
-		eng := NewFusedEngine()
+		eng := &fusedEngine{mode: tc.mode}
 		cfg := LossConfig{Sparsity: 1e-3, AuxKCoeff: 1.0 / 32}
 		step := func() {
 			if _, err := eng.Step(s, x, cfg, dead, g, fired); err != nil {
@@ -50,7 +56,7 @@ func TestFusedStepReusesBuffers(t *testing.T) {
 			limit = 256 << 10
 		}
 		if perStep > limit {
-			t.Errorf("%s: a step allocates %d bytes, want buffers reused (under %d with %s)", arch, perStep, limit, matmul.BLASName)
+			t.Errorf("%s (mode %d): a step allocates %d bytes, want buffers reused (under %d with %s)", arch, tc.mode, perStep, limit, matmul.BLASName)
 		}
 	}
 }

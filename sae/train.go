@@ -464,7 +464,7 @@ func (t *trainer) run(ctx context.Context, onEvent func(TrainEvent)) (*SAE, *Tra
 	var last Loss
 	for t.step < cfg.Steps {
 		epoch := t.step / t.stepsPerEpoc
-		it := t.layer.Batches(activations.BatchOptions{Size: cfg.Batch, Shuffle: true, Seed: cfg.Seed + uint64(epoch)*0x9e37, DropLast: true})
+		it := t.batches(epoch)
 		if skip := t.step - epoch*t.stepsPerEpoc; skip > 0 && !it.Skip(skip) {
 			return nil, nil, fmt.Errorf("resuming at step %d: the data has fewer batches than the checkpoint expects", t.step)
 		}
@@ -520,6 +520,34 @@ func (t *trainer) run(ctx context.Context, onEvent func(TrainEvent)) (*SAE, *Tra
 	res := &TrainResult{Config: cfg, Steps: t.step, ResumedFrom: t.resumedFrom, Final: last,
 		DeadFraction: t.deadFraction(), Elapsed: time.Since(start), Samples: t.samples}
 	return out, res, nil
+}
+
+// batches starts the walk over the rows of epoch: a permutation of its own
+// fixed by the seed.
+func (t *trainer) batches(epoch int) *activations.Batches {
+	return t.layer.Batches(activations.BatchOptions{Size: t.cfg.Batch, Shuffle: true, Seed: t.cfg.Seed + uint64(epoch)*0x9e37, DropLast: true})
+}
+
+// rowOrder returns the layer rows a fresh run's steps read, in order:
+// cfg.Steps batches of cfg.Batch rows, without reading the rows.
+func (t *trainer) rowOrder(ctx context.Context) ([]int64, error) {
+	cfg := t.cfg
+	out := make([]int64, 0, cfg.Steps*cfg.Batch)
+	for epoch := 0; len(out) < cap(out); epoch++ {
+		it := t.batches(epoch)
+		for len(out) < cap(out) && it.Skip(1) {
+			for _, r := range it.Rows() {
+				out = append(out, int64(r))
+			}
+		}
+		if err := it.Err(); err != nil {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // update runs one optimiser step on batch x.

@@ -96,12 +96,14 @@ func init() {
 		dIn, dSae, batch, k         int
 		mf                          modelFlags
 		mb                          modelBench
+		runData                     string
+		runLayer                    int
 	)
 	register(&command{
 		name:    "bench",
 		noArgs:  true,
 		summary: "measure the training engines' speed and compare it with PyTorch",
-		usage:   "[--json] [--engine fused|graph|all] [--config relu|topk|all] [--steps N] [--torch PATH] [--threads N] | --model PATH [--dtype D] [--quant q8] [--decode N] [--prompt-len N] [--batch N] [--reps N]",
+		usage:   "[--json] [--engine fused|graph|all] [--config relu|topk|all] [--steps N] [--torch PATH] [--threads N] | --run DUMP [--layer L] [--steps N] [--d-sae M] | --model PATH [--dtype D] [--quant q8] [--decode N] [--prompt-len N] [--batch N] [--reps N]",
 		help: `Trains SAEs for a few steps on random Gaussian data and reports samples
 per second, GFLOP/s and seconds per step for each engine and configuration:
 
@@ -126,6 +128,19 @@ bounds the engines' parallel work, and PyTorch's thread count. --d-in,
 --d-sae, --batch and --k override the sizes of every configuration chosen,
 for quick runs.
 
+With --run DUMP, rise bench times a whole training run instead: the RISE
+recipe (rise train --preset rise: ReLU, d_sae 2048 or --d-sae, L1 λ 2e-3
+per dimension, batch 1024, Adam lr 1e-4, 10% warm-up then cosine decay)
+for --steps steps (default 1000) on a layer of the dump (--layer), from the
+first batch read to the last update, and reports samples per second, the
+run's seconds and the final loss. The PyTorch reference
+testdata/bench/torch_run.py (or --torch PATH) then repeats the run
+SAELens-style from the same initial weights on the same rows in the same
+order, with the same schedule and thread count; the table gives rise's
+speed over PyTorch's and the two final losses. "active steps" counts the
+steps the fused engine ran over active entries only, once the SAE had
+turned sparse.
+
 With --model, rise bench measures the model runtime instead: greedy
 decoding of --batch sequences for --decode tokens after a one-token
 prompt, and reading a prompt of --prompt-len tokens in one forward pass,
@@ -138,6 +153,8 @@ Examples:
 
 	rise bench
 	rise bench --json --engine fused --config topk --steps 5
+	rise synth --out /tmp/d1536 --rows 65536 --d-model 1536 --features 4096
+	rise bench --run /tmp/d1536
 	rise bench --model DIR --dtype bf16 --decode 128 --prompt-len 512`,
 		setFlags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&jsonOut, "json", false, "print a JSON array, one object per engine and configuration")
@@ -152,6 +169,8 @@ Examples:
 			fs.IntVar(&dSae, "d-sae", 0, "override d_sae of every configuration")
 			fs.IntVar(&batch, "batch", 0, "override the batch of every configuration; with --model, the sequences decoded together (default 1)")
 			fs.IntVar(&k, "k", 0, "override k of the topk configuration")
+			fs.StringVar(&runData, "run", "", "time a whole RISE-recipe training run on this dump (beside PyTorch) instead of single steps")
+			fs.IntVar(&runLayer, "layer", -1, "with --run: layer of the dump (default: its only layer)")
 			fs.StringVar(&mf.model, "model", "", "measure the model runtime on this model (a Hugging Face directory or a llama2.c checkpoint) instead of the SAE engines")
 			mf.setPrecision(fs)
 			fs.IntVar(&mb.decode, "decode", 128, "with --model: greedy decoding steps timed")
@@ -168,6 +187,12 @@ Examples:
 			}
 			if mf.dtype != "" || mf.quant != "" {
 				return usagef("--dtype and --quant apply to --model")
+			}
+			if runData != "" {
+				return benchRunCommand(ctx, e, fs, runBenchArgs{data: runData, layer: runLayer, steps: steps, width: dSae, threads: threads, torch: torch, jsonOut: jsonOut})
+			}
+			if runLayer != -1 {
+				return usagef("--layer applies to --run")
 			}
 			var engines []string
 			switch engineSel {
@@ -213,7 +238,7 @@ Examples:
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
 
 			var notes []string
-			ref, note, err := findTorch(ctx, torch)
+			ref, note, err := findTorch(ctx, torch, defaultTorchScript)
 			if err != nil {
 				return err
 			}
@@ -339,16 +364,16 @@ func planBench(presets []benchPreset, engines []string, withTorch bool, steps, w
 }
 
 // findTorch locates the PyTorch reference. flagValue is --torch: "" looks for
-// defaultTorchScript and an interpreter that imports torch, and returns a
+// defaultScript and an interpreter that imports torch, and returns a
 // note instead of a reference when either is missing; "off" disables the
 // comparison; any other value is a script that must exist.
-func findTorch(ctx context.Context, flagValue string) (*torchRef, string, error) {
+func findTorch(ctx context.Context, flagValue, defaultScript string) (*torchRef, string, error) {
 	if flagValue == "off" || flagValue == "none" {
 		return nil, "", nil
 	}
 	script, explicit := flagValue, flagValue != ""
 	if !explicit {
-		script = defaultTorchScript
+		script = defaultScript
 	}
 	if st, err := os.Stat(script); err != nil || st.IsDir() {
 		if explicit {

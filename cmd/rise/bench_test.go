@@ -126,7 +126,7 @@ func TestBenchCommandTorch(t *testing.T) {
 	if _, err := os.Stat(script); err != nil {
 		t.Skipf("no PyTorch reference at %s", script)
 	}
-	if _, _, err := findTorch(context.Background(), script); err != nil {
+	if _, _, err := findTorch(context.Background(), script, defaultTorchScript); err != nil {
 		t.Skip(err)
 	}
 	code, stdout, stderr := runRise(t, append(tinyBench, "--json", "--engine", "fused", "--torch", script)...)

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// smallRunDump writes a planted dump of 2500 rows of width 32 (rise synth).
+func smallRunDump(t *testing.T) string {
+	t.Helper()
+	dump := filepath.Join(t.TempDir(), "dump")
+	if code, _, stderr := runRise(t, "synth", "--out", dump, "--rows", "2500", "--d-model", "32", "--features", "64"); code != 0 {
+		t.Fatalf("synth: exit %d: %s", code, stderr)
+	}
+	return dump
+}
+
+// TestBenchRunTorch trains the RISE recipe for a few steps with rise and
+// with the PyTorch reference (testdata/bench/torch_run.py), which starts
+// from the weights rise wrote and reads the same rows: the two final losses,
+// MSEs and L0s must agree to float32 rounding, which holds rise's whole
+// training step (engine, Adam, schedule, data order) to an independent
+// implementation.
+func TestBenchRunTorch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starting PyTorch takes seconds")
+	}
+	script := filepath.Join("..", "..", defaultTorchRunScript)
+	if _, _, err := findTorch(context.Background(), script, defaultTorchRunScript); err != nil {
+		t.Skip(err)
+	}
+	dump := smallRunDump(t)
+	code, stdout, stderr := runRise(t, "bench", "--run", dump, "--steps", "6", "--d-sae", "48", "--threads", "1", "--json", "--torch", script)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var rows []runRow
+	if err := json.Unmarshal([]byte(stdout), &rows); err != nil {
+		t.Fatalf("output is not a JSON array of runs: %v\n%s", err, stdout)
+	}
+	if len(rows) != 2 || rows[0].Engine != "fused" || rows[1].Engine != "torch" {
+		t.Fatalf("want the fused run then the torch run (stderr %q):\n%s", stderr, stdout)
+	}
+	r, p := rows[0], rows[1]
+	if r.Steps != 6 || p.Steps != 6 || p.Batch != 1024 || p.DSae != 48 || p.DIn != 32 {
+		t.Errorf("runs %+v and %+v: want 6 steps of 1024 rows at d_in 32, d_sae 48", r, p)
+	}
+	for _, c := range []struct {
+		name string
+		a, b float64
+	}{{"loss", r.FinalLoss, p.FinalLoss}, {"MSE", r.FinalMSE, p.FinalMSE}, {"L0", r.FinalL0, p.FinalL0}} {
+		if math.Abs(c.a-c.b) > 1e-3*math.Abs(c.b) {
+			t.Errorf("final %s: rise %v, PyTorch %v", c.name, c.a, c.b)
+		}
+	}
+	if r.TorchRatio == nil || r.LossRelDiff == nil || math.Abs(*r.LossRelDiff) > 1e-3 {
+		t.Errorf("rise's run lacks torch_ratio or loss_rel_diff, or the difference is large: %+v", r)
+	}
+}
+
+// TestBenchRunCommand checks the table without PyTorch and the flags --run
+// refuses.
+func TestBenchRunCommand(t *testing.T) {
+	dump := smallRunDump(t)
+	code, stdout, stderr := runRise(t, "bench", "--run", dump, "--steps", "2", "--d-sae", "16", "--torch", "off", "--threads", "1")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	for _, want := range []string{"RISE recipe", "1 threads", "samples/s", "final loss", "active steps", "fused"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("table lacks %q:\n%s", want, stdout)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--config", "topk"}, "--config do not apply to --run"},
+		{[]string{"--steps", "-2"}, "must not be negative"},
+		{[]string{"--torch", filepath.Join(t.TempDir(), "missing.py")}, "expected the PyTorch reference script"},
+	} {
+		code, _, stderr := runRise(t, append([]string{"bench", "--run", dump}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+	if code, _, stderr := runRise(t, "bench", "--layer", "3", "--torch", "off"); code != 2 || !strings.Contains(stderr, "--layer applies to --run") {
+		t.Errorf("--layer without --run: exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(dump); err != nil {
+		t.Fatal(err)
+	}
+}

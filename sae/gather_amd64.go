@@ -1,0 +1,41 @@
+//go:build amd64 && !purego
+
+package sae
+
+import "golang.org/x/sys/cpu"
+
+// haveGatherAVX2 reports whether the AVX2 kernels of gather_amd64.s run
+// here (they need AVX2 and FMA).
+var haveGatherAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+//go:noescape
+func gatherAxpy64AVX2(out *float32, base *float32, stride int, idx *int32, v *float32, n int)
+
+//go:noescape
+func gatherDot64AVX2(x *float32, base *float32, stride int, idx *int32, out *float32, n int)
+
+func gatherAxpy64(out []float32, base []float32, stride int, idx []int32, v []float32) {
+	if !haveGatherAVX2 {
+		gatherAxpyGo(out[:gatherChunk], base, stride, idx, v)
+		return
+	}
+	if len(idx) == 0 {
+		return
+	}
+	_ = out[gatherChunk-1]
+	_ = v[len(idx)-1]
+	gatherAxpy64AVX2(&out[0], &base[0], stride, &idx[0], &v[0], len(idx))
+}
+
+func gatherDot64(x []float32, base []float32, stride int, idx []int32, out []float32) {
+	if !haveGatherAVX2 {
+		gatherDotGo(x[:gatherChunk], base, stride, idx, out)
+		return
+	}
+	if len(idx) == 0 {
+		return
+	}
+	_ = x[gatherChunk-1]
+	_ = out[len(idx)-1]
+	gatherDot64AVX2(&x[0], &base[0], stride, &idx[0], &out[0], len(idx))
+}

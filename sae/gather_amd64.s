@@ -1,0 +1,105 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// func gatherAxpy64AVX2(out *float32, base *float32, stride int, idx *int32, v *float32, n int)
+// out[0:64] += Σ_{k<n} v[k]·base[idx[k]·stride : idx[k]·stride+64], the 64
+// sums held in registers throughout.
+TEXT ·gatherAxpy64AVX2(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), DI
+	MOVQ base+8(FP), SI
+	MOVQ stride+16(FP), DX
+	SHLQ $2, DX
+	MOVQ idx+24(FP), BX
+	MOVQ v+32(FP), R8
+	MOVQ n+40(FP), CX
+	VMOVUPS 0(DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 128(DI), Y4
+	VMOVUPS 160(DI), Y5
+	VMOVUPS 192(DI), Y6
+	VMOVUPS 224(DI), Y7
+	TESTQ CX, CX
+	JE    axpydone
+
+axpyloop:
+	MOVLQSX      (BX), AX
+	IMULQ        DX, AX
+	ADDQ         SI, AX
+	VBROADCASTSS (R8), Y8
+	VFMADD231PS  0(AX), Y8, Y0
+	VFMADD231PS  32(AX), Y8, Y1
+	VFMADD231PS  64(AX), Y8, Y2
+	VFMADD231PS  96(AX), Y8, Y3
+	VFMADD231PS  128(AX), Y8, Y4
+	VFMADD231PS  160(AX), Y8, Y5
+	VFMADD231PS  192(AX), Y8, Y6
+	VFMADD231PS  224(AX), Y8, Y7
+	ADDQ         $4, BX
+	ADDQ         $4, R8
+	DECQ         CX
+	JNE          axpyloop
+
+axpydone:
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	VMOVUPS Y4, 128(DI)
+	VMOVUPS Y5, 160(DI)
+	VMOVUPS Y6, 192(DI)
+	VMOVUPS Y7, 224(DI)
+	VZEROUPPER
+	RET
+
+// func gatherDot64AVX2(x *float32, base *float32, stride int, idx *int32, out *float32, n int)
+// out[k] += x[0:64] · base[idx[k]·stride : idx[k]·stride+64] for k < n, x
+// held in registers throughout.
+TEXT ·gatherDot64AVX2(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), DI
+	MOVQ base+8(FP), SI
+	MOVQ stride+16(FP), DX
+	SHLQ $2, DX
+	MOVQ idx+24(FP), BX
+	MOVQ out+32(FP), R8
+	MOVQ n+40(FP), CX
+	VMOVUPS 0(DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 128(DI), Y4
+	VMOVUPS 160(DI), Y5
+	VMOVUPS 192(DI), Y6
+	VMOVUPS 224(DI), Y7
+	TESTQ CX, CX
+	JE    dotdone
+
+dotloop:
+	MOVLQSX      (BX), AX
+	IMULQ        DX, AX
+	ADDQ         SI, AX
+	VMULPS       0(AX), Y0, Y8
+	VMULPS       32(AX), Y1, Y9
+	VFMADD231PS  64(AX), Y2, Y8
+	VFMADD231PS  96(AX), Y3, Y9
+	VFMADD231PS  128(AX), Y4, Y8
+	VFMADD231PS  160(AX), Y5, Y9
+	VFMADD231PS  192(AX), Y6, Y8
+	VFMADD231PS  224(AX), Y7, Y9
+	VADDPS       Y9, Y8, Y8
+	VEXTRACTF128 $1, Y8, X9
+	VADDPS       X9, X8, X8
+	VHADDPS      X8, X8, X8
+	VHADDPS      X8, X8, X8
+	VADDSS       (R8), X8, X8
+	VMOVSS       X8, (R8)
+	ADDQ         $4, BX
+	ADDQ         $4, R8
+	DECQ         CX
+	JNE          dotloop
+
+dotdone:
+	VZEROUPPER
+	RET

@@ -1,0 +1,63 @@
+package sae
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestGatherKernels holds the gathered products (the AVX2 kernels where
+// they run) to sums in float64 over the same rows, on widths with and
+// without a partial chunk and with repeated and unsorted rows.
+func TestGatherKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 5))
+	for _, width := range []int{64, 200, 1536, 17} {
+		rows, stride := 50, width+3
+		base := make([]float32, rows*stride)
+		for i := range base {
+			base[i] = float32(rng.NormFloat64())
+		}
+		for _, n := range []int{0, 1, 7, 40} {
+			idx, v := make([]int32, n), make([]float32, n)
+			for k := range idx {
+				idx[k] = int32(rng.IntN(rows))
+				v[k] = float32(rng.NormFloat64())
+			}
+			out := make([]float32, width)
+			want := make([]float64, width)
+			for c := range out {
+				out[c] = float32(rng.NormFloat64())
+				want[c] = float64(out[c])
+			}
+			for k, i := range idx {
+				for c := range want {
+					want[c] += float64(v[k]) * float64(base[int(i)*stride+c])
+				}
+			}
+			gatherAxpy(out, base, stride, idx, v)
+			for c := range out {
+				if math.Abs(float64(out[c])-want[c]) > 1e-4*(1+math.Abs(want[c])) {
+					t.Fatalf("width %d, %d rows: gatherAxpy column %d = %v, want %v", width, n, c, out[c], want[c])
+				}
+			}
+			x := make([]float32, width)
+			for c := range x {
+				x[c] = float32(rng.NormFloat64())
+			}
+			dots := make([]float32, n)
+			for k := range dots {
+				dots[k] = 1
+			}
+			gatherDot(x, base, stride, idx, dots)
+			for k, i := range idx {
+				w := 1.0
+				for c := range x {
+					w += float64(x[c]) * float64(base[int(i)*stride+c])
+				}
+				if math.Abs(float64(dots[k])-w) > 1e-4*(1+math.Abs(w)) {
+					t.Fatalf("width %d, %d rows: gatherDot %d = %v, want %v", width, n, k, dots[k], w)
+				}
+			}
+		}
+	}
+}
