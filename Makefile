@@ -48,7 +48,8 @@ test-blas:
 # the TopK engines' speed per step at full size against the PyTorch
 # reference, and a whole run of the RISE recipe (ReLU, d_sae 2048) on a
 # planted dump of d_model 1536 (written to BENCHDUMP on first use, 400 MB)
-# beside testdata/bench/torch_run.py, when python3 can import torch.
+# beside testdata/bench/torch_run.py, when python3 can import torch, and
+# rise atlas beside umap-js (bench-atlas, which needs npm).
 # BENCHFLAGS passes flags to the per-step rise bench; BENCHRUNSTEPS sets the
 # whole run's steps.
 BENCH ?= .
@@ -60,6 +61,7 @@ bench: build
 	$(BIN) bench --config topk $(BENCHFLAGS)
 	@[ -f $(BENCHDUMP)/manifest.json ] || $(BIN) synth --out $(BENCHDUMP) --rows 65536 --d-model 1536 --features 4096
 	$(BIN) bench --run $(BENCHDUMP) --steps $(BENCHRUNSTEPS)
+	RISE=$(BIN) testdata/bench/atlas.sh
 
 # bench-runtime measures the model runtime beside llama.cpp on the same
 # random Qwen2-0.5B-shaped model, thread count and machine: decoding and
