@@ -395,7 +395,9 @@ func TestPhrasesLeaveOutNumbers(t *testing.T) {
 			t.Errorf("phrase %q has a digit", p.Text)
 		}
 	}
-	if !slices.ContainsFunc(words, func(p Phrase) bool { return p.Text == "so" || p.Text == "x" || p.Text == "here" || strings.HasPrefix(p.Text, "so") }) {
+	if !slices.ContainsFunc(words, func(p Phrase) bool {
+		return p.Text == "so" || p.Text == "x" || p.Text == "here" || strings.HasPrefix(p.Text, "so")
+	}) {
 		t.Errorf("phrases %v: want the examples' words", words)
 	}
 	if !slices.ContainsFunc(nums, func(p Phrase) bool { return strings.ContainsAny(p.Text, "0123456789") }) {
