@@ -76,6 +76,12 @@ func TestTrainIsDeterministicAndResumes(t *testing.T) {
 			if err != context.Canceled || saved == nil {
 				t.Fatalf("interrupted run: err %v, checkpoint at step 10 saved: %v", err, saved != nil)
 			}
+			// The arrays are stored as raw float32s: weights and two Adam
+			// moments, about 4 bytes a value (gob's own floats take up to 9).
+			floats := 3 * (2*16*48 + 48 + 16)
+			if n := len(saved); n > 4*floats+4096 {
+				t.Errorf("the checkpoint is %d bytes for about %d float32 values", n, floats)
+			}
 			// Cancelling checkpoints the step it stopped at; resume from it.
 			cfg.Resume = true
 			resumed, res, err := Train(ctx, layer, cfg, nil)
