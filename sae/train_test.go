@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rise-interp/rise/activations"
@@ -100,6 +101,13 @@ func TestTrainIsDeterministicAndResumes(t *testing.T) {
 			if res.ResumedFrom != 10 || !sameWeights(whole, resumed) {
 				t.Fatalf("resumed from step %d; same as the unbroken run: %v", res.ResumedFrom, sameWeights(whole, resumed))
 			}
+			// A truncated checkpoint is refused in one line, nothing allocated
+			// from what its header claims.
+			os.WriteFile(ck, saved[:len(saved)*2/3], 0o644)
+			if _, _, err := Train(ctx, layer, cfg, nil); err == nil || !strings.Contains(err.Error(), "delete it to start afresh") || strings.Contains(err.Error(), "\n") {
+				t.Errorf("a truncated checkpoint: %v", err)
+			}
+			os.WriteFile(ck, saved, 0o644)
 			// Other settings refuse the checkpoint.
 			cfg.LR = 1
 			if _, _, err := Train(ctx, layer, cfg, nil); err == nil {
