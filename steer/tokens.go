@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/internal/inputerr"
@@ -112,35 +113,36 @@ func TokenEffect(ctx context.Context, m *model.Model, tok model.Tokenizer, trace
 		for _, p := range pos[:keep] {
 			at[p] = true
 		}
-		run := func(steered bool) ([]float32, error) {
-			var hook model.Hook
-			if steered {
-				hook = func(l int, h []float32, rs []model.Row) {
-					if l != layer {
-						return
+		// The final residual stream at each step state, plain and steered:
+		// the head reads it there (model.LogitLens), so no other
+		// position's logits are computed.
+		last := pos[keep-1]
+		run := func(steered bool) (map[int][]float32, error) {
+			final := map[int][]float32{}
+			hook := func(l int, h []float32, rs []model.Row) {
+				for r, row := range rs {
+					if !at[row.Pos] {
+						continue
 					}
-					for r, row := range rs {
-						if at[row.Pos] {
-							x := h[r*m.Dim : (r+1)*m.Dim]
-							for k, d := range dir {
-								x[k] += float32(strength) * d
-							}
+					x := h[r*m.Dim : (r+1)*m.Dim]
+					if steered && l == layer {
+						for k, d := range dir {
+							x[k] += float32(strength) * d
 						}
+					}
+					if l == m.Layers-1 {
+						final[row.Pos] = slices.Clone(x)
 					}
 				}
 			}
-			last := pos[keep-1]
-			out := make([]float32, 0, (last+1)*m.Vocab)
 			seq := m.NewSequence()
 			for from := 0; from <= last; from += o.Chunk {
 				end := min(last+1, from+o.Chunk)
-				logits, err := m.Forward(ctx, []*model.Sequence{seq}, [][]int{ids[from:end]}, true, hook)
-				if err != nil {
+				if _, err := m.Forward(ctx, []*model.Sequence{seq}, [][]int{ids[from:end]}, false, hook); err != nil {
 					return nil, fmt.Errorf("token effect: trace %s: %w", tr.Trace, err)
 				}
-				out = append(out, logits...)
 			}
-			return out, nil
+			return final, nil
 		}
 		plain, err := run(false)
 		if err != nil {
@@ -151,8 +153,15 @@ func TokenEffect(ctx context.Context, m *model.Model, tok model.Tokenizer, trace
 			return nil, 0, err
 		}
 		for _, p := range pos[:keep] {
-			a := logSoftmax(plain[p*m.Vocab : (p+1)*m.Vocab])
-			b := logSoftmax(steered[p*m.Vocab : (p+1)*m.Vocab])
+			la, err := m.LogitLens(plain[p])
+			if err != nil {
+				return nil, 0, err
+			}
+			lb, err := m.LogitLens(steered[p])
+			if err != nil {
+				return nil, 0, err
+			}
+			a, b := logSoftmax(la), logSoftmax(lb)
 			for v := range delta {
 				delta[v] += b[v] - a[v]
 			}

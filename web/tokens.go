@@ -70,6 +70,7 @@ func (s *Server) featureTokens(_ http.ResponseWriter, r *http.Request) (any, err
 	ds := m.Dataset
 	layer := m.Layer.Number
 	out := []tokenExample{}
+	read := map[string]*steer.TokenStates{}
 	f := make([]float32, sa.DSae)
 	for _, t := range an.stats.Feature(id).Top {
 		if len(out) >= top {
@@ -84,9 +85,12 @@ func (s *Server) featureTokens(_ http.ResponseWriter, r *http.Request) (any, err
 		if !ok || tr.Response == "" {
 			continue
 		}
-		ts, err := steer.ReadTokens(r.Context(), nat.Model, nat.Tokenizer, tr, layer, steer.CaptureOptions{})
-		if err != nil {
-			return nil, err
+		ts, ok := read[st.Trace] // a trace with several top steps runs once
+		if !ok {
+			if ts, err = steer.ReadTokens(r.Context(), nat.Model, nat.Tokenizer, tr, layer, steer.CaptureOptions{}); err != nil {
+				return nil, err
+			}
+			read[st.Trace] = ts
 		}
 		if st.Step >= len(ts.State) {
 			continue
@@ -177,8 +181,9 @@ func (s *Server) featureEffect(_ http.ResponseWriter, r *http.Request) (any, err
 func effectTraceSet(ds *Dataset) []activations.Trace {
 	out := []activations.Trace{}
 	k := len(ds.traceOrder)
-	for i := range min(effectTraces, k) {
-		if tr, ok := ds.Traces[ds.traceOrder[i*k/min(effectTraces, k)]]; ok && tr.Response != "" {
+	n := min(effectTraces, k)
+	for i := range n {
+		if tr, ok := ds.Traces[ds.traceOrder[i*k/n]]; ok && tr.Response != "" {
 			out = append(out, tr)
 		}
 	}
