@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/rise-interp/rise/internal/browsertest"
@@ -30,30 +28,15 @@ func checkReportInBrowser(t *testing.T, path string) {
 
 	ctx := browsertest.New(t, time.Minute, 1200, 900)
 
-	var mu sync.Mutex
-	var requests, logs []string
-	chromedp.ListenTarget(ctx, func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch e := ev.(type) {
-		case *network.EventRequestWillBeSent:
-			requests = append(requests, e.Request.URL)
-		case *log.EventEntryAdded:
-			logs = append(logs, e.Entry.Text)
-		}
-	})
+	watch := browsertest.Watch(t, ctx)
 	load := func(file string) (reqs, msgs []string) {
 		t.Helper()
-		mu.Lock()
-		requests, logs = nil, nil
-		mu.Unlock()
-		if err := chromedp.Run(ctx, network.Enable(), log.Enable(), chromedp.Navigate("file://"+file),
+		watch.Reset()
+		if err := chromedp.Run(ctx, chromedp.Navigate("file://"+file),
 			chromedp.WaitReady("body", chromedp.ByQuery), chromedp.Sleep(300*time.Millisecond)); err != nil {
 			t.Fatalf("open %s: %v", file, err)
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), requests...), append([]string(nil), logs...)
+		return watch.Requests(), watch.Logs()
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {

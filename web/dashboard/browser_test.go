@@ -5,12 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/rise-interp/rise/internal/browsertest"
@@ -39,22 +36,11 @@ func TestDashboardOpensFromDisk(t *testing.T) {
 	url := "file://" + path
 
 	ctx := browsertest.New(t, 2*time.Minute, 1200, 900)
-	var mu sync.Mutex
-	var requests, problems []string
-	chromedp.ListenTarget(ctx, func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch e := ev.(type) {
-		case *network.EventRequestWillBeSent:
-			requests = append(requests, e.Request.URL)
-		case *runtime.EventExceptionThrown:
-			problems = append(problems, e.ExceptionDetails.Error())
-		}
-	})
+	watch := browsertest.Watch(t, ctx)
 	var sections, bars int
 	var text string
 	var detection []string
-	if err := chromedp.Run(ctx, network.Enable(), chromedp.Navigate(url),
+	if err := chromedp.Run(ctx, chromedp.Navigate(url),
 		chromedp.WaitVisible(`#f1`, chromedp.ByQuery),
 		chromedp.Evaluate(`document.querySelectorAll("section.feature").length`, &sections),
 		chromedp.Evaluate(`document.querySelectorAll("#f0 svg rect.bar").length`, &bars),
@@ -73,14 +59,12 @@ func TestDashboardOpensFromDisk(t *testing.T) {
 			os.WriteFile(filepath.Join(dir, "dashboard-file.png"), png, 0o644)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for _, r := range requests {
+	for _, r := range watch.Requests() {
 		if r != url {
 			t.Errorf("the page asked for %s; a dashboard opened from disk must need nothing else", r)
 		}
 	}
-	if len(problems) > 0 {
+	if problems := watch.Exceptions(); len(problems) > 0 {
 		t.Errorf("page errors: %v", problems)
 	}
 	f0 := rep.Features[0]
