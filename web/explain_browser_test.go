@@ -18,27 +18,40 @@ import (
 // up", labelled other) and an SAE trained on it, analysed and explained.
 func unnamedServer(t *testing.T) *testServer {
 	t.Helper()
-	dir := t.TempDir()
 	cfg := synth.DefaultConfig()
 	cfg.Rows, cfg.DModel, cfg.Features, cfg.UnnamedRate = 8000, 64, 128, 0.08
-	dump := filepath.Join(dir, "unnamed")
+	ts, _ := plantedServer(t, cfg, "unnamed", "un-sae", func(ds *Dataset, _ *synth.Truth) (*sae.SAE, error) {
+		s, _, err := sae.Train(context.Background(), ds.Dump.Layers[0], sae.TrainConfig{Arch: sae.TopK, Width: 256, K: 8, Batch: 256, Samples: 1_000_000, Seed: 1}, nil)
+		return s, err
+	})
+	return ts
+}
+
+// plantedServer serves a dump rise synth plants with cfg, named dataset,
+// and the SAE makeSAE gives for it, named saeName, analysed; it returns
+// the server and the planted truth.
+func plantedServer(t *testing.T, cfg synth.Config, dataset, saeName string, makeSAE func(*Dataset, *synth.Truth) (*sae.SAE, error)) (*testServer, *synth.Truth) {
+	t.Helper()
+	dir := t.TempDir()
+	dump := filepath.Join(dir, dataset)
 	ctx := context.Background()
-	if _, err := synth.Generate(ctx, dump, cfg, false, nil); err != nil {
+	truth, err := synth.Generate(ctx, dump, cfg, false, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
 	ws := &Workspace{Dir: filepath.Join(dir, "work")}
-	ds, err := ws.AddDataset(context.Background(), dump, "")
+	ds, err := ws.AddDataset(ctx, dump, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _, err := sae.Train(ctx, ds.Dump.Layers[0], sae.TrainConfig{Arch: sae.TopK, Width: 256, K: 8, Batch: 256, Samples: 1_000_000, Seed: 1}, nil)
+	s, err := makeSAE(ds, truth)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sae.Save(filepath.Join(dir, "un-sae"), s, sae.SaveOptions{}); err != nil {
+	if err := sae.Save(filepath.Join(dir, saeName), s, sae.SaveOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	md, err := ws.AddSAE(filepath.Join(dir, "un-sae"))
+	md, err := ws.AddSAE(filepath.Join(dir, saeName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,8 +62,8 @@ func unnamedServer(t *testing.T) *testServer {
 		ts.Close()
 		srv.Close()
 	})
-	ts.waitReady(t, "un-sae")
-	return ts
+	ts.waitReady(t, saeName)
+	return ts, truth
 }
 
 // TestBrowserCandidates opens the behaviours page of an SAE trained on a

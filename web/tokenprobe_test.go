@@ -1,11 +1,8 @@
 package web
 
 import (
-	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -22,40 +19,15 @@ import (
 // returns the server and the planted truth.
 func tokenServer(t *testing.T) (*testServer, *synth.Truth) {
 	t.Helper()
-	dir := t.TempDir()
 	cfg := synth.DefaultConfig()
 	cfg.Rows, cfg.DModel, cfg.Features, cfg.GroupCoherence, cfg.TokenRate = 6000, 256, 256, 0, 0.05
-	dump := filepath.Join(dir, "tok")
-	ctx := context.Background()
-	truth, err := synth.Generate(ctx, dump, cfg, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := sae.Oracle(truth.Directions, truth.Offset, truth.Features, truth.DModel, -0.25)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Metadata.HookLayer = cfg.Layer
-	if err := sae.Save(filepath.Join(dir, "tok-sae"), s, sae.SaveOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	ws := &Workspace{Dir: filepath.Join(dir, "work")}
-	if _, err := ws.AddDataset(ctx, dump, ""); err != nil {
-		t.Fatal(err)
-	}
-	md, err := ws.AddSAE(filepath.Join(dir, "tok-sae"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := New(ws, Config{Version: "test"})
-	srv.StartAnalysis(md)
-	ts := &testServer{Server: httptest.NewServer(srv), srv: srv, ws: ws}
-	t.Cleanup(func() {
-		ts.Close()
-		srv.Close()
+	return plantedServer(t, cfg, "tok", "tok-sae", func(_ *Dataset, truth *synth.Truth) (*sae.SAE, error) {
+		s, err := sae.Oracle(truth.Directions, truth.Offset, truth.Features, truth.DModel, -0.25)
+		if err == nil {
+			s.Metadata.HookLayer = cfg.Layer
+		}
+		return s, err
 	})
-	ts.waitReady(t, "tok-sae")
-	return ts, truth
 }
 
 // TestTokenFeaturePage: the server probes the planted dump without a
