@@ -23,11 +23,15 @@ type plantedFixture struct {
 	sae   *sae.SAE
 }
 
-func plantedDump(t *testing.T) *plantedFixture {
+func plantedDump(t *testing.T) *plantedFixture { return plantedDumpWith(t, 0) }
+
+// plantedDumpWith is plantedDump with a share unnamedRate of steps of an
+// unnamed behaviour (synth.Config.UnnamedRate).
+func plantedDumpWith(t *testing.T, unnamedRate float64) *plantedFixture {
 	t.Helper()
 	ctx := context.Background()
 	cfg := synth.DefaultConfig()
-	cfg.Rows, cfg.DModel, cfg.Features = 8000, 64, 128
+	cfg.Rows, cfg.DModel, cfg.Features, cfg.UnnamedRate = 8000, 64, 128, unnamedRate
 	path := filepath.Join(t.TempDir(), "dump")
 	truth, err := synth.Generate(ctx, path, cfg, false, nil)
 	if err != nil {

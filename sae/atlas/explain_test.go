@@ -103,19 +103,8 @@ func TestExplainPlanted(t *testing.T) {
 		t.Skip("trains an SAE")
 	}
 	ctx := context.Background()
-	cfg := synth.DefaultConfig()
-	cfg.Rows, cfg.DModel, cfg.Features, cfg.UnnamedRate = 8000, 64, 128, 0.08
-	path := filepath.Join(t.TempDir(), "dump")
-	truth, err := synth.Generate(ctx, path, cfg, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, steps := openDump(t, path)
-	layer := d.Layers[0]
-	s, _, err := sae.Train(ctx, layer, sae.TrainConfig{Arch: sae.TopK, Width: 256, K: 8, Batch: 256, Samples: 1_000_000, Seed: 1}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := plantedDumpWith(t, 0.08)
+	truth, layer, steps, s := p.truth, p.layer, p.steps, p.sae
 	ex, err := Explain(ctx, s, layer, steps, ExplainOptions{HoldOutSeed: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -214,18 +203,8 @@ func TestAnnotateSearchAndReload(t *testing.T) {
 		t.Skip("trains an SAE")
 	}
 	ctx := context.Background()
-	cfg := synth.DefaultConfig()
-	cfg.Rows, cfg.DModel, cfg.Features, cfg.UnnamedRate = 8000, 64, 128, 0.08
-	path := filepath.Join(t.TempDir(), "dump")
-	if _, err := synth.Generate(ctx, path, cfg, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	d, steps := openDump(t, path)
-	layer := d.Layers[0]
-	s, _, err := sae.Train(ctx, layer, sae.TrainConfig{Arch: sae.TopK, Width: 256, K: 8, Batch: 256, Samples: 1_000_000, Seed: 1}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := plantedDumpWith(t, 0.08)
+	layer, steps, s := p.layer, p.steps, p.sae
 	ex, err := Explain(ctx, s, layer, steps, ExplainOptions{HoldOutSeed: 1})
 	if err != nil {
 		t.Fatal(err)
