@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/sae/atlas"
 )
@@ -133,22 +132,9 @@ func featuresDirection(s *sae.SAE, ids []int) ([]float32, error) {
 	if len(ids) == 0 {
 		return nil, errors.New("features: expected at least one feature id, found none")
 	}
-	sum := make([]float64, s.DIn)
-	for _, id := range ids {
-		if id < 0 || id >= s.DSae {
-			return nil, fmt.Errorf("features: id %d, expected 0 to %d", id, s.DSae-1)
-		}
-		u, err := vec.Unit(s.WDec[id*s.DIn : (id+1)*s.DIn])
-		if err != nil {
-			continue
-		}
-		for k, x := range u {
-			sum[k] += float64(x)
-		}
-	}
-	v, ok := vec.Scale64(sum, 1)
-	if !ok {
-		return nil, errors.New("features: the mean of their unit decoder columns is zero")
+	v, err := atlas.MeanDirection(s, ids)
+	if err != nil {
+		return nil, fmt.Errorf("features: %w", err)
 	}
 	return v, nil
 }

@@ -587,10 +587,24 @@ func (a *Attribution) BehaviourVectorWith(behaviour string, opts SpecificOptions
 	if a.sae == nil {
 		return nil, cols, errors.New("attribution: no SAE attached; build an Attribution with Attribute")
 	}
-	d := a.sae.DIn
+	v, err := MeanDirection(a.sae, cols)
+	if err != nil {
+		return nil, cols, fmt.Errorf("attribution: the %d columns specific to %q: %w", len(cols), behaviour, err)
+	}
+	return v, cols, nil
+}
+
+// MeanDirection is the renormalised mean of the unit decoder rows of cols
+// (rows of zero norm left out): a behaviour's vector, and that of any
+// group of features (RISE, §4.2).
+func MeanDirection(s *sae.SAE, cols []int) ([]float32, error) {
+	d := s.DIn
 	sum := make([]float64, d)
 	for _, j := range cols {
-		row := a.sae.WDec[j*d : (j+1)*d]
+		if j < 0 || j >= s.DSae {
+			return nil, fmt.Errorf("feature id %d, expected 0 to %d", j, s.DSae-1)
+		}
+		row := s.WDec[j*d : (j+1)*d]
 		n := norm32(row)
 		if n == 0 {
 			continue
@@ -601,9 +615,9 @@ func (a *Attribution) BehaviourVectorWith(behaviour string, opts SpecificOptions
 	}
 	v, ok := vec.Scale64(sum, 1)
 	if !ok {
-		return nil, cols, fmt.Errorf("attribution: the mean decoder row of the %d columns specific to %q is zero", len(cols), behaviour)
+		return nil, fmt.Errorf("the mean of the unit decoder rows of %d features is zero", len(cols))
 	}
-	return v, cols, nil
+	return v, nil
 }
 
 // VenhoffVectors returns the steering vector of Venhoff et al. for a label:

@@ -13,7 +13,6 @@ import (
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/activations/label"
-	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 )
 
@@ -436,7 +435,7 @@ func (a *Atlas) RecordTokenProbe(s *sae.SAE, p *TokenProbe, keep bool) error {
 		info.VectorWithTokens, info.Vector = full, nil
 		info.Error = fmt.Sprintf("every one of the %d columns specific to %q was flagged as seeing only its trigger tokens (rise probe-tokens; --keep-token-features keeps them)", len(info.Columns), p.Behaviour)
 	default:
-		v, err := meanUnitRows(s, kept)
+		v, err := MeanDirection(s, kept)
 		if err != nil {
 			return fmt.Errorf("atlas: behaviour %q: %w", p.Behaviour, err)
 		}
@@ -451,25 +450,4 @@ func (a *Atlas) RecordTokenProbe(s *sae.SAE, p *TokenProbe, keep bool) error {
 	}
 	a.TokenProbes[p.Behaviour] = &sum
 	return nil
-}
-
-// meanUnitRows is the unit mean of the unit decoder rows of cols.
-func meanUnitRows(s *sae.SAE, cols []int) ([]float32, error) {
-	d := s.DIn
-	sum := make([]float64, d)
-	for _, j := range cols {
-		row := s.WDec[j*d : (j+1)*d]
-		n := norm32(row)
-		if n == 0 {
-			continue
-		}
-		for i, x := range row {
-			sum[i] += float64(x) / n
-		}
-	}
-	v, ok := vec.Scale64(sum, 1)
-	if !ok {
-		return nil, fmt.Errorf("the mean decoder row of the %d columns left is zero", len(cols))
-	}
-	return v, nil
 }

@@ -612,16 +612,13 @@ func cosine(a, b []float32) string {
 	if len(a) != len(b) {
 		return "-"
 	}
-	ua, err1 := vec.Unit(a)
-	ub, err2 := vec.Unit(b)
-	if err1 != nil || err2 != nil {
+	if _, err := vec.Unit(a); err != nil {
 		return "-"
 	}
-	var d float64
-	for i := range ua {
-		d += float64(ua[i]) * float64(ub[i])
+	if _, err := vec.Unit(b); err != nil {
+		return "-"
 	}
-	return fixed(d)
+	return fixed(vec.Cosine(a, b))
 }
 
 // steering shows each sweep with its intervals, p-values and controls.
