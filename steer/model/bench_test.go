@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"testing"
@@ -119,5 +120,35 @@ func BenchmarkDecode(b *testing.B) {
 				b.ReportMetric(bw/1e9, "GB/s")
 			})
 		}
+	}
+}
+
+// BenchmarkKernels measures one decoding row's product with 64 rows of
+// 896 weights (Qwen2-0.5B's width) at each precision, on one core and
+// small enough to stay in cache: the rate the kernels go at when memory
+// is not what limits them, in weight bytes per second.
+//
+//	go test -run XXX -bench Kernels ./steer/model
+func BenchmarkKernels(b *testing.B) {
+	const rows, cols = 64, 896
+	rng := rand.New(rand.NewPCG(1, 2))
+	f := make([]float32, rows*cols)
+	x := make([]float32, cols)
+	for i := range f {
+		f[i] = float32(rng.NormFloat64())
+	}
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	base := NewMatrix(rows, cols, f)
+	out := make([]float32, rows)
+	for _, d := range []DType{F32, BF16, F16, Q8} {
+		w := base.To(d)
+		b.Run(d.String(), func(b *testing.B) {
+			b.SetBytes(w.Bytes())
+			for b.Loop() {
+				gemmRows(out, x, 1, cols, &w, rows, 0)
+			}
+		})
 	}
 }

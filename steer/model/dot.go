@@ -9,8 +9,14 @@ package model
 // multiply-adds. Either way the result is the float32 dot product of the
 // widened row, summed in another order than one sequential loop would, so
 // it is within the usual summation bound, n·2⁻²⁴·Σ|wᵢxᵢ| (to first
-// order), of the exact dot product of the widened weights. A Q8 block's
-// products are summed first and then multiplied by the scale.
+// order), of the exact dot product of the widened weights.
+//
+// Q8 rows meet Q8 vectors: a decoding step quantises each activation
+// vector in blocks of 32 as the weights are (quantizeRow), as llama.cpp's
+// Q8_0 matrix-vector products do, and a block's products are summed as
+// integers, exactly, then multiplied by both blocks' scales. The result is
+// the float32 dot product of the widened weights with the widened
+// (quantised) activations, within the same bound.
 
 // dotBF16Rows sets (with add, adds to) o[i] the dot product of row i of
 // the bfloat16 rows w with x.
@@ -39,13 +45,13 @@ func dotF16Rows(o []float32, w []uint16, x []float32, add bool) {
 	}
 }
 
-// dotQ8Rows is dotBF16Rows for Q8 rows: q holds the rows' weights and
-// scales their blocks' scales.
-func dotQ8Rows(o []float32, q []int8, scales []float32, x []float32, add bool) {
-	c := len(x)
-	nb := blocksPerRow(c)
+// dotQ8Rows is dotBF16Rows for Q8 rows and a Q8 vector: q holds the rows'
+// weights and scales their blocks' scales, xq and xs the vector's.
+func dotQ8Rows(o []float32, q []int8, scales []float32, xq []int8, xs []float32, add bool) {
+	c := len(xq)
+	nb := len(xs)
 	for i := range o {
-		d := dotQ8(q[i*c:(i+1)*c], scales[i*nb:(i+1)*nb], x)
+		d := dotQ8(q[i*c:(i+1)*c], scales[i*nb:(i+1)*nb], xq, xs)
 		if add {
 			o[i] += d
 		} else {
@@ -89,26 +95,19 @@ func dotF16Go(w []uint16, x []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// dotQ8Go is the pure-Go Q8 kernel.
-func dotQ8Go(q []int8, scales []float32, x []float32) float32 {
-	q = q[:len(x)]
+// dotQ8Go is the pure-Go Q8 kernel: each block's integer sum of products
+// times the product of the two scales.
+func dotQ8Go(q []int8, scales []float32, xq []int8, xs []float32) float32 {
+	q = q[:len(xq)]
 	var sum float32
-	for b, s := range scales {
+	for b, s := range scales[:len(xs)] {
 		lo := b * Q8Block
-		hi := min(len(x), lo+Q8Block)
-		qb, xb := q[lo:hi], x[lo:hi]
-		var s0, s1, s2, s3 float32
-		i := 0
-		for ; i+4 <= len(xb); i += 4 {
-			s0 += float32(qb[i]) * xb[i]
-			s1 += float32(qb[i+1]) * xb[i+1]
-			s2 += float32(qb[i+2]) * xb[i+2]
-			s3 += float32(qb[i+3]) * xb[i+3]
+		hi := min(len(xq), lo+Q8Block)
+		var acc int32
+		for i := lo; i < hi; i++ {
+			acc += int32(q[i]) * int32(xq[i])
 		}
-		for ; i < len(xb); i++ {
-			s0 += float32(qb[i]) * xb[i]
-		}
-		sum += s * ((s0 + s1) + (s2 + s3))
+		sum += float32(acc) * (s * xs[b])
 	}
 	return sum
 }

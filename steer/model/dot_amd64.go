@@ -22,7 +22,7 @@ func dotBF16AVX2(w *uint16, x *float32, n int) float32
 func dotF16AVX2(w *uint16, x *float32, n int) float32
 
 //go:noescape
-func dotQ8AVX2(q *int8, scales *float32, x *float32, blocks int) float32
+func dotQ8AVX2(q *int8, scales *float32, xq *int8, xs *float32, blocks int) float32
 
 func dotBF16(w []uint16, x []float32) float32 {
 	n := len(x) &^ 7
@@ -50,16 +50,16 @@ func dotF16(w []uint16, x []float32) float32 {
 	return s
 }
 
-func dotQ8(q []int8, scales []float32, x []float32) float32 {
-	nb := len(x) / Q8Block
+func dotQ8(q []int8, scales []float32, xq []int8, xs []float32) float32 {
+	nb := len(xq) / Q8Block
 	if !haveAVX2 || nb == 0 {
-		return dotQ8Go(q, scales, x)
+		return dotQ8Go(q, scales, xq, xs)
 	}
-	q = q[:len(x)]
-	scales = scales[:blocksPerRow(len(x))]
-	s := dotQ8AVX2(&q[0], &scales[0], &x[0], nb)
-	if n := nb * Q8Block; n < len(x) {
-		s += dotQ8Go(q[n:], scales[nb:], x[n:])
+	q = q[:len(xq)]
+	scales = scales[:len(xs)]
+	s := dotQ8AVX2(&q[0], &scales[0], &xq[0], &xs[0], nb)
+	if n := nb * Q8Block; n < len(xq) {
+		s += dotQ8Go(q[n:], scales[nb:], xq[n:], xs[nb:])
 	}
 	return s
 }
@@ -137,3 +137,26 @@ func dot4(d DType, w []uint16, x []float32, stride int, out *[4]float32) {
 
 // dotKernels names the kernels in use, for benchmarks.
 var dotKernels = map[bool]string{true: "avx2", false: "go"}[haveAVX2]
+
+//go:noescape
+func quantizeQ8AVX2(q *int8, scales *float32, x *float32, blocks int) bool
+
+// quantizeVector quantises an activation vector to Q8 blocks, ties to
+// even: whole blocks by the AVX2 kernel, the tail (and a vector holding a
+// NaN or an infinity) by quantizeVectorGo, which gives the same result.
+func quantizeVector(q []int8, scales []float32, x []float32) {
+	nb := len(x) / Q8Block
+	if !haveAVX2 || nb == 0 {
+		quantizeVectorGo(q, scales, x)
+		return
+	}
+	q = q[:len(x)]
+	scales = scales[:blocksPerRow(len(x))]
+	if !quantizeQ8AVX2(&q[0], &scales[0], &x[0], nb) {
+		quantizeVectorGo(q, scales, x)
+		return
+	}
+	if n := nb * Q8Block; n < len(x) {
+		quantizeVectorGo(q[n:], scales[nb:], x[n:])
+	}
+}

@@ -105,75 +105,72 @@ f16done:
 	MOVSS X0, ret+24(FP)
 	RET
 
-// func dotQ8AVX2(q *int8, scales *float32, x *float32, blocks int) float32
-// Each block is 32 weights and one scale; blocks is positive. The 32
-// products of a block are summed, then multiplied by its scale and added
-// to the running sums (two of them, for alternate blocks).
-TEXT ·dotQ8AVX2(SB), NOSPLIT, $0-36
+// func dotQ8AVX2(q *int8, scales *float32, xq *int8, xs *float32, blocks int) float32
+// Each block is 32 weights (or activations) and one scale; blocks is
+// positive. Within a block the products are summed as integers: |q| times
+// xq carrying q's sign (VPSIGNB), multiplied and added in pairs as int16
+// (VPMADDUBSW; |q|, |xq| <= 127, so a pair's sum fits) and in fours as
+// int32 (VPMADDWD by ones). The eight int32 sums become float32 and are
+// added, times the product of the two scales, to the running sums (two of
+// them, for alternate blocks).
+TEXT ·dotQ8AVX2(SB), NOSPLIT, $0-44
 	MOVQ q+0(FP), SI
 	MOVQ scales+8(FP), DX
-	MOVQ x+16(FP), DI
-	MOVQ blocks+24(FP), CX
+	MOVQ xq+16(FP), DI
+	MOVQ xs+24(FP), BX
+	MOVQ blocks+32(FP), CX
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
+	MOVL $0x00010001, AX
+	MOVQ AX, X15
+	VPBROADCASTD X15, Y15
 
 q8loop2:
 	CMPQ CX, $2
 	JL   q8loop1
-	VPMOVSXBD (SI), Y4
-	VPMOVSXBD 8(SI), Y5
-	VPMOVSXBD 16(SI), Y6
-	VPMOVSXBD 24(SI), Y7
-	VCVTDQ2PS Y4, Y4
-	VCVTDQ2PS Y5, Y5
-	VCVTDQ2PS Y6, Y6
-	VCVTDQ2PS Y7, Y7
-	VMULPS      (DI), Y4, Y4
-	VFMADD231PS 32(DI), Y5, Y4
-	VMULPS      64(DI), Y6, Y6
-	VFMADD231PS 96(DI), Y7, Y6
-	VADDPS      Y6, Y4, Y4
-	VBROADCASTSS (DX), Y8
-	VFMADD231PS Y8, Y4, Y0
-	VPMOVSXBD 32(SI), Y4
-	VPMOVSXBD 40(SI), Y5
-	VPMOVSXBD 48(SI), Y6
-	VPMOVSXBD 56(SI), Y7
-	VCVTDQ2PS Y4, Y4
-	VCVTDQ2PS Y5, Y5
-	VCVTDQ2PS Y6, Y6
-	VCVTDQ2PS Y7, Y7
-	VMULPS      128(DI), Y4, Y4
-	VFMADD231PS 160(DI), Y5, Y4
-	VMULPS      192(DI), Y6, Y6
-	VFMADD231PS 224(DI), Y7, Y6
-	VADDPS      Y6, Y4, Y4
-	VBROADCASTSS 4(DX), Y9
-	VFMADD231PS Y9, Y4, Y1
+	VMOVDQU    (SI), Y4
+	VMOVDQU    (DI), Y5
+	VPSIGNB    Y4, Y4, Y6
+	VPSIGNB    Y4, Y5, Y5
+	VPMADDUBSW Y5, Y6, Y6
+	VPMADDWD   Y15, Y6, Y6
+	VCVTDQ2PS  Y6, Y6
+	VMOVSS     (DX), X7
+	VMULSS     (BX), X7, X7
+	VBROADCASTSS X7, Y7
+	VFMADD231PS Y7, Y6, Y0
+	VMOVDQU    32(SI), Y8
+	VMOVDQU    32(DI), Y9
+	VPSIGNB    Y8, Y8, Y10
+	VPSIGNB    Y8, Y9, Y9
+	VPMADDUBSW Y9, Y10, Y10
+	VPMADDWD   Y15, Y10, Y10
+	VCVTDQ2PS  Y10, Y10
+	VMOVSS     4(DX), X11
+	VMULSS     4(BX), X11, X11
+	VBROADCASTSS X11, Y11
+	VFMADD231PS Y11, Y10, Y1
 	ADDQ $64, SI
+	ADDQ $64, DI
 	ADDQ $8, DX
-	ADDQ $256, DI
+	ADDQ $8, BX
 	SUBQ $2, CX
 	JMP  q8loop2
 
 q8loop1:
 	CMPQ CX, $1
 	JL   q8done
-	VPMOVSXBD (SI), Y4
-	VPMOVSXBD 8(SI), Y5
-	VPMOVSXBD 16(SI), Y6
-	VPMOVSXBD 24(SI), Y7
-	VCVTDQ2PS Y4, Y4
-	VCVTDQ2PS Y5, Y5
-	VCVTDQ2PS Y6, Y6
-	VCVTDQ2PS Y7, Y7
-	VMULPS      (DI), Y4, Y4
-	VFMADD231PS 32(DI), Y5, Y4
-	VMULPS      64(DI), Y6, Y6
-	VFMADD231PS 96(DI), Y7, Y6
-	VADDPS      Y6, Y4, Y4
-	VBROADCASTSS (DX), Y8
-	VFMADD231PS Y8, Y4, Y0
+	VMOVDQU    (SI), Y4
+	VMOVDQU    (DI), Y5
+	VPSIGNB    Y4, Y4, Y6
+	VPSIGNB    Y4, Y5, Y5
+	VPMADDUBSW Y5, Y6, Y6
+	VPMADDWD   Y15, Y6, Y6
+	VCVTDQ2PS  Y6, Y6
+	VMOVSS     (DX), X7
+	VMULSS     (BX), X7, X7
+	VBROADCASTSS X7, Y7
+	VFMADD231PS Y7, Y6, Y0
 
 q8done:
 	VADDPS       Y1, Y0, Y0
@@ -182,7 +179,7 @@ q8done:
 	VHADDPS      X0, X0, X0
 	VHADDPS      X0, X0, X0
 	VZEROUPPER
-	MOVSS X0, ret+32(FP)
+	MOVSS X0, ret+40(FP)
 	RET
 
 // func cpuid1ECX() uint32
@@ -393,4 +390,98 @@ dotF16x4AVX2done:
 	VADDPS       X1, X0, X0
 	VMOVUPS      X0, (DX)
 	VZEROUPPER
+	RET
+
+DATA q8absmask<>+0(SB)/4, $0x7fffffff
+GLOBL q8absmask<>(SB), RODATA|NOPTR, $4
+DATA q8maxfinite<>+0(SB)/4, $0x7f7fffff
+GLOBL q8maxfinite<>(SB), RODATA|NOPTR, $4
+DATA q8f127<>+0(SB)/4, $127.0
+GLOBL q8f127<>(SB), RODATA|NOPTR, $4
+DATA q8f1<>+0(SB)/4, $1.0
+GLOBL q8f1<>(SB), RODATA|NOPTR, $4
+DATA q8perm<>+0(SB)/4, $0
+DATA q8perm<>+4(SB)/4, $4
+DATA q8perm<>+8(SB)/4, $1
+DATA q8perm<>+12(SB)/4, $5
+DATA q8perm<>+16(SB)/4, $2
+DATA q8perm<>+20(SB)/4, $6
+DATA q8perm<>+24(SB)/4, $3
+DATA q8perm<>+28(SB)/4, $7
+GLOBL q8perm<>(SB), RODATA|NOPTR, $32
+
+// func quantizeQ8AVX2(q *int8, scales *float32, x *float32, blocks int) bool
+// Quantises whole blocks of 32 activations: scale = max|x| / 127, q = x
+// times 1/scale (0 where the scale is 0) rounded to nearest, ties to even
+// (VCVTPS2DQ under Go's default rounding mode). It reports whether every
+// value was finite; when not, q and scales are not to be used.
+TEXT ·quantizeQ8AVX2(SB), NOSPLIT, $0-33
+	MOVQ q+0(FP), DI
+	MOVQ scales+8(FP), DX
+	MOVQ x+16(FP), SI
+	MOVQ blocks+24(FP), CX
+	VBROADCASTSS q8absmask<>(SB), Y15
+	VBROADCASTSS q8maxfinite<>(SB), Y14
+	VPXOR        Y13, Y13, Y13
+	VMOVUPS      q8perm<>(SB), Y12
+	VMOVSS       q8f127<>(SB), X11
+	VMOVSS       q8f1<>(SB), X10
+	VXORPS       X9, X9, X9
+
+qloop:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	VANDPS  Y15, Y0, Y4
+	VANDPS  Y15, Y1, Y5
+	VANDPS  Y15, Y2, Y6
+	VANDPS  Y15, Y3, Y7
+	VPCMPGTD Y14, Y4, Y8
+	VPOR     Y8, Y13, Y13
+	VPCMPGTD Y14, Y5, Y8
+	VPOR     Y8, Y13, Y13
+	VPCMPGTD Y14, Y6, Y8
+	VPOR     Y8, Y13, Y13
+	VPCMPGTD Y14, Y7, Y8
+	VPOR     Y8, Y13, Y13
+	VMAXPS  Y5, Y4, Y4
+	VMAXPS  Y7, Y6, Y6
+	VMAXPS  Y6, Y4, Y4
+	VEXTRACTF128 $1, Y4, X5
+	VMAXPS  X5, X4, X4
+	VPERMILPS $0x4e, X4, X5
+	VMAXPS  X5, X4, X4
+	VPERMILPS $0xb1, X4, X5
+	VMAXPS  X5, X4, X4
+	// X4 = max|x|; scale = max / 127; inv = 1 / scale, or 0 for a zero scale
+	VDIVSS  X11, X4, X4
+	VMOVSS  X4, (DX)
+	VDIVSS  X4, X10, X5
+	VCMPSS  $4, X9, X4, X6
+	VANDPS  X6, X5, X5
+	VBROADCASTSS X5, Y5
+	VMULPS  Y5, Y0, Y0
+	VMULPS  Y5, Y1, Y1
+	VMULPS  Y5, Y2, Y2
+	VMULPS  Y5, Y3, Y3
+	VCVTPS2DQ Y0, Y0
+	VCVTPS2DQ Y1, Y1
+	VCVTPS2DQ Y2, Y2
+	VCVTPS2DQ Y3, Y3
+	VPACKSSDW Y1, Y0, Y0
+	VPACKSSDW Y3, Y2, Y2
+	VPACKSSWB Y2, Y0, Y0
+	VPERMD    Y0, Y12, Y0
+	VMOVDQU   Y0, (DI)
+	ADDQ $128, SI
+	ADDQ $32, DI
+	ADDQ $4, DX
+	DECQ CX
+	JNZ  qloop
+
+	VPTEST Y13, Y13
+	SETEQ  AX
+	VZEROUPPER
+	MOVB AX, ret+32(FP)
 	RET

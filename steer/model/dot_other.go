@@ -3,9 +3,13 @@
 package model
 
 // Without the amd64 kernels, the pure-Go ones.
-func dotBF16(w []uint16, x []float32) float32               { return dotBF16Go(w, x) }
-func dotF16(w []uint16, x []float32) float32                { return dotF16Go(w, x) }
-func dotQ8(q []int8, scales []float32, x []float32) float32 { return dotQ8Go(q, scales, x) }
+func dotBF16(w []uint16, x []float32) float32 { return dotBF16Go(w, x) }
+func dotF16(w []uint16, x []float32) float32  { return dotF16Go(w, x) }
+func dotQ8(q []int8, scales []float32, xq []int8, xs []float32) float32 {
+	return dotQ8Go(q, scales, xq, xs)
+}
+
+func quantizeVector(q []int8, scales []float32, x []float32) { quantizeVectorGo(q, scales, x) }
 
 func widenBF16(dst []float32, src []uint16)             { widenBF16Go(dst, src) }
 func widenF16(dst []float32, src []uint16)              { widenF16Go(dst, src) }

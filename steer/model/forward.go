@@ -58,9 +58,10 @@ type scratch struct {
 	x, xb, q, k, v, att, g, u []float32
 }
 
-func grow(b []float32, n int) []float32 {
+// grow returns b with length n, reusing its memory when it can.
+func grow[T any](b []T, n int) []T {
 	if cap(b) < n {
-		return make([]float32, n)
+		return make([]T, n)
 	}
 	return b[:n]
 }

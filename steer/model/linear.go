@@ -62,6 +62,10 @@ func gemmRows(out, x []float32, n, in int, w *Matrix, outDim int, beta float32) 
 		gemmRowsF32(out, x, n, in, w.F32, outDim, beta)
 		return
 	}
+	if w.DType == Q8 && n <= dotRows {
+		gemmRowsQ8(out, x, n, in, w, outDim, beta)
+		return
+	}
 	if n <= dotRows {
 		parallel.For(outDim, 64, func(_, lo, hi int) {
 			// A chunk of W's rows stays in cache while every row of x
@@ -99,7 +103,7 @@ func gemmRows(out, x []float32, n, in int, w *Matrix, outDim int, beta float32) 
 }
 
 // dotRows sets (or, with add, adds to) o[i] the dot product of row lo+i
-// of w with x, for a 16-bit or 8-bit w.
+// of w with x, for a 16-bit w.
 func (w *Matrix) dotRows(o []float32, lo int, x []float32, add bool) {
 	c := w.Cols
 	switch w.DType {
@@ -107,10 +111,43 @@ func (w *Matrix) dotRows(o []float32, lo int, x []float32, add bool) {
 		dotBF16Rows(o, w.Half[lo*c:(lo+len(o))*c], x, add)
 	case F16:
 		dotF16Rows(o, w.Half[lo*c:(lo+len(o))*c], x, add)
-	case Q8:
-		nb := blocksPerRow(c)
-		dotQ8Rows(o, w.Q[lo*c:(lo+len(o))*c], w.Scales[lo*nb:(lo+len(o))*nb], x, add)
 	}
+}
+
+// q8Vectors holds the Q8 forms of a few activation vectors, one set per
+// product at a time.
+var q8Vectors sync.Pool
+
+type q8Vector struct {
+	q []int8
+	s []float32
+}
+
+// gemmRowsQ8 is gemmRows for a Q8 w and at most dotRows rows of x: each
+// row of x is quantised to Q8 blocks as the weights are, ties to even
+// (llama.cpp's Q8_0 matrix-vector product does the same), then every row of W meets
+// every row of x through the integer kernel.
+func gemmRowsQ8(out, x []float32, n, in int, w *Matrix, outDim int, beta float32) {
+	nb := blocksPerRow(in)
+	v, _ := q8Vectors.Get().(*q8Vector)
+	if v == nil {
+		v = new(q8Vector)
+	}
+	v.q = grow(v.q, n*in)
+	v.s = grow(v.s, n*nb)
+	for r := range n {
+		quantizeVector(v.q[r*in:(r+1)*in], v.s[r*nb:(r+1)*nb], x[r*in:(r+1)*in])
+	}
+	parallel.For(outDim, 64, func(_, lo, hi int) {
+		for j0 := lo; j0 < hi; j0 += chunkRows {
+			j1 := min(hi, j0+chunkRows)
+			for r := range n {
+				dotQ8Rows(out[r*outDim+j0:r*outDim+j1], w.Q[j0*in:j1*in], w.Scales[j0*nb:j1*nb],
+					v.q[r*in:(r+1)*in], v.s[r*nb:(r+1)*nb], beta != 0)
+			}
+		}
+	})
+	q8Vectors.Put(v)
 }
 
 // dot4Rows sets (with add, adds to) out[r, j] the products of rows j0..j1

@@ -188,23 +188,57 @@ func (w *Matrix) setRow(r int, v []float32) {
 }
 
 // quantizeRow quantises one row into Q8 blocks: scale = max|w| / 127 and
-// q = round(w / scale), as ggml's quantize_row_q8_0_ref does (with a
-// float32 scale where ggml keeps a float16 one).
+// q = round(w / scale), half away from zero, as ggml's
+// quantize_row_q8_0_ref does (with a float32 scale where ggml keeps a
+// float16 one). A block holding a NaN or an infinity gets a NaN scale,
+// so that every product with it is NaN.
 func quantizeRow(q []int8, scales []float32, row []float32) {
+	quantizeBlocks(q, scales, row, false)
+}
+
+// quantizeVectorGo quantises an activation vector as quantizeRow does a
+// row of weights, but rounds ties to even, as ggml's vectorised quantiser
+// of activations does (quantizeVector, its SIMD form, too).
+func quantizeVectorGo(q []int8, scales []float32, x []float32) {
+	quantizeBlocks(q, scales, x, true)
+}
+
+// quantizeBlocks is quantizeRow, rounding ties to even with even.
+func quantizeBlocks(q []int8, scales []float32, row []float32, even bool) {
 	for b := range scales {
 		blk := row[b*Q8Block : min(len(row), (b+1)*Q8Block)]
 		var amax float32
+		finite := true
 		for _, v := range blk {
-			amax = max(amax, float32(math.Abs(float64(v))))
+			a := math.Float32frombits(math.Float32bits(v) &^ (1 << 31))
+			if a > amax {
+				amax = a
+			}
+			finite = finite && a <= math.MaxFloat32
 		}
 		s := amax / 127
+		if !finite {
+			s = float32(math.NaN())
+		}
 		scales[b] = s
 		inv := float32(0)
-		if s != 0 {
+		if s != 0 && finite {
 			inv = 1 / s
 		}
+		qb := q[b*Q8Block : b*Q8Block+len(blk)]
+		if even {
+			for i, v := range blk {
+				qb[i] = int8(math.RoundToEven(float64(v * inv)))
+			}
+			continue
+		}
 		for i, v := range blk {
-			q[b*Q8Block+i] = int8(math.Round(float64(v * inv)))
+			// v·inv is within ±127 (a float32, so adding ±½ in float64
+			// is exact) and conversion truncates: rounding half away
+			// from zero, as math.Round, without a branch on the sign.
+			r := float64(v * inv)
+			half := math.Float64frombits(math.Float64bits(0.5) | math.Float64bits(r)&(1<<63))
+			qb[i] = int8(r + half)
 		}
 	}
 }
