@@ -2,108 +2,149 @@
 
 #include "textflag.h"
 
-// func dotBF16AVX2(w *uint16, x *float32, n int) float32
-// n is a positive multiple of 8.
-TEXT ·dotBF16AVX2(SB), NOSPLIT, $0-28
-	MOVQ w+0(FP), SI
-	MOVQ x+8(FP), DI
-	MOVQ n+16(FP), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
+// The 16-bit kernels share their bodies: WIDEN(off, reg) widens the 8
+// weights at off(SI) into reg (a bfloat16 by a shift into the upper
+// half, a float16 by F16C).
+#define WIDEN_BF16(off, r) VPMOVZXWD off(SI), r; VPSLLD $16, r, r
+#define WIDEN_F16(off, r) VCVTPH2PS off(SI), r
 
-bf16loop32:
-	CMPQ CX, $32
-	JL   bf16loop8
-	VPMOVZXWD (SI), Y4
-	VPMOVZXWD 16(SI), Y5
-	VPMOVZXWD 32(SI), Y6
-	VPMOVZXWD 48(SI), Y7
-	VPSLLD    $16, Y4, Y4
-	VPSLLD    $16, Y5, Y5
-	VPSLLD    $16, Y6, Y6
-	VPSLLD    $16, Y7, Y7
-	VFMADD231PS (DI), Y4, Y0
-	VFMADD231PS 32(DI), Y5, Y1
-	VFMADD231PS 64(DI), Y6, Y2
-	VFMADD231PS 96(DI), Y7, Y3
-	ADDQ $64, SI
-	ADDQ $128, DI
-	SUBQ $32, CX
-	JMP  bf16loop32
-
-bf16loop8:
-	CMPQ CX, $8
-	JL   bf16done
-	VPMOVZXWD (SI), Y4
-	VPSLLD    $16, Y4, Y4
-	VFMADD231PS (DI), Y4, Y0
-	ADDQ $16, SI
-	ADDQ $32, DI
-	SUBQ $8, CX
-	JMP  bf16loop8
-
-bf16done:
-	VADDPS       Y1, Y0, Y0
-	VADDPS       Y3, Y2, Y2
-	VADDPS       Y2, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS       X1, X0, X0
-	VHADDPS      X0, X0, X0
-	VHADDPS      X0, X0, X0
-	VZEROUPPER
-	MOVSS X0, ret+24(FP)
+// DOT16 is the body of dotBF16AVX2 and dotF16AVX2: four 8-lane sums,
+// 32 weights a step, then 8; n is a positive multiple of 8.
+#define DOT16(WIDEN) \
+	MOVQ w+0(FP), SI \
+	MOVQ x+8(FP), DI \
+	MOVQ n+16(FP), CX \
+	VXORPS Y0, Y0, Y0 \
+	VXORPS Y1, Y1, Y1 \
+	VXORPS Y2, Y2, Y2 \
+	VXORPS Y3, Y3, Y3 \
+loop32: \
+	CMPQ CX, $32 \
+	JL   loop8 \
+	WIDEN(0, Y4) \
+	WIDEN(16, Y5) \
+	WIDEN(32, Y6) \
+	WIDEN(48, Y7) \
+	VFMADD231PS (DI), Y4, Y0 \
+	VFMADD231PS 32(DI), Y5, Y1 \
+	VFMADD231PS 64(DI), Y6, Y2 \
+	VFMADD231PS 96(DI), Y7, Y3 \
+	ADDQ $64, SI \
+	ADDQ $128, DI \
+	SUBQ $32, CX \
+	JMP  loop32 \
+loop8: \
+	CMPQ CX, $8 \
+	JL   done \
+	WIDEN(0, Y4) \
+	VFMADD231PS (DI), Y4, Y0 \
+	ADDQ $16, SI \
+	ADDQ $32, DI \
+	SUBQ $8, CX \
+	JMP  loop8 \
+done: \
+	VADDPS       Y1, Y0, Y0 \
+	VADDPS       Y3, Y2, Y2 \
+	VADDPS       Y2, Y0, Y0 \
+	VEXTRACTF128 $1, Y0, X1 \
+	VADDPS       X1, X0, X0 \
+	VHADDPS      X0, X0, X0 \
+	VHADDPS      X0, X0, X0 \
+	VZEROUPPER \
+	MOVSS X0, ret+24(FP) \
 	RET
+
+// DOT16X4 is the body of dotBF16x4AVX2 and dotF16x4AVX2: four dot
+// products at once, w (n values, n a positive multiple of 8) with the
+// four vectors x, x+stride, x+2·stride and x+3·stride (stride in
+// float32s), into out[0:4]; each weight is widened once for the four.
+// Two runs of 8 weights a step, each into its own four sums, so that
+// eight multiply-add chains are in flight.
+#define DOT16X4(WIDEN) \
+	MOVQ w+0(FP), SI \
+	MOVQ x+8(FP), DI \
+	MOVQ stride+16(FP), R8 \
+	SHLQ $2, R8 \
+	LEAQ (R8)(R8*2), R9 \
+	MOVQ n+24(FP), CX \
+	MOVQ out+32(FP), DX \
+	VXORPS Y0, Y0, Y0 \
+	VXORPS Y1, Y1, Y1 \
+	VXORPS Y2, Y2, Y2 \
+	VXORPS Y3, Y3, Y3 \
+	VXORPS Y4, Y4, Y4 \
+	VXORPS Y5, Y5, Y5 \
+	VXORPS Y6, Y6, Y6 \
+	VXORPS Y7, Y7, Y7 \
+loop16: \
+	CMPQ CX, $16 \
+	JL   loop8 \
+	WIDEN(0, Y8) \
+	WIDEN(16, Y9) \
+	VFMADD231PS (DI), Y8, Y0 \
+	VFMADD231PS (DI)(R8*1), Y8, Y1 \
+	VFMADD231PS (DI)(R8*2), Y8, Y2 \
+	VFMADD231PS (DI)(R9*1), Y8, Y3 \
+	VFMADD231PS 32(DI), Y9, Y4 \
+	VFMADD231PS 32(DI)(R8*1), Y9, Y5 \
+	VFMADD231PS 32(DI)(R8*2), Y9, Y6 \
+	VFMADD231PS 32(DI)(R9*1), Y9, Y7 \
+	ADDQ $32, SI \
+	ADDQ $64, DI \
+	SUBQ $16, CX \
+	JMP  loop16 \
+loop8: \
+	CMPQ CX, $8 \
+	JL   done \
+	WIDEN(0, Y8) \
+	VFMADD231PS (DI), Y8, Y0 \
+	VFMADD231PS (DI)(R8*1), Y8, Y1 \
+	VFMADD231PS (DI)(R8*2), Y8, Y2 \
+	VFMADD231PS (DI)(R9*1), Y8, Y3 \
+done: \
+	VADDPS Y4, Y0, Y0 \
+	VADDPS Y5, Y1, Y1 \
+	VADDPS Y6, Y2, Y2 \
+	VADDPS Y7, Y3, Y3 \
+	VHADDPS      Y1, Y0, Y0 \
+	VHADDPS      Y3, Y2, Y2 \
+	VHADDPS      Y2, Y0, Y0 \
+	VEXTRACTF128 $1, Y0, X1 \
+	VADDPS       X1, X0, X0 \
+	VMOVUPS      X0, (DX) \
+	VZEROUPPER \
+	RET
+
+// Q8BLOCK adds one block's products (weights at off(SI), activations at
+// off(DI), scales at soff(DX) and soff(BX)) to the 8-lane sums acc.
+#define Q8BLOCK(off, soff, acc) \
+	VMOVDQU    off(SI), Y4 \
+	VMOVDQU    off(DI), Y5 \
+	VPSIGNB    Y4, Y4, Y6 \
+	VPSIGNB    Y4, Y5, Y5 \
+	VPMADDUBSW Y5, Y6, Y6 \
+	VPMADDWD   Y15, Y6, Y6 \
+	VCVTDQ2PS  Y6, Y6 \
+	VMOVSS     soff(DX), X7 \
+	VMULSS     soff(BX), X7, X7 \
+	VBROADCASTSS X7, Y7 \
+	VFMADD231PS Y7, Y6, acc
+
+// func dotBF16AVX2(w *uint16, x *float32, n int) float32
+TEXT ·dotBF16AVX2(SB), NOSPLIT, $0-28
+	DOT16(WIDEN_BF16)
 
 // func dotF16AVX2(w *uint16, x *float32, n int) float32
-// n is a positive multiple of 8.
 TEXT ·dotF16AVX2(SB), NOSPLIT, $0-28
-	MOVQ w+0(FP), SI
-	MOVQ x+8(FP), DI
-	MOVQ n+16(FP), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
+	DOT16(WIDEN_F16)
 
-f16loop32:
-	CMPQ CX, $32
-	JL   f16loop8
-	VCVTPH2PS (SI), Y4
-	VCVTPH2PS 16(SI), Y5
-	VCVTPH2PS 32(SI), Y6
-	VCVTPH2PS 48(SI), Y7
-	VFMADD231PS (DI), Y4, Y0
-	VFMADD231PS 32(DI), Y5, Y1
-	VFMADD231PS 64(DI), Y6, Y2
-	VFMADD231PS 96(DI), Y7, Y3
-	ADDQ $64, SI
-	ADDQ $128, DI
-	SUBQ $32, CX
-	JMP  f16loop32
+// func dotBF16x4AVX2(w *uint16, x *float32, stride int, n int, out *float32)
+TEXT ·dotBF16x4AVX2(SB), NOSPLIT, $0-40
+	DOT16X4(WIDEN_BF16)
 
-f16loop8:
-	CMPQ CX, $8
-	JL   f16done
-	VCVTPH2PS (SI), Y4
-	VFMADD231PS (DI), Y4, Y0
-	ADDQ $16, SI
-	ADDQ $32, DI
-	SUBQ $8, CX
-	JMP  f16loop8
-
-f16done:
-	VADDPS       Y1, Y0, Y0
-	VADDPS       Y3, Y2, Y2
-	VADDPS       Y2, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS       X1, X0, X0
-	VHADDPS      X0, X0, X0
-	VHADDPS      X0, X0, X0
-	VZEROUPPER
-	MOVSS X0, ret+24(FP)
-	RET
+// func dotF16x4AVX2(w *uint16, x *float32, stride int, n int, out *float32)
+TEXT ·dotF16x4AVX2(SB), NOSPLIT, $0-40
+	DOT16X4(WIDEN_F16)
 
 // func dotQ8AVX2(q *int8, scales *float32, xq *int8, xs *float32, blocks int) float32
 // Each block is 32 weights (or activations) and one scale; blocks is
@@ -128,28 +169,8 @@ TEXT ·dotQ8AVX2(SB), NOSPLIT, $0-44
 q8loop2:
 	CMPQ CX, $2
 	JL   q8loop1
-	VMOVDQU    (SI), Y4
-	VMOVDQU    (DI), Y5
-	VPSIGNB    Y4, Y4, Y6
-	VPSIGNB    Y4, Y5, Y5
-	VPMADDUBSW Y5, Y6, Y6
-	VPMADDWD   Y15, Y6, Y6
-	VCVTDQ2PS  Y6, Y6
-	VMOVSS     (DX), X7
-	VMULSS     (BX), X7, X7
-	VBROADCASTSS X7, Y7
-	VFMADD231PS Y7, Y6, Y0
-	VMOVDQU    32(SI), Y8
-	VMOVDQU    32(DI), Y9
-	VPSIGNB    Y8, Y8, Y10
-	VPSIGNB    Y8, Y9, Y9
-	VPMADDUBSW Y9, Y10, Y10
-	VPMADDWD   Y15, Y10, Y10
-	VCVTDQ2PS  Y10, Y10
-	VMOVSS     4(DX), X11
-	VMULSS     4(BX), X11, X11
-	VBROADCASTSS X11, Y11
-	VFMADD231PS Y11, Y10, Y1
+	Q8BLOCK(0, 0, Y0)
+	Q8BLOCK(32, 4, Y1)
 	ADDQ $64, SI
 	ADDQ $64, DI
 	ADDQ $8, DX
@@ -160,17 +181,7 @@ q8loop2:
 q8loop1:
 	CMPQ CX, $1
 	JL   q8done
-	VMOVDQU    (SI), Y4
-	VMOVDQU    (DI), Y5
-	VPSIGNB    Y4, Y4, Y6
-	VPSIGNB    Y4, Y5, Y5
-	VPMADDUBSW Y5, Y6, Y6
-	VPMADDWD   Y15, Y6, Y6
-	VCVTDQ2PS  Y6, Y6
-	VMOVSS     (DX), X7
-	VMULSS     (BX), X7, X7
-	VBROADCASTSS X7, Y7
-	VFMADD231PS Y7, Y6, Y0
+	Q8BLOCK(0, 0, Y0)
 
 q8done:
 	VADDPS       Y1, Y0, Y0
@@ -256,139 +267,6 @@ wq8loop:
 	ADDQ $128, DI
 	DECQ CX
 	JNZ  wq8loop
-	VZEROUPPER
-	RET
-
-// func dotBF16x4AVX2(w *uint16, x *float32, stride int, n int, out *float32)
-// Four dot products at once: w (n values, n a positive multiple of 8)
-// with the four vectors x, x+stride, x+2·stride and x+3·stride (stride in
-// float32s), into out[0:4]; each weight is widened once for the four.
-// Two runs of 8 weights a step, each into its own four sums, so that
-// eight multiply-add chains are in flight.
-TEXT ·dotBF16x4AVX2(SB), NOSPLIT, $0-40
-	MOVQ w+0(FP), SI
-	MOVQ x+8(FP), DI
-	MOVQ stride+16(FP), R8
-	SHLQ $2, R8
-	LEAQ (R8)(R8*2), R9
-	MOVQ n+24(FP), CX
-	MOVQ out+32(FP), DX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-
-dotBF16x4AVX2loop16:
-	CMPQ CX, $16
-	JL   dotBF16x4AVX2loop8
-	VPMOVZXWD (SI), Y8
-	VPSLLD    $16, Y8, Y8
-	VPMOVZXWD 16(SI), Y9
-	VPSLLD    $16, Y9, Y9
-	VFMADD231PS (DI), Y8, Y0
-	VFMADD231PS (DI)(R8*1), Y8, Y1
-	VFMADD231PS (DI)(R8*2), Y8, Y2
-	VFMADD231PS (DI)(R9*1), Y8, Y3
-	VFMADD231PS 32(DI), Y9, Y4
-	VFMADD231PS 32(DI)(R8*1), Y9, Y5
-	VFMADD231PS 32(DI)(R8*2), Y9, Y6
-	VFMADD231PS 32(DI)(R9*1), Y9, Y7
-	ADDQ $32, SI
-	ADDQ $64, DI
-	SUBQ $16, CX
-	JMP  dotBF16x4AVX2loop16
-
-dotBF16x4AVX2loop8:
-	CMPQ CX, $8
-	JL   dotBF16x4AVX2done
-	VPMOVZXWD (SI), Y8
-	VPSLLD    $16, Y8, Y8
-	VFMADD231PS (DI), Y8, Y0
-	VFMADD231PS (DI)(R8*1), Y8, Y1
-	VFMADD231PS (DI)(R8*2), Y8, Y2
-	VFMADD231PS (DI)(R9*1), Y8, Y3
-
-dotBF16x4AVX2done:
-	VADDPS Y4, Y0, Y0
-	VADDPS Y5, Y1, Y1
-	VADDPS Y6, Y2, Y2
-	VADDPS Y7, Y3, Y3
-	// Sum each accumulator's lanes: out[i] = Σ lanes of Yi.
-	VHADDPS      Y1, Y0, Y0
-	VHADDPS      Y3, Y2, Y2
-	VHADDPS      Y2, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS       X1, X0, X0
-	VMOVUPS      X0, (DX)
-	VZEROUPPER
-	RET
-
-// func dotF16x4AVX2(w *uint16, x *float32, stride int, n int, out *float32)
-// Four dot products at once: w (n values, n a positive multiple of 8)
-// with the four vectors x, x+stride, x+2·stride and x+3·stride (stride in
-// float32s), into out[0:4]; each weight is widened once for the four.
-// Two runs of 8 weights a step, each into its own four sums, so that
-// eight multiply-add chains are in flight.
-TEXT ·dotF16x4AVX2(SB), NOSPLIT, $0-40
-	MOVQ w+0(FP), SI
-	MOVQ x+8(FP), DI
-	MOVQ stride+16(FP), R8
-	SHLQ $2, R8
-	LEAQ (R8)(R8*2), R9
-	MOVQ n+24(FP), CX
-	MOVQ out+32(FP), DX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-
-dotF16x4AVX2loop16:
-	CMPQ CX, $16
-	JL   dotF16x4AVX2loop8
-	VCVTPH2PS (SI), Y8
-	VCVTPH2PS 16(SI), Y9
-	VFMADD231PS (DI), Y8, Y0
-	VFMADD231PS (DI)(R8*1), Y8, Y1
-	VFMADD231PS (DI)(R8*2), Y8, Y2
-	VFMADD231PS (DI)(R9*1), Y8, Y3
-	VFMADD231PS 32(DI), Y9, Y4
-	VFMADD231PS 32(DI)(R8*1), Y9, Y5
-	VFMADD231PS 32(DI)(R8*2), Y9, Y6
-	VFMADD231PS 32(DI)(R9*1), Y9, Y7
-	ADDQ $32, SI
-	ADDQ $64, DI
-	SUBQ $16, CX
-	JMP  dotF16x4AVX2loop16
-
-dotF16x4AVX2loop8:
-	CMPQ CX, $8
-	JL   dotF16x4AVX2done
-	VCVTPH2PS (SI), Y8
-	VFMADD231PS (DI), Y8, Y0
-	VFMADD231PS (DI)(R8*1), Y8, Y1
-	VFMADD231PS (DI)(R8*2), Y8, Y2
-	VFMADD231PS (DI)(R9*1), Y8, Y3
-
-dotF16x4AVX2done:
-	VADDPS Y4, Y0, Y0
-	VADDPS Y5, Y1, Y1
-	VADDPS Y6, Y2, Y2
-	VADDPS Y7, Y3, Y3
-	// Sum each accumulator's lanes: out[i] = Σ lanes of Yi.
-	VHADDPS      Y1, Y0, Y0
-	VHADDPS      Y3, Y2, Y2
-	VHADDPS      Y2, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS       X1, X0, X0
-	VMOVUPS      X0, (DX)
 	VZEROUPPER
 	RET
 
