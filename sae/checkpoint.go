@@ -37,6 +37,7 @@ type checkpoint struct {
 	ThrEMA     float64
 	ThrSeen    bool
 	Samples    int64
+	Resampled  int
 	// Arrays holds the lengths of the float32 arrays that follow the
 	// header, in the order of checkpointArrays.
 	Arrays []int
@@ -63,7 +64,7 @@ func (t *trainer) saveCheckpoint() error {
 	c := checkpoint{
 		Version: checkpointVersion, Config: t.cfg, Rows: t.layer.Rows, DIn: t.layer.DModel,
 		Step: t.step, SAE: *t.s, AdamT: t.opt.t,
-		SinceFired: t.sinceFired, ThrEMA: t.thrEMA, ThrSeen: t.thrSeen, Samples: t.samples,
+		SinceFired: t.sinceFired, ThrEMA: t.thrEMA, ThrSeen: t.thrSeen, Samples: t.samples, Resampled: t.resampled,
 	}
 	c.SAE.WEnc, c.SAE.WDec, c.SAE.BEnc, c.SAE.BDec, c.SAE.Threshold = nil, nil, nil, nil, nil
 	for _, a := range arrays {
@@ -177,7 +178,7 @@ func (t *trainer) loadCheckpoint() (bool, error) {
 	}
 	t.s, t.step, t.logThr = &s, c.Step, arrays[5]
 	t.sinceFired, t.thrEMA, t.thrSeen, t.samples = c.SinceFired, c.ThrEMA, c.ThrSeen, c.Samples
-	t.resumedFrom = c.Step
+	t.resumedFrom, t.resampled = c.Step, c.Resampled
 	t.init()
 	moments := arrays[6:]
 	if len(moments) != 2*len(t.opt.params) {

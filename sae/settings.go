@@ -13,6 +13,7 @@ type Settings struct {
 	Epochs     int
 	Steps      int
 	DeadWindow int
+	Resample   int     // ResampleEvery
 	Sparsity   float64 // λ of the L1 penalty
 	AuxK       float64
 	LR         float64
@@ -41,7 +42,7 @@ func (o Settings) Config() (TrainConfig, error) {
 	for _, f := range []struct {
 		dst *int
 		v   int
-	}{{&cfg.Width, o.Width}, {&cfg.K, o.K}, {&cfg.Batch, o.Batch}, {&cfg.Epochs, o.Epochs}, {&cfg.Steps, o.Steps}, {&cfg.DeadWindow, o.DeadWindow}} {
+	}{{&cfg.Width, o.Width}, {&cfg.K, o.K}, {&cfg.Batch, o.Batch}, {&cfg.Epochs, o.Epochs}, {&cfg.Steps, o.Steps}, {&cfg.DeadWindow, o.DeadWindow}, {&cfg.ResampleEvery, o.Resample}} {
 		if f.v != 0 {
 			*f.dst = f.v
 		}

@@ -50,6 +50,12 @@ type TrainConfig struct {
 
 	DeadWindow int // a latent is dead after this many samples without firing; default min(1e6, 2 epochs)
 
+	// ResampleEvery re-initialises dead latents every this many steps in
+	// the first half of the run (Bricken et al. 2023): each then points at
+	// an input of the batch drawn with probability proportional to the
+	// square of its squared reconstruction error; 0 turns it off.
+	ResampleEvery int
+
 	CheckpointEvery int    // steps between checkpoints; 0: only at the end
 	Checkpoint      string // checkpoint file; "" disables checkpoints
 	Resume          bool   // continue from Checkpoint, which must exist
@@ -217,6 +223,12 @@ func (c TrainConfig) Validate(dIn, rows int) (err error) {
 		return fmt.Errorf("clip norm must be a finite number ≥ 0 (0: off), got %v", c.ClipNorm)
 	case !(c.AuxKCoeff >= 0) || !finite(float64(c.AuxKCoeff)):
 		return fmt.Errorf("AuxK coefficient must be a finite number ≥ 0, got %v", c.AuxKCoeff)
+	case c.ResampleEvery < 0:
+		return fmt.Errorf("resample every: expected a number of steps ≥ 0 (0: never), found %d", c.ResampleEvery)
+	case c.ResampleEvery > 0 && c.Arch == BatchTopK:
+		// Measured on planted dumps, it leaves more latents dead and the
+		// reconstruction worse: the batch threshold is learnt over them.
+		return fmt.Errorf("resample every: batchtopk does not resample (AuxK revives its latents); use topk, standard or jumprelu")
 	case c.AuxKLatents < 0:
 		return fmt.Errorf("AuxK latents must not be negative, got %d", c.AuxKLatents)
 	case !(c.Bandwidth > 0) || !finite(float64(c.Bandwidth)):
@@ -262,6 +274,7 @@ type TrainResult struct {
 	ResumedFrom  int // the step a resumed run started at (0 when fresh)
 	Final        Loss
 	DeadFraction float64
+	Resampled    int // latents re-initialised by resampling
 	Elapsed      time.Duration
 	Samples      int64
 }
@@ -276,7 +289,7 @@ func (r *TrainResult) Record() map[string]any {
 		"clip_norm": c.ClipNorm, "steps": r.Steps, "seed": c.Seed, "engine": c.EngineName,
 		"normalization": c.Normalization, "b_dec_init": c.BDecInit, "decoder_norm": c.DecoderNorm,
 		"resumed_from": r.ResumedFrom, "final_loss": r.Final.Total, "final_mse": r.Final.MSE, "final_l0": r.Final.L0,
-		"dead_fraction": r.DeadFraction, "seconds": r.Elapsed.Seconds(), "samples": r.Samples,
+		"dead_fraction": r.DeadFraction, "resample_every": c.ResampleEvery, "resampled": r.Resampled, "seconds": r.Elapsed.Seconds(), "samples": r.Samples,
 	}
 }
 
@@ -317,6 +330,7 @@ type trainer struct {
 	samples      int64
 	resumedFrom  int
 	stepsPerEpoc int
+	resampled    int // latents re-initialised so far
 }
 
 func newTrainer(ctx context.Context, layer *activations.Layer, cfg TrainConfig) (*trainer, error) {
@@ -517,7 +531,7 @@ func (t *trainer) run(ctx context.Context, onEvent func(TrainEvent)) (*SAE, *Tra
 		}
 	}
 	res := &TrainResult{Config: cfg, Steps: t.step, ResumedFrom: t.resumedFrom, Final: last,
-		DeadFraction: t.deadFraction(), Elapsed: time.Since(start), Samples: t.samples}
+		DeadFraction: t.deadFraction(), Resampled: t.resampled, Elapsed: time.Since(start), Samples: t.samples}
 	return out, res, nil
 }
 
@@ -556,6 +570,9 @@ func (t *trainer) update(x []float32) (Loss, error) {
 		for j, v := range t.logThr {
 			s.Threshold[j] = float32(math.Exp(float64(v)))
 		}
+	}
+	if cfg.ResampleEvery > 0 && t.step > 0 && t.step%cfg.ResampleEvery == 0 && t.step <= cfg.Steps/2 {
+		t.resampled += t.resample(x)
 	}
 	for j := range t.dead {
 		t.dead[j] = t.sinceFired[j] > int64(cfg.DeadWindow)

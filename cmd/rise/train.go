@@ -32,11 +32,11 @@ func chooseLayer(d *activations.Dump, want, hook int) (*activations.Layer, strin
 
 func init() {
 	var (
-		data, out, archName, preset, engine, decay, norm, bdec, dtype string
-		layer, width, k, batch, epochs, steps, ckEvery, deadWindow    int
-		l1, lr, warmup, l1Warmup, clip, auxk                          float64
-		seed                                                          uint64
-		resume, jsonOut, l1PerDim, bDecInput                          bool
+		data, out, archName, preset, engine, decay, norm, bdec, dtype        string
+		layer, width, k, batch, epochs, steps, ckEvery, deadWindow, resample int
+		l1, lr, warmup, l1Warmup, clip, auxk                                 float64
+		seed                                                                 uint64
+		resume, jsonOut, l1PerDim, bDecInput                                 bool
 	)
 	register(&command{
 		name:    "train",
@@ -94,6 +94,7 @@ Examples:
 			fs.BoolVar(&bDecInput, "apply-b-dec-to-input", true, "subtract b_dec from the input before the encoder (SAELens apply_b_dec_to_input)")
 			fs.StringVar(&bdec, "b-dec-init", "", "b_dec at init: mean (default), median (geometric) or zero")
 			fs.IntVar(&deadWindow, "dead-window", 0, "samples without firing after which a latent is dead (default min(1e6, 2 epochs))")
+			fs.IntVar(&resample, "resample-every", 0, "re-initialise dead latents every N steps in the first half of the run (0: never; not batchtopk)")
 			fs.IntVar(&ckEvery, "checkpoint-every", 500, "steps between checkpoints")
 			fs.BoolVar(&resume, "resume", false, "continue the run checkpointed in --out (its training.ckpt must exist)")
 			fs.StringVar(&dtype, "dtype", "float32", "tensor type of the saved weights: float32, float16 or bfloat16")
@@ -113,7 +114,7 @@ Examples:
 				return usagef("--layer: expected a layer number (0, 1, ...), found %d", layer)
 			}
 			cfg, err := sae.Settings{Preset: preset, Arch: archName, Width: width, K: k, Batch: batch, Epochs: epochs, Steps: steps,
-				DeadWindow: deadWindow, Sparsity: l1, AuxK: auxk, LR: lr, Warmup: warmup, Decay: decay}.Config()
+				DeadWindow: deadWindow, Resample: resample, Sparsity: l1, AuxK: auxk, LR: lr, Warmup: warmup, Decay: decay}.Config()
 			var missingK *sae.MissingKError
 			if errors.As(err, &missingK) {
 				return usagef("--arch %s needs --k", missingK.Arch)
