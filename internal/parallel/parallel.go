@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Workers is how many goroutines the loops use: GOMAXPROCS.
@@ -19,25 +20,132 @@ func Workers() int { return runtime.GOMAXPROCS(0) }
 // each its worker number. A loop too small to pay for a goroutine runs
 // inline as worker 0. The split depends only on n, minPerWorker and the
 // number of workers.
+//
+// The caller runs the first range itself and the rest go to helper
+// goroutines that wait for work spinning for a short while before they
+// sleep (see pool): waking a sleeping goroutine takes tens of
+// microseconds, as long as a whole matrix-vector product of a decoding
+// step, which calls For hundreds of times a token. A For that finds the
+// helpers busy (another For running, or one nested in a body) starts
+// goroutines of its own.
 func For(n, minPerWorker int, body func(w, lo, hi int)) {
 	nw := min(Workers(), n/max(1, minPerWorker))
 	if nw <= 1 {
 		body(0, 0, n)
 		return
 	}
-	var wg sync.WaitGroup
 	chunk := (n + nw - 1) / nw
-	w := 0
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(n, lo+chunk)
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			body(w, lo, hi)
-		}(w)
-		w++
+	nw = (n + chunk - 1) / chunk
+	if nw <= 1<<15 && helpers.run(n, chunk, nw, body) {
+		return
 	}
+	var wg sync.WaitGroup
+	for w := 1; w < nw; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body(w, w*chunk, min(n, (w+1)*chunk))
+		}()
+	}
+	body(0, 0, min(n, chunk))
 	wg.Wait()
+}
+
+// spinFor is how long a helper looks for the next For before it sleeps,
+// and how long For looks for its helpers to finish before it yields
+// between looks.
+const spinFor = 200 * time.Microsecond
+
+// pool is For's helper goroutines: helper i runs worker i+1's range of
+// each For. They are started on first use and never stop; idle, they
+// sleep on their channel.
+type pool struct {
+	mu      sync.Mutex // held by the For using the helpers
+	workers []*helper
+
+	// The task: body, n and chunk are written before task is advanced and
+	// read, by the helpers that take part, after they see it.
+	body      func(w, lo, hi int)
+	n, chunk  int
+	task      atomic.Uint64 // a sequence number << 16 | the task's worker count
+	remaining atomic.Int32  // helpers' ranges not yet done
+}
+
+type helper struct {
+	asleep atomic.Bool
+	wake   chan struct{} // one token wakes a sleeping helper
+}
+
+var helpers pool
+
+// run runs body's ranges on the helpers and the caller, and reports false
+// (running nothing) when the helpers are in use.
+func (p *pool) run(n, chunk, nw int, body func(w, lo, hi int)) bool {
+	if !p.mu.TryLock() {
+		return false
+	}
+	defer p.mu.Unlock()
+	for len(p.workers) < nw-1 {
+		h := &helper{wake: make(chan struct{}, 1)}
+		p.workers = append(p.workers, h)
+		go p.loop(len(p.workers)-1, h, p.task.Load())
+	}
+	p.body, p.n, p.chunk = body, n, chunk
+	p.remaining.Store(int32(nw - 1))
+	p.task.Store((p.task.Load()>>16+1)<<16 | uint64(nw))
+	for _, h := range p.workers[:nw-1] {
+		if h.asleep.CompareAndSwap(true, false) {
+			h.wake <- struct{}{}
+		}
+	}
+	body(0, 0, min(n, chunk))
+	for spins := 0; p.remaining.Load() != 0; spins++ {
+		if spins%64 == 63 {
+			runtime.Gosched()
+		}
+	}
+	p.body = nil
+	return true
+}
+
+// loop is helper i: it runs worker i+1's range of every task it takes
+// part in (and reads nothing of the others, whose For may be over).
+func (p *pool) loop(i int, h *helper, seen uint64) {
+	for {
+		seen = p.next(h, seen)
+		if w := i + 1; w < int(seen&0xffff) {
+			p.body(w, w*p.chunk, min(p.n, (w+1)*p.chunk))
+			p.remaining.Add(-1)
+		}
+	}
+}
+
+// next waits for a task after seen, spinning for spinFor and then
+// asleep, and returns it.
+func (p *pool) next(h *helper, seen uint64) uint64 {
+	start := time.Now()
+	for spins := 0; ; spins++ {
+		if g := p.task.Load(); g != seen {
+			return g
+		}
+		if spins%64 == 63 {
+			if time.Since(start) > spinFor {
+				break
+			}
+			runtime.Gosched()
+		}
+	}
+	h.asleep.Store(true)
+	if g := p.task.Load(); g != seen {
+		// A task came in as it fell asleep: if its For has already
+		// taken the helper off the sleepers, a token is on its way.
+		if !h.asleep.CompareAndSwap(true, false) {
+			<-h.wake
+		}
+		return g
+	}
+	<-h.wake
+	return p.task.Load()
 }
 
 // Each runs fn(w, task) for every task in [0, tasks) on up to Workers()
