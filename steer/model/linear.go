@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
 
 	"github.com/rise-interp/rise/internal/matmul"
 	"github.com/rise-interp/rise/internal/parallel"
@@ -175,13 +176,17 @@ func (w *Matrix) dot4Rows(out []float32, outDim, j0, j1 int, x []float32, n int,
 	return done
 }
 
-// gemmRowsF32 is gemmRows for float32 weights, through the BLAS.
+// gemmRowsF32 is gemmRows for float32 weights, through the BLAS, except
+// that a few rows go through gonum's matrix-vector product whatever the
+// BLAS: one dot product per row of W in Go assembly, which streams W
+// faster than OpenBLAS's (on a random Qwen2-0.5B, 14.5 tokens/s against
+// 9 on 2 cores).
 func gemmRowsF32(out, x []float32, n, in int, w []float32, outDim int, beta float32) {
 	impl := matmul.Impl()
 	parallel.For(outDim, 64, func(_, lo, hi int) {
 		if n <= gemvRows {
 			for r := range n {
-				impl.Sgemv(blas.NoTrans, hi-lo, in, 1, w[lo*in:hi*in], in, x[r*in:(r+1)*in], 1, beta, out[r*outDim+lo:r*outDim+hi], 1)
+				gonum.Implementation{}.Sgemv(blas.NoTrans, hi-lo, in, 1, w[lo*in:hi*in], in, x[r*in:(r+1)*in], 1, beta, out[r*outDim+lo:r*outDim+hi], 1)
 			}
 			return
 		}
