@@ -342,18 +342,23 @@ func clusterCentroids(x []float32, n, d, k int, labels []int, cent []float32) {
 		}
 	})
 	for j := 0; j < k; j++ {
-		s := sums[j*d : (j+1)*d]
-		nn := 0.0
-		for _, v := range s {
-			nn += v * v
-		}
-		nn = math.Sqrt(nn)
-		for c, v := range s {
-			if nn > 0 {
-				cent[j*d+c] = float32(v / nn)
-			} else {
-				cent[j*d+c] = 0
-			}
+		unitCentroid(cent[j*d:(j+1)*d], sums[j*d:(j+1)*d])
+	}
+}
+
+// unitCentroid writes the float64 sum s of a cluster's rows, scaled to
+// unit length, into cent (zero for a zero sum).
+func unitCentroid(cent []float32, s []float64) {
+	nn := 0.0
+	for _, v := range s {
+		nn += v * v
+	}
+	nn = math.Sqrt(nn)
+	for c, v := range s {
+		if nn > 0 {
+			cent[c] = float32(v / nn)
+		} else {
+			cent[c] = 0
 		}
 	}
 }
@@ -407,18 +412,7 @@ func (s *clusterSums) update(labels []int, cent []float32) {
 		if s.count[j] == 0 {
 			clear(sj) // no rounding residue left behind
 		}
-		nn := 0.0
-		for _, v := range sj {
-			nn += v * v
-		}
-		nn = math.Sqrt(nn)
-		for c, v := range sj {
-			if nn > 0 {
-				cent[j*d+c] = float32(v / nn)
-			} else {
-				cent[j*d+c] = 0
-			}
-		}
+		unitCentroid(cent[j*d:(j+1)*d], sj)
 	}
 }
 
