@@ -46,12 +46,14 @@ func dotF16Rows(o []float32, w []uint16, x []float32, add bool) {
 }
 
 // dotQ8Rows is dotBF16Rows for Q8 rows and a Q8 vector: q holds the rows'
-// weights and scales their blocks' scales, xq and xs the vector's.
-func dotQ8Rows(o []float32, q []int8, scales []float32, xq []int8, xs []float32, add bool) {
+// weights and scales their blocks' scales, xq and xs the vector's. With
+// prefetch the kernel asks for the weights ahead of it (the first of
+// several vectors to meet the rows, which the others then find in cache).
+func dotQ8Rows(o []float32, q []int8, scales []float32, xq []int8, xs []float32, add, prefetch bool) {
 	c := len(xq)
 	nb := len(xs)
 	for i := range o {
-		d := dotQ8(q[i*c:(i+1)*c], scales[i*nb:(i+1)*nb], xq, xs)
+		d := dotQ8(q[i*c:(i+1)*c], scales[i*nb:(i+1)*nb], xq, xs, prefetch)
 		if add {
 			o[i] += d
 		} else {

@@ -24,6 +24,9 @@ func dotF16AVX2(w *uint16, x *float32, n int) float32
 //go:noescape
 func dotQ8AVX2(q *int8, scales *float32, xq *int8, xs *float32, blocks int) float32
 
+//go:noescape
+func dotQ8PrefetchAVX2(q *int8, scales *float32, xq *int8, xs *float32, blocks int) float32
+
 func dotBF16(w []uint16, x []float32) float32 {
 	n := len(x) &^ 7
 	if !haveAVX2 || n == 0 {
@@ -50,14 +53,18 @@ func dotF16(w []uint16, x []float32) float32 {
 	return s
 }
 
-func dotQ8(q []int8, scales []float32, xq []int8, xs []float32) float32 {
+func dotQ8(q []int8, scales []float32, xq []int8, xs []float32, prefetch bool) float32 {
 	nb := len(xq) / Q8Block
 	if !haveAVX2 || nb == 0 {
 		return dotQ8Go(q, scales, xq, xs)
 	}
 	q = q[:len(xq)]
 	scales = scales[:len(xs)]
-	s := dotQ8AVX2(&q[0], &scales[0], &xq[0], &xs[0], nb)
+	kernel := dotQ8AVX2
+	if prefetch {
+		kernel = dotQ8PrefetchAVX2
+	}
+	s := kernel(&q[0], &scales[0], &xq[0], &xs[0], nb)
 	if n := nb * Q8Block; n < len(xq) {
 		s += dotQ8Go(q[n:], scales[nb:], xq[n:], xs[nb:])
 	}

@@ -59,7 +59,10 @@ done: \
 // four vectors x, x+stride, x+2·stride and x+3·stride (stride in
 // float32s), into out[0:4]; each weight is widened once for the four.
 // Two runs of 8 weights a step, each into its own four sums, so that
-// eight multiply-add chains are in flight.
+// eight multiply-add chains are in flight. Batched products are bound by
+// arithmetic, not by memory, and the hardware prefetcher falls behind
+// them: the weights 2 KiB ahead are asked for in advance (on a
+// Qwen2-0.5B shape, batch 8 decodes 70 tokens/s without, 85-88 with).
 #define DOT16X4(WIDEN) \
 	MOVQ w+0(FP), SI \
 	MOVQ x+8(FP), DI \
@@ -79,6 +82,7 @@ done: \
 loop16: \
 	CMPQ CX, $16 \
 	JL   loop8 \
+	PREFETCHT0 2048(SI) \
 	WIDEN(0, Y8) \
 	WIDEN(16, Y9) \
 	VFMADD231PS (DI), Y8, Y0 \
@@ -130,6 +134,54 @@ done: \
 	VBROADCASTSS X7, Y7 \
 	VFMADD231PS Y7, Y6, acc
 
+// DOTQ8 is the body of dotQ8AVX2 and dotQ8PrefetchAVX2: q (blocks of 32
+// weights and their scales) with xq (the same for activations). Within a
+// block the products are summed as integers: |q| times xq carrying q's
+// sign (VPSIGNB), multiplied and added in pairs as int16 (VPMADDUBSW;
+// |q|, |xq| <= 127, so a pair's sum fits) and in fours as int32 (VPMADDWD
+// by ones). The eight int32 sums become float32 and are added, times the
+// product of the two scales, to the running sums (two of them, for
+// alternate blocks). PF(off) may ask for the weights at off(SI) ahead.
+#define DOTQ8(PF) \
+	MOVQ q+0(FP), SI \
+	MOVQ scales+8(FP), DX \
+	MOVQ xq+16(FP), DI \
+	MOVQ xs+24(FP), BX \
+	MOVQ blocks+32(FP), CX \
+	VXORPS Y0, Y0, Y0 \
+	VXORPS Y1, Y1, Y1 \
+	MOVL $0x00010001, AX \
+	MOVQ AX, X15 \
+	VPBROADCASTD X15, Y15 \
+loop2: \
+	CMPQ CX, $2 \
+	JL   loop1 \
+	PF(2048) \
+	Q8BLOCK(0, 0, Y0) \
+	Q8BLOCK(32, 4, Y1) \
+	ADDQ $64, SI \
+	ADDQ $64, DI \
+	ADDQ $8, DX \
+	ADDQ $8, BX \
+	SUBQ $2, CX \
+	JMP  loop2 \
+loop1: \
+	CMPQ CX, $1 \
+	JL   done \
+	Q8BLOCK(0, 0, Y0) \
+done: \
+	VADDPS       Y1, Y0, Y0 \
+	VEXTRACTF128 $1, Y0, X1 \
+	VADDPS       X1, X0, X0 \
+	VHADDPS      X0, X0, X0 \
+	VHADDPS      X0, X0, X0 \
+	VZEROUPPER \
+	MOVSS X0, ret+40(FP) \
+	RET
+
+#define NOPREFETCH(off)
+#define PREFETCH(off) PREFETCHT0 off(SI)
+
 // func dotBF16AVX2(w *uint16, x *float32, n int) float32
 TEXT ·dotBF16AVX2(SB), NOSPLIT, $0-28
 	DOT16(WIDEN_BF16)
@@ -147,51 +199,15 @@ TEXT ·dotF16x4AVX2(SB), NOSPLIT, $0-40
 	DOT16X4(WIDEN_F16)
 
 // func dotQ8AVX2(q *int8, scales *float32, xq *int8, xs *float32, blocks int) float32
-// Each block is 32 weights (or activations) and one scale; blocks is
-// positive. Within a block the products are summed as integers: |q| times
-// xq carrying q's sign (VPSIGNB), multiplied and added in pairs as int16
-// (VPMADDUBSW; |q|, |xq| <= 127, so a pair's sum fits) and in fours as
-// int32 (VPMADDWD by ones). The eight int32 sums become float32 and are
-// added, times the product of the two scales, to the running sums (two of
-// them, for alternate blocks).
+// blocks is positive.
 TEXT ·dotQ8AVX2(SB), NOSPLIT, $0-44
-	MOVQ q+0(FP), SI
-	MOVQ scales+8(FP), DX
-	MOVQ xq+16(FP), DI
-	MOVQ xs+24(FP), BX
-	MOVQ blocks+32(FP), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	MOVL $0x00010001, AX
-	MOVQ AX, X15
-	VPBROADCASTD X15, Y15
+	DOTQ8(NOPREFETCH)
 
-q8loop2:
-	CMPQ CX, $2
-	JL   q8loop1
-	Q8BLOCK(0, 0, Y0)
-	Q8BLOCK(32, 4, Y1)
-	ADDQ $64, SI
-	ADDQ $64, DI
-	ADDQ $8, DX
-	ADDQ $8, BX
-	SUBQ $2, CX
-	JMP  q8loop2
-
-q8loop1:
-	CMPQ CX, $1
-	JL   q8done
-	Q8BLOCK(0, 0, Y0)
-
-q8done:
-	VADDPS       Y1, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS       X1, X0, X0
-	VHADDPS      X0, X0, X0
-	VHADDPS      X0, X0, X0
-	VZEROUPPER
-	MOVSS X0, ret+40(FP)
-	RET
+// func dotQ8PrefetchAVX2(q *int8, scales *float32, xq *int8, xs *float32, blocks int) float32
+// dotQ8AVX2 asking for the weights 2 KiB ahead, for the first of several
+// activation vectors to meet the rows (see DOT16X4).
+TEXT ·dotQ8PrefetchAVX2(SB), NOSPLIT, $0-44
+	DOTQ8(PREFETCH)
 
 // func cpuid1ECX() uint32
 TEXT ·cpuid1ECX(SB), NOSPLIT, $0-4

@@ -144,7 +144,7 @@ func gemmRowsQ8(out, x []float32, n, in int, w *Matrix, outDim int, beta float32
 			j1 := min(hi, j0+chunkRows)
 			for r := range n {
 				dotQ8Rows(out[r*outDim+j0:r*outDim+j1], w.Q[j0*in:j1*in], w.Scales[j0*nb:j1*nb],
-					v.q[r*in:(r+1)*in], v.s[r*nb:(r+1)*nb], beta != 0)
+					v.q[r*in:(r+1)*in], v.s[r*nb:(r+1)*nb], beta != 0, r == 0 && n > 1)
 			}
 		}
 	})

@@ -129,7 +129,7 @@ func TestKernelsAgree(t *testing.T) {
 			case F16:
 				goK, platform = dotF16Go(w.Half, x), dotF16(w.Half, x)
 			case Q8:
-				goK, platform = dotQ8Go(w.Q, w.Scales, xq, xs), dotQ8(w.Q, w.Scales, xq, xs)
+				goK, platform = dotQ8Go(w.Q, w.Scales, xq, xs), dotQ8(w.Q, w.Scales, xq, xs, n%2 == 0)
 			}
 			for _, k := range []struct {
 				name string
