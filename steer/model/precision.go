@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"unsafe"
 
 	"github.com/rise-interp/rise/internal/memory"
@@ -44,6 +45,9 @@ func (o Options) apply(m *Model) {
 	}
 }
 
+// slabs holds readMatrix's conversion buffers.
+var slabs sync.Pool
+
 // readMatrix reads a [rows, cols] tensor of st into the precision the
 // options give it. A 16-bit tensor kept at its precision is read into the
 // matrix's own memory, a float32 one as before; any other conversion reads
@@ -74,10 +78,18 @@ func readMatrix(st *safetensors.File, name string, rows, cols int, o Options) (M
 		return NewMatrix(rows, cols, t.Data), nil
 	}
 	// Converted a slab of rows at a time, so that no float32 copy of the
-	// whole tensor is ever held.
+	// whole tensor is ever held; the slab is reused from tensor to tensor,
+	// so that loading leaves no garbage for the heap to grow over (a
+	// fresh slab per tensor left 100 MB of it beside a 556 MB Q8 model).
 	w := newMatrix(rows, cols, d)
 	per := max(1, (1<<18)/max(1, cols))
-	buf := make([]float32, min(rows, per)*cols)
+	p, _ := slabs.Get().(*[]float32)
+	if p == nil {
+		p = new([]float32)
+	}
+	defer slabs.Put(p)
+	*p = grow(*p, min(rows, per)*cols)
+	buf := *p
 	for r0 := 0; r0 < rows; r0 += per {
 		r1 := min(rows, r0+per)
 		slab := buf[:(r1-r0)*cols]
