@@ -39,3 +39,19 @@ func gatherDot64(x []float32, base []float32, stride int, idx []int32, out []flo
 	_ = out[len(idx)-1]
 	gatherDot64AVX2(&x[0], &base[0], stride, &idx[0], &out[0], len(idx))
 }
+
+//go:noescape
+func adamAVX2(p, grad, m, v *float32, n int, c *adamConsts)
+
+// adamUpdate is adamUpdateGo, whole runs of 8 by the AVX2 kernel (the same
+// result to the bit).
+func adamUpdate(p, g, m, v []float32, c *adamConsts) {
+	n := len(p) &^ 7
+	if haveGatherAVX2 && n > 0 {
+		g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+		adamAVX2(&p[0], &g[0], &m[0], &v[0], n, c)
+	} else {
+		n = 0
+	}
+	adamUpdateGo(p[n:], g[n:], m[n:], v[n:], c)
+}

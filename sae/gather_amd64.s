@@ -103,3 +103,54 @@ dotloop:
 dotdone:
 	VZEROUPPER
 	RET
+
+// func adamAVX2(p, grad, m, v *float32, n int, c *adamConsts)
+// The Adam update of adam.step for n values (a positive multiple of 8),
+// eight at a time, with the same operations in the same order as the Go
+// loop (no fused multiply-adds; square root and division correctly
+// rounded), so the result is the same to the bit:
+//	m = b1·m + (1−b1)·g;  v = b2·v + ((1−b2)·g)·g;  p −= (step·m) / (√v·sc2 + eps)
+TEXT ·adamAVX2(SB), NOSPLIT, $0-48
+	MOVQ p+0(FP), DI
+	MOVQ grad+8(FP), SI
+	MOVQ m+16(FP), R8
+	MOVQ v+24(FP), R9
+	MOVQ n+32(FP), CX
+	MOVQ c+40(FP), AX
+	VBROADCASTSS 0(AX), Y8   // b1
+	VBROADCASTSS 4(AX), Y9   // 1 − b1
+	VBROADCASTSS 8(AX), Y10  // b2
+	VBROADCASTSS 12(AX), Y11 // 1 − b2
+	VBROADCASTSS 16(AX), Y12 // step
+	VBROADCASTSS 20(AX), Y13 // sc2
+	VBROADCASTSS 24(AX), Y14 // eps
+
+adamloop:
+	VMOVUPS (SI), Y0
+	VMOVUPS (R8), Y1
+	VMULPS  Y8, Y1, Y1
+	VMULPS  Y9, Y0, Y2
+	VADDPS  Y2, Y1, Y1
+	VMOVUPS Y1, (R8)
+	VMOVUPS (R9), Y3
+	VMULPS  Y10, Y3, Y3
+	VMULPS  Y11, Y0, Y4
+	VMULPS  Y0, Y4, Y4
+	VADDPS  Y4, Y3, Y3
+	VMOVUPS Y3, (R9)
+	VSQRTPS Y3, Y5
+	VMULPS  Y13, Y5, Y5
+	VADDPS  Y14, Y5, Y5
+	VMULPS  Y12, Y1, Y6
+	VDIVPS  Y5, Y6, Y6
+	VMOVUPS (DI), Y7
+	VSUBPS  Y6, Y7, Y7
+	VMOVUPS Y7, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	SUBQ $8, CX
+	JNZ  adamloop
+	VZEROUPPER
+	RET

@@ -29,19 +29,31 @@ func (a *adam) step(grads [][]float32, lr float64) {
 	c1 := 1 - math.Pow(a.beta1, float64(a.t))
 	c2 := 1 - math.Pow(a.beta2, float64(a.t))
 	b1, b2 := float32(a.beta1), float32(a.beta2)
-	stepSize := float32(lr / c1)
-	sc2 := float32(1 / math.Sqrt(c2))
-	eps := float32(a.eps)
+	c := &adamConsts{b1: b1, omb1: 1 - b1, b2: b2, omb2: 1 - b2,
+		step: float32(lr / c1), sc2: float32(1 / math.Sqrt(c2)), eps: float32(a.eps)}
 	for k, p := range a.params {
 		g, m, v := grads[k], a.m[k], a.v[k]
 		parallel.For(len(p), 1<<14, func(_, lo, hi int) {
-			for i := lo; i < hi; i++ {
-				gi := g[i]
-				m[i] = b1*m[i] + (1-b1)*gi
-				v[i] = b2*v[i] + (1-b2)*gi*gi
-				p[i] -= stepSize * m[i] / (sqrt32(v[i])*sc2 + eps)
-			}
+			adamUpdate(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], c)
 		})
+	}
+}
+
+// adamConsts are one Adam step's coefficients, in the layout the AVX2
+// kernel reads.
+type adamConsts struct {
+	b1, omb1, b2, omb2 float32 // β1, 1−β1, β2, 1−β2
+	step, sc2, eps     float32 // lr/(1−β1ᵗ), 1/√(1−β2ᵗ), ε
+}
+
+// adamUpdateGo updates the parameters p and the moments m, v from the
+// gradients g: the Adam step, elementwise.
+func adamUpdateGo(p, g, m, v []float32, c *adamConsts) {
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	for i, gi := range g {
+		m[i] = c.b1*m[i] + c.omb1*gi
+		v[i] = c.b2*v[i] + c.omb2*gi*gi
+		p[i] -= c.step * m[i] / (sqrt32(v[i])*c.sc2 + c.eps)
 	}
 }
 

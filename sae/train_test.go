@@ -2,6 +2,8 @@ package sae
 
 import (
 	"context"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -198,5 +200,38 @@ func TestResampleRevivesDeadLatents(t *testing.T) {
 	}
 	if !sameWeights(whole, resumed) || res.Resampled != on.Resampled {
 		t.Errorf("resumed at step 60: same weights %v, %d resampled (unbroken %d)", sameWeights(whole, resumed), res.Resampled, on.Resampled)
+	}
+}
+
+// TestAdamKernel runs the platform's Adam update and the pure-Go loop on
+// the same values, lengths with and without a tail of fewer than 8, zero
+// and huge gradients and moments included: the same bits.
+func TestAdamKernel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 5))
+	for _, n := range []int{1, 7, 8, 9, 64, 1000, 1029} {
+		p, g, m, v := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
+		for i := range n {
+			p[i] = float32(rng.NormFloat64())
+			g[i] = float32(rng.NormFloat64() * math.Pow(10, float64(rng.IntN(12)-8)))
+			m[i] = float32(rng.NormFloat64() * 1e-3)
+			v[i] = float32(math.Abs(rng.NormFloat64()) * 1e-6)
+			switch rng.IntN(10) {
+			case 0:
+				g[i] = 0
+			case 1:
+				m[i], v[i] = 0, 0
+			}
+		}
+		c := &adamConsts{b1: 0.9, omb1: 1 - float32(0.9), b2: 0.999, omb2: 1 - float32(0.999), step: 1e-3 / 0.1, sc2: 31.6, eps: 1e-8}
+		p2, m2, v2 := slices.Clone(p), slices.Clone(m), slices.Clone(v)
+		for range 3 {
+			adamUpdate(p, g, m, v, c)
+			adamUpdateGo(p2, g, m2, v2, c)
+		}
+		for i := range n {
+			if math.Float32bits(p[i]) != math.Float32bits(p2[i]) || math.Float32bits(m[i]) != math.Float32bits(m2[i]) || math.Float32bits(v[i]) != math.Float32bits(v2[i]) {
+				t.Fatalf("n %d, value %d: kernel p %g m %g v %g, Go p %g m %g v %g", n, i, p[i], m[i], v[i], p2[i], m2[i], v2[i])
+			}
+		}
 	}
 }
