@@ -30,7 +30,8 @@ type TrainRequest struct {
 	Batch    int     `json:"batch"`
 	LR       float64 `json:"lr"`
 	Seed     uint64  `json:"seed"`
-	SAE      string  `json:"sae"` // atlas jobs
+	Resample int     `json:"resample_every"` // steps between resamplings of dead latents (0: none)
+	SAE      string  `json:"sae"`            // atlas jobs
 }
 
 // listJobs answers GET /api/jobs?kind=K,...&offset=&limit=: a page of the
@@ -168,7 +169,7 @@ func (s *Server) trainPlan(req TrainRequest) (*Dataset, *activations.Layer, sae.
 		return nil, nil, cfg, errorf(http.StatusBadRequest, "train: layer: dataset %s: %v", ds.Name, err)
 	}
 	cfg, err = sae.Settings{Preset: req.Preset, Arch: req.Arch, Width: req.Width, K: req.K, Sparsity: req.Sparsity,
-		Steps: req.Steps, Batch: req.Batch, LR: req.LR}.Config()
+		Steps: req.Steps, Batch: req.Batch, LR: req.LR, Resample: req.Resample}.Config()
 	if err != nil {
 		return nil, nil, cfg, errorf(http.StatusBadRequest, "train: %v", err)
 	}

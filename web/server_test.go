@@ -647,3 +647,28 @@ func TestCrossOrigin(t *testing.T) {
 	}
 	ts.waitReady(t, "origin")
 }
+
+// TestTrainResample trains with dead-latent resampling through the API:
+// batchtopk, which does not resample, is refused in one line; a topk run
+// records its setting and how many latents it resampled in cfg.json.
+func TestTrainResample(t *testing.T) {
+	ts := newTestServer(t)
+	var e map[string]any
+	bad := `{"kind": "train", "dataset": "planted", "name": "rs-bad", "arch": "batchtopk", "k": 4, "width": 64, "steps": 40, "resample_every": 10}`
+	if code := ts.post(t, "/api/jobs", bad, &e); code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(e["error"]), "resample every") {
+		t.Fatalf("batchtopk with resampling: %d %v", code, e)
+	}
+	var j JobView
+	ok := `{"kind": "train", "dataset": "planted", "name": "rs", "arch": "topk", "k": 4, "width": 256, "steps": 60, "batch": 256, "resample_every": 10}`
+	if code := ts.post(t, "/api/jobs", ok, &j); code != http.StatusAccepted {
+		t.Fatalf("topk with resampling: %d %+v", code, j)
+	}
+	ts.waitReady(t, "rs")
+	raw, err := os.ReadFile(filepath.Join(ts.ws.SAE("rs").Path, "cfg.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), `"resample_every": 10`) || !strings.Contains(string(raw), `"resampled"`) {
+		t.Errorf("cfg.json: %s", raw)
+	}
+}

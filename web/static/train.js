@@ -75,6 +75,9 @@ function trainForm(datasets, ctx, started) {
   const steps = h('input', {id: 'train-steps', name: 'steps', type: 'number', min: 1, step: 1, value: 2000});
   const batch = h('input', {id: 'train-batch', name: 'batch', type: 'number', min: 1, step: 1, value: 1024});
   const seed = h('input', {id: 'train-seed', name: 'seed', type: 'number', step: 1, value: 1});
+  const resample = h('input', {id: 'train-resample', name: 'resample_every', type: 'number', min: 0, step: 1, value: 0,
+    title: 'Re-initialise dead latents every N steps in the first half of the run (0: never; not for batchtopk)'});
+  const resampleField = field('resample dead every', resample);
   const kField = field('k (active latents)', k);
   const lamField = field('sparsity λ', sparsity);
   const msg = h('div', {class: 'form-msg'});
@@ -93,6 +96,7 @@ function trainForm(datasets, ctx, started) {
     const a = arch.value;
     kField.hidden = !(a === 'topk' || a === 'batchtopk');
     lamField.hidden = !(a === 'standard' || a === 'jumprelu');
+    resampleField.hidden = a === 'batchtopk';
     suggestName();
   }
   dsSel.addEventListener('change', () => { fillLayers(); setQuery({dataset: dsSel.value, layer: layerSel.value}); });
@@ -109,7 +113,7 @@ function trainForm(datasets, ctx, started) {
   const form = h('form', {class: 'form-grid', novalidate: true},
     field('dataset', dsSel), field('layer', layerSel), h('div', {class: 'span2'}, field('name', name)),
     field('architecture', arch), field('width (latents)', width), kField, lamField,
-    field('preset', preset), field('steps', steps), field('batch', batch), field('seed', seed),
+    field('preset', preset), field('steps', steps), field('batch', batch), field('seed', seed), resampleField,
     h('div', {class: 'form-actions'}, start, msg));
   if (!datasets.length) fill(msg, errorBox(new Error('No dataset to train on.')));
 
@@ -121,6 +125,7 @@ function trainForm(datasets, ctx, started) {
       arch: a, width: int(width.value), k: (a === 'topk' || a === 'batchtopk') ? int(k.value) : 0,
       sparsity: (a === 'standard' || a === 'jumprelu') ? Number(sparsity.value) || 0 : 0,
       preset: preset.value, steps: int(steps.value), batch: int(batch.value), lr: 0, seed: int(seed.value),
+      resample_every: a === 'batchtopk' ? 0 : int(resample.value),
     };
     start.disabled = true;
     fill(msg, 'Starting…');
