@@ -30,6 +30,11 @@ type Config struct {
 	Seed   uint64 // the same seed gives the same traces
 	MinOps int    // operations per problem, at least 1; default 2
 	MaxOps int    // default 5
+	// MaxValue bounds the start value, every intermediate value and the
+	// answer: default 99, so that every step is arithmetic on two-digit
+	// numbers that a small byte-level model can learn; 999 gives three-digit
+	// chains.
+	MaxValue int
 }
 
 func (c Config) withDefaults() Config {
@@ -38,6 +43,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxOps == 0 {
 		c.MaxOps = 5
+	}
+	if c.MaxValue == 0 {
+		c.MaxValue = 99
 	}
 	return c
 }
@@ -50,6 +58,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("count: expected 1 to 10000000, found %d", c.N)
 	case c.MinOps < 1 || c.MaxOps < c.MinOps || c.MaxOps > 12:
 		return fmt.Errorf("operations: expected 1 <= min <= max <= 12, found %d and %d", c.MinOps, c.MaxOps)
+	case c.MaxValue < 20 || c.MaxValue > 1_000_000:
+		return fmt.Errorf("largest value: expected 20 to 1000000, found %d", c.MaxValue)
 	}
 	return nil
 }
@@ -66,6 +76,7 @@ type Problem struct {
 	Start  int
 	ops    []op
 	Answer int
+	max    int // the largest value a problem of its kind reaches
 }
 
 // Prompt is the problem as the model sees it.
@@ -86,14 +97,19 @@ func (p Problem) Prompt() string {
 	return b.String()
 }
 
-// Difficulty is a number from 0 to 1: more operations and larger values are
-// harder.
+// Difficulty is a number from 0 to 1: more operations and larger values
+// (above a tenth of the largest value allowed, or above half of it in
+// two-digit problems) are harder.
 func (p Problem) Difficulty(maxOps int) float64 {
 	big := 0.0
 	v := p.Start
+	bigAt := (p.max + 1) / 10
+	if p.max < 100 {
+		bigAt = (p.max + 1) / 2
+	}
 	for _, o := range p.ops {
 		v = apply(v, o)
-		if v >= 100 {
+		if v >= bigAt {
 			big += 1
 		}
 	}
@@ -112,10 +128,13 @@ func apply(v int, o op) int {
 }
 
 // newProblem draws a problem whose every intermediate value stays within
-// [0, 999].
+// [0, c.MaxValue]: a start value up to 49 (or half the largest value), sums
+// and differences with terms up to 60 and 40 (or 40% of the largest value),
+// products by 2 to 9.
 func newProblem(r *rand.Rand, c Config) Problem {
+	add, sub := min(60, c.MaxValue*4/10), min(40, c.MaxValue*4/10)
 	for {
-		p := Problem{Start: 2 + r.IntN(48)}
+		p := Problem{Start: 2 + r.IntN(min(48, c.MaxValue/2)), max: c.MaxValue}
 		k := c.MinOps + r.IntN(c.MaxOps-c.MinOps+1)
 		v := p.Start
 		ok := true
@@ -123,14 +142,14 @@ func newProblem(r *rand.Rand, c Config) Problem {
 			var o op
 			switch r.IntN(3) {
 			case 0:
-				o = op{'+', 1 + r.IntN(60)}
+				o = op{'+', 1 + r.IntN(add)}
 			case 1:
-				o = op{'-', 1 + r.IntN(40)}
+				o = op{'-', 1 + r.IntN(sub)}
 			default:
 				o = op{'x', 2 + r.IntN(8)}
 			}
 			v = apply(v, o)
-			if v < 0 || v > 999 {
+			if v < 0 || v > c.MaxValue {
 				ok = false
 				break
 			}
@@ -187,8 +206,11 @@ func trace(r *rand.Rand, p Problem, maxOps int) (steps []string, correct bool, m
 		got := want
 		if r.Float64() < errChance {
 			got = want + []int{-10, -2, -1, 1, 2, 10}[r.IntN(6)]
-			if got < 0 {
+			if got < 0 || got > p.max {
 				got = want + 1
+				if got > p.max {
+					got = want - 1
+				}
 			}
 			mistakes++
 		}

@@ -103,3 +103,50 @@ func TestTraces(t *testing.T) {
 		t.Error("zero traces accepted")
 	}
 }
+
+// TestMaxValue checks that every start, intermediate and final value of
+// the default (two-digit) problems is within 0..99 (in the traces without
+// a mistake: a wrong result carries on and may leave the range), that three-digit
+// chains reach past 99 when asked for, and that a bound out of range is
+// refused.
+func TestMaxValue(t *testing.T) {
+	for _, c := range []struct {
+		max     int
+		wantBig bool
+	}{{0, false}, {999, true}} {
+		trs, err := Traces(Config{N: 2000, Seed: 3, MaxValue: c.max})
+		if err != nil {
+			t.Fatal(err)
+		}
+		limit := max(c.max, 99)
+		big := false
+		for _, tr := range trs {
+			var mistakes int
+			json.Unmarshal(tr.Extra["mistakes"], &mistakes)
+			if mistakes > 0 {
+				continue
+			}
+			for _, s := range strings.Split(tr.Response, "\n\n") {
+				g := stepRE.FindStringSubmatch(s)
+				if g == nil {
+					continue
+				}
+				for _, f := range []string{g[1], g[4]} {
+					v, _ := strconv.Atoi(f)
+					if v < 0 || v > limit {
+						t.Fatalf("max %d: %s: step %q leaves 0..%d", c.max, tr.Trace, s, limit)
+					}
+					big = big || v > 99
+				}
+			}
+		}
+		if big != c.wantBig {
+			t.Errorf("max %d: values above 99: %v", c.max, big)
+		}
+	}
+	for _, bad := range []int{-1, 5, 2_000_000} {
+		if err := (Config{N: 1, MaxValue: bad}).Validate(); err == nil || !strings.Contains(err.Error(), "largest value") {
+			t.Errorf("MaxValue %d: %v", bad, err)
+		}
+	}
+}

@@ -18,12 +18,13 @@ func init() {
 		seed           uint64
 		prompts        bool
 		minOps, maxOps int
+		maxValue       int
 	)
 	register(&command{
 		name:    "traces",
 		noArgs:  true,
 		summary: "write synthetic reasoning traces (arithmetic in steps, with reflection and backtracking) or held-out prompts",
-		usage:   "--out FILE [--n N] [--seed S] [--prompts] [--min-ops A] [--max-ops B]",
+		usage:   "--out FILE [--n N] [--seed S] [--prompts] [--min-ops A] [--max-ops B] [--max-value V]",
 		help: `Writes traces.jsonl of arithmetic problems solved in steps separated by
 "\n\n", in RISE's shape: reflection steps ("Wait, let me check: 19 x 3 = 57.
 Yes.") and backtracking steps ("Alternatively, ...") whose chances depend on
@@ -48,12 +49,13 @@ Examples:
 			fs.BoolVar(&prompts, "prompts", false, "write problems only: {\"prompt\", \"answer\"}")
 			fs.IntVar(&minOps, "min-ops", 2, "operations per problem, at least")
 			fs.IntVar(&maxOps, "max-ops", 5, "operations per problem, at most")
+			fs.IntVar(&maxValue, "max-value", 99, "largest start, intermediate and final value (999: three-digit chains)")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
 			if out == "" {
 				return usagef("--out is required")
 			}
-			cfg := reason.Config{N: n, Seed: seed, MinOps: minOps, MaxOps: maxOps}
+			cfg := reason.Config{N: n, Seed: seed, MinOps: minOps, MaxOps: maxOps, MaxValue: maxValue}
 			if err := cfg.Validate(); err != nil {
 				return usagef("%v", err)
 			}
