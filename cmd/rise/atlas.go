@@ -20,6 +20,7 @@ func init() {
 		saePaths                   stringList
 		data, out, layout, svgDir  string
 		holdOut                    float64
+		attribute                  string
 		layer, clusters, neighbors int
 		seed                       uint64
 		minDist                    float64
@@ -72,6 +73,7 @@ Examples:
 			fs.StringVar(&layers, "layers", "", "with --sweep: the layer of each --sae, comma-separated (default: each SAE's hook layer)")
 			fs.IntVar(&maxSteps, "steps", atlas.DefaultSeparationSteps, "with --sweep: steps sampled for the step silhouettes")
 			fs.Float64Var(&holdOut, "hold-out", 0.5, "share of the traces held out: the behaviour columns are chosen on the others and judged on these (0: use every trace for both)")
+			fs.StringVar(&attribute, "attribute", "own", "tie each step state to its own step's labels (own) or to the next step's (next: the behaviour the model is about to write)")
 		},
 		run: func(ctx context.Context, e *env, fs *flag.FlagSet) error {
 			if len(saePaths) == 0 || data == "" || out == "" {
@@ -80,7 +82,10 @@ Examples:
 			if !(holdOut >= 0 && holdOut < 1) {
 				return usagef("--hold-out: expected a share in [0, 1), found %v", holdOut)
 			}
-			split := atlas.AttributionOptions{HoldOut: holdOut, HoldOutSeed: seed, Shuffled: true}
+			if attribute != "own" && attribute != "next" {
+				return usagef("--attribute: expected own or next, found %q", attribute)
+			}
+			split := atlas.AttributionOptions{HoldOut: holdOut, HoldOutSeed: seed, Shuffled: true, NextStep: attribute == "next"}
 			if sweep {
 				return runSweep(ctx, e, sweepArgs{saes: saePaths, data: data, out: out, svgDir: svgDir, layers: layers, seed: seed, maxSteps: maxSteps, attribution: split})
 			}

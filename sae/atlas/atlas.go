@@ -141,6 +141,9 @@ type Atlas struct {
 	// Split, when the atlas was built with one, says which traces chose
 	// the behaviour columns and which judged them (BehaviourInfo.HeldOut).
 	Split *SplitInfo `json:"split,omitempty"`
+	// Attribution is "next" when each step state was tied to the labels of
+	// the step after it (AttributionOptions.NextStep), empty for its own.
+	Attribution string `json:"attribution,omitempty"`
 	// Rule is the evidence a column needs to be tied to a behaviour.
 	Rule *RuleInfo `json:"rule,omitempty"`
 	// Candidates, when the atlas was explained (Annotate), are the
@@ -290,6 +293,9 @@ func Build(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []ac
 				a.Behaviours[name] = info
 			}
 		}
+	}
+	if attr.Options.NextStep {
+		a.Attribution = "next"
 	}
 	if h := attr.HeldOut; h != nil {
 		a.Split = &SplitInfo{HoldOut: attr.Options.HoldOut, Seed: attr.Options.HoldOutSeed,

@@ -64,6 +64,12 @@ type AttributionOptions struct {
 	// same for every layer and SAE of a dump.
 	HoldOut     float64
 	HoldOutSeed uint64
+	// NextStep ties each row to the labels of the step that follows it in
+	// its trace (none after a trace's last step) instead of its own. A
+	// step's state is read at the delimiter that ends it, where the model
+	// is about to write the next step: columns specific to what comes
+	// next are the directions that steering at step boundaries can move.
+	NextStep bool
 	// Shuffled also measures the selection steps with their labels
 	// shuffled among them (seeded by HoldOutSeed) into
 	// Attribution.Shuffled: the baseline a behaviour vector is held
@@ -145,6 +151,9 @@ func Attribute(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps 
 	names, stepLabels := indexLabels(steps)
 	if len(names) == 0 {
 		return nil, fmt.Errorf("attribute: none of the %d steps carries a behaviour label", len(steps))
+	}
+	if opts.NextStep {
+		stepLabels = nextLabels(steps, stepLabels)
 	}
 	// half[row] is 1 for a held-out row, 0 for a selection row.
 	half := make([]uint8, len(steps))
@@ -329,6 +338,18 @@ func (a *Attribution) Enrichment(b, j int) float64 {
 		return 0
 	}
 	return float64(a.Rate[b][j]) / float64(a.RateAll[j])
+}
+
+// nextLabels returns, for each step, the labels of the step after it in
+// the same trace (nil for a trace's last step).
+func nextLabels(steps []activations.Step, labels [][]int) [][]int {
+	out := make([][]int, len(labels))
+	for i := range steps {
+		if i+1 < len(steps) && steps[i+1].Trace == steps[i].Trace {
+			out[i] = labels[i+1]
+		}
+	}
+	return out
 }
 
 // indexLabels lists the distinct labels of steps (sorted) and each step's

@@ -374,3 +374,20 @@ func TestAttributionBadInputs(t *testing.T) {
 		t.Error("nil SAE: expected an error")
 	}
 }
+
+// TestAttributionNextStep ties each row of the tiny dump to the labels of
+// the step after it: row 0 to step 1's (reflection, other), row 1 to step
+// 2's (other), row 2 to step 3's (none), row 3 to step 4's (backtracking)
+// and the trace's last row to none.
+func TestAttributionNextStep(t *testing.T) {
+	layer, steps := tinyDump(t)
+	a, err := Attribute(context.Background(), tinySAE(t), layer, steps, AttributionOptions{NextStep: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Counts[0] != 1 || a.Counts[1] != 2 || a.Counts[2] != 1 || a.Unlabelled != 2 || a.Rows != 5 {
+		t.Fatalf("counts %v, unlabelled %d, rows %d; expected [1 2 1], 2, 5", a.Counts, a.Unlabelled, a.Rows)
+	}
+	// Latents by row: (1,0,0) (3,1,0) (0,0,2) (0,4,0) (2,2,0).
+	checkTable(t, "Mean", a.Mean, [][]float32{{0, 4, 0}, {2, 0.5, 0}, {1, 0, 0}})
+}
