@@ -108,8 +108,8 @@ testdata: build
 DEMO_OUT      ?= out/steer-demo
 TINY_MODEL    ?= testdata/tinyreason/model.bin
 TINY_TOK      ?= testdata/tinyreason/tok.bin
-STEER_LAYER   ?= 2
-STEER_ALPHAS  ?= -8,-4,-2,0,2,4,8
+STEER_LAYER   ?= 3
+STEER_ALPHAS  ?= -32,-16,-8,0,8,16,32
 STEER_TEMP    ?= 1
 STEER_PROMPTS ?= 100
 steer-demo: build
@@ -117,10 +117,10 @@ steer-demo: build
 	$(BIN) traces --out $(DEMO_OUT)/traces.jsonl --n 3000 --seed 7
 	$(BIN) dump --model $(TINY_MODEL) --tokenizer $(TINY_TOK) --traces $(DEMO_OUT)/traces.jsonl --layers 1,2,3 --out $(DEMO_OUT)/dump --force
 	for l in 1 2 3; do \
-		$(BIN) train --data $(DEMO_OUT)/dump --layer $$l --arch topk --k 8 --width 512 --steps 1500 --batch 256 --out $(DEMO_OUT)/sae-l$$l && \
-		$(BIN) atlas --sae $(DEMO_OUT)/sae-l$$l --data $(DEMO_OUT)/dump --out $(DEMO_OUT)/atlas-l$$l.json --svg $(DEMO_OUT)/map-l$$l || exit 1; \
+		$(BIN) train --data $(DEMO_OUT)/dump --layer $$l --arch topk --k 8 --width 512 --steps 1500 --batch 256 --resample-every 50 --out $(DEMO_OUT)/sae-l$$l && \
+		$(BIN) atlas --sae $(DEMO_OUT)/sae-l$$l --data $(DEMO_OUT)/dump --attribute next --out $(DEMO_OUT)/atlas-l$$l.json --svg $(DEMO_OUT)/map-l$$l || exit 1; \
 	done
-	$(BIN) atlas --sweep --data $(DEMO_OUT)/dump --sae $(DEMO_OUT)/sae-l1 --sae $(DEMO_OUT)/sae-l2 --sae $(DEMO_OUT)/sae-l3 --out $(DEMO_OUT)/sweep.json --svg $(DEMO_OUT)
+	$(BIN) atlas --sweep --attribute next --data $(DEMO_OUT)/dump --sae $(DEMO_OUT)/sae-l1 --sae $(DEMO_OUT)/sae-l2 --sae $(DEMO_OUT)/sae-l3 --out $(DEMO_OUT)/sweep.json --svg $(DEMO_OUT)
 	printf '{"vectors": [{"source": "atlas:atlas-l%s.json#reflection", "layer": %s, "op": "add", "strength": 1, "positions": "step_boundary"}]}\n' $(STEER_LAYER) $(STEER_LAYER) > $(DEMO_OUT)/reflection.json
 	$(BIN) traces --prompts --out $(DEMO_OUT)/heldout.jsonl --n $(STEER_PROMPTS) --seed 99
 	$(BIN) steer --model $(TINY_MODEL) --tokenizer $(TINY_TOK) --steer $(DEMO_OUT)/reflection.json --alphas=$(STEER_ALPHAS) \
@@ -150,7 +150,7 @@ confidence-demo: build
 	@rm -rf $(CONF_OUT) && mkdir -p $(CONF_OUT)
 	$(BIN) traces --out $(CONF_OUT)/traces.jsonl --n 2000 --seed 7
 	$(BIN) dump --model $(TINY_MODEL) --tokenizer $(TINY_TOK) --traces $(CONF_OUT)/traces.jsonl --layers 2 --out $(CONF_OUT)/dump --force
-	$(BIN) train --data $(CONF_OUT)/dump --arch topk --k 8 --width 512 --steps 1500 --batch 256 --out $(CONF_OUT)/sae
+	$(BIN) train --data $(CONF_OUT)/dump --arch topk --k 8 --width 512 --steps 1500 --batch 256 --resample-every 50 --out $(CONF_OUT)/sae
 	$(BIN) traces --prompts --out $(CONF_OUT)/heldout.jsonl --n 50 --seed 99
 	$(BIN) confidence --model $(TINY_MODEL) --tokenizer $(TINY_TOK) --sae $(CONF_OUT)/sae --layer 2 \
 		--traces $(CONF_OUT)/traces.jsonl --prompts $(CONF_OUT)/heldout.jsonl --iters $(CONF_ITERS) --temperature 1 --out $(CONF_OUT)/confidence.json

@@ -227,11 +227,18 @@ type derivedHeader struct {
 	// Named names the behaviours named on the dataset (namedHash): files
 	// derived under other labels are not reused.
 	Named string `json:"named,omitempty"`
+	// Attribution is "next" when columns were attributed by the next
+	// step's labels (Dataset.NextStep).
+	Attribution string `json:"attribution,omitempty"`
 }
 
 func derivedFor(m *SAE, s *sae.SAE) derivedHeader {
 	p, _ := filepath.Abs(m.Dataset.Path)
-	return derivedHeader{Format: derivedFormat, SAE: weightsHash(s), Dataset: p, Layer: m.Layer.Number, Rows: m.Layer.Rows, Named: m.Dataset.namedHash()}
+	h := derivedHeader{Format: derivedFormat, SAE: weightsHash(s), Dataset: p, Layer: m.Layer.Number, Rows: m.Layer.Rows, Named: m.Dataset.namedHash()}
+	if m.Dataset.NextStep {
+		h.Attribution = "next"
+	}
+	return h
 }
 
 // derivedMatches reports whether the files in dir were derived from want.

@@ -88,7 +88,7 @@ func (s *Server) sweepOf(ds *Dataset) (*sweepResult, error) {
 			j.Progress("sweep", int64(i), int64(len(layers)))
 			p := byLayer[l]
 			_, _, _, sa, _ := p.m.snapshot()
-			sp, err := atlas.Separate(ctx, sa, p.m.Layer, ds.Steps, atlas.SeparationOptions{Seed: seed})
+			sp, err := atlas.Separate(ctx, sa, p.m.Layer, ds.Steps, atlas.SeparationOptions{Seed: seed, Attribution: atlas.AttributionOptions{NextStep: ds.NextStep}})
 			if err != nil {
 				return nil, err
 			}

@@ -34,6 +34,11 @@ type Dataset struct {
 	traceOrder []string // trace ids in order of first appearance
 	traceRows  map[string][]int
 	named      label.Rules // behaviours named in the workspace (named.go)
+
+	// NextStep ties each step state to the labels of the step after it
+	// when SAE columns are attributed to behaviours
+	// (atlas.AttributionOptions.NextStep); the model demo sets it.
+	NextStep bool
 }
 
 // SAE states.
@@ -368,7 +373,7 @@ func analyse(ctx context.Context, m *SAE, s *sae.SAE, seed uint64, cacheDir stri
 	}
 	an := &analysis{unit: vec.UnitRows(s.WDec, s.DSae, s.DIn), venhoff: map[string][]float32{}}
 	progress("attribution", 0, 1)
-	attr, err := atlas.Attribute(ctx, s, m.Layer, ds.Steps, atlas.AttributionOptions{})
+	attr, err := atlas.Attribute(ctx, s, m.Layer, ds.Steps, atlas.AttributionOptions{NextStep: ds.NextStep})
 	if err != nil {
 		return nil, err
 	}

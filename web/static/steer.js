@@ -41,7 +41,11 @@ export async function render(main, ctx) {
   });
   const operator = h('select', {'aria-label': 'operator'}, ['add', 'scale', 'clamp', 'ablate'].map((o) => h('option', {value: o}, o)));
   const demo = problems.length > 0;
-  const strength = h('input', {type: 'range', min: -20, max: 20, step: 0.5, value: demo ? 8 : 4, 'aria-label': 'strength'});
+  // The demo steers block 3 of the tiny model, whose residual stream has a
+  // norm of about 100 at the step boundaries: a unit vector moves it from a
+  // strength of 8 or so, and clearly at 16 to 32.
+  const span = demo ? 40 : 20;
+  const strength = h('input', {type: 'range', min: -span, max: span, step: 0.5, value: demo ? 24 : 4, 'aria-label': 'strength'});
   const strengthBox = h('input', {type: 'number', min: -1e6, max: 1e6, step: 0.5, value: strength.value, class: 'narrow', 'aria-label': 'strength value', testid: 'steer-strength'});
   const strengthWarn = h('div', {class: 'small warning-text', testid: 'steer-strength-warning'});
   const showWarning = () => {
@@ -51,7 +55,7 @@ export async function render(main, ctx) {
   strength.addEventListener('input', () => { strengthBox.value = strength.value; showWarning(); });
   strengthBox.addEventListener('input', () => {
     const v = Number(strengthBox.value);
-    if (Number.isFinite(v)) strength.value = Math.max(-20, Math.min(20, v));
+    if (Number.isFinite(v)) strength.value = Math.max(-span, Math.min(span, v));
     showWarning();
   });
   const positions = h('select', {'aria-label': 'positions'},
@@ -273,7 +277,7 @@ function showGeneration(el, g, base) {
 // dose-response of reflection, backtracking and accuracy with their 95%
 // intervals and the band of the random-direction controls.
 function sweepPanel({vectors, operator, positions, maxTokens, temperature, topP, seed, demo, ctx}) {
-  const strengths = h('input', {type: 'text', value: '-8,-4,0,4,8', class: 'mono', 'aria-label': 'sweep strengths', testid: 'sweep-strengths'});
+  const strengths = h('input', {type: 'text', value: demo ? '-32,-16,0,16,32' : '-8,-4,0,4,8', class: 'mono', 'aria-label': 'sweep strengths', testid: 'sweep-strengths'});
   const problems = h('input', {type: 'number', min: 1, max: 500, value: 50, class: 'narrow', 'aria-label': 'sweep problems', testid: 'sweep-problems'});
   const controls = h('input', {type: 'number', min: 0, max: 10, value: 3, class: 'narrow', 'aria-label': 'sweep controls'});
   const go = h('button', {testid: 'sweep-run'}, 'Run sweep');
