@@ -36,7 +36,7 @@ func For(n, minPerWorker int, body func(w, lo, hi int)) {
 	}
 	chunk := (n + nw - 1) / nw
 	nw = (n + chunk - 1) / chunk
-	if nw <= 1<<15 && helpers.run(n, chunk, nw, body) {
+	if helpers.run(n, chunk, nw, body) {
 		return
 	}
 	var wg sync.WaitGroup
@@ -57,23 +57,23 @@ func For(n, minPerWorker int, body func(w, lo, hi int)) {
 const spinFor = 200 * time.Microsecond
 
 // pool is For's helper goroutines: helper i runs worker i+1's range of
-// each For. They are started on first use and never stop; idle, they
-// sleep on their channel.
+// each For that needs it. They are started on first use and never stop.
+// A For hands each helper it needs its range on the helper's channel,
+// which is empty then (the helper finished its last range before the last
+// For returned), so the hand-over never blocks and needs no other
+// signalling: an idle helper polls its channel for spinFor, then sleeps in
+// a receive on it.
 type pool struct {
-	mu      sync.Mutex // held by the For using the helpers
-	workers []*helper
-
-	// The task: body, n and chunk are written before task is advanced and
-	// read, by the helpers that take part, after they see it.
-	body      func(w, lo, hi int)
-	n, chunk  int
-	task      atomic.Uint64 // a sequence number << 16 | the task's worker count
-	remaining atomic.Int32  // helpers' ranges not yet done
+	mu        sync.Mutex // held by the For using the helpers
+	workers   []chan task
+	remaining atomic.Int32 // helpers' ranges of the current For not yet done
 }
 
-type helper struct {
-	asleep atomic.Bool
-	wake   chan struct{} // one token wakes a sleeping helper
+// task is one helper's range of a For.
+type task struct {
+	body   func(w, lo, hi int)
+	w      int
+	lo, hi int
 }
 
 var helpers pool
@@ -86,17 +86,13 @@ func (p *pool) run(n, chunk, nw int, body func(w, lo, hi int)) bool {
 	}
 	defer p.mu.Unlock()
 	for len(p.workers) < nw-1 {
-		h := &helper{wake: make(chan struct{}, 1)}
-		p.workers = append(p.workers, h)
-		go p.loop(len(p.workers)-1, h, p.task.Load())
+		ch := make(chan task, 1)
+		p.workers = append(p.workers, ch)
+		go p.loop(ch)
 	}
-	p.body, p.n, p.chunk = body, n, chunk
 	p.remaining.Store(int32(nw - 1))
-	p.task.Store((p.task.Load()>>16+1)<<16 | uint64(nw))
-	for _, h := range p.workers[:nw-1] {
-		if h.asleep.CompareAndSwap(true, false) {
-			h.wake <- struct{}{}
-		}
+	for w := 1; w < nw; w++ {
+		p.workers[w-1] <- task{body: body, w: w, lo: w * chunk, hi: min(n, (w+1)*chunk)}
 	}
 	body(0, 0, min(n, chunk))
 	for spins := 0; p.remaining.Load() != 0; spins++ {
@@ -104,48 +100,35 @@ func (p *pool) run(n, chunk, nw int, body func(w, lo, hi int)) bool {
 			runtime.Gosched()
 		}
 	}
-	p.body = nil
 	return true
 }
 
-// loop is helper i: it runs worker i+1's range of every task it takes
-// part in (and reads nothing of the others, whose For may be over).
-func (p *pool) loop(i int, h *helper, seen uint64) {
+// loop is one helper: it runs the ranges handed to it on ch.
+func (p *pool) loop(ch chan task) {
 	for {
-		seen = p.next(h, seen)
-		if w := i + 1; w < int(seen&0xffff) {
-			p.body(w, w*p.chunk, min(p.n, (w+1)*p.chunk))
-			p.remaining.Add(-1)
-		}
+		t := next(ch)
+		t.body(t.w, t.lo, t.hi)
+		p.remaining.Add(-1)
 	}
 }
 
-// next waits for a task after seen, spinning for spinFor and then
-// asleep, and returns it.
-func (p *pool) next(h *helper, seen uint64) uint64 {
+// next waits for a range on ch, polling it for spinFor before it sleeps
+// in a receive.
+func next(ch chan task) task {
 	start := time.Now()
 	for spins := 0; ; spins++ {
-		if g := p.task.Load(); g != seen {
-			return g
+		select {
+		case t := <-ch:
+			return t
+		default:
 		}
 		if spins%64 == 63 {
 			if time.Since(start) > spinFor {
-				break
+				return <-ch
 			}
 			runtime.Gosched()
 		}
 	}
-	h.asleep.Store(true)
-	if g := p.task.Load(); g != seen {
-		// A task came in as it fell asleep: if its For has already
-		// taken the helper off the sleepers, a token is on its way.
-		if !h.asleep.CompareAndSwap(true, false) {
-			<-h.wake
-		}
-		return g
-	}
-	<-h.wake
-	return p.task.Load()
 }
 
 // Each runs fn(w, task) for every task in [0, tasks) on up to Workers()

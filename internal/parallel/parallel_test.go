@@ -116,4 +116,11 @@ func TestForHelpers(t *testing.T) {
 	for i := range 50 {
 		check(64+i, 8, false)
 	}
+	// Calls a little before, at and after the moment the helpers stop
+	// spinning and sleep: a helper woken for a call must run that call's
+	// range once, never an earlier one's again.
+	for i := range 400 {
+		time.Sleep(time.Duration(i%9) * spinFor / 4)
+		check(2+i%300, 1, false)
+	}
 }
