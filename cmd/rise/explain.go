@@ -45,9 +45,9 @@ func init() {
 the layer's rows encodes them with the SAE and keeps, per feature, its
 top-activating steps and a sample of its firing steps in activation bands;
 the explanation is the word n-grams (1 to 4 words, lower-cased) most
-over-represented in those steps against all steps, by the weighted
-log-odds with an informative Dirichlet prior of Monroe, Colaresi and Quinn
-(2008), each with its z-score. Each explanation is then scored like the
+over-represented in those steps against all steps (each phrase counted
+once per step that holds it), by the log-odds ratio with an informative
+prior of Monroe, Colaresi and Quinn (2008), each with its z-score. Each explanation is then scored like the
 detection score of Paulo et al. (2024), its phrases standing in for the
 judge: on the held-out traces (--hold-out, split by a hash of the trace id
 and --seed, as rise atlas does), a step is predicted to fire when it holds
