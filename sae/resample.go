@@ -5,23 +5,25 @@ import (
 	"math/rand/v2"
 )
 
-// resample re-initialises the latents that are dead (no firing in the
-// last DeadWindow samples) as Bricken et al. (2023, "Towards
-// Monosemanticity", resampling) do, and returns how many it changed. For
-// each, a row of the batch x is drawn with probability proportional to
-// the square of its squared reconstruction error; with u that row as the
-// encoder sees it (scaled, b_dec removed) and d = u/‖u‖, the decoder row
-// becomes d at the mean norm of the live decoder rows (unit norm for a
-// unit-norm decoder), the encoder column d at 0.2 times the mean norm of
-// the live encoder columns, the encoder bias 0, and the optimiser forgets
-// those entries' moments. The draw is seeded by the run's seed and the
-// step, so a resumed run resamples as an unbroken one.
+// resample re-initialises the latents that are dead (t.dead: no firing in
+// the last DeadWindow samples) as Bricken et al. (2023, "Towards
+// Monosemanticity", resampling) do, marks them live again and returns how
+// many it changed. For each, a row of the batch x is drawn with
+// probability proportional to the square of its squared reconstruction
+// error; with d that row as the encoder sees it (scaled, b_dec removed) at
+// unit length, the decoder row becomes d at the mean norm of the live
+// decoder rows (unit norm for a unit-norm decoder), the encoder column d at
+// 0.2 times the mean norm of the live encoder columns (TopK: 1 times, for
+// the latent must win a place among the k largest to fire at all), the
+// encoder bias 0, and the optimiser forgets those entries' moments. The
+// draw is seeded by the run's seed and the step, so a resumed run
+// resamples as an unbroken one.
 func (t *trainer) resample(x []float32) int {
 	s := t.s
 	m, d := s.DSae, s.DIn
 	var dead []int
-	for j, n := range t.sinceFired {
-		if n > int64(t.cfg.DeadWindow) {
+	for j, isDead := range t.dead {
+		if isDead {
 			dead = append(dead, j)
 		}
 	}
@@ -48,14 +50,10 @@ func (t *trainer) resample(x []float32) int {
 		return 0
 	}
 
-	isDead := make([]bool, m)
-	for _, j := range dead {
-		isDead[j] = true
-	}
 	var decNorm, encNorm float64
 	live := 0
 	for j := range m {
-		if isDead[j] {
+		if t.dead[j] {
 			continue
 		}
 		var dn, en float64
@@ -72,26 +70,26 @@ func (t *trainer) resample(x []float32) int {
 	if t.cfg.unitNorm() {
 		decNorm = 1
 	}
-
 	encScale := 0.2
-	if s.Arch == TopK || s.Arch == BatchTopK {
-		// A TopK latent must win a place among the k largest to fire at
-		// all: it starts at the live columns' mean norm.
+	if s.Arch == TopK {
 		encScale = 1
 	}
+
 	rng := rand.New(rand.NewPCG(t.cfg.Seed, 0x7e5a3b1e^uint64(t.step)))
 	u := make([]float32, d)
 	changed := 0
 	for _, j := range dead {
 		r := drawWeighted(rng, weights, total)
 		s.centre(x[r*d:(r+1)*d], u)
+		// The direction stays float64 until it is scaled (vec.Unit would
+		// round it to float32 first).
 		var norm float64
 		for _, v := range u {
 			norm += float64(v) * float64(v)
 		}
 		norm = math.Sqrt(norm)
-		if !(norm > 0) {
-			continue
+		if !(norm > 0) || math.IsInf(norm, 0) {
+			continue // a row with no direction
 		}
 		for i, v := range u {
 			dir := float64(v) / norm
@@ -101,6 +99,7 @@ func (t *trainer) resample(x []float32) int {
 		s.BEnc[j] = 0
 		t.forgetMoments(j)
 		t.sinceFired[j] = 0
+		t.dead[j] = false
 		changed++
 	}
 	return changed

@@ -571,11 +571,11 @@ func (t *trainer) update(x []float32) (Loss, error) {
 			s.Threshold[j] = float32(math.Exp(float64(v)))
 		}
 	}
-	if cfg.ResampleEvery > 0 && t.step > 0 && t.step%cfg.ResampleEvery == 0 && t.step <= cfg.Steps/2 {
-		t.resampled += t.resample(x)
-	}
 	for j := range t.dead {
 		t.dead[j] = t.sinceFired[j] > int64(cfg.DeadWindow)
+	}
+	if cfg.ResampleEvery > 0 && t.step > 0 && t.step%cfg.ResampleEvery == 0 && t.step <= cfg.Steps/2 {
+		t.resampled += t.resample(x)
 	}
 	clear(t.fired)
 	lc := LossConfig{Sparsity: t.sparsity(t.step), AuxKCoeff: cfg.AuxKCoeff, AuxKLatents: cfg.AuxKLatents, Bandwidth: cfg.Bandwidth}

@@ -22,8 +22,8 @@ func Workers() int { return runtime.GOMAXPROCS(0) }
 // number of workers.
 //
 // The caller runs the first range itself and the rest go to helper
-// goroutines that wait for work spinning for a short while before they
-// sleep (see pool): waking a sleeping goroutine takes tens of
+// goroutines that poll for work for a short while before they sleep (see
+// pool): waking a sleeping goroutine takes tens of
 // microseconds, as long as a whole matrix-vector product of a decoding
 // step, which calls For hundreds of times a token. A For that finds the
 // helpers busy (another For running, or one nested in a body) starts
@@ -51,9 +51,8 @@ func For(n, minPerWorker int, body func(w, lo, hi int)) {
 	wg.Wait()
 }
 
-// spinFor is how long a helper looks for the next For before it sleeps,
-// and how long For looks for its helpers to finish before it yields
-// between looks.
+// spinFor is how long an idle helper polls its channel for the next
+// range before it sleeps in a receive on it.
 const spinFor = 200 * time.Microsecond
 
 // pool is For's helper goroutines: helper i runs worker i+1's range of

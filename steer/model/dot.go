@@ -12,8 +12,8 @@ package model
 // order), of the exact dot product of the widened weights.
 //
 // Q8 rows meet Q8 vectors: a decoding step quantises each activation
-// vector in blocks of 32 as the weights are (quantizeRow), as llama.cpp's
-// Q8_0 matrix-vector products do, and a block's products are summed as
+// vector in blocks of 32 (quantizeVector: as the weights are, but ties to
+// even), as llama.cpp's Q8_0 matrix-vector products do, and a block's products are summed as
 // integers, exactly, then multiplied by both blocks' scales. The result is
 // the float32 dot product of the widened weights with the widened
 // (quantised) activations, within the same bound.
