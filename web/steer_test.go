@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -172,6 +173,7 @@ func TestSteerPromptsAndAnswers(t *testing.T) {
 	ts := storiesServer(t)
 	var got struct {
 		Prompts []struct{ Prompt, Answer string } `json:"prompts"`
+		Opening int                               `json:"opening"`
 	}
 	if code := ts.get(t, "/api/steer/prompts", &got); code != 200 || len(got.Prompts) != 0 {
 		t.Fatalf("prompts without the model demo: %d %v", code, got.Prompts)
@@ -185,6 +187,17 @@ func TestSteerPromptsAndAnswers(t *testing.T) {
 	first := reason.Problems(reason.Config{N: 1, Seed: heldOutSeed})[0]
 	if got.Prompts[0].Prompt != first.Prompt() || got.Prompts[0].Answer != strconv.Itoa(first.Answer) {
 		t.Errorf("first prompt %+v, want the held-out problem %q = %d", got.Prompts[0], first.Prompt(), first.Answer)
+	}
+	// The page opens on the first problem with the most operations.
+	all := reason.Problems(reason.Config{N: heldOutProblems, Seed: heldOutSeed})
+	most := 0
+	for _, p := range all {
+		most = max(most, p.Ops())
+	}
+	if o := got.Opening; o < 0 || o >= len(all) || all[o].Ops() != most || slices.ContainsFunc(all[:o], func(p reason.Problem) bool { return p.Ops() == most }) {
+		t.Errorf("opening problem %d, want the first of the %d with %d operations", o, len(all), most)
+	} else if most < 4 {
+		t.Errorf("the opening problem has %d operations; the held-out problems should reach 4 or more", most)
 	}
 	var res struct {
 		Default, Steered struct {

@@ -79,7 +79,7 @@ func (s *Server) steerSweep(w http.ResponseWriter, r *http.Request) (any, error)
 	}
 	prompts := req.Prompts
 	if len(prompts) == 0 {
-		if prompts = s.heldOutPrompts(req.Problems); len(prompts) == 0 {
+		if prompts, _ = s.heldOutPrompts(req.Problems); len(prompts) == 0 {
 			return nil, errorf(http.StatusBadRequest, "sweep: prompts: expected prompts to sweep over (held-out problems are offered only on the model demo)")
 		}
 	}

@@ -79,6 +79,10 @@ type Problem struct {
 	max    int // the largest value a problem of its kind reaches
 }
 
+// Ops is the number of operations after the start: a trace has one step
+// for each, before any reflection or backtracking.
+func (p Problem) Ops() int { return len(p.ops) }
+
 // Prompt is the problem as the model sees it.
 func (p Problem) Prompt() string {
 	var b strings.Builder

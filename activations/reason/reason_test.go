@@ -150,3 +150,15 @@ func TestMaxValue(t *testing.T) {
 		}
 	}
 }
+
+// TestOps: a problem's operation count is the number of operations its
+// prompt states.
+func TestOps(t *testing.T) {
+	for _, p := range Problems(Config{N: 200, Seed: 3}) {
+		q := p.Prompt()
+		n := strings.Count(q, " Add ") + strings.Count(q, " Subtract ") + strings.Count(q, " Multiply by ")
+		if p.Ops() != n || n == 0 {
+			t.Fatalf("%q: Ops() = %d, the prompt states %d", q, p.Ops(), n)
+		}
+	}
+}

@@ -19,8 +19,10 @@ export async function render(main, ctx) {
     api('/api/steer/prompts', {signal: ctx.abort.signal}).catch(() => ({prompts: []})),
   ]);
   const problems = (held && held.prompts) || [];
-  let problemAt = 0;
-  let answer = problems.length ? problems[0].answer : '';
+  // The page opens on the problem the server names: the first with the
+  // most steps, where a vector added at step boundaries has room to act.
+  let problemAt = problems.length ? Math.min(Math.max(held.opening | 0, 0), problems.length - 1) : 0;
+  let answer = problems.length ? problems[problemAt].answer : '';
   const banner = status instanceof Error ? errorBox(status)
     : !status.model ? h('div', {class: 'warning', testid: 'no-model'}, 'No model is attached: steering needs a model backend (rise serve --model ...)')
       : h('div', {class: 'note'}, `Model: ${status.model.name} · ${status.model.layers} layers · d_model ${status.model.d_model}`);
@@ -29,7 +31,7 @@ export async function render(main, ctx) {
   const adder = vectorAdder(saes || [], vectors, ctx);
 
   const prompt = h('textarea', {rows: 5, class: 'prompt-input', placeholder: 'A problem for the model to reason about…', 'aria-label': 'prompt', testid: 'steer-prompt'},
-    problems.length ? problems[0].prompt : 'What is the sum of the first 20 odd numbers? Think step by step.');
+    problems.length ? problems[problemAt].prompt : 'What is the sum of the first 20 odd numbers? Think step by step.');
   // An answer goes with the problem it came with: editing the prompt drops it.
   prompt.addEventListener('input', () => { answer = ''; });
   const another = h('button', {testid: 'steer-another', title: 'the next held-out problem of the demo'}, 'Another problem');
