@@ -29,7 +29,9 @@ const (
 	tinyK       = 8
 	// Without resampling most of the 512 latents die on the model's
 	// 15,000 step states (59-79% by layer); resampled every 50 steps in
-	// the first half, 7% (layer 3), 15% (layer 2) and 47% (layer 1).
+	// the first half, 7% (layer 3), 15% (layer 2) and 47% (layer 1), at
+	// the price of a fraction of variance unexplained of about 0.024
+	// instead of 0.003 to 0.008 (rise eval over the whole dump).
 	tinyResample = 50
 )
 
