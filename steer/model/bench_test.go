@@ -98,8 +98,14 @@ func BenchmarkDecode(b *testing.B) {
 						seqs[i] = m.NewSequence()
 						toks[i] = []int{1, 2, 3, 4, 5, 6, 7, 8}
 					}
-					if _, err := m.Forward(ctx, seqs, toks, false, nil); err != nil {
+					// The prompt is read untimed; the timed steps decode
+					// one token per sequence.
+					logits, err := m.Forward(ctx, seqs, toks, false, nil)
+					if err != nil {
 						b.Fatal(err)
+					}
+					for i := range toks {
+						toks[i] = []int{argmax(logits[i*m.Vocab : (i+1)*m.Vocab])}
 					}
 					start := time.Now()
 					for range steps {

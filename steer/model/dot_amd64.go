@@ -2,7 +2,11 @@
 
 package model
 
-import "golang.org/x/sys/cpu"
+import (
+	"fmt"
+
+	"golang.org/x/sys/cpu"
+)
 
 // The AVX2 kernels (dot_amd64.s) take whole runs of 8 elements (Q8: whole
 // blocks); the rest of a row goes through the pure-Go ones. They need AVX2
@@ -123,22 +127,50 @@ func dotBF16x4AVX2(w *uint16, x *float32, stride, n int, out *float32)
 //go:noescape
 func dotF16x4AVX2(w *uint16, x *float32, stride, n int, out *float32)
 
-// haveDot4 reports whether dot4 has a kernel for rows of n weights of
-// dtype d (BF16 or F16).
-func haveDot4(d DType, n int) bool {
-	return n > 0 && n%8 == 0 && haveAVX2 && (d == BF16 || d == F16 && haveF16C)
+//go:noescape
+func dotF32x4AVX2(w *float32, x *float32, stride, n int, out *float32)
+
+//go:noescape
+func dotF32x8AVX2(w *float32, x *float32, stride, n int, out *float32)
+
+//go:noescape
+func dotBF16x8AVX2(w *uint16, x *float32, stride, n int, out *float32)
+
+//go:noescape
+func dotF16x8AVX2(w *uint16, x *float32, stride, n int, out *float32)
+
+// haveDotGroup reports whether dotGroup has a kernel for rows of n
+// weights of dtype d (F32, BF16 or F16).
+func haveDotGroup(d DType, n int) bool {
+	return n > 0 && n%8 == 0 && haveAVX2 && (d == F32 || d == BF16 || d == F16 && haveF16C)
 }
 
-// dot4 sets out[i] to the dot product of the 16-bit row w (dtype BF16 or
-// F16) with x[i·stride : i·stride+len(w)] for i < 4, reading w once.
-// Only where haveDot4.
-func dot4(d DType, w []uint16, x []float32, stride int, out *[4]float32) {
-	n := len(w)
-	_ = x[3*stride+n-1]
-	if d == BF16 {
-		dotBF16x4AVX2(&w[0], &x[0], stride, n, &out[0])
-	} else {
-		dotF16x4AVX2(&w[0], &x[0], stride, n, &out[0])
+// dotGroup sets out[i] to the dot product of row j of w (dtype F32, BF16
+// or F16) with x[i·stride : i·stride+w.Cols] for i < len(out), 4 or 8
+// vectors, reading the row once. Only where haveDotGroup.
+func (w *Matrix) dotGroup(j int, x []float32, stride int, out []float32) {
+	n := w.Cols
+	g := len(out)
+	_ = x[(g-1)*stride+n-1]
+	var h *uint16
+	if w.DType != F32 {
+		h = &w.Half[j*n : (j+1)*n][0]
+	}
+	switch {
+	case w.DType == F32 && g == 8:
+		dotF32x8AVX2(&w.F32[j*n : (j+1)*n][0], &x[0], stride, n, &out[0])
+	case w.DType == F32 && g == 4:
+		dotF32x4AVX2(&w.F32[j*n : (j+1)*n][0], &x[0], stride, n, &out[0])
+	case w.DType == BF16 && g == 8:
+		dotBF16x8AVX2(h, &x[0], stride, n, &out[0])
+	case w.DType == BF16 && g == 4:
+		dotBF16x4AVX2(h, &x[0], stride, n, &out[0])
+	case w.DType == F16 && g == 8:
+		dotF16x8AVX2(h, &x[0], stride, n, &out[0])
+	case w.DType == F16 && g == 4:
+		dotF16x4AVX2(h, &x[0], stride, n, &out[0])
+	default:
+		panic(fmt.Sprintf("model: dotGroup of %d vectors and %v weights", g, w.DType))
 	}
 }
 

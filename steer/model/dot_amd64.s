@@ -7,6 +7,8 @@
 // half, a float16 by F16C).
 #define WIDEN_BF16(off, r) VPMOVZXWD off(SI), r; VPSLLD $16, r, r
 #define WIDEN_F16(off, r) VCVTPH2PS off(SI), r
+// The group kernels also take float32 weights, loaded as they are.
+#define LOAD_F32(off, r) VMOVUPS off(SI), r
 
 // DOT16 is the body of dotBF16AVX2 and dotF16AVX2: four 8-lane sums,
 // 32 weights a step, then 8; n is a positive multiple of 8.
@@ -54,7 +56,9 @@ done: \
 	MOVSS X0, ret+24(FP) \
 	RET
 
-// DOT16X4 is the body of dotBF16x4AVX2 and dotF16x4AVX2: four dot
+// DOTX4 is the body of dotBF16x4AVX2, dotF16x4AVX2 and dotF32x4AVX2
+// (WIDEN reads 8 weights, HALF is the byte offset of the next 8 and
+// STEP16 that of the next 16): four dot
 // products at once, w (n values, n a positive multiple of 8) with the
 // four vectors x, x+stride, x+2·stride and x+3·stride (stride in
 // float32s), into out[0:4]; each weight is widened once for the four.
@@ -63,7 +67,7 @@ done: \
 // arithmetic, not by memory, and the hardware prefetcher falls behind
 // them: the weights 2 KiB ahead are asked for in advance (on a
 // Qwen2-0.5B shape, batch 8 decodes 70 tokens/s without, 85-88 with).
-#define DOT16X4(WIDEN) \
+#define DOTX4(WIDEN, HALF, STEP16) \
 	MOVQ w+0(FP), SI \
 	MOVQ x+8(FP), DI \
 	MOVQ stride+16(FP), R8 \
@@ -84,7 +88,7 @@ loop16: \
 	JL   loop8 \
 	PREFETCHT0 2048(SI) \
 	WIDEN(0, Y8) \
-	WIDEN(16, Y9) \
+	WIDEN(HALF, Y9) \
 	VFMADD231PS (DI), Y8, Y0 \
 	VFMADD231PS (DI)(R8*1), Y8, Y1 \
 	VFMADD231PS (DI)(R8*2), Y8, Y2 \
@@ -93,7 +97,7 @@ loop16: \
 	VFMADD231PS 32(DI)(R8*1), Y9, Y5 \
 	VFMADD231PS 32(DI)(R8*2), Y9, Y6 \
 	VFMADD231PS 32(DI)(R9*1), Y9, Y7 \
-	ADDQ $32, SI \
+	ADDQ $STEP16, SI \
 	ADDQ $64, DI \
 	SUBQ $16, CX \
 	JMP  loop16 \
@@ -116,6 +120,62 @@ done: \
 	VEXTRACTF128 $1, Y0, X1 \
 	VADDPS       X1, X0, X0 \
 	VMOVUPS      X0, (DX) \
+	VZEROUPPER \
+	RET
+
+// DOTX8 is the body of dotBF16x8AVX2, dotF16x8AVX2 and dotF32x8AVX2
+// (STEP8 is the byte size of 8 weights): eight dot products at once, w (n
+// values, n a positive multiple of 8) with the eight vectors x + i·stride
+// (stride in float32s), into out[0:8]. Each run of 8 weights is read (and
+// widened) once for the eight vectors, one 8-lane sum each: eight
+// multiply-add chains in flight, and half the weight reads of DOTX4 per
+// product, which matters where the x rows come from cache: in cache, 896
+// weights, bfloat16, one core, 39 GMAC/s against DOTX4's 25.
+#define DOTX8(WIDEN, STEP8) \
+	MOVQ w+0(FP), SI \
+	MOVQ x+8(FP), DI \
+	MOVQ stride+16(FP), R8 \
+	SHLQ $2, R8 \
+	LEAQ (R8)(R8*2), R9 \
+	LEAQ (DI)(R8*4), R10 \
+	MOVQ n+24(FP), CX \
+	MOVQ out+32(FP), DX \
+	VXORPS Y0, Y0, Y0 \
+	VXORPS Y1, Y1, Y1 \
+	VXORPS Y2, Y2, Y2 \
+	VXORPS Y3, Y3, Y3 \
+	VXORPS Y4, Y4, Y4 \
+	VXORPS Y5, Y5, Y5 \
+	VXORPS Y6, Y6, Y6 \
+	VXORPS Y7, Y7, Y7 \
+loop8: \
+	PREFETCHT0 2048(SI) \
+	WIDEN(0, Y8) \
+	VFMADD231PS (DI), Y8, Y0 \
+	VFMADD231PS (DI)(R8*1), Y8, Y1 \
+	VFMADD231PS (DI)(R8*2), Y8, Y2 \
+	VFMADD231PS (DI)(R9*1), Y8, Y3 \
+	VFMADD231PS (R10), Y8, Y4 \
+	VFMADD231PS (R10)(R8*1), Y8, Y5 \
+	VFMADD231PS (R10)(R8*2), Y8, Y6 \
+	VFMADD231PS (R10)(R9*1), Y8, Y7 \
+	ADDQ $STEP8, SI \
+	ADDQ $32, DI \
+	ADDQ $32, R10 \
+	SUBQ $8, CX \
+	JNZ  loop8 \
+	VHADDPS      Y1, Y0, Y0 \
+	VHADDPS      Y3, Y2, Y2 \
+	VHADDPS      Y2, Y0, Y0 \
+	VHADDPS      Y5, Y4, Y4 \
+	VHADDPS      Y7, Y6, Y6 \
+	VHADDPS      Y6, Y4, Y4 \
+	VEXTRACTF128 $1, Y0, X1 \
+	VADDPS       X1, X0, X0 \
+	VEXTRACTF128 $1, Y4, X5 \
+	VADDPS       X5, X4, X4 \
+	VMOVUPS      X0, (DX) \
+	VMOVUPS      X4, 16(DX) \
 	VZEROUPPER \
 	RET
 
@@ -192,11 +252,27 @@ TEXT ·dotF16AVX2(SB), NOSPLIT, $0-28
 
 // func dotBF16x4AVX2(w *uint16, x *float32, stride int, n int, out *float32)
 TEXT ·dotBF16x4AVX2(SB), NOSPLIT, $0-40
-	DOT16X4(WIDEN_BF16)
+	DOTX4(WIDEN_BF16, 16, 32)
 
 // func dotF16x4AVX2(w *uint16, x *float32, stride int, n int, out *float32)
 TEXT ·dotF16x4AVX2(SB), NOSPLIT, $0-40
-	DOT16X4(WIDEN_F16)
+	DOTX4(WIDEN_F16, 16, 32)
+
+// func dotF32x4AVX2(w *float32, x *float32, stride int, n int, out *float32)
+TEXT ·dotF32x4AVX2(SB), NOSPLIT, $0-40
+	DOTX4(LOAD_F32, 32, 64)
+
+// func dotBF16x8AVX2(w *uint16, x *float32, stride, n int, out *float32)
+TEXT ·dotBF16x8AVX2(SB), NOSPLIT, $0-40
+	DOTX8(WIDEN_BF16, 16)
+
+// func dotF16x8AVX2(w *uint16, x *float32, stride, n int, out *float32)
+TEXT ·dotF16x8AVX2(SB), NOSPLIT, $0-40
+	DOTX8(WIDEN_F16, 16)
+
+// func dotF32x8AVX2(w *float32, x *float32, stride, n int, out *float32)
+TEXT ·dotF32x8AVX2(SB), NOSPLIT, $0-40
+	DOTX8(LOAD_F32, 32)
 
 // func dotQ8AVX2(q *int8, scales *float32, xq *int8, xs *float32, blocks int) float32
 // blocks is positive.
@@ -205,7 +281,7 @@ TEXT ·dotQ8AVX2(SB), NOSPLIT, $0-44
 
 // func dotQ8PrefetchAVX2(q *int8, scales *float32, xq *int8, xs *float32, blocks int) float32
 // dotQ8AVX2 asking for the weights 2 KiB ahead, for the first of several
-// activation vectors to meet the rows (see DOT16X4).
+// activation vectors to meet the rows (see DOTX4).
 TEXT ·dotQ8PrefetchAVX2(SB), NOSPLIT, $0-44
 	DOTQ8(PREFETCH)
 

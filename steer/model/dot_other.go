@@ -15,9 +15,9 @@ func widenBF16(dst []float32, src []uint16)             { widenBF16Go(dst, src) 
 func widenF16(dst []float32, src []uint16)              { widenF16Go(dst, src) }
 func widenQ8(dst []float32, q []int8, scales []float32) { widenQ8Go(dst, q, scales) }
 
-// No kernel here does four vectors at once.
-func haveDot4(DType, int) bool                          { return false }
-func dot4(DType, []uint16, []float32, int, *[4]float32) { panic("model: no dot4 kernel") }
+// No kernel here does several vectors at once.
+func haveDotGroup(DType, int) bool                        { return false }
+func dotGroup(DType, []uint16, []float32, int, []float32) { panic("model: no dotGroup kernel") }
 
 // dotKernels names the kernels in use, for benchmarks.
 const dotKernels = "go"

@@ -38,10 +38,10 @@ func TestMatrixKernels(t *testing.T) {
 			f[i] = float32(rng.NormFloat64())
 		}
 		base := NewMatrix(rows, cols, f)
-		for _, d := range []DType{BF16, F16, Q8} {
+		for _, d := range []DType{F32, BF16, F16, Q8} {
 			w := base.To(d)
 			wide := w.Float32()
-			for _, n := range []int{1, 3, 6, 9, dotRows + 4} {
+			for _, n := range []int{1, 3, 4, 6, 9, 12, 15, 16, dotRows + 4} {
 				x := make([]float32, n*cols)
 				for i := range x {
 					x[i] = float32(rng.NormFloat64())
