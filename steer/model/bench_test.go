@@ -158,3 +158,42 @@ func BenchmarkKernels(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGroupKernels measures the batched kernels in cache, as
+// BenchmarkKernels does one row: 8 rows of x (Qwen2-0.5B's width) meet 64
+// rows of weights through the group kernels, 8 rows of x a weight read or
+// 4, in multiply-adds per second on one core.
+//
+//	go test -run XXX -bench GroupKernels -cpu 1 ./steer/model
+func BenchmarkGroupKernels(b *testing.B) {
+	const rows, cols, n = 64, 896, 8
+	rng := rand.New(rand.NewPCG(1, 2))
+	f := make([]float32, rows*cols)
+	x := make([]float32, n*cols)
+	for i := range f {
+		f[i] = float32(rng.NormFloat64())
+	}
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	base := NewMatrix(rows, cols, f)
+	for _, d := range []DType{F32, BF16, F16} {
+		w := base.To(d)
+		if !haveDotGroup(d, cols) {
+			continue
+		}
+		for _, g := range []int{4, 8} {
+			b.Run(fmt.Sprintf("%v/%d-rows", d, g), func(b *testing.B) {
+				out := make([]float32, g)
+				for b.Loop() {
+					for j := range rows {
+						for r := 0; r < n; r += g {
+							w.dotGroup(j, x[r*cols:], cols, out)
+						}
+					}
+				}
+				b.ReportMetric(float64(b.N)*rows*cols*n/b.Elapsed().Seconds()/1e9, "GMAC/s")
+			})
+		}
+	}
+}

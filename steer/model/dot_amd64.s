@@ -129,8 +129,8 @@ done: \
 // (stride in float32s), into out[0:8]. Each run of 8 weights is read (and
 // widened) once for the eight vectors, one 8-lane sum each: eight
 // multiply-add chains in flight, and half the weight reads of DOTX4 per
-// product, which matters where the x rows come from cache: in cache, 896
-// weights, bfloat16, one core, 39 GMAC/s against DOTX4's 25.
+// product (BenchmarkGroupKernels, bfloat16, one core: 36 GMAC/s against
+// DOTX4's 31).
 #define DOTX8(WIDEN, STEP8) \
 	MOVQ w+0(FP), SI \
 	MOVQ x+8(FP), DI \

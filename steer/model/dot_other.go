@@ -16,8 +16,9 @@ func widenF16(dst []float32, src []uint16)              { widenF16Go(dst, src) }
 func widenQ8(dst []float32, q []int8, scales []float32) { widenQ8Go(dst, q, scales) }
 
 // No kernel here does several vectors at once.
-func haveDotGroup(DType, int) bool                        { return false }
-func dotGroup(DType, []uint16, []float32, int, []float32) { panic("model: no dotGroup kernel") }
+func haveDotGroup(DType, int) bool { return false }
+
+func (w *Matrix) dotGroup(int, []float32, int, []float32) { panic("model: no dotGroup kernel") }
 
 // dotKernels names the kernels in use, for benchmarks.
 const dotKernels = "go"
