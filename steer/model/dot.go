@@ -18,13 +18,10 @@ package model
 // the float32 dot product of the widened weights with the widened
 // (quantised) activations, within the same bound.
 
-// dotBF16Rows sets (with add, adds to) o[i] the dot product of row i of
-// the bfloat16 rows w with x.
-func dotBF16Rows(o []float32, w []uint16, x []float32, add bool) {
-	c := len(x)
+// setOrAdd sets (with add, adds to) o[i] dot(i) for every i.
+func setOrAdd(o []float32, add bool, dot func(i int) float32) {
 	for i := range o {
-		d := dotBF16(w[i*c:(i+1)*c], x)
-		if add {
+		if d := dot(i); add {
 			o[i] += d
 		} else {
 			o[i] = d
@@ -32,34 +29,31 @@ func dotBF16Rows(o []float32, w []uint16, x []float32, add bool) {
 	}
 }
 
-// dotF16Rows is dotBF16Rows for float16 rows.
-func dotF16Rows(o []float32, w []uint16, x []float32, add bool) {
+// dot16Rows sets (with add, adds to) o[i] the dot product of row i of the
+// 16-bit rows w (dtype BF16 or F16) with x.
+func dot16Rows(d DType, o []float32, w []uint16, x []float32, add bool) {
 	c := len(x)
-	for i := range o {
-		d := dotF16(w[i*c:(i+1)*c], x)
-		if add {
-			o[i] += d
-		} else {
-			o[i] = d
-		}
-	}
+	setOrAdd(o, add, func(i int) float32 { return dot16(d, w[i*c:(i+1)*c], x) })
 }
 
-// dotQ8Rows is dotBF16Rows for Q8 rows and a Q8 vector: q holds the rows'
+// dotQ8Rows is dot16Rows for Q8 rows and a Q8 vector: q holds the rows'
 // weights and scales their blocks' scales, xq and xs the vector's. With
 // prefetch the kernel asks for the weights ahead of it (the first of
 // several vectors to meet the rows, which the others then find in cache).
 func dotQ8Rows(o []float32, q []int8, scales []float32, xq []int8, xs []float32, add, prefetch bool) {
 	c := len(xq)
 	nb := len(xs)
-	for i := range o {
-		d := dotQ8(q[i*c:(i+1)*c], scales[i*nb:(i+1)*nb], xq, xs, prefetch)
-		if add {
-			o[i] += d
-		} else {
-			o[i] = d
-		}
+	setOrAdd(o, add, func(i int) float32 {
+		return dotQ8(q[i*c:(i+1)*c], scales[i*nb:(i+1)*nb], xq, xs, prefetch)
+	})
+}
+
+// dot16Go is the pure-Go 16-bit kernel of dtype d (BF16 or F16).
+func dot16Go(d DType, w []uint16, x []float32) float32 {
+	if d == BF16 {
+		return dotBF16Go(w, x)
 	}
+	return dotF16Go(w, x)
 }
 
 // dotBF16Go is the pure-Go bfloat16 kernel.

@@ -31,28 +31,26 @@ func dotQ8AVX2(q *int8, scales *float32, xq *int8, xs *float32, blocks int) floa
 //go:noescape
 func dotQ8PrefetchAVX2(q *int8, scales *float32, xq *int8, xs *float32, blocks int) float32
 
-func dotBF16(w []uint16, x []float32) float32 {
+// dot16 is the dot product of the 16-bit row w (dtype BF16 or F16) with
+// x: whole runs of 8 by the AVX2 kernel, the rest by the pure-Go one.
+func dot16(d DType, w []uint16, x []float32) float32 {
 	n := len(x) &^ 7
-	if !haveAVX2 || n == 0 {
-		return dotBF16Go(w, x)
+	fast := haveAVX2
+	if d == F16 {
+		fast = haveF16C
+	}
+	if !fast || n == 0 {
+		return dot16Go(d, w, x)
 	}
 	w = w[:len(x)]
-	s := dotBF16AVX2(&w[0], &x[0], n)
-	if n < len(x) {
-		s += dotBF16Go(w[n:], x[n:])
+	var s float32
+	if d == BF16 {
+		s = dotBF16AVX2(&w[0], &x[0], n)
+	} else {
+		s = dotF16AVX2(&w[0], &x[0], n)
 	}
-	return s
-}
-
-func dotF16(w []uint16, x []float32) float32 {
-	n := len(x) &^ 7
-	if !haveF16C || n == 0 {
-		return dotF16Go(w, x)
-	}
-	w = w[:len(x)]
-	s := dotF16AVX2(&w[0], &x[0], n)
 	if n < len(x) {
-		s += dotF16Go(w[n:], x[n:])
+		s += dot16Go(d, w[n:], x[n:])
 	}
 	return s
 }

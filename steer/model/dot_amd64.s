@@ -56,18 +56,10 @@ done: \
 	MOVSS X0, ret+24(FP) \
 	RET
 
-// DOTX4 is the body of dotBF16x4AVX2, dotF16x4AVX2 and dotF32x4AVX2
-// (WIDEN reads 8 weights, HALF is the byte offset of the next 8 and
-// STEP16 that of the next 16): four dot
-// products at once, w (n values, n a positive multiple of 8) with the
-// four vectors x, x+stride, x+2·stride and x+3·stride (stride in
-// float32s), into out[0:4]; each weight is widened once for the four.
-// Two runs of 8 weights a step, each into its own four sums, so that
-// eight multiply-add chains are in flight. Batched products are bound by
-// arithmetic, not by memory, and the hardware prefetcher falls behind
-// them: the weights 2 KiB ahead are asked for in advance (on a
-// Qwen2-0.5B shape, batch 8 decodes 70 tokens/s without, 85-88 with).
-#define DOTX4(WIDEN, HALF, STEP16) \
+// GROUPARGS starts a group kernel (w *T, x *float32, stride, n int, out
+// *float32): w in SI, x in DI, the stride in bytes in R8 and three times
+// it in R9, n in CX, out in DX, and the eight sums Y0-Y7 zero.
+#define GROUPARGS \
 	MOVQ w+0(FP), SI \
 	MOVQ x+8(FP), DI \
 	MOVQ stride+16(FP), R8 \
@@ -82,7 +74,21 @@ done: \
 	VXORPS Y4, Y4, Y4 \
 	VXORPS Y5, Y5, Y5 \
 	VXORPS Y6, Y6, Y6 \
-	VXORPS Y7, Y7, Y7 \
+	VXORPS Y7, Y7, Y7
+
+// DOTX4 is the body of dotBF16x4AVX2, dotF16x4AVX2 and dotF32x4AVX2
+// (WIDEN reads 8 weights, HALF is the byte offset of the next 8 and
+// STEP16 that of the next 16): four dot
+// products at once, w (n values, n a positive multiple of 8) with the
+// four vectors x, x+stride, x+2·stride and x+3·stride (stride in
+// float32s), into out[0:4]; each weight is widened once for the four.
+// Two runs of 8 weights a step, each into its own four sums, so that
+// eight multiply-add chains are in flight. Batched products are bound by
+// arithmetic, not by memory, and the hardware prefetcher falls behind
+// them: the weights 2 KiB ahead are asked for in advance (on a
+// Qwen2-0.5B shape, batch 8 decodes 70 tokens/s without, 85-88 with).
+#define DOTX4(WIDEN, HALF, STEP16) \
+	GROUPARGS \
 loop16: \
 	CMPQ CX, $16 \
 	JL   loop8 \
@@ -132,22 +138,8 @@ done: \
 // product (BenchmarkGroupKernels, bfloat16, one core: 36 GMAC/s against
 // DOTX4's 31).
 #define DOTX8(WIDEN, STEP8) \
-	MOVQ w+0(FP), SI \
-	MOVQ x+8(FP), DI \
-	MOVQ stride+16(FP), R8 \
-	SHLQ $2, R8 \
-	LEAQ (R8)(R8*2), R9 \
+	GROUPARGS \
 	LEAQ (DI)(R8*4), R10 \
-	MOVQ n+24(FP), CX \
-	MOVQ out+32(FP), DX \
-	VXORPS Y0, Y0, Y0 \
-	VXORPS Y1, Y1, Y1 \
-	VXORPS Y2, Y2, Y2 \
-	VXORPS Y3, Y3, Y3 \
-	VXORPS Y4, Y4, Y4 \
-	VXORPS Y5, Y5, Y5 \
-	VXORPS Y6, Y6, Y6 \
-	VXORPS Y7, Y7, Y7 \
 loop8: \
 	PREFETCHT0 2048(SI) \
 	WIDEN(0, Y8) \

@@ -3,8 +3,7 @@
 package model
 
 // Without the amd64 kernels, the pure-Go ones.
-func dotBF16(w []uint16, x []float32) float32 { return dotBF16Go(w, x) }
-func dotF16(w []uint16, x []float32) float32  { return dotF16Go(w, x) }
+func dot16(d DType, w []uint16, x []float32) float32 { return dot16Go(d, w, x) }
 func dotQ8(q []int8, scales []float32, xq []int8, xs []float32, _ bool) float32 {
 	return dotQ8Go(q, scales, xq, xs)
 }

@@ -118,10 +118,8 @@ func (w *Matrix) dotRows(o []float32, lo int, x []float32, add bool) {
 			beta = 1
 		}
 		gonum.Implementation{}.Sgemv(blas.NoTrans, len(o), c, 1, w.F32[lo*c:(lo+len(o))*c], c, x, 1, beta, o, 1)
-	case BF16:
-		dotBF16Rows(o, w.Half[lo*c:(lo+len(o))*c], x, add)
-	case F16:
-		dotF16Rows(o, w.Half[lo*c:(lo+len(o))*c], x, add)
+	case BF16, F16:
+		dot16Rows(w.DType, o, w.Half[lo*c:(lo+len(o))*c], x, add)
 	}
 }
 

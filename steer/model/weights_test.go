@@ -125,9 +125,9 @@ func TestKernelsAgree(t *testing.T) {
 			var goK, platform float32
 			switch d {
 			case BF16:
-				goK, platform = dotBF16Go(w.Half, x), dotBF16(w.Half, x)
+				goK, platform = dotBF16Go(w.Half, x), dot16(BF16, w.Half, x)
 			case F16:
-				goK, platform = dotF16Go(w.Half, x), dotF16(w.Half, x)
+				goK, platform = dotF16Go(w.Half, x), dot16(F16, w.Half, x)
 			case Q8:
 				goK, platform = dotQ8Go(w.Q, w.Scales, xq, xs), dotQ8(w.Q, w.Scales, xq, xs, n%2 == 0)
 			}
