@@ -2,25 +2,42 @@
 
 #include "textflag.h"
 
-// func gatherAxpy64AVX2(out *float32, base *float32, stride int, idx *int32, v *float32, n int)
-// out[0:64] += Σ_{k<n} v[k]·base[idx[k]·stride : idx[k]·stride+64], the 64
+// GATHERARGS loads a gathered kernel's arguments (dense, base *float32,
+// stride int, idx *int32, e *float32, n int): dense in DI, base in SI, the
+// stride in bytes in DX, idx in BX, e in R8, n in CX; then the 64 values
+// at DI into Y0-Y7. GATHERSTORE writes Y0-Y7 back to them.
+#define GATHERARGS \
+	MOVQ dense+0(FP), DI \
+	MOVQ base+8(FP), SI \
+	MOVQ stride+16(FP), DX \
+	SHLQ $2, DX \
+	MOVQ idx+24(FP), BX \
+	MOVQ e+32(FP), R8 \
+	MOVQ n+40(FP), CX \
+	VMOVUPS 0(DI), Y0 \
+	VMOVUPS 32(DI), Y1 \
+	VMOVUPS 64(DI), Y2 \
+	VMOVUPS 96(DI), Y3 \
+	VMOVUPS 128(DI), Y4 \
+	VMOVUPS 160(DI), Y5 \
+	VMOVUPS 192(DI), Y6 \
+	VMOVUPS 224(DI), Y7
+
+#define GATHERSTORE \
+	VMOVUPS Y0, 0(DI) \
+	VMOVUPS Y1, 32(DI) \
+	VMOVUPS Y2, 64(DI) \
+	VMOVUPS Y3, 96(DI) \
+	VMOVUPS Y4, 128(DI) \
+	VMOVUPS Y5, 160(DI) \
+	VMOVUPS Y6, 192(DI) \
+	VMOVUPS Y7, 224(DI)
+
+// func gatherAxpy64AVX2(dense, base *float32, stride int, idx *int32, e *float32, n int)
+// dense[0:64] += Σ_{k<n} e[k]·base[idx[k]·stride : idx[k]·stride+64], the 64
 // sums held in registers throughout.
 TEXT ·gatherAxpy64AVX2(SB), NOSPLIT, $0-48
-	MOVQ out+0(FP), DI
-	MOVQ base+8(FP), SI
-	MOVQ stride+16(FP), DX
-	SHLQ $2, DX
-	MOVQ idx+24(FP), BX
-	MOVQ v+32(FP), R8
-	MOVQ n+40(FP), CX
-	VMOVUPS 0(DI), Y0
-	VMOVUPS 32(DI), Y1
-	VMOVUPS 64(DI), Y2
-	VMOVUPS 96(DI), Y3
-	VMOVUPS 128(DI), Y4
-	VMOVUPS 160(DI), Y5
-	VMOVUPS 192(DI), Y6
-	VMOVUPS 224(DI), Y7
+	GATHERARGS
 	TESTQ CX, CX
 	JE    axpydone
 
@@ -43,36 +60,15 @@ axpyloop:
 	JNE          axpyloop
 
 axpydone:
-	VMOVUPS Y0, 0(DI)
-	VMOVUPS Y1, 32(DI)
-	VMOVUPS Y2, 64(DI)
-	VMOVUPS Y3, 96(DI)
-	VMOVUPS Y4, 128(DI)
-	VMOVUPS Y5, 160(DI)
-	VMOVUPS Y6, 192(DI)
-	VMOVUPS Y7, 224(DI)
+	GATHERSTORE
 	VZEROUPPER
 	RET
 
-// func gatherDot64AVX2(x *float32, base *float32, stride int, idx *int32, out *float32, n int)
-// out[k] += x[0:64] · base[idx[k]·stride : idx[k]·stride+64] for k < n, x
+// func gatherDot64AVX2(dense, base *float32, stride int, idx *int32, e *float32, n int)
+// e[k] += dense[0:64] · base[idx[k]·stride : idx[k]·stride+64] for k < n, dense
 // held in registers throughout.
 TEXT ·gatherDot64AVX2(SB), NOSPLIT, $0-48
-	MOVQ x+0(FP), DI
-	MOVQ base+8(FP), SI
-	MOVQ stride+16(FP), DX
-	SHLQ $2, DX
-	MOVQ idx+24(FP), BX
-	MOVQ out+32(FP), R8
-	MOVQ n+40(FP), CX
-	VMOVUPS 0(DI), Y0
-	VMOVUPS 32(DI), Y1
-	VMOVUPS 64(DI), Y2
-	VMOVUPS 96(DI), Y3
-	VMOVUPS 128(DI), Y4
-	VMOVUPS 160(DI), Y5
-	VMOVUPS 192(DI), Y6
-	VMOVUPS 224(DI), Y7
+	GATHERARGS
 	TESTQ CX, CX
 	JE    dotdone
 
