@@ -1247,79 +1247,65 @@ def _body_object(body, gotype):
     return obj
 
 
-def _decode_vectors(v, struct):
-    where = struct + ".vectors"
-    vs = []
-    for wv in _list(v, where, "[]steer.WireVector"):
-        if wv is None:
-            wv = {}
-        if not isinstance(wv, dict):
-            raise WireError("json: cannot unmarshal %s into Go struct field %s of type steer.WireVector" % (_jtype(wv), where))
-        wv = _lookup(wv, VEC_FIELDS, "WireVector")
-        out = {"direction": [], "layer": 0, "op": "", "strength": 0.0, "positions": "", "window": None, "triggers": []}
-        for f, x in wv.items():
-            w2 = where + "." + f
-            if f == "direction":
-                out[f] = [_convert(y, "float64", w2) for y in _list(x, w2, "[]float32")]
-            elif f == "triggers":
-                out[f] = [_convert(y, "int", w2) for y in _list(x, w2, "[]int")]
-            elif f == "window":
-                if x is None:
-                    continue
-                if not isinstance(x, dict):
-                    raise WireError("json: cannot unmarshal %s into Go struct field %s of type steer.TokenWindow" % (_jtype(x), w2))
-                x = _lookup(x, WINDOW_FIELDS, "TokenWindow")
-                out[f] = {k: _convert(x.get(k), "int", w2 + "." + k) for k in WINDOW_FIELDS}
-            else:
-                out[f] = _convert(x, VEC_FIELDS[f], w2)
-        vs.append(out)
-    return vs
-
-
 CONF_FIELDS = {"w_dec": "[]float32", "d_sae": "int", "layer": "int", "traces": "[]activations.Trace", "iters": "int",
                "batch": "int", "lr": "float64", "states": "int", "seed": "uint64"}
 ENT_FIELDS = {"traces": "[]activations.Trace", "vectors": "[]steer.WireVector"}
 
-
-def decode_confidence(body):
-    obj = _lookup(_body_object(body, "steer.ConfidenceRequest"), CONF_FIELDS, "ConfidenceRequest")
-    req = {"w_dec": [], "d_sae": 0, "layer": 0, "traces": [], "iters": 0, "batch": 0, "lr": 0.0, "states": 0, "seed": 0}
-    for k, v in obj.items():
-        where = "ConfidenceRequest." + k
-        if k == "traces":
-            req[k] = [decode_trace(t, where) for t in _list(v, where, "[]activations.Trace")]
-        elif k == "w_dec":
-            req[k] = [_convert(x, "float64", where) for x in _list(v, where, "[]float32")]
-        else:
-            req[k] = _convert(v, CONF_FIELDS[k], where)
-    return req
+# The Go structs of the wire, by type name: each field's Go type.
+STRUCTS = {"steer.GenerateRequest": GEN_FIELDS, "steer.CaptureRequest": CAP_FIELDS,
+           "steer.ConfidenceRequest": CONF_FIELDS, "steer.EntropyRequest": ENT_FIELDS,
+           "steer.WireVector": VEC_FIELDS, "steer.TokenWindow": WINDOW_FIELDS}
 
 
-def decode_entropy(body):
-    obj = _lookup(_body_object(body, "steer.EntropyRequest"), ENT_FIELDS, "EntropyRequest")
-    req = {"traces": [], "vectors": []}
-    for k, v in obj.items():
-        where = "EntropyRequest." + k
-        if k == "traces":
-            req[k] = [decode_trace(t, where) for t in _list(v, where, "[]activations.Trace")]
-        else:
-            req[k] = _decode_vectors(v, "EntropyRequest")
-    return req
+def _zero(gotype):
+    if gotype.startswith("[]"):
+        return []
+    if gotype.startswith("*"):
+        return None
+    return {"int": 0, "uint64": 0, "float64": 0.0, "bool": False, "string": ""}[gotype]
+
+
+def _decode_value(v, gotype, where):
+    """A JSON value as encoding/json would decode it into a field of gotype."""
+    if gotype.startswith("[]"):
+        return [_decode_value(x, gotype[2:], where) for x in _list(v, where, gotype)]
+    if gotype.startswith("*"):
+        return None if v is None else _decode_value(v, gotype[1:], where)
+    if gotype == "activations.Trace":
+        return decode_trace(v, where)
+    if gotype in STRUCTS:
+        return _decode_struct(v, gotype, where)
+    return _convert(v, "float64" if gotype == "float32" else gotype, where)
+
+
+def _decode_struct(v, gotype, where):
+    """A JSON object into the struct gotype: every field at its zero value
+    unless given; unknown fields and wrong types refused as Go refuses them."""
+    if v is None:
+        v = {}
+    if not isinstance(v, dict):
+        raise WireError("json: cannot unmarshal %s into Go struct field %s of type %s" % (_jtype(v), where, gotype))
+    fields = STRUCTS[gotype]
+    out = {k: _zero(t) for k, t in fields.items()}
+    for k, x in _lookup(v, fields, gotype).items():
+        out[k] = _decode_value(x, fields[k], where + "." + k)
+    return out
+
+
+def _decode_request(body, gotype):
+    return _decode_struct(_body_object(body, gotype), gotype, gotype.split(".", 1)[1])
 
 
 def decode_generate(body):
-    obj = _lookup(_body_object(body, "steer.GenerateRequest"), GEN_FIELDS, "GenerateRequest")
-    req = {"prompts": [], "max_tokens": 0, "temperature": 0.0, "top_p": 0.0, "seed": 0, "special": False,
-           "no_stop": False, "vectors": [], "default": False}
-    for k, v in obj.items():
-        where = "GenerateRequest." + k
-        if k == "prompts":
-            req[k] = [_convert(p, "string", where) for p in _list(v, where, "[]string")]
-        elif k == "vectors":
-            req[k] = _decode_vectors(v, "GenerateRequest")
-        else:
-            req[k] = _convert(v, GEN_FIELDS[k], where)
-    return req
+    return _decode_request(body, "steer.GenerateRequest")
+
+
+def decode_confidence(body):
+    return _decode_request(body, "steer.ConfidenceRequest")
+
+
+def decode_entropy(body):
+    return _decode_request(body, "steer.EntropyRequest")
 
 
 def decode_trace(v, where):
@@ -1361,17 +1347,7 @@ def trace_json(t, tokens=None):
 
 
 def decode_capture(body):
-    obj = _lookup(_body_object(body, "steer.CaptureRequest"), CAP_FIELDS, "CaptureRequest")
-    req = {"traces": [], "layers": [], "delimiter": "", "special": False}
-    for k, v in obj.items():
-        where = "CaptureRequest." + k
-        if k == "traces":
-            req[k] = [decode_trace(t, where) for t in _list(v, where, "[]activations.Trace")]
-        elif k == "layers":
-            req[k] = [_convert(x, "int", where) for x in _list(v, where, "[]int")]
-        else:
-            req[k] = _convert(v, CAP_FIELDS[k], where)
-    return req
+    return _decode_request(body, "steer.CaptureRequest")
 
 
 def wire_vectors(req, eng):
