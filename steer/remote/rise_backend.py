@@ -813,6 +813,20 @@ class RefModel:
             return x
         return self._norm(x, p + "self_attn.%s_norm.weight" % which)
 
+    def _proj(self, h, p, name):
+        """The q, k or v projection of block p (prefix) of the normed rows h."""
+        y = h @ self.w[p + "self_attn.%s_proj.weight" % name].t()
+        if self.qkv_bias and (p + "self_attn.%s_proj.bias" % name) in self.w:
+            y = y + self.w[p + "self_attn.%s_proj.bias" % name]
+        return y
+
+    def _mlp(self, x, p):
+        """x plus block p's gated MLP of its normed x."""
+        h = self._norm(x, p + "post_attention_layernorm.weight")
+        g = h @ self.w[p + "mlp.gate_proj.weight"].t()
+        u = h @ self.w[p + "mlp.up_proj.weight"].t()
+        return x + (torch.nn.functional.silu(g) * u) @ self.w[p + "mlp.down_proj.weight"].t()
+
     def _rope(self, x, pos):
         # x [H, T, hd]; HF rotate_half with emb = cat(freqs, freqs); angles p·inv_freq in float32
         freqs = torch.outer(pos.to(torch.float32), self.inv_freq)
@@ -843,15 +857,9 @@ class RefModel:
         for l in range(self.n_layers):
             p = "model.layers.%d." % l
             h = self._norm(x, p + "input_layernorm.weight")
-
-            def proj(name):
-                y = h @ self.w[p + "self_attn.%s_proj.weight" % name].t()
-                if self.qkv_bias and (p + "self_attn.%s_proj.bias" % name) in self.w:
-                    y = y + self.w[p + "self_attn.%s_proj.bias" % name]
-                return y
-            q = self._qk_norm(proj("q").view(T, H, hd).transpose(0, 1), p, "q")
-            k = self._qk_norm(proj("k").view(T, KV, hd).transpose(0, 1), p, "k")
-            v = proj("v").view(T, KV, hd).transpose(0, 1)
+            q = self._qk_norm(self._proj(h, p, "q").view(T, H, hd).transpose(0, 1), p, "q")
+            k = self._qk_norm(self._proj(h, p, "k").view(T, KV, hd).transpose(0, 1), p, "k")
+            v = self._proj(h, p, "v").view(T, KV, hd).transpose(0, 1)
             q, k = self._rope(q, pos), self._rope(k, pos)
             if cache["k"][l] is not None:
                 k = torch.cat([cache["k"][l], k], 1)
@@ -864,11 +872,7 @@ class RefModel:
             sc = sc.masked_fill(mask[None], float("-inf"))
             att = torch.softmax(sc, -1) @ vv  # [H, T, hd]
             att = att.transpose(0, 1).reshape(T, H * hd)
-            x = x + att @ self.w[p + "self_attn.o_proj.weight"].t()
-            h = self._norm(x, p + "post_attention_layernorm.weight")
-            g = h @ self.w[p + "mlp.gate_proj.weight"].t()
-            u = h @ self.w[p + "mlp.up_proj.weight"].t()
-            x = x + (torch.nn.functional.silu(g) * u) @ self.w[p + "mlp.down_proj.weight"].t()
+            x = self._mlp(x + att @ self.w[p + "self_attn.o_proj.weight"].t(), p)
             if self.hook is not None:
                 y = self.hook(l, x)
                 if y is not None:
@@ -897,25 +901,15 @@ class RefModel:
         for u, l in enumerate(range(layer + 1, self.n_layers)):
             p = "model.layers.%d." % l
             xn = self._norm(x, p + "input_layernorm.weight")
-
-            def proj(name):
-                y = xn @ self.w[p + "self_attn.%s_proj.weight" % name].t()
-                if self.qkv_bias and (p + "self_attn.%s_proj.bias" % name) in self.w:
-                    y = y + self.w[p + "self_attn.%s_proj.bias" % name]
-                return y
-            q = self._rope(self._qk_norm(proj("q").view(B, H, hd), p, "q").transpose(0, 1), pos).transpose(0, 1)  # [B, H, hd]
-            k = self._rope(self._qk_norm(proj("k").view(B, KV, hd), p, "k").transpose(0, 1), pos).transpose(0, 1)
-            v = proj("v").view(B, KV, hd)
+            q = self._rope(self._qk_norm(self._proj(xn, p, "q").view(B, H, hd), p, "q").transpose(0, 1), pos).transpose(0, 1)  # [B, H, hd]
+            k = self._rope(self._qk_norm(self._proj(xn, p, "k").view(B, KV, hd), p, "k").transpose(0, 1), pos).transpose(0, 1)
+            v = self._proj(xn, p, "v").view(B, KV, hd)
             K = torch.cat([kpre[u], k[:, :, None, :]], 2).repeat_interleave(rep, 1)  # [B, H, P+1, hd]
             V = torch.cat([vpre[u], v[:, :, None, :]], 2).repeat_interleave(rep, 1)
             sc = (q[:, :, None, :] @ K.transpose(-1, -2))[:, :, 0, :] / math.sqrt(hd)  # [B, H, P+1]
             sc = sc.masked_fill(~ok[:, None, :], float("-inf"))
             att = (torch.softmax(sc, -1)[:, :, None, :] @ V)[:, :, 0, :].reshape(B, H * hd)
-            x = x + att @ self.w[p + "self_attn.o_proj.weight"].t()
-            xn = self._norm(x, p + "post_attention_layernorm.weight")
-            g = xn @ self.w[p + "mlp.gate_proj.weight"].t()
-            up = xn @ self.w[p + "mlp.up_proj.weight"].t()
-            x = x + (torch.nn.functional.silu(g) * up) @ self.w[p + "mlp.down_proj.weight"].t()
+            x = self._mlp(x + att @ self.w[p + "self_attn.o_proj.weight"].t(), p)
         logits = self._norm(x, "model.norm.weight") @ self.lm_head.t()
         return mean_entropy(logits)
 
