@@ -157,7 +157,9 @@ function histogram(bins) {
 function enrichment(rows) {
   if (!rows.length) return note('No behaviour labels.');
   const maxE = Math.max(1, ...rows.map((r) => r.enrichment || 0));
-  return h('table', {class: 'table'},
+  // Eight columns in half a page: tight cells, and a scroll bar rather
+  // than a table running past its panel.
+  return h('div', {class: 'table-scroll'}, h('table', {class: 'table compact'},
     h('thead', {}, h('tr', {}, ['behaviour', 'steps', 'mean', 'max', 'rate', 'firings', 'enrichment', 'rule'].map((t) => h('th', {}, t)))),
     h('tbody', {}, rows.map((r) => h('tr', {},
       h('td', {}, chip(r.name)),
@@ -169,7 +171,7 @@ function enrichment(rows) {
       h('td', {class: 'num enrich'},
         h('span', {class: 'enrich-bar', style: {width: `${Math.min(100, (100 * (r.enrichment || 0)) / maxE)}%`, background: behaviourColour(r.name)}}),
         h('span', {}, fmt(r.enrichment))),
-      h('td', {testid: 'rule-evidence'}, r.evidence ? 'meets it' : 'too weak')))));
+      h('td', {testid: 'rule-evidence', class: 'nowrap'}, r.evidence ? 'meets it' : 'too weak'))))));
 }
 
 // logitLens lists the tokens a feature's direction promotes and suppresses
