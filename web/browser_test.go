@@ -205,6 +205,19 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("clicking feature 7 opened %s", loc)
 	}
 	b.screenshot("feature")
+	// Nothing on the feature page runs past its panel, down to a narrow
+	// window (the enrichment table's eight columns once did, at 1,250 px:
+	// 580 px in a 514 px panel).
+	for _, width := range []int64{1400, 1250, 1000} {
+		var over []string
+		b.run("narrow window", chromedp.EmulateViewport(width, 900),
+			chromedp.Sleep(100*time.Millisecond),
+			chromedp.Evaluate(`[...document.querySelectorAll('.panel')].filter((p) => p.scrollWidth > p.clientWidth + 1).map((p) => (p.querySelector('h2, h3, .panel-title') || p).textContent.slice(0, 40) + ': ' + p.scrollWidth + ' > ' + p.clientWidth)`, &over))
+		if len(over) > 0 {
+			t.Errorf("feature page %d px wide: content runs past its panels: %v", width, over)
+		}
+	}
+	b.run("window back", chromedp.EmulateViewport(1400, 900))
 
 	b.open("/behaviours?sae=from-browser")
 	b.screenshot("behaviours")
