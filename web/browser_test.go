@@ -94,6 +94,22 @@ func (b *browser) screenshot(name string) {
 	}
 }
 
+// panelsFit checks that nothing on the open page runs past its panel at
+// window widths of 1,400, 1,250 and 1,000 px, then restores 1,400.
+func (b *browser) panelsFit(page string) {
+	b.t.Helper()
+	for _, width := range []int64{1400, 1250, 1000} {
+		var over []string
+		b.run("narrow window", chromedp.EmulateViewport(width, 900),
+			chromedp.Sleep(100*time.Millisecond),
+			chromedp.Evaluate(`[...document.querySelectorAll('.panel')].filter((p) => p.scrollWidth > p.clientWidth + 1).map((p) => (p.querySelector('h2, h3, .panel-title') || p).textContent.slice(0, 40) + ': ' + p.scrollWidth + ' > ' + p.clientWidth)`, &over))
+		if len(over) > 0 {
+			b.t.Errorf("%s, %d px wide: content runs past its panels: %v", page, width, over)
+		}
+	}
+	b.run("window back", chromedp.EmulateViewport(1400, 900))
+}
+
 // attr reads an attribute of the first element matching sel.
 func (b *browser) attr(sel, name string) string {
 	var v string
@@ -208,16 +224,7 @@ func TestBrowser(t *testing.T) {
 	// Nothing on the feature page runs past its panel, down to a narrow
 	// window (the enrichment table's eight columns once did, at 1,250 px:
 	// 580 px in a 514 px panel).
-	for _, width := range []int64{1400, 1250, 1000} {
-		var over []string
-		b.run("narrow window", chromedp.EmulateViewport(width, 900),
-			chromedp.Sleep(100*time.Millisecond),
-			chromedp.Evaluate(`[...document.querySelectorAll('.panel')].filter((p) => p.scrollWidth > p.clientWidth + 1).map((p) => (p.querySelector('h2, h3, .panel-title') || p).textContent.slice(0, 40) + ': ' + p.scrollWidth + ' > ' + p.clientWidth)`, &over))
-		if len(over) > 0 {
-			t.Errorf("feature page %d px wide: content runs past its panels: %v", width, over)
-		}
-	}
-	b.run("window back", chromedp.EmulateViewport(1400, 900))
+	b.panelsFit("feature page")
 
 	b.open("/behaviours?sae=from-browser")
 	b.screenshot("behaviours")
@@ -239,8 +246,9 @@ func TestBrowser(t *testing.T) {
 	b.screenshot("steer")
 
 	// Deep links load directly.
-	for _, p := range []string{"/feature/from-browser/3", "/train", "/atlas", "/"} {
+	for _, p := range []string{"/feature/from-browser/3", "/train", "/atlas", "/behaviours?sae=from-browser", "/steer?sae=from-browser&feature=7", "/"} {
 		b.open(p)
+		b.panelsFit(p)
 	}
 	if len(b.console) > 0 {
 		t.Errorf("script errors in the pages: %v", b.console)
