@@ -162,7 +162,7 @@ func BenchmarkKernels(b *testing.B) {
 // BenchmarkGroupKernels measures the batched kernels in cache, as
 // BenchmarkKernels does one row: 8 rows of x (Qwen2-0.5B's width) meet 64
 // rows of weights through the group kernels, 8 rows of x a weight read or
-// 4, in multiply-adds per second on one core.
+// 4 (Q8: 4 or 1), in multiply-adds per second on one core.
 //
 //	go test -run XXX -bench GroupKernels -cpu 1 ./steer/model
 func BenchmarkGroupKernels(b *testing.B) {
@@ -195,5 +195,33 @@ func BenchmarkGroupKernels(b *testing.B) {
 				b.ReportMetric(float64(b.N)*rows*cols*n/b.Elapsed().Seconds()/1e9, "GMAC/s")
 			})
 		}
+	}
+	// Q8: rows of x quantised as decoding does, one at a time or four.
+	if !haveDotQ8x4(cols) {
+		return
+	}
+	w := base.To(Q8)
+	nb := blocksPerRow(cols)
+	xq, xs := make([]int8, n*cols), make([]float32, n*nb)
+	for r := range n {
+		quantizeVector(xq[r*cols:(r+1)*cols], xs[r*nb:(r+1)*nb], x[r*cols:(r+1)*cols])
+	}
+	for _, g := range []int{1, 4} {
+		b.Run(fmt.Sprintf("q8/%d-rows", g), func(b *testing.B) {
+			var d [4]float32
+			for b.Loop() {
+				for j := range rows {
+					q, s := w.Q[j*cols:(j+1)*cols], w.Scales[j*nb:(j+1)*nb]
+					for r := 0; r < n; r += g {
+						if g == 4 {
+							dotQ8x4(q, s, xq[r*cols:], xs[r*nb:], &d)
+						} else {
+							d[0] = dotQ8(q, s, xq[r*cols:(r+1)*cols], xs[r*nb:(r+1)*nb], false)
+						}
+					}
+				}
+			}
+			b.ReportMetric(float64(b.N)*rows*cols*n/b.Elapsed().Seconds()/1e9, "GMAC/s")
+		})
 	}
 }

@@ -29,7 +29,24 @@ func dotF16AVX2(w *uint16, x *float32, n int) float32
 func dotQ8AVX2(q *int8, scales *float32, xq *int8, xs *float32, blocks int) float32
 
 //go:noescape
+func dotQ8x4AVX2(q *int8, scales *float32, xq *int8, xs *float32, xstride, sstride, blocks int, out *float32)
+
+//go:noescape
 func dotQ8PrefetchAVX2(q *int8, scales *float32, xq *int8, xs *float32, blocks int) float32
+
+// haveDotQ8x4 reports whether dotQ8x4 runs for rows of n weights.
+func haveDotQ8x4(n int) bool { return haveAVX2 && n > 0 && n%Q8Block == 0 }
+
+// dotQ8x4 sets out[i] to the dot product of the Q8 row q (its blocks'
+// scales in scales) with the Q8 vector xq[i·len(q):], scales xs[i·nb:], for
+// i < 4, reading the row once; out[i] is what dotQ8 gives to the bit. Only
+// where haveDotQ8x4(len(q)).
+func dotQ8x4(q []int8, scales []float32, xq []int8, xs []float32, out *[4]float32) {
+	n, nb := len(q), len(scales)
+	_ = xq[3*n+n-1]
+	_ = xs[3*nb+nb-1]
+	dotQ8x4AVX2(&q[0], &scales[0], &xq[0], &xs[0], n, nb, nb, &out[0])
+}
 
 // dot16 is the dot product of the 16-bit row w (dtype BF16 or F16) with
 // x: whole runs of 8 by the AVX2 kernel, the rest by the pure-Go one.

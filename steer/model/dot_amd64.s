@@ -231,6 +231,102 @@ done: \
 	MOVSS X0, ret+40(FP) \
 	RET
 
+// Q8VEC adds one block's products for one vector (its activations at
+// xmem, its block scale at smem) to acc; the block's weights are in Y8,
+// their magnitudes in Y9 and the weights' block scale in X10. The same
+// operations in the same order as Q8BLOCK, so that a vector's sum is the
+// same to the bit whichever kernel computes it.
+#define Q8VEC(xmem, smem, acc) \
+	VMOVDQU    xmem, Y11 \
+	VPSIGNB    Y8, Y11, Y11 \
+	VPMADDUBSW Y11, Y9, Y12 \
+	VPMADDWD   Y15, Y12, Y12 \
+	VCVTDQ2PS  Y12, Y12 \
+	VMULSS     smem, X10, X13 \
+	VBROADCASTSS X13, Y13 \
+	VFMADD231PS Y13, Y12, acc
+
+// Q8BLOCKX4 is Q8VEC for the four vectors of dotQ8x4AVX2, the block's
+// weights read once.
+#define Q8BLOCKX4(off, soff, a0, a1, a2, a3) \
+	VMOVDQU off(SI), Y8 \
+	VPSIGNB Y8, Y8, Y9 \
+	VMOVSS  soff(DX), X10 \
+	Q8VEC(off(DI), soff(BX), a0) \
+	Q8VEC(off(DI)(R8*1), soff(BX)(R9*1), a1) \
+	Q8VEC(off(DI)(R8*2), soff(BX)(R9*2), a2) \
+	Q8VEC(off(DI)(R10*1), soff(BX)(R11*1), a3)
+
+// func dotQ8x4AVX2(q *int8, scales *float32, xq *int8, xs *float32, xstride, sstride, blocks int, out *float32)
+// Four dot products at once: the Q8 row q (blocks of 32 and their scales)
+// with the four Q8 vectors xq + i·xstride (bytes), their scales xs +
+// i·sstride (float32s), into out[0:4]. Each vector keeps DOTQ8's two sums
+// (even and odd blocks) and its final additions, so out[i] is what
+// dotQ8AVX2 gives for vector i, to the bit. blocks is positive.
+TEXT ·dotQ8x4AVX2(SB), NOSPLIT, $0-64
+	MOVQ q+0(FP), SI
+	MOVQ scales+8(FP), DX
+	MOVQ xq+16(FP), DI
+	MOVQ xs+24(FP), BX
+	MOVQ xstride+32(FP), R8
+	LEAQ (R8)(R8*2), R10
+	MOVQ sstride+40(FP), R9
+	SHLQ $2, R9
+	LEAQ (R9)(R9*2), R11
+	MOVQ blocks+48(FP), CX
+	MOVQ out+56(FP), AX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVL $0x00010001, R12
+	MOVQ R12, X15
+	VPBROADCASTD X15, Y15
+
+q8x4loop2:
+	CMPQ CX, $2
+	JL   q8x4loop1
+	PREFETCHT0 2048(SI)
+	Q8BLOCKX4(0, 0, Y0, Y1, Y2, Y3)
+	Q8BLOCKX4(32, 4, Y4, Y5, Y6, Y7)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	ADDQ $8, DX
+	ADDQ $8, BX
+	SUBQ $2, CX
+	JMP  q8x4loop2
+
+q8x4loop1:
+	CMPQ CX, $1
+	JL   q8x4done
+	Q8BLOCKX4(0, 0, Y0, Y1, Y2, Y3)
+
+q8x4done:
+	// Per vector: even + odd sums, the two halves added, then two
+	// horizontal additions, as DOTQ8 ends, four vectors side by side.
+	VADDPS       Y4, Y0, Y0
+	VADDPS       Y5, Y1, Y1
+	VADDPS       Y6, Y2, Y2
+	VADDPS       Y7, Y3, Y3
+	VEXTRACTF128 $1, Y0, X4
+	VADDPS       X4, X0, X0
+	VEXTRACTF128 $1, Y1, X5
+	VADDPS       X5, X1, X1
+	VEXTRACTF128 $1, Y2, X6
+	VADDPS       X6, X2, X2
+	VEXTRACTF128 $1, Y3, X7
+	VADDPS       X7, X3, X3
+	VHADDPS      X1, X0, X0
+	VHADDPS      X3, X2, X2
+	VHADDPS      X2, X0, X0
+	VMOVUPS      X0, (AX)
+	VZEROUPPER
+	RET
+
 #define NOPREFETCH(off)
 #define PREFETCH(off) PREFETCHT0 off(SI)
 

@@ -19,5 +19,9 @@ func haveDotGroup(DType, int) bool { return false }
 
 func (w *Matrix) dotGroup(int, []float32, int, []float32) { panic("model: no dotGroup kernel") }
 
+func haveDotQ8x4(int) bool { return false }
+
+func dotQ8x4([]int8, []float32, []int8, []float32, *[4]float32) { panic("model: no dotQ8x4 kernel") }
+
 // dotKernels names the kernels in use, for benchmarks.
 const dotKernels = "go"

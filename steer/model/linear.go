@@ -147,10 +147,29 @@ func gemmRowsQ8(out, x []float32, n, in int, w *Matrix, outDim int, beta float32
 	for r := range n {
 		quantizeVector(v.q[r*in:(r+1)*in], v.s[r*nb:(r+1)*nb], x[r*in:(r+1)*in])
 	}
+	// Rows of x in groups of four meet each row of W once (the same sums,
+	// to the bit, as one at a time); the rest one at a time.
+	grouped := 0
+	if haveDotQ8x4(in) {
+		grouped = n &^ 3
+	}
 	parallel.For(outDim, 64, func(_, lo, hi int) {
+		var d [4]float32
 		for j0 := lo; j0 < hi; j0 += chunkRows {
 			j1 := min(hi, j0+chunkRows)
-			for r := range n {
+			for j := j0; j < j1; j++ {
+				for r := 0; r < grouped; r += 4 {
+					dotQ8x4(w.Q[j*in:(j+1)*in], w.Scales[j*nb:(j+1)*nb], v.q[r*in:], v.s[r*nb:], &d)
+					for i, x := range d {
+						if beta != 0 {
+							out[(r+i)*outDim+j] += x
+						} else {
+							out[(r+i)*outDim+j] = x
+						}
+					}
+				}
+			}
+			for r := grouped; r < n; r++ {
 				dotQ8Rows(out[r*outDim+j0:r*outDim+j1], w.Q[j0*in:j1*in], w.Scales[j0*nb:j1*nb],
 					v.q[r*in:(r+1)*in], v.s[r*nb:(r+1)*nb], beta != 0, r == 0 && n > 1)
 			}

@@ -469,3 +469,43 @@ func TestQuantize(t *testing.T) {
 		}
 	}
 }
+
+// TestQ8BatchSameAsOne: a Q8 product gives each row of x the same sums, to
+// the bit, whether the row comes alone (decoding one sequence) or with
+// others (a batch, where rows go four at a time through dotQ8x4).
+func TestQ8BatchSameAsOne(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, cols := range []int{32, 96, 896} {
+		const rows = 70
+		f := make([]float32, rows*cols)
+		for i := range f {
+			f[i] = float32(rng.NormFloat64())
+		}
+		base := NewMatrix(rows, cols, f)
+		w := base.To(Q8)
+		for _, n := range []int{4, 8, 9, 15} {
+			x := make([]float32, n*cols)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64()) * float32(1+i%7)
+			}
+			for _, beta := range []float32{0, 1} {
+				prior := make([]float32, n*rows)
+				for i := range prior {
+					prior[i] = float32(rng.NormFloat64())
+				}
+				batch := slices.Clone(prior)
+				gemmRows(batch, x, n, cols, &w, rows, beta)
+				for r := range n {
+					one := slices.Clone(prior[r*rows : (r+1)*rows])
+					gemmRows(one, x[r*cols:(r+1)*cols], 1, cols, &w, rows, beta)
+					for j := range rows {
+						if math.Float32bits(one[j]) != math.Float32bits(batch[r*rows+j]) {
+							t.Fatalf("%d cols, %d rows of x, beta %g: row %d of x, row %d of W: %g alone, %g in the batch",
+								cols, n, beta, r, j, one[j], batch[r*rows+j])
+						}
+					}
+				}
+			}
+		}
+	}
+}
