@@ -248,8 +248,15 @@ func columnSilhouettes(attr *Attribution, w []float32, d int, opts SpecificOptio
 	return sc, err
 }
 
+// shuffleRounds is how many shuffles of the labels the shuffled baseline
+// of a silhouette averages. One shuffle of a few columns is a noisy
+// baseline: on the demo's 15 behaviour columns of block 3, one draw gave
+// 0.088 and another block's 15 gave -0.266.
+const shuffleRounds = 100
+
 // labelSilhouettes returns the silhouette of labels over the n rows of x and
-// that of the labels shuffled with seed.
+// the mean silhouette of the labels shuffled, over shuffleRounds shuffles
+// drawn with seed.
 func labelSilhouettes(x []float32, n, d int, labels []int, seed uint64) (real, shuffled float64, err error) {
 	k := distinct(labels)
 	if k < 2 || n <= k {
@@ -260,10 +267,14 @@ func labelSilhouettes(x []float32, n, d int, labels []int, seed uint64) (real, s
 		return 0, 0, err
 	}
 	shuf := append([]int(nil), labels...)
-	rand.New(rand.NewPCG(seed, 0x5b)).Shuffle(len(shuf), func(i, j int) { shuf[i], shuf[j] = shuf[j], shuf[i] })
-	shuffled, _, err = Silhouette(x, n, d, shuf)
-	if err != nil {
-		return 0, 0, err
+	rng := rand.New(rand.NewPCG(seed, 0x5b))
+	for range shuffleRounds {
+		rng.Shuffle(len(shuf), func(i, j int) { shuf[i], shuf[j] = shuf[j], shuf[i] })
+		s, _, err := Silhouette(x, n, d, shuf)
+		if err != nil {
+			return 0, 0, err
+		}
+		shuffled += s / shuffleRounds
 	}
 	return real, shuffled, nil
 }
