@@ -164,11 +164,6 @@ func mustVector(t *testing.T, a *Attribution, b string, o SpecificOptions) []flo
 // tinyDump writes a 5-row, 2-wide dump and returns its layer and steps.
 func tinyDump(t *testing.T) (*activations.Layer, []activations.Step) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "tiny")
-	w, err := activations.Create(dir, activations.WriterOptions{Model: "tiny", DModel: 2, Layers: []int{0}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	x := []float32{
 		1, 0,
 		3, 1,
@@ -183,16 +178,7 @@ func tinyDump(t *testing.T) (*activations.Layer, []activations.Step) {
 		{Trace: "t", Step: 3},
 		{Trace: "t", Step: 4, Labels: []string{"backtracking", "backtracking"}},
 	}
-	if err := w.WriteRows(0, x); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.WriteSteps(steps...); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	d, read := openDump(t, dir)
+	d, read := writeDump(t, "tiny", 2, x, steps)
 	return d.Layers[0], read
 }
 

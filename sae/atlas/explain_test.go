@@ -291,11 +291,6 @@ func TestExplainBadInputs(t *testing.T) {
 // next step's phrases, which tell on held-out steps when it fires, while
 // its own step's phrases do not.
 func TestExplainNextStep(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "dump")
-	w, err := activations.Create(dir, activations.WriterOptions{Model: "test", DModel: 2, Layers: []int{0}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var steps []activations.Step
 	var rows []float32
 	for i := range 400 {
@@ -314,16 +309,7 @@ func TestExplainNextStep(t *testing.T) {
 			rows = append(rows, x...)
 		}
 	}
-	if err := w.WriteRows(0, rows); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.WriteSteps(steps...); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	d, steps := openDump(t, dir)
+	d, steps := writeDump(t, "test", 2, rows, steps)
 	s, err := sae.New(sae.Standard, 2, 1, 0)
 	if err != nil {
 		t.Fatal(err)
