@@ -13,26 +13,24 @@ const gatherChunk = 64
 // gatherAxpy adds Σ_k v[k]·base[idx[k]·stride : idx[k]·stride+len(out)]
 // to out. Every row named must have len(out) values at its offset.
 func gatherAxpy(out []float32, base []float32, stride int, idx []int32, v []float32) {
-	gatherChunks(gatherAxpy64, gatherAxpyGo, out, base, stride, idx, v)
+	n := len(out) - len(out)%gatherChunk
+	for c := 0; c < n; c += gatherChunk {
+		gatherAxpy64(out[c:c+gatherChunk], base[c:], stride, idx, v)
+	}
+	if n < len(out) {
+		gatherAxpyGo(out[n:], base[n:], stride, idx, v)
+	}
 }
 
 // gatherDot adds x · base[idx[k]·stride : idx[k]·stride+len(x)] to out[k]
 // for every k.
 func gatherDot(x []float32, base []float32, stride int, idx []int32, out []float32) {
-	gatherChunks(gatherDot64, gatherDotGo, x, base, stride, idx, out)
-}
-
-// gatherChunks runs a gathered kernel over dense (out for an axpy, x for
-// a dot) a chunk of gatherChunk values at a time, the rest by its pure-Go
-// form.
-func gatherChunks(chunk, goForm func(dense, base []float32, stride int, idx []int32, e []float32),
-	dense, base []float32, stride int, idx []int32, e []float32) {
-	n := len(dense) - len(dense)%gatherChunk
+	n := len(x) - len(x)%gatherChunk
 	for c := 0; c < n; c += gatherChunk {
-		chunk(dense[c:c+gatherChunk], base[c:], stride, idx, e)
+		gatherDot64(x[c:c+gatherChunk], base[c:], stride, idx, out)
 	}
-	if n < len(dense) {
-		goForm(dense[n:], base[n:], stride, idx, e)
+	if n < len(x) {
+		gatherDotGo(x[n:], base[n:], stride, idx, out)
 	}
 }
 

@@ -14,30 +14,33 @@ func gatherAxpy64AVX2(dense, base *float32, stride int, idx *int32, e *float32, 
 //go:noescape
 func gatherDot64AVX2(dense, base *float32, stride int, idx *int32, e *float32, n int)
 
+// gatherAxpy64 and gatherDot64 call their kernels directly rather than
+// through one dispatch taking them as function values: they run once per
+// row or latent and chunk of every step over active entries.
 func gatherAxpy64(out []float32, base []float32, stride int, idx []int32, v []float32) {
-	gather64(gatherAxpy64AVX2, gatherAxpyGo, out, base, stride, idx, v)
-}
-
-func gatherDot64(x []float32, base []float32, stride int, idx []int32, out []float32) {
-	gather64(gatherDot64AVX2, gatherDotGo, x, base, stride, idx, out)
-}
-
-// gather64 runs a gathered kernel on the gatherChunk values of dense
-// (out for an axpy, x for a dot) and the len(idx) entries' values e: by
-// its AVX2 form where it runs, else by its pure-Go form.
-func gather64(avx2 func(dense, base *float32, stride int, idx *int32, e *float32, n int),
-	goForm func(dense, base []float32, stride int, idx []int32, e []float32),
-	dense, base []float32, stride int, idx []int32, e []float32) {
 	if !haveGatherAVX2 {
-		goForm(dense[:gatherChunk], base, stride, idx, e)
+		gatherAxpyGo(out[:gatherChunk], base, stride, idx, v)
 		return
 	}
 	if len(idx) == 0 {
 		return
 	}
-	_ = dense[gatherChunk-1]
-	_ = e[len(idx)-1]
-	avx2(&dense[0], &base[0], stride, &idx[0], &e[0], len(idx))
+	_ = out[gatherChunk-1]
+	_ = v[len(idx)-1]
+	gatherAxpy64AVX2(&out[0], &base[0], stride, &idx[0], &v[0], len(idx))
+}
+
+func gatherDot64(x []float32, base []float32, stride int, idx []int32, out []float32) {
+	if !haveGatherAVX2 {
+		gatherDotGo(x[:gatherChunk], base, stride, idx, out)
+		return
+	}
+	if len(idx) == 0 {
+		return
+	}
+	_ = x[gatherChunk-1]
+	_ = out[len(idx)-1]
+	gatherDot64AVX2(&x[0], &base[0], stride, &idx[0], &out[0], len(idx))
 }
 
 //go:noescape
