@@ -79,11 +79,12 @@ func dotQ8(q []int8, scales []float32, xq []int8, xs []float32, prefetch bool) f
 	}
 	q = q[:len(xq)]
 	scales = scales[:len(xs)]
-	kernel := dotQ8AVX2
+	var s float32
 	if prefetch {
-		kernel = dotQ8PrefetchAVX2
+		s = dotQ8PrefetchAVX2(&q[0], &scales[0], &xq[0], &xs[0], nb)
+	} else {
+		s = dotQ8AVX2(&q[0], &scales[0], &xq[0], &xs[0], nb)
 	}
-	s := kernel(&q[0], &scales[0], &xq[0], &xs[0], nb)
 	if n := nb * Q8Block; n < len(xq) {
 		s += dotQ8Go(q[n:], scales[nb:], xq[n:], xs[nb:])
 	}

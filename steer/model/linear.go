@@ -160,13 +160,7 @@ func gemmRowsQ8(out, x []float32, n, in int, w *Matrix, outDim int, beta float32
 			for j := j0; j < j1; j++ {
 				for r := 0; r < grouped; r += 4 {
 					dotQ8x4(w.Q[j*in:(j+1)*in], w.Scales[j*nb:(j+1)*nb], v.q[r*in:], v.s[r*nb:], &d)
-					for i, x := range d {
-						if beta != 0 {
-							out[(r+i)*outDim+j] += x
-						} else {
-							out[(r+i)*outDim+j] = x
-						}
-					}
+					putColumn(out, outDim, r, j, d[:], beta != 0)
 				}
 			}
 			for r := grouped; r < n; r++ {
@@ -191,18 +185,24 @@ func (w *Matrix) dotGroupRows(out []float32, outDim, j0, j1 int, x []float32, n 
 		for _, g := range [2]int{8, 4} {
 			for ; r+g <= n; r += g {
 				w.dotGroup(j, x[r*c:], c, d[:g])
-				for i, v := range d[:g] {
-					if add {
-						out[(r+i)*outDim+j] += v
-					} else {
-						out[(r+i)*outDim+j] = v
-					}
-				}
+				putColumn(out, outDim, r, j, d[:g], add)
 			}
 		}
 		done = r
 	}
 	return done
+}
+
+// putColumn sets (with add, adds to) out[r+i, j] v[i] for every i: a group
+// kernel's products of one row of W with consecutive rows of x.
+func putColumn(out []float32, outDim, r, j int, v []float32, add bool) {
+	for i, s := range v {
+		if add {
+			out[(r+i)*outDim+j] += s
+		} else {
+			out[(r+i)*outDim+j] = s
+		}
+	}
 }
 
 // gemmRowsF32 is gemmRows for float32 weights, through the BLAS, except
