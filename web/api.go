@@ -76,18 +76,26 @@ func intParam(r *http.Request, key string, def, max int) (int, error) {
 	return n, nil
 }
 
+// paging reads the offset and limit of a paged list (limit defaults to def
+// and may not exceed max).
+func paging(r *http.Request, def, max int) (offset, limit int, err error) {
+	if offset, err = intParam(r, "offset", 0, 0); err != nil {
+		return 0, 0, err
+	}
+	if limit, err = intParam(r, "limit", def, max); err != nil {
+		return 0, 0, err
+	}
+	return offset, limit, nil
+}
+
 // page reads the dataset of the path and the offset and limit of a paged
-// list (limit defaults to def and may not exceed max).
+// list, as paging does.
 func (s *Server) page(r *http.Request, def, max int) (*Dataset, int, int, error) {
 	ds, err := s.dataset(r)
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	offset, err := intParam(r, "offset", 0, 0)
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	limit, err := intParam(r, "limit", def, max)
+	offset, limit, err := paging(r, def, max)
 	if err != nil {
 		return nil, 0, 0, err
 	}

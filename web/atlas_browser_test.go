@@ -99,13 +99,8 @@ func (b *browser) screenXY(id int) (float64, float64) {
 // the rows where the sum of its latents is largest; another k recolours the
 // map by its clusters; the selection, k and the view survive a reload.
 func TestBrowserAtlasRegionsHoverSelection(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	dump := plantedDump(t)
-	saeDir := filepath.Join(t.TempDir(), "given")
-	trainSAE(t, dump, saeDir, 1)
-	ts := serverOn(t, dump, filepath.Join(t.TempDir(), "work"), saeDir)
+	skipShort(t, "browser test")
+	ts, _, saeDir := givenServer(t)
 	ts.waitReady(t, "given")
 	var at atlas.Atlas
 	ts.get(t, "/api/saes/given/atlas", &at)
@@ -354,18 +349,14 @@ func TestBrowserAtlasRegionsHoverSelection(t *testing.T) {
 	if len(view) != 3 || math.Abs(view[2]-2.5) > 1e-3 || math.Hypot(view[0]-centre[0], view[1]-centre[1]) > 1e-3 {
 		t.Errorf("after a reload the view is %v, want centre %v at zoom 2.5", view, centre)
 	}
-	if len(b.console) > 0 {
-		t.Errorf("script errors: %v", b.console)
-	}
+	b.noScriptErrors()
 }
 
 // TestBrowserAtlasSteer selects features on the atlas of an SAE of
 // stories260K and steers with them: /steer opens with the mean of their
 // decoder columns, and Run generates DEFAULT and a different STEERED story.
 func TestBrowserAtlasSteer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
+	skipShort(t, "browser test")
 	ts := storiesServer(t)
 	// The tooltip asks for a feature without its logit lens.
 	var with, without map[string]any
@@ -416,23 +407,7 @@ func TestBrowserAtlasSteer(t *testing.T) {
 	if !strings.Contains(vectors, "st-sae · mean of features") || !strings.Contains(vectors, "(64 features)") {
 		t.Errorf("the vector list says %q, want the mean of the 64 selected features", vectors)
 	}
-	b.eval(`(() => {
-		const set = (sel, v) => { const e = document.querySelector(sel); e.value = v; e.dispatchEvent(new Event('input', {bubbles: true})); };
-		set('input[aria-label="strength"]', '15');
-		set('textarea[aria-label="prompt"]', '');
-		set('input[aria-label="max tokens"]', '40');
-	})()`, nil)
-	b.run("run", chromedp.Click(`[data-testid="steer-run"]`, chromedp.ByQuery))
-	var def, st string
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		b.run("read panes", chromedp.Text(`[data-testid="steer-default"]`, &def, chromedp.ByQuery),
-			chromedp.Text(`[data-testid="steer-steered"]`, &st, chromedp.ByQuery))
-		if strings.Contains(def, "tokens") && strings.Contains(st, "tokens") {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	def, st := b.steerStory(func(def, st string) bool { return strings.Contains(def, "tokens") && strings.Contains(st, "tokens") })
 	b.screenshot("atlas-steer")
 	if !strings.Contains(def, "Once upon a time") {
 		t.Fatalf("the DEFAULT pane does not tell the story: %q (console %v)", def, b.console)
@@ -440,7 +415,5 @@ func TestBrowserAtlasSteer(t *testing.T) {
 	if st == def || !strings.Contains(st, "tokens") {
 		t.Errorf("the STEERED pane %q does not differ from DEFAULT %q", st, def)
 	}
-	if len(b.console) > 0 {
-		t.Errorf("script errors: %v", b.console)
-	}
+	b.noScriptErrors()
 }

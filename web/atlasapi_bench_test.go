@@ -3,10 +3,7 @@ package web
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -22,11 +19,9 @@ import (
 // same width (RISE's recipe) encodes the 32 selected latents only.
 func BenchmarkSelectionSteps(b *testing.B) {
 	const width = 2048
-	ws, ds, srv := benchDemo(b)
-	s := benchSAE(b, ws, srv, "sel", sae.TopK, width, 32, 1)
-	benchSAE(b, ws, srv, "sel-relu", sae.Standard, width, 0, 2)
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
+	ts, ds := benchDemo(b)
+	s := benchSAE(b, ts, "sel", sae.TopK, width, 32, 1)
+	benchSAE(b, ts, "sel-relu", sae.Standard, width, 0, 2)
 	rng := rand.New(rand.NewPCG(1, 2))
 
 	steps := func(name string) func(b *testing.B) {
@@ -36,15 +31,7 @@ func BenchmarkSelectionSteps(b *testing.B) {
 				for i := range ids {
 					ids[i] = fmt.Sprint(rng.IntN(width))
 				}
-				resp, err := http.Get(ts.URL + "/api/saes/" + name + "/selection/steps?features=" + strings.Join(ids, ","))
-				if err != nil {
-					b.Fatal(err)
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					b.Fatalf("selection steps: %d", resp.StatusCode)
-				}
+				benchGet(b, ts.URL+"/api/saes/"+name+"/selection/steps?features="+strings.Join(ids, ","))
 			}
 			b.ReportMetric(float64(ds.Dump.Rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 		}

@@ -24,10 +24,7 @@ import (
 // centroid nearest to it, each centroid the renormalised mean of its
 // members); those of the atlas's k are the atlas's.
 func TestAtlasSelectionAndClustersAPI(t *testing.T) {
-	dump := plantedDump(t)
-	dir := filepath.Join(t.TempDir(), "given")
-	trainSAE(t, dump, dir, 1)
-	ts := serverOn(t, dump, filepath.Join(t.TempDir(), "work"), dir)
+	ts, _, dir := givenServer(t)
 	ts.waitReady(t, "given")
 
 	for _, c := range []struct {
@@ -184,12 +181,7 @@ func TestSelectionStepsByArch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		x := make([]float32, layer.Rows*layer.DModel)
-		if err := layer.ReadRows(0, x); err != nil {
-			t.Fatal(err)
-		}
-		f := make([]float32, layer.Rows*s.DSae)
-		s.Encode(x, f)
+		f := encodeAll(t, s, layer)
 		// The selection: five latents that fire neither most nor least.
 		fires := make([]int, s.DSae)
 		for i, v := range f {

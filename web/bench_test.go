@@ -6,7 +6,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -25,25 +24,15 @@ import (
 // a minute.
 func BenchmarkFeatureAPI(b *testing.B) {
 	const width = 16384
-	ws, _, srv := benchDemo(b)
-	benchSAE(b, ws, srv, "wide", sae.TopK, width, 32, 1)
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
+	ts, _ := benchDemo(b)
+	benchSAE(b, ts, "wide", sae.TopK, width, 32, 1)
 	rng := rand.New(rand.NewPCG(1, 2))
 	var lat []time.Duration
 	b.ResetTimer()
 	for range b.N {
 		id := rng.IntN(width)
 		start := time.Now()
-		resp, err := http.Get(fmt.Sprintf("%s/api/saes/wide/features/%d", ts.URL, id))
-		if err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			b.Fatalf("feature %d: %d", id, resp.StatusCode)
-		}
+		benchGet(b, fmt.Sprintf("%s/api/saes/wide/features/%d", ts.URL, id))
 		lat = append(lat, time.Since(start))
 	}
 	b.StopTimer()
@@ -56,8 +45,8 @@ func BenchmarkFeatureAPI(b *testing.B) {
 }
 
 // benchDemo serves the 20,000-step demo dump (d_model 256) from a fresh
-// workspace.
-func benchDemo(b *testing.B) (*Workspace, *Dataset, *Server) {
+// workspace over loopback.
+func benchDemo(b *testing.B) (*testServer, *Dataset) {
 	b.Helper()
 	dir := b.TempDir()
 	dump := filepath.Join(dir, "demo")
@@ -69,17 +58,30 @@ func benchDemo(b *testing.B) (*Workspace, *Dataset, *Server) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := New(ws, Config{})
-	b.Cleanup(srv.Close)
-	return ws, ds, srv
+	return serveTest(b, New(ws, Config{})), ds
+}
+
+// benchGet fetches url, reading its body to the end, and stops the
+// benchmark unless it answers 200.
+func benchGet(b *testing.B, url string) {
+	b.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
 }
 
 // benchSAE adds a randomly initialised SAE (the pages' cost does not
 // depend on what its features mean) on the workspace's first dataset and
 // waits for its analysis.
-func benchSAE(b *testing.B, ws *Workspace, srv *Server, name string, arch sae.Arch, width, k int, seed uint64) *sae.SAE {
+func benchSAE(b *testing.B, ts *testServer, name string, arch sae.Arch, width, k int, seed uint64) *sae.SAE {
 	b.Helper()
-	ds := ws.Datasets()[0]
+	ds := ts.ws.Datasets()[0]
 	s, err := sae.New(arch, ds.Dump.DModel, width, k)
 	if err != nil {
 		b.Fatal(err)
@@ -90,11 +92,11 @@ func benchSAE(b *testing.B, ws *Workspace, srv *Server, name string, arch sae.Ar
 	if err := sae.Save(dir, s, sae.SaveOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	m, err := ws.AddSAE(dir)
+	m, err := ts.ws.AddSAE(dir)
 	if err != nil {
 		b.Fatal(err)
 	}
-	j := srv.StartAnalysis(m)
+	j := ts.srv.StartAnalysis(m)
 	<-j.Done()
 	if v := j.View(); v.State != StateDone {
 		b.Fatalf("analysis of %s: %s", name, v.Error)

@@ -68,6 +68,24 @@ func newBrowser(t *testing.T, ts *testServer, flags ...chromedp.ExecAllocatorOpt
 	return b
 }
 
+// skipShort skips the test in -short mode, saying what it skips (a browser
+// test, the browser part of a test, the load test).
+func skipShort(t *testing.T, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(what + " skipped in -short mode")
+	}
+}
+
+// noScriptErrors fails the test when a page threw an exception or logged
+// an error to the console.
+func (b *browser) noScriptErrors() {
+	b.t.Helper()
+	if len(b.console) > 0 {
+		b.t.Errorf("script errors: %v", b.console)
+	}
+}
+
 func (b *browser) run(what string, actions ...chromedp.Action) {
 	b.t.Helper()
 	if err := chromedp.Run(b.ctx, actions...); err != nil {
@@ -124,9 +142,7 @@ func (b *browser) attr(sel, name string) string {
 // opens its page with its top steps; the steering page says no model is
 // attached. Screenshots go to the artifact directory.
 func TestBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
+	skipShort(t, "browser test")
 	ts := newTestServer(t)
 	b := newBrowser(t, ts)
 
@@ -250,39 +266,43 @@ func TestBrowser(t *testing.T) {
 		b.open(p)
 		b.panelsFit(p)
 	}
-	if len(b.console) > 0 {
-		t.Errorf("script errors in the pages: %v", b.console)
-	}
+	b.noScriptErrors()
 	fmt.Fprintf(os.Stderr, "browser screenshots in %s\n", b.dir)
+}
+
+// steerStory fills the open steering page's form (strength 15, no prompt,
+// at most 40 tokens), runs it and reads the DEFAULT and STEERED panes until
+// done holds of them or a minute has passed.
+func (b *browser) steerStory(done func(def, st string) bool) (def, st string) {
+	b.t.Helper()
+	b.eval(`(() => {
+		const set = (sel, v) => { const e = document.querySelector(sel); e.value = v; e.dispatchEvent(new Event('input', {bubbles: true})); };
+		set('input[aria-label="strength"]', '15');
+		set('textarea[aria-label="prompt"]', '');
+		set('input[aria-label="max tokens"]', '40');
+	})()`, nil)
+	b.run("steer", chromedp.Click(`[data-testid="steer-run"]`, chromedp.ByQuery))
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		b.run("read panes", chromedp.Text(`[data-testid="steer-default"]`, &def, chromedp.ByQuery),
+			chromedp.Text(`[data-testid="steer-steered"]`, &st, chromedp.ByQuery))
+		if done(def, st) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return def, st
 }
 
 // TestBrowserSteer runs the steering page on stories260K with a feature of
 // an SAE trained on its own residual stream: the DEFAULT pane tells the
 // known story and the STEERED pane a different one.
 func TestBrowserSteer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
+	skipShort(t, "browser test")
 	ts := storiesServer(t)
 	b := newBrowser(t, ts)
 	b.open("/steer?sae=st-sae&feature=3")
-	b.run("fill the form", chromedp.Evaluate(`(() => {
-		const set = (sel, v) => { const e = document.querySelector(sel); e.value = v; e.dispatchEvent(new Event('input', {bubbles: true})); };
-		set('input[aria-label="strength"]', '15');
-		set('textarea[aria-label="prompt"]', '');
-		set('input[aria-label="max tokens"]', '40');
-	})()`, nil))
-	b.run("steer", chromedp.Click(`[data-testid="steer-run"]`, chromedp.ByQuery))
-	var def, st string
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		b.run("read panes", chromedp.Text(`[data-testid="steer-default"]`, &def, chromedp.ByQuery),
-			chromedp.Text(`[data-testid="steer-steered"]`, &st, chromedp.ByQuery))
-		if strings.Contains(def, "Lily") {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	def, st := b.steerStory(func(def, _ string) bool { return strings.Contains(def, "Lily") })
 	b.screenshot("steer-stories")
 	if !strings.Contains(def, "Once upon a time") || !strings.Contains(def, "Lily") {
 		t.Fatalf("the DEFAULT pane does not tell the story: %q (console %v)", def, b.console)
@@ -301,9 +321,7 @@ func TestBrowserSteer(t *testing.T) {
 	if !strings.Contains(stop, "tokens") || !strings.Contains(diff, "DEFAULT") || !strings.Contains(warn, "other behaviours") || temps != 1 {
 		t.Errorf("stop %q, diff %q, warning %q, temperature inputs %d", stop, diff, warn, temps)
 	}
-	if len(b.console) > 0 {
-		t.Errorf("script errors: %v", b.console)
-	}
+	b.noScriptErrors()
 }
 
 // seen is a request as the workbench received it.
@@ -387,9 +405,7 @@ attack();
 // workbench's port is the page's own origin: the page and the script's
 // same-origin calls get 421, and no job starts.
 func TestBrowserCrossSite(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
+	skipShort(t, "browser test")
 	ts := newTestServer(t)
 	rec := &recorder{h: ts.srv}
 	ts.Config.Handler = rec
@@ -462,9 +478,7 @@ func TestBrowserCrossSite(t *testing.T) {
 // button (a DELETE the page sends as JSON) ends it; the running one's
 // cancel button stops it too.
 func TestBrowserQueue(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
+	skipShort(t, "browser test")
 	ts := newTestServer(t)
 	first := ts.train(t, "first", 1000000)
 	second := ts.train(t, "second", 1000000)
@@ -497,18 +511,14 @@ func TestBrowserQueue(t *testing.T) {
 			t.Errorf("job %s is %s after its cancel button", id, s)
 		}
 	}
-	if len(b.console) > 0 {
-		t.Errorf("script errors: %v", b.console)
-	}
+	b.noScriptErrors()
 }
 
 // TestBrowserSweep: the steering page's sweep runs held-out problems of
 // the model demo over strengths as a job and draws the dose-response with
 // its table (strength 0 without a p-value, the others with one).
 func TestBrowserSweep(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
+	skipShort(t, "browser test")
 	ts := storiesServer(t)
 	// A dataset under the model demo's name is what makes the server offer
 	// its held-out problems.
@@ -546,7 +556,5 @@ func TestBrowserSweep(t *testing.T) {
 	if !strings.Contains(table, "p=") {
 		t.Errorf("no p-values in the sweep table: %q", table)
 	}
-	if len(b.console) > 0 {
-		t.Errorf("script errors: %v", b.console)
-	}
+	b.noScriptErrors()
 }

@@ -51,20 +51,12 @@ func (b *browser) waitFor(what, script string) {
 // SAE trained in the browser has a Delete button (asked twice) that removes
 // it and its files, and an SAE given with --sae has none.
 func TestBrowserSAEs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	dump := plantedDump(t)
-	work := filepath.Join(t.TempDir(), "work")
-	given := filepath.Join(t.TempDir(), "given")
-	trainSAE(t, dump, given, 1)
-	ts := serverOn(t, dump, work, given)
+	skipShort(t, "browser test")
+	ts, work, _ := givenServer(t)
 	ts.train(t, "mine", 200)
 	ts.waitReady(t, "mine")
-	cut := ts.train(t, "cut", 1000000)
-	waitFile(t, filepath.Join(work, "saes", "cut", ckptFile))
-	ts.send(t, "DELETE", "/api/jobs/"+cut, "", nil)
-	<-ts.srv.jobs.Get(cut).Done()
+	cut := ts.trainToCheckpoint(t, "cut", 1000000)
+	ts.stopJob(t, cut)
 
 	b := newBrowser(t, ts)
 	b.open("/train")
@@ -102,9 +94,7 @@ func TestBrowserSAEs(t *testing.T) {
 	if ts.srv.ws.SAE("mine") != nil {
 		t.Error("after Delete the SAE is still in the workspace")
 	}
-	if len(b.console) > 0 {
-		t.Errorf("script errors: %v", b.console)
-	}
+	b.noScriptErrors()
 }
 
 // TestBrowserNotFoundAndURLState opens a page the workbench lacks (its own
@@ -113,13 +103,8 @@ func TestBrowserSAEs(t *testing.T) {
 // page's behaviour, the training form's dataset and layer. Each is read
 // from the URL on load and written to it when changed.
 func TestBrowserNotFoundAndURLState(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	dump := plantedDump(t)
-	given := filepath.Join(t.TempDir(), "given")
-	trainSAE(t, dump, given, 1)
-	ts := serverOn(t, dump, filepath.Join(t.TempDir(), "work"), given)
+	skipShort(t, "browser test")
+	ts, _, _ := givenServer(t)
 	ts.waitReady(t, "given")
 	b := newBrowser(t, ts)
 
@@ -179,7 +164,5 @@ func TestBrowserNotFoundAndURLState(t *testing.T) {
 	}
 	b.eval(`{const s = document.querySelector('#train-layer'); s.dispatchEvent(new Event('change'));}`, nil)
 	b.waitFor("the layer in the URL", fmt.Sprintf(`new URLSearchParams(location.search).get('layer') === '%d'`, layer))
-	if len(b.console) > 0 {
-		t.Errorf("script errors: %v", b.console)
-	}
+	b.noScriptErrors()
 }

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rise-interp/rise/steer"
 	"github.com/rise-interp/rise/steer/model"
@@ -38,20 +37,8 @@ func TestModelDemo(t *testing.T) {
 	for _, l := range TinyLayers {
 		ts.waitReady(t, TinyDataset+"-l"+string(rune('0'+l)))
 	}
-	var sw struct {
-		Layers []struct {
-			Layer int `json:"layer"`
-		} `json:"layers"`
-	}
-	deadline := time.Now().Add(time.Minute)
-	for code := ts.get(t, "/api/datasets/"+TinyDataset+"/sweep", &sw); code != 200; code = ts.get(t, "/api/datasets/"+TinyDataset+"/sweep", &sw) {
-		if code != 409 || time.Now().After(deadline) {
-			t.Fatalf("sweep: %d", code)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if len(sw.Layers) != 3 {
-		t.Errorf("sweep over %d layers, want 3", len(sw.Layers))
+	if layers := ts.sweepLayers(t, TinyDataset); len(layers) != 3 {
+		t.Errorf("sweep over %d layers, want 3", len(layers))
 	}
 	var res struct {
 		Default, Steered struct {

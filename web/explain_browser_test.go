@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -57,11 +56,7 @@ func plantedServer(t *testing.T, cfg synth.Config, dataset, saeName string, make
 	}
 	srv := New(ws, Config{Version: "test"})
 	srv.StartAnalysis(md)
-	ts := &testServer{Server: httptest.NewServer(srv), srv: srv, ws: ws}
-	t.Cleanup(func() {
-		ts.Close()
-		srv.Close()
-	})
+	ts := serveTest(t, srv)
 	ts.waitReady(t, saeName)
 	return ts, truth
 }
@@ -72,9 +67,7 @@ func plantedServer(t *testing.T, cfg synth.Config, dataset, saeName string, make
 // steering page with the candidate's features; phrase search lists
 // features; a feature page shows its explanation and detection score.
 func TestBrowserCandidates(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
+	skipShort(t, "browser test")
 	ts := unnamedServer(t)
 	b := newBrowser(t, ts)
 	b.open("/behaviours?sae=un-sae")
@@ -132,7 +125,5 @@ func TestBrowserCandidates(t *testing.T) {
 	if ts.ws.Dataset("unnamed").labels["summary"] == 0 {
 		t.Error("no step is labelled summary after naming")
 	}
-	if len(b.console) > 0 {
-		t.Errorf("script errors: %v", b.console)
-	}
+	b.noScriptErrors()
 }

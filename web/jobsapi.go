@@ -38,11 +38,7 @@ type TrainRequest struct {
 // jobs, newest first, of the kinds given (all when none), without their
 // results (GET /api/jobs/{id} has them).
 func (s *Server) listJobs(_ http.ResponseWriter, r *http.Request) (any, error) {
-	offset, err := intParam(r, "offset", 0, 0)
-	if err != nil {
-		return nil, err
-	}
-	limit, err := intParam(r, "limit", 50, 500)
+	offset, limit, err := paging(r, 50, 500)
 	if err != nil {
 		return nil, err
 	}

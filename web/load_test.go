@@ -19,9 +19,7 @@ import (
 // table's figure used 60). Every request must succeed; the p99 latency of
 // the feature pages is logged.
 func TestLoad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("load test skipped in -short mode")
-	}
+	skipShort(t, "load test")
 	secs := 5
 	if v := os.Getenv("RISE_LOAD_SECONDS"); v != "" {
 		fmt.Sscan(v, &secs)

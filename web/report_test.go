@@ -40,9 +40,7 @@ func TestReportButton(t *testing.T) {
 		}
 	}
 
-	if testing.Short() {
-		t.Skip("browser part skipped in -short mode")
-	}
+	skipShort(t, "browser part")
 	b := newBrowser(t, ts)
 	b.open("/?dataset=planted")
 	b.run("make the report", chromedp.Click(`[data-testid="make-report"]`, chromedp.ByQuery),
@@ -53,9 +51,7 @@ func TestReportButton(t *testing.T) {
 	if saved != rep.HTML {
 		t.Errorf("the page saved from the button (%d bytes) differs from the API's (%d bytes)", len(saved), len(rep.HTML))
 	}
-	if len(b.console) > 0 {
-		t.Errorf("console: %v", b.console)
-	}
+	b.noScriptErrors()
 	b.screenshot("report-button")
 }
 

@@ -22,7 +22,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/rise-interp/rise/activations"
-	"github.com/rise-interp/rise/activations/synth"
 	"github.com/rise-interp/rise/sae"
 )
 
@@ -41,23 +40,18 @@ func newTestServer(t testing.TB) *testServer {
 // newTestServerWith is newTestServer with the server's configuration.
 func newTestServerWith(t testing.TB, c Config) *testServer {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := synth.DefaultConfig()
-	cfg.Rows, cfg.DModel, cfg.Features = 3000, 32, 64
-	dump := filepath.Join(dir, "planted")
-	if _, err := synth.Generate(context.Background(), dump, cfg, false, nil); err != nil {
+	ws := &Workspace{Dir: filepath.Join(t.TempDir(), "work")}
+	if _, err := ws.AddDataset(context.Background(), plantedDump(t), ""); err != nil {
 		t.Fatal(err)
 	}
-	ws := &Workspace{Dir: filepath.Join(dir, "work")}
-	if _, err := ws.AddDataset(context.Background(), dump, ""); err != nil {
-		t.Fatal(err)
-	}
-	srv := New(ws, c)
-	ts := &testServer{Server: httptest.NewServer(srv), srv: srv, ws: ws}
-	t.Cleanup(func() {
-		ts.Close()
-		srv.Close()
-	})
+	return serveTest(t, New(ws, c))
+}
+
+// serveTest serves srv and its workspace over loopback until the test
+// ends, then closes both.
+func serveTest(t testing.TB, srv *Server) *testServer {
+	ts := &testServer{Server: httptest.NewServer(srv), srv: srv, ws: srv.ws}
+	t.Cleanup(ts.stop)
 	return ts
 }
 
@@ -128,6 +122,31 @@ func (ts *testServer) waitReady(t testing.TB, name string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("SAE %s not ready after 2 minutes", name)
+}
+
+// sweepLayers asks for a dataset's layer sweep until the job that makes it
+// on the first request is done (409 until then, a minute at most) and
+// returns the layers it covers.
+func (ts *testServer) sweepLayers(t testing.TB, dataset string) []int {
+	t.Helper()
+	var sw struct {
+		Layers []struct {
+			Layer int `json:"layer"`
+		} `json:"layers"`
+	}
+	path := "/api/datasets/" + dataset + "/sweep"
+	deadline := time.Now().Add(time.Minute)
+	for code := ts.get(t, path, &sw); code != http.StatusOK; code = ts.get(t, path, &sw) {
+		if code != http.StatusConflict || time.Now().After(deadline) {
+			t.Fatalf("sweep: %d", code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	layers := make([]int, len(sw.Layers))
+	for i, l := range sw.Layers {
+		layers[i] = l.Layer
+	}
+	return layers
 }
 
 func (ts *testServer) dial(t testing.TB, job string, from int) *websocket.Conn {
@@ -374,20 +393,8 @@ func TestWorkbenchAPI(t *testing.T) {
 	}
 
 	// The sweep: computed by a job on first request.
-	var sw struct {
-		Layers []struct {
-			Layer int `json:"layer"`
-		} `json:"layers"`
-	}
-	deadline := time.Now().Add(time.Minute)
-	for code := ts.get(t, "/api/datasets/planted/sweep", &sw); code != 200; code = ts.get(t, "/api/datasets/planted/sweep", &sw) {
-		if code != 409 || time.Now().After(deadline) {
-			t.Fatalf("sweep: %d", code)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if len(sw.Layers) != 1 || sw.Layers[0].Layer != 12 {
-		t.Errorf("sweep: %+v", sw)
+	if layers := ts.sweepLayers(t, "planted"); !slices.Equal(layers, []int{12}) {
+		t.Errorf("sweep over layers %v, want [12]", layers)
 	}
 	if code := ts.get(t, "/api/datasets/planted/sweep.svg", &e); code != 409 {
 		t.Errorf("a one-layer sweep chart: %d", code)

@@ -77,11 +77,7 @@ func storiesServer(t *testing.T) *testServer {
 	}
 	srv := New(ws, Config{Version: "test", Backend: &steer.Native{Model: m, Tokenizer: tok}})
 	srv.StartAnalysis(md)
-	ts := &testServer{Server: httptest.NewServer(srv), srv: srv, ws: ws}
-	t.Cleanup(func() {
-		ts.Close()
-		srv.Close()
-	})
+	ts := serveTest(t, srv)
 	ts.waitReady(t, "st-sae")
 	return ts
 }

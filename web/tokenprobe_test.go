@@ -90,7 +90,5 @@ func TestTokenFeaturePage(t *testing.T) {
 	if !strings.Contains(text, "not a token feature") {
 		t.Errorf("reflection feature %d's page says %q", reflID, text)
 	}
-	if len(b.console) > 0 {
-		t.Errorf("script errors: %v", b.console)
-	}
+	b.noScriptErrors()
 }

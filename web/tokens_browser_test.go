@@ -12,9 +12,7 @@ import (
 // examples token by token (one state token marked per example) and, on
 // request, the tokens its direction raises and lowers.
 func TestBrowserTokenView(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
+	skipShort(t, "browser test")
 	ts := storiesServer(t)
 	id := -1
 	for i := range 64 {
@@ -52,7 +50,5 @@ func TestBrowserTokenView(t *testing.T) {
 	if items != 2*effectTokens {
 		t.Errorf("steering effect lists %d tokens, want %d (console %v)", items, 2*effectTokens, b.console)
 	}
-	if len(b.console) > 0 {
-		t.Errorf("console: %v", b.console)
-	}
+	b.noScriptErrors()
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,12 +79,7 @@ func serverOn(t testing.TB, dump, work string, saes ...string) *testServer {
 	if err := srv.Restore(); err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{Server: httptest.NewServer(srv), srv: srv, ws: ws}
-	t.Cleanup(func() {
-		ts.Close()
-		srv.Close()
-	})
-	return ts
+	return serveTest(t, srv)
 }
 
 // stop closes a server before the test ends, as a graceful stop does.
@@ -143,6 +137,18 @@ func trainSAE(t testing.TB, dump, dir string, seed uint64) {
 	}
 }
 
+// givenServer serves the planted dump from a fresh workspace in work, with
+// a small SAE trained on it saved in given and passed as --sae (its name
+// is "given").
+func givenServer(t testing.TB) (ts *testServer, work, given string) {
+	t.Helper()
+	dump := plantedDump(t)
+	work = filepath.Join(t.TempDir(), "work")
+	given = filepath.Join(t.TempDir(), "given")
+	trainSAE(t, dump, given, 1)
+	return serverOn(t, dump, work, given), work, given
+}
+
 // TestDerivedFilesFollowWeights replaces an SAE's weights between two runs
 // of the server under the same name: the second run must show the atlas
 // and statistics of the new weights, as a server with an empty workspace
@@ -185,8 +191,7 @@ func TestRestartKeepsWorkspace(t *testing.T) {
 	ts.train(t, "b", 200)
 	ts.waitReady(t, "a")
 	ts.waitReady(t, "b")
-	ts.train(t, "c", 6000)
-	waitFile(t, filepath.Join(work, "saes", "c", ckptFile))
+	ts.trainToCheckpoint(t, "c", 6000)
 	ts.stop()
 
 	ts = serverOn(t, dump, work)
@@ -203,10 +208,7 @@ func TestRestartKeepsWorkspace(t *testing.T) {
 	if code := ts.send(t, "POST", "/api/saes/c/resume", "", nil); code != http.StatusConflict {
 		t.Errorf("a second resume: %d, want 409", code)
 	}
-	ts.train(t, "whole", 6000)
-	ts.waitReady(t, "c")
-	ts.waitReady(t, "whole")
-	sameWeights(t, filepath.Join(work, "saes", "c"), filepath.Join(work, "saes", "whole"))
+	ts.sameAsUnbroken(t, "c", 6000)
 	for _, f := range []string{ckptFile, jobFile} {
 		if _, err := os.Stat(filepath.Join(work, "saes", "c", f)); err == nil {
 			t.Errorf("the resumed SAE keeps its %s", f)
@@ -221,30 +223,21 @@ func TestCancelledTrainingResumes(t *testing.T) {
 	dump := plantedDump(t)
 	work := filepath.Join(t.TempDir(), "work")
 	ts := serverOn(t, dump, work)
-	id := ts.train(t, "c", 6000)
-	waitFile(t, filepath.Join(work, "saes", "c", ckptFile))
-	ts.send(t, "DELETE", "/api/jobs/"+id, "", nil)
-	<-ts.srv.jobs.Get(id).Done()
+	id := ts.trainToCheckpoint(t, "c", 6000)
+	ts.stopJob(t, id)
 	if v := ts.saeViews(t)["c"]; v.State != SAEInterrupted || !v.Resumable {
 		t.Fatalf("a cancelled training: %+v, want interrupted and resumable", v)
 	}
 	if code := ts.send(t, "POST", "/api/saes/c/resume", "", nil); code != http.StatusAccepted {
 		t.Fatalf("resume: %d", code)
 	}
-	ts.train(t, "whole", 6000)
-	ts.waitReady(t, "c")
-	ts.waitReady(t, "whole")
-	sameWeights(t, filepath.Join(work, "saes", "c"), filepath.Join(work, "saes", "whole"))
+	ts.sameAsUnbroken(t, "c", 6000)
 }
 
 // TestDeleteSAE deletes an SAE trained from the browser, files and all,
 // and is refused one given on the command line, whose files stay.
 func TestDeleteSAE(t *testing.T) {
-	dump := plantedDump(t)
-	work := filepath.Join(t.TempDir(), "work")
-	given := filepath.Join(t.TempDir(), "given")
-	trainSAE(t, dump, given, 1)
-	ts := serverOn(t, dump, work, given)
+	ts, work, given := givenServer(t)
 	ts.train(t, "mine", 200)
 	ts.waitReady(t, "mine")
 	ts.waitReady(t, "given")
@@ -272,8 +265,7 @@ func TestDeleteSAE(t *testing.T) {
 	ts.waitReady(t, "mine")
 
 	// An SAE in training: its job is cancelled, then its files go.
-	id := ts.train(t, "busy", 1000000)
-	waitFile(t, filepath.Join(work, "saes", "busy", ckptFile))
+	id := ts.trainToCheckpoint(t, "busy", 1000000)
 	if code := ts.send(t, "DELETE", "/api/saes/busy", "", nil); code != http.StatusOK {
 		t.Fatalf("DELETE of an SAE in training: %d", code)
 	}
@@ -283,6 +275,33 @@ func TestDeleteSAE(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(work, "saes", "busy")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the deleted SAE's directory after its training stopped: %v, want it gone", err)
 	}
+}
+
+// trainToCheckpoint starts a training job as train does and waits until it
+// has saved its first checkpoint; it returns the job's id.
+func (ts *testServer) trainToCheckpoint(t testing.TB, name string, steps int) string {
+	t.Helper()
+	id := ts.train(t, name, steps)
+	waitFile(t, filepath.Join(ts.ws.Dir, "saes", name, ckptFile))
+	return id
+}
+
+// stopJob cancels a job through the API and waits for it to end.
+func (ts *testServer) stopJob(t testing.TB, id string) {
+	t.Helper()
+	ts.send(t, "DELETE", "/api/jobs/"+id, "", nil)
+	<-ts.srv.jobs.Get(id).Done()
+}
+
+// sameAsUnbroken trains an SAE named whole for steps without a break and
+// checks that the SAE name, resumed after an interruption, ends at its
+// weights.
+func (ts *testServer) sameAsUnbroken(t testing.TB, name string, steps int) {
+	t.Helper()
+	ts.train(t, "whole", steps)
+	ts.waitReady(t, name)
+	ts.waitReady(t, "whole")
+	sameWeights(t, filepath.Join(ts.ws.Dir, "saes", name), filepath.Join(ts.ws.Dir, "saes", "whole"))
 }
 
 func waitFile(t testing.TB, path string) {

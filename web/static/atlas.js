@@ -14,18 +14,9 @@ import {drawLineChart} from './chart.js';
 import {stateBadge} from './train.js';
 
 export async function render(main, ctx) {
-  const saes = await api('/api/saes', {signal: ctx.abort.signal}) || [];
-  if (!saes.length) {
-    fill(main, h('h1', {}, 'Atlas'), note('No SAE yet. '), h('p', {}, h('a', {href: '/train'}, 'Train one →')));
-    return;
-  }
-  const want = ctx.query.get('sae');
-  const sae = want ? saes.find((s) => s.name === want) : (saes.find((s) => s.state === 'ready') || saes[0]);
-  const picker = saePicker(saes, sae ? sae.name : want, (name) => navigate(`/atlas?sae=${enc(name)}`));
-  if (!sae) {
-    fill(main, h('div', {class: 'page-head'}, h('h1', {}, 'Atlas'), picker), errorBox(new Error(`unknown SAE "${want}"`)));
-    return;
-  }
+  const picked = await pickSAE(main, ctx, 'Atlas', '/atlas');
+  if (!picked) return;
+  const {sae, picker} = picked;
 
   const mapArea = h('div', {class: 'map-area'});
   const selection = h('div', {}, note('Shift+drag for a box, Alt+drag (or lasso mode) for a lasso.'));
@@ -58,6 +49,26 @@ export function saeSummary(s) {
     s.arch, s.d_sae ? `${fmt(s.d_sae)} latents` : '', s.d_in ? `d_in ${s.d_in}` : '', s.k ? `k ${s.k}` : '',
     s.layer !== undefined && s.layer !== null ? `layer ${s.layer}` + (s.dataset ? ` of ${s.dataset}` : '') : '',
   ].filter(Boolean).join(' · ');
+}
+
+// pickSAE loads the SAEs for the page titled title at path and picks the
+// one the URL's sae names, else the first ready one, with a picker that
+// opens the page of another. With no SAE, or an unknown name, it says so in
+// main and returns null.
+export async function pickSAE(main, ctx, title, path) {
+  const saes = await api('/api/saes', {signal: ctx.abort.signal}) || [];
+  if (!saes.length) {
+    fill(main, h('h1', {}, title), note('No SAE yet. '), h('p', {}, h('a', {href: '/train'}, 'Train one →')));
+    return null;
+  }
+  const want = ctx.query.get('sae');
+  const sae = want ? saes.find((s) => s.name === want) : (saes.find((s) => s.state === 'ready') || saes[0]);
+  const picker = saePicker(saes, sae ? sae.name : want, (name) => navigate(`${path}?sae=${enc(name)}`));
+  if (!sae) {
+    fill(main, h('div', {class: 'page-head'}, h('h1', {}, title), picker), errorBox(new Error(`unknown SAE "${want}"`)));
+    return null;
+  }
+  return {sae, picker};
 }
 
 // saePicker offers the SAEs that have weights (an interrupted training has

@@ -3,27 +3,18 @@
 // with the Venhoff et al. vectors.
 
 import {
-  api, h, fill, errorBox, note, panel, enc, fmt, chip, diverging, navigate,
+  api, h, fill, errorBox, note, panel, enc, fmt, chip, diverging,
 } from './util.js';
-import {saePicker} from './atlas.js';
+import {pickSAE} from './atlas.js';
 import {candidatesPanel, searchPanel} from './candidates.js';
 
 const MAX_COLUMNS = 60;
 
 export async function render(main, ctx) {
-  const saes = await api('/api/saes', {signal: ctx.abort.signal}) || [];
-  if (!saes.length) {
-    fill(main, h('h1', {}, 'Behaviours'), note('No SAE yet. '), h('p', {}, h('a', {href: '/train'}, 'Train one →')));
-    return;
-  }
-  const want = ctx.query.get('sae');
-  const sae = want ? saes.find((s) => s.name === want) : (saes.find((s) => s.state === 'ready') || saes[0]);
-  const picker = saePicker(saes, sae ? sae.name : want, (name) => navigate(`/behaviours?sae=${enc(name)}`));
+  const picked = await pickSAE(main, ctx, 'Behaviours', '/behaviours');
+  if (!picked) return;
+  const {sae, picker} = picked;
   const head = h('div', {class: 'page-head'}, h('h1', {}, 'Behaviours'), picker);
-  if (!sae) {
-    fill(main, head, errorBox(new Error(`unknown SAE "${want}"`)));
-    return;
-  }
   head.append(h('a', {href: `/atlas?sae=${enc(sae.name)}`}, 'atlas →'));
   let b;
   try {
