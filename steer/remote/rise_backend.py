@@ -1993,78 +1993,83 @@ def make_handler(eng, lock, verbose, recompute=False):
             else:
                 self._no_endpoint()
 
-        def _generate(self):
-            body = self._body()
+        def _request(self, decode):
+            """The request body decoded by decode, or None after answering 400
+            when it is not a JSON object of the protocol."""
             try:
-                req = decode_generate(body)
+                return decode(self._body())
             except WireError as e:
-                return self._error(400, "request body: expected a JSON object of the %s protocol: %s" % (PROTOCOL, e))
+                self._error(400, "request body: expected a JSON object of the %s protocol: %s" % (PROTOCOL, e))
+                return None
+
+        def _vectors(self, req):
+            """The request's steering vectors, or None after answering 400."""
             try:
-                vs = wire_vectors(req, eng)
+                return wire_vectors(req, eng)
             except WireError as e:
-                return self._error(400, str(e))
-            if not req["prompts"]:
-                return self._error(400, "prompts: expected at least one prompt")
-            res = {}
+                self._error(400, str(e))
+                return None
+
+        def _answer(self, name, work):
+            """Runs work() under the engine's lock and sends what it returns. A
+            WireError is the request's fault (its status from status_of);
+            anything else is answered 500 with its trace on stderr."""
             try:
                 with lock:
-                    if req["default"]:
-                        res["default"] = generate(eng, req["prompts"], req, [])
-                    res["generations"] = generate(eng, req["prompts"], req, vs)
+                    out = work()
             except WireError as e:
                 return self._error(status_of(e), str(e))
             except Exception as e:
                 traceback.print_exc()
-                return self._error(500, "generate: %s" % e)
-            out = {"generations": res["generations"]}
-            if res.get("default"):
-                out["default"] = res["default"]
+                return self._error(500, "%s: %s" % (name, e))
             self._send(200, out)
 
+        def _generate(self):
+            req = self._request(decode_generate)
+            if req is None:
+                return
+            vs = self._vectors(req)
+            if vs is None:
+                return
+            if not req["prompts"]:
+                return self._error(400, "prompts: expected at least one prompt")
+
+            def work():
+                default = generate(eng, req["prompts"], req, []) if req["default"] else None
+                out = {"generations": generate(eng, req["prompts"], req, vs)}
+                if default:
+                    out["default"] = default
+                return out
+            self._answer("generate", work)
+
         def _confidence(self):
-            try:
-                req = decode_confidence(self._body())
-            except WireError as e:
-                return self._error(400, "request body: expected a JSON object of the %s protocol: %s" % (PROTOCOL, e))
+            req = self._request(decode_confidence)
+            if req is None:
+                return
             if req["d_sae"] < 1 or len(req["w_dec"]) != req["d_sae"] * eng.d_model:
                 return self._error(400, "w_dec: expected d_sae × d_model = %d × %d values, found %d"
                                    % (req["d_sae"], eng.d_model, len(req["w_dec"])))
-            try:
-                with lock:
-                    res = learn_confidence(eng, req["w_dec"], req["d_sae"], req["traces"], req["layer"], req["iters"],
-                                           req["batch"], req["lr"], req["states"], req["seed"], recompute)
-            except WireError as e:
-                return self._error(status_of(e), str(e))
-            except Exception as e:
-                traceback.print_exc()
-                return self._error(500, "confidence: %s" % e)
-            self._send(200, res)
+            self._answer("confidence", lambda: learn_confidence(
+                eng, req["w_dec"], req["d_sae"], req["traces"], req["layer"], req["iters"],
+                req["batch"], req["lr"], req["states"], req["seed"], recompute))
 
         def _entropy(self):
-            try:
-                req = decode_entropy(self._body())
-            except WireError as e:
-                return self._error(400, "request body: expected a JSON object of the %s protocol: %s" % (PROTOCOL, e))
-            try:
-                vs = wire_vectors(req, eng)
-            except WireError as e:
-                return self._error(400, str(e))
-            try:
-                with lock:
-                    h, n = boundary_entropy(eng, req["traces"], vs)
-            except WireError as e:
-                return self._error(status_of(e), str(e))
-            except Exception as e:
-                traceback.print_exc()
-                return self._error(500, "entropy: %s" % e)
-            self._send(200, {"entropy": h, "states": n})
+            req = self._request(decode_entropy)
+            if req is None:
+                return
+            vs = self._vectors(req)
+            if vs is None:
+                return
+
+            def work():
+                h, n = boundary_entropy(eng, req["traces"], vs)
+                return {"entropy": h, "states": n}
+            self._answer("entropy", work)
 
         def _capture(self):
-            body = self._body()
-            try:
-                req = decode_capture(body)
-            except WireError as e:
-                return self._error(400, "request body: expected a JSON object of the %s protocol: %s" % (PROTOCOL, e))
+            req = self._request(decode_capture)
+            if req is None:
+                return
             if not req["traces"]:
                 return self._error(400, "traces: expected at least one trace")
             try:
