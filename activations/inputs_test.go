@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rise-interp/rise/internal/npytest"
 	"github.com/rise-interp/rise/internal/ziplayout/ziptest"
 )
 
@@ -44,6 +45,20 @@ func mkfifo(t *testing.T, path string) {
 	}
 }
 
+// pipeAt returns a setup for TestSpecialFilesRefused that puts a named pipe
+// at name in the dump and opens the dump, or with bare opens the pipe
+// itself.
+func pipeAt(name string, bare bool) func(t *testing.T, dir string) (open, file string) {
+	return func(t *testing.T, dir string) (string, string) {
+		p := filepath.Join(dir, name)
+		mkfifo(t, p)
+		if bare {
+			return p, p
+		}
+		return dir, p
+	}
+}
+
 // TestSpecialFilesRefused puts a named pipe (with no writer) in the place of
 // each file a dump is read from, and the character device /dev/zero (which
 // never ends) in the place of steps.jsonl: each is refused at once with one
@@ -54,35 +69,12 @@ func TestSpecialFilesRefused(t *testing.T) {
 		setup func(t *testing.T, dir string) (open, file string)
 		want  string
 	}{
-		{"shard", func(t *testing.T, dir string) (string, string) {
-			mkfifo(t, shard0(dir))
-			return dir, shard0(dir)
-		}, "expected a regular file, found a named pipe"},
-		{"manifest.json", func(t *testing.T, dir string) (string, string) {
-			p := filepath.Join(dir, "manifest.json")
-			mkfifo(t, p)
-			return dir, p
-		}, "expected a regular file, found a named pipe"},
-		{"steps.jsonl", func(t *testing.T, dir string) (string, string) {
-			p := filepath.Join(dir, "steps.jsonl")
-			mkfifo(t, p)
-			return dir, p
-		}, "expected a regular file, found a named pipe"},
-		{"traces.jsonl", func(t *testing.T, dir string) (string, string) {
-			p := filepath.Join(dir, "traces.jsonl")
-			mkfifo(t, p)
-			return dir, p
-		}, "expected a regular file, found a named pipe"},
-		{"bare .npy", func(t *testing.T, dir string) (string, string) {
-			p := filepath.Join(dir, "acts.npy")
-			mkfifo(t, p)
-			return p, p
-		}, "found a named pipe"},
-		{".npz", func(t *testing.T, dir string) (string, string) {
-			p := filepath.Join(dir, "acts.npz")
-			mkfifo(t, p)
-			return p, p
-		}, "found a named pipe"},
+		{"shard", pipeAt("layer3-00000.npy", false), "expected a regular file, found a named pipe"},
+		{"manifest.json", pipeAt("manifest.json", false), "expected a regular file, found a named pipe"},
+		{"steps.jsonl", pipeAt("steps.jsonl", false), "expected a regular file, found a named pipe"},
+		{"traces.jsonl", pipeAt("traces.jsonl", false), "expected a regular file, found a named pipe"},
+		{"bare .npy", pipeAt("acts.npy", true), "found a named pipe"},
+		{".npz", pipeAt("acts.npz", true), "found a named pipe"},
 		{"/dev/zero as steps.jsonl beside a .npy", func(t *testing.T, dir string) (string, string) {
 			p := filepath.Join(dir, "layer3-00000.npy")
 			steps := filepath.Join(dir, "steps.jsonl")
@@ -235,7 +227,7 @@ func TestOpenStopsWhenCancelled(t *testing.T) {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	w, _ := zw.CreateHeader(&zip.FileHeader{Name: "layer3.npy", Method: zip.Deflate})
-	w.Write(npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", f32bytes(1, 2, 3, 4)))
+	w.Write(npytest.FromDict("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", npytest.Float32s(1, 2, 3, 4)))
 	zw.Close()
 	os.WriteFile(p, buf.Bytes(), 0o644)
 	ctx, cancel = context.WithCancel(context.Background())

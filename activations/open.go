@@ -215,21 +215,11 @@ func (d *Dump) openDir(dir string) error {
 		}
 		d.Layers = append(d.Layers, l)
 	}
-	if m.Steps != "" {
-		d.StepsPath = filepath.Join(dir, m.Steps)
-		if _, err := os.Stat(d.StepsPath); err != nil {
-			return fmt.Errorf("%s: field \"steps\": %s is missing", filepath.Join(dir, "manifest.json"), m.Steps)
-		}
-	} else if p := filepath.Join(dir, "steps.jsonl"); exists(p) {
-		d.StepsPath = p
+	if d.StepsPath, err = sidecarPath(dir, "steps", m.Steps); err != nil {
+		return err
 	}
-	if m.Traces != "" {
-		d.TracesPath = filepath.Join(dir, m.Traces)
-		if _, err := os.Stat(d.TracesPath); err != nil {
-			return fmt.Errorf("%s: field \"traces\": %s is missing", filepath.Join(dir, "manifest.json"), m.Traces)
-		}
-	} else if p := filepath.Join(dir, "traces.jsonl"); exists(p) {
-		d.TracesPath = p
+	if d.TracesPath, err = sidecarPath(dir, "traces", m.Traces); err != nil {
+		return err
 	}
 	for _, p := range []string{d.StepsPath, d.TracesPath} {
 		if p == "" {
@@ -243,6 +233,23 @@ func (d *Dump) openDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+// sidecarPath finds the steps or traces file (field "steps" or "traces")
+// of the dump in dir: the file the manifest names, an error when it is
+// missing, or else field.jsonl when it is there, or else "".
+func sidecarPath(dir, field, named string) (string, error) {
+	if named != "" {
+		p := filepath.Join(dir, named)
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("%s: field %q: %s is missing", filepath.Join(dir, "manifest.json"), field, named)
+		}
+		return p, nil
+	}
+	if p := filepath.Join(dir, field+".jsonl"); exists(p) {
+		return p, nil
+	}
+	return "", nil
 }
 
 // insideDump checks that path, once symbolic links are followed, lies

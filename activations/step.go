@@ -27,9 +27,7 @@ var stepKnown = map[string]bool{"trace": true, "step": true, "text": true, "labe
 // MarshalJSON writes the known fields first, in a fixed order, then the extra
 // fields sorted by name.
 func (s Step) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	w := objectWriter{b: &b}
+	var w objectWriter
 	w.field("trace", s.Trace)
 	w.field("step", s.Step)
 	w.field("text", s.Text)
@@ -42,23 +40,17 @@ func (s Step) MarshalJSON() ([]byte, error) {
 	if s.TokenEnd != nil {
 		w.field("token_end", *s.TokenEnd)
 	}
-	w.extra(s.Extra, stepKnown)
-	if w.err != nil {
-		return nil, w.err
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return w.end(s.Extra, stepKnown)
 }
 
 // UnmarshalJSON reads a steps.jsonl object. Missing known fields keep their
 // zero value; a known field of the wrong type is an error naming the field.
 func (s *Step) UnmarshalJSON(data []byte) error {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(data, &m); err != nil {
+	r, err := readObject(data)
+	if err != nil {
 		return err
 	}
 	*s = Step{}
-	r := objectReader{m: m}
 	r.field("trace", &s.Trace)
 	r.field("step", &s.Step)
 	r.field("text", &s.Text)
@@ -95,9 +87,7 @@ var traceKnown = map[string]bool{"trace": true, "prompt": true, "response": true
 
 // MarshalJSON writes the known fields first, then the extra fields sorted by name.
 func (t Trace) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	w := objectWriter{b: &b}
+	var w objectWriter
 	w.field("trace", t.Trace)
 	w.field("prompt", t.Prompt)
 	w.field("response", t.Response)
@@ -107,27 +97,21 @@ func (t Trace) MarshalJSON() ([]byte, error) {
 	if t.Correct != nil {
 		w.field("correct", *t.Correct)
 	}
-	w.extra(t.Extra, traceKnown)
-	if w.err != nil {
-		return nil, w.err
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return w.end(t.Extra, traceKnown)
 }
 
 // UnmarshalJSON reads a traces.jsonl object.
 func (t *Trace) UnmarshalJSON(data []byte) error {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(data, &m); err != nil {
+	r, err := readObject(data)
+	if err != nil {
 		return err
 	}
 	*t = Trace{}
-	r := objectReader{m: m}
 	r.field("trace", &t.Trace)
 	r.field("prompt", &t.Prompt)
 	r.field("response", &t.Response)
 	r.optInt("tokens", &t.Tokens)
-	if raw, ok := m["correct"]; ok && string(raw) != "null" {
+	if raw, ok := r.m["correct"]; ok && string(raw) != "null" {
 		var c bool
 		if err := json.Unmarshal(raw, &c); err != nil && r.err == nil {
 			r.err = fmt.Errorf("field \"correct\": expected true or false, found %s", short(raw))
@@ -138,8 +122,10 @@ func (t *Trace) UnmarshalJSON(data []byte) error {
 	return r.err
 }
 
+// objectWriter writes a JSON object field by field, keeping the first
+// error; the first field opens the object and end closes it.
 type objectWriter struct {
-	b   *bytes.Buffer
+	b   bytes.Buffer
 	n   int
 	err error
 }
@@ -159,6 +145,8 @@ func (w *objectWriter) field(name string, v any) {
 func (w *objectWriter) raw(name string, val []byte) {
 	if w.n > 0 {
 		w.b.WriteByte(',')
+	} else {
+		w.b.WriteByte('{')
 	}
 	w.n++
 	key, _ := json.Marshal(name)
@@ -187,9 +175,34 @@ func (w *objectWriter) extra(m map[string]json.RawMessage, known map[string]bool
 	}
 }
 
+// end writes the fields of m that are not known, sorted by name, and
+// closes the object; it returns the object or the first error.
+func (w *objectWriter) end(m map[string]json.RawMessage, known map[string]bool) ([]byte, error) {
+	w.extra(m, known)
+	if w.err != nil {
+		return nil, w.err
+	}
+	if w.n == 0 {
+		w.b.WriteByte('{')
+	}
+	w.b.WriteByte('}')
+	return w.b.Bytes(), nil
+}
+
+// objectReader reads the fields of a JSON object by name, keeping the first
+// error.
 type objectReader struct {
 	m   map[string]json.RawMessage
 	err error
+}
+
+// readObject splits the JSON object in data into its fields.
+func readObject(data []byte) (objectReader, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return objectReader{}, err
+	}
+	return objectReader{m: m}, nil
 }
 
 func (r *objectReader) field(name string, dst any) {

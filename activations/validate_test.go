@@ -10,28 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/rise-interp/rise/internal/npytest"
 )
-
-// npyFile builds a .npy file from a raw header dictionary and data bytes.
-func npyFile(dict string, data []byte) []byte {
-	h := []byte(dict)
-	for (10+len(h)+1)%64 != 0 {
-		h = append(h, ' ')
-	}
-	h = append(h, '\n')
-	b := append([]byte{0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0}, 0, 0)
-	binary.LittleEndian.PutUint16(b[8:], uint16(len(h)))
-	b = append(b, h...)
-	return append(b, data...)
-}
-
-func f32bytes(x ...float32) []byte {
-	b := make([]byte, 4*len(x))
-	for i, v := range x {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-	}
-	return b
-}
 
 func shard0(dir string) string { return filepath.Join(dir, "layer3-00000.npy") }
 
@@ -95,25 +76,25 @@ func TestBrokenDumps(t *testing.T) {
 		}, "row count mismatch: 39 steps, but layer 3 has 40 rows"},
 		{"layer rows differ", func(t *testing.T, dir string) string {
 			p := filepath.Join(dir, "layer5-00000.npy")
-			os.WriteFile(p, npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 4), }", f32bytes(1, 2, 3, 4)), 0o644)
+			os.WriteFile(p, npytest.FromDict("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 4), }", npytest.Float32s(1, 2, 3, 4)), 0o644)
 			return dir
 		}, "row count mismatch: layer 3 has 40 rows, layer 5 has"},
-		{"d_model mismatch", writeShard0(npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (16, 5), }", make([]byte, 16*5*4))), "d_model mismatch: expected 4 columns, found shape (16, 5)"},
-		{"float64", writeShard0(npyFile("{'descr': '<f8', 'fortran_order': False, 'shape': (16, 4), }", make([]byte, 16*4*8))), "unsupported dtype <f8 (float64)"},
-		{"int32", writeShard0(npyFile("{'descr': '<i4', 'fortran_order': False, 'shape': (16, 4), }", make([]byte, 16*4*4))), "unsupported dtype <i4 (int32)"},
-		{"fortran order", writeShard0(npyFile("{'descr': '<f4', 'fortran_order': True, 'shape': (16, 4), }", make([]byte, 16*4*4))), "Fortran (column-major) order"},
-		{"three dimensions", writeShard0(npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (16, 2, 2), }", make([]byte, 16*4*4))), "expected two dimensions"},
+		{"d_model mismatch", writeShard0(npytest.FromDict("{'descr': '<f4', 'fortran_order': False, 'shape': (16, 5), }", make([]byte, 16*5*4))), "d_model mismatch: expected 4 columns, found shape (16, 5)"},
+		{"float64", writeShard0(npytest.FromDict("{'descr': '<f8', 'fortran_order': False, 'shape': (16, 4), }", make([]byte, 16*4*8))), "unsupported dtype <f8 (float64)"},
+		{"int32", writeShard0(npytest.FromDict("{'descr': '<i4', 'fortran_order': False, 'shape': (16, 4), }", make([]byte, 16*4*4))), "unsupported dtype <i4 (int32)"},
+		{"fortran order", writeShard0(npytest.FromDict("{'descr': '<f4', 'fortran_order': True, 'shape': (16, 4), }", make([]byte, 16*4*4))), "Fortran (column-major) order"},
+		{"three dimensions", writeShard0(npytest.FromDict("{'descr': '<f4', 'fortran_order': False, 'shape': (16, 2, 2), }", make([]byte, 16*4*4))), "expected two dimensions"},
 		{"truncated data", rewriteShard0(func(b []byte) []byte { return b[:len(b)-10] }), "truncated: the header says 16 rows"},
 		{"trailing bytes", rewriteShard0(func(b []byte) []byte { return append(b, 1, 2, 3) }), "corrupt: the header says 16 rows of 4 float32 values (256 bytes of data), but 3 more bytes follow"},
 		{"truncated header", rewriteShard0(func(b []byte) []byte { return b[:40] }), "truncated .npy header"},
 		{"empty file", writeShard0(nil), "not a .npy file"},
 		{"bad magic", rewriteShard0(func(b []byte) []byte { b[1] = 'X'; return b }), "not a .npy file: expected the magic bytes"},
 		{"absurd header length v2", writeShard0([]byte{0x93, 'N', 'U', 'M', 'P', 'Y', 2, 0, 0xff, 0xff, 0xff, 0x7f}), "absurd .npy header: length 2147483647 bytes"},
-		{"absurd shape", writeShard0(npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (999999999999999, 4), }", nil)), "absurd .npy header: shape (999999999999999, 4) is over a petabyte"},
-		{"negative shape", writeShard0(npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (-3, 4), }", nil)), "absurd .npy header: shape (-3, 4)"},
-		{"header not a dict", writeShard0(npyFile("hello world", nil)), "corrupt .npy header: expected a Python dict literal"},
-		{"header key missing", writeShard0(npyFile("{'descr': '<f4', 'shape': (16, 4), }", make([]byte, 256))), "key 'fortran_order' is missing"},
-		{"header shape garbage", writeShard0(npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (16, x), }", make([]byte, 256))), "corrupt .npy header"},
+		{"absurd shape", writeShard0(npytest.FromDict("{'descr': '<f4', 'fortran_order': False, 'shape': (999999999999999, 4), }", nil)), "absurd .npy header: shape (999999999999999, 4) is over a petabyte"},
+		{"negative shape", writeShard0(npytest.FromDict("{'descr': '<f4', 'fortran_order': False, 'shape': (-3, 4), }", nil)), "absurd .npy header: shape (-3, 4)"},
+		{"header not a dict", writeShard0(npytest.FromDict("hello world", nil)), "corrupt .npy header: expected a Python dict literal"},
+		{"header key missing", writeShard0(npytest.FromDict("{'descr': '<f4', 'shape': (16, 4), }", make([]byte, 256))), "key 'fortran_order' is missing"},
+		{"header shape garbage", writeShard0(npytest.FromDict("{'descr': '<f4', 'fortran_order': False, 'shape': (16, x), }", make([]byte, 256))), "corrupt .npy header"},
 		{"missing shard", func(t *testing.T, dir string) string {
 			os.Remove(shard0(dir))
 			return filepath.Join(dir, "manifest.json")
@@ -179,7 +160,7 @@ func TestOpenBareNpyAndNpz(t *testing.T) {
 	rows := []float32{1, 2, 3, 4, 5, 6}
 	// A header the way other writers lay it out: no spaces, no trailing comma.
 	p := filepath.Join(dir, "layer14.npy")
-	os.WriteFile(p, npyFile("{'descr':'<f4','fortran_order':False,'shape':(3,2)}", f32bytes(rows...)), 0o644)
+	os.WriteFile(p, npytest.FromDict("{'descr':'<f4','fortran_order':False,'shape':(3,2)}", npytest.Float32s(rows...)), 0o644)
 	os.WriteFile(filepath.Join(dir, "steps.jsonl"), []byte("{\"trace\":\"a\",\"step\":0}\n{\"trace\":\"a\",\"step\":1}\n{\"trace\":\"a\",\"step\":2}\n"), 0o644)
 	d, err := Open(p)
 	if err != nil {
@@ -207,7 +188,7 @@ func TestOpenBareNpyAndNpz(t *testing.T) {
 			for i := range x {
 				x[i] = rows[i] + m.off
 			}
-			w.Write(npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", f32bytes(x...)))
+			w.Write(npytest.FromDict("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", npytest.Float32s(x...)))
 		}
 		zw.Close()
 		f.Close()
@@ -233,8 +214,8 @@ func TestOpenBareNpyAndNpz(t *testing.T) {
 }
 
 func FuzzNpyHeader(f *testing.F) {
-	f.Add(npyFile("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", nil))
-	f.Add(npyFile("{'descr':'<f2','fortran_order':False,'shape':(3,2)}", nil))
+	f.Add(npytest.FromDict("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", nil))
+	f.Add(npytest.FromDict("{'descr':'<f2','fortran_order':False,'shape':(3,2)}", nil))
 	f.Add([]byte{0x93, 'N', 'U', 'M', 'P', 'Y', 2, 0, 10, 0, 0, 0, '{', '}', '\n'})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, err := readNpyHeader(strings.NewReader(string(b)))

@@ -148,7 +148,7 @@ func ComputeFeatureStats(ctx context.Context, s *SAE, layer *activations.Layer, 
 		return nil, fmt.Errorf("feature statistics: %w", err)
 	}
 	end := rowsToEncode(layer, opts.MaxRows)
-	rows, err := encodeLayer(ctx, s, layer, end, encodeBatchSize(s, opts.BatchSize, end), opts.Progress, func(_, f []float32, ids []int) {
+	rows, err := s.EncodeLayer(ctx, layer, end, encodeBatchSize(s, opts.BatchSize, end), opts.Progress, func(_, f []float32, ids []int) {
 		acc.add(f, ids)
 	})
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rise-interp/rise/internal/jsontest"
 )
 
 // pythonTorch is Debian's python3, which has torch (a pyenv python on PATH
@@ -32,14 +34,8 @@ const r1Fixture = "testdata/import_r1/out"
 // readR1Expected reads what the writer computed for the SAEs in dir.
 func readR1Expected(t *testing.T, dir string) r1Expected {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "expected.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var exp r1Expected
-	if err := json.Unmarshal(b, &exp); err != nil {
-		t.Fatal(err)
-	}
+	jsontest.ReadFile(t, filepath.Join(dir, "expected.json"), &exp)
 	return exp
 }
 

@@ -5,15 +5,18 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"codeberg.org/sbinet/npyio/npz"
 	"github.com/x448/float16"
 
+	"github.com/rise-interp/rise/internal/npytest"
 	"github.com/rise-interp/rise/internal/safetensors"
 )
 
@@ -109,31 +112,6 @@ func TestImportGemmaScope(t *testing.T) {
 	}
 }
 
-// npyBytes writes a .npy array by hand.
-func npyBytes(descr string, fortran bool, shape string, data []byte) []byte {
-	f := "False"
-	if fortran {
-		f = "True"
-	}
-	dict := fmt.Sprintf("{'descr': '%s', 'fortran_order': %s, 'shape': %s, }", descr, f, shape)
-	for (10+len(dict)+1)%64 != 0 {
-		dict += " "
-	}
-	dict += "\n"
-	b := []byte("\x93NUMPY\x01\x00")
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(dict)))
-	b = append(b, dict...)
-	return append(b, data...)
-}
-
-func f32Bytes(x []float32) []byte {
-	var b []byte
-	for _, v := range x {
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
-	}
-	return b
-}
-
 // writeZip writes members in order, stored or deflated.
 func writeZip(t *testing.T, path string, deflate bool, members map[string][]byte) {
 	t.Helper()
@@ -142,7 +120,7 @@ func writeZip(t *testing.T, path string, deflate bool, members map[string][]byte
 		t.Fatal(err)
 	}
 	zw := zip.NewWriter(f)
-	for _, name := range sortedKeys(members) {
+	for _, name := range slices.Sorted(maps.Keys(members)) {
 		method := zip.Store
 		if deflate {
 			method = zip.Deflate
@@ -179,11 +157,11 @@ func gemmaMembers(s *SAE) map[string][]byte {
 		half = binary.LittleEndian.AppendUint16(half, float16.Fromfloat32(v).Bits())
 	}
 	return map[string][]byte{
-		"W_enc.npy":     npyBytes("<f4", true, fmt.Sprintf("(%d, %d)", din, dsae), f32Bytes(fort)),
-		"W_dec.npy":     npyBytes("<f2", false, fmt.Sprintf("(%d, %d)", dsae, din), half),
-		"b_enc.npy":     npyBytes("<f4", false, fmt.Sprintf("(%d,)", dsae), f32Bytes(s.BEnc)),
-		"b_dec.npy":     npyBytes("<f4", false, fmt.Sprintf("(%d,)", din), f32Bytes(s.BDec)),
-		"threshold.npy": npyBytes("<f4", false, fmt.Sprintf("(%d,)", dsae), f32Bytes(s.Threshold)),
+		"W_enc.npy":     npytest.File("<f4", true, fmt.Sprintf("(%d, %d)", din, dsae), npytest.Float32s(fort...)),
+		"W_dec.npy":     npytest.File("<f2", false, fmt.Sprintf("(%d, %d)", dsae, din), half),
+		"b_enc.npy":     npytest.File("<f4", false, fmt.Sprintf("(%d,)", dsae), npytest.Float32s(s.BEnc...)),
+		"b_dec.npy":     npytest.File("<f4", false, fmt.Sprintf("(%d,)", din), npytest.Float32s(s.BDec...)),
+		"threshold.npy": npytest.File("<f4", false, fmt.Sprintf("(%d,)", dsae), npytest.Float32s(s.Threshold...)),
 	}
 }
 
@@ -211,27 +189,27 @@ func TestImportGemmaScopeErrors(t *testing.T) {
 	}{
 		{"missing threshold", func(m map[string][]byte) { delete(m, "threshold.npy") }, []string{"threshold is missing"}},
 		{"wrong shape", func(m map[string][]byte) {
-			m["b_enc.npy"] = npyBytes("<f4", false, "(5,)", f32Bytes(make([]float32, 5)))
+			m["b_enc.npy"] = npytest.File("<f4", false, "(5,)", make([]byte, 5*4))
 		}, []string{"b_enc has shape [5], expected [d_sae 6] from W_enc [4, 6]"}},
 		{"int64", func(m map[string][]byte) {
-			m["b_dec.npy"] = npyBytes("<i8", false, "(4,)", make([]byte, 32))
+			m["b_dec.npy"] = npytest.File("<i8", false, "(4,)", make([]byte, 32))
 		}, []string{"b_dec.npy", "int64", "expected float32"}},
 		{"truncated member", func(m map[string][]byte) {
 			b := m["W_enc.npy"]
 			m["W_enc.npy"] = b[:len(b)-4]
 		}, []string{"W_enc.npy", "needs"}},
 		{"three dimensions", func(m map[string][]byte) {
-			m["b_dec.npy"] = npyBytes("<f4", false, "(1, 2, 2)", f32Bytes(make([]float32, 4)))
+			m["b_dec.npy"] = npytest.File("<f4", false, "(1, 2, 2)", make([]byte, 4*4))
 		}, []string{"b_dec.npy", "one or two dimensions"}},
 		{"corrupt header", func(m map[string][]byte) {
 			m["b_dec.npy"] = append([]byte("\x93NUMPY\x01\x00\x05\x00{'des"), 0)
 		}, []string{"b_dec.npy", "corrupt .npy header"}},
 		{"not npy", func(m map[string][]byte) { m["b_dec.npy"] = []byte("hello world") }, []string{"b_dec.npy", "magic"}},
 		{"unexpected array", func(m map[string][]byte) {
-			m["W_skip.npy"] = npyBytes("<f4", false, "(1,)", f32Bytes([]float32{1}))
+			m["W_skip.npy"] = npytest.File("<f4", false, "(1,)", npytest.Float32s(1))
 		}, []string{`unexpected array "W_skip.npy"`}},
 		{"NaN", func(m map[string][]byte) {
-			m["b_enc.npy"] = npyBytes("<f4", false, "(6,)", f32Bytes([]float32{0, 0, float32(math.NaN()), 0, 0, 0}))
+			m["b_enc.npy"] = npytest.File("<f4", false, "(6,)", npytest.Float32s(0, 0, float32(math.NaN()), 0, 0, 0))
 		}, []string{"b_enc value 2 is NaN"}},
 	}
 	for _, tc := range cases {

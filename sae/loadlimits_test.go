@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rise-interp/rise/internal/npytest"
 	"github.com/rise-interp/rise/internal/ziplayout/ziptest"
 )
 
@@ -87,7 +88,7 @@ func TestGemmaScopeArchiveChecks(t *testing.T) {
 	dir := t.TempDir()
 	bomb := filepath.Join(dir, "bomb", GemmaScopeFile)
 	os.Mkdir(filepath.Dir(bomb), 0o755)
-	one := npyBytes("<f4", false, "(64, 16384)", make([]byte, 64*16384*4))
+	one := npytest.File("<f4", false, "(64, 16384)", make([]byte, 64*16384*4))
 	os.WriteFile(bomb, ziptest.Overlapping([]string{"W_enc.npy", "W_dec.npy", "b_enc.npy", "b_dec.npy", "threshold.npy"}, one), 0o644)
 	_, err := LoadAny(bomb)
 	if err == nil || !strings.Contains(err.Error(), "overlap") {
@@ -99,11 +100,11 @@ func TestGemmaScopeArchiveChecks(t *testing.T) {
 	big := filepath.Join(dir, "big", GemmaScopeFile)
 	os.Mkdir(filepath.Dir(big), 0o755)
 	writeZip(t, big, true, map[string][]byte{
-		"W_enc.npy":     npyBytes("<f4", false, fmt.Sprintf("(%d, %d)", din, dsae), make([]byte, din*dsae*4)),
-		"W_dec.npy":     npyBytes("<f4", false, fmt.Sprintf("(%d, %d)", dsae, din), make([]byte, din*dsae*4)),
-		"b_enc.npy":     npyBytes("<f4", false, fmt.Sprintf("(%d,)", dsae), make([]byte, dsae*4)),
-		"b_dec.npy":     npyBytes("<f4", false, fmt.Sprintf("(%d,)", din), make([]byte, din*4)),
-		"threshold.npy": npyBytes("<f4", false, fmt.Sprintf("(%d,)", dsae), make([]byte, dsae*4)),
+		"W_enc.npy":     npytest.File("<f4", false, fmt.Sprintf("(%d, %d)", din, dsae), make([]byte, din*dsae*4)),
+		"W_dec.npy":     npytest.File("<f4", false, fmt.Sprintf("(%d, %d)", dsae, din), make([]byte, din*dsae*4)),
+		"b_enc.npy":     npytest.File("<f4", false, fmt.Sprintf("(%d,)", dsae), make([]byte, dsae*4)),
+		"b_dec.npy":     npytest.File("<f4", false, fmt.Sprintf("(%d,)", din), make([]byte, din*4)),
+		"threshold.npy": npytest.File("<f4", false, fmt.Sprintf("(%d,)", dsae), make([]byte, dsae*4)),
 	})
 	_, err = LoadAny(big)
 	if err == nil || !strings.Contains(err.Error(), big+": its arrays as float32 need 8.1 MiB of memory, but 4.0 MiB is available") {

@@ -121,7 +121,7 @@ func Evaluate(ctx context.Context, s *SAE, layer *activations.Layer, opts EvalOp
 	var sqErr, cosSum float64
 	var active int64
 
-	rows, err := encodeLayer(ctx, s, layer, end, batch, opts.Progress, func(x, f []float32, ids []int) {
+	rows, err := s.EncodeLayer(ctx, layer, end, batch, opts.Progress, func(x, f []float32, ids []int) {
 		n := len(ids)
 		xhb := xhat[:n*d]
 		s.Decode(f, xhb)
@@ -396,10 +396,12 @@ func encodeBatchSize(s *SAE, want, rows int) int {
 	return max(1, min(b, rows))
 }
 
-// encodeLayer reads the first end rows of the layer in batches, encodes
-// each batch and hands visit the rows x, their latents f and their row
-// indices (all valid until visit returns). It returns the rows read.
-func encodeLayer(ctx context.Context, s *SAE, layer *activations.Layer, end, batch int, progress func(done, total int64), visit func(x, f []float32, ids []int)) (int, error) {
+// EncodeLayer reads the first end rows of the layer in batches of batch
+// rows, encodes each batch and hands visit the rows x, their latents f and
+// their row indices (all valid until visit returns); progress, when not
+// nil, hears the rows done after each batch. It returns the rows read. It
+// stops at the next batch when ctx is done and returns ctx's error.
+func (s *SAE) EncodeLayer(ctx context.Context, layer *activations.Layer, end, batch int, progress func(done, total int64), visit func(x, f []float32, ids []int)) (int, error) {
 	d, m := s.DIn, s.DSae
 	xc := make([]float32, batch*d)
 	f := make([]float32, batch*m)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -489,7 +490,7 @@ func (cfg *SAELensConfig) build(st *safetensors.File, cpath, wpath string) (*SAE
 	}
 	for _, name := range st.Names() {
 		if _, ok := want[name]; !ok {
-			return nil, fmt.Errorf("%s: unexpected tensor %q for a %s SAE: expected only %s", wpath, name, cfg.Architecture, strings.Join(sortedKeys(want), ", "))
+			return nil, fmt.Errorf("%s: unexpected tensor %q for a %s SAE: expected only %s", wpath, name, cfg.Architecture, strings.Join(slices.Sorted(maps.Keys(want)), ", "))
 		}
 	}
 	// The shapes agree with cfg.json and the file holds their bytes (a
@@ -606,15 +607,6 @@ func layerFromHookName(hook string) (int, bool) {
 
 func isJSONNull(raw json.RawMessage) bool {
 	return string(bytes.TrimSpace(raw)) == "null"
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }
 
 // shapeList formats a shape as [a, b].

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/jsontest"
 	"github.com/rise-interp/rise/internal/safetensors"
 )
 
@@ -81,14 +82,8 @@ func closeTo(t *testing.T, what string, got, want []float32, rel, abs float64) {
 
 func readCfg(t *testing.T, dir string) map[string]any {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, SAELensConfigFile))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
+	jsontest.ReadFile(t, filepath.Join(dir, SAELensConfigFile), &m)
 	return m
 }
 

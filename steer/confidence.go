@@ -485,15 +485,7 @@ func BoundaryEntropy(ctx context.Context, m *model.Model, tok model.Tokenizer, t
 
 // entropy of softmax(logits), in nats.
 func entropy(logits []float32) float64 {
-	mx := math.Inf(-1)
-	for _, x := range logits {
-		mx = math.Max(mx, float64(x))
-	}
-	var z float64
-	for _, x := range logits {
-		z += math.Exp(float64(x) - mx)
-	}
-	lz := math.Log(z)
+	mx, lz := logPartition(logits)
 	var h float64
 	for _, x := range logits {
 		lp := float64(x) - mx - lz

@@ -179,18 +179,25 @@ func TokenEffect(ctx context.Context, m *model.Model, tok model.Tokenizer, trace
 
 // logSoftmax returns log softmax(logits) in float64.
 func logSoftmax(logits []float32) []float64 {
-	mx := math.Inf(-1)
-	for _, x := range logits {
-		mx = math.Max(mx, float64(x))
-	}
-	var sum float64
-	for _, x := range logits {
-		sum += math.Exp(float64(x) - mx)
-	}
-	lse := mx + math.Log(sum)
+	mx, lz := logPartition(logits)
+	lse := mx + lz
 	out := make([]float64, len(logits))
 	for i, x := range logits {
 		out[i] = float64(x) - lse
 	}
 	return out
+}
+
+// logPartition returns the largest logit mx and lz = log Σ exp(x - mx), so
+// that mx + lz is the log of softmax's denominator, in float64.
+func logPartition(logits []float32) (mx, lz float64) {
+	mx = math.Inf(-1)
+	for _, x := range logits {
+		mx = math.Max(mx, float64(x))
+	}
+	var z float64
+	for _, x := range logits {
+		z += math.Exp(float64(x) - mx)
+	}
+	return mx, math.Log(z)
 }

@@ -12,36 +12,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rise-interp/rise/internal/npytest"
 	"github.com/rise-interp/rise/steer/model"
 )
-
-// npyFile encodes a version 1.0 .npy file by hand: descr such as "<f4",
-// the shape as Python writes it ("(3,)", "(2, 3)") and the raw data.
-func npyFile(descr string, fortran bool, shape string, data []byte) []byte {
-	f := "False"
-	if fortran {
-		f = "True"
-	}
-	h := fmt.Sprintf("{'descr': '%s', 'fortran_order': %s, 'shape': %s, }", descr, f, shape)
-	for (10+len(h)+1)%64 != 0 {
-		h += " "
-	}
-	h += "\n"
-	var b bytes.Buffer
-	b.WriteString("\x93NUMPY\x01\x00")
-	binary.Write(&b, binary.LittleEndian, uint16(len(h)))
-	b.WriteString(h)
-	b.Write(data)
-	return b.Bytes()
-}
-
-func f32bytes(x ...float32) []byte {
-	b := make([]byte, 4*len(x))
-	for i, v := range x {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-	}
-	return b
-}
 
 func f64bytes(x ...float64) []byte {
 	b := make([]byte, 8*len(x))
@@ -60,13 +33,13 @@ func TestReadVectorsNpy(t *testing.T) {
 		npy  []byte
 		want [][]float32
 	}{
-		{"1-D float32", npyFile("<f4", false, "(3,)", f32bytes(1, 2, 3)), [][]float32{{1, 2, 3}}},
-		{"1-D float64", npyFile("<f8", false, "(3,)", f64bytes(1, 2, 3)), [][]float32{{1, 2, 3}}},
-		{"one row", npyFile("<f4", false, "(1, 3)", f32bytes(1, 2, 3)), [][]float32{{1, 2, 3}}},
-		{"rows", npyFile("<f4", false, "(2, 3)", f32bytes(1, 2, 3, 4, 5, 6)), [][]float32{{1, 2, 3}, {4, 5, 6}}},
-		{"rows, Fortran order", npyFile("<f4", true, "(2, 3)", f32bytes(1, 4, 2, 5, 3, 6)), [][]float32{{1, 2, 3}, {4, 5, 6}}},
-		{"a column", npyFile("<f4", false, "(3, 1)", f32bytes(1, 2, 3)), [][]float32{{1, 2, 3}}},
-		{"one value", npyFile("<f4", false, "(1, 1)", f32bytes(7)), [][]float32{{7}}},
+		{"1-D float32", npytest.File("<f4", false, "(3,)", npytest.Float32s(1, 2, 3)), [][]float32{{1, 2, 3}}},
+		{"1-D float64", npytest.File("<f8", false, "(3,)", f64bytes(1, 2, 3)), [][]float32{{1, 2, 3}}},
+		{"one row", npytest.File("<f4", false, "(1, 3)", npytest.Float32s(1, 2, 3)), [][]float32{{1, 2, 3}}},
+		{"rows", npytest.File("<f4", false, "(2, 3)", npytest.Float32s(1, 2, 3, 4, 5, 6)), [][]float32{{1, 2, 3}, {4, 5, 6}}},
+		{"rows, Fortran order", npytest.File("<f4", true, "(2, 3)", npytest.Float32s(1, 4, 2, 5, 3, 6)), [][]float32{{1, 2, 3}, {4, 5, 6}}},
+		{"a column", npytest.File("<f4", false, "(3, 1)", npytest.Float32s(1, 2, 3)), [][]float32{{1, 2, 3}}},
+		{"one value", npytest.File("<f4", false, "(1, 1)", npytest.Float32s(7)), [][]float32{{7}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ReadVectorsNpy(bytes.NewReader(tc.npy), int64(len(tc.npy)), "v.npy")
@@ -83,12 +56,12 @@ func TestReadVectorsNpy(t *testing.T) {
 		npy  []byte
 		want string
 	}{
-		{"empty", npyFile("<f4", false, "(0,)", nil), "at least one vector"},
-		{"no rows", npyFile("<f4", false, "(0, 3)", nil), "at least one vector"},
-		{"3-D", npyFile("<f4", false, "(1, 1, 2)", f32bytes(1, 2)), "one or two dimensions"},
-		{"NaN", npyFile("<f4", false, "(2, 2)", f32bytes(1, 2, 3, float32(math.NaN()))), "value 1 of vector 1 is NaN"},
-		{"integers", npyFile("<i4", false, "(2,)", f32bytes(1, 2)), "dtype"},
-		{"truncated", npyFile("<f4", false, "(4,)", f32bytes(1, 2)), "truncated"},
+		{"empty", npytest.File("<f4", false, "(0,)", nil), "at least one vector"},
+		{"no rows", npytest.File("<f4", false, "(0, 3)", nil), "at least one vector"},
+		{"3-D", npytest.File("<f4", false, "(1, 1, 2)", npytest.Float32s(1, 2)), "one or two dimensions"},
+		{"NaN", npytest.File("<f4", false, "(2, 2)", npytest.Float32s(1, 2, 3, float32(math.NaN()))), "value 1 of vector 1 is NaN"},
+		{"integers", npytest.File("<i4", false, "(2,)", npytest.Float32s(1, 2)), "dtype"},
+		{"truncated", npytest.File("<f4", false, "(4,)", npytest.Float32s(1, 2)), "truncated"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ReadVectorsNpy(bytes.NewReader(tc.npy), int64(len(tc.npy)), "up.npy")
@@ -110,8 +83,8 @@ func TestLoadDirectionNpy(t *testing.T) {
 		}
 		return p
 	}
-	one := write("one.npy", npyFile("<f4", false, "(2,)", f32bytes(3, 4)))
-	rows := write("rows.npy", npyFile("<f4", false, "(2, 2)", f32bytes(3, 4, 0, 2)))
+	one := write("one.npy", npytest.File("<f4", false, "(2,)", npytest.Float32s(3, 4)))
+	rows := write("rows.npy", npytest.File("<f4", false, "(2, 2)", npytest.Float32s(3, 4, 0, 2)))
 	for src, want := range map[string][]float32{
 		"npy:" + one:         {0.6, 0.8},
 		"npy:" + rows + "#0": {0.6, 0.8},
@@ -160,7 +133,7 @@ func TestSteeringOverflow(t *testing.T) {
 	v := make([]float32, m.Dim)
 	v[0] = 1
 	npy := filepath.Join(dir, "v.npy")
-	if err := os.WriteFile(npy, npyFile("<f4", false, fmt.Sprintf("(%d,)", m.Dim), f32bytes(v...)), 0o644); err != nil {
+	if err := os.WriteFile(npy, npytest.File("<f4", false, fmt.Sprintf("(%d,)", m.Dim), npytest.Float32s(v...)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	spec := filepath.Join(dir, "spec.json")

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -73,6 +74,25 @@ func generateT(t *testing.T, dir string, cfg Config) *Truth {
 		t.Fatalf("Generate: %v", err)
 	}
 	return tr
+}
+
+// ownGroup returns the features truth plants for name (Token or Unnamed),
+// failing the test unless there are GroupSize of them, none in the group of
+// a behaviour.
+func ownGroup(t *testing.T, truth *Truth, name string) []int {
+	t.Helper()
+	ids := truth.Behaviours[name]
+	if len(ids) != truth.GroupSize {
+		t.Fatalf("%s group has %d features, expected %d", name, len(ids), truth.GroupSize)
+	}
+	for _, b := range Behaviours {
+		for _, f := range truth.Behaviours[b] {
+			if slices.Contains(ids, f) {
+				t.Errorf("feature %d is in the %s group and in %s", f, name, b)
+			}
+		}
+	}
+	return ids
 }
 
 // readJSONLines reads the JSON-lines file in dir, one T a line, with

@@ -3,7 +3,6 @@ package synth
 import (
 	"path/filepath"
 	"regexp"
-	"slices"
 	"testing"
 )
 
@@ -21,17 +20,7 @@ func TestTokenFeature(t *testing.T) {
 	cfg.TokenRate, cfg.GroupCoherence = 0.1, 0
 	dir := filepath.Join(t.TempDir(), "dump")
 	truth := generateT(t, dir, cfg)
-	ids := truth.Behaviours[Token]
-	if len(ids) != truth.GroupSize {
-		t.Fatalf("token group has %d features, expected %d", len(ids), truth.GroupSize)
-	}
-	for _, b := range Behaviours {
-		for _, f := range truth.Behaviours[b] {
-			if slices.Contains(ids, f) {
-				t.Errorf("feature %d is in the token group and in %s", f, b)
-			}
-		}
-	}
+	ids := ownGroup(t, truth, Token)
 
 	type step struct {
 		Text   string   `json:"text"`

@@ -38,17 +38,7 @@ func TestUnnamedBehaviour(t *testing.T) {
 	if n == 0 || truth.StepCounts[Unnamed] != n {
 		t.Errorf("steps with %q: %d, truth counts %d", UnnamedPhrase, n, truth.StepCounts[Unnamed])
 	}
-	ids := truth.Behaviours[Unnamed]
-	if len(ids) != truth.GroupSize {
-		t.Fatalf("unnamed group has %d features, expected %d", len(ids), truth.GroupSize)
-	}
-	for _, b := range Behaviours {
-		for _, f := range truth.Behaviours[b] {
-			if slices.Contains(ids, f) {
-				t.Errorf("feature %d is in the unnamed group and in %s", f, b)
-			}
-		}
-	}
+	ownGroup(t, truth, Unnamed)
 	cfg.GroupSize = 13 // 5 × 13 > 64
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "features/5") {
 		t.Errorf("group size 13 of 64 features with five groups: got %v", err)

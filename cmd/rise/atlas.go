@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/internal/atomicfile"
 	"github.com/rise-interp/rise/sae/atlas"
 )
@@ -104,10 +103,7 @@ Examples:
 				return err
 			}
 			defer in.dump.Close()
-			if in.dump.StepsPath == "" {
-				return fmt.Errorf("%s has no steps.jsonl: the atlas needs the steps' behaviour labels", data)
-			}
-			steps, err := activations.ReadSteps(in.dump.StepsPath)
+			steps, err := in.readSteps(data, "the atlas needs the steps' behaviour labels")
 			if err != nil {
 				return err
 			}

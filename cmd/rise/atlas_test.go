@@ -12,9 +12,7 @@ import (
 func TestAtlasCommand(t *testing.T) {
 	dir := t.TempDir()
 	saeDir := filepath.Join(dir, "sae")
-	if code, _, stderr := runRise(t, "train", "--data", tinyDump, "--arch", "topk", "--k", "4", "--width", "64", "--steps", "200", "--out", saeDir); code != 0 {
-		t.Fatalf("train: exit %d: %s", code, stderr)
-	}
+	mustRise(t, "train", "--data", tinyDump, "--arch", "topk", "--k", "4", "--width", "64", "--steps", "200", "--out", saeDir)
 	out := filepath.Join(dir, "atlas.json")
 	code, stdout, stderr := runRise(t, "atlas", "--sae", saeDir, "--data", tinyDump, "--clusters", "4", "--out", out, "--svg", dir)
 	if code != 0 {
@@ -67,9 +65,7 @@ func TestAtlasSweep(t *testing.T) {
 	var pairs []string
 	for i, c := range []string{"0", "0.5", "0.9"} {
 		src := filepath.Join(dir, "c"+c)
-		if code, _, stderr := runRise(t, "synth", "--out", src, "--rows", "3000", "--d-model", "32", "--features", "128", "--group-coherence", c); code != 0 {
-			t.Fatalf("synth: exit %d: %s", code, stderr)
-		}
+		mustRise(t, "synth", "--out", src, "--rows", "3000", "--d-model", "32", "--features", "128", "--group-coherence", c)
 		pairs = append(pairs, fmt.Sprintf("L%d=%s", 4*i+2, src))
 	}
 	stacked := filepath.Join(dir, "stacked")
@@ -79,9 +75,7 @@ func TestAtlasSweep(t *testing.T) {
 	args := []string{"atlas", "--sweep", "--data", stacked}
 	for _, l := range []string{"10", "2", "6"} { // any order
 		saeDir := filepath.Join(dir, "sae"+l)
-		if code, _, stderr := runRise(t, "train", "--data", stacked, "--layer", l, "--arch", "topk", "--k", "6", "--width", "256", "--steps", "400", "--out", saeDir); code != 0 {
-			t.Fatalf("train: exit %d: %s", code, stderr)
-		}
+		mustRise(t, "train", "--data", stacked, "--layer", l, "--arch", "topk", "--k", "6", "--width", "256", "--steps", "400", "--out", saeDir)
 		args = append(args, "--sae", saeDir)
 	}
 	out := filepath.Join(dir, "sweep.json")

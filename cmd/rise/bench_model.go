@@ -76,7 +76,7 @@ func (b modelBench) run(ctx context.Context, m *model.Model, name string) ([]mod
 					return nil, err
 				}
 				for i := range toks {
-					toks[i][0] = argmaxF32(logits[i*m.Vocab : (i+1)*m.Vocab])
+					toks[i][0] = model.Argmax(logits[i*m.Vocab : (i+1)*m.Vocab])
 				}
 			}
 			rates = append(rates, float64(b.decode*b.batch)/time.Since(start).Seconds())
@@ -107,16 +107,6 @@ func (b modelBench) run(ctx context.Context, m *model.Model, name string) ([]mod
 		out = append(out, r)
 	}
 	return out, nil
-}
-
-func argmaxF32(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // summarise returns the median, smallest and largest of rates.

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/internal/atomicfile"
 	"github.com/rise-interp/rise/sae/atlas"
 )
@@ -92,10 +91,7 @@ Example:
 				return err
 			}
 			defer in.dump.Close()
-			if in.dump.StepsPath == "" {
-				return fmt.Errorf("%s has no steps.jsonl: explanations need the steps' texts", data)
-			}
-			steps, err := activations.ReadSteps(in.dump.StepsPath)
+			steps, err := in.readSteps(data, "explanations need the steps' texts")
 			if err != nil {
 				return err
 			}

@@ -16,12 +16,8 @@ import (
 func TestExplainCommand(t *testing.T) {
 	dir := t.TempDir()
 	dump, saeDir := filepath.Join(dir, "dump"), filepath.Join(dir, "sae")
-	if code, _, stderr := runRise(t, "synth", "--out", dump, "--rows", "8000", "--d-model", "64", "--features", "128", "--unnamed-rate", "0.08"); code != 0 {
-		t.Fatalf("synth: exit %d: %s", code, stderr)
-	}
-	if code, _, stderr := runRise(t, "train", "--data", dump, "--arch", "topk", "--k", "8", "--width", "256", "--steps", "1000", "--out", saeDir); code != 0 {
-		t.Fatalf("train: exit %d: %s", code, stderr)
-	}
+	mustRise(t, "synth", "--out", dump, "--rows", "8000", "--d-model", "64", "--features", "128", "--unnamed-rate", "0.08")
+	mustRise(t, "train", "--data", dump, "--arch", "topk", "--k", "8", "--width", "256", "--steps", "1000", "--out", saeDir)
 	out := filepath.Join(dir, "explanations.jsonl")
 	code, stdout, stderr := runRise(t, "explain", "--sae", saeDir, "--data", dump, "--out", out)
 	if code != 0 {

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/internal/atomicfile"
 	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/sae/atlas"
@@ -116,10 +115,7 @@ func (fx *featureExport) run(ctx context.Context, e *env, out, modelPath string)
 			return usagef("--features: %v", err)
 		}
 	}
-	if in.dump.StepsPath == "" {
-		return fmt.Errorf("%s has no steps.jsonl: feature pages need the steps' texts", fx.data)
-	}
-	steps, err := activations.ReadSteps(in.dump.StepsPath)
+	steps, err := in.readSteps(fx.data, "feature pages need the steps' texts")
 	if err != nil {
 		return err
 	}

@@ -13,12 +13,8 @@ import (
 func TestExportFeatures(t *testing.T) {
 	dir := t.TempDir()
 	dump, saeDir := filepath.Join(dir, "dump"), filepath.Join(dir, "sae")
-	if code, _, stderr := runRise(t, "synth", "--out", dump, "--rows", "1500", "--d-model", "64", "--features", "32"); code != 0 {
-		t.Fatalf("synth: exit %d: %s", code, stderr)
-	}
-	if code, _, stderr := runRise(t, "train", "--data", dump, "--arch", "topk", "--k", "4", "--width", "32", "--steps", "150", "--out", saeDir); code != 0 {
-		t.Fatalf("train: exit %d: %s", code, stderr)
-	}
+	mustRise(t, "synth", "--out", dump, "--rows", "1500", "--d-model", "64", "--features", "32")
+	mustRise(t, "train", "--data", dump, "--arch", "topk", "--k", "4", "--width", "32", "--steps", "150", "--out", saeDir)
 	usage := []struct {
 		args []string
 		want string

@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/rise-interp/rise/activations"
 )
 
 // TestExportLayers: a GGUF control vector for layer 100000, which llama.cpp
@@ -16,11 +14,7 @@ import (
 // neither.
 func TestExportLayers(t *testing.T) {
 	dir := t.TempDir()
-	v := make([]float32, 16)
-	v[3] = 1
-	os.WriteFile(filepath.Join(dir, "v.npy"), activations.EncodeNpy(v, 1, 16), 0o644)
-	spec := filepath.Join(dir, "spec.json")
-	os.WriteFile(spec, []byte(`{"vectors": [{"source": "npy:v.npy", "layer": 100000, "op": "add", "strength": 1, "positions": "all"}]}`), 0o644)
+	spec := writeOneHotSpec(t, dir, 16, 3, `{"vectors": [{"source": "npy:v.npy", "layer": 100000, "op": "add", "strength": 1, "positions": "all"}]}`)
 	gguf := filepath.Join(dir, "cv.gguf")
 	code, _, stderr := runRise(t, "export", "--steer", spec, "--format", "gguf", "--out", gguf)
 	if code != 2 || !strings.Contains(stderr, "needs --model or --layers N") {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/rise-interp/rise/internal/npytest"
 	"github.com/rise-interp/rise/steer"
 )
 
@@ -15,13 +16,7 @@ import (
 func TestExportOneDimensionalVector(t *testing.T) {
 	dir := t.TempDir()
 	// A float32 .npy of shape (4,): 0, 3, 0, 4.
-	h := "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }"
-	for (10+len(h)+1)%64 != 0 {
-		h += " "
-	}
-	npy := append([]byte("\x93NUMPY\x01\x00"), byte(len(h)+1), 0)
-	npy = append(append(npy, h...), '\n')
-	npy = append(npy, 0, 0, 0, 0, 0, 0, 0x40, 0x40, 0, 0, 0, 0, 0, 0, 0x80, 0x40)
+	npy := npytest.File("<f4", false, "(4,)", npytest.Float32s(0, 3, 0, 4))
 	if err := os.WriteFile(filepath.Join(dir, "v.npy"), npy, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -76,11 +76,7 @@ func TestGenerateCommand(t *testing.T) {
 func TestSteerAndExportCommands(t *testing.T) {
 	modelPath := stories(t)
 	dir := t.TempDir()
-	v := make([]float32, 64)
-	v[7] = 1
-	os.WriteFile(filepath.Join(dir, "v.npy"), activations.EncodeNpy(v, 1, 64), 0o644)
-	spec := filepath.Join(dir, "spec.json")
-	os.WriteFile(spec, []byte(`{"vectors": [{"source": "npy:v.npy", "layer": 2, "op": "add", "strength": 1, "positions": "all"}]}`), 0o644)
+	spec := writeOneHotSpec(t, dir, 64, 7, `{"vectors": [{"source": "npy:v.npy", "layer": 2, "op": "add", "strength": 1, "positions": "all"}]}`)
 	prompts := filepath.Join(dir, "prompts.jsonl")
 	os.WriteFile(prompts, []byte(`{"prompt": "Once upon a time", "answer": "3"}`+"\n"+`{"question": "Tom had 2 apples", "answer": "#### 2"}`+"\n"), 0o644)
 	out := filepath.Join(dir, "results.json")
@@ -271,11 +267,7 @@ func TestConfidenceCommand(t *testing.T) {
 func TestSteerControls(t *testing.T) {
 	modelPath := stories(t)
 	dir := t.TempDir()
-	v := make([]float32, 64)
-	v[7] = 1
-	os.WriteFile(filepath.Join(dir, "v.npy"), activations.EncodeNpy(v, 1, 64), 0o644)
-	spec := filepath.Join(dir, "spec.json")
-	os.WriteFile(spec, []byte(`{"vectors": [{"source": "npy:v.npy", "layer": 2, "strength": 1}]}`), 0o644)
+	spec := writeOneHotSpec(t, dir, 64, 7, `{"vectors": [{"source": "npy:v.npy", "layer": 2, "strength": 1}]}`)
 	prompts := filepath.Join(dir, "prompts.txt")
 	os.WriteFile(prompts, []byte("Once upon a time\nTom had a ball\nThe cat sat\n"), 0o644)
 	out := filepath.Join(dir, "results.json")

@@ -45,9 +45,7 @@ func TestProbeTokensPlanted(t *testing.T) {
 		t.Fatalf("synth: %s", stderr)
 	}
 	truth := oracleSAE(t, dump, saeDir)
-	if code, _, stderr := runRise(t, "atlas", "--sae", saeDir, "--data", dump, "--layout", "pca", "--clusters", "3", "--hold-out", "0", "--out", atlasPath); code != 0 {
-		t.Fatalf("atlas: %s", stderr)
-	}
+	mustRise(t, "atlas", "--sae", saeDir, "--data", dump, "--layout", "pca", "--clusters", "3", "--hold-out", "0", "--out", atlasPath)
 	code, stdout, stderr := runRise(t, "probe-tokens", "--atlas", atlasPath, "--sae", saeDir, "--data", dump, "--behaviour", "reflection", "--trigger", "reflection=Wait")
 	if code != 0 {
 		t.Fatalf("probe-tokens: exit %d: %s", code, stderr)
@@ -98,13 +96,9 @@ func TestProbeTokensPlanted(t *testing.T) {
 func TestProbeTokensErrors(t *testing.T) {
 	tmp := t.TempDir()
 	dump, saeDir, atlasPath := filepath.Join(tmp, "d"), filepath.Join(tmp, "s"), filepath.Join(tmp, "atlas.json")
-	if code, _, stderr := runRise(t, "synth", "--out", dump, "--rows", "2000", "--d-model", "64", "--features", "64", "--group-coherence", "0"); code != 0 {
-		t.Fatalf("synth: %s", stderr)
-	}
+	mustRise(t, "synth", "--out", dump, "--rows", "2000", "--d-model", "64", "--features", "64", "--group-coherence", "0")
 	oracleSAE(t, dump, saeDir)
-	if code, _, stderr := runRise(t, "atlas", "--sae", saeDir, "--data", dump, "--layout", "pca", "--clusters", "3", "--out", atlasPath); code != 0 {
-		t.Fatalf("atlas: %s", stderr)
-	}
+	mustRise(t, "atlas", "--sae", saeDir, "--data", dump, "--layout", "pca", "--clusters", "3", "--out", atlasPath)
 	for _, c := range []struct {
 		args []string
 		code int

@@ -5,13 +5,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rise-interp/rise/internal/jsontest"
 )
 
 // reportInputs makes a small version of what make steer-demo leaves in
@@ -44,9 +47,9 @@ func reportInputs(t *testing.T) (string, []string) {
 			Vector []float64 `json:"vector"`
 		} `json:"behaviours"`
 	}
-	readJSONFile(t, p("atlas-l1.json"), &a)
+	jsontest.ReadFile(t, p("atlas-l1.json"), &a)
 	var behaviour string
-	for _, name := range sortedKeys(a.Behaviours) {
+	for _, name := range slices.Sorted(maps.Keys(a.Behaviours)) {
 		if len(a.Behaviours[name].Vector) > 0 {
 			behaviour = name
 			break
@@ -73,26 +76,6 @@ func reportInputs(t *testing.T) (string, []string) {
 // training curve per SAE, a map per atlas, the separation over two layers,
 // the dose-response of the sweep and the confidence vector's entropy curve.
 var reportFigures = map[string]int{"training": 2, "map": 2, "separation": 1, "dose": 1, "confidence": 1}
-
-func readJSONFile(t *testing.T, path string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
 
 // TestReport makes the inputs once and checks the report against them:
 // its numbers against the files they come from (read here with
@@ -184,7 +167,7 @@ func TestReport(t *testing.T) {
 			} `json:"runs"`
 			ControlBand map[string]struct{ Lo, Hi []float64 } `json:"control_band"`
 		}
-		readJSONFile(t, filepath.Join(dir, "results.json"), &res)
+		jsontest.ReadFile(t, filepath.Join(dir, "results.json"), &res)
 		if len(res.Runs) != 3 || len(res.ControlBand) == 0 {
 			t.Fatalf("results.json has %d runs and %d control bands", len(res.Runs), len(res.ControlBand))
 		}
@@ -215,8 +198,8 @@ func TestReport(t *testing.T) {
 					Vector []float64 `json:"vector"`
 				} `json:"behaviours"`
 			}
-			readJSONFile(t, path, &a)
-			for _, name := range sortedKeys(a.Behaviours) {
+			jsontest.ReadFile(t, path, &a)
+			for _, name := range slices.Sorted(maps.Keys(a.Behaviours)) {
 				if v := a.Behaviours[name].Vector; len(v) > 0 {
 					return name, v
 				}

@@ -40,6 +40,15 @@ func openSAELayer(ctx context.Context, saePath, data string, want int) (*saeLaye
 	return &saeLayer{sae: s, dump: dump, layer: l, why: why}, nil
 }
 
+// readSteps reads the steps of the dump at data, or says that it has none
+// and what the command needs them for.
+func (in *saeLayer) readSteps(data, need string) ([]activations.Step, error) {
+	if in.dump.StepsPath == "" {
+		return nil, fmt.Errorf("%s has no steps.jsonl: %s", data, need)
+	}
+	return activations.ReadSteps(in.dump.StepsPath)
+}
+
 // checkSAEWidth checks that the rows of layer l of the dump at data are as
 // wide as the input of the SAE s, loaded from saePath.
 func checkSAEWidth(s *sae.SAE, saePath string, l *activations.Layer, data string) error {

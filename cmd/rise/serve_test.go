@@ -101,13 +101,9 @@ func TestServeNeedsTokenOffLoopback(t *testing.T) {
 func TestBrokenDumpEverywhere(t *testing.T) {
 	dir := t.TempDir()
 	dump := filepath.Join(dir, "d")
-	if code, _, stderr := runRise(t, "synth", "--out", dump, "--rows", "300", "--d-model", "16", "--features", "32"); code != 0 {
-		t.Fatal(stderr)
-	}
+	mustRise(t, "synth", "--out", dump, "--rows", "300", "--d-model", "16", "--features", "32")
 	saeDir := filepath.Join(dir, "s")
-	if code, _, stderr := runRise(t, "train", "--data", dump, "--arch", "topk", "--k", "4", "--width", "32", "--steps", "20", "--out", saeDir); code != 0 {
-		t.Fatal(stderr)
-	}
+	mustRise(t, "train", "--data", dump, "--arch", "topk", "--k", "4", "--width", "32", "--steps", "20", "--out", saeDir)
 	shards, _ := filepath.Glob(filepath.Join(dump, "*.npy"))
 	var shard string
 	for _, s := range shards {
@@ -137,9 +133,7 @@ func TestBrokenDumpEverywhere(t *testing.T) {
 func TestBrokenSAEEverywhere(t *testing.T) {
 	dir := t.TempDir()
 	saeDir := filepath.Join(dir, "s")
-	if code, _, stderr := runRise(t, "train", "--data", tinyDump, "--arch", "topk", "--k", "4", "--width", "32", "--steps", "20", "--out", saeDir); code != 0 {
-		t.Fatal(stderr)
-	}
+	mustRise(t, "train", "--data", tinyDump, "--arch", "topk", "--k", "4", "--width", "32", "--steps", "20", "--out", saeDir)
 	w := filepath.Join(saeDir, "sae_weights.safetensors")
 	good, _ := os.ReadFile(w)
 	cfg := filepath.Join(saeDir, "cfg.json")

@@ -22,9 +22,7 @@ var tinyDump = filepath.Join("..", "..", "testdata", "tiny")
 // fixture, made on purpose.
 func TestTinyFixtureIsCurrent(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "tiny")
-	if code, _, errOut := runRise(t, "synth", "--out", out, "--rows", "400", "--d-model", "16", "--features", "32", "--seed", "7"); code != 0 {
-		t.Fatalf("synth: exit %d: %s", code, errOut)
-	}
+	mustRise(t, "synth", "--out", out, "--rows", "400", "--d-model", "16", "--features", "32", "--seed", "7")
 	entries, err := os.ReadDir(tinyDump)
 	if err != nil {
 		t.Fatal(err)

@@ -403,18 +403,27 @@ func (a *Atlas) Save(path string) error {
 
 // Load reads an atlas.json that Save wrote, refusing another format.
 func Load(path string) (*Atlas, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
 	var a Atlas
-	if err := json.Unmarshal(b, &a); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := readJSON(path, &a); err != nil {
+		return nil, err
 	}
 	if a.Format != AtlasFormat {
 		return nil, fmt.Errorf("%s: expected format %q, found %q", path, AtlasFormat, a.Format)
 	}
 	return &a, nil
+}
+
+// readJSON decodes the JSON file at path into v, naming path when it does
+// not decode.
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
 }
 
 // Groups returns each feature's behaviour name (for a map coloured by

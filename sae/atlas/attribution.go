@@ -222,15 +222,8 @@ func Attribute(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps 
 		}
 	}
 
-	it := layer.Batches(activations.BatchOptions{Size: opts.BatchSize})
-	xc := make([]float32, opts.BatchSize*s.DIn)
-	f := make([]float32, opts.BatchSize*m)
-	for it.Next(ctx) {
-		n := it.Len()
-		x := it.X()
-		s.PreActivations(x, xc[:len(x)], f[:n*m])
-		s.Activate(f[:n*m])
-		for i, row := range it.Rows() {
+	_, err := s.EncodeLayer(ctx, layer, layer.Rows, opts.BatchSize, nil, func(_, f []float32, rows []int) {
+		for i, row := range rows {
 			fr := f[i*m : (i+1)*m]
 			for _, t := range targets(row) {
 				a, sum, all := accs[t.group], sums[t.group], firesAll[t.group]
@@ -253,11 +246,8 @@ func Attribute(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps 
 				}
 			}
 		}
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("attribute: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
+	})
+	if err != nil {
 		return nil, fmt.Errorf("attribute: %w", err)
 	}
 	for g, a := range accs {

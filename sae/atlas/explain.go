@@ -142,16 +142,9 @@ func Explain(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []
 	heldFires := make([][]int32, m)
 	rng := rand.New(rand.NewPCG(opts.HoldOutSeed, 0xe1a1))
 
-	it := layer.Batches(activations.BatchOptions{Size: opts.BatchSize})
-	xc := make([]float32, opts.BatchSize*s.DIn)
-	f := make([]float32, opts.BatchSize*m)
-	done := 0
-	for it.Next(ctx) {
-		n := it.Len()
-		x := it.X()
-		s.PreActivations(x, xc[:len(x)], f[:n*m])
-		s.Activate(f[:n*m])
-		for i, row := range it.Rows() {
+	encoded := func(done, total int64) { prog("encode", int(done), int(total)) }
+	_, err := s.EncodeLayer(ctx, layer, layer.Rows, opts.BatchSize, encoded, func(_, f []float32, rows []int) {
+		for i, row := range rows {
 			r := int32(row)
 			for j, v := range f[i*m : (i+1)*m] {
 				if v <= 0 {
@@ -178,13 +171,8 @@ func Explain(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []
 				}
 			}
 		}
-		done += n
-		prog("encode", done, layer.Rows)
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("explain: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
+	})
+	if err != nil {
 		return nil, fmt.Errorf("explain: %w", err)
 	}
 

@@ -3,7 +3,6 @@ package atlas
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/internal/atomicfile"
@@ -74,13 +73,9 @@ func (ex *Explanations) Save(path string) error {
 // LoadExplanations reads explanations that Save wrote for the same steps
 // (one per row), rebuilding their phrase corpus and split from the steps.
 func LoadExplanations(path string, steps []activations.Step) (*Explanations, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
 	var f explanationsFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := readJSON(path, &f); err != nil {
+		return nil, err
 	}
 	switch {
 	case f.Format != ExplanationsFormat:

@@ -105,7 +105,7 @@ func BenchmarkDecode(b *testing.B) {
 						b.Fatal(err)
 					}
 					for i := range toks {
-						toks[i] = []int{argmax(logits[i*m.Vocab : (i+1)*m.Vocab])}
+						toks[i] = []int{Argmax(logits[i*m.Vocab : (i+1)*m.Vocab])}
 					}
 					start := time.Now()
 					for range steps {
@@ -114,7 +114,7 @@ func BenchmarkDecode(b *testing.B) {
 							b.Fatal(err)
 						}
 						for i := range toks {
-							toks[i] = []int{argmax(logits[i*m.Vocab : (i+1)*m.Vocab])}
+							toks[i] = []int{Argmax(logits[i*m.Vocab : (i+1)*m.Vocab])}
 						}
 					}
 					elapsed += time.Since(start)

@@ -158,18 +158,24 @@ func WithBOS(tok Tokenizer, ids []int) []int {
 	return append([]int{bos}, ids...)
 }
 
+// Argmax returns the index of the largest logit, the lowest on a tie: the
+// token greedy decoding picks.
+func Argmax(logits []float32) int {
+	best := 0
+	for i, x := range logits {
+		if x > logits[best] {
+			best = i
+		}
+	}
+	return best
+}
+
 // sample picks the next token: the largest logit (the lowest id on a tie)
 // at temperature 0, otherwise a draw from softmax(logits/T), restricted to
 // the smallest set of tokens whose probability reaches topP.
 func sample(logits []float32, temperature, topP float64, rng *rand.Rand) int {
 	if temperature == 0 {
-		best := 0
-		for i, x := range logits {
-			if x > logits[best] {
-				best = i
-			}
-		}
-		return best
+		return Argmax(logits)
 	}
 	mx := math.Inf(-1)
 	for _, x := range logits {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/jsontest"
 	"github.com/rise-interp/rise/internal/shared"
 )
 
@@ -32,14 +33,8 @@ type golden struct {
 
 func readGolden(t *testing.T, dir string) golden {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "golden.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var g golden
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatal(err)
-	}
+	jsontest.ReadFile(t, filepath.Join(dir, "golden.json"), &g)
 	return g
 }
 
@@ -208,7 +203,7 @@ func greedyFrom(t *testing.T, m *Model, s *Sequence, logits []float32, n int) []
 	t.Helper()
 	var ids []int
 	for range n {
-		next := argmax(logits)
+		next := Argmax(logits)
 		ids = append(ids, next)
 		var err error
 		if logits, err = m.Forward(context.Background(), []*Sequence{s}, [][]int{{next}}, false, nil); err != nil {

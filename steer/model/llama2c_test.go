@@ -8,16 +8,6 @@ import (
 	"github.com/rise-interp/rise/internal/shared"
 )
 
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
-}
-
 func TestStories260KGreedy(t *testing.T) {
 	for _, name := range []string{"stories260K.bin", "stories260K_v1.bin"} {
 		t.Run(name, func(t *testing.T) {
@@ -36,7 +26,7 @@ func TestStories260KGreedy(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				tok = argmax(logits)
+				tok = Argmax(logits)
 				got = append(got, tok)
 			}
 			for i := range shared.StoriesGreedy {

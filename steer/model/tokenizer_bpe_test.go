@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/rise-interp/rise/internal/jsontest"
 	"github.com/rise-interp/rise/internal/shared"
 )
 
@@ -43,14 +44,8 @@ func loadBPEFixture(t *testing.T) *BPETokenizer {
 // fixtureJSON returns the fixture as a generic JSON tree to be edited.
 func fixtureJSON(t *testing.T) map[string]any {
 	t.Helper()
-	data, err := os.ReadFile(bpeFixture)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var m map[string]any
-	if err := json.Unmarshal(data, &m); err != nil {
-		t.Fatal(err)
-	}
+	jsontest.ReadFile(t, bpeFixture, &m)
 	return m
 }
 
@@ -559,7 +554,7 @@ func TestBPETokenizerHFReference(t *testing.T) {
 				IDs    []int    `json:"ids"`
 				Tokens []string `json:"tokens"`
 			}
-			readJSONFile(t, filepath.Join(dir, "expected_tokens.json"), &expected)
+			jsontest.ReadFile(t, filepath.Join(dir, "expected_tokens.json"), &expected)
 			if len(expected) == 0 {
 				t.Fatal("expected_tokens.json has no cases")
 			}
@@ -584,23 +579,12 @@ func TestBPETokenizerHFReference(t *testing.T) {
 				} `json:"prompts"`
 				BOSPrepended bool `json:"bos_prepended"`
 			}
-			readJSONFile(t, filepath.Join(dir, "golden.json"), &golden)
+			jsontest.ReadFile(t, filepath.Join(dir, "golden.json"), &golden)
 			for _, p := range golden.Prompts {
 				if ids := tok.Encode(p.Text, golden.BOSPrepended, true); !slices.Equal(ids, p.IDs) {
 					t.Errorf("Encode(%q, bos=%v) = %v, want %v", p.Text, golden.BOSPrepended, ids, p.IDs)
 				}
 			}
 		})
-	}
-}
-
-func readJSONFile(t *testing.T, path string, v any) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
 	}
 }

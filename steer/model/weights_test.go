@@ -255,10 +255,10 @@ func compareQuantised(t *testing.T, f, q *Model, steps int) (maxDiff float64, ag
 		for i := range lf {
 			maxDiff = math.Max(maxDiff, math.Abs(float64(lf[i]-lq[i])))
 		}
-		if argmax(lf) == argmax(lq) {
+		if Argmax(lf) == Argmax(lq) {
 			same++
 		}
-		tok = argmax(lf)
+		tok = Argmax(lf)
 		ids = append(ids, tok)
 	}
 	// The copy's free-running greedy tokens.
@@ -269,7 +269,7 @@ func compareQuantised(t *testing.T, f, q *Model, steps int) (maxDiff float64, ag
 		if err != nil {
 			t.Fatal(err)
 		}
-		tok = argmax(l)
+		tok = Argmax(l)
 		if tok != ids[i] {
 			break
 		}
