@@ -24,6 +24,9 @@ type RunBenchConfig struct {
 	Steps int    // optimiser steps
 	Width int    // d_sae; 0: the recipe's 2048
 	Seed  uint64 // 0: 1
+	// Precision is that of the encoder product (TrainConfig.Precision):
+	// "" or "f32", or "bf16".
+	Precision string
 
 	// RefDir, when not empty, receives what a reference implementation
 	// needs to repeat the run exactly (see WriteRunReference): the initial
@@ -38,13 +41,16 @@ type RunBenchConfig struct {
 // RunBenchResult is one implementation's whole training run. Its JSON keys
 // are those testdata/bench/torch_run.py prints.
 type RunBenchResult struct {
-	Engine  string  `json:"engine"`
-	Arch    string  `json:"arch"` // "relu"
-	DIn     int     `json:"d_in"`
-	DSae    int     `json:"d_sae"`
-	Batch   int     `json:"batch"`
-	Steps   int     `json:"steps"`
-	Seconds float64 `json:"seconds"` // the whole run: reading rows, steps and updates
+	Engine string `json:"engine"`
+	// Precision is rise's encoder product's, "f32" or "bf16"; PyTorch's
+	// reference leaves it out (float32 throughout).
+	Precision string  `json:"precision,omitempty"`
+	Arch      string  `json:"arch"` // "relu"
+	DIn       int     `json:"d_in"`
+	DSae      int     `json:"d_sae"`
+	Batch     int     `json:"batch"`
+	Steps     int     `json:"steps"`
+	Seconds   float64 `json:"seconds"` // the whole run: reading rows, steps and updates
 	// CPUSeconds is the CPU time the run took (all threads; 0 where the
 	// system does not say): on a machine shared with other work it varies
 	// less than Seconds.
@@ -81,7 +87,7 @@ func RunTrainBench(ctx context.Context, layer *activations.Layer, c RunBenchConf
 		return RunBenchResult{}, fmt.Errorf("sae: bench run: at least one step is needed, got %d", c.Steps)
 	}
 	cfg := RISEPreset()
-	cfg.Steps, cfg.Seed = c.Steps, c.Seed
+	cfg.Steps, cfg.Seed, cfg.Precision = c.Steps, c.Seed, c.Precision
 	if c.Width > 0 {
 		cfg.Width = c.Width
 	}
@@ -124,7 +130,7 @@ func RunTrainBench(ctx context.Context, layer *activations.Layer, c RunBenchConf
 		cpu = cpu1 - cpu0
 	}
 	return RunBenchResult{
-		Engine: cfg.EngineName, Arch: BenchArchName(cfg.Arch), DIn: layer.DModel, DSae: cfg.Width, Batch: cfg.Batch,
+		Engine: cfg.EngineName, Precision: cfg.Precision, Arch: BenchArchName(cfg.Arch), DIn: layer.DModel, DSae: cfg.Width, Batch: cfg.Batch,
 		Steps: res.Steps, Seconds: sec, CPUSeconds: cpu, SamplesPerS: float64(res.Samples) / sec,
 		FinalLoss: res.Final.Total, FinalMSE: res.Final.MSE, FinalL0: res.Final.L0, ActiveSteps: active,
 		DenseStepS: meanOf(denseSec, res.Steps-active), ActiveStepS: meanOf(activeSec, active),

@@ -62,11 +62,21 @@ func agreeSAE(t *testing.T, c agreeCase, seed uint64) (*SAE, []float32, []bool) 
 // ||g_a - g_b|| / max(||g_b||, 1e-12)).
 func engineAgreement(t *testing.T, a, b Engine) {
 	t.Helper()
+	engineAgreementOn(t, a, b, nil)
+}
+
+// engineAgreementOn is engineAgreement on SAEs and batches that prep, when
+// not nil, changes first.
+func engineAgreementOn(t *testing.T, a, b Engine, prep func(s *SAE, x []float32)) {
+	t.Helper()
 	const tol = 1e-3
 	for _, c := range agreeCases {
 		t.Run(c.String(), func(t *testing.T) {
 			for seed := range uint64(3) {
 				s, x, dead := agreeSAE(t, c, seed+1)
+				if prep != nil {
+					prep(s, x)
+				}
 				ga, gb := NewGradients(s), NewGradients(s)
 				fa, fb := make([]int64, s.DSae), make([]int64, s.DSae)
 				la, err := a.Step(s, x, c.cfg, dead, ga, fa)

@@ -6,6 +6,7 @@ import (
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
 
+	"github.com/rise-interp/rise/internal/bf16"
 	"github.com/rise-interp/rise/internal/matmul"
 	"github.com/rise-interp/rise/internal/parallel"
 )
@@ -29,6 +30,11 @@ func NewFusedEngine() Engine { return &fusedEngine{} }
 type fusedEngine struct {
 	b, d, m int  // the shapes the buffers are sized for
 	arch    Arch // and the architecture
+
+	// bf16 runs the encoder product in bfloat16 (TrainConfig.Precision)
+	// through wEnc16, W_enc rounded and packed again each step.
+	bf16   bool
+	wEnc16 bf16.Packed
 
 	xs, xc, xhat, dxh []float32 // [B, D]
 	pre, df           []float32 // [B, M]; df is used by the dense path
@@ -139,7 +145,12 @@ func (e *fusedEngine) Step(s *SAE, x []float32, cfg LossConfig, dead []bool, g *
 			copy(e.pre[r*m:(r+1)*m], s.BEnc)
 		}
 	})
-	matmul.Gemm(blas.NoTrans, blas.NoTrans, b, m, d, 1, e.xc, d, s.WEnc, m, 1, e.pre, m)
+	if e.bf16 {
+		e.wEnc16.Pack(s.WEnc, d, m, m)
+		e.wEnc16.MulAdd(b, e.xc, d, e.pre, m)
+	} else {
+		matmul.Gemm(blas.NoTrans, blas.NoTrans, b, m, d, 1, e.xc, d, s.WEnc, m, 1, e.pre, m)
+	}
 
 	var loss Loss
 	switch s.Arch {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/bf16"
 	"github.com/rise-interp/rise/internal/inputerr"
 )
 
@@ -41,6 +42,10 @@ type TrainConfig struct {
 	Samples    int     // rows to train on when Steps and Epochs are 0 (at least one epoch); default DefaultSamples
 	Seed       uint64
 	EngineName string // "fused" (default) or "graph"
+	// Precision is that of the fused engine's encoder product: "f32"
+	// (default) or "bf16" (inputs rounded to bfloat16, float32 sums and
+	// float32 weights, on CPUs with AVX512_BF16; see internal/bf16).
+	Precision string
 
 	Normalization activations.Normalization // default expected_average_only_in
 	BDecInit      string                    // "mean" (default), "median" (geometric) or "zero"
@@ -137,6 +142,9 @@ func (c TrainConfig) Defaults(dIn, rows int) TrainConfig {
 	}
 	if c.EngineName == "" {
 		c.EngineName = "fused"
+	}
+	if c.Precision == "" {
+		c.Precision = "f32"
 	}
 	if c.Normalization == "" {
 		c.Normalization = activations.NormMeanNorm
@@ -245,6 +253,12 @@ func (c TrainConfig) Validate(dIn, rows int) (err error) {
 		return fmt.Errorf("checkpoint interval must not be negative (0: only at the end), got %d", c.CheckpointEvery)
 	case c.EngineName != "fused" && c.EngineName != "graph":
 		return fmt.Errorf("engine must be fused or graph, got %q", c.EngineName)
+	case c.Precision != "f32" && c.Precision != "bf16":
+		return fmt.Errorf("precision must be f32 or bf16, got %q", c.Precision)
+	case c.Precision == "bf16" && c.EngineName != "fused":
+		return fmt.Errorf("precision bf16 is the fused engine's, not the %s engine's", c.EngineName)
+	case c.Precision == "bf16" && !bf16.Native():
+		return errors.New("precision bf16 needs a CPU with AVX512_BF16; this one has none (use f32)")
 	case c.DecoderNorm != "unit" && c.DecoderNorm != "free":
 		return fmt.Errorf("decoder norm must be unit or free, got %q", c.DecoderNorm)
 	case c.BDecInit != "mean" && c.BDecInit != "median" && c.BDecInit != "zero":
@@ -286,7 +300,7 @@ func (r *TrainResult) Record() map[string]any {
 	return map[string]any{
 		"architecture": c.Arch, "width": c.Width, "k": c.K, "sparsity": c.Sparsity, "sparsity_warmup": c.SparsityWarmup,
 		"auxk_coefficient": c.AuxKCoeff, "batch": c.Batch, "lr": c.LR, "warmup": c.Warmup, "decay": c.Decay,
-		"clip_norm": c.ClipNorm, "steps": r.Steps, "seed": c.Seed, "engine": c.EngineName,
+		"clip_norm": c.ClipNorm, "steps": r.Steps, "seed": c.Seed, "engine": c.EngineName, "precision": c.Precision,
 		"normalization": c.Normalization, "b_dec_init": c.BDecInit, "decoder_norm": c.DecoderNorm,
 		"resumed_from": r.ResumedFrom, "final_loss": r.Final.Total, "final_mse": r.Final.MSE, "final_l0": r.Final.L0,
 		"dead_fraction": r.DeadFraction, "resample_every": c.ResampleEvery, "resampled": r.Resampled, "seconds": r.Elapsed.Seconds(), "samples": r.Samples,
@@ -339,7 +353,7 @@ func newTrainer(ctx context.Context, layer *activations.Layer, cfg TrainConfig) 
 	case "graph":
 		t.eng = NewGraphEngine()
 	default:
-		t.eng = NewFusedEngine()
+		t.eng = &fusedEngine{bf16: cfg.Precision == "bf16"}
 	}
 	if cfg.Resume {
 		if cfg.Checkpoint == "" {

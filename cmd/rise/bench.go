@@ -96,14 +96,14 @@ func init() {
 		dIn, dSae, batch, k         int
 		mf                          modelFlags
 		mb                          modelBench
-		runData                     string
+		runData, precision          string
 		runLayer                    int
 	)
 	register(&command{
 		name:    "bench",
 		noArgs:  true,
 		summary: "measure the training engines' speed and compare it with PyTorch",
-		usage:   "[--json] [--engine fused|graph|all] [--config relu|topk|all] [--steps N] [--torch PATH] [--threads N] | --run DUMP [--layer L] [--steps N] [--d-sae M] | --model PATH [--dtype D] [--quant q8] [--decode N] [--prompt-len N] [--batch N] [--reps N]",
+		usage:   "[--json] [--engine fused|graph|all] [--config relu|topk|all] [--steps N] [--torch PATH] [--threads N] | --run DUMP [--layer L] [--steps N] [--d-sae M] [--precision f32|bf16] | --model PATH [--dtype D] [--quant q8] [--decode N] [--prompt-len N] [--batch N] [--reps N]",
 		help: `Trains SAEs for a few steps on random Gaussian data and reports samples
 per second, GFLOP/s and seconds per step for each engine and configuration:
 
@@ -171,6 +171,7 @@ Examples:
 			fs.IntVar(&k, "k", 0, "override k of the topk configuration")
 			fs.StringVar(&runData, "run", "", "time a whole RISE-recipe training run on this dump (beside PyTorch) instead of single steps")
 			fs.IntVar(&runLayer, "layer", -1, "with --run: layer of the dump (default: its only layer)")
+			fs.StringVar(&precision, "precision", "f32", "with --run: precision of rise's encoder product, f32 or bf16 (bfloat16 inputs, float32 sums; CPUs with AVX512_BF16)")
 			fs.StringVar(&mf.model, "model", "", "measure the model runtime on this model (a Hugging Face directory or a llama2.c checkpoint) instead of the SAE engines")
 			mf.setPrecision(fs)
 			fs.IntVar(&mb.decode, "decode", 128, "with --model: greedy decoding steps timed")
@@ -189,7 +190,10 @@ Examples:
 				return usagef("--dtype and --quant apply to --model")
 			}
 			if runData != "" {
-				return benchRunCommand(ctx, e, fs, runBenchArgs{data: runData, layer: runLayer, steps: steps, width: dSae, threads: threads, torch: torch, jsonOut: jsonOut})
+				return benchRunCommand(ctx, e, fs, runBenchArgs{data: runData, layer: runLayer, steps: steps, width: dSae, threads: threads, torch: torch, jsonOut: jsonOut, precision: precision})
+			}
+			if precision != "f32" {
+				return usagef("--precision applies to --run")
 			}
 			if runLayer != -1 {
 				return usagef("--layer applies to --run")

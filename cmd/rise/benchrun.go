@@ -37,6 +37,7 @@ type runBenchArgs struct {
 	steps, width int
 	threads      int
 	torch        string
+	precision    string // of rise's encoder product: f32 or bf16
 	jsonOut      bool
 }
 
@@ -81,7 +82,7 @@ func runTrainBench(ctx context.Context, e *env, a runBenchArgs) error {
 	bar := newProgress(e.stderr, "bench run")
 	defer bar.done()
 	res, err := sae.RunTrainBench(ctx, l, sae.RunBenchConfig{
-		Steps: a.steps, Width: a.width, Seed: 1, RefDir: refDir,
+		Steps: a.steps, Width: a.width, Seed: 1, RefDir: refDir, Precision: a.precision,
 		Progress: func(d, n int) { bar.updateInfo(int64(d), int64(n), "rise") },
 	})
 	if err != nil {
@@ -155,7 +156,11 @@ func printRunTable(w io.Writer, rows []runRow, l *activations.Layer, data string
 				ratio = fmt.Sprintf("%.2fx", *r.TorchRatio)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%.1f\t%.5g\t%.1f\t%s\t%s\t\n", r.Engine, r.DIn, r.DSae, r.Batch, r.Steps, r.Seconds, r.CPUSeconds, r.SamplesPerS, r.FinalLoss, r.FinalL0, active, ratio)
+		engine := r.Engine
+		if r.Precision != "" && r.Precision != "f32" {
+			engine += " " + r.Precision
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%.1f\t%.5g\t%.1f\t%s\t%s\t\n", engine, r.DIn, r.DSae, r.Batch, r.Steps, r.Seconds, r.CPUSeconds, r.SamplesPerS, r.FinalLoss, r.FinalL0, active, ratio)
 	}
 	tw.Flush()
 	if r0.LossRelDiff != nil {
@@ -188,13 +193,13 @@ func benchRunCommand(ctx context.Context, e *env, fs *flag.FlagSet, a runBenchAr
 	var bad []string
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "run", "layer", "steps", "d-sae", "threads", "torch", "json":
+		case "run", "layer", "steps", "d-sae", "threads", "torch", "json", "precision":
 		default:
 			bad = append(bad, "--"+f.Name)
 		}
 	})
 	if len(bad) > 0 {
-		return usagef("%s do not apply to --run (it takes --layer, --steps, --d-sae, --threads, --torch and --json)", strings.Join(bad, ", "))
+		return usagef("%s do not apply to --run (it takes --layer, --steps, --d-sae, --threads, --torch, --precision and --json)", strings.Join(bad, ", "))
 	}
 	if a.steps < 0 || a.width < 0 || a.threads < 0 {
 		return usagef("--steps, --d-sae and --threads must not be negative, got %d, %d and %d", a.steps, a.width, a.threads)

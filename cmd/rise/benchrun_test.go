@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rise-interp/rise/internal/bf16"
 )
 
 // smallRunDump writes a planted dump of 2500 rows of width 32 (rise synth).
@@ -18,6 +20,37 @@ func smallRunDump(t *testing.T) string {
 		t.Fatalf("synth: exit %d: %s", code, stderr)
 	}
 	return dump
+}
+
+// TestBenchRunBF16 runs the whole-run benchmark with the encoder product
+// in bfloat16: it says so in its JSON and its table, and its final loss is
+// within 1% of the float32 run's on the same rows and initial weights.
+func TestBenchRunBF16(t *testing.T) {
+	if !bf16.Native() {
+		t.Skip("this CPU has no AVX512_BF16")
+	}
+	dump := smallRunDump(t)
+	var loss [2]float64
+	for i, p := range []string{"f32", "bf16"} {
+		stdout := mustRise(t, "bench", "--run", dump, "--steps", "20", "--d-sae", "48", "--torch", "off", "--precision", p, "--json")
+		var rows []runRow
+		if err := json.Unmarshal([]byte(stdout), &rows); err != nil || len(rows) != 1 {
+			t.Fatalf("--precision %s: want one JSON run, got %v:\n%s", p, err, stdout)
+		}
+		if rows[0].Precision != p {
+			t.Errorf("--precision %s: the run says precision %q", p, rows[0].Precision)
+		}
+		loss[i] = rows[0].FinalLoss
+	}
+	if d := math.Abs(loss[1]-loss[0]) / loss[0]; d > 0.01 || d == 0 {
+		t.Errorf("final loss f32 %.7g, bf16 %.7g: relative difference %.3g, want above 0 and at most 0.01", loss[0], loss[1], d)
+	}
+	if out := mustRise(t, "bench", "--run", dump, "--steps", "2", "--d-sae", "48", "--torch", "off", "--precision", "bf16"); !strings.Contains(out, "fused bf16") {
+		t.Errorf("the table does not name the bfloat16 run:\n%s", out)
+	}
+	if code, _, stderr := runRise(t, "bench", "--precision", "bf16"); code != 2 || !strings.Contains(stderr, "--precision applies to --run") {
+		t.Errorf("--precision without --run: exit %d, %q", code, stderr)
+	}
 }
 
 // TestBenchRunTorch trains the RISE recipe for a few steps with rise and

@@ -33,6 +33,7 @@ func chooseLayer(d *activations.Dump, want, hook int) (*activations.Layer, strin
 func init() {
 	var (
 		data, out, archName, preset, engine, decay, norm, bdec, dtype        string
+		precision                                                            string
 		layer, width, k, batch, epochs, steps, ckEvery, deadWindow, resample int
 		l1, lr, warmup, l1Warmup, clip, auxk                                 float64
 		seed                                                                 uint64
@@ -41,7 +42,7 @@ func init() {
 	register(&command{
 		name:    "train",
 		summary: "train a sparse autoencoder on one layer of an activation dump",
-		usage:   "--data DUMP [--layer L] --arch standard|relu|topk|batchtopk|jumprelu --width M [--k K] [--l1 LAMBDA] [--batch B] [--lr LR] [--epochs E | --steps N] [--engine fused|graph] [--seed S] [--preset rise] [--resume] --out SAE_DIR",
+		usage:   "--data DUMP [--layer L] --arch standard|relu|topk|batchtopk|jumprelu --width M [--k K] [--l1 LAMBDA] [--batch B] [--lr LR] [--epochs E | --steps N] [--engine fused|graph] [--precision f32|bf16] [--seed S] [--preset rise] [--resume] --out SAE_DIR",
 		help: `Trains an SAE and saves it as a SAELens v6 directory (cfg.json and
 sae_weights.safetensors), usable on raw activations: the input normalisation
 is folded into the weights. The objective per architecture:
@@ -89,6 +90,7 @@ Examples:
 			fs.IntVar(&epochs, "epochs", 0, "passes over the data (default: enough for 4 million rows, at least 1)")
 			fs.IntVar(&steps, "steps", 0, "optimiser steps (instead of --epochs)")
 			fs.StringVar(&engine, "engine", "fused", "fused (hand-written, fast) or graph (gorgonia autodiff, the reference)")
+			fs.StringVar(&precision, "precision", "f32", "precision of the fused engine's encoder product: f32, or bf16 (bfloat16 inputs, float32 sums and weights; CPUs with AVX512_BF16)")
 			fs.Uint64Var(&seed, "seed", 1, "random seed for initialisation and data order")
 			fs.StringVar(&norm, "norm", "", "input normalisation: expected_average_only_in (default) or none")
 			fs.BoolVar(&bDecInput, "apply-b-dec-to-input", true, "subtract b_dec from the input before the encoder (SAELens apply_b_dec_to_input)")
@@ -125,6 +127,7 @@ Examples:
 				cfg.SparsityPerDim = true
 			}
 			cfg.SparsityWarmup, cfg.ClipNorm, cfg.Seed, cfg.EngineName, cfg.BDecInit = l1Warmup, clip, seed, engine, bdec
+			cfg.Precision = precision
 			cfg.SkipBDecInput = !bDecInput
 			if norm != "" {
 				n, err := activations.ParseNormalization(norm)

@@ -93,6 +93,8 @@ func TestTrainCommandBadInput(t *testing.T) {
 		{[]string{"--width", "8", "--dead-window", "-1"}, 2, "dead window must be at least 1 sample"},
 		{[]string{"--width", "8", "--checkpoint-every", "-1"}, 2, "checkpoint interval must not be negative"},
 		{[]string{"--width", "8", "--layer", "-5"}, 2, "--layer: expected a layer number"},
+		{[]string{"--width", "8", "--precision", "f16"}, 2, `precision must be f32 or bf16, got "f16"`},
+		{[]string{"--width", "8", "--engine", "graph", "--precision", "bf16"}, 2, "precision bf16 is the fused engine's, not the graph engine's"},
 	} {
 		if n, _ := memory.Available(); slices.Contains(c.args, "134217728") && n > 400<<30 {
 			continue // a machine this large would start the run

@@ -1,0 +1,185 @@
+// Package bf16 rounds float32 to bfloat16 and multiplies matrices in it
+// with float32 sums, on AVX512_BF16 where the CPU has it.
+package bf16
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/rise-interp/rise/internal/parallel"
+)
+
+// Products in bfloat16 with float32 sums, for the one dense product of a
+// sparse SAE step (the encoder's) where the CPU multiplies bfloat16 pairs
+// natively: AVX512_BF16's VDPBF16PS does 32 multiply-adds per instruction
+// where a float32 FMA does 16. Inputs are rounded to bfloat16 (8 bits of
+// mantissa, float32's range), products are exact in float32, and sums are
+// float32, so the result differs from float32's by the inputs' rounding
+// (relative 2⁻⁹ per input), not by the sums.
+
+// Tile sizes of the kernel: 6 rows of A by a panel of 64 columns of B.
+const (
+	tileRows  = 6
+	panelCols = 64
+)
+
+// Packed is a matrix B (k x n) rounded to bfloat16 and packed for MulAdd:
+// panels of 64 columns, each kp = ceil(k/2) runs of 64 columns x 2 rows of k
+// (columns past n and the row past an odd k are zero). The zero value is
+// empty; Pack fills it and reuses its memory.
+type Packed struct {
+	k, n, kp int
+	panels   []uint16
+	a        []uint16  // A in bfloat16, rows padded to whole tiles
+	tiles    []float32 // per worker, a 6 x 64 tile for the edges of C
+}
+
+// Native reports whether this CPU multiplies bfloat16 natively; without it
+// MulAdd runs a portable loop that gives the same sums much more slowly.
+func Native() bool { return native }
+
+// Round rounds f to bfloat16, to nearest with ties to even, as the CPU's
+// conversions do; a NaN stays a NaN.
+func Round(f float32) uint16 {
+	b := math.Float32bits(f)
+	if b&0x7fffffff > 0x7f800000 {
+		return uint16(b>>16) | 0x40
+	}
+	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
+}
+
+// Widen widens a bfloat16 to float32 (exactly).
+func Widen(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+
+// Pack rounds the row-major k x n matrix b (rows ldb apart) to bfloat16 and
+// lays it out for MulAdd.
+func (p *Packed) Pack(b []float32, k, n, ldb int) {
+	if k < 0 || n < 0 || ldb < n || (k > 0 && len(b) < (k-1)*ldb+n) {
+		panic(fmt.Sprintf("bf16: Packed.Pack of %d x %d with ldb %d over %d values", k, n, ldb, len(b)))
+	}
+	p.k, p.n, p.kp = k, n, (k+1)/2
+	np := (n + panelCols - 1) / panelCols
+	size := np * p.kp * 2 * panelCols
+	if cap(p.panels) < size {
+		p.panels = make([]uint16, size)
+	}
+	p.panels = p.panels[:size]
+	parallel.For(np*p.kp, 64, func(_, lo, hi int) {
+		for t := lo; t < hi; t++ {
+			// Pair of rows by pair of rows, so that the rows are read in
+			// order (each panel's run of the pair is 256 bytes apart from
+			// the next panel's in the source, kp·256 in the packing).
+			q, panel := t/np, t%np
+			at := (panel*p.kp + q) * 2 * panelCols
+			out := p.panels[at : at+2*panelCols]
+			col0 := panel * panelCols
+			cols := min(panelCols, n-col0)
+			even := b[2*q*ldb+col0 : 2*q*ldb+col0+cols]
+			for c, v := range even {
+				out[2*c] = Round(v)
+			}
+			if 2*q+1 < k {
+				odd := b[(2*q+1)*ldb+col0 : (2*q+1)*ldb+col0+cols]
+				for c, v := range odd {
+					out[2*c+1] = Round(v)
+				}
+			} else {
+				for c := range cols {
+					out[2*c+1] = 0
+				}
+			}
+			clear(out[2*cols:])
+		}
+	})
+}
+
+// MulAdd adds A·B to C, where A is the row-major m x k matrix a (rows lda
+// apart), B the matrix last packed and C the m x n matrix c (rows ldc
+// apart). A is rounded to bfloat16; each entry's sum runs over k in pairs,
+// (k+1, then k) of each pair, in float32, and is then added to C's entry.
+func (p *Packed) MulAdd(m int, a []float32, lda int, c []float32, ldc int) {
+	k, n, kp := p.k, p.n, p.kp
+	if m < 0 || lda < k || ldc < n || (m > 0 && (len(a) < (m-1)*lda+k || len(c) < (m-1)*ldc+n)) {
+		panic(fmt.Sprintf("bf16: Packed.MulAdd of %d x %d by %d x %d with lda %d over %d values, ldc %d over %d", m, k, k, n, lda, len(a), ldc, len(c)))
+	}
+	if m == 0 || n == 0 || kp == 0 {
+		return // nothing to add
+	}
+	tiles := (m + tileRows - 1) / tileRows
+	rowLen := 2 * kp
+	size := tiles * tileRows * rowLen
+	if cap(p.a) < size {
+		p.a = make([]uint16, size)
+	}
+	p.a = p.a[:size]
+	parallel.For(tiles*tileRows, 64, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			out := p.a[r*rowLen : (r+1)*rowLen]
+			if r >= m {
+				clear(out)
+				continue
+			}
+			row := a[r*lda : r*lda+k]
+			for j, v := range row {
+				out[j] = Round(v)
+			}
+			clear(out[k:])
+		}
+	})
+	workers := parallel.Workers()
+	tileSize := tileRows * panelCols
+	if len(p.tiles) < workers*tileSize {
+		p.tiles = make([]float32, workers*tileSize)
+	}
+	panels := (n + panelCols - 1) / panelCols
+	parallel.For(tiles, 1, func(w, lo, hi int) {
+		scratch := p.tiles[w*tileSize : (w+1)*tileSize]
+		// Panel by panel, so that one panel (kp x 256 bytes) stays in the
+		// core's cache while the worker's row tiles pass over it.
+		for panel := range panels {
+			b := p.panels[panel*kp*2*panelCols : (panel+1)*kp*2*panelCols]
+			col0 := panel * panelCols
+			cols := min(panelCols, n-col0)
+			for t := lo; t < hi; t++ {
+				row0 := t * tileRows
+				rows := min(tileRows, m-row0)
+				at := p.a[row0*rowLen : (row0+tileRows)*rowLen]
+				if rows == tileRows && cols == panelCols {
+					tile(at, rowLen, b, kp, c[row0*ldc+col0:], ldc)
+					continue
+				}
+				// An edge of C: the tile goes through scratch, which
+				// starts at zero as the kernel's sums do.
+				clear(scratch)
+				tile(at, rowLen, b, kp, scratch, panelCols)
+				for r := range rows {
+					dst := c[(row0+r)*ldc+col0 : (row0+r)*ldc+col0+cols]
+					for j := range dst {
+						dst[j] += scratch[r*panelCols+j]
+					}
+				}
+			}
+		}
+	})
+}
+
+// tileGo is the kernel's arithmetic in Go: for each of the 6 x 64
+// entries, a float32 sum over the pairs of k, adding the pair's second
+// product and then its first (as VDPBF16PS does), added to C at the end.
+// Products of two bfloat16 are exact in float32, so fusing a multiply
+// with its add changes nothing. a holds 6 rows lda values apart; c 6 rows
+// ldc apart.
+func tileGo(a []uint16, lda int, b []uint16, kp int, c []float32, ldc int) {
+	for r := range tileRows {
+		row := a[r*lda : r*lda+2*kp]
+		for j := range panelCols {
+			var sum float32
+			for q := range kp {
+				w := b[q*2*panelCols+2*j:]
+				sum += Widen(row[2*q+1]) * Widen(w[1])
+				sum += Widen(row[2*q]) * Widen(w[0])
+			}
+			c[r*ldc+j] += sum
+		}
+	}
+}
