@@ -49,7 +49,8 @@ test-blas:
 
 # bench runs every benchmark (BENCH=Name narrows them down), then rise bench:
 # the TopK engines' speed per step at full size against the PyTorch
-# reference, and a whole run of the RISE recipe (ReLU, d_sae 2048) on a
+# reference, and a whole run of the RISE recipe (ReLU, d_sae 2048; float32,
+# and bfloat16 too where the CPU has AVX512_BF16) on a
 # planted dump of d_model 1536 (written to BENCHDUMP on first use, 400 MB)
 # beside testdata/bench/torch_run.py, when python3 can import torch, and
 # rise atlas beside umap-js (bench-atlas, which needs npm).
@@ -63,7 +64,7 @@ bench: build
 	$(GO) test $(TAGS) -run '^$$' -bench '$(BENCH)' -benchmem ./...
 	$(BIN) bench --config topk $(BENCHFLAGS)
 	@[ -f $(BENCHDUMP)/manifest.json ] || $(BIN) synth --out $(BENCHDUMP) --rows 65536 --d-model 1536 --features 4096
-	$(BIN) bench --run $(BENCHDUMP) --steps $(BENCHRUNSTEPS)
+	$(BIN) bench --run $(BENCHDUMP) --steps $(BENCHRUNSTEPS) --precision all
 	RISE=$(BIN) testdata/bench/atlas.sh
 
 # bench-runtime measures the model runtime beside llama.cpp on the same

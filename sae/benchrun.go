@@ -24,7 +24,7 @@ type RunBenchConfig struct {
 	Steps int    // optimiser steps
 	Width int    // d_sae; 0: the recipe's 2048
 	Seed  uint64 // 0: 1
-	// Precision is that of the encoder product (TrainConfig.Precision):
+	// Precision is that of the dense products (TrainConfig.Precision):
 	// "" or "f32", or "bf16".
 	Precision string
 
@@ -42,7 +42,7 @@ type RunBenchConfig struct {
 // are those testdata/bench/torch_run.py prints.
 type RunBenchResult struct {
 	Engine string `json:"engine"`
-	// Precision is rise's encoder product's, "f32" or "bf16"; PyTorch's
+	// Precision is rise's dense products', "f32" or "bf16"; PyTorch's
 	// reference leaves it out (float32 throughout).
 	Precision string  `json:"precision,omitempty"`
 	Arch      string  `json:"arch"` // "relu"

@@ -14,10 +14,14 @@ func onGrid(v float32) float32 {
 	return float32(math.Round(float64(max(-2, min(2, v)))*64) / 64)
 }
 
-// TestFusedBF16Agrees holds the fused engine with its encoder product in
-// bfloat16 to the float32 engine on inputs and encoder weights that
-// bfloat16 holds exactly, where the two may differ only by the order of
-// their float32 sums: every architecture, both ReLU paths, every gradient.
+// TestFusedBF16Agrees holds the fused engine in bfloat16 to the float32
+// engine on inputs and encoder weights that bfloat16 holds exactly. Over
+// active entries (and for TopK) only the encoder product runs in bfloat16,
+// so the two may differ only by the order of their float32 sums: the usual
+// 1e-3. The dense path also rounds the activations, the decoder and the
+// gradients to bfloat16 (relative 2⁻⁹ each), and JumpReLU's threshold
+// gradient sums terms that cancel (2.7% apart at worst on these cases), so
+// it is held to 5e-2: a wrong layout or transpose is off by far more.
 func TestFusedBF16Agrees(t *testing.T) {
 	if !bf16.Native() {
 		t.Skip("this CPU has no AVX512_BF16")
@@ -30,13 +34,14 @@ func TestFusedBF16Agrees(t *testing.T) {
 			}
 		}
 	}
-	for _, mode := range []fusedMode{fusedDense, fusedSparse} {
-		name := map[fusedMode]string{fusedDense: "dense", fusedSparse: "active"}[mode]
-		t.Run(name, func(t *testing.T) {
-			engineAgreementOn(t, namedEngine{&fusedEngine{mode: mode, bf16: true}, "fused-bf16-" + name},
-				namedEngine{&fusedEngine{mode: mode}, "fused-f32-" + name}, exact)
-		})
-	}
+	t.Run("active", func(t *testing.T) {
+		engineAgreementOn(t, namedEngine{&fusedEngine{mode: fusedSparse, bf16: true}, "fused-bf16-active"},
+			namedEngine{&fusedEngine{mode: fusedSparse}, "fused-f32-active"}, exact, 1e-3)
+	})
+	t.Run("dense", func(t *testing.T) {
+		engineAgreementOn(t, namedEngine{&fusedEngine{mode: fusedDense, bf16: true}, "fused-bf16-dense"},
+			namedEngine{&fusedEngine{mode: fusedDense}, "fused-f32-dense"}, exact, 5e-2)
+	})
 }
 
 // TestFusedBF16RoundsInputs: on inputs bfloat16 cannot hold, the bfloat16

@@ -62,14 +62,13 @@ func agreeSAE(t *testing.T, c agreeCase, seed uint64) (*SAE, []float32, []bool) 
 // ||g_a - g_b|| / max(||g_b||, 1e-12)).
 func engineAgreement(t *testing.T, a, b Engine) {
 	t.Helper()
-	engineAgreementOn(t, a, b, nil)
+	engineAgreementOn(t, a, b, nil, 1e-3)
 }
 
 // engineAgreementOn is engineAgreement on SAEs and batches that prep, when
-// not nil, changes first.
-func engineAgreementOn(t *testing.T, a, b Engine, prep func(s *SAE, x []float32)) {
+// not nil, changes first, with tol for the relative errors.
+func engineAgreementOn(t *testing.T, a, b Engine, prep func(s *SAE, x []float32), tol float64) {
 	t.Helper()
-	const tol = 1e-3
 	for _, c := range agreeCases {
 		t.Run(c.String(), func(t *testing.T) {
 			for seed := range uint64(3) {

@@ -31,10 +31,10 @@ type fusedEngine struct {
 	b, d, m int  // the shapes the buffers are sized for
 	arch    Arch // and the architecture
 
-	// bf16 runs the encoder product in bfloat16 (TrainConfig.Precision)
-	// through wEnc16, W_enc rounded and packed again each step.
-	bf16   bool
-	wEnc16 bf16.Packed
+	// bf16 runs the dense products in bfloat16 (TrainConfig.Precision),
+	// each B rounded and packed into b16 as it comes.
+	bf16 bool
+	b16  bf16.Packed
 
 	xs, xc, xhat, dxh []float32 // [B, D]
 	pre, df           []float32 // [B, M]; df is used by the dense path
@@ -145,12 +145,7 @@ func (e *fusedEngine) Step(s *SAE, x []float32, cfg LossConfig, dead []bool, g *
 			copy(e.pre[r*m:(r+1)*m], s.BEnc)
 		}
 	})
-	if e.bf16 {
-		e.wEnc16.Pack(s.WEnc, d, m, m)
-		e.wEnc16.MulAdd(b, e.xc, d, e.pre, m)
-	} else {
-		matmul.Gemm(blas.NoTrans, blas.NoTrans, b, m, d, 1, e.xc, d, s.WEnc, m, 1, e.pre, m)
-	}
+	e.gemm(blas.NoTrans, blas.NoTrans, b, m, d, e.xc, d, s.WEnc, m, 1, e.pre, m)
 
 	var loss Loss
 	switch s.Arch {
@@ -169,6 +164,36 @@ func (e *fusedEngine) Step(s *SAE, x []float32, cfg LossConfig, dead []bool, g *
 	}
 	loss.Total = loss.MSE + loss.Sparsity + loss.AuxK
 	return loss, nil
+}
+
+// gemm computes C = op(A)·op(B) + beta·C (beta 0 or 1) for the engine's
+// dense products: through the BLAS in float32, or in bfloat16 with float32
+// sums when the engine runs in bfloat16.
+func (e *fusedEngine) gemm(ta, tb blas.Transpose, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if !e.bf16 {
+		matmul.Gemm(ta, tb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	if beta != 0 && beta != 1 {
+		panic(fmt.Sprintf("sae: bfloat16 product with beta %v", beta))
+	}
+	if beta == 0 {
+		parallel.For(m, 64, func(_, lo, hi int) {
+			for r := lo; r < hi; r++ {
+				clear(c[r*ldc : r*ldc+n])
+			}
+		})
+	}
+	if tb == blas.NoTrans {
+		e.b16.Pack(b, k, n, ldb)
+	} else {
+		e.b16.PackTrans(b, k, n, ldb)
+	}
+	if ta == blas.NoTrans {
+		e.b16.MulAdd(m, a, lda, c, ldc)
+	} else {
+		e.b16.MulAddTrans(m, a, lda, c, ldc)
+	}
 }
 
 // checkGrads reports a gradient set or a mask that does not fit s.
@@ -251,17 +276,17 @@ func (e *fusedEngine) dense(s *SAE, cfg LossConfig, g *Gradients, fired []int64,
 			copy(e.xhat[r*d:(r+1)*d], s.BDec)
 		}
 	})
-	matmul.Gemm(blas.NoTrans, blas.NoTrans, b, d, m, 1, f, m, s.WDec, d, 1, e.xhat, d)
+	e.gemm(blas.NoTrans, blas.NoTrans, b, d, m, f, m, s.WDec, d, 1, e.xhat, d)
 	e.reconstructionGrad(g, loss)
 	// ∂W_dec = fᵀ ∂x_hat; ∂f = ∂x_hat W_decᵀ (into a buffer that no longer
 	// needs pre: the masks below read f, which is nonzero exactly where the
 	// unit is on, and the JumpReLU kernel needs pre, so it is rebuilt from
 	// f's zero pattern only for ReLU).
-	matmul.Gemm(blas.Trans, blas.NoTrans, m, d, b, 1, f, m, e.dxh, d, 0, g.WDec, d)
+	e.gemm(blas.Trans, blas.NoTrans, m, d, b, f, m, e.dxh, d, 0, g.WDec, d)
 	lam := cfg.Sparsity
 	switch s.Arch {
 	case Standard:
-		matmul.Gemm(blas.NoTrans, blas.Trans, b, m, d, 1, e.dxh, d, s.WDec, d, 0, pre, m)
+		e.gemm(blas.NoTrans, blas.Trans, b, m, d, e.dxh, d, s.WDec, d, 0, pre, m)
 		df := pre
 		e.rowNorms(s.WDec, m, d)
 		// L1 weighted by decoder-row norms: λ/B Σ f_bj n_j.
@@ -299,7 +324,7 @@ func (e *fusedEngine) dense(s *SAE, cfg LossConfig, g *Gradients, fired []int64,
 		thrGrad := e.perLat2 // ∂/∂θ
 		clear(thrGrad)
 		var l0 int64
-		matmul.Gemm(blas.NoTrans, blas.Trans, b, m, d, 1, e.dxh, d, s.WDec, d, 0, f, m)
+		e.gemm(blas.NoTrans, blas.Trans, b, m, d, e.dxh, d, s.WDec, d, 0, f, m)
 		df := f
 		parts := e.perWork
 		for _, p := range parts {
@@ -347,7 +372,7 @@ func (e *fusedEngine) dense(s *SAE, cfg LossConfig, g *Gradients, fired []int64,
 
 // encoderGrads computes ∂W_enc = x_cᵀ ∂pre and ∂b_enc = Σ_b ∂pre.
 func (e *fusedEngine) encoderGrads(s *SAE, dpre []float32, g *Gradients) {
-	matmul.Gemm(blas.Trans, blas.NoTrans, e.d, e.m, e.b, 1, e.xc, e.d, dpre, e.m, 0, g.WEnc, e.m)
+	e.gemm(blas.Trans, blas.NoTrans, e.d, e.m, e.b, e.xc, e.d, dpre, e.m, 0, g.WEnc, e.m)
 	colSum(dpre, e.b, e.m, g.BEnc, e.perLat)
 }
 

@@ -42,9 +42,12 @@ type TrainConfig struct {
 	Samples    int     // rows to train on when Steps and Epochs are 0 (at least one epoch); default DefaultSamples
 	Seed       uint64
 	EngineName string // "fused" (default) or "graph"
-	// Precision is that of the fused engine's encoder product: "f32"
-	// (default) or "bf16" (inputs rounded to bfloat16, float32 sums and
-	// float32 weights, on CPUs with AVX512_BF16; see internal/bf16).
+	// Precision is that of the fused engine's dense products (the
+	// encoder's; the decoder's and the gradients' too while a step runs
+	// dense): "f32" (default) or "bf16" (inputs rounded to bfloat16,
+	// float32 sums, float32 weights and optimiser, on CPUs with
+	// AVX512_BF16; see internal/bf16), as mixed-precision training does on
+	// GPUs.
 	Precision string
 
 	Normalization activations.Normalization // default expected_average_only_in

@@ -103,7 +103,7 @@ func init() {
 		name:    "bench",
 		noArgs:  true,
 		summary: "measure the training engines' speed and compare it with PyTorch",
-		usage:   "[--json] [--engine fused|graph|all] [--config relu|topk|all] [--steps N] [--torch PATH] [--threads N] | --run DUMP [--layer L] [--steps N] [--d-sae M] [--precision f32|bf16] | --model PATH [--dtype D] [--quant q8] [--decode N] [--prompt-len N] [--batch N] [--reps N]",
+		usage:   "[--json] [--engine fused|graph|all] [--config relu|topk|all] [--steps N] [--torch PATH] [--threads N] | --run DUMP [--layer L] [--steps N] [--d-sae M] [--precision f32|bf16|f32,bf16|all] | --model PATH [--dtype D] [--quant q8] [--decode N] [--prompt-len N] [--batch N] [--reps N]",
 		help: `Trains SAEs for a few steps on random Gaussian data and reports samples
 per second, GFLOP/s and seconds per step for each engine and configuration:
 
@@ -139,7 +139,10 @@ SAELens-style from the same initial weights on the same rows in the same
 order, with the same schedule and thread count; the table gives rise's
 speed over PyTorch's and the two final losses. "active steps" counts the
 steps the fused engine ran over active entries only, once the SAE had
-turned sparse.
+turned sparse. --precision bf16 runs rise's dense products in bfloat16
+with float32 sums (CPUs with AVX512_BF16); --precision all times float32
+and then bfloat16 (where the CPU has it) in the same run, beside one
+PyTorch run.
 
 With --model, rise bench measures the model runtime instead: greedy
 decoding of --batch sequences for --decode tokens after a one-token
@@ -155,6 +158,7 @@ Examples:
 	rise bench --json --engine fused --config topk --steps 5
 	rise synth --out /tmp/d1536 --rows 65536 --d-model 1536 --features 4096
 	rise bench --run /tmp/d1536
+	rise bench --run /tmp/d1536 --precision all
 	rise bench --model DIR --dtype bf16 --decode 128 --prompt-len 512`,
 		setFlags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&jsonOut, "json", false, "print a JSON array, one object per engine and configuration")
@@ -171,7 +175,7 @@ Examples:
 			fs.IntVar(&k, "k", 0, "override k of the topk configuration")
 			fs.StringVar(&runData, "run", "", "time a whole RISE-recipe training run on this dump (beside PyTorch) instead of single steps")
 			fs.IntVar(&runLayer, "layer", -1, "with --run: layer of the dump (default: its only layer)")
-			fs.StringVar(&precision, "precision", "f32", "with --run: precision of rise's encoder product, f32 or bf16 (bfloat16 inputs, float32 sums; CPUs with AVX512_BF16)")
+			fs.StringVar(&precision, "precision", "f32", "with --run: precision of rise's dense products, f32 or bf16 (bfloat16 inputs, float32 sums; CPUs with AVX512_BF16), both as f32,bf16, or all (bf16 too where the CPU has it)")
 			fs.StringVar(&mf.model, "model", "", "measure the model runtime on this model (a Hugging Face directory or a llama2.c checkpoint) instead of the SAE engines")
 			mf.setPrecision(fs)
 			fs.IntVar(&mb.decode, "decode", 128, "with --model: greedy decoding steps timed")

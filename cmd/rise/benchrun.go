@@ -11,11 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/bf16"
 	"github.com/rise-interp/rise/internal/matmul"
 	"github.com/rise-interp/rise/sae"
 )
@@ -37,7 +39,7 @@ type runBenchArgs struct {
 	steps, width int
 	threads      int
 	torch        string
-	precision    string // of rise's encoder product: f32 or bf16
+	precision    string // of rise's dense products: f32, bf16, a list or all
 	jsonOut      bool
 }
 
@@ -54,6 +56,10 @@ type runRow struct {
 // then repeats the run with the PyTorch reference when it can, and prints
 // both.
 func runTrainBench(ctx context.Context, e *env, a runBenchArgs) error {
+	precisions, skipped, err := runPrecisions(a.precision)
+	if err != nil {
+		return err
+	}
 	dump, err := activations.OpenContext(ctx, a.data)
 	if err != nil {
 		return err
@@ -79,16 +85,26 @@ func runTrainBench(ctx context.Context, e *env, a runBenchArgs) error {
 		}
 		defer os.RemoveAll(refDir)
 	}
+	if skipped != "" {
+		notes = append(notes, skipped)
+	}
 	bar := newProgress(e.stderr, "bench run")
 	defer bar.done()
-	res, err := sae.RunTrainBench(ctx, l, sae.RunBenchConfig{
-		Steps: a.steps, Width: a.width, Seed: 1, RefDir: refDir, Precision: a.precision,
-		Progress: func(d, n int) { bar.updateInfo(int64(d), int64(n), "rise") },
-	})
-	if err != nil {
-		return err
+	var rows []runRow
+	for i, p := range precisions {
+		dir := refDir
+		if i > 0 {
+			dir = "" // the same seed gives the same initial weights and rows
+		}
+		res, err := sae.RunTrainBench(ctx, l, sae.RunBenchConfig{
+			Steps: a.steps, Width: a.width, Seed: 1, RefDir: dir, Precision: p,
+			Progress: func(d, n int) { bar.updateInfo(int64(d), int64(n), "rise "+p) },
+		})
+		if err != nil {
+			return err
+		}
+		rows = append(rows, runRow{RunBenchResult: res})
 	}
-	rows := []runRow{{RunBenchResult: res}}
 	if ref != nil {
 		bar.updateInfo(0, 1, "torch")
 		tr, err := runTorchRun(ctx, ref, refDir, a.threads)
@@ -98,9 +114,11 @@ func runTrainBench(ctx context.Context, e *env, a runBenchArgs) error {
 			}
 			notes = append(notes, fmt.Sprintf("no PyTorch comparison: %v", err))
 		} else {
-			ratio := res.SamplesPerS / tr.SamplesPerS
-			diff := (res.FinalLoss - tr.FinalLoss) / tr.FinalLoss
-			rows[0].TorchRatio, rows[0].LossRelDiff = &ratio, &diff
+			for i := range rows {
+				ratio := rows[i].SamplesPerS / tr.SamplesPerS
+				diff := (rows[i].FinalLoss - tr.FinalLoss) / tr.FinalLoss
+				rows[i].TorchRatio, rows[i].LossRelDiff = &ratio, &diff
+			}
 			rows = append(rows, runRow{RunBenchResult: tr})
 		}
 	}
@@ -115,6 +133,28 @@ func runTrainBench(ctx context.Context, e *env, a runBenchArgs) error {
 	}
 	printRunTable(e.stdout, rows, l, a.data, ref, notes)
 	return nil
+}
+
+// runPrecisions reads --precision: f32, bf16, a comma-separated list of
+// them, or all (f32, and bf16 where the CPU has AVX512_BF16; skipped then
+// says why bf16 is not among them).
+func runPrecisions(arg string) (list []string, skipped string, err error) {
+	if arg == "all" {
+		if !bf16.Native() {
+			return []string{"f32"}, "no bf16 run: this CPU has no AVX512_BF16", nil
+		}
+		return []string{"f32", "bf16"}, "", nil
+	}
+	for _, p := range strings.Split(arg, ",") {
+		if p != "f32" && p != "bf16" {
+			return nil, "", usagef("--precision: expected f32, bf16, a list of them or all, found %q", p)
+		}
+		if slices.Contains(list, p) {
+			return nil, "", usagef("--precision: %s is listed twice", p)
+		}
+		list = append(list, p)
+	}
+	return list, "", nil
 }
 
 // runTorchRun runs the reference on the files in refDir.
@@ -163,15 +203,24 @@ func printRunTable(w io.Writer, rows []runRow, l *activations.Layer, data string
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%.1f\t%.5g\t%.1f\t%s\t%s\t\n", engine, r.DIn, r.DSae, r.Batch, r.Steps, r.Seconds, r.CPUSeconds, r.SamplesPerS, r.FinalLoss, r.FinalL0, active, ratio)
 	}
 	tw.Flush()
-	if r0.LossRelDiff != nil {
-		t := rows[1]
-		fmt.Fprintf(w, "final loss: rise %.6g, torch %.6g (%+.2f%%)\n", r0.FinalLoss, t.FinalLoss, 100**r0.LossRelDiff)
-		if r0.CPUSeconds > 0 && t.CPUSeconds > 0 {
-			fmt.Fprintf(w, "CPU time: torch over rise %.2fx (less sensitive than wall time to other work on the machine)\n", t.CPUSeconds/r0.CPUSeconds)
-		}
+	var torch *runRow
+	if last := &rows[len(rows)-1]; last.Engine == "torch" {
+		torch = last
 	}
-	if r0.ActiveSteps > 0 || r0.DenseStepS > 0 {
-		fmt.Fprintf(w, "rise per step: dense %s, over active entries %s\n", stepTime(r0.DenseStepS), stepTime(r0.ActiveStepS))
+	for _, r := range rows {
+		if r.Engine == "torch" {
+			continue
+		}
+		name := "rise " + r.Precision
+		if r.LossRelDiff != nil && torch != nil {
+			fmt.Fprintf(w, "final loss: %s %.6g, torch %.6g (%+.2f%%)\n", name, r.FinalLoss, torch.FinalLoss, 100**r.LossRelDiff)
+			if r.CPUSeconds > 0 && torch.CPUSeconds > 0 {
+				fmt.Fprintf(w, "CPU time: torch over %s %.2fx (less sensitive than wall time to other work on the machine)\n", name, torch.CPUSeconds/r.CPUSeconds)
+			}
+		}
+		if r.ActiveSteps > 0 || r.DenseStepS > 0 {
+			fmt.Fprintf(w, "%s per step: dense %s, over active entries %s\n", name, stepTime(r.DenseStepS), stepTime(r.ActiveStepS))
+		}
 	}
 	for _, n := range notes {
 		fmt.Fprintf(w, "note: %s\n", n)

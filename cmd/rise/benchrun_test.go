@@ -22,34 +22,46 @@ func smallRunDump(t *testing.T) string {
 	return dump
 }
 
-// TestBenchRunBF16 runs the whole-run benchmark with the encoder product
-// in bfloat16: it says so in its JSON and its table, and its final loss is
-// within 1% of the float32 run's on the same rows and initial weights.
+// TestBenchRunBF16 runs the whole-run benchmark in float32 and bfloat16
+// in one run: each row says its precision, the table names the bfloat16
+// run, and its final loss is within 1% of float32's on the same rows and
+// initial weights (and not equal to it: it did run in bfloat16).
 func TestBenchRunBF16(t *testing.T) {
 	if !bf16.Native() {
 		t.Skip("this CPU has no AVX512_BF16")
 	}
 	dump := smallRunDump(t)
-	var loss [2]float64
-	for i, p := range []string{"f32", "bf16"} {
-		stdout := mustRise(t, "bench", "--run", dump, "--steps", "20", "--d-sae", "48", "--torch", "off", "--precision", p, "--json")
-		var rows []runRow
-		if err := json.Unmarshal([]byte(stdout), &rows); err != nil || len(rows) != 1 {
-			t.Fatalf("--precision %s: want one JSON run, got %v:\n%s", p, err, stdout)
-		}
-		if rows[0].Precision != p {
-			t.Errorf("--precision %s: the run says precision %q", p, rows[0].Precision)
-		}
-		loss[i] = rows[0].FinalLoss
+	stdout := mustRise(t, "bench", "--run", dump, "--steps", "20", "--d-sae", "48", "--torch", "off", "--precision", "f32,bf16", "--json")
+	var rows []runRow
+	if err := json.Unmarshal([]byte(stdout), &rows); err != nil || len(rows) != 2 {
+		t.Fatalf("want two JSON runs, got %v:\n%s", err, stdout)
 	}
-	if d := math.Abs(loss[1]-loss[0]) / loss[0]; d > 0.01 || d == 0 {
-		t.Errorf("final loss f32 %.7g, bf16 %.7g: relative difference %.3g, want above 0 and at most 0.01", loss[0], loss[1], d)
+	if rows[0].Precision != "f32" || rows[1].Precision != "bf16" {
+		t.Errorf("runs say precision %q and %q, want f32 and bf16", rows[0].Precision, rows[1].Precision)
 	}
-	if out := mustRise(t, "bench", "--run", dump, "--steps", "2", "--d-sae", "48", "--torch", "off", "--precision", "bf16"); !strings.Contains(out, "fused bf16") {
+	if d := math.Abs(rows[1].FinalLoss-rows[0].FinalLoss) / rows[0].FinalLoss; d > 0.01 || d == 0 {
+		t.Errorf("final loss f32 %.7g, bf16 %.7g: relative difference %.3g, want above 0 and at most 0.01", rows[0].FinalLoss, rows[1].FinalLoss, d)
+	}
+	if out := mustRise(t, "bench", "--run", dump, "--steps", "2", "--d-sae", "48", "--torch", "off", "--precision", "all"); !strings.Contains(out, "fused bf16") || !strings.Contains(out, "rise bf16 per step") {
 		t.Errorf("the table does not name the bfloat16 run:\n%s", out)
 	}
-	if code, _, stderr := runRise(t, "bench", "--precision", "bf16"); code != 2 || !strings.Contains(stderr, "--precision applies to --run") {
-		t.Errorf("--precision without --run: exit %d, %q", code, stderr)
+}
+
+// TestBenchRunPrecisionRefused: --precision takes f32, bf16, a list of
+// them or all, and applies to --run only.
+func TestBenchRunPrecisionRefused(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--run", "x", "--precision", "f16"}, `--precision: expected f32, bf16, a list of them or all, found "f16"`},
+		{[]string{"--run", "x", "--precision", "f32,f32"}, "--precision: f32 is listed twice"},
+		{[]string{"--precision", "bf16"}, "--precision applies to --run"},
+	} {
+		code, _, stderr := runRise(t, append([]string{"bench"}, c.args...)...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, %q; want 2 and %q", c.args, code, stderr, c.want)
+		}
 	}
 }
 

@@ -90,7 +90,7 @@ Examples:
 			fs.IntVar(&epochs, "epochs", 0, "passes over the data (default: enough for 4 million rows, at least 1)")
 			fs.IntVar(&steps, "steps", 0, "optimiser steps (instead of --epochs)")
 			fs.StringVar(&engine, "engine", "fused", "fused (hand-written, fast) or graph (gorgonia autodiff, the reference)")
-			fs.StringVar(&precision, "precision", "f32", "precision of the fused engine's encoder product: f32, or bf16 (bfloat16 inputs, float32 sums and weights; CPUs with AVX512_BF16)")
+			fs.StringVar(&precision, "precision", "f32", "precision of the fused engine's dense products: f32, or bf16 (bfloat16 inputs, float32 sums, weights and optimiser; CPUs with AVX512_BF16)")
 			fs.Uint64Var(&seed, "seed", 1, "random seed for initialisation and data order")
 			fs.StringVar(&norm, "norm", "", "input normalisation: expected_average_only_in (default) or none")
 			fs.BoolVar(&bDecInput, "apply-b-dec-to-input", true, "subtract b_dec from the input before the encoder (SAELens apply_b_dec_to_input)")

@@ -57,13 +57,7 @@ func (p *Packed) Pack(b []float32, k, n, ldb int) {
 	if k < 0 || n < 0 || ldb < n || (k > 0 && len(b) < (k-1)*ldb+n) {
 		panic(fmt.Sprintf("bf16: Packed.Pack of %d x %d with ldb %d over %d values", k, n, ldb, len(b)))
 	}
-	p.k, p.n, p.kp = k, n, (k+1)/2
-	np := (n + panelCols - 1) / panelCols
-	size := np * p.kp * 2 * panelCols
-	if cap(p.panels) < size {
-		p.panels = make([]uint16, size)
-	}
-	p.panels = p.panels[:size]
+	np := p.shape(k, n)
 	parallel.For(np*p.kp, 64, func(_, lo, hi int) {
 		for t := lo; t < hi; t++ {
 			// Pair of rows by pair of rows, so that the rows are read in
@@ -93,39 +87,124 @@ func (p *Packed) Pack(b []float32, k, n, ldb int) {
 	})
 }
 
+// PackTrans is Pack of the k x n matrix B given by its transpose: bt is
+// row-major n x k, rows ldb apart.
+func (p *Packed) PackTrans(bt []float32, k, n, ldb int) {
+	if k < 0 || n < 0 || ldb < k || (n > 0 && len(bt) < (n-1)*ldb+k) {
+		panic(fmt.Sprintf("bf16: Packed.PackTrans of %d x %d with ldb %d over %d values", k, n, ldb, len(bt)))
+	}
+	np := p.shape(k, n)
+	kp := p.kp
+	parallel.For(np*panelCols, 16, func(_, lo, hi int) {
+		// Column by column of B: each is a row of bt, read in order.
+		for col := lo; col < hi; col++ {
+			panel, c := col/panelCols, col%panelCols
+			out := p.panels[panel*kp*2*panelCols:]
+			if col >= n {
+				for q := range kp {
+					out[q*2*panelCols+2*c], out[q*2*panelCols+2*c+1] = 0, 0
+				}
+				continue
+			}
+			row := bt[col*ldb : col*ldb+k]
+			for q := range k / 2 {
+				out[q*2*panelCols+2*c] = Round(row[2*q])
+				out[q*2*panelCols+2*c+1] = Round(row[2*q+1])
+			}
+			if k%2 == 1 {
+				q := k / 2
+				out[q*2*panelCols+2*c], out[q*2*panelCols+2*c+1] = Round(row[k-1]), 0
+			}
+		}
+	})
+}
+
+// shape sets p's shape to k x n, makes room for its panels and returns
+// their number.
+func (p *Packed) shape(k, n int) int {
+	p.k, p.n, p.kp = k, n, (k+1)/2
+	np := (n + panelCols - 1) / panelCols
+	size := np * p.kp * 2 * panelCols
+	if cap(p.panels) < size {
+		p.panels = make([]uint16, size)
+	}
+	p.panels = p.panels[:size]
+	return np
+}
+
 // MulAdd adds A·B to C, where A is the row-major m x k matrix a (rows lda
 // apart), B the matrix last packed and C the m x n matrix c (rows ldc
 // apart). A is rounded to bfloat16; each entry's sum runs over k in pairs,
 // (k+1, then k) of each pair, in float32, and is then added to C's entry.
 func (p *Packed) MulAdd(m int, a []float32, lda int, c []float32, ldc int) {
-	k, n, kp := p.k, p.n, p.kp
-	if m < 0 || lda < k || ldc < n || (m > 0 && (len(a) < (m-1)*lda+k || len(c) < (m-1)*ldc+n)) {
-		panic(fmt.Sprintf("bf16: Packed.MulAdd of %d x %d by %d x %d with lda %d over %d values, ldc %d over %d", m, k, k, n, lda, len(a), ldc, len(c)))
+	k := p.k
+	if m < 0 || lda < k || ldc < p.n || (m > 0 && (len(a) < (m-1)*lda+k || len(c) < (m-1)*ldc+p.n)) {
+		panic(fmt.Sprintf("bf16: Packed.MulAdd of %d x %d by %d x %d with lda %d over %d values, ldc %d over %d", m, k, k, p.n, lda, len(a), ldc, len(c)))
 	}
-	if m == 0 || n == 0 || kp == 0 {
+	if m == 0 || p.n == 0 || p.kp == 0 {
 		return // nothing to add
 	}
-	tiles := (m + tileRows - 1) / tileRows
-	rowLen := 2 * kp
-	size := tiles * tileRows * rowLen
-	if cap(p.a) < size {
-		p.a = make([]uint16, size)
-	}
-	p.a = p.a[:size]
-	parallel.For(tiles*tileRows, 64, func(_, lo, hi int) {
+	rowLen := p.roundA(m)
+	parallel.For(m, 64, func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			out := p.a[r*rowLen : (r+1)*rowLen]
-			if r >= m {
-				clear(out)
-				continue
-			}
-			row := a[r*lda : r*lda+k]
-			for j, v := range row {
+			for j, v := range a[r*lda : r*lda+k] {
 				out[j] = Round(v)
 			}
 			clear(out[k:])
 		}
 	})
+	p.product(m, c, ldc)
+}
+
+// MulAddTrans is MulAdd with A given by its transpose: at is row-major
+// k x m, rows lda apart.
+func (p *Packed) MulAddTrans(m int, at []float32, lda int, c []float32, ldc int) {
+	k := p.k
+	if m < 0 || lda < m || ldc < p.n || (m > 0 && ((k > 0 && len(at) < (k-1)*lda+m) || len(c) < (m-1)*ldc+p.n)) {
+		panic(fmt.Sprintf("bf16: Packed.MulAddTrans of %d x %d by %d x %d with lda %d over %d values, ldc %d over %d", m, k, k, p.n, lda, len(at), ldc, len(c)))
+	}
+	if m == 0 || p.n == 0 || p.kp == 0 {
+		return // nothing to add
+	}
+	rowLen := p.roundA(m)
+	const block = 16 // rows of A (columns of at) a task transposes
+	parallel.For((m+block-1)/block, 4, func(_, lo, hi int) {
+		for b := lo; b < hi; b++ {
+			r0, r1 := b*block, min(m, (b+1)*block)
+			for j := range k {
+				src := at[j*lda+r0 : j*lda+r1]
+				for i, v := range src {
+					p.a[(r0+i)*rowLen+j] = Round(v)
+				}
+			}
+			for r := r0; r < r1; r++ {
+				clear(p.a[r*rowLen+k : (r+1)*rowLen])
+			}
+		}
+	})
+	p.product(m, c, ldc)
+}
+
+// roundA makes room for A's m rows in bfloat16, padded to whole tiles
+// (the padding rows zero), and returns the length of a row.
+func (p *Packed) roundA(m int) int {
+	tiles := (m + tileRows - 1) / tileRows
+	rowLen := 2 * p.kp
+	size := tiles * tileRows * rowLen
+	if cap(p.a) < size {
+		p.a = make([]uint16, size)
+	}
+	p.a = p.a[:size]
+	clear(p.a[m*rowLen:])
+	return rowLen
+}
+
+// product adds A·B to C from A in bfloat16 (p.a) and B packed.
+func (p *Packed) product(m int, c []float32, ldc int) {
+	n, kp := p.n, p.kp
+	rowLen := 2 * kp
+	tiles := (m + tileRows - 1) / tileRows
 	workers := parallel.Workers()
 	tileSize := tileRows * panelCols
 	if len(p.tiles) < workers*tileSize {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"gonum.org/v1/gonum/blas"
@@ -36,46 +37,80 @@ func TestToBF16RoundsToNearestEven(t *testing.T) {
 
 // TestBF16MulAdd holds MulAdd, on shapes with edges in every direction, to
 // the product of the bfloat16-rounded inputs summed in float64: the kernel
-// may differ from it only by its float32 sums.
+// may differ from it only by its float32 sums. A and B given transposed
+// (MulAddTrans, PackTrans) give the same bits.
 func TestBF16MulAdd(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, sh := range [][3]int{{6, 2, 64}, {12, 64, 128}, {7, 33, 70}, {1, 1, 1}, {25, 129, 200}} {
+	for _, sh := range [][3]int{{6, 2, 64}, {12, 64, 128}, {7, 33, 70}, {1, 1, 1}, {25, 129, 200}, {40, 17, 3}} {
 		m, k, n := sh[0], sh[1], sh[2]
 		lda, ldc := k+3, n+5
 		a := make([]float32, m*lda)
 		b := make([]float32, k*n)
-		c := make([]float32, m*ldc)
-		for i := range a {
-			a[i] = float32(rng.NormFloat64())
+		c0 := make([]float32, m*ldc)
+		for _, x := range [][]float32{a, b, c0} {
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
 		}
-		for i := range b {
-			b[i] = float32(rng.NormFloat64())
+		// The transposes, with row strides of their own.
+		ldat, ldbt := m+2, k+1
+		at := make([]float32, k*ldat)
+		bt := make([]float32, n*ldbt)
+		for i := range m {
+			for q := range k {
+				at[q*ldat+i] = a[i*lda+q]
+			}
 		}
-		for i := range c {
-			c[i] = float32(rng.NormFloat64())
+		for q := range k {
+			for j := range n {
+				bt[j*ldbt+q] = b[q*n+j]
+			}
 		}
-		want := make([]float64, len(c))
+		want := make([]float64, len(c0))
 		for i := range m {
 			for j := range n {
 				var s float64
 				for q := range k {
 					s += float64(Widen(Round(a[i*lda+q]))) * float64(Widen(Round(b[q*n+j])))
 				}
-				want[i*ldc+j] = float64(c[i*ldc+j]) + s
+				want[i*ldc+j] = float64(c0[i*ldc+j]) + s
 			}
 		}
-		var p Packed
-		p.Pack(b, k, n, n)
-		p.MulAdd(m, a, lda, c, ldc)
-		for i := range m {
-			for j := range ldc {
-				got := c[i*ldc+j]
-				if j >= n {
-					continue
+		var first []float32
+		for _, v := range []struct {
+			name           string
+			transA, transB bool
+		}{{"A·B", false, false}, {"A·Bᵀᵀ", false, true}, {"Aᵀᵀ·B", true, false}, {"Aᵀᵀ·Bᵀᵀ", true, true}} {
+			var p Packed
+			if v.transB {
+				p.PackTrans(bt, k, n, ldbt)
+			} else {
+				p.Pack(b, k, n, n)
+			}
+			c := append([]float32(nil), c0...)
+			if v.transA {
+				p.MulAddTrans(m, at, ldat, c, ldc)
+			} else {
+				p.MulAdd(m, a, lda, c, ldc)
+			}
+			for i := range m {
+				for j := range ldc {
+					got := c[i*ldc+j]
+					if j >= n {
+						if got != c0[i*ldc+j] {
+							t.Fatalf("%dx%dx%d %s: C[%d][%d] past n changed", m, k, n, v.name, i, j)
+						}
+						continue
+					}
+					if d := math.Abs(float64(got) - want[i*ldc+j]); d > 1e-5*float64(k+1) {
+						t.Fatalf("%dx%dx%d %s: C[%d][%d] = %v, want %v", m, k, n, v.name, i, j, got, want[i*ldc+j])
+					}
 				}
-				if d := math.Abs(float64(got) - want[i*ldc+j]); d > 1e-5*float64(k+1) {
-					t.Fatalf("%dx%dx%d: C[%d][%d] = %v, want %v", m, k, n, i, j, got, want[i*ldc+j])
-				}
+			}
+			if first == nil {
+				first = c
+			} else if !slices.Equal(first, c) {
+				t.Errorf("%dx%dx%d: %s differs from A·B", m, k, n, v.name)
 			}
 		}
 	}
