@@ -105,22 +105,26 @@ func runTrainBench(ctx context.Context, e *env, a runBenchArgs) error {
 		}
 		rows = append(rows, runRow{RunBenchResult: res})
 	}
-	if ref != nil {
-		bar.updateInfo(0, 1, "torch")
-		tr, err := runTorchRun(ctx, ref, refDir, a.threads)
+	// PyTorch repeats each of rise's runs at the same precision (bf16:
+	// its autocast), so that each ratio compares like with like.
+	for i := range len(rows) {
+		if ref == nil {
+			break
+		}
+		p := rows[i].Precision
+		bar.updateInfo(0, 1, "torch "+p)
+		tr, err := runTorchRun(ctx, ref, refDir, a.threads, p)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			notes = append(notes, fmt.Sprintf("no PyTorch comparison: %v", err))
-		} else {
-			for i := range rows {
-				ratio := rows[i].SamplesPerS / tr.SamplesPerS
-				diff := (rows[i].FinalLoss - tr.FinalLoss) / tr.FinalLoss
-				rows[i].TorchRatio, rows[i].LossRelDiff = &ratio, &diff
-			}
-			rows = append(rows, runRow{RunBenchResult: tr})
+			notes = append(notes, fmt.Sprintf("no PyTorch comparison in %s: %v", p, err))
+			continue
 		}
+		ratio := rows[i].SamplesPerS / tr.SamplesPerS
+		diff := (rows[i].FinalLoss - tr.FinalLoss) / tr.FinalLoss
+		rows[i].TorchRatio, rows[i].LossRelDiff = &ratio, &diff
+		rows = append(rows, runRow{RunBenchResult: tr})
 	}
 	bar.done()
 	if a.jsonOut {
@@ -157,10 +161,16 @@ func runPrecisions(arg string) (list []string, skipped string, err error) {
 	return list, "", nil
 }
 
-// runTorchRun runs the reference on the files in refDir.
-func runTorchRun(ctx context.Context, ref *torchRef, refDir string, threads int) (sae.RunBenchResult, error) {
+// runTorchRun runs the reference on the files in refDir at a precision,
+// f32 or bf16 (passed as --precision bf16; f32 passes nothing, so that a
+// script of one's own need not know the flag).
+func runTorchRun(ctx context.Context, ref *torchRef, refDir string, threads int, precision string) (sae.RunBenchResult, error) {
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, ref.python, ref.script, "--ref", refDir, "--threads", strconv.Itoa(threads))
+	args := []string{ref.script, "--ref", refDir, "--threads", strconv.Itoa(threads)}
+	if precision != "f32" {
+		args = append(args, "--precision", precision)
+	}
+	cmd := exec.CommandContext(ctx, ref.python, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		return sae.RunBenchResult{}, fmt.Errorf("%s %s: %v: %s", ref.python, ref.script, err, lastLine(stderr.String()))
@@ -172,6 +182,12 @@ func runTorchRun(ctx context.Context, ref *torchRef, refDir string, threads int)
 	}
 	if !(r.SamplesPerS > 0) || !(r.Seconds > 0) || math.IsNaN(r.FinalLoss) || math.IsInf(r.FinalLoss, 0) || r.FinalLoss == 0 {
 		return r, fmt.Errorf("%s printed %q, expected positive samples_per_s and seconds and a finite, non-zero final_loss", ref.script, line)
+	}
+	if r.Precision == "" {
+		r.Precision = "f32"
+	}
+	if r.Precision != precision {
+		return r, fmt.Errorf("%s ran in %s, asked for %s", ref.script, r.Precision, precision)
 	}
 	return r, nil
 }
@@ -203,19 +219,21 @@ func printRunTable(w io.Writer, rows []runRow, l *activations.Layer, data string
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%.1f\t%.5g\t%.1f\t%s\t%s\t\n", engine, r.DIn, r.DSae, r.Batch, r.Steps, r.Seconds, r.CPUSeconds, r.SamplesPerS, r.FinalLoss, r.FinalL0, active, ratio)
 	}
 	tw.Flush()
-	var torch *runRow
-	if last := &rows[len(rows)-1]; last.Engine == "torch" {
-		torch = last
+	torch := map[string]runRow{}
+	for _, r := range rows {
+		if r.Engine == "torch" {
+			torch[r.Precision] = r
+		}
 	}
 	for _, r := range rows {
 		if r.Engine == "torch" {
 			continue
 		}
 		name := "rise " + r.Precision
-		if r.LossRelDiff != nil && torch != nil {
-			fmt.Fprintf(w, "final loss: %s %.6g, torch %.6g (%+.2f%%)\n", name, r.FinalLoss, torch.FinalLoss, 100**r.LossRelDiff)
-			if r.CPUSeconds > 0 && torch.CPUSeconds > 0 {
-				fmt.Fprintf(w, "CPU time: torch over %s %.2fx (less sensitive than wall time to other work on the machine)\n", name, torch.CPUSeconds/r.CPUSeconds)
+		if t, ok := torch[r.Precision]; ok && r.LossRelDiff != nil {
+			fmt.Fprintf(w, "final loss: %s %.6g, torch %s %.6g (%+.2f%%)\n", name, r.FinalLoss, r.Precision, t.FinalLoss, 100**r.LossRelDiff)
+			if r.CPUSeconds > 0 && t.CPUSeconds > 0 {
+				fmt.Fprintf(w, "CPU time: torch %s over %s %.2fx (less sensitive than wall time to other work on the machine)\n", r.Precision, name, t.CPUSeconds/r.CPUSeconds)
 			}
 		}
 		if r.ActiveSteps > 0 || r.DenseStepS > 0 {

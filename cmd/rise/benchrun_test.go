@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -139,5 +140,42 @@ func TestBenchRunCommand(t *testing.T) {
 	}
 	if _, err := os.Stat(dump); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBenchRunTorchBF16: with --precision f32,bf16 PyTorch repeats each
+// run at its precision (bf16 under its autocast), each rise run is compared
+// with the PyTorch run of its own precision, and the bfloat16 runs end
+// within 1% of each other (they round differently: PyTorch's products
+// return bfloat16, rise's float32).
+func TestBenchRunTorchBF16(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starting PyTorch takes seconds")
+	}
+	if !bf16.Native() {
+		t.Skip("this CPU has no AVX512_BF16")
+	}
+	script := filepath.Join("..", "..", defaultTorchRunScript)
+	if _, _, err := findTorch(context.Background(), script, defaultTorchRunScript); err != nil {
+		t.Skip(err)
+	}
+	dump := smallRunDump(t)
+	stdout := mustRise(t, "bench", "--run", dump, "--steps", "6", "--d-sae", "48", "--threads", "1", "--json", "--torch", script, "--precision", "f32,bf16")
+	var rows []runRow
+	if err := json.Unmarshal([]byte(stdout), &rows); err != nil || len(rows) != 4 {
+		t.Fatalf("want four runs (rise f32, rise bf16, torch f32, torch bf16), got %v:\n%s", err, stdout)
+	}
+	var got []string
+	for _, r := range rows {
+		got = append(got, r.Engine+" "+r.Precision)
+	}
+	if want := []string{"fused f32", "fused bf16", "torch f32", "torch bf16"}; !slices.Equal(got, want) {
+		t.Fatalf("runs %q, want %q", got, want)
+	}
+	if d := rows[0].LossRelDiff; d == nil || math.Abs(*d) > 1e-3 {
+		t.Errorf("rise f32 against torch f32: loss_rel_diff %v, want within 1e-3", d)
+	}
+	if d := rows[1].LossRelDiff; d == nil || math.Abs(*d) > 0.01 || *rows[1].TorchRatio != rows[1].SamplesPerS/rows[3].SamplesPerS {
+		t.Errorf("rise bf16 against torch bf16: loss_rel_diff %v (want within 0.01), ratio %v", d, rows[1].TorchRatio)
 	}
 }

@@ -12,10 +12,14 @@ dump in the same order, from the directory rise bench --run writes:
                     batch, beta1, beta2, shards: a JSON list of the layer's .npy files)
   order.npy         int64 [steps * batch]: the layer row of each row of each batch
 
+With --precision bf16 the two matrix products of the forward pass (and so their gradients)
+run under torch.autocast in bfloat16, their results taken back to float32: PyTorch's
+mixed precision on the CPU, beside rise's --precision bf16. Weights and Adam stay float32.
+
 The timed part (wall clock and CPU time) is the loop: reading each batch's rows from the shards, the forward and
 backward pass, and the optimiser step. Prints one JSON object.
 
-  python3 torch_run.py --ref DIR --threads 2
+  python3 torch_run.py --ref DIR --threads 2 [--precision bf16]
 
 On Debian: apt-get install -y python3-torch
 """
@@ -67,6 +71,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ref", required=True, help="directory written by rise bench --run")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--precision", choices=["f32", "bf16"], default="f32",
+                    help="bf16: the forward pass's matrix products under torch.autocast in bfloat16")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -93,10 +99,18 @@ def main():
             return lr
         return lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
 
+    bf16 = a.precision == "bf16"
+
+    def mm(u, v):
+        if not bf16:
+            return u @ v
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return (u @ v).float()
+
     def loss_fn(x):
         x_in = x - p["b_dec"] if apply_b_dec else x
-        f = torch.relu(x_in @ p["W_enc"] + p["b_enc"])
-        x_hat = f @ p["W_dec"] + p["b_dec"]
+        f = torch.relu(mm(x_in, p["W_enc"]) + p["b_enc"])
+        x_hat = mm(f, p["W_dec"]) + p["b_dec"]
         mse = (x_hat - x).pow(2).sum(-1).mean()
         sparsity = l1 * (f * p["W_dec"].norm(dim=1)).sum(-1).mean()
         l0 = (f > 0).float().sum(-1).mean()
@@ -114,7 +128,7 @@ def main():
         opt.step()
     el, cpu = time.perf_counter() - t, time.process_time() - cpu
     print(json.dumps({
-        "engine": "torch", "impl": "torch-" + torch.__version__, "threads": torch.get_num_threads(),
+        "engine": "torch", "precision": a.precision, "impl": "torch-" + torch.__version__, "threads": torch.get_num_threads(),
         "arch": "relu", "d_in": int(w["W_enc"].shape[0]), "d_sae": int(w["W_enc"].shape[1]),
         "batch": batch, "steps": steps, "seconds": round(el, 3), "cpu_seconds": round(cpu, 3),
         "samples_per_s": round(batch * steps / el, 1),
