@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/rise-interp/rise/internal/bf16"
 	"github.com/rise-interp/rise/internal/browsertest"
 	"github.com/rise-interp/rise/internal/shared"
 )
@@ -155,7 +156,11 @@ func TestBrowser(t *testing.T) {
 	}
 	b.screenshot("datasets")
 
-	// Train from the page.
+	// Train from the page, in bfloat16 where the CPU has it.
+	precision := "f32"
+	if bf16.Native() {
+		precision = "bf16"
+	}
 	b.open("/train")
 	b.run("fill the training form",
 		chromedp.SetValue(`#train-name`, "from-browser", chromedp.ByQuery),
@@ -164,6 +169,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.SetValue(`#train-k`, "4", chromedp.ByQuery),
 		chromedp.SetValue(`#train-steps`, "3000", chromedp.ByQuery),
 		chromedp.SetValue(`#train-batch`, "256", chromedp.ByQuery),
+		chromedp.SetValue(`#train-precision`, precision, chromedp.ByQuery),
 		chromedp.Click(`[data-testid="train-start"]`, chromedp.ByQuery),
 	)
 	points := func() int {
@@ -190,6 +196,9 @@ func TestBrowser(t *testing.T) {
 	}
 	b.screenshot("train")
 	ts.waitReady(t, "from-browser")
+	if cfg, err := os.ReadFile(filepath.Join(ts.ws.SAE("from-browser").Path, "cfg.json")); err != nil || !strings.Contains(string(cfg), `"precision": "`+precision+`"`) {
+		t.Errorf("the SAE trained from the page does not record precision %s: %v %s", precision, err, cfg)
+	}
 
 	// The atlas shows every feature; a click on one opens its page.
 	b.open("/atlas?sae=from-browser")

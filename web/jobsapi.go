@@ -31,7 +31,10 @@ type TrainRequest struct {
 	LR       float64 `json:"lr"`
 	Seed     uint64  `json:"seed"`
 	Resample int     `json:"resample_every"` // steps between resamplings of dead latents (0: none)
-	SAE      string  `json:"sae"`            // atlas jobs
+	// Precision of the dense products: "" or "f32", or "bf16" (CPUs with
+	// AVX512_BF16; sae.TrainConfig.Precision).
+	Precision string `json:"precision,omitempty"`
+	SAE       string `json:"sae"` // atlas jobs
 }
 
 // listJobs answers GET /api/jobs?kind=K,...&offset=&limit=: a page of the
@@ -169,7 +172,7 @@ func (s *Server) trainPlan(req TrainRequest) (*Dataset, *activations.Layer, sae.
 	if err != nil {
 		return nil, nil, cfg, errorf(http.StatusBadRequest, "train: %v", err)
 	}
-	cfg.Seed = req.Seed
+	cfg.Seed, cfg.Precision = req.Seed, req.Precision
 	if err := cfg.Defaults(layer.DModel, layer.Rows).Validate(layer.DModel, layer.Rows); err != nil {
 		return nil, nil, cfg, errorf(http.StatusBadRequest, "train: %v", err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/bf16"
 	"github.com/rise-interp/rise/sae"
 )
 
@@ -677,5 +678,33 @@ func TestTrainResample(t *testing.T) {
 	}
 	if !strings.Contains(string(raw), `"resample_every": 10`) || !strings.Contains(string(raw), `"resampled"`) {
 		t.Errorf("cfg.json: %s", raw)
+	}
+}
+
+// TestTrainPrecision: a training request names its precision; another
+// than f32 or bf16 is refused in one line, and a bf16 run (on a CPU with
+// AVX512_BF16) records it in cfg.json.
+func TestTrainPrecision(t *testing.T) {
+	ts := newTestServer(t)
+	var e map[string]any
+	bad := `{"kind": "train", "dataset": "planted", "name": "p-bad", "arch": "topk", "k": 4, "width": 64, "steps": 40, "precision": "f16"}`
+	if code := ts.post(t, "/api/jobs", bad, &e); code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(e["error"]), `precision must be f32 or bf16, got "f16"`) {
+		t.Fatalf("precision f16: %d %v", code, e)
+	}
+	if !bf16.Native() {
+		t.Skip("this CPU has no AVX512_BF16")
+	}
+	var j JobView
+	ok := `{"kind": "train", "dataset": "planted", "name": "p16", "arch": "topk", "k": 4, "width": 256, "steps": 60, "batch": 256, "precision": "bf16"}`
+	if code := ts.post(t, "/api/jobs", ok, &j); code != http.StatusAccepted {
+		t.Fatalf("bf16: %d %+v", code, j)
+	}
+	ts.waitReady(t, "p16")
+	raw, err := os.ReadFile(filepath.Join(ts.ws.SAE("p16").Path, "cfg.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), `"precision": "bf16"`) {
+		t.Errorf("cfg.json does not record the precision: %s", raw)
 	}
 }
