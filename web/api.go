@@ -3,7 +3,6 @@ package web
 import (
 	"fmt"
 	"net/http"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/sae/atlas"
 	"github.com/rise-interp/rise/steer"
+	"github.com/rise-interp/rise/web/dashboard"
 )
 
 func (s *Server) status(_ http.ResponseWriter, r *http.Request) (any, error) {
@@ -415,21 +415,15 @@ func (s *Server) feature(_ http.ResponseWriter, r *http.Request) (any, error) {
 	return out, nil
 }
 
-// lensToken is one token of a feature's logit lens.
-type lensToken struct {
-	Token string  `json:"token"`
-	ID    int     `json:"id"`
-	Logit float32 `json:"logit"`
-}
-
 // logitLensTokens is how many promoted and suppressed tokens a feature page
 // shows.
 const logitLensTokens = 10
 
 // logitLens puts a decoder direction through the attached model's final
 // norm and head (model.LogitLens) and returns the tokens it promotes and
-// suppresses most; nil without a model in this process.
-func (s *Server) logitLens(dir []float32) map[string][]lensToken {
+// suppresses most (dashboard.TopTokens); nil without a model in this
+// process.
+func (s *Server) logitLens(dir []float32) *dashboard.Lens {
 	nat, ok := s.cfg.Backend.(*steer.Native)
 	if !ok || nat.Model.Dim != len(dir) {
 		return nil
@@ -438,22 +432,7 @@ func (s *Server) logitLens(dir []float32) map[string][]lensToken {
 	if err != nil {
 		return nil
 	}
-	n := min(nat.Tokenizer.VocabSize(), len(logits)) // rows past the tokenizer's vocabulary are padding
-	ids := make([]int, n)
-	for i := range ids {
-		ids[i] = i
-	}
-	sort.Slice(ids, func(a, b int) bool { return logits[ids[a]] > logits[ids[b]] })
-	pick := func(order []int) []lensToken {
-		out := []lensToken{}
-		for _, id := range order[:min(logitLensTokens, len(order))] {
-			out = append(out, lensToken{Token: nat.Tokenizer.Decode([]int{id}, true), ID: id, Logit: logits[id]})
-		}
-		return out
-	}
-	rev := slices.Clone(ids)
-	slices.Reverse(rev)
-	return map[string][]lensToken{"promoted": pick(ids), "suppressed": pick(rev)}
+	return dashboard.TopTokens(logits, nat.Tokenizer, logitLensTokens)
 }
 
 func (s *Server) behaviours(_ http.ResponseWriter, r *http.Request) (any, error) {

@@ -666,16 +666,7 @@ func TestTrainResample(t *testing.T) {
 	if code := ts.post(t, "/api/jobs", bad, &e); code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(e["error"]), "resample every") {
 		t.Fatalf("batchtopk with resampling: %d %v", code, e)
 	}
-	var j JobView
-	ok := `{"kind": "train", "dataset": "planted", "name": "rs", "arch": "topk", "k": 4, "width": 256, "steps": 60, "batch": 256, "resample_every": 10}`
-	if code := ts.post(t, "/api/jobs", ok, &j); code != http.StatusAccepted {
-		t.Fatalf("topk with resampling: %d %+v", code, j)
-	}
-	ts.waitReady(t, "rs")
-	raw, err := os.ReadFile(filepath.Join(ts.ws.SAE("rs").Path, "cfg.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := ts.trainedConfig(t, "rs", `{"kind": "train", "dataset": "planted", "name": "rs", "arch": "topk", "k": 4, "width": 256, "steps": 60, "batch": 256, "resample_every": 10}`)
 	if !strings.Contains(string(raw), `"resample_every": 10`) || !strings.Contains(string(raw), `"resampled"`) {
 		t.Errorf("cfg.json: %s", raw)
 	}
@@ -694,17 +685,24 @@ func TestTrainPrecision(t *testing.T) {
 	if !bf16.Native() {
 		t.Skip("this CPU has no AVX512_BF16")
 	}
-	var j JobView
-	ok := `{"kind": "train", "dataset": "planted", "name": "p16", "arch": "topk", "k": 4, "width": 256, "steps": 60, "batch": 256, "precision": "bf16"}`
-	if code := ts.post(t, "/api/jobs", ok, &j); code != http.StatusAccepted {
-		t.Fatalf("bf16: %d %+v", code, j)
-	}
-	ts.waitReady(t, "p16")
-	raw, err := os.ReadFile(filepath.Join(ts.ws.SAE("p16").Path, "cfg.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := ts.trainedConfig(t, "p16", `{"kind": "train", "dataset": "planted", "name": "p16", "arch": "topk", "k": 4, "width": 256, "steps": 60, "batch": 256, "precision": "bf16"}`)
 	if !strings.Contains(string(raw), `"precision": "bf16"`) {
 		t.Errorf("cfg.json does not record the precision: %s", raw)
 	}
+}
+
+// trainedConfig starts the training request body (which names the SAE
+// name), waits for the SAE and returns its cfg.json.
+func (ts *testServer) trainedConfig(t *testing.T, name, body string) []byte {
+	t.Helper()
+	var j JobView
+	if code := ts.post(t, "/api/jobs", body, &j); code != http.StatusAccepted {
+		t.Fatalf("training %s: %d %+v", name, code, j)
+	}
+	ts.waitReady(t, name)
+	raw, err := os.ReadFile(filepath.Join(ts.ws.SAE(name).Path, "cfg.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }

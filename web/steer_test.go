@@ -23,6 +23,7 @@ import (
 	"github.com/rise-interp/rise/sae/atlas"
 	"github.com/rise-interp/rise/steer"
 	"github.com/rise-interp/rise/steer/model"
+	"github.com/rise-interp/rise/web/dashboard"
 )
 
 // storiesServer serves stories260K with an SAE trained on its own
@@ -267,7 +268,7 @@ func TestFeatureLogitLensAndRule(t *testing.T) {
 	ts := storiesServer(t)
 	var f struct {
 		LogitLens struct {
-			Promoted, Suppressed []lensToken
+			Promoted, Suppressed []dashboard.LensToken
 		} `json:"logit_lens"`
 		Behaviours []behaviourStat `json:"behaviours"`
 	}

@@ -356,6 +356,30 @@ func TestModelLens(t *testing.T) {
 	if _, err := ModelLens(m, tok, 5)(dir[1:]); err == nil {
 		t.Error("a direction of the wrong width has a lens")
 	}
+	// Logits full of ties (five values over the vocabulary), one padding
+	// row past it: the same ends as a stable sort, ties in id order.
+	ties := make([]float32, tok.VocabSize()+1)
+	for i := range ties {
+		ties[i] = float32(i * 7 % 5)
+	}
+	ties[len(ties)-1] = 100 // padding, never a token
+	order = order[:tok.VocabSize()]
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return ties[order[a]] > ties[order[b]] })
+	for _, n := range []int{1, 12, len(order) + 3} {
+		l := TopTokens(ties, tok, n)
+		k := min(n, len(order))
+		if len(l.Promoted) != k || len(l.Suppressed) != k {
+			t.Fatalf("n %d: %d promoted and %d suppressed, want %d each", n, len(l.Promoted), len(l.Suppressed), k)
+		}
+		for i := range k {
+			if p, s := order[i], order[len(order)-1-i]; l.Promoted[i].ID != p || l.Suppressed[i].ID != s {
+				t.Fatalf("n %d, rank %d: promoted %d, suppressed %d; a stable sort gives %d and %d", n, i, l.Promoted[i].ID, l.Suppressed[i].ID, p, s)
+			}
+		}
+	}
 }
 
 func TestBuildStopsWhenCancelled(t *testing.T) {
