@@ -59,6 +59,13 @@ func TestBuildAtlas(t *testing.T) {
 				t.Errorf("silhouette of behaviour columns %.3f, shuffled %.3f: want clearly positive and above the shuffle", sb, ss)
 			}
 			t.Logf("silhouette behaviours %.3f, shuffled %.3f, clusters %.3f", sb, ss, a.Silhouette["clusters"])
+			// Without the catch-all "other", the planted reflection and
+			// backtracking columns: apart, and their shuffle near 0.
+			nb, ns := a.Silhouette["named_behaviours"], a.Silhouette["named_behaviours_shuffled"]
+			if _, ok := a.Silhouette["named_behaviours"]; !ok || !(nb > 0.1 && math.Abs(ns) < 0.1) {
+				t.Errorf("silhouette of named behaviours' columns %.3f (present: %v), shuffled %.3f: want clearly positive and a shuffle near 0", nb, ok, ns)
+			}
+			t.Logf("silhouette named behaviours %.3f, shuffled %.3f", nb, ns)
 			path := filepath.Join(t.TempDir(), "atlas.json")
 			if err := a.Save(path); err != nil {
 				t.Fatal(err)

@@ -34,6 +34,11 @@ type GroupExplanation struct {
 	Vector []float32 `json:"vector,omitempty"` // renormalised mean of the unit decoder columns
 }
 
+// CatchAll is the label of the steps that show none of the behaviours
+// (DESIGN.md's keyword rules: "everything else = other"): a label, but no
+// behaviour of its own.
+const CatchAll = "other"
+
 // GroupOptions tune ExplainGroup and Candidates.
 type GroupOptions struct {
 	// Ignore lists labels that are no behaviour (a catch-all such as
@@ -53,7 +58,7 @@ type GroupOptions struct {
 
 func (o GroupOptions) withDefaults() GroupOptions {
 	if o.Ignore == nil {
-		o.Ignore = []string{"other"}
+		o.Ignore = []string{CatchAll}
 	}
 	if o.MaxEnrichment <= 0 {
 		o.MaxEnrichment = DefaultMinEnrichment

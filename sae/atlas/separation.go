@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 
 	"gonum.org/v1/gonum/blas"
@@ -227,12 +228,16 @@ type silhouetteCounts struct {
 
 // columnSilhouettes labels each behaviour-specific column of attr by its
 // behaviour and returns the silhouette of that labelling over the unit
-// decoder rows w, and of the same labels shuffled.
-func columnSilhouettes(attr *Attribution, w []float32, d int, opts SpecificOptions, seed uint64) (silhouetteCounts, error) {
+// decoder rows w, and of the same labels shuffled. The behaviours named in
+// skip (and their columns) are left out.
+func columnSilhouettes(attr *Attribution, w []float32, d int, opts SpecificOptions, seed uint64, skip ...string) (silhouetteCounts, error) {
 	sc := silhouetteCounts{counts: map[string]int{}}
 	var sub []float32
 	var labels []int
 	for b, name := range attr.Behaviours {
+		if slices.Contains(skip, name) {
+			continue
+		}
 		ids, err := attr.SpecificColumns(name, opts)
 		if err != nil {
 			return sc, err
