@@ -1,12 +1,12 @@
 package web
 
 import (
-	"container/heap"
 	"fmt"
 	"net/http"
 	"slices"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/minheap"
 	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/sae/atlas"
 )
@@ -81,7 +81,8 @@ func (s *Server) selectionSteps(w http.ResponseWriter, r *http.Request) (any, er
 	if layer.DModel != sa.DIn {
 		return nil, errorf(http.StatusConflict, "SAE %s reads %d values a row, layer %s of dataset %s has %d", m.Name, sa.DIn, layer.Name, ds.Name, layer.DModel)
 	}
-	best := &rowHeap{}
+	// The best rows so far, the worst of them on top.
+	best := minheap.Make(func(a, b rowScore) bool { return b.better(a) })
 	enc, at := sa, ids // the SAE that encodes, and where the selected latents are in its rows
 	if a := sa.InferenceArch(); a == sae.Standard || a == sae.JumpReLU {
 		enc = restrictLatents(sa, ids)
@@ -114,10 +115,9 @@ func (s *Server) selectionSteps(w http.ResponseWriter, r *http.Request) (any, er
 			}
 			c := rowScore{row: row, value: sum, firing: firing}
 			if best.Len() < top {
-				heap.Push(best, c)
-			} else if top > 0 && c.better((*best)[0]) {
-				(*best)[0] = c
-				heap.Fix(best, 0)
+				best.Push(c)
+			} else if top > 0 && c.better(best.Top()) {
+				best.ReplaceTop(c)
 			}
 		}
 	}
@@ -127,7 +127,7 @@ func (s *Server) selectionSteps(w http.ResponseWriter, r *http.Request) (any, er
 	if err := r.Context().Err(); err != nil {
 		return nil, err // the client left: nobody reads this
 	}
-	found := slices.Clone(*best)
+	found := slices.Clone(best.Items())
 	slices.SortFunc(found, func(a, b rowScore) int {
 		if a.better(b) {
 			return -1
@@ -183,20 +183,6 @@ func (a rowScore) better(b rowScore) bool {
 		return a.value > b.value
 	}
 	return a.row < b.row
-}
-
-// rowHeap is a min-heap of the best rows so far: its root is the worst.
-type rowHeap []rowScore
-
-func (h rowHeap) Len() int           { return len(h) }
-func (h rowHeap) Less(i, j int) bool { return h[j].better(h[i]) }
-func (h rowHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *rowHeap) Push(x any)        { *h = append(*h, x.(rowScore)) }
-func (h *rowHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
 }
 
 // clusterView is a clustering of the decoder columns for one k.

@@ -2,13 +2,13 @@ package atlas
 
 import (
 	"cmp"
-	"container/heap"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"sort"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/minheap"
 	"github.com/rise-interp/rise/sae"
 )
 
@@ -92,19 +92,8 @@ type rowVal struct {
 	v   float32
 }
 
-// minHeap keeps the largest values seen, smallest on top.
-type minHeap []rowVal
-
-func (h minHeap) Len() int           { return len(h) }
-func (h minHeap) Less(i, j int) bool { return h[i].v < h[j].v }
-func (h minHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *minHeap) Push(x any)        { *h = append(*h, x.(rowVal)) }
-func (h *minHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
-}
+// lowerValue orders a feature's top rows so far, the smallest value on top.
+func lowerValue(a, b rowVal) bool { return a.v < b.v }
 
 // Explain encodes every row of layer with s in one streaming pass, keeps
 // per feature its top-activating and a uniform reservoir of its firing
@@ -135,7 +124,10 @@ func Explain(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []
 	prog("phrases", 1, 1)
 
 	m := s.DSae
-	tops := make([]minHeap, m)
+	tops := make([]minheap.Heap[rowVal], m)
+	for j := range tops {
+		tops[j] = minheap.Make(lowerValue)
+	}
 	res := make([][]rowVal, m)
 	seen := make([]int64, m)  // selection firings, for the reservoir
 	fires := make([]int64, m) // all firings
@@ -157,11 +149,10 @@ func Explain(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []
 						continue
 					}
 				}
-				if h := &tops[j]; len(*h) < opts.Top {
-					heap.Push(h, rowVal{r, v})
-				} else if v > (*h)[0].v {
-					(*h)[0] = rowVal{r, v}
-					heap.Fix(h, 0)
+				if h := &tops[j]; h.Len() < opts.Top {
+					h.Push(rowVal{r, v})
+				} else if v > h.Top().v {
+					h.ReplaceTop(rowVal{r, v})
 				}
 				seen[j]++
 				if len(res[j]) < opts.Reservoir {
@@ -185,7 +176,7 @@ func Explain(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []
 			}
 			prog("explanations", j, m)
 		}
-		rows := examples(tops[j], res[j], opts.Bands, opts.PerBand)
+		rows := examples(tops[j].Items(), res[j], opts.Bands, opts.PerBand)
 		fe := FeatureExplanation{ID: j, Fires: fires[j], Examples: rows, Phrases: []Phrase{}}
 		if len(rows) > 0 {
 			fe.Phrases, fe.Profile = corpus.phrases(sc, rows, nil, opts.Phrases)
@@ -200,7 +191,8 @@ func Explain(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []
 			}
 		}
 		ex.Features[j] = fe
-		tops[j], res[j] = nil, nil
+		tops[j].Reset()
+		res[j] = nil
 	}
 	prog("explanations", m, m)
 	prog("detection", 0, 1)
@@ -214,7 +206,7 @@ func Explain(ctx context.Context, s *sae.SAE, layer *activations.Layer, steps []
 // examples returns a feature's top rows, by decreasing value, then up to
 // perBand rows of each of bands bands of equal width over (0, max] drawn
 // from its reservoir, leaving out rows already taken.
-func examples(top minHeap, res []rowVal, bands, perBand int) []int32 {
+func examples(top []rowVal, res []rowVal, bands, perBand int) []int32 {
 	t := append([]rowVal(nil), top...)
 	sort.Slice(t, func(a, b int) bool { return t[a].v > t[b].v || t[a].v == t[b].v && t[a].row < t[b].row })
 	rows := make([]int32, 0, len(t)+bands*perBand)

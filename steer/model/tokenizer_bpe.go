@@ -1,10 +1,11 @@
 package model
 
 import (
-	"container/heap"
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/rise-interp/rise/internal/minheap"
 )
 
 // BPETokenizer is the byte-level BPE tokenizer of a Hugging Face
@@ -165,21 +166,21 @@ func (t *BPETokenizer) bpe(piece string) []int {
 		prev[i], next[i] = i-1, i+1
 	}
 	next[n-1] = -1
-	h := &mergeHeap{}
+	h := minheap.Make(earlierMerge)
 	push := func(i int) {
 		j := next[i]
 		if i < 0 || j < 0 {
 			return
 		}
 		if m, ok := t.merges[[2]int{sym[i], sym[j]}]; ok {
-			heap.Push(h, mergeCand{rank: m.rank, pos: i, left: sym[i], right: sym[j], id: m.id})
+			h.Push(mergeCand{rank: m.rank, pos: i, left: sym[i], right: sym[j], id: m.id})
 		}
 	}
 	for i := 0; i+1 < n; i++ {
 		push(i)
 	}
 	for h.Len() > 0 {
-		c := heap.Pop(h).(mergeCand)
+		c := h.Pop()
 		i := c.pos
 		j := next[i]
 		// Skip candidates made stale by an earlier merge.
@@ -206,23 +207,12 @@ func (t *BPETokenizer) bpe(piece string) []int {
 
 type mergeCand struct{ rank, pos, left, right, id int }
 
-// mergeHeap orders merge candidates by rank, then position.
-type mergeHeap []mergeCand
-
-func (h mergeHeap) Len() int { return len(h) }
-func (h mergeHeap) Less(i, j int) bool {
-	if h[i].rank != h[j].rank {
-		return h[i].rank < h[j].rank
+// earlierMerge orders merge candidates by rank, then position.
+func earlierMerge(a, b mergeCand) bool {
+	if a.rank != b.rank {
+		return a.rank < b.rank
 	}
-	return h[i].pos < h[j].pos
-}
-func (h mergeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *mergeHeap) Push(x any)   { *h = append(*h, x.(mergeCand)) }
-func (h *mergeHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+	return a.pos < b.pos
 }
 
 // Decode returns the text of ids: byte-level symbols become their bytes

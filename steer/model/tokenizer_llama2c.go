@@ -1,13 +1,13 @@
 package model
 
 import (
-	"container/heap"
 	"encoding/binary"
 	"fmt"
 	"math"
 	"unicode/utf8"
 
 	"github.com/rise-interp/rise/internal/files"
+	"github.com/rise-interp/rise/internal/minheap"
 )
 
 // Fixed ids of the llama2.c (SentencePiece Llama 2) vocabulary.
@@ -154,22 +154,12 @@ type pieceCand struct {
 	vl, vr     int // versions of left and right when pushed
 }
 
-type pieceHeap []pieceCand
-
-func (h pieceHeap) Len() int { return len(h) }
-func (h pieceHeap) Less(a, b int) bool {
-	if h[a].score != h[b].score {
-		return h[a].score > h[b].score
+// betterPiece orders pieces by score, the best first, then leftmost.
+func betterPiece(a, b pieceCand) bool {
+	if a.score != b.score {
+		return a.score > b.score
 	}
-	return h[a].left < h[b].left
-}
-func (h pieceHeap) Swap(a, b int) { h[a], h[b] = h[b], h[a] }
-func (h *pieceHeap) Push(x any)   { *h = append(*h, x.(pieceCand)) }
-func (h *pieceHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+	return a.left < b.left
 }
 
 // merge applies run.c's greedy merges: while some neighbouring pair joins
@@ -187,20 +177,20 @@ func (t *Llama2CTokenizer) merge(ids []int) []int {
 		next[i], prev[i], alive[i] = i+1, i-1, true
 	}
 	next[n-1] = -1
-	h := &pieceHeap{}
+	h := minheap.Make(betterPiece)
 	push := func(l, r int) {
 		if l < 0 || r < 0 {
 			return
 		}
 		if id, ok := t.lookup[t.pieces[ids[l]]+t.pieces[ids[r]]]; ok {
-			heap.Push(h, pieceCand{score: t.scores[id], left: l, rite: r, id: id, vl: ver[l], vr: ver[r]})
+			h.Push(pieceCand{score: t.scores[id], left: l, rite: r, id: id, vl: ver[l], vr: ver[r]})
 		}
 	}
 	for i := 0; i+1 < n; i++ {
 		push(i, i+1)
 	}
 	for h.Len() > 0 {
-		c := heap.Pop(h).(pieceCand)
+		c := h.Pop()
 		if !alive[c.left] || !alive[c.rite] || next[c.left] != c.rite || ver[c.left] != c.vl || ver[c.rite] != c.vr {
 			continue
 		}
