@@ -30,8 +30,46 @@ const (
 type Packed struct {
 	k, n, kp int
 	panels   []uint16
-	a        []uint16  // A in bfloat16, rows padded to whole tiles
+	a        Rows      // A of MulAdd and MulAddTrans
 	tiles    []float32 // per worker, a 6 x 64 tile for the edges of C
+}
+
+// Rows is a matrix A (m x k) rounded to bfloat16 once for products with
+// several packed matrices (Packed.MulAddRows). The zero value is empty;
+// Round fills it and reuses its memory.
+type Rows struct {
+	m, k int
+	a    []uint16 // rows of 2·ceil(k/2), padded with zero rows to whole tiles
+}
+
+// Round rounds the row-major m x k matrix a (rows lda apart) into r.
+func (r *Rows) Round(m int, a []float32, lda, k int) {
+	if m < 0 || k < 0 || lda < k || (m > 0 && len(a) < (m-1)*lda+k) {
+		panic(fmt.Sprintf("bf16: Rows.Round of %d x %d with lda %d over %d values", m, k, lda, len(a)))
+	}
+	rowLen := r.resize(m, k)
+	parallel.For(m, 64, func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			out := r.a[i*rowLen : (i+1)*rowLen]
+			roundRow(out, a[i*lda:i*lda+k])
+			clear(out[k:])
+		}
+	})
+}
+
+// resize makes room for m rows of k in bfloat16, padded to whole tiles
+// (the padding rows zero), and returns the length of a row.
+func (r *Rows) resize(m, k int) int {
+	r.m, r.k = m, k
+	tiles := (m + tileRows - 1) / tileRows
+	rowLen := 2 * ((k + 1) / 2)
+	size := tiles * tileRows * rowLen
+	if cap(r.a) < size {
+		r.a = make([]uint16, size)
+	}
+	r.a = r.a[:size]
+	clear(r.a[m*rowLen:])
+	return rowLen
 }
 
 // Native reports whether this CPU multiplies bfloat16 natively; without it
@@ -94,29 +132,60 @@ func (p *Packed) PackTrans(bt []float32, k, n, ldb int) {
 		panic(fmt.Sprintf("bf16: Packed.PackTrans of %d x %d with ldb %d over %d values", k, n, ldb, len(bt)))
 	}
 	np := p.shape(k, n)
-	kp := p.kp
 	parallel.For(np*panelCols, 16, func(_, lo, hi int) {
 		// Column by column of B: each is a row of bt, read in order.
+		rounded := make([]uint16, 2*p.kp)
 		for col := lo; col < hi; col++ {
-			panel, c := col/panelCols, col%panelCols
-			out := p.panels[panel*kp*2*panelCols:]
-			if col >= n {
-				for q := range kp {
-					out[q*2*panelCols+2*c], out[q*2*panelCols+2*c+1] = 0, 0
-				}
-				continue
+			var row []float32
+			if col < n {
+				row = bt[col*ldb : col*ldb+k]
 			}
-			row := bt[col*ldb : col*ldb+k]
-			for q := range k / 2 {
-				out[q*2*panelCols+2*c] = Round(row[2*q])
-				out[q*2*panelCols+2*c+1] = Round(row[2*q+1])
-			}
-			if k%2 == 1 {
-				q := k / 2
-				out[q*2*panelCols+2*c], out[q*2*panelCols+2*c+1] = Round(row[k-1]), 0
-			}
+			p.putColumn(col, row, rounded)
 		}
 	})
+}
+
+// PackTransFunc is PackTrans with each column j of B (a row of its
+// transpose) written by column into a scratch slice of k values, for a
+// matrix held in another form (Q8 blocks, say) that need not be widened
+// whole first.
+func (p *Packed) PackTransFunc(k, n int, column func(j int, dst []float32)) {
+	if k < 0 || n < 0 {
+		panic(fmt.Sprintf("bf16: Packed.PackTransFunc of %d x %d", k, n))
+	}
+	np := p.shape(k, n)
+	parallel.For(np*panelCols, 16, func(_, lo, hi int) {
+		scratch := make([]float32, k)
+		rounded := make([]uint16, 2*p.kp)
+		for col := lo; col < hi; col++ {
+			var row []float32
+			if col < n {
+				column(col, scratch)
+				row = scratch
+			}
+			p.putColumn(col, row, rounded)
+		}
+	})
+}
+
+// putColumn rounds column col of B (k values; nil for a padding column
+// past n) into its panel, through rounded (2·kp values of scratch): each
+// pair of k is adjacent in the column and in the panel.
+func (p *Packed) putColumn(col int, row []float32, rounded []uint16) {
+	k, kp := p.k, p.kp
+	panel, c := col/panelCols, col%panelCols
+	out := p.panels[panel*kp*2*panelCols:]
+	if row == nil {
+		clear(rounded)
+	} else {
+		roundRow(rounded, row)
+		if k%2 == 1 {
+			rounded[k] = 0 // the pad past an odd k
+		}
+	}
+	for q := range kp {
+		out[q*2*panelCols+2*c], out[q*2*panelCols+2*c+1] = rounded[2*q], rounded[2*q+1]
+	}
 }
 
 // shape sets p's shape to k x n, makes room for its panels and returns
@@ -144,17 +213,20 @@ func (p *Packed) MulAdd(m int, a []float32, lda int, c []float32, ldc int) {
 	if m == 0 || p.n == 0 || p.kp == 0 {
 		return // nothing to add
 	}
-	rowLen := p.roundA(m)
-	parallel.For(m, 64, func(_, lo, hi int) {
-		for r := lo; r < hi; r++ {
-			out := p.a[r*rowLen : (r+1)*rowLen]
-			for j, v := range a[r*lda : r*lda+k] {
-				out[j] = Round(v)
-			}
-			clear(out[k:])
-		}
-	})
-	p.product(m, c, ldc)
+	p.a.Round(m, a, lda, k)
+	p.product(&p.a, c, ldc)
+}
+
+// MulAddRows is MulAdd with A rounded beforehand; its k must be B's.
+func (p *Packed) MulAddRows(a *Rows, c []float32, ldc int) {
+	m := a.m
+	if a.k != p.k || ldc < p.n || (m > 0 && len(c) < (m-1)*ldc+p.n) {
+		panic(fmt.Sprintf("bf16: Packed.MulAddRows of %d x %d by %d x %d, ldc %d over %d", m, a.k, p.k, p.n, ldc, len(c)))
+	}
+	if m == 0 || p.n == 0 || p.kp == 0 {
+		return // nothing to add
+	}
+	p.product(a, c, ldc)
 }
 
 // MulAddTrans is MulAdd with A given by its transpose: at is row-major
@@ -167,7 +239,8 @@ func (p *Packed) MulAddTrans(m int, at []float32, lda int, c []float32, ldc int)
 	if m == 0 || p.n == 0 || p.kp == 0 {
 		return // nothing to add
 	}
-	rowLen := p.roundA(m)
+	rowLen := p.a.resize(m, k)
+	dst := p.a.a
 	const block = 16 // rows of A (columns of at) a task transposes
 	parallel.For((m+block-1)/block, 4, func(_, lo, hi int) {
 		for b := lo; b < hi; b++ {
@@ -175,33 +248,20 @@ func (p *Packed) MulAddTrans(m int, at []float32, lda int, c []float32, ldc int)
 			for j := range k {
 				src := at[j*lda+r0 : j*lda+r1]
 				for i, v := range src {
-					p.a[(r0+i)*rowLen+j] = Round(v)
+					dst[(r0+i)*rowLen+j] = Round(v)
 				}
 			}
 			for r := r0; r < r1; r++ {
-				clear(p.a[r*rowLen+k : (r+1)*rowLen])
+				clear(dst[r*rowLen+k : (r+1)*rowLen])
 			}
 		}
 	})
-	p.product(m, c, ldc)
+	p.product(&p.a, c, ldc)
 }
 
-// roundA makes room for A's m rows in bfloat16, padded to whole tiles
-// (the padding rows zero), and returns the length of a row.
-func (p *Packed) roundA(m int) int {
-	tiles := (m + tileRows - 1) / tileRows
-	rowLen := 2 * p.kp
-	size := tiles * tileRows * rowLen
-	if cap(p.a) < size {
-		p.a = make([]uint16, size)
-	}
-	p.a = p.a[:size]
-	clear(p.a[m*rowLen:])
-	return rowLen
-}
-
-// product adds A·B to C from A in bfloat16 (p.a) and B packed.
-func (p *Packed) product(m int, c []float32, ldc int) {
+// product adds A·B to C from A in bfloat16 and B packed.
+func (p *Packed) product(a *Rows, c []float32, ldc int) {
+	m := a.m
 	n, kp := p.n, p.kp
 	rowLen := 2 * kp
 	tiles := (m + tileRows - 1) / tileRows
@@ -222,7 +282,7 @@ func (p *Packed) product(m int, c []float32, ldc int) {
 			for t := lo; t < hi; t++ {
 				row0 := t * tileRows
 				rows := min(tileRows, m-row0)
-				at := p.a[row0*rowLen : (row0+tileRows)*rowLen]
+				at := a.a[row0*rowLen : (row0+tileRows)*rowLen]
 				if rows == tileRows && cols == panelCols {
 					tile(at, rowLen, b, kp, c[row0*ldc+col0:], ldc)
 					continue

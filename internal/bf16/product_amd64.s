@@ -113,3 +113,41 @@ store:
 	ADDROW(Z20, Z21, Z22, Z23)
 	VZEROUPPER
 	RET
+
+// func roundAVX512(dst *uint16, src *float32, n int)
+//
+// dst[i] = src[i] rounded to bfloat16, to nearest with ties to even, for n
+// a multiple of 16, by VCVTNEPS2BF16 (AVX512_BF16), spelled out in bytes as
+// VDPBF16PS is above.
+TEXT ·roundAVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $5, CX // runs of 32
+	JEQ  tail16
+
+round32:
+	VMOVUPS 0(SI), Z0
+	VMOVUPS 64(SI), Z2
+	// VCVTNEPS2BF16 Y1, Z0; VCVTNEPS2BF16 Y3, Z2
+	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xc8
+	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xda
+	VMOVDQU Y1, 0(DI)
+	VMOVDQU Y3, 32(DI)
+	ADDQ $128, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNE  round32
+
+tail16:
+	MOVQ n+16(FP), CX
+	ANDQ $16, CX
+	JEQ  done
+	VMOVUPS 0(SI), Z0
+	// VCVTNEPS2BF16 Y1, Z0
+	BYTE $0x62; BYTE $0xf2; BYTE $0x7e; BYTE $0x48; BYTE $0x72; BYTE $0xc8
+	VMOVDQU Y1, 0(DI)
+
+done:
+	VZEROUPPER
+	RET

@@ -113,6 +113,45 @@ func TestBF16MulAdd(t *testing.T) {
 				t.Errorf("%dx%dx%d: %s differs from A·B", m, k, n, v.name)
 			}
 		}
+		// A rounded once (Rows) for two products, B packed column by
+		// column (PackTransFunc): the same bits twice.
+		var rows Rows
+		rows.Round(m, a, lda, k)
+		var p Packed
+		p.PackTransFunc(k, n, func(j int, dst []float32) { copy(dst, bt[j*ldbt:j*ldbt+k]) })
+		for range 2 {
+			c := append([]float32(nil), c0...)
+			p.MulAddRows(&rows, c, ldc)
+			if !slices.Equal(first, c) {
+				t.Errorf("%dx%dx%d: MulAddRows differs from MulAdd", m, k, n)
+			}
+		}
+	}
+}
+
+// TestRoundRow: the CPU's conversion (16 at a time, where it has one)
+// rounds as Round does, on rows whose lengths leave every kind of tail,
+// ties and infinities included.
+func TestRoundRow(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, n := range []int{0, 1, 15, 16, 17, 31, 32, 33, 100} {
+		src := make([]float32, n)
+		for i := range src {
+			src[i] = float32(rng.NormFloat64() * 1e3)
+			if i%7 == 3 {
+				src[i] = math.Float32frombits(0x3f808000 | uint32(i&1)<<16) // a tie, both ways
+			}
+		}
+		if n > 5 {
+			src[5] = float32(math.Inf(-1))
+		}
+		dst := make([]uint16, n)
+		roundRow(dst, src)
+		for i, v := range src {
+			if dst[i] != Round(v) {
+				t.Fatalf("n %d, value %d (%g): %#04x, Round gives %#04x", n, i, v, dst[i], Round(v))
+			}
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/rise-interp/rise/internal/bf16"
 	"github.com/rise-interp/rise/internal/safetensors"
 	"github.com/rise-interp/rise/internal/shared"
 )
@@ -27,8 +28,10 @@ func productBound(n int, abs float64) float64 {
 
 // TestMatrixKernels checks the products of bfloat16, float16 and Q8
 // matrices, at one row (decoding), a few rows (a batch) and many rows
-// (reading a prompt, through widened tiles and the BLAS), against the
-// exact dot products of the widened weights, within productBound.
+// (reading a prompt, through widened tiles and the BLAS; Q8 through
+// bfloat16 products where the CPU has them), against the exact dot
+// products of the widened weights (and, in bfloat16, of the rounded
+// operands), within productBound.
 func TestMatrixKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, cols := range []int{1, 7, 8, 31, 32, 33, 40, 64, 100, 896} {
@@ -46,17 +49,22 @@ func TestMatrixKernels(t *testing.T) {
 				for i := range x {
 					x[i] = float32(rng.NormFloat64())
 				}
-				ref := x
+				ref, wref := x, wide
 				if d == Q8 && n <= dotRows {
 					// Decoding rows meet Q8 weights as Q8 vectors.
 					ref = q8Widened(x, n, cols)
 				}
+				if d == Q8 && n > dotRows && bf16.Native() {
+					// Reading a prompt, x and W meet in bfloat16.
+					ref, wref = bf16Rounded(x), bf16Rounded(wide)
+				}
 				for _, beta := range []float32{0, 1} {
 					out := make([]float32, n*rows)
 					prior := make([]float32, len(out))
-					if beta == 1 {
-						for i := range out {
-							out[i] = float32(rng.NormFloat64())
+					for i := range out {
+						// beta 0 must overwrite what out held.
+						out[i] = float32(rng.NormFloat64())
+						if beta == 1 {
 							prior[i] = out[i]
 						}
 					}
@@ -65,7 +73,7 @@ func TestMatrixKernels(t *testing.T) {
 						for j := range rows {
 							var exact, abs float64
 							for i := range cols {
-								p := float64(wide[j*cols+i]) * float64(ref[r*cols+i])
+								p := float64(wref[j*cols+i]) * float64(ref[r*cols+i])
 								exact += p
 								abs += math.Abs(p)
 							}
@@ -82,6 +90,15 @@ func TestMatrixKernels(t *testing.T) {
 			}
 		}
 	}
+}
+
+// bf16Rounded returns x rounded to bfloat16 and widened back.
+func bf16Rounded(x []float32) []float32 {
+	out := make([]float32, len(x))
+	for i, v := range x {
+		out[i] = bf16.Widen(bf16.Round(v))
+	}
+	return out
 }
 
 // q8Widened returns the n rows of x quantised to Q8 blocks and widened
@@ -276,6 +293,47 @@ func compareQuantised(t *testing.T, f, q *Model, steps int) (maxDiff float64, ag
 		prefix++
 	}
 	return maxDiff, float64(same) / float64(steps), prefix
+}
+
+// TestQ8PromptLogits reads a 200-token prompt of stories260K in one pass
+// with Q8 weights (through bfloat16 products where the CPU has them,
+// through widened tiles and the BLAS elsewhere) and compares the logits at
+// every position with float32's. The bounds are Q8 decoding's own
+// (TestQuantisedLogits): reading a prompt is held to what a Q8 model
+// already gives up.
+func TestQ8PromptLogits(t *testing.T) {
+	f, _ := loadStories(t)
+	q, _ := loadStories(t)
+	q.Convert(Q8)
+	ids := make([]int, 200)
+	for i := range ids {
+		ids[i] = 1 + (i*7919+13)%(f.Vocab-1)
+	}
+	ctx := context.Background()
+	lf, err := f.Forward(ctx, []*Sequence{f.NewSequence()}, [][]int{ids}, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lq, err := q.Forward(ctx, []*Sequence{q.NewSequence()}, [][]int{ids}, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var maxDiff float64
+	same := 0
+	for p := range ids {
+		a, b := lf[p*f.Vocab:(p+1)*f.Vocab], lq[p*f.Vocab:(p+1)*f.Vocab]
+		for i := range a {
+			maxDiff = math.Max(maxDiff, math.Abs(float64(a[i]-b[i])))
+		}
+		if Argmax(a) == Argmax(b) {
+			same++
+		}
+	}
+	agree := float64(same) / float64(len(ids))
+	t.Logf("q8, a 200-token prompt in one pass (bfloat16 products: %v): max |logit − f32| %.3g, argmax agreement %.1f%%", bf16.Native(), maxDiff, 100*agree)
+	if maxDiff > 1.5 || agree < 0.95 {
+		t.Errorf("max |logit − f32| %.3g (bound 1.5), argmax agreement %.3f (bound 0.95)", maxDiff, agree)
+	}
 }
 
 // TestQuantisedLogits measures what bfloat16, float16 and Q8 weights do to
