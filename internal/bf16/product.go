@@ -97,6 +97,7 @@ func (p *Packed) Pack(b []float32, k, n, ldb int) {
 	}
 	np := p.shape(k, n)
 	parallel.For(np*p.kp, 64, func(_, lo, hi int) {
+		var even16, odd16 [panelCols]uint16
 		for t := lo; t < hi; t++ {
 			// Pair of rows by pair of rows, so that the rows are read in
 			// order (each panel's run of the pair is 256 bytes apart from
@@ -106,19 +107,14 @@ func (p *Packed) Pack(b []float32, k, n, ldb int) {
 			out := p.panels[at : at+2*panelCols]
 			col0 := panel * panelCols
 			cols := min(panelCols, n-col0)
-			even := b[2*q*ldb+col0 : 2*q*ldb+col0+cols]
-			for c, v := range even {
-				out[2*c] = Round(v)
-			}
+			roundRow(even16[:cols], b[2*q*ldb+col0:2*q*ldb+col0+cols])
 			if 2*q+1 < k {
-				odd := b[(2*q+1)*ldb+col0 : (2*q+1)*ldb+col0+cols]
-				for c, v := range odd {
-					out[2*c+1] = Round(v)
-				}
+				roundRow(odd16[:cols], b[(2*q+1)*ldb+col0:(2*q+1)*ldb+col0+cols])
 			} else {
-				for c := range cols {
-					out[2*c+1] = 0
-				}
+				clear(odd16[:cols])
+			}
+			for c := range cols {
+				out[2*c], out[2*c+1] = even16[c], odd16[c]
 			}
 			clear(out[2*cols:])
 		}
