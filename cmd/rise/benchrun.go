@@ -106,11 +106,13 @@ func runTrainBench(ctx context.Context, e *env, a runBenchArgs) error {
 		rows = append(rows, runRow{RunBenchResult: res})
 	}
 	// PyTorch repeats each of rise's runs at the same precision (bf16:
-	// its autocast), so that each ratio compares like with like.
-	for i := range len(rows) {
-		if ref == nil {
-			break
-		}
+	// its autocast), so that each ratio compares like with like; its runs
+	// follow rise's in rows.
+	riseRuns := len(rows)
+	if ref == nil {
+		riseRuns = 0
+	}
+	for i := range riseRuns {
 		p := rows[i].Precision
 		bar.updateInfo(0, 1, "torch "+p)
 		tr, err := runTorchRun(ctx, ref, refDir, a.threads, p)

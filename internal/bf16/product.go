@@ -9,10 +9,11 @@ import (
 	"github.com/rise-interp/rise/internal/parallel"
 )
 
-// Products in bfloat16 with float32 sums, for the one dense product of a
-// sparse SAE step (the encoder's) where the CPU multiplies bfloat16 pairs
-// natively: AVX512_BF16's VDPBF16PS does 32 multiply-adds per instruction
-// where a float32 FMA does 16. Inputs are rounded to bfloat16 (8 bits of
+// Products in bfloat16 with float32 sums, for the SAE engine's dense
+// products (sae.TrainConfig.Precision) and for reading a prompt with Q8
+// weights (steer/model), where the CPU multiplies bfloat16 pairs natively:
+// AVX512_BF16's VDPBF16PS does 32 multiply-adds per instruction where a
+// float32 FMA does 16. Inputs are rounded to bfloat16 (8 bits of
 // mantissa, float32's range), products are exact in float32, and sums are
 // float32, so the result differs from float32's by the inputs' rounding
 // (relative 2⁻⁹ per input), not by the sums.
@@ -77,7 +78,7 @@ func (r *Rows) resize(m, k int) int {
 func Native() bool { return native }
 
 // Round rounds f to bfloat16, to nearest with ties to even, as the CPU's
-// conversions do; a NaN stays a NaN.
+// conversions do (which also read a denormal as zero); a NaN stays a NaN.
 func Round(f float32) uint16 {
 	b := math.Float32bits(f)
 	if b&0x7fffffff > 0x7f800000 {
