@@ -53,8 +53,7 @@ func (b *browser) waitFor(what, script string) {
 func TestBrowserSAEs(t *testing.T) {
 	skipShort(t, "browser test")
 	ts, work, _ := givenServer(t)
-	ts.train(t, "mine", 200)
-	ts.waitReady(t, "mine")
+	ts.trainReady(t, "mine", 200)
 	cut := ts.trainToCheckpoint(t, "cut", 1000000)
 	ts.stopJob(t, cut)
 

@@ -18,8 +18,7 @@ import (
 // explanations cached in the work directory.
 func TestExplainAPI(t *testing.T) {
 	ts := newTestServer(t)
-	ts.train(t, "ex", 300)
-	ts.waitReady(t, "ex")
+	ts.trainReady(t, "ex", 300)
 
 	var f map[string]any
 	if code := ts.get(t, "/api/saes/ex/features/0", &f); code != 200 {

@@ -25,8 +25,7 @@ func TestLoad(t *testing.T) {
 		fmt.Sscan(v, &secs)
 	}
 	ts := newTestServer(t)
-	ts.train(t, "loaded", 200)
-	ts.waitReady(t, "loaded")
+	ts.trainReady(t, "loaded", 200)
 	// A long training job for the watchers to follow.
 	job := ts.train(t, "watched-long", 1_000_000)
 	deadline := time.Now().Add(time.Duration(secs) * time.Second)

@@ -20,8 +20,7 @@ import (
 // API answers.
 func TestReportButton(t *testing.T) {
 	ts := newTestServer(t)
-	ts.train(t, "rep", 200)
-	ts.waitReady(t, "rep")
+	ts.trainReady(t, "rep", 200)
 
 	var e struct {
 		Error string `json:"error"`

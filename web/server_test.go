@@ -125,6 +125,14 @@ func (ts *testServer) waitReady(t testing.TB, name string) {
 	t.Fatalf("SAE %s not ready after 2 minutes", name)
 }
 
+// trainReady trains an SAE through the API, as train does, and waits
+// until it is ready.
+func (ts *testServer) trainReady(t testing.TB, name string, steps int) {
+	t.Helper()
+	ts.train(t, name, steps)
+	ts.waitReady(t, name)
+}
+
 // sweepLayers asks for a dataset's layer sweep until the job that makes it
 // on the first request is done (409 until then, a minute at most) and
 // returns the layers it covers.

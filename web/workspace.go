@@ -204,22 +204,33 @@ func (w *Workspace) AddDataset(ctx context.Context, path, name string) (*Dataset
 	return ds, nil
 }
 
-func (w *Workspace) datasetTakenLocked(n string) bool {
+// datasetTakenLocked reports whether a dataset has the name; the caller
+// holds w.mu.
+func (w *Workspace) datasetTakenLocked(n string) bool { return w.datasetLocked(n) != nil }
+
+// saeTakenLocked reports whether an SAE has the name; the caller holds
+// w.mu.
+func (w *Workspace) saeTakenLocked(n string) bool { return w.saeLocked(n) != nil }
+
+// datasetLocked returns the dataset with the name, or nil; the caller
+// holds w.mu.
+func (w *Workspace) datasetLocked(name string) *Dataset {
 	for _, d := range w.datasets {
-		if d.Name == n {
-			return true
+		if d.Name == name {
+			return d
 		}
 	}
-	return false
+	return nil
 }
 
-func (w *Workspace) saeTakenLocked(n string) bool {
+// saeLocked returns the SAE with the name, or nil; the caller holds w.mu.
+func (w *Workspace) saeLocked(name string) *SAE {
 	for _, m := range w.saes {
-		if m.Name == n {
-			return true
+		if m.Name == name {
+			return m
 		}
 	}
-	return false
+	return nil
 }
 
 // index builds the search and trace indexes.
@@ -263,12 +274,7 @@ func (w *Workspace) Datasets() []*Dataset {
 func (w *Workspace) Dataset(name string) *Dataset {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	for _, d := range w.datasets {
-		if d.Name == name {
-			return d
-		}
-	}
-	return nil
+	return w.datasetLocked(name)
 }
 
 // SAEs lists the SAEs in the order they were added.
@@ -282,12 +288,7 @@ func (w *Workspace) SAEs() []*SAE {
 func (w *Workspace) SAE(name string) *SAE {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	for _, m := range w.saes {
-		if m.Name == name {
-			return m
-		}
-	}
-	return nil
+	return w.saeLocked(name)
 }
 
 // reserveSAE adds an SAE that is still being made.

@@ -238,8 +238,7 @@ func TestCancelledTrainingResumes(t *testing.T) {
 // and is refused one given on the command line, whose files stay.
 func TestDeleteSAE(t *testing.T) {
 	ts, work, given := givenServer(t)
-	ts.train(t, "mine", 200)
-	ts.waitReady(t, "mine")
+	ts.trainReady(t, "mine", 200)
 	ts.waitReady(t, "given")
 	var e struct{ Error string }
 	if code := ts.send(t, "DELETE", "/api/saes/given", "", &e); code != http.StatusConflict || !strings.Contains(e.Error, "command line") {
@@ -261,8 +260,7 @@ func TestDeleteSAE(t *testing.T) {
 		t.Errorf("a second DELETE: %d, want 404", code)
 	}
 	// The name is free again, and the new SAE gets its own atlas.
-	ts.train(t, "mine", 200)
-	ts.waitReady(t, "mine")
+	ts.trainReady(t, "mine", 200)
 
 	// An SAE in training: its job is cancelled, then its files go.
 	id := ts.trainToCheckpoint(t, "busy", 1000000)
