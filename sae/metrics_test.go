@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/saetest"
 )
 
 // evalTestLayer writes rows x (of width d) as layer 3 of a dump and opens it.
@@ -52,11 +53,7 @@ func signedIdentitySAE(t *testing.T, d int) *SAE {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := 2 * d
-	for i := range d {
-		s.WDec[(2*i)*d+i], s.WDec[(2*i+1)*d+i] = 1, -1
-		s.WEnc[i*m+2*i], s.WEnc[i*m+2*i+1] = 1, -1
-	}
+	saetest.SignedIdentity(s.WEnc, s.WDec, d)
 	return s
 }
 

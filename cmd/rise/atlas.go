@@ -98,15 +98,11 @@ Examples:
 			if layout != "umap" && layout != "pca" {
 				return usagef("--layout must be umap or pca, got %q", layout)
 			}
-			in, err := openSAELayer(ctx, saePath, data, layer)
+			in, steps, err := openSAESteps(ctx, saePath, data, layer, "the atlas needs the steps' behaviour labels")
 			if err != nil {
 				return err
 			}
 			defer in.dump.Close()
-			steps, err := in.readSteps(data, "the atlas needs the steps' behaviour labels")
-			if err != nil {
-				return err
-			}
 			bar := newProgress(e.stderr, "atlas")
 			a, err := atlas.Build(ctx, in.sae, in.layer, steps, atlas.Options{Layout: layout, Clusters: clusters, Seed: seed,
 				Neighbors: neighbors, MinDist: minDist, Attribution: split,

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -119,16 +117,7 @@ func TestBenchCommandUsage(t *testing.T) {
 // TestBenchCommandTorch runs the comparison against the PyTorch reference
 // when the reference and a python3 with torch are on this machine.
 func TestBenchCommandTorch(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starting PyTorch takes seconds")
-	}
-	script := filepath.Join("..", "..", defaultTorchScript)
-	if _, err := os.Stat(script); err != nil {
-		t.Skipf("no PyTorch reference at %s", script)
-	}
-	if _, _, err := findTorch(context.Background(), script, defaultTorchScript); err != nil {
-		t.Skip(err)
-	}
+	script := torchReference(t, defaultTorchScript)
 	code, stdout, stderr := runRise(t, append(tinyBench, "--json", "--engine", "fused", "--torch", script)...)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, stderr)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"math"
 	"os"
@@ -73,13 +72,7 @@ func TestBenchRunPrecisionRefused(t *testing.T) {
 // training step (engine, Adam, schedule, data order) to an independent
 // implementation.
 func TestBenchRunTorch(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starting PyTorch takes seconds")
-	}
-	script := filepath.Join("..", "..", defaultTorchRunScript)
-	if _, _, err := findTorch(context.Background(), script, defaultTorchRunScript); err != nil {
-		t.Skip(err)
-	}
+	script := torchReference(t, defaultTorchRunScript)
 	dump := smallRunDump(t)
 	code, stdout, stderr := runRise(t, "bench", "--run", dump, "--steps", "6", "--d-sae", "48", "--threads", "1", "--json", "--torch", script)
 	if code != 0 {
@@ -149,16 +142,10 @@ func TestBenchRunCommand(t *testing.T) {
 // within 1% of each other (they round differently: PyTorch's products
 // return bfloat16, rise's float32).
 func TestBenchRunTorchBF16(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starting PyTorch takes seconds")
-	}
 	if !bf16.Native() {
 		t.Skip("this CPU has no AVX512_BF16")
 	}
-	script := filepath.Join("..", "..", defaultTorchRunScript)
-	if _, _, err := findTorch(context.Background(), script, defaultTorchRunScript); err != nil {
-		t.Skip(err)
-	}
+	script := torchReference(t, defaultTorchRunScript)
 	dump := smallRunDump(t)
 	stdout := mustRise(t, "bench", "--run", dump, "--steps", "6", "--d-sae", "48", "--threads", "1", "--json", "--torch", script, "--precision", "f32,bf16")
 	var rows []runRow

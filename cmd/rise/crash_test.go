@@ -28,6 +28,20 @@ func buildRise(t *testing.T) string {
 	return bin
 }
 
+// buildRiseWithDump builds the rise binary, as buildRise does, and runs its
+// synth with the flags synthFlags to write a planted dump named data into
+// dir, a fresh temporary directory; it returns the binary, dir and data.
+func buildRiseWithDump(t *testing.T, synthFlags ...string) (bin, dir, data string) {
+	t.Helper()
+	bin = buildRise(t)
+	dir = t.TempDir()
+	data = filepath.Join(dir, "data")
+	if out, err := exec.Command(bin, append([]string{"synth", "--out", data}, synthFlags...)...).CombinedOutput(); err != nil {
+		t.Fatalf("synth: %v %s", err, out)
+	}
+	return bin, dir, data
+}
+
 // killWhen starts cmd and SIGKILLs it once ready reports true (or after
 // limit), returning whether it was killed before finishing.
 func killWhen(t *testing.T, cmd *exec.Cmd, ready func() bool, limit time.Duration) bool {
@@ -61,12 +75,7 @@ func TestSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SIGKILL test skipped in -short mode")
 	}
-	bin := buildRise(t)
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	if out, err := exec.Command(bin, "synth", "--out", data, "--rows", "20000", "--d-model", "64", "--features", "128").CombinedOutput(); err != nil {
-		t.Fatalf("synth: %v %s", err, out)
-	}
+	bin, dir, data := buildRiseWithDump(t, "--rows", "20000", "--d-model", "64", "--features", "128")
 	train := func(out string, extra ...string) *exec.Cmd {
 		return exec.Command(bin, append([]string{"train", "--data", data, "--arch", "topk", "--k", "8", "--width", "256",
 			"--steps", "6000", "--batch", "256", "--checkpoint-every", "200", "--out", out}, extra...)...)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/saetest"
 	"github.com/rise-interp/rise/sae"
 )
 
@@ -58,11 +59,7 @@ func saveIdentitySAE(t *testing.T, d, hookLayer int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := 2 * d
-	for i := range d {
-		s.WDec[(2*i)*d+i], s.WDec[(2*i+1)*d+i] = 1, -1
-		s.WEnc[i*m+2*i], s.WEnc[i*m+2*i+1] = 1, -1
-	}
+	saetest.SignedIdentity(s.WEnc, s.WDec, d)
 	s.Metadata = sae.Metadata{ModelName: "m", HookName: "blocks.6.hook_resid_post", HookLayer: hookLayer}
 	dir := filepath.Join(t.TempDir(), "id.sae")
 	if err := sae.Save(dir, s, sae.SaveOptions{}); err != nil {

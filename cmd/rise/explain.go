@@ -86,15 +86,11 @@ Example:
 			if top < 1 || keep < 1 {
 				return usagef("--top and --keep: expected at least 1, found %d and %d", top, keep)
 			}
-			in, err := openSAELayer(ctx, saePath, data, layer)
+			in, steps, err := openSAESteps(ctx, saePath, data, layer, "explanations need the steps' texts")
 			if err != nil {
 				return err
 			}
 			defer in.dump.Close()
-			steps, err := in.readSteps(data, "explanations need the steps' texts")
-			if err != nil {
-				return err
-			}
 			split := holdOut
 			if split == 0 {
 				split = -1 // Explain's in-sample scoring

@@ -15,9 +15,8 @@ import (
 // feature explained by the withheld phrase.
 func TestExplainCommand(t *testing.T) {
 	dir := t.TempDir()
-	dump, saeDir := filepath.Join(dir, "dump"), filepath.Join(dir, "sae")
-	mustRise(t, "synth", "--out", dump, "--rows", "8000", "--d-model", "64", "--features", "128", "--unnamed-rate", "0.08")
-	mustRise(t, "train", "--data", dump, "--arch", "topk", "--k", "8", "--width", "256", "--steps", "1000", "--out", saeDir)
+	dump, saeDir := synthAndTrain(t, dir, []string{"--rows", "8000", "--d-model", "64", "--features", "128", "--unnamed-rate", "0.08"},
+		[]string{"--arch", "topk", "--k", "8", "--width", "256", "--steps", "1000"})
 	out := filepath.Join(dir, "explanations.jsonl")
 	code, stdout, stderr := runRise(t, "explain", "--sae", saeDir, "--data", dump, "--out", out)
 	if code != 0 {

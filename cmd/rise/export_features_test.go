@@ -12,9 +12,8 @@ import (
 // what each writes.
 func TestExportFeatures(t *testing.T) {
 	dir := t.TempDir()
-	dump, saeDir := filepath.Join(dir, "dump"), filepath.Join(dir, "sae")
-	mustRise(t, "synth", "--out", dump, "--rows", "1500", "--d-model", "64", "--features", "32")
-	mustRise(t, "train", "--data", dump, "--arch", "topk", "--k", "4", "--width", "32", "--steps", "150", "--out", saeDir)
+	dump, saeDir := synthAndTrain(t, dir, []string{"--rows", "1500", "--d-model", "64", "--features", "32"},
+		[]string{"--arch", "topk", "--k", "4", "--width", "32", "--steps", "150"})
 	usage := []struct {
 		args []string
 		want string

@@ -30,6 +30,37 @@ func mustRise(t *testing.T, args ...string) string {
 	return stdout
 }
 
+// synthAndTrain writes a planted dump to dir/dump with rise synth and the
+// flags synthFlags, trains an SAE on it into dir/sae with rise train and the
+// flags trainFlags, and returns the two paths; it fails the test unless both
+// commands exit 0.
+func synthAndTrain(t *testing.T, dir string, synthFlags, trainFlags []string) (dump, saeDir string) {
+	t.Helper()
+	dump, saeDir = filepath.Join(dir, "dump"), filepath.Join(dir, "sae")
+	mustRise(t, append([]string{"synth", "--out", dump}, synthFlags...)...)
+	mustRise(t, append(append([]string{"train", "--data", dump}, trainFlags...), "--out", saeDir)...)
+	return dump, saeDir
+}
+
+// torchReference returns the path of the PyTorch reference script rel (a
+// path from the repository root) as seen from this package, and skips the
+// test in -short mode, when the script is missing, or when no python3 with
+// torch is on this machine.
+func torchReference(t *testing.T, rel string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starting PyTorch takes seconds")
+	}
+	script := filepath.Join("..", "..", rel)
+	if _, err := os.Stat(script); err != nil {
+		t.Skipf("no PyTorch reference at %s", script)
+	}
+	if _, _, err := findTorch(context.Background(), script, rel); err != nil {
+		t.Skip(err)
+	}
+	return script
+}
+
 // writeOneHotSpec writes into dir v.npy, a vector of width dims that is 1
 // at hot and 0 elsewhere, and spec.json holding spec, a steering spec that
 // reads it as npy:v.npy; it returns the spec's path.

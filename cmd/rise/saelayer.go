@@ -49,6 +49,22 @@ func (in *saeLayer) readSteps(data, need string) ([]activations.Step, error) {
 	return activations.ReadSteps(in.dump.StepsPath)
 }
 
+// openSAESteps opens the SAE and the dump layer it reads, as openSAELayer
+// does, and reads the dump's steps, which the command needs for need (see
+// readSteps). On success the caller closes the returned layer's dump.
+func openSAESteps(ctx context.Context, saePath, data string, want int, need string) (*saeLayer, []activations.Step, error) {
+	in, err := openSAELayer(ctx, saePath, data, want)
+	if err != nil {
+		return nil, nil, err
+	}
+	steps, err := in.readSteps(data, need)
+	if err != nil {
+		in.dump.Close()
+		return nil, nil, err
+	}
+	return in, steps, nil
+}
+
 // checkSAEWidth checks that the rows of layer l of the dump at data are as
 // wide as the input of the SAE s, loaded from saePath.
 func checkSAEWidth(s *sae.SAE, saePath string, l *activations.Layer, data string) error {

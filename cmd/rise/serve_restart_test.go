@@ -169,12 +169,7 @@ func TestServeRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the restart test is skipped in -short mode")
 	}
-	bin := buildRise(t)
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	if out, err := exec.Command(bin, "synth", "--out", data, "--rows", "4000", "--d-model", "32", "--features", "64").CombinedOutput(); err != nil {
-		t.Fatalf("synth: %v %s", err, out)
-	}
+	bin, dir, data := buildRiseWithDump(t, "--rows", "4000", "--d-model", "32", "--features", "64")
 	work := filepath.Join(dir, "work")
 	args := []string{"--data", data, "--work", work}
 

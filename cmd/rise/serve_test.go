@@ -100,10 +100,8 @@ func TestServeNeedsTokenOffLoopback(t *testing.T) {
 // that names the shard.
 func TestBrokenDumpEverywhere(t *testing.T) {
 	dir := t.TempDir()
-	dump := filepath.Join(dir, "d")
-	mustRise(t, "synth", "--out", dump, "--rows", "300", "--d-model", "16", "--features", "32")
-	saeDir := filepath.Join(dir, "s")
-	mustRise(t, "train", "--data", dump, "--arch", "topk", "--k", "4", "--width", "32", "--steps", "20", "--out", saeDir)
+	dump, saeDir := synthAndTrain(t, dir, []string{"--rows", "300", "--d-model", "16", "--features", "32"},
+		[]string{"--arch", "topk", "--k", "4", "--width", "32", "--steps", "20"})
 	shards, _ := filepath.Glob(filepath.Join(dump, "*.npy"))
 	var shard string
 	for _, s := range shards {
