@@ -71,23 +71,11 @@ func Stack(ctx context.Context, dst string, srcs []string, layers []int, overwri
 		w.Abort()
 		return fmt.Errorf("stack %s: %w", dst, err)
 	}
-	if first.StepsPath != "" {
-		st, err := ReadSteps(first.StepsPath)
-		if err != nil {
-			return fail(err)
-		}
-		if err := w.WriteSteps(st...); err != nil {
-			return fail(err)
-		}
+	if err := copyObjects(first.StepsPath, ReadSteps, w.WriteSteps); err != nil {
+		return fail(err)
 	}
-	if first.TracesPath != "" {
-		tr, err := ReadTraces(first.TracesPath)
-		if err != nil {
-			return fail(err)
-		}
-		if err := w.WriteTraces(tr...); err != nil {
-			return fail(err)
-		}
+	if err := copyObjects(first.TracesPath, ReadTraces, w.WriteTraces); err != nil {
+		return fail(err)
 	}
 	for i, d := range dumps {
 		it := d.Layers[0].Batches(BatchOptions{Size: 4096})
@@ -104,4 +92,17 @@ func Stack(ctx context.Context, dst string, srcs []string, layers []int, overwri
 		}
 	}
 	return w.Close()
+}
+
+// copyObjects reads the JSON-lines file at path with read, when path is
+// not empty, and hands its objects to write.
+func copyObjects[T any](path string, read func(string) ([]T, error), write func(...T) error) error {
+	if path == "" {
+		return nil
+	}
+	objs, err := read(path)
+	if err != nil {
+		return err
+	}
+	return write(objs...)
 }

@@ -125,6 +125,16 @@ func widenF16Go(dst []float32, src []uint16) {
 	}
 }
 
+// widen16Go is the pure-Go widening of 16-bit values of dtype d (BF16 or
+// F16).
+func widen16Go(d DType, dst []float32, src []uint16) {
+	if d == BF16 {
+		widenBF16Go(dst, src)
+	} else {
+		widenF16Go(dst, src)
+	}
+}
+
 // widenQ8Go writes one row (or the tail of one) of Q8 blocks as float32
 // into dst: q[i] times the scale of its block of Q8Block.
 func widenQ8Go(dst []float32, q []int8, scales []float32) {

@@ -100,28 +100,26 @@ func widenF16AVX2(dst *float32, src *uint16, n int)
 //go:noescape
 func widenQ8AVX2(dst *float32, q *int8, scales *float32, blocks int)
 
-// widenBF16 writes the bfloat16 values src as float32 into dst.
-func widenBF16(dst []float32, src []uint16) {
+// widen16 writes the 16-bit values src (dtype BF16 or F16) as float32
+// into dst: whole runs of 8 by the AVX2 kernel, the rest by the pure-Go
+// loop.
+func widen16(d DType, dst []float32, src []uint16) {
 	n := len(src) &^ 7
-	if haveAVX2 && n > 0 {
+	fast := haveAVX2
+	if d == F16 {
+		fast = haveF16C
+	}
+	if fast && n > 0 {
 		dst = dst[:len(src)]
-		widenBF16AVX2(&dst[0], &src[0], n)
+		if d == BF16 {
+			widenBF16AVX2(&dst[0], &src[0], n)
+		} else {
+			widenF16AVX2(&dst[0], &src[0], n)
+		}
 	} else {
 		n = 0
 	}
-	widenBF16Go(dst[n:], src[n:])
-}
-
-// widenF16 writes the float16 values src as float32 into dst.
-func widenF16(dst []float32, src []uint16) {
-	n := len(src) &^ 7
-	if haveF16C && n > 0 {
-		dst = dst[:len(src)]
-		widenF16AVX2(&dst[0], &src[0], n)
-	} else {
-		n = 0
-	}
-	widenF16Go(dst[n:], src[n:])
+	widen16Go(d, dst[n:], src[n:])
 }
 
 // widenQ8 writes one row of Q8 blocks as float32 into dst.

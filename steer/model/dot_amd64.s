@@ -56,6 +56,23 @@ done: \
 	MOVSS X0, ret+24(FP) \
 	RET
 
+// WIDEN16 is the body of widenBF16AVX2 and widenF16AVX2 (dst *float32,
+// src *uint16, n int): the n 16-bit values at src widened by WIDEN to
+// float32 at dst, 8 a step; n is a positive multiple of 8.
+#define WIDEN16(WIDEN) \
+	MOVQ dst+0(FP), DI \
+	MOVQ src+8(FP), SI \
+	MOVQ n+16(FP), CX \
+loop: \
+	WIDEN(0, Y0) \
+	VMOVUPS Y0, (DI) \
+	ADDQ $16, SI \
+	ADDQ $32, DI \
+	SUBQ $8, CX \
+	JNZ  loop \
+	VZEROUPPER \
+	RET
+
 // GROUPARGS starts a group kernel (w *T, x *float32, stride, n int, out
 // *float32): w in SI, x in DI, the stride in bytes in R8 and three times
 // it in R9, n in CX, out in DX, and the eight sums Y0-Y7 zero.
@@ -382,39 +399,12 @@ TEXT ·cpuid1ECX(SB), NOSPLIT, $0-4
 	RET
 
 // func widenBF16AVX2(dst *float32, src *uint16, n int)
-// n is a positive multiple of 8.
 TEXT ·widenBF16AVX2(SB), NOSPLIT, $0-24
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
-
-wbf16loop:
-	VPMOVZXWD (SI), Y0
-	VPSLLD    $16, Y0, Y0
-	VMOVUPS   Y0, (DI)
-	ADDQ $16, SI
-	ADDQ $32, DI
-	SUBQ $8, CX
-	JNZ  wbf16loop
-	VZEROUPPER
-	RET
+	WIDEN16(WIDEN_BF16)
 
 // func widenF16AVX2(dst *float32, src *uint16, n int)
-// n is a positive multiple of 8.
 TEXT ·widenF16AVX2(SB), NOSPLIT, $0-24
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
-
-wf16loop:
-	VCVTPH2PS (SI), Y0
-	VMOVUPS   Y0, (DI)
-	ADDQ $16, SI
-	ADDQ $32, DI
-	SUBQ $8, CX
-	JNZ  wf16loop
-	VZEROUPPER
-	RET
+	WIDEN16(WIDEN_F16)
 
 // func widenQ8AVX2(dst *float32, q *int8, scales *float32, blocks int)
 // Each block is 32 weights and one scale; blocks is positive.

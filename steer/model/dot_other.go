@@ -10,8 +10,7 @@ func dotQ8(q []int8, scales []float32, xq []int8, xs []float32, _ bool) float32 
 
 func quantizeVector(q []int8, scales []float32, x []float32) { quantizeVectorGo(q, scales, x) }
 
-func widenBF16(dst []float32, src []uint16)             { widenBF16Go(dst, src) }
-func widenF16(dst []float32, src []uint16)              { widenF16Go(dst, src) }
+func widen16(d DType, dst []float32, src []uint16)      { widen16Go(d, dst, src) }
 func widenQ8(dst []float32, q []int8, scales []float32) { widenQ8Go(dst, q, scales) }
 
 // No kernel here does several vectors at once.

@@ -351,12 +351,13 @@ func parseNormalizer(raw json.RawMessage, field string) (func(string) string, er
 		return norm.NFKD.String, nil
 	case "Sequence":
 		var fns []func(string) string
-		for i, n := range c.Normalizers {
-			fn, err := parseNormalizer(n, fmt.Sprintf("%s.normalizers[%d]", field, i))
-			if err != nil {
-				return nil, err
-			}
+		err := tjEach(c.Normalizers, field, "normalizers", func(n json.RawMessage, item string) error {
+			fn, err := parseNormalizer(n, item)
 			fns = append(fns, fn)
+			return err
+		})
+		if err != nil {
+			return nil, err
 		}
 		return func(s string) string {
 			for _, fn := range fns {
@@ -379,12 +380,9 @@ func (t *BPETokenizer) parsePreTokenizer(raw json.RawMessage, field string, byte
 	case "": // null or absent
 		return nil
 	case "Sequence":
-		for i, p := range c.Pretokenizers {
-			if err := t.parsePreTokenizer(p, fmt.Sprintf("%s.pretokenizers[%d]", field, i), byteLevel); err != nil {
-				return err
-			}
-		}
-		return nil
+		return tjEach(c.Pretokenizers, field, "pretokenizers", func(p json.RawMessage, item string) error {
+			return t.parsePreTokenizer(p, item, byteLevel)
+		})
 	case "ByteLevel":
 		*byteLevel = true
 		// Hugging Face's defaults: add_prefix_space and use_regex true.
@@ -451,11 +449,7 @@ func (t *BPETokenizer) parsePostProcessor(raw json.RawMessage, field string) err
 	case "": // null or absent
 		return nil
 	case "Sequence":
-		for i, p := range c.Processors {
-			if err := t.parsePostProcessor(p, fmt.Sprintf("%s.processors[%d]", field, i)); err != nil {
-				return err
-			}
-		}
+		return tjEach(c.Processors, field, "processors", t.parsePostProcessor)
 	case "TemplateProcessing":
 		if len(c.Single) == 0 {
 			return nil
@@ -556,6 +550,17 @@ func tokContains(xs []int, x int) bool {
 		}
 	}
 	return false
+}
+
+// tjEach parses the items of a Sequence component's list key in order,
+// naming item i field.key[i], and returns the first error.
+func tjEach(items []json.RawMessage, field, key string, parse func(raw json.RawMessage, item string) error) error {
+	for i, raw := range items {
+		if err := parse(raw, fmt.Sprintf("%s.%s[%d]", field, key, i)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // tjParseComponent reads a typed component (normalizer, pre_tokenizer,

@@ -107,10 +107,8 @@ func (w *Matrix) RowTo(dst []float32, r int) {
 	switch w.DType {
 	case F32:
 		copy(dst, w.F32[r*c:(r+1)*c])
-	case BF16:
-		widenBF16(dst, w.Half[r*c:(r+1)*c])
-	case F16:
-		widenF16(dst, w.Half[r*c:(r+1)*c])
+	case BF16, F16:
+		widen16(w.DType, dst, w.Half[r*c:(r+1)*c])
 	case Q8:
 		nb := blocksPerRow(c)
 		widenQ8(dst, w.Q[r*c:(r+1)*c], w.Scales[r*nb:(r+1)*nb])

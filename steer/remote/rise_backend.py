@@ -2002,13 +2002,17 @@ def make_handler(eng, lock, verbose, recompute=False):
                 self._error(400, "request body: expected a JSON object of the %s protocol: %s" % (PROTOCOL, e))
                 return None
 
-        def _vectors(self, req):
-            """The request's steering vectors, or None after answering 400."""
+        def _steered(self, decode):
+            """The request body decoded by decode and its steering vectors, or
+            (None, None) after answering 400."""
+            req = self._request(decode)
+            if req is None:
+                return None, None
             try:
-                return wire_vectors(req, eng)
+                return req, wire_vectors(req, eng)
             except WireError as e:
                 self._error(400, str(e))
-                return None
+                return None, None
 
         def _answer(self, name, work):
             """Runs work() under the engine's lock and sends what it returns. A
@@ -2025,10 +2029,7 @@ def make_handler(eng, lock, verbose, recompute=False):
             self._send(200, out)
 
         def _generate(self):
-            req = self._request(decode_generate)
-            if req is None:
-                return
-            vs = self._vectors(req)
+            req, vs = self._steered(decode_generate)
             if vs is None:
                 return
             if not req["prompts"]:
@@ -2054,10 +2055,7 @@ def make_handler(eng, lock, verbose, recompute=False):
                 req["batch"], req["lr"], req["states"], req["seed"], recompute))
 
         def _entropy(self):
-            req = self._request(decode_entropy)
-            if req is None:
-                return
-            vs = self._vectors(req)
+            req, vs = self._steered(decode_entropy)
             if vs is None:
                 return
 

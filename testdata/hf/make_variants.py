@@ -102,44 +102,9 @@ def variant_config(name, tok):
                 use_cache=True, use_sliding_window=False, vocab_size=tok.size, **SMALL)
 
 
-def init_weights(cfg, seed, dtype=None):
-    """Random weights with Hugging Face tensor names (normal; embeddings std 0.02, q/k 0.08,
-    v/o/MLP 0.05, q/k/v biases 0.1/0.1/0.02, norms 1 + 0.1·N(0,1), q/k norms 1 + 0.3·N(0,1))."""
-    import torch
-    g = torch.Generator().manual_seed(seed)
-    D, F, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
-    H, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    hd = cfg.get("head_dim") or D // H
-
-    def n(shape, std):
-        return (torch.randn(*shape, generator=g, dtype=torch.float32) * std).contiguous()
-
-    def ones(k, std=0.1):
-        return (1.0 + std * torch.randn(k, generator=g, dtype=torch.float32)).contiguous()
-
-    w = {"model.embed_tokens.weight": n((V, D), 0.02)}
-    for i in range(cfg["num_hidden_layers"]):
-        p = "model.layers.%d." % i
-        w[p + "self_attn.q_proj.weight"] = n((H * hd, D), 0.08)
-        w[p + "self_attn.k_proj.weight"] = n((KV * hd, D), 0.08)
-        w[p + "self_attn.v_proj.weight"] = n((KV * hd, D), 0.05)
-        w[p + "self_attn.o_proj.weight"] = n((D, H * hd), 0.05)
-        if cfg["model_type"] == "qwen2":
-            w[p + "self_attn.q_proj.bias"] = n((H * hd,), 0.1)
-            w[p + "self_attn.k_proj.bias"] = n((KV * hd,), 0.1)
-            w[p + "self_attn.v_proj.bias"] = n((KV * hd,), 0.02)
-        if cfg["model_type"] == "qwen3":
-            w[p + "self_attn.q_norm.weight"] = ones(hd, 0.3)
-            w[p + "self_attn.k_norm.weight"] = ones(hd, 0.3)
-        w[p + "mlp.gate_proj.weight"] = n((F, D), 0.05)
-        w[p + "mlp.up_proj.weight"] = n((F, D), 0.05)
-        w[p + "mlp.down_proj.weight"] = n((D, F), 0.05)
-        w[p + "input_layernorm.weight"] = ones(D)
-        w[p + "post_attention_layernorm.weight"] = ones(D)
-    w["model.norm.weight"] = ones(D)
-    if not cfg.get("tie_word_embeddings"):
-        w["lm_head.weight"] = n((V, D), 0.1)
-    return w
+def init_weights(cfg, seed):
+    """make_golden.py's random weights, with an untied lm_head of std 0.1."""
+    return mg.init_weights(cfg, seed, lm_head_std=0.1)
 
 
 # ---------------------------------------------------------------------------
