@@ -10,7 +10,10 @@ import (
 // Monosemanticity", resampling) do, marks them live again and returns how
 // many it changed. For each, a row of the batch x is drawn with
 // probability proportional to the square of its squared reconstruction
-// error; with d that row as the encoder sees it (scaled, b_dec removed) at
+// error, without replacement: a row seeds one latent at most, for twins
+// would compete for the same rows and one of them die again (latents left
+// when every row with an error has one stay dead until the next round);
+// with d that row as the encoder sees it (scaled, b_dec removed) at
 // unit length, the decoder row becomes d at the mean norm of the live
 // decoder rows (unit norm for a unit-norm decoder), the encoder column d at
 // 0.2 times the mean norm of the live encoder columns (TopK: 1 times, for
@@ -79,7 +82,12 @@ func (t *trainer) resample(x []float32) int {
 	u := make([]float32, d)
 	changed := 0
 	for _, j := range dead {
+		if !(total > 0) {
+			break // every row with an error has a latent: the rest wait for the next round
+		}
 		r := drawWeighted(rng, weights, total)
+		total -= weights[r]
+		weights[r] = 0
 		s.centre(x[r*d:(r+1)*d], u)
 		// The direction stays float64 until it is scaled (vec.Unit would
 		// round it to float32 first).
