@@ -41,19 +41,22 @@ type fusedEngine struct {
 	colNorm           []float32 // [M]
 
 	// sparse path
-	main, aux   []entry   // active (row, latent) pairs of the selection and of AuxK
-	rowStart    []int32   // main entries of row b are main[rowStart[b]:rowStart[b+1]]
-	auxStart    []int32   // same for aux
-	rowCount    []int32   // scratch: entries per row
-	byLatent    []int32   // indices into main++aux grouped by latent
-	latStart    []int32   // [M+1]
-	dWencT      []float32 // [M, D]
-	ehat, dehat []float32 // [B, D] AuxK reconstruction and its gradient
-	deadIdx     []int
-	cursor      []int32
-	scratchIdx  [][]int
-	scratchVal  [][]float32
-	hist        [][]int64
+	main, aux []entry   // active (row, latent) pairs of the selection and of AuxK
+	rowStart  []int32   // main entries of row b are main[rowStart[b]:rowStart[b+1]]
+	auxStart  []int32   // same for aux
+	rowCount  []int32   // scratch: entries per row
+	byLatent  []int32   // indices into main++aux grouped by latent
+	latStart  []int32   // [M+1]
+	dWencT    []float32 // [M, D]
+	// W_dec, ∂x_hat and x_c chunk by chunk (packChunks) for the gathered
+	// products over active entries.
+	wdecC, dxhC, xcC []float32
+	ehat, dehat      []float32 // [B, D] AuxK reconstruction and its gradient
+	deadIdx          []int
+	cursor           []int32
+	scratchIdx       [][]int
+	scratchVal       [][]float32
+	hist             [][]int64
 
 	// per-step scratch, kept so that a step allocates nothing
 	f64parts []float64   // one per worker

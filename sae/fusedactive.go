@@ -141,26 +141,29 @@ func (e *fusedEngine) sparseActive(s *SAE, cfg LossConfig, g *Gradients, fired [
 
 	// x_hat_b = b_dec + Σ_j f_bj W_dec[j], a chunk of columns at a time
 	// so that the chunk of W_dec stays in cache across the rows.
+	e.wdecC = grow(e.wdecC, chunkedLen(m, d))
+	packChunks(e.wdecC, s.WDec, m, d)
+	wBlock := m * gatherChunk
 	parallel.For(b, 16, func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			copy(e.xhat[r*d:(r+1)*d], s.BDec)
 		}
-		for c0 := 0; c0 < d; c0 += gatherChunk {
+		for c0, q := 0, 0; c0 < d; c0, q = c0+gatherChunk, q+1 {
 			c1 := min(d, c0+gatherChunk)
 			for r := lo; r < hi; r++ {
 				rs, re := e.rowStart[r], e.rowStart[r+1]
-				gatherAxpy(e.xhat[r*d+c0:r*d+c1], s.WDec[c0:], d, eLat[rs:re], eVal[rs:re])
+				gatherAxpy(e.xhat[r*d+c0:r*d+c1], e.wdecC[q*wBlock:], gatherChunk, eLat[rs:re], eVal[rs:re])
 			}
 		}
 	})
 	e.reconstructionGrad(g, loss)
 	// ∂x_hat_b · W_dec[j] for every entry.
 	parallel.For(b, 16, func(_, lo, hi int) {
-		for c0 := 0; c0 < d; c0 += gatherChunk {
+		for c0, q := 0, 0; c0 < d; c0, q = c0+gatherChunk, q+1 {
 			c1 := min(d, c0+gatherChunk)
 			for r := lo; r < hi; r++ {
 				rs, re := e.rowStart[r], e.rowStart[r+1]
-				gatherDot(e.dxh[r*d+c0:r*d+c1], s.WDec[c0:], d, eLat[rs:re], eD[rs:re])
+				gatherDot(e.dxh[r*d+c0:r*d+c1], e.wdecC[q*wBlock:], gatherChunk, eLat[rs:re], eD[rs:re])
 			}
 		}
 	})
@@ -194,6 +197,10 @@ func (e *fusedEngine) sparseActive(s *SAE, cfg LossConfig, g *Gradients, fired [
 		e.rowNorms(s.WDec, m, d)
 	}
 	sumF := e.perLat2 // Σ_b f_bj (ReLU) or ∂/∂θ_j (JumpReLU)
+	e.dxhC, e.xcC = grow(e.dxhC, chunkedLen(b, d)), grow(e.xcC, chunkedLen(b, d))
+	packChunks(e.dxhC, e.dxh, b, d)
+	packChunks(e.xcC, e.xc, b, d)
+	rBlock := b * gatherChunk
 	// Per latent: ∂pre of its entries, ∂b_enc[j], the sparsity penalty's
 	// share; then ∂W_dec[j] and ∂W_encᵀ[j] a chunk of columns at a time.
 	parallel.For(m, 64, func(_, lo, hi int) {
@@ -233,15 +240,15 @@ func (e *fusedEngine) sparseActive(s *SAE, cfg LossConfig, g *Gradients, fired [
 			clear(g.WDec[j*d : (j+1)*d])
 			clear(e.dWencT[j*d : (j+1)*d])
 		}
-		for c0 := 0; c0 < d; c0 += gatherChunk {
+		for c0, q := 0, 0; c0 < d; c0, q = c0+gatherChunk, q+1 {
 			c1 := min(d, c0+gatherChunk)
 			for j := lo; j < hi; j++ {
 				ks, ke := e.latStart[j], e.latStart[j+1]
 				if ks == ke {
 					continue
 				}
-				gatherAxpy(g.WDec[j*d+c0:j*d+c1], e.dxh[c0:], d, cRow[ks:ke], cVal[ks:ke])
-				gatherAxpy(e.dWencT[j*d+c0:j*d+c1], e.xc[c0:], d, cRow[ks:ke], cDp[ks:ke])
+				gatherAxpy(g.WDec[j*d+c0:j*d+c1], e.dxhC[q*rBlock:], gatherChunk, cRow[ks:ke], cVal[ks:ke])
+				gatherAxpy(e.dWencT[j*d+c0:j*d+c1], e.xcC[q*rBlock:], gatherChunk, cRow[ks:ke], cDp[ks:ke])
 			}
 		}
 		if !jump {

@@ -1,5 +1,7 @@
 package sae
 
+import "github.com/rise-interp/rise/internal/parallel"
+
 // Gathered products for the fused engine's path over active entries: a
 // sparse matrix (entries idx[k] with values v[k]) times rows of a dense
 // one, a chunk of gatherChunk columns at a time, so that the chunk of
@@ -9,6 +11,32 @@ package sae
 
 // gatherChunk is the columns one gathered call covers.
 const gatherChunk = 64
+
+// chunkedLen is the length packChunks needs for rows of d values: whole
+// chunks, the last one padded.
+func chunkedLen(rows, d int) int {
+	return (d + gatherChunk - 1) / gatherChunk * rows * gatherChunk
+}
+
+// packChunks lays the rows × d matrix src out chunk by chunk in dst: the
+// columns [q·gatherChunk, (q+1)·gatherChunk) of every row, one row after
+// the other, then the next chunk (the last one's unused columns are left as
+// they are). A gathered call then reads one contiguous block of
+// rows·gatherChunk values at the stride gatherChunk: rows a whole d apart
+// in src (6 KB at d 1536) fall into few cache sets and evict each other
+// long before the block fills the cache. Chunk q of the result starts at
+// q·rows·gatherChunk.
+func packChunks(dst, src []float32, rows, d int) {
+	block := rows * gatherChunk
+	parallel.For(rows, 64, func(_, lo, hi int) {
+		for c0, q := 0, 0; c0 < d; c0, q = c0+gatherChunk, q+1 {
+			n := min(gatherChunk, d-c0)
+			for r := lo; r < hi; r++ {
+				copy(dst[q*block+r*gatherChunk:q*block+r*gatherChunk+n], src[r*d+c0:r*d+c0+n])
+			}
+		}
+	})
+}
 
 // gatherAxpy adds Σ_k v[k]·base[idx[k]·stride : idx[k]·stride+len(out)]
 // to out. Every row named must have len(out) values at its offset.
@@ -53,4 +81,12 @@ func gatherDotGo(x []float32, base []float32, stride int, idx []int32, out []flo
 		}
 		out[k] += s
 	}
+}
+
+// grow returns buf with length n, reallocated only when it is too short.
+func grow(buf []float32, n int) []float32 {
+	if cap(buf) < n {
+		return make([]float32, n)
+	}
+	return buf[:n]
 }

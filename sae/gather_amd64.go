@@ -8,11 +8,20 @@ import "golang.org/x/sys/cpu"
 // here (they need AVX2 and FMA).
 var haveGatherAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
+// haveGatherAVX512 reports whether the 512-bit kernels run here.
+var haveGatherAVX512 = haveGatherAVX2 && cpu.X86.HasAVX512F
+
 //go:noescape
 func gatherAxpy64AVX2(dense, base *float32, stride int, idx *int32, e *float32, n int)
 
 //go:noescape
 func gatherDot64AVX2(dense, base *float32, stride int, idx *int32, e *float32, n int)
+
+//go:noescape
+func gatherAxpy64AVX512(dense, base *float32, stride int, idx *int32, e *float32, n int)
+
+//go:noescape
+func gatherDot64AVX512(dense, base *float32, stride int, idx *int32, e *float32, n int)
 
 // gatherAxpy64 and gatherDot64 call their kernels directly rather than
 // through one dispatch taking them as function values: they run once per
@@ -27,6 +36,10 @@ func gatherAxpy64(out []float32, base []float32, stride int, idx []int32, v []fl
 	}
 	_ = out[gatherChunk-1]
 	_ = v[len(idx)-1]
+	if haveGatherAVX512 {
+		gatherAxpy64AVX512(&out[0], &base[0], stride, &idx[0], &v[0], len(idx))
+		return
+	}
 	gatherAxpy64AVX2(&out[0], &base[0], stride, &idx[0], &v[0], len(idx))
 }
 
@@ -40,6 +53,10 @@ func gatherDot64(x []float32, base []float32, stride int, idx []int32, out []flo
 	}
 	_ = x[gatherChunk-1]
 	_ = out[len(idx)-1]
+	if haveGatherAVX512 {
+		gatherDot64AVX512(&x[0], &base[0], stride, &idx[0], &out[0], len(idx))
+		return
+	}
 	gatherDot64AVX2(&x[0], &base[0], stride, &idx[0], &out[0], len(idx))
 }
 

@@ -23,6 +23,21 @@
 	VMOVUPS 192(DI), Y6 \
 	VMOVUPS 224(DI), Y7
 
+// GATHERARGS512 loads the arguments as GATHERARGS does, the 64 values
+// at DI into Z0-Z3.
+#define GATHERARGS512 \
+	MOVQ dense+0(FP), DI \
+	MOVQ base+8(FP), SI \
+	MOVQ stride+16(FP), DX \
+	SHLQ $2, DX \
+	MOVQ idx+24(FP), BX \
+	MOVQ e+32(FP), R8 \
+	MOVQ n+40(FP), CX \
+	VMOVUPS 0(DI), Z0 \
+	VMOVUPS 64(DI), Z1 \
+	VMOVUPS 128(DI), Z2 \
+	VMOVUPS 192(DI), Z3
+
 #define GATHERSTORE \
 	VMOVUPS Y0, 0(DI) \
 	VMOVUPS Y1, 32(DI) \
@@ -148,5 +163,70 @@ adamloop:
 	ADDQ $32, R9
 	SUBQ $8, CX
 	JNZ  adamloop
+	VZEROUPPER
+	RET
+
+// func gatherAxpy64AVX512(dense, base *float32, stride int, idx *int32, e *float32, n int)
+// gatherAxpy64AVX2 in 512-bit registers: half the instructions, and each
+// of the 64 sums takes the terms in the same order (the same bits).
+TEXT ·gatherAxpy64AVX512(SB), NOSPLIT, $0-48
+	GATHERARGS512
+	TESTQ CX, CX
+	JE    axpy5done
+
+axpy5loop:
+	MOVLQSX      (BX), AX
+	IMULQ        DX, AX
+	ADDQ         SI, AX
+	VBROADCASTSS (R8), Z8
+	VFMADD231PS  0(AX), Z8, Z0
+	VFMADD231PS  64(AX), Z8, Z1
+	VFMADD231PS  128(AX), Z8, Z2
+	VFMADD231PS  192(AX), Z8, Z3
+	ADDQ         $4, BX
+	ADDQ         $4, R8
+	DECQ         CX
+	JNE          axpy5loop
+
+axpy5done:
+	VMOVUPS Z0, 0(DI)
+	VMOVUPS Z1, 64(DI)
+	VMOVUPS Z2, 128(DI)
+	VMOVUPS Z3, 192(DI)
+	VZEROUPPER
+	RET
+
+
+// func gatherDot64AVX512(dense, base *float32, stride int, idx *int32, e *float32, n int)
+// gatherDot64AVX2 in 512-bit registers. The partial sums are combined in
+// another order than the AVX2 kernel's, so the last bits may differ.
+TEXT ·gatherDot64AVX512(SB), NOSPLIT, $0-48
+	GATHERARGS512
+	TESTQ CX, CX
+	JE    dot5done
+
+dot5loop:
+	MOVLQSX        (BX), AX
+	IMULQ          DX, AX
+	ADDQ           SI, AX
+	VMULPS         0(AX), Z0, Z8
+	VMULPS         64(AX), Z1, Z9
+	VFMADD231PS    128(AX), Z2, Z8
+	VFMADD231PS    192(AX), Z3, Z9
+	VADDPS         Z9, Z8, Z8
+	VEXTRACTF32X8  $1, Z8, Y9
+	VADDPS         Y9, Y8, Y8
+	VEXTRACTF128   $1, Y8, X9
+	VADDPS         X9, X8, X8
+	VHADDPS        X8, X8, X8
+	VHADDPS        X8, X8, X8
+	VADDSS         (R8), X8, X8
+	VMOVSS         X8, (R8)
+	ADDQ           $4, BX
+	ADDQ           $4, R8
+	DECQ           CX
+	JNE            dot5loop
+
+dot5done:
 	VZEROUPPER
 	RET

@@ -7,7 +7,7 @@ import (
 )
 
 // TestGatherKernels holds the gathered products (the AVX2 kernels where
-// they run) to sums in float64 over the same rows, on widths with and
+// they run: AVX-512 or AVX2) to sums in float64 over the same rows, on widths with and
 // without a partial chunk and with repeated and unsorted rows.
 func TestGatherKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 5))
@@ -57,6 +57,29 @@ func TestGatherKernels(t *testing.T) {
 				if math.Abs(float64(dots[k])-w) > 1e-4*(1+math.Abs(w)) {
 					t.Fatalf("width %d, %d rows: gatherDot %d = %v, want %v", width, n, k, dots[k], w)
 				}
+			}
+		}
+	}
+}
+
+// TestPackChunks lays a matrix with a partial last chunk out chunk by
+// chunk and reads every value back where the gathered calls look for it.
+func TestPackChunks(t *testing.T) {
+	const rows, d = 37, 2*gatherChunk + 9
+	src := make([]float32, rows*d)
+	for i := range src {
+		src[i] = float32(i)
+	}
+	dst := make([]float32, chunkedLen(rows, d))
+	if len(dst) != 3*rows*gatherChunk {
+		t.Fatalf("chunkedLen(%d, %d) = %d, want %d", rows, d, len(dst), 3*rows*gatherChunk)
+	}
+	packChunks(dst, src, rows, d)
+	for r := range rows {
+		for c := range d {
+			q := c / gatherChunk
+			if got := dst[q*rows*gatherChunk+r*gatherChunk+c%gatherChunk]; got != src[r*d+c] {
+				t.Fatalf("row %d, column %d: packed %v, want %v", r, c, got, src[r*d+c])
 			}
 		}
 	}
