@@ -162,7 +162,8 @@ func BenchmarkKernels(b *testing.B) {
 // BenchmarkGroupKernels measures the batched kernels in cache, as
 // BenchmarkKernels does one row: 8 rows of x (Qwen2-0.5B's width) meet 64
 // rows of weights through the group kernels, 8 rows of x a weight read or
-// 4 (Q8: 4 or 1), in multiply-adds per second on one core.
+// 4 (Q8: 4 or 1), or 8 rows of x with two rows of weights at a time (the
+// AVX-512 pair kernels), in multiply-adds per second on one core.
 //
 //	go test -run XXX -bench GroupKernels -cpu 1 ./steer/model
 func BenchmarkGroupKernels(b *testing.B) {
@@ -190,6 +191,17 @@ func BenchmarkGroupKernels(b *testing.B) {
 						for r := 0; r < n; r += g {
 							w.dotGroup(j, x[r*cols:], cols, out)
 						}
+					}
+				}
+				b.ReportMetric(float64(b.N)*rows*cols*n/b.Elapsed().Seconds()/1e9, "GMAC/s")
+			})
+		}
+		if haveDotPair(d, cols) {
+			b.Run(fmt.Sprintf("%v/8-rows-2-weight-rows", d), func(b *testing.B) {
+				var out [16]float32
+				for b.Loop() {
+					for j := 0; j < rows; j += 2 {
+						w.dotPair(j, x, cols, &out)
 					}
 				}
 				b.ReportMetric(float64(b.N)*rows*cols*n/b.Elapsed().Seconds()/1e9, "GMAC/s")

@@ -188,6 +188,46 @@ func (w *Matrix) dotGroup(j int, x []float32, stride int, out []float32) {
 	}
 }
 
+//go:noescape
+func dotBF16Pair8AVX512(w *uint16, wstride int, x *float32, stride, n int, out *float32)
+
+//go:noescape
+func dotF16Pair8AVX512(w *uint16, wstride int, x *float32, stride, n int, out *float32)
+
+//go:noescape
+func dotF32Pair8AVX512(w *float32, wstride int, x *float32, stride, n int, out *float32)
+
+// haveAVX512 reports whether the pair kernels (dotpair_amd64.s) run here.
+var haveAVX512 = haveAVX2 && cpu.X86.HasAVX512F
+
+// haveDotPair reports whether dotPair has a kernel for rows of n weights
+// of dtype d.
+func haveDotPair(d DType, n int) bool {
+	return haveAVX512 && n > 0 && n%16 == 0 && (d == F32 || d == BF16 || d == F16)
+}
+
+// dotPair sets out[i] to the dot product of row j of w with
+// x[i·stride : i·stride+w.Cols] and out[8+i] that of row j+1, for i < 8,
+// reading each run of weights once for the eight vectors and each run of
+// x once for the two rows. Only where haveDotPair.
+func (w *Matrix) dotPair(j int, x []float32, stride int, out *[16]float32) {
+	n := w.Cols
+	_ = x[7*stride+n-1]
+	switch w.DType {
+	case F32:
+		_ = w.F32[(j+2)*n-1]
+		dotF32Pair8AVX512(&w.F32[j*n], n, &x[0], stride, n, &out[0])
+	case BF16:
+		_ = w.Half[(j+2)*n-1]
+		dotBF16Pair8AVX512(&w.Half[j*n], n, &x[0], stride, n, &out[0])
+	case F16:
+		_ = w.Half[(j+2)*n-1]
+		dotF16Pair8AVX512(&w.Half[j*n], n, &x[0], stride, n, &out[0])
+	default:
+		panic(fmt.Sprintf("model: dotPair of %v weights", w.DType))
+	}
+}
+
 // dotKernels names the kernels in use, for benchmarks.
 var dotKernels = map[bool]string{true: "avx2", false: "go"}[haveAVX2]
 

@@ -18,6 +18,10 @@ func haveDotGroup(DType, int) bool { return false }
 
 func (w *Matrix) dotGroup(int, []float32, int, []float32) { panic("model: no dotGroup kernel") }
 
+func haveDotPair(DType, int) bool { return false }
+
+func (w *Matrix) dotPair(int, []float32, int, *[16]float32) { panic("model: no dotPair kernel") }
+
 func haveDotQ8x4(int) bool { return false }
 
 func dotQ8x4([]int8, []float32, []int8, []float32, *[4]float32) { panic("model: no dotQ8x4 kernel") }

@@ -223,7 +223,28 @@ func (w *Matrix) dotGroupRows(out []float32, outDim, j0, j1 int, x []float32, n 
 	c := w.Cols
 	var d [8]float32
 	done := 0
-	for j := j0; j < j1; j++ {
+	j := j0
+	if haveDotPair(w.DType, c) && n >= 8 {
+		// Two rows of W at a time through the pair kernel, eight rows
+		// of x at a time; leftover rows of x in groups of four.
+		var p [16]float32
+		for ; j+2 <= j1; j += 2 {
+			r := 0
+			for ; r+8 <= n; r += 8 {
+				w.dotPair(j, x[r*c:], c, &p)
+				putColumn(out, outDim, r, j, p[:8], add)
+				putColumn(out, outDim, r, j+1, p[8:], add)
+			}
+			for ; r+4 <= n; r += 4 {
+				for jj := j; jj < j+2; jj++ {
+					w.dotGroup(jj, x[r*c:], c, d[:4])
+					putColumn(out, outDim, r, jj, d[:4], add)
+				}
+			}
+			done = r
+		}
+	}
+	for ; j < j1; j++ {
 		r := 0
 		for _, g := range [2]int{8, 4} {
 			for ; r+g <= n; r += g {

@@ -1,0 +1,123 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// The AVX-512 group kernels: two rows of W with eight vectors of x, 16
+// lanes a register. Each run of 16 x values is loaded once for both rows
+// and each run of 16 weights once for the eight vectors, so a step does
+// two weight reads and eight x reads for sixteen multiply-adds (DOTX8 does
+// nine reads for eight): batched decoding is bound by those reads once the
+// weights are in cache.
+
+#define WIDEN512_BF16(off, base, r) VPMOVZXWD off(base), r; VPSLLD $16, r, r
+#define WIDEN512_F16(off, base, r) VCVTPH2PS off(base), r
+#define LOAD512_F32(off, base, r) VMOVUPS off(base), r
+
+// PAIRROW multiplies the 16 x values at mem with both rows' weights (Z16,
+// Z17) into the sums a (first row) and b (second).
+#define PAIRROW(mem, a, b) \
+	VMOVUPS mem, Z18 \
+	VFMADD231PS Z18, Z16, a \
+	VFMADD231PS Z18, Z17, b
+
+// REDUCE8 folds the 16-lane sums Z<a>..Z<a+7> (as Y registers ya..) into
+// eight floats at off(DX).
+#define REDUCE8(z0, z1, z2, z3, z4, z5, z6, z7, y0, y1, y2, y3, y4, y5, y6, y7, x0, x1, x4, x5, off) \
+	VEXTRACTF32X8 $1, z0, Y20 \
+	VADDPS        Y20, y0, y0 \
+	VEXTRACTF32X8 $1, z1, Y20 \
+	VADDPS        Y20, y1, y1 \
+	VEXTRACTF32X8 $1, z2, Y20 \
+	VADDPS        Y20, y2, y2 \
+	VEXTRACTF32X8 $1, z3, Y20 \
+	VADDPS        Y20, y3, y3 \
+	VEXTRACTF32X8 $1, z4, Y20 \
+	VADDPS        Y20, y4, y4 \
+	VEXTRACTF32X8 $1, z5, Y20 \
+	VADDPS        Y20, y5, y5 \
+	VEXTRACTF32X8 $1, z6, Y20 \
+	VADDPS        Y20, y6, y6 \
+	VEXTRACTF32X8 $1, z7, Y20 \
+	VADDPS        Y20, y7, y7 \
+	VHADDPS       y1, y0, y0 \
+	VHADDPS       y3, y2, y2 \
+	VHADDPS       y2, y0, y0 \
+	VHADDPS       y5, y4, y4 \
+	VHADDPS       y7, y6, y6 \
+	VHADDPS       y6, y4, y4 \
+	VEXTRACTF128  $1, y0, x1 \
+	VADDPS        x1, x0, x0 \
+	VEXTRACTF128  $1, y4, x5 \
+	VADDPS        x5, x4, x4 \
+	VMOVUPS       x0, off(DX) \
+	VMOVUPS       x4, off+16(DX)
+
+// DOTPAIR is the body of the pair kernels (w *T, wstride int, x *float32,
+// stride, n int, out *float32): the dot products of rows w and
+// w+wstride (wstride in elements of ELEM bytes) with the eight vectors
+// x + i·stride (stride in float32s), n values each (a positive multiple
+// of 16), into out[0:8] (first row) and out[8:16] (second). STEP16 is the
+// byte size of 16 weights.
+#define DOTPAIR(WIDEN, ELEM, STEP16) \
+	MOVQ w+0(FP), SI \
+	MOVQ wstride+8(FP), R11 \
+	IMULQ $ELEM, R11 \
+	ADDQ SI, R11 \
+	MOVQ x+16(FP), DI \
+	MOVQ stride+24(FP), R8 \
+	SHLQ $2, R8 \
+	LEAQ (R8)(R8*2), R9 \
+	LEAQ (DI)(R8*4), R10 \
+	MOVQ n+32(FP), CX \
+	MOVQ out+40(FP), DX \
+	VPXORD Z0, Z0, Z0 \
+	VPXORD Z1, Z1, Z1 \
+	VPXORD Z2, Z2, Z2 \
+	VPXORD Z3, Z3, Z3 \
+	VPXORD Z4, Z4, Z4 \
+	VPXORD Z5, Z5, Z5 \
+	VPXORD Z6, Z6, Z6 \
+	VPXORD Z7, Z7, Z7 \
+	VPXORD Z8, Z8, Z8 \
+	VPXORD Z9, Z9, Z9 \
+	VPXORD Z10, Z10, Z10 \
+	VPXORD Z11, Z11, Z11 \
+	VPXORD Z12, Z12, Z12 \
+	VPXORD Z13, Z13, Z13 \
+	VPXORD Z14, Z14, Z14 \
+	VPXORD Z15, Z15, Z15 \
+pairloop: \
+	PREFETCHT0 2048(SI) \
+	PREFETCHT0 2048(R11) \
+	WIDEN(0, SI, Z16) \
+	WIDEN(0, R11, Z17) \
+	PAIRROW((DI), Z0, Z8) \
+	PAIRROW((DI)(R8*1), Z1, Z9) \
+	PAIRROW((DI)(R8*2), Z2, Z10) \
+	PAIRROW((DI)(R9*1), Z3, Z11) \
+	PAIRROW((R10), Z4, Z12) \
+	PAIRROW((R10)(R8*1), Z5, Z13) \
+	PAIRROW((R10)(R8*2), Z6, Z14) \
+	PAIRROW((R10)(R9*1), Z7, Z15) \
+	ADDQ $STEP16, SI \
+	ADDQ $STEP16, R11 \
+	ADDQ $64, DI \
+	ADDQ $64, R10 \
+	SUBQ $16, CX \
+	JNZ  pairloop \
+	REDUCE8(Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7, Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, X0, X1, X4, X5, 0) \
+	REDUCE8(Z8, Z9, Z10, Z11, Z12, Z13, Z14, Z15, Y8, Y9, Y10, Y11, Y12, Y13, Y14, Y15, X8, X9, X12, X13, 32) \
+	VZEROUPPER \
+	RET
+
+// func dotBF16Pair8AVX512(w *uint16, wstride int, x *float32, stride, n int, out *float32)
+TEXT ·dotBF16Pair8AVX512(SB), NOSPLIT, $0-48
+	DOTPAIR(WIDEN512_BF16, 2, 32)
+
+// func dotF16Pair8AVX512(w *uint16, wstride int, x *float32, stride, n int, out *float32)
+TEXT ·dotF16Pair8AVX512(SB), NOSPLIT, $0-48
+	DOTPAIR(WIDEN512_F16, 2, 32)
+
+// func dotF32Pair8AVX512(w *float32, wstride int, x *float32, stride, n int, out *float32)
+TEXT ·dotF32Pair8AVX512(SB), NOSPLIT, $0-48
+	DOTPAIR(LOAD512_F32, 4, 64)
