@@ -616,16 +616,25 @@ func transpose(a []float32, rows, cols int, out []float32) {
 	const blk = 64
 	nb := (rows + blk - 1) / blk
 	parallel.For(nb, 1, func(_, lo, hi int) {
+		// Each tile is turned in a contiguous buffer and written out a
+		// row at a time: written straight to out, a tile's 64 columns
+		// lie rows·4 bytes apart, a power of two for the usual widths,
+		// and fall into one cache set.
+		var tile [blk * blk]float32
 		for bi := lo; bi < hi; bi++ {
 			r0 := bi * blk
 			r1 := min(rows, r0+blk)
+			h := r1 - r0
 			for c0 := 0; c0 < cols; c0 += blk {
 				c1 := min(cols, c0+blk)
 				for r := r0; r < r1; r++ {
-					src := a[r*cols : (r+1)*cols]
-					for c := c0; c < c1; c++ {
-						out[c*rows+r] = src[c]
+					src := a[r*cols+c0 : r*cols+c1]
+					for i, v := range src {
+						tile[i*blk+r-r0] = v
 					}
+				}
+				for c := c0; c < c1; c++ {
+					copy(out[c*rows+r0:c*rows+r1], tile[(c-c0)*blk:(c-c0)*blk+h])
 				}
 			}
 		}
