@@ -81,12 +81,19 @@ func (t *trainer) resample(x []float32) int {
 	rng := rand.New(rand.NewPCG(t.cfg.Seed, 0x7e5a3b1e^uint64(t.step)))
 	u := make([]float32, d)
 	changed := 0
-	for _, j := range dead {
+	for k, j := range dead {
+		if k > 0 {
+			// Summed afresh: subtracting the row just drawn would leave
+			// rounding residue in place of the small weights that remain.
+			total = 0
+			for _, w := range weights {
+				total += w
+			}
+		}
 		if !(total > 0) {
 			break // every row with an error has a latent: the rest wait for the next round
 		}
 		r := drawWeighted(rng, weights, total)
-		total -= weights[r]
 		weights[r] = 0
 		s.centre(x[r*d:(r+1)*d], u)
 		// The direction stays float64 until it is scaled (vec.Unit would
