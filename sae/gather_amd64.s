@@ -48,6 +48,29 @@
 	VMOVUPS Y6, 192(DI) \
 	VMOVUPS Y7, 224(DI)
 
+// GATHERROW points AX at the row the entry at (BX) names.
+#define GATHERROW \
+	MOVLQSX (BX), AX \
+	IMULQ   DX, AX \
+	ADDQ    SI, AX
+
+// NEXTENTRY moves to the next entry, counting CX down.
+#define NEXTENTRY \
+	ADDQ $4, BX \
+	ADDQ $4, R8 \
+	DECQ CX
+
+// DOTNEXT adds the eight lanes of Y8 to the entry's sum at (R8) and moves
+// to the next entry, counting CX down.
+#define DOTNEXT \
+	VEXTRACTF128 $1, Y8, X9 \
+	VADDPS       X9, X8, X8 \
+	VHADDPS      X8, X8, X8 \
+	VHADDPS      X8, X8, X8 \
+	VADDSS       (R8), X8, X8 \
+	VMOVSS       X8, (R8) \
+	NEXTENTRY
+
 // func gatherAxpy64AVX2(dense, base *float32, stride int, idx *int32, e *float32, n int)
 // dense[0:64] += Σ_{k<n} e[k]·base[idx[k]·stride : idx[k]·stride+64], the 64
 // sums held in registers throughout.
@@ -57,9 +80,7 @@ TEXT ·gatherAxpy64AVX2(SB), NOSPLIT, $0-48
 	JE    axpydone
 
 axpyloop:
-	MOVLQSX      (BX), AX
-	IMULQ        DX, AX
-	ADDQ         SI, AX
+	GATHERROW
 	VBROADCASTSS (R8), Y8
 	VFMADD231PS  0(AX), Y8, Y0
 	VFMADD231PS  32(AX), Y8, Y1
@@ -69,9 +90,7 @@ axpyloop:
 	VFMADD231PS  160(AX), Y8, Y5
 	VFMADD231PS  192(AX), Y8, Y6
 	VFMADD231PS  224(AX), Y8, Y7
-	ADDQ         $4, BX
-	ADDQ         $4, R8
-	DECQ         CX
+	NEXTENTRY
 	JNE          axpyloop
 
 axpydone:
@@ -88,9 +107,7 @@ TEXT ·gatherDot64AVX2(SB), NOSPLIT, $0-48
 	JE    dotdone
 
 dotloop:
-	MOVLQSX      (BX), AX
-	IMULQ        DX, AX
-	ADDQ         SI, AX
+	GATHERROW
 	VMULPS       0(AX), Y0, Y8
 	VMULPS       32(AX), Y1, Y9
 	VFMADD231PS  64(AX), Y2, Y8
@@ -100,15 +117,7 @@ dotloop:
 	VFMADD231PS  192(AX), Y6, Y8
 	VFMADD231PS  224(AX), Y7, Y9
 	VADDPS       Y9, Y8, Y8
-	VEXTRACTF128 $1, Y8, X9
-	VADDPS       X9, X8, X8
-	VHADDPS      X8, X8, X8
-	VHADDPS      X8, X8, X8
-	VADDSS       (R8), X8, X8
-	VMOVSS       X8, (R8)
-	ADDQ         $4, BX
-	ADDQ         $4, R8
-	DECQ         CX
+	DOTNEXT
 	JNE          dotloop
 
 dotdone:
@@ -175,17 +184,13 @@ TEXT ·gatherAxpy64AVX512(SB), NOSPLIT, $0-48
 	JE    axpy5done
 
 axpy5loop:
-	MOVLQSX      (BX), AX
-	IMULQ        DX, AX
-	ADDQ         SI, AX
+	GATHERROW
 	VBROADCASTSS (R8), Z8
 	VFMADD231PS  0(AX), Z8, Z0
 	VFMADD231PS  64(AX), Z8, Z1
 	VFMADD231PS  128(AX), Z8, Z2
 	VFMADD231PS  192(AX), Z8, Z3
-	ADDQ         $4, BX
-	ADDQ         $4, R8
-	DECQ         CX
+	NEXTENTRY
 	JNE          axpy5loop
 
 axpy5done:
@@ -206,9 +211,7 @@ TEXT ·gatherDot64AVX512(SB), NOSPLIT, $0-48
 	JE    dot5done
 
 dot5loop:
-	MOVLQSX        (BX), AX
-	IMULQ          DX, AX
-	ADDQ           SI, AX
+	GATHERROW
 	VMULPS         0(AX), Z0, Z8
 	VMULPS         64(AX), Z1, Z9
 	VFMADD231PS    128(AX), Z2, Z8
@@ -216,15 +219,7 @@ dot5loop:
 	VADDPS         Z9, Z8, Z8
 	VEXTRACTF32X8  $1, Z8, Y9
 	VADDPS         Y9, Y8, Y8
-	VEXTRACTF128   $1, Y8, X9
-	VADDPS         X9, X8, X8
-	VHADDPS        X8, X8, X8
-	VHADDPS        X8, X8, X8
-	VADDSS         (R8), X8, X8
-	VMOVSS         X8, (R8)
-	ADDQ           $4, BX
-	ADDQ           $4, R8
-	DECQ           CX
+	DOTNEXT
 	JNE            dot5loop
 
 dot5done:

@@ -20,25 +20,20 @@
 	VFMADD231PS Z18, Z16, a \
 	VFMADD231PS Z18, Z17, b
 
+// HALVE adds the upper eight lanes of z to its lower eight, y.
+#define HALVE(z, y) VEXTRACTF32X8 $1, z, Y20; VADDPS Y20, y, y
+
 // REDUCE8 folds the 16-lane sums Z<a>..Z<a+7> (as Y registers ya..) into
 // eight floats at off(DX).
 #define REDUCE8(z0, z1, z2, z3, z4, z5, z6, z7, y0, y1, y2, y3, y4, y5, y6, y7, x0, x1, x4, x5, off) \
-	VEXTRACTF32X8 $1, z0, Y20 \
-	VADDPS        Y20, y0, y0 \
-	VEXTRACTF32X8 $1, z1, Y20 \
-	VADDPS        Y20, y1, y1 \
-	VEXTRACTF32X8 $1, z2, Y20 \
-	VADDPS        Y20, y2, y2 \
-	VEXTRACTF32X8 $1, z3, Y20 \
-	VADDPS        Y20, y3, y3 \
-	VEXTRACTF32X8 $1, z4, Y20 \
-	VADDPS        Y20, y4, y4 \
-	VEXTRACTF32X8 $1, z5, Y20 \
-	VADDPS        Y20, y5, y5 \
-	VEXTRACTF32X8 $1, z6, Y20 \
-	VADDPS        Y20, y6, y6 \
-	VEXTRACTF32X8 $1, z7, Y20 \
-	VADDPS        Y20, y7, y7 \
+	HALVE(z0, y0) \
+	HALVE(z1, y1) \
+	HALVE(z2, y2) \
+	HALVE(z3, y3) \
+	HALVE(z4, y4) \
+	HALVE(z5, y5) \
+	HALVE(z6, y6) \
+	HALVE(z7, y7) \
 	VHADDPS       y1, y0, y0 \
 	VHADDPS       y3, y2, y2 \
 	VHADDPS       y2, y0, y0 \
