@@ -162,7 +162,7 @@ func BenchmarkKernels(b *testing.B) {
 // BenchmarkGroupKernels measures the batched kernels in cache, as
 // BenchmarkKernels does one row: 8 rows of x (Qwen2-0.5B's width) meet 64
 // rows of weights through the group kernels, 8 rows of x a weight read or
-// 4 (Q8: 4 or 1), or 8 rows of x with two rows of weights at a time (the
+// 4 (Q8: 8, 4 or 1), or 8 rows of x with two rows of weights at a time (the
 // AVX-512 pair kernels), in multiply-adds per second on one core.
 //
 //	go test -run XXX -bench GroupKernels -cpu 1 ./steer/model
@@ -218,16 +218,27 @@ func BenchmarkGroupKernels(b *testing.B) {
 	for r := range n {
 		quantizeVector(xq[r*cols:(r+1)*cols], xs[r*nb:(r+1)*nb], x[r*cols:(r+1)*cols])
 	}
-	for _, g := range []int{1, 4} {
+	xst := make([]float32, n*nb)
+	for r := 0; r+8 <= n; r += 8 {
+		transposeScales(xst[r*nb:(r+8)*nb], xs[r*nb:(r+8)*nb], nb)
+	}
+	for _, g := range []int{1, 4, 8} {
+		if g == 8 && !haveDotQ8x8(cols) {
+			continue
+		}
 		b.Run(fmt.Sprintf("q8/%d-rows", g), func(b *testing.B) {
 			var d [4]float32
+			var d8 [8]float32
 			for b.Loop() {
 				for j := range rows {
 					q, s := w.Q[j*cols:(j+1)*cols], w.Scales[j*nb:(j+1)*nb]
 					for r := 0; r < n; r += g {
-						if g == 4 {
+						switch g {
+						case 8:
+							dotQ8x8(q, s, xq[r*cols:], xst[r*nb:(r+8)*nb], &d8)
+						case 4:
 							dotQ8x4(q, s, xq[r*cols:], xs[r*nb:], &d)
-						} else {
+						default:
 							d[0] = dotQ8(q, s, xq[r*cols:(r+1)*cols], xs[r*nb:(r+1)*nb], false)
 						}
 					}

@@ -197,8 +197,29 @@ func dotF16Pair8AVX512(w *uint16, wstride int, x *float32, stride, n int, out *f
 //go:noescape
 func dotF32Pair8AVX512(w *float32, wstride int, x *float32, stride, n int, out *float32)
 
-// haveAVX512 reports whether the pair kernels (dotpair_amd64.s) run here.
-var haveAVX512 = haveAVX2 && cpu.X86.HasAVX512F
+// haveAVX512 reports whether the pair kernels (dot_avx512_amd64.s) run
+// here, and haveQ8x8 whether dotQ8x8 does.
+var (
+	haveAVX512 = haveAVX2 && cpu.X86.HasAVX512F
+	haveQ8x8   = haveAVX512 && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VNNI
+)
+
+//go:noescape
+func dotQ8x8AVX512(q *int8, scales *float32, xq *int8, xst *float32, xstride, blocks int, out *float32)
+
+// haveDotQ8x8 reports whether dotQ8x8 runs for rows of n weights (an even
+// number of blocks).
+func haveDotQ8x8(n int) bool { return haveQ8x8 && n > 0 && n%(2*Q8Block) == 0 }
+
+// dotQ8x8 is dotQ8x4 for eight vectors, whose block scales xst holds
+// block by block (transposeScales): out[i] is what dotQ8 gives, to the
+// bit. Only where haveDotQ8x8(len(q)).
+func dotQ8x8(q []int8, scales []float32, xq []int8, xst []float32, out *[8]float32) {
+	n, nb := len(q), len(scales)
+	_ = xq[7*n+n-1]
+	_ = xst[8*nb-1]
+	dotQ8x8AVX512(&q[0], &scales[0], &xq[0], &xst[0], n, nb, &out[0])
+}
 
 // haveDotPair reports whether dotPair has a kernel for rows of n weights
 // of dtype d.

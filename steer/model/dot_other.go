@@ -26,5 +26,9 @@ func haveDotQ8x4(int) bool { return false }
 
 func dotQ8x4([]int8, []float32, []int8, []float32, *[4]float32) { panic("model: no dotQ8x4 kernel") }
 
+func haveDotQ8x8(int) bool { return false }
+
+func dotQ8x8([]int8, []float32, []int8, []float32, *[8]float32) { panic("model: no dotQ8x8 kernel") }
+
 // dotKernels names the kernels in use, for benchmarks.
 const dotKernels = "go"

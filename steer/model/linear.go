@@ -171,8 +171,19 @@ func (w *Matrix) dotRows(o []float32, lo int, x []float32, add bool) {
 var q8Vectors sync.Pool
 
 type q8Vector struct {
-	q []int8
-	s []float32
+	q  []int8
+	s  []float32
+	st []float32 // s of each group of eight rows, block by block (dotQ8x8)
+}
+
+// transposeScales writes the block scales of the eight rows s[0:8·nb]
+// (row by row) block by block into st: st[8·b+i] = s[i·nb+b].
+func transposeScales(st, s []float32, nb int) {
+	for i := range 8 {
+		for b := range nb {
+			st[8*b+i] = s[i*nb+b]
+		}
+	}
 }
 
 // gemmRowsQ8 is gemmRows for a Q8 w and at most dotRows rows of x: each
@@ -190,19 +201,34 @@ func gemmRowsQ8(out, x []float32, n, in int, w *Matrix, outDim int, beta float32
 	for r := range n {
 		quantizeVector(v.q[r*in:(r+1)*in], v.s[r*nb:(r+1)*nb], x[r*in:(r+1)*in])
 	}
-	// Rows of x in groups of four meet each row of W once (the same sums,
-	// to the bit, as one at a time); the rest one at a time.
-	grouped := 0
+	// Rows of x in groups of eight, then four, meet each row of W once
+	// (the same sums, to the bit, as one at a time); the rest one at a
+	// time.
+	grouped8 := 0
+	if haveDotQ8x8(in) {
+		grouped8 = n &^ 7
+	}
+	grouped := grouped8
 	if haveDotQ8x4(in) {
-		grouped = n &^ 3
+		grouped = grouped8 + (n-grouped8)&^3
+	}
+	v.st = grow(v.st, grouped8*nb)
+	for r := 0; r < grouped8; r += 8 {
+		transposeScales(v.st[r*nb:(r+8)*nb], v.s[r*nb:(r+8)*nb], nb)
 	}
 	parallel.For(outDim, 64, func(_, lo, hi int) {
 		var d [4]float32
+		var d8 [8]float32
 		for j0 := lo; j0 < hi; j0 += chunkRows {
 			j1 := min(hi, j0+chunkRows)
 			for j := j0; j < j1; j++ {
-				for r := 0; r < grouped; r += 4 {
-					dotQ8x4(w.Q[j*in:(j+1)*in], w.Scales[j*nb:(j+1)*nb], v.q[r*in:], v.s[r*nb:], &d)
+				q, s := w.Q[j*in:(j+1)*in], w.Scales[j*nb:(j+1)*nb]
+				for r := 0; r < grouped8; r += 8 {
+					dotQ8x8(q, s, v.q[r*in:], v.st[r*nb:(r+8)*nb], &d8)
+					putColumn(out, outDim, r, j, d8[:], beta != 0)
+				}
+				for r := grouped8; r < grouped; r += 4 {
+					dotQ8x4(q, s, v.q[r*in:], v.s[r*nb:], &d)
 					putColumn(out, outDim, r, j, d[:], beta != 0)
 				}
 			}

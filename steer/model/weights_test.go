@@ -530,10 +530,12 @@ func TestQuantize(t *testing.T) {
 
 // TestQ8BatchSameAsOne: a Q8 product gives each row of x the same sums, to
 // the bit, whether the row comes alone (decoding one sequence) or with
-// others (a batch, where rows go four at a time through dotQ8x4).
+// others (a batch, where rows go eight at a time through dotQ8x8 where the
+// CPU has AVX512_VNNI and the row an even number of blocks, and four at a
+// time through dotQ8x4).
 func TestQ8BatchSameAsOne(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	for _, cols := range []int{32, 96, 896} {
+	for _, cols := range []int{32, 96, 128, 896} {
 		const rows = 70
 		f := make([]float32, rows*cols)
 		for i := range f {
@@ -541,7 +543,7 @@ func TestQ8BatchSameAsOne(t *testing.T) {
 		}
 		base := NewMatrix(rows, cols, f)
 		w := base.To(Q8)
-		for _, n := range []int{4, 8, 9, 15} {
+		for _, n := range []int{4, 8, 9, 12, 15, 16} {
 			x := make([]float32, n*cols)
 			for i := range x {
 				x[i] = float32(rng.NormFloat64()) * float32(1+i%7)
