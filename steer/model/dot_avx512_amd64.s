@@ -9,6 +9,17 @@
 // nine reads for eight): batched decoding is bound by those reads once the
 // weights are in cache.
 
+// ZERO8 clears the sums Z0-Z7.
+#define ZERO8 \
+	VPXORD Z0, Z0, Z0 \
+	VPXORD Z1, Z1, Z1 \
+	VPXORD Z2, Z2, Z2 \
+	VPXORD Z3, Z3, Z3 \
+	VPXORD Z4, Z4, Z4 \
+	VPXORD Z5, Z5, Z5 \
+	VPXORD Z6, Z6, Z6 \
+	VPXORD Z7, Z7, Z7
+
 #define WIDEN512_BF16(off, base, r) VPMOVZXWD off(base), r; VPSLLD $16, r, r
 #define WIDEN512_F16(off, base, r) VCVTPH2PS off(base), r
 #define LOAD512_F32(off, base, r) VMOVUPS off(base), r
@@ -68,14 +79,7 @@
 	LEAQ (DI)(R8*4), R10 \
 	MOVQ n+32(FP), CX \
 	MOVQ out+40(FP), DX \
-	VPXORD Z0, Z0, Z0 \
-	VPXORD Z1, Z1, Z1 \
-	VPXORD Z2, Z2, Z2 \
-	VPXORD Z3, Z3, Z3 \
-	VPXORD Z4, Z4, Z4 \
-	VPXORD Z5, Z5, Z5 \
-	VPXORD Z6, Z6, Z6 \
-	VPXORD Z7, Z7, Z7 \
+	ZERO8 \
 	VPXORD Z8, Z8, Z8 \
 	VPXORD Z9, Z9, Z9 \
 	VPXORD Z10, Z10, Z10 \
@@ -178,14 +182,7 @@ TEXT ·dotQ8x8AVX512(SB), NOSPLIT, $0-56
 	MOVQ blocks+40(FP), CX
 	SHRQ $1, CX
 	MOVQ out+48(FP), AX
-	VPXORD Z0, Z0, Z0
-	VPXORD Z1, Z1, Z1
-	VPXORD Z2, Z2, Z2
-	VPXORD Z3, Z3, Z3
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
+	ZERO8
 	VPXORD Z18, Z18, Z18
 	// Z12 spreads the pair of weight scales over the lanes with Z9: 0
 	// in the lower eight, 1 in the upper; Z19 is Z9 times 8.
