@@ -8,8 +8,9 @@ import "golang.org/x/sys/cpu"
 // here (they need AVX2 and FMA).
 var haveGatherAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
-// haveGatherAVX512 reports whether the 512-bit kernels run here.
-var haveGatherAVX512 = haveGatherAVX2 && cpu.X86.HasAVX512F
+// haveGatherAVX512 reports whether the 512-bit kernels run here (the dot
+// kernel's VEXTRACTF32X8 is AVX512DQ's).
+var haveGatherAVX512 = haveGatherAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512DQ
 
 //go:noescape
 func gatherAxpy64AVX2(dense, base *float32, stride int, idx *int32, e *float32, n int)

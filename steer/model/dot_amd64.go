@@ -198,10 +198,11 @@ func dotF16Pair8AVX512(w *uint16, wstride int, x *float32, stride, n int, out *f
 func dotF32Pair8AVX512(w *float32, wstride int, x *float32, stride, n int, out *float32)
 
 // haveAVX512 reports whether the pair kernels (dot_avx512_amd64.s) run
-// here, and haveQ8x8 whether dotQ8x8 does.
+// here (they use AVX512BW's byte and word forms and AVX512DQ's
+// VEXTRACTF32X8 besides AVX512F), and haveQ8x8 whether dotQ8x8 does.
 var (
-	haveAVX512 = haveAVX2 && cpu.X86.HasAVX512F
-	haveQ8x8   = haveAVX512 && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VNNI
+	haveAVX512 = haveAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512DQ
+	haveQ8x8   = haveAVX512 && cpu.X86.HasAVX512VNNI
 )
 
 //go:noescape
