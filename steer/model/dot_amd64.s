@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "hsum_amd64.h"
 
 // The 16-bit kernels share their bodies: WIDEN(off, reg) widens the 8
 // weights at off(SI) into reg (a bfloat16 by a shift into the upper
@@ -173,18 +174,7 @@ loop8: \
 	ADDQ $32, R10 \
 	SUBQ $8, CX \
 	JNZ  loop8 \
-	VHADDPS      Y1, Y0, Y0 \
-	VHADDPS      Y3, Y2, Y2 \
-	VHADDPS      Y2, Y0, Y0 \
-	VHADDPS      Y5, Y4, Y4 \
-	VHADDPS      Y7, Y6, Y6 \
-	VHADDPS      Y6, Y4, Y4 \
-	VEXTRACTF128 $1, Y0, X1 \
-	VADDPS       X1, X0, X0 \
-	VEXTRACTF128 $1, Y4, X5 \
-	VADDPS       X5, X4, X4 \
-	VMOVUPS      X0, (DX) \
-	VMOVUPS      X4, 16(DX) \
+	HSUM8(Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, X0, X1, X4, X5, 0) \
 	VZEROUPPER \
 	RET
 

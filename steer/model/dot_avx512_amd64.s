@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "hsum_amd64.h"
 
 // The AVX-512 group kernels. For float32, bfloat16 and float16 weights:
 // two rows of W with eight vectors of x, 16 lanes a register. Each run of 16 x values is loaded once for both rows
@@ -45,18 +46,7 @@
 	HALVE(z5, y5) \
 	HALVE(z6, y6) \
 	HALVE(z7, y7) \
-	VHADDPS       y1, y0, y0 \
-	VHADDPS       y3, y2, y2 \
-	VHADDPS       y2, y0, y0 \
-	VHADDPS       y5, y4, y4 \
-	VHADDPS       y7, y6, y6 \
-	VHADDPS       y6, y4, y4 \
-	VEXTRACTF128  $1, y0, x1 \
-	VADDPS        x1, x0, x0 \
-	VEXTRACTF128  $1, y4, x5 \
-	VADDPS        x5, x4, x4 \
-	VMOVUPS       x0, off(DX) \
-	VMOVUPS       x4, off+16(DX)
+	HSUM8(y0, y1, y2, y3, y4, y5, y6, y7, x0, x1, x4, x5, off)
 
 // DOTPAIR is the body of the pair kernels (w *T, wstride int, x *float32,
 // stride, n int, out *float32): the dot products of rows w and

@@ -242,43 +242,37 @@ func gemmRowsQ8(out, x []float32, n, in int, w *Matrix, outDim int, beta float32
 }
 
 // dotGroupRows sets (with add, adds to) out[r, j] the products of rows
-// j0..j1 of w with the rows of x in groups of eight, then of
-// four, each weight read once per group, and returns how many rows of x
-// it did (the rest go one at a time). Only where haveDotGroup.
+// j0..j1 of w with the rows of x in groups of eight, then of four, each
+// weight read once per group (two rows of W at a time through the pair
+// kernel for the groups of eight, where it runs), and returns how many
+// rows of x it did (the rest go one at a time). Only where haveDotGroup.
 func (w *Matrix) dotGroupRows(out []float32, outDim, j0, j1 int, x []float32, n int, add bool) int {
 	c := w.Cols
+	pairs := haveDotPair(w.DType, c) && n >= 8
 	var d [8]float32
+	var p [16]float32
 	done := 0
-	j := j0
-	if haveDotPair(w.DType, c) && n >= 8 {
-		// Two rows of W at a time through the pair kernel, eight rows
-		// of x at a time; leftover rows of x in groups of four.
-		var p [16]float32
-		for ; j+2 <= j1; j += 2 {
-			r := 0
+	for j := j0; j < j1; {
+		r, rows := 0, 1
+		if pairs && j+2 <= j1 {
+			rows = 2
 			for ; r+8 <= n; r += 8 {
 				w.dotPair(j, x[r*c:], c, &p)
 				putColumn(out, outDim, r, j, p[:8], add)
 				putColumn(out, outDim, r, j+1, p[8:], add)
 			}
-			for ; r+4 <= n; r += 4 {
-				for jj := j; jj < j+2; jj++ {
-					w.dotGroup(jj, x[r*c:], c, d[:4])
-					putColumn(out, outDim, r, jj, d[:4], add)
+		}
+		for jj := j; jj < j+rows; jj++ {
+			rr := r
+			for _, g := range [2]int{8, 4} {
+				for ; rr+g <= n; rr += g {
+					w.dotGroup(jj, x[rr*c:], c, d[:g])
+					putColumn(out, outDim, rr, jj, d[:g], add)
 				}
 			}
-			done = r
+			done = rr
 		}
-	}
-	for ; j < j1; j++ {
-		r := 0
-		for _, g := range [2]int{8, 4} {
-			for ; r+g <= n; r += g {
-				w.dotGroup(j, x[r*c:], c, d[:g])
-				putColumn(out, outDim, r, j, d[:g], add)
-			}
-		}
-		done = r
+		j += rows
 	}
 	return done
 }
