@@ -49,7 +49,9 @@ type fusedEngine struct {
 	latStart  []int32   // [M+1]
 	dWencT    []float32 // [M, D]
 	// W_dec, ∂x_hat and x_c chunk by chunk (packChunks) for the gathered
-	// products over active entries.
+	// products over active entries: wdecC is a second copy of W_dec
+	// (4·d_sae·d_in bytes, 1 GiB at 65,536 x 4,096) once a step has run
+	// sparse.
 	wdecC, dxhC, xcC []float32
 	ehat, dehat      []float32 // [B, D] AuxK reconstruction and its gradient
 	deadIdx          []int

@@ -1,6 +1,8 @@
 package sae
 
 import (
+	"slices"
+
 	"github.com/rise-interp/rise/internal/parallel"
 )
 
@@ -141,7 +143,8 @@ func (e *fusedEngine) sparseActive(s *SAE, cfg LossConfig, g *Gradients, fired [
 
 	// x_hat_b = b_dec + Σ_j f_bj W_dec[j], a chunk of columns at a time
 	// so that the chunk of W_dec stays in cache across the rows.
-	e.wdecC = grow(e.wdecC, chunkedLen(m, d))
+	wn := chunkedLen(m, d)
+	e.wdecC = slices.Grow(e.wdecC[:0], wn)[:wn]
 	packChunks(e.wdecC, s.WDec, m, d)
 	wBlock := m * gatherChunk
 	parallel.For(b, 16, func(_, lo, hi int) {
@@ -197,7 +200,8 @@ func (e *fusedEngine) sparseActive(s *SAE, cfg LossConfig, g *Gradients, fired [
 		e.rowNorms(s.WDec, m, d)
 	}
 	sumF := e.perLat2 // Σ_b f_bj (ReLU) or ∂/∂θ_j (JumpReLU)
-	e.dxhC, e.xcC = grow(e.dxhC, chunkedLen(b, d)), grow(e.xcC, chunkedLen(b, d))
+	rn := chunkedLen(b, d)
+	e.dxhC, e.xcC = slices.Grow(e.dxhC[:0], rn)[:rn], slices.Grow(e.xcC[:0], rn)[:rn]
 	packChunks(e.dxhC, e.dxh, b, d)
 	packChunks(e.xcC, e.xc, b, d)
 	rBlock := b * gatherChunk

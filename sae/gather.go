@@ -82,11 +82,3 @@ func gatherDotGo(x []float32, base []float32, stride int, idx []int32, out []flo
 		out[k] += s
 	}
 }
-
-// grow returns buf with length n, reallocated only when it is too short.
-func grow(buf []float32, n int) []float32 {
-	if cap(buf) < n {
-		return make([]float32, n)
-	}
-	return buf[:n]
-}
