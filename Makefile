@@ -108,7 +108,8 @@ testdata: build
 # then all of it in one page, out/steer-demo/report.html (rise report).
 # The sweep samples (temperature 1, a fixed seed): greedy decoding of a
 # model this small picks the majority step every time and hides the
-# minority behaviours the vector moves.
+# minority behaviours the vector moves. Block 1 trains at a lower rate for
+# twice as many steps, which keeps its latents alive (web/demo_model.go).
 DEMO_OUT      ?= out/steer-demo
 TINY_MODEL    ?= testdata/tinyreason/model.bin
 TINY_TOK      ?= testdata/tinyreason/tok.bin
@@ -121,7 +122,8 @@ steer-demo: build
 	$(BIN) traces --out $(DEMO_OUT)/traces.jsonl --n 3000 --seed 7
 	$(BIN) dump --model $(TINY_MODEL) --tokenizer $(TINY_TOK) --traces $(DEMO_OUT)/traces.jsonl --layers 1,2,3 --out $(DEMO_OUT)/dump --force
 	for l in 1 2 3; do \
-		$(BIN) train --data $(DEMO_OUT)/dump --layer $$l --arch topk --k 8 --width 512 --steps 3000 --batch 256 --resample-every 50 --out $(DEMO_OUT)/sae-l$$l && \
+		if [ $$l = 1 ]; then rate='--steps 6000 --lr 3e-4'; else rate=; fi; \
+		$(BIN) train --data $(DEMO_OUT)/dump --layer $$l --arch topk --k 8 --width 512 --steps 3000 $$rate --batch 256 --resample-every 50 --out $(DEMO_OUT)/sae-l$$l && \
 		$(BIN) atlas --sae $(DEMO_OUT)/sae-l$$l --data $(DEMO_OUT)/dump --attribute next --out $(DEMO_OUT)/atlas-l$$l.json --svg $(DEMO_OUT)/map-l$$l || exit 1; \
 	done
 	$(BIN) atlas --sweep --attribute next --data $(DEMO_OUT)/dump --sae $(DEMO_OUT)/sae-l1 --sae $(DEMO_OUT)/sae-l2 --sae $(DEMO_OUT)/sae-l3 --out $(DEMO_OUT)/sweep.json --svg $(DEMO_OUT)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/steer"
 	"github.com/rise-interp/rise/steer/model"
 )
@@ -76,6 +77,42 @@ func TestModelDemo(t *testing.T) {
 	for _, j := range srv2.Jobs().List() {
 		if j.Kind == "train" {
 			t.Errorf("the second start trained %v again", j.Params)
+		}
+	}
+}
+
+// TestModelDemoKeepsItsLatents trains the model demo at its real size and
+// holds each block's SAE to at most 10% of latents that never fire over the
+// whole dump. Block 1, whose states are nearly two-dimensional, lost 19% at
+// the default rate.
+func TestModelDemoKeepsItsLatents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains the demo's three SAEs at full size")
+	}
+	modelPath, tokPath := filepath.Join("..", TinyModelFile), filepath.Join("..", TinyTokenizerFile)
+	m, tok, err := model.Load(modelPath, tokPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := &Workspace{Dir: t.TempDir()}
+	srv := New(ws, Config{Version: "test", Demo: true, Backend: &steer.Native{Model: m, Tokenizer: tok}})
+	ts := &testServer{Server: httptest.NewServer(srv), srv: srv, ws: ws}
+	defer func() { ts.Close(); srv.Close() }()
+	if err := srv.SetupModelDemo(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range TinyLayers {
+		name := TinyDataset + "-l" + string(rune('0'+l))
+		ts.waitReady(t, name)
+		md := ws.SAE(name)
+		_, _, _, s, _ := md.snapshot()
+		met, err := sae.Evaluate(context.Background(), s, md.Layer, sae.EvalOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("block %d: dead %.4f, fvu %.4f", l, met.DeadFraction, met.FVU)
+		if met.DeadFraction > 0.10 {
+			t.Errorf("block %d: %.1f%% of the latents never fire, want at most 10%%", l, 100*met.DeadFraction)
 		}
 	}
 }
