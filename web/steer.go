@@ -278,35 +278,39 @@ func side(g model.Generation, answer string, m *label.Matcher) SteerSide {
 // they were not drawn with (make steer-demo uses the same).
 const heldOutProblems, heldOutSeed = 50, 99
 
+// openingProblem is the held-out problem the demo's steering page opens
+// on. A vector added at step boundaries acts once per step, and on a
+// two-step problem the tiny model rarely has room to reflect whatever the
+// strength, so it is one of the five-operation problems (4, 14, 17, 30 and
+// 48 of the 50): the one where, with the page's defaults (block 3's
+// reflection vector, strength 32, temperature 1, at most 400 tokens),
+// STEERED wrote more reflection steps than DEFAULT for the most of seeds 1
+// to 12, measured through this API. Problem 17: 11 of 12, 0.92 reflection
+// steps on average unsteered and 4.08 steered (seed 1, the page's: 0 and
+// 5); problems 14, 30 and 48: 10 of 12; problem 4, the first of them, 7 of
+// 12 (seed 1: 3 and 3). Over all 50 problems and 12 seeds STEERED wrote
+// more in 370 of 600 pairs, as many in 228, fewer in 2.
+const openingProblem = 17
+
 // heldOutPrompts returns the first n held-out problems, with their
 // answers, when the server runs the model demo with its model; none
-// elsewhere. opening is the index of the first of them with the most
-// operations.
+// elsewhere. opening is openingProblem when n reaches it, else 0.
 func (s *Server) heldOutPrompts(n int) (prompts []steer.Prompt, opening int) {
 	prompts = []steer.Prompt{}
 	if s.cfg.Backend == nil || s.ws.Dataset(TinyDataset) == nil {
 		return prompts, 0
 	}
-	most := -1
-	for i, p := range reason.Problems(reason.Config{N: n, Seed: heldOutSeed}) {
+	for _, p := range reason.Problems(reason.Config{N: n, Seed: heldOutSeed}) {
 		prompts = append(prompts, steer.Prompt{Text: p.Prompt(), Answer: strconv.Itoa(p.Answer)})
-		if p.Ops() > most {
-			most, opening = p.Ops(), i
-		}
+	}
+	if openingProblem < len(prompts) {
+		opening = openingProblem
 	}
 	return prompts, opening
 }
 
 // steerPrompts answers GET /api/steer/prompts: the model demo's held-out
 // problems with their answers, else none, and the one the page opens on.
-// That is the first with the most operations: a vector added at step
-// boundaries acts once per step, and on a two-step problem the tiny model
-// rarely has room to reflect whatever the strength. Measured through this
-// API with the page's defaults (layer 3's reflection vector, strength 32,
-// temperature 1, seeds 1 to 12): the first problem (two operations) gave
-// more reflection steps than unsteered for 1 seed of 12; the first with
-// five operations for 8 of 12 and as many for the other 4, 1.6 reflection
-// steps on average unsteered and 3.0 steered (seed 1 alone: 3 and 3).
 func (s *Server) steerPrompts(_ http.ResponseWriter, r *http.Request) (any, error) {
 	prompts, opening := s.heldOutPrompts(heldOutProblems)
 	return map[string]any{"prompts": prompts, "opening": opening}, nil

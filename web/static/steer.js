@@ -19,8 +19,8 @@ export async function render(main, ctx) {
     api('/api/steer/prompts', {signal: ctx.abort.signal}).catch(() => ({prompts: []})),
   ]);
   const problems = (held && held.prompts) || [];
-  // The page opens on the problem the server names: the first with the
-  // most steps, where a vector added at step boundaries has room to act.
+  // The page opens on the problem the server names: one with the most
+  // steps, where a vector added at step boundaries has room to act.
   let problemAt = problems.length ? Math.min(Math.max(held.opening | 0, 0), problems.length - 1) : 0;
   let answer = problems.length ? problems[problemAt].answer : '';
   const banner = status instanceof Error ? errorBox(status)
@@ -46,7 +46,7 @@ export async function render(main, ctx) {
   // The demo steers block 3 of the tiny model, whose residual stream has a
   // norm of about 100 at the step boundaries: a unit vector moves it from a
   // strength of 8 or so, and clearly at 16 to 32 (make steer-demo: 0.40
-  // reflection steps per problem unsteered, 0.76 at 16, 1.21 at 32).
+  // reflection steps per problem unsteered, 1.11 at 16, 1.65 at 32).
   const span = demo ? 40 : 20;
   const strength = h('input', {type: 'range', min: -span, max: span, step: 0.5, value: demo ? 32 : 4, 'aria-label': 'strength'});
   const strengthBox = h('input', {type: 'number', min: -1e6, max: 1e6, step: 0.5, value: strength.value, class: 'narrow', 'aria-label': 'strength value', testid: 'steer-strength'});
@@ -63,7 +63,10 @@ export async function render(main, ctx) {
   });
   const positions = h('select', {'aria-label': 'positions'},
     ['all', 'step_boundary', 'prompt', 'generated'].map((p) => h('option', {value: p, selected: p === (demo ? 'step_boundary' : 'all')}, p)));
-  const maxTokens = h('input', {type: 'number', min: 1, max: 4096, value: demo ? 200 : 256, class: 'narrow', 'aria-label': 'max tokens'});
+  // A five-operation problem of the demo runs to 150-300 tokens, more when
+  // steered to reflect: at 200, 13 of 24 samples of the opening problem hit
+  // the limit, at 400 none.
+  const maxTokens = h('input', {type: 'number', min: 1, max: 4096, value: demo ? 400 : 256, class: 'narrow', 'aria-label': 'max tokens'});
   const temperature = h('input', {type: 'number', min: 0, max: 5, step: 0.1, value: demo ? 1 : 0, class: 'narrow', 'aria-label': 'temperature', testid: 'steer-temperature'});
   const topP = h('input', {type: 'number', min: 0, max: 1, step: 0.05, value: 1, class: 'narrow', 'aria-label': 'top-p'});
   const seed = h('input', {type: 'number', value: 1, class: 'narrow', 'aria-label': 'seed'});
@@ -135,26 +138,52 @@ export async function render(main, ctx) {
     const shown = qfs.length > 12 ? `${qfs.slice(0, 12).join(', ')}, … (${qfs.length} features)` : qfs.join(', ');
     vectors.add({sae: qs, features: qfs}, `${qs} · mean of features ${shown}`);
   }
-  if (demo && !vectors.items.length) await addDemoVector(vectors, saes || [], ctx);
+  if (demo && !vectors.items.length) addDemoVector(vectors, adder, ctx).catch(() => vectors.waiting(null));
 }
 
 // addDemoVector puts the reflection vector of the demo's best layer (the
-// layer whose behaviour columns separate best, by the sweep) on the list.
-async function addDemoVector(vectors, saes, ctx) {
-  const ready = saes.filter((s) => s.state === 'ready');
-  let pick = null;
-  try {
-    const sw = await api(`/api/datasets/${enc(ready.length ? ready[0].dataset : '')}/sweep`, {signal: ctx.abort.signal});
-    const best = sw.best && sw.best['columns: behaviours'];
-    pick = ready.find((s) => s.layer === best) || null;
-  } catch { /* no sweep: fall back below */ }
-  pick = pick || ready.find((s) => /-l2$/.test(s.name)) || ready[0];
-  if (!pick) return;
-  try {
-    const b = await api(`/api/saes/${enc(pick.name)}/behaviours`, {signal: ctx.abort.signal});
-    if (!(b.cosine && b.cosine.names || []).includes('reflection')) return;
-  } catch { return; }
-  vectors.add({sae: pick.name, behaviour: 'reflection'}, `${pick.name} · behaviour reflection`);
+// layer whose behaviour columns separate best, by the dataset's sweep) on
+// the list. Opened while the demo's SAEs still train or analyse, or while
+// the sweep is computed (its first request starts it), it waits for them
+// and says so: the list is never left empty for Run to fail on.
+async function addDemoVector(vectors, adder, ctx) {
+  const signal = ctx.abort.signal;
+  const pause = (ms) => new Promise((done) => setTimeout(done, ms));
+  let ready = [];
+  let best = null;
+  for (let waited = 0; !signal.aborted && waited < 300000; waited += 500) {
+    const saes = await api('/api/saes', {signal}).catch(() => []);
+    ready = saes.filter((s) => s.state === 'ready');
+    const busy = saes.some((s) => s.state === 'training' || s.state === 'analysing');
+    if (!busy && ready.length) {
+      try {
+        const sw = await api(`/api/datasets/${enc(ready[0].dataset)}/sweep`, {signal});
+        best = sw.best && sw.best['columns: behaviours'];
+        break;
+      } catch (e) {
+        if (e.name === 'AbortError') return;
+        if (!(e.status === 409 && e.body && e.body.job)) break; // no sweep to wait for
+      }
+    } else if (!busy) {
+      return;
+    }
+    vectors.waiting(busy ? "Waiting for the demo's SAEs to finish training…" : "Finding the best layer (the demo's layer sweep)…");
+    await pause(500);
+  }
+  if (signal.aborted) return;
+  // The best layer first, then the others: the first with a reflection vector.
+  const order = [...ready].sort((x, y) => (y.layer === best) - (x.layer === best));
+  for (const pick of order) {
+    try {
+      const b = await api(`/api/saes/${enc(pick.name)}/behaviours`, {signal});
+      if ((b.cosine && b.cosine.names || []).includes('reflection')) {
+        vectors.add({sae: pick.name, behaviour: 'reflection'}, `${pick.name} · behaviour reflection`);
+        await adder.pick(pick.name, 'reflection');
+        return;
+      }
+    } catch (e) { if (e.name === 'AbortError') return; }
+  }
+  vectors.waiting(null);
 }
 
 // ---------- vectors ----------
@@ -162,14 +191,19 @@ async function addDemoVector(vectors, saes, ctx) {
 function vectorList() {
   const items = [];
   const el = h('ul', {class: 'vector-list', testid: 'steer-vectors'});
+  let pending = null; // what the empty list is waiting for, if anything
   function draw() {
-    if (!items.length) { fill(el, h('li', {class: 'muted'}, 'No vector yet: add a feature, a behaviour vector or a .npy file.')); return; }
+    if (!items.length) { fill(el, h('li', {class: 'muted'}, pending || 'No vector yet: add a feature, a behaviour vector or a .npy file.')); return; }
     fill(el, items.map((v, i) => h('li', {},
       h('span', {}, v.label),
       h('button', {class: 'small-btn', title: 'remove', onclick: () => { items.splice(i, 1); draw(); }}, '×'))));
   }
   draw();
-  return {el, items, add(spec, label) { items.push({spec, label}); draw(); }};
+  return {
+    el, items,
+    add(spec, label) { pending = null; items.push({spec, label}); draw(); },
+    waiting(msg) { pending = msg; draw(); },
+  };
 }
 
 function vectorAdder(saes, vectors, ctx) {
@@ -226,10 +260,20 @@ function vectorAdder(saes, vectors, ctx) {
     file.value = '';
   });
 
-  return h('div', {class: 'vector-adder'},
+  const root = h('div', {class: 'vector-adder'},
     h('div', {class: 'row'}, saeSel, featureId, addFeature, behSel, addBeh),
     h('div', {class: 'row'}, h('span', {class: 'small muted'}, 'or a .npy vector at layer'), npyLayer, file),
     msg);
+  // pick shows an SAE and behaviour in the pickers (the demo's opening
+  // vector), adding the SAE when it became ready after the page opened.
+  root.pick = async (name, behaviour) => {
+    if (![...saeSel.options].some((o) => o.value === name)) saeSel.append(h('option', {value: name}, name));
+    saeSel.value = name;
+    behSel.value = '';
+    await loadBehaviours();
+    if ([...behSel.options].some((o) => o.value === behaviour)) behSel.value = behaviour;
+  };
+  return root;
 }
 
 function toBase64(buf) {
