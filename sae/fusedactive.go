@@ -38,12 +38,22 @@ const (
 )
 
 // sparseMaxDensity is the largest share of active (row, latent) entries at
-// which a ReLU or JumpReLU step runs over active entries only. Measured with
-// BenchmarkFusedReLUDensity (d_in 1536, d_sae 2048, batch 1024, OpenBLAS,
-// one thread, CPU time per step): dense 0.36 s at any density; over active
-// entries 0.14 s at 2%, 0.22 s at 10%, 0.35 s at 20%, 0.44 s at 30%. The
-// two cross near 21%; the switch sits a little below.
-const sparseMaxDensity = 0.18
+// which a ReLU or JumpReLU step runs over active entries only, with the
+// dense products in float32. BenchmarkFusedReLUDensity (d_in 1536, d_sae
+// 2048, batch 1024, two threads, OpenBLAS) since the gathers read chunked
+// operands: dense 183-194 ms a step at any density; over active entries
+// 112 ms at 15%, 129 at 20%, 147 at 25%, 165 at 30%, 184 at 40%. The RISE
+// recipe's whole run (rise bench --run, 1,000 steps, the 1536-wide planted
+// dump, rise alone, alternated): 131.8 and 133.8 s with the switch at 18%
+// (where it sat before the chunked gathers), 122.1, 123.4 and 126.1 s at
+// 30%, 128.2 s at 40%. A real run's firings are less even than the
+// benchmark's, so the switch sits below the benchmark's crossing.
+const sparseMaxDensity = 0.30
+
+// sparseMaxDensityBF16 is the same switch when the dense products run in
+// bfloat16 (twice as fast): the whole run took 96.0 s at 18% and 100.2 s
+// at 30%.
+const sparseMaxDensityBF16 = 0.18
 
 // sparseActive runs a ReLU or JumpReLU step over the active entries when
 // the step's density calls for it (or the mode forces it) and reports
@@ -94,7 +104,11 @@ func (e *fusedEngine) sparseActive(s *SAE, cfg LossConfig, g *Gradients, fired [
 		total += int64(e.rowCount[r])
 		active += int64(e.activeCount[r])
 	}
-	if e.mode == fusedAuto && float64(total) > sparseMaxDensity*float64(b)*float64(m) {
+	limit := sparseMaxDensity
+	if e.bf16 {
+		limit = sparseMaxDensityBF16
+	}
+	if e.mode == fusedAuto && float64(total) > limit*float64(b)*float64(m) {
 		e.lastSparse = false
 		return false
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/rise-interp/rise/internal/bf16"
 )
 
 // namedEngine gives an engine a name of its own, so that an agreement
@@ -115,6 +117,43 @@ func TestFusedPicksPathByDensity(t *testing.T) {
 		}
 		if e.lastSparse != tc.wantSparse {
 			t.Errorf("density %.3f: sparse path %v, want %v (switch at %.2f)", l.L0/256, e.lastSparse, tc.wantSparse, sparseMaxDensity)
+		}
+	}
+}
+
+// TestFusedSwitchByPrecision: with float32 dense products a step with a
+// quarter of its entries active runs over the active entries (the switch
+// sits at sparseMaxDensity, 30%); with bfloat16 ones, twice as fast, it
+// runs dense (sparseMaxDensityBF16, 18%).
+func TestFusedSwitchByPrecision(t *testing.T) {
+	const m = 256
+	var s *SAE
+	var x []float32
+	var density float64
+	for shift := float32(0); shift < 3; shift += 0.02 {
+		s, x = sparseSAE(t, Standard, 32, m, 64, shift, 1)
+		probe := &fusedEngine{mode: fusedDense}
+		l, err := probe.Step(s, x, LossConfig{Sparsity: 0.1}, nil, NewGradients(s), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if density = l.L0 / m; density <= 0.26 {
+			break
+		}
+	}
+	if density < 0.2 || density > 0.26 {
+		t.Fatalf("no shift gives a density between 0.2 and 0.26 (last %.3f)", density)
+	}
+	engines := []*fusedEngine{{}}
+	if bf16.Native() {
+		engines = append(engines, &fusedEngine{bf16: true})
+	}
+	for _, e := range engines {
+		if _, err := e.Step(s, x, LossConfig{Sparsity: 0.1}, nil, NewGradients(s), nil); err != nil {
+			t.Fatal(err)
+		}
+		if want := !e.bf16; e.lastSparse != want {
+			t.Errorf("bfloat16 %v, %.1f%% active: over active entries %v, want %v", e.bf16, 100*density, e.lastSparse, want)
 		}
 	}
 }
