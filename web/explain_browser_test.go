@@ -106,7 +106,12 @@ func TestBrowserCandidates(t *testing.T) {
 	}
 
 	b.open("/feature/un-sae/0")
-	b.run("feature explanation", chromedp.WaitVisible(`[data-testid="feature-detection"]`, chromedp.ByQuery))
+	var balanced string
+	b.run("feature explanation", chromedp.WaitVisible(`[data-testid="feature-detection"]`, chromedp.ByQuery),
+		chromedp.Text(`[data-testid="feature-detection-balanced"]`, &balanced, chromedp.ByQuery))
+	if !strings.Contains(balanced, "on as many firing steps as not: precision 0.") && !strings.Contains(balanced, "precision 1.00") {
+		t.Errorf("the feature page's balanced detection reads %q", balanced)
+	}
 	b.screenshot("feature-explanation")
 
 	// Naming the first candidate labels its steps and recomputes the atlas,

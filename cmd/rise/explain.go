@@ -107,7 +107,7 @@ Example:
 			var buf bytes.Buffer
 			w := bufio.NewWriter(&buf)
 			enc := json.NewEncoder(w)
-			var f1 float64
+			var f1, bf1 float64
 			scored := 0
 			for _, fe := range ex.Features {
 				if err := enc.Encode(explainLine{ID: fe.ID, Phrases: fe.Phrases, Detection: fe.Detection, Fires: fe.Fires,
@@ -116,6 +116,7 @@ Example:
 				}
 				if fe.Detection != nil && fe.Detection.Positives > 0 {
 					f1 += fe.Detection.F1
+					bf1 += fe.Detection.BalancedF1
 					scored++
 				}
 			}
@@ -130,7 +131,8 @@ Example:
 			}
 			fmt.Fprintf(e.stdout, "wrote %s: %d features explained in %s\n", out, len(ex.Features), time.Since(start).Round(time.Millisecond))
 			if scored > 0 {
-				fmt.Fprintf(e.stdout, "detection on %s: mean F1 %.3f over the %d features that fire there\n", scoredOn(holdOut), f1/float64(scored), scored)
+				fmt.Fprintf(e.stdout, "detection on %s: mean F1 %.3f over the %d features that fire there (%.3f on as many firing steps as not, as Delphi scores)\n",
+					scoredOn(holdOut), f1/float64(scored), scored, bf1/float64(scored))
 			}
 			return nil
 		},

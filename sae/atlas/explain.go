@@ -39,13 +39,22 @@ type ExplainOptions struct {
 // Models", §3.3) with the phrases standing in for the LLM judge. A step is
 // predicted to fire when its text contains any phrase; AUC ranks the steps
 // by the sum of the z-scores of the phrases they contain.
+//
+// Precision, Recall and F1 are over all the held-out steps, where a
+// feature that fires on few of them has a low precision however well its
+// phrases pick them out. Delphi, the reference implementation of that
+// paper, scores on as many firing examples as non-firing ones (50 and 50
+// by default); BalancedPrecision and BalancedF1 are the expected scores on
+// such a set: precision TPR / (TPR + FPR), with the recall unchanged.
 type Detection struct {
-	Precision float64 `json:"precision"`
-	Recall    float64 `json:"recall"`
-	F1        float64 `json:"f1"`
-	AUC       float64 `json:"auc"`
-	Positives int     `json:"positives"` // held-out steps on which the feature fires
-	Steps     int     `json:"steps"`     // held-out steps
+	Precision         float64 `json:"precision"`
+	Recall            float64 `json:"recall"`
+	F1                float64 `json:"f1"`
+	BalancedPrecision float64 `json:"balanced_precision"`
+	BalancedF1        float64 `json:"balanced_f1"`
+	AUC               float64 `json:"auc"`
+	Positives         int     `json:"positives"` // held-out steps on which the feature fires
+	Steps             int     `json:"steps"`     // held-out steps
 }
 
 // FeatureExplanation is one feature's explanation and its score.
@@ -364,6 +373,15 @@ func detection(score []float64, fired []bool, touched []int32, positives, steps 
 		d.F1 = 2 * d.Precision * d.Recall / (d.Precision + d.Recall)
 	}
 	negatives := steps - positives
+	if positives > 0 && negatives > 0 {
+		fpr := float64(len(touched)-tp) / float64(negatives)
+		if d.Recall+fpr > 0 {
+			d.BalancedPrecision = d.Recall / (d.Recall + fpr)
+		}
+		if d.BalancedPrecision+d.Recall > 0 {
+			d.BalancedF1 = 2 * d.BalancedPrecision * d.Recall / (d.BalancedPrecision + d.Recall)
+		}
+	}
 	if positives == 0 || negatives == 0 {
 		d.AUC = 0.5
 		return d

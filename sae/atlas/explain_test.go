@@ -93,6 +93,30 @@ func TestDetectionNumbers(t *testing.T) {
 	}
 }
 
+// TestDetectionBalanced: a feature that fires on 10 of 1,000 steps, whose
+// phrases match all 10 and 90 of the other 990. Over all steps precision
+// is 0.1 and F1 2/11; on as many firing steps as non-firing ones (as
+// Delphi scores), TPR 1 and FPR 1/11 give precision 11/12 and F1 22/23.
+func TestDetectionBalanced(t *testing.T) {
+	const steps, positives = 1000, 10
+	score := make([]float64, steps)
+	fired := make([]bool, steps)
+	var touched []int32
+	for i := range 100 {
+		score[i], fired[i] = 1, i < positives
+		touched = append(touched, int32(i))
+	}
+	d := detection(score, fired, touched, positives, steps)
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{{"precision", d.Precision, 0.1}, {"F1", d.F1, 2.0 / 11}, {"balanced precision", d.BalancedPrecision, 11.0 / 12}, {"balanced F1", d.BalancedF1, 22.0 / 23}} {
+		if math.Abs(c.got-c.want) > 1e-12 {
+			t.Errorf("%s %v, expected %v", c.name, c.got, c.want)
+		}
+	}
+}
+
 // TestExplainPlanted explains a TopK SAE trained on a planted dump with an
 // unnamed behaviour: the columns tied to reflection and backtracking are
 // explained by those behaviours' phrases and detected well on held-out

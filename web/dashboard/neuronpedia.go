@@ -285,8 +285,8 @@ func DetectionNote(f Feature, holdOut float64) string {
 	if holdOut < 0 {
 		where = "the steps the phrases came from"
 	}
-	return fmt.Sprintf("phrases over-represented in the feature's top and banded steps (weighted log-odds, Monroe et al. 2008); detection on %s (%d steps, %d firing): precision %.3f, recall %.3f, F1 %.3f, AUC %.3f",
-		where, d.Steps, d.Positives, d.Precision, d.Recall, d.F1, d.AUC)
+	return fmt.Sprintf("phrases over-represented in the feature's top and banded steps (weighted log-odds, Monroe et al. 2008); detection on %s (%d steps, %d firing): precision %.3f, recall %.3f, F1 %.3f, AUC %.3f; on as many firing steps as not (as Delphi): precision %.3f, F1 %.3f",
+		where, d.Steps, d.Positives, d.Precision, d.Recall, d.F1, d.AUC, d.BalancedPrecision, d.BalancedF1)
 }
 
 func gzipBytes(b []byte) ([]byte, error) {

@@ -45,12 +45,14 @@ export function explanationPanel(f) {
       : note('No phrase is over-represented in this feature\'s steps.'),
     d ? h('p', {class: 'small', testid: 'feature-detection'},
       `Detection: precision ${fmt(d.precision, 2)}, recall ${fmt(d.recall, 2)}, F1 ${fmt(d.f1, 2)}, AUC ${fmt(d.auc, 2)} `,
-      h('span', {class: 'muted'}, `(fires on ${d.positives} of ${d.steps} held-out steps)`)) : null,
+      h('span', {class: 'muted'}, `(fires on ${d.positives} of ${d.steps} held-out steps)`),
+      h('span', {testid: 'feature-detection-balanced', title: 'the expected scores on as many firing steps as non-firing ones, the set Delphi scores on'},
+        `; on as many firing steps as not: precision ${fmt(d.balanced_precision, 2)}, F1 ${fmt(d.balanced_f1, 2)}`)) : null,
     f.next && f.next.length ? h('div', {testid: 'feature-next-explanation'},
       h('div', {class: 'field-label'}, 'the step after: phrases over-represented in the steps that follow its examples'),
       h('p', {}, f.next.map((p) => h('span', {class: 'phrase-chip', title: `z ${fmt(p.z, 2)}`}, h('q', {}, p.text), ' '))),
       f.next_detection ? h('p', {class: 'small'},
-        `Detection from the next step: precision ${fmt(f.next_detection.precision, 2)}, recall ${fmt(f.next_detection.recall, 2)}, F1 ${fmt(f.next_detection.f1, 2)}, AUC ${fmt(f.next_detection.auc, 2)}`) : null) : null);
+        `Detection from the next step: precision ${fmt(f.next_detection.precision, 2)}, recall ${fmt(f.next_detection.recall, 2)}, F1 ${fmt(f.next_detection.f1, 2)}, AUC ${fmt(f.next_detection.auc, 2)}; on as many firing steps as not: precision ${fmt(f.next_detection.balanced_precision, 2)}, F1 ${fmt(f.next_detection.balanced_f1, 2)}`) : null) : null);
 }
 
 // candidatesPanel lists the candidate behaviours of an SAE.
@@ -99,6 +101,7 @@ export function searchPanel(sae, signal) {
         {name: 'phrase', value: (x) => x.phrase, cell: (x) => h('q', {}, x.phrase)},
         {name: 'z', num: true, value: (x) => x.z, cell: (x) => fmt(x.z, 2)},
         {name: 'F1', num: true, value: (x) => (x.detection ? x.detection.f1 : 0), cell: (x) => fmt(x.detection && x.detection.f1, 2)},
+        {name: 'F1 balanced', num: true, value: (x) => (x.detection ? x.detection.balanced_f1 : 0), cell: (x) => fmt(x.detection && x.detection.balanced_f1, 2)},
         {name: 'AUC', num: true, value: (x) => (x.detection ? x.detection.auc : 0), cell: (x) => fmt(x.detection && x.detection.auc, 2)},
         {name: 'score', num: true, value: (x) => x.score, cell: (x) => fmt(x.score, 3)},
         {name: 'behaviour', value: (x) => x.behaviour || '', cell: (x) => (x.behaviour ? chip(x.behaviour) : '–')},
