@@ -17,30 +17,46 @@ import (
 	"github.com/rise-interp/rise/steer/model"
 )
 
-// TestModelDemo sets up the model demo on the tiny reasoning model, at a
-// smaller size: its traces recorded after three blocks, an SAE and atlas per
-// layer, the sweep over them, and steering with a behaviour vector.
-func TestModelDemo(t *testing.T) {
+// tinyModel loads the tiny reasoning model and its tokenizer.
+func tinyModel(t *testing.T) (*model.Model, model.Tokenizer) {
+	t.Helper()
 	modelPath, tokPath := filepath.Join("..", TinyModelFile), filepath.Join("..", TinyTokenizerFile)
 	if _, err := os.Stat(modelPath); err != nil {
-		t.Fatalf("the tiny reasoning modelPath is missing: %v", err)
+		t.Fatalf("the tiny reasoning model is missing: %v", err)
 	}
 	m, tok, err := model.Load(modelPath, tokPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func(n, s int) { tinyTraces, tinySAESteps = n, s }(tinyTraces, tinySAESteps)
-	tinyTraces, tinySAESteps = 400, 600
+	return m, tok
+}
+
+// modelDemoServer serves a fresh workspace with the model demo set up on
+// m and waits until every layer's SAE is ready.
+func modelDemoServer(t *testing.T, m *model.Model, tok model.Tokenizer) *testServer {
+	t.Helper()
 	ws := &Workspace{Dir: t.TempDir()}
 	srv := New(ws, Config{Version: "test", Demo: true, Backend: &steer.Native{Model: m, Tokenizer: tok}})
 	ts := &testServer{Server: httptest.NewServer(srv), srv: srv, ws: ws}
-	defer func() { ts.Close(); srv.Close() }()
+	t.Cleanup(func() { ts.Close(); srv.Close() })
 	if err := srv.SetupModelDemo(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range TinyLayers {
 		ts.waitReady(t, TinyDataset+"-l"+string(rune('0'+l)))
 	}
+	return ts
+}
+
+// TestModelDemo sets up the model demo on the tiny reasoning model, at a
+// smaller size: its traces recorded after three blocks, an SAE and atlas per
+// layer, the sweep over them, and steering with a behaviour vector.
+func TestModelDemo(t *testing.T) {
+	m, tok := tinyModel(t)
+	defer func(n, s int) { tinyTraces, tinySAESteps = n, s }(tinyTraces, tinySAESteps)
+	tinyTraces, tinySAESteps = 400, 600
+	ts := modelDemoServer(t, m, tok)
+	ws := ts.ws
 	if layers := ts.sweepLayers(t, TinyDataset); len(layers) != 3 {
 		t.Errorf("sweep over %d layers, want 3", len(layers))
 	}
@@ -92,22 +108,10 @@ func TestModelDemo(t *testing.T) {
 // DEFAULT (the first problem with the most operations gave 3 and 3).
 func TestModelDemoFullSize(t *testing.T) {
 	skipShort(t, "trains the demo's three SAEs at full size")
-	modelPath, tokPath := filepath.Join("..", TinyModelFile), filepath.Join("..", TinyTokenizerFile)
-	m, tok, err := model.Load(modelPath, tokPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws := &Workspace{Dir: t.TempDir()}
-	srv := New(ws, Config{Version: "test", Demo: true, Backend: &steer.Native{Model: m, Tokenizer: tok}})
-	ts := &testServer{Server: httptest.NewServer(srv), srv: srv, ws: ws}
-	defer func() { ts.Close(); srv.Close() }()
-	if err := srv.SetupModelDemo(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
+	m, tok := tinyModel(t)
+	ts := modelDemoServer(t, m, tok)
 	for _, l := range TinyLayers {
-		name := TinyDataset + "-l" + string(rune('0'+l))
-		ts.waitReady(t, name)
-		md := ws.SAE(name)
+		md := ts.ws.SAE(TinyDataset + "-l" + string(rune('0'+l)))
 		_, _, _, s, _ := md.snapshot()
 		met, err := sae.Evaluate(context.Background(), s, md.Layer, sae.EvalOptions{})
 		if err != nil {
