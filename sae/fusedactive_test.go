@@ -160,8 +160,9 @@ func TestFusedSwitchByPrecision(t *testing.T) {
 
 // BenchmarkFusedReLUDensity times one fused ReLU step at the RISE recipe's
 // size (d_in 1536, d_sae 2048, batch 1024) by path and share of active
-// entries, set through the encoder bias; sparseMaxDensity is where the
-// active path stops being the faster.
+// entries, set through the encoder bias. Its firings are spread evenly
+// over the latents, a real run's are not: sparseMaxDensity sits below the
+// crossing it shows, where whole runs put it.
 func BenchmarkFusedReLUDensity(b *testing.B) {
 	const d, m, rows = 1536, 2048, 1024
 	s, _ := New(Standard, d, m, 0)

@@ -165,7 +165,7 @@ async function addDemoVector(vectors, adder, ctx) {
         if (!(e.status === 409 && e.body && e.body.job)) break; // no sweep to wait for
       }
     } else if (!busy) {
-      return;
+      break; // nothing ready and nothing on its way
     }
     vectors.waiting(busy ? "Waiting for the demo's SAEs to finish training…" : "Finding the best layer (the demo's layer sweep)…");
     await pause(500);
