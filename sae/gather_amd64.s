@@ -2,18 +2,22 @@
 
 #include "textflag.h"
 
-// GATHERARGS loads a gathered kernel's arguments (dense, base *float32,
+// GATHERPTRS loads a gathered kernel's arguments (dense, base *float32,
 // stride int, idx *int32, e *float32, n int): dense in DI, base in SI, the
-// stride in bytes in DX, idx in BX, e in R8, n in CX; then the 64 values
-// at DI into Y0-Y7. GATHERSTORE writes Y0-Y7 back to them.
-#define GATHERARGS \
+// stride in bytes in DX, idx in BX, e in R8, n in CX.
+#define GATHERPTRS \
 	MOVQ dense+0(FP), DI \
 	MOVQ base+8(FP), SI \
 	MOVQ stride+16(FP), DX \
 	SHLQ $2, DX \
 	MOVQ idx+24(FP), BX \
 	MOVQ e+32(FP), R8 \
-	MOVQ n+40(FP), CX \
+	MOVQ n+40(FP), CX
+
+// GATHERARGS loads the arguments (GATHERPTRS), then the 64 values at DI
+// into Y0-Y7. GATHERSTORE writes Y0-Y7 back to them.
+#define GATHERARGS \
+	GATHERPTRS \
 	VMOVUPS 0(DI), Y0 \
 	VMOVUPS 32(DI), Y1 \
 	VMOVUPS 64(DI), Y2 \
@@ -23,16 +27,10 @@
 	VMOVUPS 192(DI), Y6 \
 	VMOVUPS 224(DI), Y7
 
-// GATHERARGS512 loads the arguments as GATHERARGS does, the 64 values
-// at DI into Z0-Z3.
+// GATHERARGS512 loads the arguments (GATHERPTRS), then the 64 values at
+// DI into Z0-Z3.
 #define GATHERARGS512 \
-	MOVQ dense+0(FP), DI \
-	MOVQ base+8(FP), SI \
-	MOVQ stride+16(FP), DX \
-	SHLQ $2, DX \
-	MOVQ idx+24(FP), BX \
-	MOVQ e+32(FP), R8 \
-	MOVQ n+40(FP), CX \
+	GATHERPTRS \
 	VMOVUPS 0(DI), Z0 \
 	VMOVUPS 64(DI), Z1 \
 	VMOVUPS 128(DI), Z2 \

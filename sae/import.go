@@ -2,7 +2,6 @@ package sae
 
 import (
 	"archive/zip"
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -211,21 +210,13 @@ type sparsifyConfig struct {
 // directory's name is the hookpoint (Metadata.HookName, e.g. "layers.6", with
 // its layer in HookLayer); a training config.json in the parent directory,
 // if any, gives the model and dataset names.
-func ImportSparsify(dir string) (*SAE, error) {
-	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
-		dir = filepath.Dir(dir)
-	}
-	cpath := filepath.Join(dir, "cfg.json")
-	wpath := filepath.Join(dir, SparsifyWeightsFile)
-	fail := func(err error) error { return fmt.Errorf("import sparsify SAE %s: %w", dir, err) }
-	data, err := files.ReadRegular(cpath, maxConfigBytes, "a JSON object")
-	if err != nil {
-		return nil, fail(err)
-	}
+func ImportSparsify(path string) (*SAE, error) {
 	var cfg sparsifyConfig
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return nil, fail(fmt.Errorf("%s: expected a sparsify config object: %v", cpath, err))
+	dir, cpath, fail, err := importConfig(path, "sparsify", "cfg.json", "a sparsify config object", &cfg)
+	if err != nil {
+		return nil, err
 	}
+	wpath := filepath.Join(dir, SparsifyWeightsFile)
 	switch {
 	case cfg.DIn == nil:
 		return nil, fail(fmt.Errorf("%s: field d_in is missing: expected the SAE's input width", cpath))
@@ -317,16 +308,14 @@ func ImportSparsify(dir string) (*SAE, error) {
 			s.Metadata.HookLayer = l
 		}
 	}
-	if tc, err := files.ReadRegular(filepath.Join(filepath.Dir(filepath.Clean(dir)), "config.json"), maxConfigBytes, "a JSON object"); err == nil {
-		// The training run's config is provenance only; a missing or odd
-		// one does not stop the import.
-		var run struct {
-			Model   string `json:"model"`
-			Dataset string `json:"dataset"`
-		}
-		if json.Unmarshal(tc, &run) == nil {
-			s.Metadata.ModelName, s.Metadata.Dataset = run.Model, run.Dataset
-		}
+	// The training run's config is provenance only; a missing or odd one
+	// does not stop the import.
+	var run struct {
+		Model   string `json:"model"`
+		Dataset string `json:"dataset"`
+	}
+	if readConfig(filepath.Join(filepath.Dir(filepath.Clean(dir)), "config.json"), "", &run) == nil {
+		s.Metadata.ModelName, s.Metadata.Dataset = run.Model, run.Dataset
 	}
 	if err := s.Check(); err != nil {
 		return nil, fail(fmt.Errorf("%s: %w", wpath, err))

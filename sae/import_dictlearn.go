@@ -1,7 +1,6 @@
 package sae
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/rise-interp/rise/activations"
-	"github.com/rise-interp/rise/internal/files"
 )
 
 // The files of a dictionary_learning SAE directory.
@@ -72,15 +70,11 @@ func ImportDictionaryLearning(path string) (*SAE, error) {
 	cpath := filepath.Join(dir, "config.json")
 	haveConfig := fileExists(cpath)
 	if haveConfig {
-		data, err := files.ReadRegular(cpath, maxConfigBytes, "a JSON object")
-		if err != nil {
-			return nil, fail(err)
-		}
 		var cfg struct {
 			Trainer *dictLearnTrainer `json:"trainer"`
 		}
-		if err := json.Unmarshal(data, &cfg); err != nil {
-			return nil, fail(fmt.Errorf("%s: expected a dictionary_learning config object: %v", cpath, err))
+		if err := readConfig(cpath, "a dictionary_learning config object", &cfg); err != nil {
+			return nil, fail(err)
 		}
 		if cfg.Trainer == nil {
 			return nil, fail(fmt.Errorf("%s: field trainer is missing: expected the trainer's settings (dict_class, activation_dim, dict_size, k)", cpath))

@@ -1,10 +1,8 @@
 package sae
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -12,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/rise-interp/rise/activations"
-	"github.com/rise-interp/rise/internal/files"
 )
 
 // LlamaScopeConfigFile is the configuration of an OpenMOSS lm-saes SAE
@@ -47,14 +44,10 @@ func isLlamaScope(dir string) bool {
 	if fileExists(filepath.Join(dir, SAELensConfigFile)) || !fileExists(filepath.Join(dir, SAELensWeightsFile)) {
 		return false
 	}
-	data, err := files.ReadRegular(filepath.Join(dir, LlamaScopeConfigFile), maxConfigBytes, "a JSON object")
-	if err != nil {
-		return false
-	}
 	var probe struct {
 		HookPointIn *string `json:"hook_point_in"`
 	}
-	return json.Unmarshal(data, &probe) == nil && probe.HookPointIn != nil
+	return readConfig(filepath.Join(dir, LlamaScopeConfigFile), "", &probe) == nil && probe.HookPointIn != nil
 }
 
 // ImportLlamaScope reads a JumpReLU SAE in the layout of OpenMOSS's lm-saes
@@ -83,21 +76,13 @@ func isLlamaScope(dir string) bool {
 // decoder-norm factor; the two agree when the decoder columns have unit
 // norm. Transcoders (hook_point_in ≠ hook_point_out), token- or batch-wise
 // normalisation, and GLU encoders are refused.
-func ImportLlamaScope(dir string) (*SAE, error) {
-	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
-		dir = filepath.Dir(dir)
-	}
-	cpath := filepath.Join(dir, LlamaScopeConfigFile)
-	wpath := filepath.Join(dir, SAELensWeightsFile)
-	fail := func(err error) error { return fmt.Errorf("import Llama Scope SAE %s: %w", dir, err) }
-	data, err := files.ReadRegular(cpath, maxConfigBytes, "a JSON object")
-	if err != nil {
-		return nil, fail(err)
-	}
+func ImportLlamaScope(path string) (*SAE, error) {
 	var cfg llamaScopeConfig
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return nil, fail(fmt.Errorf("%s: expected an lm-saes config object: %v", cpath, err))
+	dir, cpath, fail, err := importConfig(path, "Llama Scope", LlamaScopeConfigFile, "an lm-saes config object", &cfg)
+	if err != nil {
+		return nil, err
 	}
+	wpath := filepath.Join(dir, SAELensWeightsFile)
 	switch {
 	case cfg.DModel == nil || *cfg.DModel <= 0:
 		return nil, fail(fmt.Errorf("%s: field d_model is missing or not positive: expected the SAE's input width", cpath))

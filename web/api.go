@@ -51,13 +51,18 @@ func (s *Server) datasets(_ http.ResponseWriter, r *http.Request) (any, error) {
 	return out, nil
 }
 
+// dataset returns the dataset named in the path.
 func (s *Server) dataset(r *http.Request) (*Dataset, error) {
-	name := pathValue(r, "dataset")
-	ds := s.ws.Dataset(name)
-	if ds == nil {
-		return nil, errorf(http.StatusNotFound, "no dataset %q (GET /api/datasets lists them)", name)
+	return lookup(s.ws.Dataset, pathValue(r, "dataset"), "dataset", "/api/datasets")
+}
+
+// lookup returns get(name), or a 404 naming the kind of thing asked for
+// and the endpoint that lists them.
+func lookup[T any](get func(string) *T, name, kind, list string) (*T, error) {
+	if v := get(name); v != nil {
+		return v, nil
 	}
-	return ds, nil
+	return nil, errorf(http.StatusNotFound, "no %s %q (GET %s lists them)", kind, name, list)
 }
 
 // intParam reads a non-negative integer query parameter.
@@ -251,12 +256,7 @@ func (s *Server) saes(_ http.ResponseWriter, r *http.Request) (any, error) {
 
 // saeOf returns the SAE named in the path.
 func (s *Server) saeOf(r *http.Request) (*SAE, error) {
-	name := pathValue(r, "sae")
-	m := s.ws.SAE(name)
-	if m == nil {
-		return nil, errorf(http.StatusNotFound, "no SAE %q (GET /api/saes lists them)", name)
-	}
-	return m, nil
+	return lookup(s.ws.SAE, pathValue(r, "sae"), "SAE", "/api/saes")
 }
 
 // ready returns the SAE named in the path with its analysis, or a 409 that

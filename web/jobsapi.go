@@ -71,12 +71,7 @@ func (s *Server) listJobs(_ http.ResponseWriter, r *http.Request) (any, error) {
 }
 
 func (s *Server) job(r *http.Request) (*Job, error) {
-	id := r.PathValue("id")
-	j := s.jobs.Get(id)
-	if j == nil {
-		return nil, errorf(http.StatusNotFound, "no job %q (GET /api/jobs lists them)", id)
-	}
-	return j, nil
+	return lookup(s.jobs.Get, r.PathValue("id"), "job", "/api/jobs")
 }
 
 func (s *Server) getJob(_ http.ResponseWriter, r *http.Request) (any, error) {

@@ -246,20 +246,25 @@ func (c Config) Validate() error {
 		return fmt.Errorf("group size: expected 1 to %d (features/%d), found %d", c.Features/c.groups(), c.groups(), c.GroupSize)
 	case !in(c.ActivePerRow, 1e-9, MaxBaseRate*float64(c.Features)):
 		return fmt.Errorf("active features per row: expected more than 0 and at most %g (features × %g), found %g", MaxBaseRate*float64(c.Features), MaxBaseRate, c.ActivePerRow)
-	case !in(c.PowerLaw, 0, 4):
-		return fmt.Errorf("power law exponent: expected 0 to 4, found %g", c.PowerLaw)
-	case !in(c.Boost, 1, 1000):
-		return fmt.Errorf("boost: expected 1 to 1000, found %g", c.Boost)
-	case !in(c.GroupCoherence, 0, 1):
-		return fmt.Errorf("group coherence: expected a cosine from 0 to 1, found %g", c.GroupCoherence)
-	case !in(c.MagnitudeSigma, 0, 1):
-		return fmt.Errorf("magnitude sigma: expected 0 to 1 (larger values overflow float16), found %g", c.MagnitudeSigma)
-	case !in(c.OffsetNorm, 0, 1e4):
-		return fmt.Errorf("offset norm: expected 0 to 10000, found %g", c.OffsetNorm)
-	case !in(c.NoiseNorm, 0, 1e4):
-		return fmt.Errorf("noise norm: expected 0 to 10000, found %g", c.NoiseNorm)
-	case !in(c.LongFraction, 0, 1):
-		return fmt.Errorf("long fraction: expected 0 to 1, found %g", c.LongFraction)
+	}
+	for _, r := range []struct {
+		name      string
+		x, lo, hi float64
+		expected  string
+	}{
+		{"power law exponent", c.PowerLaw, 0, 4, "0 to 4"},
+		{"boost", c.Boost, 1, 1000, "1 to 1000"},
+		{"group coherence", c.GroupCoherence, 0, 1, "a cosine from 0 to 1"},
+		{"magnitude sigma", c.MagnitudeSigma, 0, 1, "0 to 1 (larger values overflow float16)"},
+		{"offset norm", c.OffsetNorm, 0, 1e4, "0 to 10000"},
+		{"noise norm", c.NoiseNorm, 0, 1e4, "0 to 10000"},
+		{"long fraction", c.LongFraction, 0, 1, "0 to 1"},
+	} {
+		if !in(r.x, r.lo, r.hi) {
+			return fmt.Errorf("%s: expected %s, found %g", r.name, r.expected, r.x)
+		}
+	}
+	switch {
 	case !in(c.ReflectionRate, 0, 0.9) || !in(c.BacktrackingRate, 0, 0.9) || !in(c.UnnamedRate, 0, 0.9) || !in(c.ReflectionRate+c.BacktrackingRate+c.UnnamedRate, 0, 0.9):
 		return fmt.Errorf("reflection, backtracking and unnamed rates: expected each and their sum in [0, 0.9], found %g, %g and %g", c.ReflectionRate, c.BacktrackingRate, c.UnnamedRate)
 	case !in(c.TokenRate, 0, 0.9):

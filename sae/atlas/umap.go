@@ -352,9 +352,16 @@ func umapFitCurve(minDist, spread float64) (a, b float64) {
 // exponent and top mantissa bits and interpolated linearly in d² (relative
 // error below 1e-5, TestUMAPGradientTables), computed exactly outside.
 type umapGradients struct {
-	a, b     float64
-	att, rep []float64
+	a, b float64
+	tab  [2][]float64 // umapAttraction, umapRepulsion
 }
+
+// The two coefficients, as indices of umapGradients.tab and of exact's
+// result.
+const (
+	umapAttraction = 0
+	umapRepulsion  = 1
+)
 
 const (
 	umapGradOctaves = 32 // the tables cover d² in [2^-umapGradOctaves, 2^umapGradOctaves)
@@ -364,19 +371,23 @@ const (
 
 func newUMAPGradients(a, b float64) *umapGradients {
 	m := 2*umapGradOctaves<<umapGradBits + 1
-	g := &umapGradients{a: a, b: b, att: make([]float64, m), rep: make([]float64, m)}
+	g := &umapGradients{a: a, b: b, tab: [2][]float64{make([]float64, m), make([]float64, m)}}
 	for t := range m {
 		e := t>>umapGradBits - umapGradOctaves
 		d2 := math.Ldexp(1+float64(t&(1<<umapGradBits-1))/(1<<umapGradBits), e)
-		g.att[t], g.rep[t] = g.exact(d2)
+		c := g.exact(d2)
+		g.tab[umapAttraction][t], g.tab[umapRepulsion][t] = c[umapAttraction], c[umapRepulsion]
 	}
 	return g
 }
 
 // exact returns the attraction and repulsion coefficients at d2 > 0.
-func (g *umapGradients) exact(d2 float64) (att, rep float64) {
+func (g *umapGradients) exact(d2 float64) [2]float64 {
 	pb := math.Pow(d2, g.b)
-	return -2 * g.a * g.b * (pb / d2) / (g.a*pb + 1), 2 * g.b / ((0.001 + d2) * (g.a*pb + 1))
+	return [2]float64{
+		umapAttraction: -2 * g.a * g.b * (pb / d2) / (g.a*pb + 1),
+		umapRepulsion:  2 * g.b / ((0.001 + d2) * (g.a*pb + 1)),
+	}
 }
 
 // lookup returns the table slot of d2 and its place between that slot and
@@ -393,23 +404,19 @@ func (g *umapGradients) lookup(d2 float64) (slot int, frac float64, ok bool) {
 }
 
 // attraction returns −2ab·d^(2(b−1)) / (1 + a·d^(2b)) for d2 > 0.
-func (g *umapGradients) attraction(d2 float64) float64 {
-	t, f, ok := g.lookup(d2)
-	if !ok {
-		att, _ := g.exact(d2)
-		return att
-	}
-	return g.att[t] + f*(g.att[t+1]-g.att[t])
-}
+func (g *umapGradients) attraction(d2 float64) float64 { return g.coef(umapAttraction, d2) }
 
 // repulsion returns 2b / ((0.001 + d²)(1 + a·d^(2b))) for d2 > 0.
-func (g *umapGradients) repulsion(d2 float64) float64 {
+func (g *umapGradients) repulsion(d2 float64) float64 { return g.coef(umapRepulsion, d2) }
+
+// coef returns coefficient k at d2 > 0: from its table, or exactly outside.
+func (g *umapGradients) coef(k int, d2 float64) float64 {
 	t, f, ok := g.lookup(d2)
 	if !ok {
-		_, rep := g.exact(d2)
-		return rep
+		return g.exact(d2)[k]
 	}
-	return g.rep[t] + f*(g.rep[t+1]-g.rep[t])
+	tab := g.tab[k]
+	return tab[t] + f*(tab[t+1]-tab[t])
 }
 
 // umapClip limits a gradient component to [-4, 4], as in the paper's

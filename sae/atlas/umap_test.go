@@ -112,15 +112,21 @@ func TestUMAPSeedDeterminism(t *testing.T) {
 	}
 }
 
-func TestUMAPNNDescentRecall(t *testing.T) {
-	const n, d, k = 3000, 12, 15
-	x := randomUnit(n, d, 21)
-	ctx := context.Background()
-	exact, err := knnExact(ctx, x, n, d, k)
+// mustKNNExact is knnExact for a test, which fails on an error.
+func mustKNNExact(t *testing.T, x []float32, n, d, k int) *knnGraph {
+	t.Helper()
+	g, err := knnExact(context.Background(), x, n, d, k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	approx, err := knnDescent(ctx, x, n, d, k, 4)
+	return g
+}
+
+func TestUMAPNNDescentRecall(t *testing.T) {
+	const n, d, k = 3000, 12, 15
+	x := randomUnit(n, d, 21)
+	exact := mustKNNExact(t, x, n, d, k)
+	approx, err := knnDescent(context.Background(), x, n, d, k, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,11 +293,7 @@ func TestUMAPGradientTables(t *testing.T) {
 func TestKNNExactMatchesBruteForce(t *testing.T) {
 	const n, d, k = 1300, 20, 15
 	x := randomUnit(n, d, 8)
-	ctx := context.Background()
-	g, err := knnExact(ctx, x, n, d, k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := mustKNNExact(t, x, n, d, k)
 	g.sortRows()
 	order := make([]int, 0, n)
 	dist := make([]float64, n)
@@ -318,10 +320,7 @@ func TestKNNExactMatchesBruteForce(t *testing.T) {
 		}
 	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	one, err := knnExact(ctx, x, n, d, k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	one := mustKNNExact(t, x, n, d, k)
 	one.sortRows()
 	if !slices.Equal(one.idx, g.idx) || !slices.Equal(one.dist, g.dist) {
 		t.Error("knnExact depends on GOMAXPROCS")

@@ -11,16 +11,18 @@
 // The group kernels also take float32 weights, loaded as they are.
 #define LOAD_F32(off, r) VMOVUPS off(SI), r
 
+// ZEROY4 and ZEROY8 clear the sums Y0-Y3 and Y0-Y7 (dot_avx512_amd64.s
+// has its own ZERO8, of Z0-Z7).
+#define ZEROY4 VXORPS Y0, Y0, Y0; VXORPS Y1, Y1, Y1; VXORPS Y2, Y2, Y2; VXORPS Y3, Y3, Y3
+#define ZEROY8 ZEROY4; VXORPS Y4, Y4, Y4; VXORPS Y5, Y5, Y5; VXORPS Y6, Y6, Y6; VXORPS Y7, Y7, Y7
+
 // DOT16 is the body of dotBF16AVX2 and dotF16AVX2: four 8-lane sums,
 // 32 weights a step, then 8; n is a positive multiple of 8.
 #define DOT16(WIDEN) \
 	MOVQ w+0(FP), SI \
 	MOVQ x+8(FP), DI \
 	MOVQ n+16(FP), CX \
-	VXORPS Y0, Y0, Y0 \
-	VXORPS Y1, Y1, Y1 \
-	VXORPS Y2, Y2, Y2 \
-	VXORPS Y3, Y3, Y3 \
+	ZEROY4 \
 loop32: \
 	CMPQ CX, $32 \
 	JL   loop8 \
@@ -85,14 +87,7 @@ loop: \
 	LEAQ (R8)(R8*2), R9 \
 	MOVQ n+24(FP), CX \
 	MOVQ out+32(FP), DX \
-	VXORPS Y0, Y0, Y0 \
-	VXORPS Y1, Y1, Y1 \
-	VXORPS Y2, Y2, Y2 \
-	VXORPS Y3, Y3, Y3 \
-	VXORPS Y4, Y4, Y4 \
-	VXORPS Y5, Y5, Y5 \
-	VXORPS Y6, Y6, Y6 \
-	VXORPS Y7, Y7, Y7
+	ZEROY8
 
 // DOTX4 is the body of dotBF16x4AVX2, dotF16x4AVX2 and dotF32x4AVX2
 // (WIDEN reads 8 weights, HALF is the byte offset of the next 8 and
@@ -282,14 +277,7 @@ TEXT ·dotQ8x4AVX2(SB), NOSPLIT, $0-64
 	LEAQ (R9)(R9*2), R11
 	MOVQ blocks+48(FP), CX
 	MOVQ out+56(FP), AX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
+	ZEROY8
 	MOVL $0x00010001, R12
 	MOVQ R12, X15
 	VPBROADCASTD X15, Y15

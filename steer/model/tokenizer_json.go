@@ -372,17 +372,15 @@ func parseNormalizer(raw json.RawMessage, field string) (func(string) string, er
 // parsePreTokenizer appends the splitting steps of a pre_tokenizer entry
 // and records whether it has a ByteLevel step.
 func (t *BPETokenizer) parsePreTokenizer(raw json.RawMessage, field string, byteLevel *bool) error {
-	c, err := tjParseComponent(raw, field)
-	if err != nil {
-		return err
-	}
+	return tjLeaves(raw, field, "pretokenizers", func(c tjComponent, field string) error {
+		return t.preTokenizerStep(c, field, byteLevel)
+	})
+}
+
+// preTokenizerStep appends the splitting step of a ByteLevel or Split
+// pre-tokenizer.
+func (t *BPETokenizer) preTokenizerStep(c tjComponent, field string, byteLevel *bool) error {
 	switch c.Type {
-	case "": // null or absent
-		return nil
-	case "Sequence":
-		return tjEach(c.Pretokenizers, field, "pretokenizers", func(p json.RawMessage, item string) error {
-			return t.parsePreTokenizer(p, item, byteLevel)
-		})
 	case "ByteLevel":
 		*byteLevel = true
 		// Hugging Face's defaults: add_prefix_space and use_regex true.
@@ -441,41 +439,36 @@ func checkDecoder(raw json.RawMessage, field string) error {
 // parsePostProcessor takes the BOS id from a TemplateProcessing whose
 // single-sequence template starts with a special token.
 func (t *BPETokenizer) parsePostProcessor(raw json.RawMessage, field string) error {
-	c, err := tjParseComponent(raw, field)
-	if err != nil {
-		return err
-	}
-	switch c.Type {
-	case "": // null or absent
+	return tjLeaves(raw, field, "processors", t.postProcessorStep)
+}
+
+// postProcessorStep takes the BOS id from a TemplateProcessing; other
+// post-processors add nothing rise reads.
+func (t *BPETokenizer) postProcessorStep(c tjComponent, field string) error {
+	if c.Type != "TemplateProcessing" || len(c.Single) == 0 {
 		return nil
-	case "Sequence":
-		return tjEach(c.Processors, field, "processors", t.parsePostProcessor)
-	case "TemplateProcessing":
-		if len(c.Single) == 0 {
-			return nil
-		}
-		var first struct {
-			SpecialToken *struct {
-				ID string `json:"id"`
-			} `json:"SpecialToken"`
-		}
-		if err := json.Unmarshal(c.Single[0], &first); err != nil {
-			return fmt.Errorf("%s.single[0]: expected a SpecialToken or Sequence item: %v", field, err)
-		}
-		if first.SpecialToken == nil {
-			return nil
-		}
-		name := first.SpecialToken.ID
-		if st, ok := c.SpecialTokens[name]; ok && len(st.IDs) > 0 {
-			t.bos = st.IDs[0]
-		} else if id, ok := t.vocab[name]; ok {
-			t.bos = id
-		} else {
-			return fmt.Errorf("%s.single[0]: special token %q has no id in special_tokens or the vocab", field, name)
-		}
-		if t.bos < 0 || t.bos >= len(t.tokens) {
-			return fmt.Errorf("%s.special_tokens: %q has id %d, expected 0..%d", field, name, t.bos, len(t.tokens)-1)
-		}
+	}
+	var first struct {
+		SpecialToken *struct {
+			ID string `json:"id"`
+		} `json:"SpecialToken"`
+	}
+	if err := json.Unmarshal(c.Single[0], &first); err != nil {
+		return fmt.Errorf("%s.single[0]: expected a SpecialToken or Sequence item: %v", field, err)
+	}
+	if first.SpecialToken == nil {
+		return nil
+	}
+	name := first.SpecialToken.ID
+	if st, ok := c.SpecialTokens[name]; ok && len(st.IDs) > 0 {
+		t.bos = st.IDs[0]
+	} else if id, ok := t.vocab[name]; ok {
+		t.bos = id
+	} else {
+		return fmt.Errorf("%s.single[0]: special token %q has no id in special_tokens or the vocab", field, name)
+	}
+	if t.bos < 0 || t.bos >= len(t.tokens) {
+		return fmt.Errorf("%s.special_tokens: %q has id %d, expected 0..%d", field, name, t.bos, len(t.tokens)-1)
 	}
 	return nil
 }
@@ -561,6 +554,39 @@ func tjEach(items []json.RawMessage, field, key string, parse func(raw json.RawM
 		}
 	}
 	return nil
+}
+
+// tjLeaves calls visit on each component of raw that is not a Sequence,
+// in order, going into a Sequence through its list key ("pretokenizers",
+// "processors"); a null or absent component has none.
+func tjLeaves(raw json.RawMessage, field, key string, visit func(c tjComponent, field string) error) error {
+	c, err := tjParseComponent(raw, field)
+	switch {
+	case err != nil:
+		return err
+	case c.Type == "":
+		return nil
+	case c.Type == "Sequence":
+		return tjEach(c.list(key), field, key, func(item json.RawMessage, name string) error {
+			return tjLeaves(item, name, key, visit)
+		})
+	}
+	return visit(c, field)
+}
+
+// list returns the component's list under a Sequence key.
+func (c *tjComponent) list(key string) []json.RawMessage {
+	switch key {
+	case "normalizers":
+		return c.Normalizers
+	case "pretokenizers":
+		return c.Pretokenizers
+	case "processors":
+		return c.Processors
+	case "decoders":
+		return c.Decoders
+	}
+	panic("tokenizer.json: no Sequence list " + key)
 }
 
 // tjParseComponent reads a typed component (normalizer, pre_tokenizer,
