@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/files"
 )
 
 // File names of a Thought Anchors trace directory (Bogdan et al., "Thought
@@ -158,7 +158,7 @@ func readAnchorTrace(dir, id string) (AnchorTrace, error) {
 // readJSONFile decodes the JSON file at path into v, which the message calls
 // want.
 func readJSONFile(path string, v any, want string) error {
-	data, err := os.ReadFile(path)
+	data, err := files.ReadRegular(path, maxJSONBytes, want)
 	if err != nil {
 		return err
 	}

@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/rise-interp/rise/internal/files"
 )
 
 // Behaviour labels of the default rules, and the label of a step that matches
@@ -127,6 +128,10 @@ func (r Rules) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// maxJSONBytes bounds the JSON files the package reads whole: rules and
+// the per-trace files of Thought Anchors (a solution and its chunks).
+const maxJSONBytes = 64 << 20
+
 // LoadRules reads rules from a JSON file holding one object that maps each
 // behaviour name to a list of phrases, for example
 //
@@ -135,7 +140,7 @@ func (r Rules) MarshalJSON() ([]byte, error) {
 // The behaviours keep the order of the file. Errors name the file, the line
 // and the behaviour, and say what was expected and what was found.
 func LoadRules(path string) (Rules, error) {
-	data, err := os.ReadFile(path)
+	data, err := files.ReadRegular(path, maxJSONBytes, "a JSON object of keyword rules")
 	if err != nil {
 		return nil, fmt.Errorf("rules file: %w", err)
 	}

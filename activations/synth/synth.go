@@ -30,12 +30,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"sync/atomic"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/files"
 	"github.com/rise-interp/rise/internal/parallel"
 )
 
@@ -553,12 +553,15 @@ func generate(ctx context.Context, w *activations.Writer, cfg Config, progress f
 	return t, nil
 }
 
+// maxTruthBytes bounds truth.json, which holds counts and settings.
+const maxTruthBytes = 64 << 20
+
 // ReadTruth reads the ground truth of the synthetic dump at dir: truth.json
 // and the planted directions and offset from their .npy files, checking that
 // their shapes agree with truth.json.
 func ReadTruth(dir string) (*Truth, error) {
 	path := filepath.Join(dir, TruthFile)
-	data, err := os.ReadFile(path)
+	data, err := files.ReadRegular(path, maxTruthBytes, "a synthetic dump's truth.json")
 	if err != nil {
 		return nil, fmt.Errorf("read synthetic truth: %w", err)
 	}

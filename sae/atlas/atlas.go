@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"sort"
 
 	"github.com/rise-interp/rise/activations"
 	"github.com/rise-interp/rise/internal/atomicfile"
+	"github.com/rise-interp/rise/internal/files"
 	"github.com/rise-interp/rise/internal/vec"
 	"github.com/rise-interp/rise/sae"
 )
@@ -415,7 +415,7 @@ func (a *Atlas) Save(path string) error {
 // Load reads an atlas.json that Save wrote, refusing another format.
 func Load(path string) (*Atlas, error) {
 	var a Atlas
-	if err := readJSON(path, &a); err != nil {
+	if err := readJSON(path, "an atlas.json", &a); err != nil {
 		return nil, err
 	}
 	if a.Format != AtlasFormat {
@@ -424,10 +424,15 @@ func Load(path string) (*Atlas, error) {
 	return &a, nil
 }
 
+// maxJSONBytes bounds the JSON files the package reads (atlas.json,
+// explanations.json): a few hundred bytes a feature, so tens of megabytes
+// at 65,536 features.
+const maxJSONBytes = 1 << 30
+
 // readJSON decodes the JSON file at path into v, naming path when it does
-// not decode.
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
+// not decode; what says what the file should be.
+func readJSON(path, what string, v any) error {
+	b, err := files.ReadRegular(path, maxJSONBytes, what)
 	if err != nil {
 		return err
 	}

@@ -74,7 +74,7 @@ func (ex *Explanations) Save(path string) error {
 // (one per row), rebuilding their phrase corpus and split from the steps.
 func LoadExplanations(path string, steps []activations.Step) (*Explanations, error) {
 	var f explanationsFile
-	if err := readJSON(path, &f); err != nil {
+	if err := readJSON(path, "explanations JSON", &f); err != nil {
 		return nil, err
 	}
 	switch {

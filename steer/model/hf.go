@@ -2,12 +2,12 @@ package model
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 
+	"github.com/rise-interp/rise/internal/files"
 	"github.com/rise-interp/rise/internal/safetensors"
 )
 
@@ -16,13 +16,16 @@ import (
 // file or shards; F32, F16 or BF16), each matrix held as stored.
 func LoadHF(dir string) (*Model, error) { return LoadHFWith(dir, Options{}) }
 
+// maxHFConfig bounds a model's config.json.
+const maxHFConfig = 16 << 20
+
 // LoadHFWith is LoadHF with a choice of precision. Tensors are read one at
 // a time, and 16-bit matrices kept at their stored precision are read
 // straight into the model's memory, so loading takes little more memory
 // than the weights.
 func LoadHFWith(dir string, o Options) (*Model, error) {
 	cpath := filepath.Join(dir, "config.json")
-	b, err := os.ReadFile(cpath)
+	b, err := files.ReadRegular(cpath, maxHFConfig, "a model config.json")
 	if err != nil {
 		return nil, err
 	}
@@ -31,17 +34,17 @@ func LoadHFWith(dir string, o Options) (*Model, error) {
 		return nil, err
 	}
 
-	files, err := filepath.Glob(filepath.Join(dir, "*.safetensors"))
+	shards, err := filepath.Glob(filepath.Join(dir, "*.safetensors"))
 	if err != nil {
 		return nil, err
 	}
-	if len(files) == 0 {
+	if len(shards) == 0 {
 		return nil, fmt.Errorf("%s: no *.safetensors weights beside config.json", dir)
 	}
-	sort.Strings(files)
+	sort.Strings(shards)
 	tensors := map[string]*safetensors.File{}
 	where := map[string]string{}
-	for _, f := range files {
+	for _, f := range shards {
 		st, err := safetensors.Open(f)
 		if err != nil {
 			return nil, err
@@ -61,7 +64,7 @@ func LoadHFWith(dir string, o Options) (*Model, error) {
 	find := func(name string, shape ...int) (*safetensors.File, error) {
 		st, ok := tensors[name]
 		if !ok {
-			return nil, fmt.Errorf("%s: no tensor %s in %s", dir, name, strings.Join(relNames(dir, files), ", "))
+			return nil, fmt.Errorf("%s: no tensor %s in %s", dir, name, strings.Join(relNames(dir, shards), ", "))
 		}
 		if got, _ := st.Shape(name); !slices.Equal(got, shape) {
 			return nil, fmt.Errorf("%s: tensor %s: expected shape %v for this config, found %v", where[name], name, shape, got)

@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/rise-interp/rise/internal/files"
 )
 
 // endOfTurnTokens are added tokens that end a generation whenever the
@@ -134,18 +135,14 @@ const maxTokenizerBytes = 64 << 20
 // Qwen2 151k).
 const maxMerges = maxBPEID
 
-// readBounded reads a tokenizer file of at most maxTokenizerBytes; what
-// names it in errors.
+// readBounded reads a regular tokenizer file of at most maxTokenizerBytes;
+// what names it in errors.
 func readBounded(path, what string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, st, err := files.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
 	if st.Size() > maxTokenizerBytes {
 		return nil, fmt.Errorf("%s %s: %d bytes: expected at most %d MiB (the largest published tokenizers are about 33 MB)", what, path, st.Size(), maxTokenizerBytes>>20)
 	}

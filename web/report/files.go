@@ -2,8 +2,8 @@ package report
 
 import (
 	"encoding/json"
-	"os"
 
+	"github.com/rise-interp/rise/internal/files"
 	"github.com/rise-interp/rise/internal/inputerr"
 	"github.com/rise-interp/rise/sae/atlas"
 	"github.com/rise-interp/rise/steer"
@@ -28,9 +28,12 @@ type (
 	Confidence = steer.ConfidenceFile
 )
 
+// maxReportInput bounds a sweep or steering results file a report reads.
+const maxReportInput = 256 << 20
+
 // readJSON reads a JSON file whose "format" must be want.
 func readJSON(path, want string, dst any, format func() string) error {
-	b, err := os.ReadFile(path)
+	b, err := files.ReadRegular(path, maxReportInput, want+" JSON")
 	if err != nil {
 		return inputerr.Wrap(err)
 	}
