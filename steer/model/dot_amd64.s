@@ -16,6 +16,9 @@
 #define ZEROY4 VXORPS Y0, Y0, Y0; VXORPS Y1, Y1, Y1; VXORPS Y2, Y2, Y2; VXORPS Y3, Y3, Y3
 #define ZEROY8 ZEROY4; VXORPS Y4, Y4, Y4; VXORPS Y5, Y5, Y5; VXORPS Y6, Y6, Y6; VXORPS Y7, Y7, Y7
 
+// SUMY0 adds up the eight lanes of Y0 into the low lane of X0.
+#define SUMY0 VEXTRACTF128 $1, Y0, X1; VADDPS X1, X0, X0; VHADDPS X0, X0, X0; VHADDPS X0, X0, X0
+
 // DOT16 is the body of dotBF16AVX2 and dotF16AVX2: four 8-lane sums,
 // 32 weights a step, then 8; n is a positive multiple of 8.
 #define DOT16(WIDEN) \
@@ -51,10 +54,7 @@ done: \
 	VADDPS       Y1, Y0, Y0 \
 	VADDPS       Y3, Y2, Y2 \
 	VADDPS       Y2, Y0, Y0 \
-	VEXTRACTF128 $1, Y0, X1 \
-	VADDPS       X1, X0, X0 \
-	VHADDPS      X0, X0, X0 \
-	VHADDPS      X0, X0, X0 \
+	SUMY0 \
 	VZEROUPPER \
 	MOVSS X0, ret+24(FP) \
 	RET
@@ -225,10 +225,7 @@ loop1: \
 	Q8BLOCK(0, 0, Y0) \
 done: \
 	VADDPS       Y1, Y0, Y0 \
-	VEXTRACTF128 $1, Y0, X1 \
-	VADDPS       X1, X0, X0 \
-	VHADDPS      X0, X0, X0 \
-	VHADDPS      X0, X0, X0 \
+	SUMY0 \
 	VZEROUPPER \
 	MOVSS X0, ret+40(FP) \
 	RET
