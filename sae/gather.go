@@ -41,24 +41,28 @@ func packChunks(dst, src []float32, rows, d int) {
 // gatherAxpy adds Σ_k v[k]·base[idx[k]·stride : idx[k]·stride+len(out)]
 // to out. Every row named must have len(out) values at its offset.
 func gatherAxpy(out []float32, base []float32, stride int, idx []int32, v []float32) {
-	n := len(out) - len(out)%gatherChunk
-	for c := 0; c < n; c += gatherChunk {
-		gatherAxpy64(out[c:c+gatherChunk], base[c:], stride, idx, v)
-	}
-	if n < len(out) {
-		gatherAxpyGo(out[n:], base[n:], stride, idx, v)
-	}
+	gatherChunks(gatherAxpy64, gatherAxpyGo, out, base, stride, idx, v)
 }
 
 // gatherDot adds x · base[idx[k]·stride : idx[k]·stride+len(x)] to out[k]
 // for every k.
 func gatherDot(x []float32, base []float32, stride int, idx []int32, out []float32) {
-	n := len(x) - len(x)%gatherChunk
+	gatherChunks(gatherDot64, gatherDotGo, x, base, stride, idx, out)
+}
+
+// gatherKernel is a gathered product: gatherAxpy's or gatherDot's, with
+// dense the vector of len(dense) values the entries idx (with e) meet.
+type gatherKernel func(dense, base []float32, stride int, idx []int32, e []float32)
+
+// gatherChunks runs a gathered product over dense a chunk at a time: k64
+// on the whole chunks, kGo on the rest.
+func gatherChunks(k64, kGo gatherKernel, dense, base []float32, stride int, idx []int32, e []float32) {
+	n := len(dense) - len(dense)%gatherChunk
 	for c := 0; c < n; c += gatherChunk {
-		gatherDot64(x[c:c+gatherChunk], base[c:], stride, idx, out)
+		k64(dense[c:c+gatherChunk], base[c:], stride, idx, e)
 	}
-	if n < len(x) {
-		gatherDotGo(x[n:], base[n:], stride, idx, out)
+	if n < len(dense) {
+		kGo(dense[n:], base[n:], stride, idx, e)
 	}
 }
 

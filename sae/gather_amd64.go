@@ -24,41 +24,33 @@ func gatherAxpy64AVX512(dense, base *float32, stride int, idx *int32, e *float32
 //go:noescape
 func gatherDot64AVX512(dense, base *float32, stride int, idx *int32, e *float32, n int)
 
-// gatherAxpy64 and gatherDot64 call their kernels directly rather than
-// through one dispatch taking them as function values: they run once per
-// row or latent and chunk of every step over active entries.
 func gatherAxpy64(out []float32, base []float32, stride int, idx []int32, v []float32) {
-	if !haveGatherAVX2 {
-		gatherAxpyGo(out[:gatherChunk], base, stride, idx, v)
-		return
-	}
-	if len(idx) == 0 {
-		return
-	}
-	_ = out[gatherChunk-1]
-	_ = v[len(idx)-1]
-	if haveGatherAVX512 {
-		gatherAxpy64AVX512(&out[0], &base[0], stride, &idx[0], &v[0], len(idx))
-		return
-	}
-	gatherAxpy64AVX2(&out[0], &base[0], stride, &idx[0], &v[0], len(idx))
+	gather64(gatherAxpy64AVX512, gatherAxpy64AVX2, gatherAxpyGo, out, base, stride, idx, v)
 }
 
 func gatherDot64(x []float32, base []float32, stride int, idx []int32, out []float32) {
+	gather64(gatherDot64AVX512, gatherDot64AVX2, gatherDotGo, x, base, stride, idx, out)
+}
+
+// gather64 runs a gathered product on one chunk of gatherChunk values of
+// dense: by its AVX-512 kernel k512 or its AVX2 kernel k2, or by kGo
+// without AVX2.
+func gather64(k512, k2 func(dense, base *float32, stride int, idx *int32, e *float32, n int), kGo gatherKernel,
+	dense, base []float32, stride int, idx []int32, e []float32) {
 	if !haveGatherAVX2 {
-		gatherDotGo(x[:gatherChunk], base, stride, idx, out)
+		kGo(dense[:gatherChunk], base, stride, idx, e)
 		return
 	}
 	if len(idx) == 0 {
 		return
 	}
-	_ = x[gatherChunk-1]
-	_ = out[len(idx)-1]
+	_ = dense[gatherChunk-1]
+	_ = e[len(idx)-1]
+	k := k2
 	if haveGatherAVX512 {
-		gatherDot64AVX512(&x[0], &base[0], stride, &idx[0], &out[0], len(idx))
-		return
+		k = k512
 	}
-	gatherDot64AVX2(&x[0], &base[0], stride, &idx[0], &out[0], len(idx))
+	k(&dense[0], &base[0], stride, &idx[0], &e[0], len(idx))
 }
 
 //go:noescape
