@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"github.com/rise-interp/rise/activations"
@@ -98,7 +99,7 @@ func ProbeTokensModel(ctx context.Context, m *model.Model, tok model.Tokenizer, 
 		groups := make([]atlas.TokenGroup, len(rec.Steps))
 		var others []int
 		for i, st := range rec.Steps {
-			if hasLabel(co.Matcher.Labels(st.Text), o.Behaviour) {
+			if slices.Contains(co.Matcher.Labels(st.Text), o.Behaviour) {
 				groups[i] = atlas.TokenTrue
 			} else {
 				others = append(others, i)
@@ -131,13 +132,4 @@ func ProbeTokensModel(ctx context.Context, m *model.Model, tok model.Tokenizer, 
 		return nil, inputerr.Wrap(err)
 	}
 	return p, nil
-}
-
-func hasLabel(labels []string, name string) bool {
-	for _, l := range labels {
-		if l == name {
-			return true
-		}
-	}
-	return false
 }

@@ -3,7 +3,6 @@ package steer
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"os"
@@ -16,14 +15,6 @@ import (
 	"github.com/rise-interp/rise/steer/model"
 )
 
-func f64bytes(x ...float64) []byte {
-	b := make([]byte, 8*len(x))
-	for i, v := range x {
-		binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(v))
-	}
-	return b
-}
-
 // TestReadVectorsNpy: a one-dimensional .npy is one vector (it used to be
 // refused: "expected two dimensions"), rows are vectors, a single column
 // is one vector.
@@ -34,7 +25,7 @@ func TestReadVectorsNpy(t *testing.T) {
 		want [][]float32
 	}{
 		{"1-D float32", npytest.File("<f4", false, "(3,)", npytest.Float32s(1, 2, 3)), [][]float32{{1, 2, 3}}},
-		{"1-D float64", npytest.File("<f8", false, "(3,)", f64bytes(1, 2, 3)), [][]float32{{1, 2, 3}}},
+		{"1-D float64", npytest.File("<f8", false, "(3,)", npytest.Float64s(1, 2, 3)), [][]float32{{1, 2, 3}}},
 		{"one row", npytest.File("<f4", false, "(1, 3)", npytest.Float32s(1, 2, 3)), [][]float32{{1, 2, 3}}},
 		{"rows", npytest.File("<f4", false, "(2, 3)", npytest.Float32s(1, 2, 3, 4, 5, 6)), [][]float32{{1, 2, 3}, {4, 5, 6}}},
 		{"rows, Fortran order", npytest.File("<f4", true, "(2, 3)", npytest.Float32s(1, 4, 2, 5, 3, 6)), [][]float32{{1, 2, 3}, {4, 5, 6}}},

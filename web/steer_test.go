@@ -8,7 +8,6 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,14 +29,7 @@ import (
 // RISE loop at toy scale.
 func storiesServer(t *testing.T) *testServer {
 	t.Helper()
-	root := filepath.Join("..", "..", "shared", "data", "stories260K")
-	if _, err := os.Stat(root); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing", root)
-		}
-		t.Skipf("%s is missing", root)
-	}
-	m, tok, err := model.Load(filepath.Join(root, "stories260K.bin"), filepath.Join(root, "tok512.bin"))
+	m, tok, err := model.Load(shared.Stories(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/rise-interp/rise/activations"
+	"github.com/rise-interp/rise/internal/shared"
 	"github.com/rise-interp/rise/steer"
 	"github.com/rise-interp/rise/steer/model"
 )
@@ -19,14 +20,7 @@ import (
 // elsewhere when ../shared is missing.
 func stories(t *testing.T) string {
 	t.Helper()
-	p := filepath.Join("..", "..", "..", "shared", "data", "stories260K", "stories260K.bin")
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing", p)
-		}
-		t.Skipf("%s is missing", p)
-	}
-	return p
+	return shared.Data(t, "stories260K/stories260K.bin")
 }
 
 func TestGenerateCommand(t *testing.T) {

@@ -35,6 +35,16 @@ func FromDict(dict string, data []byte) []byte {
 	return append(b, data...)
 }
 
+// Float64s returns x as little-endian float64 bytes, the data of an "<f8"
+// array.
+func Float64s(x ...float64) []byte {
+	b := make([]byte, 8*len(x))
+	for i, v := range x {
+		binary.LittleEndian.PutUint64(b[8*i:], math.Float64bits(v))
+	}
+	return b
+}
+
 // Float32s returns x as little-endian float32 bytes, the data of a "<f4"
 // array.
 func Float32s(x ...float32) []byte {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -526,20 +527,11 @@ func (t *BPETokenizer) applyConfig(path string, data []byte) error {
 func appendEndOfTurn(eos []int, vocab map[string]int) []int {
 	for _, s := range endOfTurnTokens {
 		id, ok := vocab[s]
-		if ok && !tokContains(eos, id) {
+		if ok && !slices.Contains(eos, id) {
 			eos = append(eos, id)
 		}
 	}
 	return eos
-}
-
-func tokContains(xs []int, x int) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // tjEach parses the items of a Sequence component's list key in order,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -92,7 +93,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 				for _, row := range v.rows {
 					fmt.Fprint(bw, "<tr>")
 					for i, c := range row {
-						if contains(v.mono, i) {
+						if slices.Contains(v.mono, i) {
 							fmt.Fprintf(bw, "<td class=\"mono\">%s</td>", e(c))
 						} else {
 							fmt.Fprintf(bw, "<td>%s</td>", e(c))
@@ -138,7 +139,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 					bw.WriteString("|")
 					for i, c := range cells {
 						c = mdCell(c)
-						if contains(mono, i) && c != "" {
+						if slices.Contains(mono, i) && c != "" {
 							c = "`" + c + "`"
 						}
 						fmt.Fprintf(bw, " %s |", c)
@@ -175,13 +176,4 @@ func mdCell(s string) string {
 	s = strings.ReplaceAll(s, "`", "'")
 	s = strings.ReplaceAll(s, "<", "&lt;")
 	return strings.ReplaceAll(s, "\n", " ")
-}
-
-func contains(xs []int, x int) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
