@@ -314,7 +314,7 @@ func ImportSparsify(path string) (*SAE, error) {
 		Model   string `json:"model"`
 		Dataset string `json:"dataset"`
 	}
-	if readConfig(filepath.Join(filepath.Dir(filepath.Clean(dir)), "config.json"), "", &run) == nil {
+	if readConfig(filepath.Join(filepath.Dir(filepath.Clean(dir)), "config.json"), "a training config object", &run) == nil {
 		s.Metadata.ModelName, s.Metadata.Dataset = run.Model, run.Dataset
 	}
 	if err := s.Check(); err != nil {

@@ -47,7 +47,7 @@ func isLlamaScope(dir string) bool {
 	var probe struct {
 		HookPointIn *string `json:"hook_point_in"`
 	}
-	return readConfig(filepath.Join(dir, LlamaScopeConfigFile), "", &probe) == nil && probe.HookPointIn != nil
+	return readConfig(filepath.Join(dir, LlamaScopeConfigFile), "an lm-saes config object", &probe) == nil && probe.HookPointIn != nil
 }
 
 // ImportLlamaScope reads a JumpReLU SAE in the layout of OpenMOSS's lm-saes
