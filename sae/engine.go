@@ -1,5 +1,10 @@
 package sae
 
+import (
+	"errors"
+	"fmt"
+)
+
 // Loss is the value of the training objective on one batch, by term. Every
 // term is a mean over the batch's rows.
 type Loss struct {
@@ -87,4 +92,45 @@ type Engine interface {
 	// marks the latents AuxK treats as dead (nil: none). fired, when not
 	// nil, gets fired[j] += the rows in which latent j was active.
 	Step(s *SAE, x []float32, cfg LossConfig, dead []bool, g *Gradients, fired []int64) (Loss, error)
+}
+
+// checkStep reports the first argument of an engine's Step that does not
+// fit the others: the batch must be whole rows of d_in, and the SAE's
+// weights, the gradients, the masks and (JumpReLU) the thresholds shaped
+// for its d_in and d_sae. It reads lengths only, nothing a step's cost
+// would notice.
+func checkStep(s *SAE, x []float32, g *Gradients, dead []bool, fired []int64) error {
+	switch {
+	case s == nil:
+		return errors.New("no SAE given")
+	case g == nil:
+		return errors.New("no gradients given")
+	case s.DIn <= 0 || s.DSae <= 0:
+		return fmt.Errorf("d_in and d_sae must be positive, found %d and %d", s.DIn, s.DSae)
+	case len(x) == 0 || len(x)%s.DIn != 0:
+		return fmt.Errorf("batch has %d values, expected a positive multiple of d_in %d", len(x), s.DIn)
+	case dead != nil && len(dead) != s.DSae:
+		return fmt.Errorf("dead mask has %d entries, expected d_sae %d", len(dead), s.DSae)
+	case fired != nil && len(fired) != s.DSae:
+		return fmt.Errorf("fired counts have %d entries, expected d_sae %d", len(fired), s.DSae)
+	}
+	d, m := s.DIn, s.DSae
+	type size struct {
+		name    string
+		n, want int
+	}
+	sizes := []size{
+		{"W_enc", len(s.WEnc), d * m}, {"W_dec", len(s.WDec), m * d}, {"b_enc", len(s.BEnc), m}, {"b_dec", len(s.BDec), d},
+		{"gradient of W_enc", len(g.WEnc), d * m}, {"gradient of W_dec", len(g.WDec), m * d},
+		{"gradient of b_enc", len(g.BEnc), m}, {"gradient of b_dec", len(g.BDec), d},
+	}
+	if s.Arch == JumpReLU {
+		sizes = append(sizes, size{"threshold", len(s.Threshold), m}, size{"gradient of log_threshold", len(g.LogThreshold), m})
+	}
+	for _, z := range sizes {
+		if z.n != z.want {
+			return fmt.Errorf("%s has %d values, expected %d for d_in %d, d_sae %d", z.name, z.n, z.want, d, m)
+		}
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package sae
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -131,4 +132,50 @@ func engineAgreementOn(t *testing.T, a, b Engine, prep func(s *SAE, x []float32)
 // graph engine's automatic ones.
 func TestEnginesAgree(t *testing.T) {
 	engineAgreement(t, NewFusedEngine(), NewGraphEngine())
+}
+
+// TestEnginesCheckStep gives both engines the same unfitting arguments: each
+// refuses them with the same message, naming what is off, where the fused
+// engine used to panic on missing gradients and word its checks otherwise.
+func TestEnginesCheckStep(t *testing.T) {
+	const d, m = 4, 8
+	s, err := New(JumpReLU, d, m, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Init(1, 0.1, nil, 0.001)
+	x := make([]float32, 3*d)
+	short := NewGradients(s)
+	short.LogThreshold = short.LogThreshold[:m-1]
+	cases := []struct {
+		name  string
+		x     []float32
+		g     *Gradients
+		dead  []bool
+		fired []int64
+		want  string
+	}{
+		{"no gradients", x, nil, nil, nil, "no gradients given"},
+		{"partial row", x[:d+1], NewGradients(s), nil, nil, "batch has 5 values, expected a positive multiple of d_in 4"},
+		{"empty batch", nil, NewGradients(s), nil, nil, "batch has 0 values"},
+		{"dead mask", x, NewGradients(s), make([]bool, m+1), nil, "dead mask has 9 entries, expected d_sae 8"},
+		{"fired counts", x, NewGradients(s), nil, make([]int64, 2), "fired counts have 2 entries, expected d_sae 8"},
+		{"log threshold gradient", x, short, nil, nil, "gradient of log_threshold has 7 values, expected 8"},
+	}
+	for _, e := range []Engine{NewFusedEngine(), NewGraphEngine()} {
+		for _, c := range cases {
+			var err error
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						err = fmt.Errorf("panic: %v", r)
+					}
+				}()
+				_, err = e.Step(s, c.x, LossConfig{Sparsity: 1e-3, Bandwidth: 1e-3}, c.dead, c.g, c.fired)
+			}()
+			if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "panic") {
+				t.Errorf("%s engine, %s: %v, want an error saying %q", e.Name(), c.name, err, c.want)
+			}
+		}
+	}
 }

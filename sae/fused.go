@@ -122,13 +122,10 @@ func (e *fusedEngine) ensure(s *SAE, b int) {
 }
 
 func (e *fusedEngine) Step(s *SAE, x []float32, cfg LossConfig, dead []bool, g *Gradients, fired []int64) (Loss, error) {
+	if err := checkStep(s, x, g, dead, fired); err != nil {
+		return Loss{}, fmt.Errorf("sae: fused engine: %w", err)
+	}
 	d, m := s.DIn, s.DSae
-	if len(x) == 0 || len(x)%d != 0 {
-		return Loss{}, fmt.Errorf("sae: batch of %d values is not whole rows of d_in %d", len(x), d)
-	}
-	if err := checkGrads(s, g, dead, fired); err != nil {
-		return Loss{}, err
-	}
 	b := len(x) / d
 	e.ensure(s, b)
 
@@ -199,23 +196,6 @@ func (e *fusedEngine) gemm(ta, tb blas.Transpose, m, n, k int, a []float32, lda 
 	} else {
 		e.b16.MulAddTrans(m, a, lda, c, ldc)
 	}
-}
-
-// checkGrads reports a gradient set or a mask that does not fit s.
-func checkGrads(s *SAE, g *Gradients, dead []bool, fired []int64) error {
-	if len(g.WEnc) != len(s.WEnc) || len(g.WDec) != len(s.WDec) || len(g.BEnc) != s.DSae || len(g.BDec) != s.DIn {
-		return fmt.Errorf("sae: gradients are not shaped like the SAE (d_in %d, d_sae %d)", s.DIn, s.DSae)
-	}
-	if s.Arch == JumpReLU && (len(g.LogThreshold) != s.DSae || len(s.Threshold) != s.DSae) {
-		return fmt.Errorf("sae: jumprelu needs a threshold and its gradient of d_sae %d values", s.DSae)
-	}
-	if dead != nil && len(dead) != s.DSae {
-		return fmt.Errorf("sae: dead mask has %d entries, expected d_sae %d", len(dead), s.DSae)
-	}
-	if fired != nil && len(fired) != s.DSae {
-		return fmt.Errorf("sae: fired counts have %d entries, expected d_sae %d", len(fired), s.DSae)
-	}
-	return nil
 }
 
 // reconstructionGrad computes e = x_hat - x_s, the MSE and ∂MSE/∂x_hat into

@@ -147,10 +147,13 @@ func (e *graphEngine) graph(key graphKey) (*graphSAE, error) {
 	return sg, nil
 }
 
-// graphCheckStep verifies that a step's arguments fit together.
+// graphCheckStep verifies that a step's arguments fit together (checkStep),
+// and what the graph needs besides: a known architecture and finite
+// weights (SAE.Check), and positive JumpReLU thresholds, whose logarithm
+// the graph takes.
 func graphCheckStep(s *SAE, x []float32, dead []bool, g *Gradients, fired []int64) error {
-	if s == nil {
-		return errors.New("no SAE given")
+	if err := checkStep(s, x, g, dead, fired); err != nil {
+		return err
 	}
 	if _, err := ParseArch(string(s.Arch)); err != nil {
 		return err
@@ -163,36 +166,6 @@ func graphCheckStep(s *SAE, x []float32, dead []bool, g *Gradients, fired []int6
 			if !(t > 0) {
 				return fmt.Errorf("jumprelu threshold %d is %v, expected a positive value (θ = exp(log θ))", j, t)
 			}
-		}
-	}
-	if len(x) == 0 || len(x)%s.DIn != 0 {
-		return fmt.Errorf("batch has %d values, expected a positive multiple of d_in %d", len(x), s.DIn)
-	}
-	if dead != nil && len(dead) != s.DSae {
-		return fmt.Errorf("dead mask has %d entries, expected d_sae %d", len(dead), s.DSae)
-	}
-	if fired != nil && len(fired) != s.DSae {
-		return fmt.Errorf("fired counts have %d entries, expected d_sae %d", len(fired), s.DSae)
-	}
-	if g == nil {
-		return errors.New("no gradients given")
-	}
-	want := []struct {
-		name string
-		n, m int
-	}{
-		{"W_enc", len(g.WEnc), len(s.WEnc)}, {"W_dec", len(g.WDec), len(s.WDec)},
-		{"b_enc", len(g.BEnc), len(s.BEnc)}, {"b_dec", len(g.BDec), len(s.BDec)},
-	}
-	if s.Arch == JumpReLU {
-		want = append(want, struct {
-			name string
-			n, m int
-		}{"log_threshold", len(g.LogThreshold), s.DSae})
-	}
-	for _, w := range want {
-		if w.n != w.m {
-			return fmt.Errorf("gradient of %s has %d values, expected %d", w.name, w.n, w.m)
 		}
 	}
 	return nil
