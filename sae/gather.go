@@ -41,28 +41,46 @@ func packChunks(dst, src []float32, rows, d int) {
 // gatherAxpy adds Σ_k v[k]·base[idx[k]·stride : idx[k]·stride+len(out)]
 // to out. Every row named must have len(out) values at its offset.
 func gatherAxpy(out []float32, base []float32, stride int, idx []int32, v []float32) {
-	gatherChunks(gatherAxpy64, gatherAxpyGo, out, base, stride, idx, v)
+	gatherChunks(&gatherAxpyKernels, out, base, stride, idx, v)
 }
 
 // gatherDot adds x · base[idx[k]·stride : idx[k]·stride+len(x)] to out[k]
 // for every k.
 func gatherDot(x []float32, base []float32, stride int, idx []int32, out []float32) {
-	gatherChunks(gatherDot64, gatherDotGo, x, base, stride, idx, out)
+	gatherChunks(&gatherDotKernels, x, base, stride, idx, out)
 }
 
-// gatherKernel is a gathered product: gatherAxpy's or gatherDot's, with
-// dense the vector of len(dense) values the entries idx (with e) meet.
-type gatherKernel func(dense, base []float32, stride int, idx []int32, e []float32)
+// gatherKernels are a gathered product's two loops, with dense the vector
+// the entries idx (with their values e) meet: chunk, an assembly kernel
+// for one chunk of gatherChunk values (nil where none runs here), and
+// loop, the Go loop for any number of values.
+type gatherKernels struct {
+	chunk chunkKernel
+	loop  func(dense, base []float32, stride int, idx []int32, e []float32)
+}
 
-// gatherChunks runs a gathered product over dense a chunk at a time: k64
-// on the whole chunks, kGo on the rest.
-func gatherChunks(k64, kGo gatherKernel, dense, base []float32, stride int, idx []int32, e []float32) {
+// chunkKernel is an assembly kernel of gather_amd64.s: a gathered product
+// on the gatherChunk values at dense, over the n entries at idx and e.
+type chunkKernel func(dense, base *float32, stride int, idx *int32, e *float32, n int)
+
+// gatherChunks runs a gathered product over dense a chunk at a time, the
+// whole chunks by the assembly kernel where there is one, and the rest by
+// the Go loop.
+func gatherChunks(k *gatherKernels, dense, base []float32, stride int, idx []int32, e []float32) {
+	if len(idx) == 0 {
+		return
+	}
+	_ = e[len(idx)-1]
 	n := len(dense) - len(dense)%gatherChunk
 	for c := 0; c < n; c += gatherChunk {
-		k64(dense[c:c+gatherChunk], base[c:], stride, idx, e)
+		if k.chunk != nil {
+			k.chunk(&dense[c], &base[c], stride, &idx[0], &e[0], len(idx))
+		} else {
+			k.loop(dense[c:c+gatherChunk], base[c:], stride, idx, e)
+		}
 	}
 	if n < len(dense) {
-		kGo(dense[n:], base[n:], stride, idx, e)
+		k.loop(dense[n:], base[n:], stride, idx, e)
 	}
 }
 

@@ -24,33 +24,20 @@ func gatherAxpy64AVX512(dense, base *float32, stride int, idx *int32, e *float32
 //go:noescape
 func gatherDot64AVX512(dense, base *float32, stride int, idx *int32, e *float32, n int)
 
-func gatherAxpy64(out []float32, base []float32, stride int, idx []int32, v []float32) {
-	gather64(gatherAxpy64AVX512, gatherAxpy64AVX2, gatherAxpyGo, out, base, stride, idx, v)
-}
+var (
+	gatherAxpyKernels = gatherKernels{chunk: gatherKernel(gatherAxpy64AVX512, gatherAxpy64AVX2), loop: gatherAxpyGo}
+	gatherDotKernels  = gatherKernels{chunk: gatherKernel(gatherDot64AVX512, gatherDot64AVX2), loop: gatherDotGo}
+)
 
-func gatherDot64(x []float32, base []float32, stride int, idx []int32, out []float32) {
-	gather64(gatherDot64AVX512, gatherDot64AVX2, gatherDotGo, x, base, stride, idx, out)
-}
-
-// gather64 runs a gathered product on one chunk of gatherChunk values of
-// dense: by its AVX-512 kernel k512 or its AVX2 kernel k2, or by kGo
-// without AVX2.
-func gather64(k512, k2 func(dense, base *float32, stride int, idx *int32, e *float32, n int), kGo gatherKernel,
-	dense, base []float32, stride int, idx []int32, e []float32) {
-	if !haveGatherAVX2 {
-		kGo(dense[:gatherChunk], base, stride, idx, e)
-		return
+// gatherKernel picks the AVX-512 kernel or the AVX2 one, or none.
+func gatherKernel(k512, k2 chunkKernel) chunkKernel {
+	switch {
+	case haveGatherAVX512:
+		return k512
+	case haveGatherAVX2:
+		return k2
 	}
-	if len(idx) == 0 {
-		return
-	}
-	_ = dense[gatherChunk-1]
-	_ = e[len(idx)-1]
-	k := k2
-	if haveGatherAVX512 {
-		k = k512
-	}
-	k(&dense[0], &base[0], stride, &idx[0], &e[0], len(idx))
+	return nil
 }
 
 //go:noescape
