@@ -2,6 +2,7 @@ package sae
 
 import (
 	"archive/zip"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -198,6 +199,38 @@ type sparsifyConfig struct {
 	EmbedSkip       bool   `json:"embed_skip"`
 	GramLookup      bool   `json:"gram_lookup"`
 	Signed          bool   `json:"signed"`
+}
+
+// importConfig starts an import from a directory of config and weights
+// files: it takes the directory of path (path itself, or the directory of
+// a file in it), reads its JSON config file into cfg, and returns the
+// directory, the config's path and the wrapper of the import's errors
+// ("import KIND SAE DIR: ...").
+func importConfig(path, kind, config, what string, cfg any) (dir, cpath string, fail func(error) error, err error) {
+	dir = path
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		dir = filepath.Dir(dir)
+	}
+	cpath = filepath.Join(dir, config)
+	fail = func(err error) error { return fmt.Errorf("import %s SAE %s: %w", kind, dir, err) }
+	if err := readConfig(cpath, what, cfg); err != nil {
+		return dir, cpath, fail, fail(err)
+	}
+	return dir, cpath, fail, nil
+}
+
+// readConfig reads the JSON configuration file at path into cfg; what
+// names the object expected ("a sparsify config object") in the error
+// about a file that is not one.
+func readConfig(path, what string, cfg any) error {
+	data, err := files.ReadRegular(path, maxConfigBytes, "a JSON object")
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, cfg); err != nil {
+		return fmt.Errorf("%s: expected %s: %v", path, what, err)
+	}
+	return nil
 }
 
 // ImportSparsify reads an EleutherAI sparsify SAE directory: cfg.json (d_in,

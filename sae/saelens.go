@@ -190,38 +190,6 @@ func Save(dir string, s *SAE, opts SaveOptions) error {
 // which hold a few fields and perhaps a training record.
 const maxConfigBytes = 64 << 20
 
-// importConfig starts an import from a directory of config and weights
-// files: it takes the directory of path (path itself, or the directory of
-// a file in it), reads its JSON config file into cfg, and returns the
-// directory, the config's path and the wrapper of the import's errors
-// ("import KIND SAE DIR: ...").
-func importConfig(path, kind, config, what string, cfg any) (dir, cpath string, fail func(error) error, err error) {
-	dir = path
-	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
-		dir = filepath.Dir(dir)
-	}
-	cpath = filepath.Join(dir, config)
-	fail = func(err error) error { return fmt.Errorf("import %s SAE %s: %w", kind, dir, err) }
-	if err := readConfig(cpath, what, cfg); err != nil {
-		return dir, cpath, fail, fail(err)
-	}
-	return dir, cpath, fail, nil
-}
-
-// readConfig reads the JSON configuration file at path into cfg; what
-// names the object expected ("a sparsify config object") in the error
-// about a file that is not one.
-func readConfig(path, what string, cfg any) error {
-	data, err := files.ReadRegular(path, maxConfigBytes, "a JSON object")
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(data, cfg); err != nil {
-		return fmt.Errorf("%s: expected %s: %v", path, what, err)
-	}
-	return nil
-}
-
 // ReadSAELensConfig reads dir/cfg.json of a SAELens SAE directory, in the v6
 // layout or an older one.
 func ReadSAELensConfig(dir string) (*SAELensConfig, error) {

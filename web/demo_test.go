@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/rise-interp/rise/internal/shared"
 	"github.com/rise-interp/rise/sae"
 	"github.com/rise-interp/rise/steer"
 	"github.com/rise-interp/rise/steer/model"
@@ -20,7 +21,7 @@ import (
 // tinyModel loads the tiny reasoning model and its tokenizer.
 func tinyModel(t *testing.T) (*model.Model, model.Tokenizer) {
 	t.Helper()
-	modelPath, tokPath := filepath.Join("..", TinyModelFile), filepath.Join("..", TinyTokenizerFile)
+	modelPath, tokPath := filepath.Join(shared.Root(t), TinyModelFile), filepath.Join(shared.Root(t), TinyTokenizerFile)
 	if _, err := os.Stat(modelPath); err != nil {
 		t.Fatalf("the tiny reasoning model is missing: %v", err)
 	}

@@ -26,9 +26,6 @@ func TestReadersRefuseNamedPipes(t *testing.T) {
 	dir := t.TempDir()
 	pipe := fifotest.Make(t, filepath.Join(dir, "input.json"))
 	anchors := filepath.Join(dir, "anchors", "problem_1")
-	if err := os.MkdirAll(anchors, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	writeTestFile(t, filepath.Join(anchors, label.AnchorChunksFile), "[]")
 	fifotest.Make(t, filepath.Join(anchors, label.AnchorSolutionFile))
 	truth := filepath.Join(dir, "dump")

@@ -346,6 +346,15 @@ func nextRows(steps []activations.Step) []int32 {
 	return next
 }
 
+// harmonicMean is 2pr / (p + r), the F1 of precision p and recall r (0 when
+// both are 0).
+func harmonicMean(p, r float64) float64 {
+	if p+r == 0 {
+		return 0
+	}
+	return 2 * p * r / (p + r)
+}
+
 // detection computes precision, recall and F1 of "some phrase matches" and
 // the AUC of the match score (Mann–Whitney, ties counted half) from the
 // scored steps touched; every other step scores 0.
@@ -369,23 +378,16 @@ func detection(score []float64, fired []bool, touched []int32, positives, steps 
 	if positives > 0 {
 		d.Recall = float64(tp) / float64(positives)
 	}
-	if d.Precision+d.Recall > 0 {
-		d.F1 = 2 * d.Precision * d.Recall / (d.Precision + d.Recall)
-	}
+	d.F1 = harmonicMean(d.Precision, d.Recall)
 	negatives := steps - positives
-	if positives > 0 && negatives > 0 {
-		fpr := float64(len(touched)-tp) / float64(negatives)
-		if d.Recall+fpr > 0 {
-			d.BalancedPrecision = d.Recall / (d.Recall + fpr)
-		}
-		if d.BalancedPrecision+d.Recall > 0 {
-			d.BalancedF1 = 2 * d.BalancedPrecision * d.Recall / (d.BalancedPrecision + d.Recall)
-		}
-	}
 	if positives == 0 || negatives == 0 {
 		d.AUC = 0.5
 		return d
 	}
+	if fpr := float64(len(touched)-tp) / float64(negatives); d.Recall+fpr > 0 {
+		d.BalancedPrecision = d.Recall / (d.Recall + fpr)
+	}
+	d.BalancedF1 = harmonicMean(d.BalancedPrecision, d.Recall)
 	sort.Slice(v, func(a, b int) bool { return v[a].s < v[b].s })
 	// The unmatched steps tie at score 0, below every matched one.
 	negBelow := float64(negatives - (len(touched) - tp))

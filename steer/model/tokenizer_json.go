@@ -563,19 +563,16 @@ func tjLeaves(raw json.RawMessage, field, key string, visit func(c tjComponent, 
 	return visit(c, field)
 }
 
-// list returns the component's list under a Sequence key.
+// list returns the component's list under a Sequence key that tjLeaves
+// walks; its callers pass one of the two as a constant.
 func (c *tjComponent) list(key string) []json.RawMessage {
 	switch key {
-	case "normalizers":
-		return c.Normalizers
 	case "pretokenizers":
 		return c.Pretokenizers
 	case "processors":
 		return c.Processors
-	case "decoders":
-		return c.Decoders
 	}
-	panic("tokenizer.json: no Sequence list " + key)
+	panic("tokenizer.json: tjLeaves walks no Sequence list " + key)
 }
 
 // tjParseComponent reads a typed component (normalizer, pre_tokenizer,

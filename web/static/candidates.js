@@ -34,6 +34,11 @@ function phraseList(phrases) {
   return h('span', {class: 'phrases'}, phrases.map((p, i) => [i ? ', ' : '', h('q', {title: `z ${fmt(p.z, 2)}`}, p.text)]));
 }
 
+// scores formats a detection's precision, recall, F1 and AUC; balanced
+// formats its scores on as many firing steps as not.
+const scores = (d) => `precision ${fmt(d.precision, 2)}, recall ${fmt(d.recall, 2)}, F1 ${fmt(d.f1, 2)}, AUC ${fmt(d.auc, 2)}`;
+const balanced = (d) => `on as many firing steps as not: precision ${fmt(d.balanced_precision, 2)}, F1 ${fmt(d.balanced_f1, 2)}`;
+
 // explanationPanel is the feature page's explanation and its score.
 export function explanationPanel(f) {
   const d = f.detection;
@@ -44,15 +49,15 @@ export function explanationPanel(f) {
         h('tbody', {}, f.explanation.map((p) => h('tr', {}, h('td', {}, h('q', {}, p.text)), h('td', {class: 'num'}, fmt(p.z, 2))))))
       : note('No phrase is over-represented in this feature\'s steps.'),
     d ? h('p', {class: 'small', testid: 'feature-detection'},
-      `Detection: precision ${fmt(d.precision, 2)}, recall ${fmt(d.recall, 2)}, F1 ${fmt(d.f1, 2)}, AUC ${fmt(d.auc, 2)} `,
+      `Detection: ${scores(d)} `,
       h('span', {class: 'muted'}, `(fires on ${d.positives} of ${d.steps} held-out steps)`),
       h('span', {testid: 'feature-detection-balanced', title: 'the expected scores on as many firing steps as non-firing ones, the set Delphi scores on'},
-        `; on as many firing steps as not: precision ${fmt(d.balanced_precision, 2)}, F1 ${fmt(d.balanced_f1, 2)}`)) : null,
+        `; ${balanced(d)}`)) : null,
     f.next && f.next.length ? h('div', {testid: 'feature-next-explanation'},
       h('div', {class: 'field-label'}, 'the step after: phrases over-represented in the steps that follow its examples'),
       h('p', {}, f.next.map((p) => h('span', {class: 'phrase-chip', title: `z ${fmt(p.z, 2)}`}, h('q', {}, p.text), ' '))),
       f.next_detection ? h('p', {class: 'small'},
-        `Detection from the next step: precision ${fmt(f.next_detection.precision, 2)}, recall ${fmt(f.next_detection.recall, 2)}, F1 ${fmt(f.next_detection.f1, 2)}, AUC ${fmt(f.next_detection.auc, 2)}; on as many firing steps as not: precision ${fmt(f.next_detection.balanced_precision, 2)}, F1 ${fmt(f.next_detection.balanced_f1, 2)}`) : null) : null);
+        `Detection from the next step: ${scores(f.next_detection)}; ${balanced(f.next_detection)}`) : null) : null);
 }
 
 // candidatesPanel lists the candidate behaviours of an SAE.
