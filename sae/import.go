@@ -219,6 +219,10 @@ func importConfig(path, kind, config, what string, cfg any) (dir, cpath string, 
 	return dir, cpath, fail, nil
 }
 
+// maxConfigBytes bounds the JSON configuration files of an SAE (cfg.json,
+// config.json), which hold a few fields and perhaps a training record.
+const maxConfigBytes = 64 << 20
+
 // readConfig reads the JSON configuration file at path into cfg; what
 // names the object expected ("a sparsify config object") in the error
 // about a file that is not one.

@@ -186,10 +186,6 @@ func Save(dir string, s *SAE, opts SaveOptions) error {
 	return nil
 }
 
-// maxConfigBytes bounds the JSON configuration files of an SAE (cfg.json),
-// which hold a few fields and perhaps a training record.
-const maxConfigBytes = 64 << 20
-
 // ReadSAELensConfig reads dir/cfg.json of a SAELens SAE directory, in the v6
 // layout or an older one.
 func ReadSAELensConfig(dir string) (*SAELensConfig, error) {
